@@ -1,0 +1,80 @@
+"""gameproto: the GAME intraday power-trading protocol, without I/O.
+
+Builds every request, parses every answer and error, holds the order rules,
+the token lifecycle, the retry policy and a simulator of the exchange. The
+drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes.
+"""
+
+from __future__ import annotations
+
+from .arguments import InvalidArgumentError, order_number
+from .auth import TokenState
+from .bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
+from .constants import VERSION as __version__
+from .endpoints import Call
+from .errors import (
+    APIStatusError,
+    AuthenticationError,
+    GameAPIError,
+    NetworkError,
+    NotFoundError,
+    OrderProblem,
+    OrderValidationError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    ServerValidationError,
+)
+from .flow import Attempt, RefreshToken, Send, Session, Sleep
+from .market import best_offers, find_matching_orders, find_order, latest_ltp
+from .models import Request, Response
+from .orders import validate_order, validate_orders
+from .retry import RetryPolicy, backoff_delay, parse_retry_after
+from .transport import TransportFailure
+
+__all__ = [
+    "__version__",
+    # values
+    "Request",
+    "Response",
+    "Call",
+    # errors
+    "GameAPIError",
+    "OrderValidationError",
+    "OrderProblem",
+    "InvalidArgumentError",
+    "AuthenticationError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "APIStatusError",
+    "ServerValidationError",
+    "ProtocolError",
+    "NetworkError",
+    "OutcomeUnknownError",
+    # order rules
+    "validate_order",
+    "validate_orders",
+    "order_number",
+    "plan_orders",
+    "OrderPlan",
+    "merge_bulk_results",
+    "finish_bulk",
+    # the flow
+    "Session",
+    "Send",
+    "Sleep",
+    "RefreshToken",
+    "Attempt",
+    "TransportFailure",
+    "TokenState",
+    "RetryPolicy",
+    "backoff_delay",
+    "parse_retry_after",
+    # helpers
+    "best_offers",
+    "latest_ltp",
+    "find_order",
+    "find_matching_orders",
+]

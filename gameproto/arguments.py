@@ -1,0 +1,124 @@
+"""Checks on the arguments a caller passes to a call, before they reach a URL.
+
+Nothing a caller gives goes into a path or query unchecked: order ids must be
+numbers, filters must be the values the protocol knows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Optional
+
+from .errors import GameAPIError, OrderProblem, OrderValidationError
+
+__all__ = [
+    "InvalidArgumentError",
+    "order_number",
+    "check_direction",
+    "check_duration",
+    "check_market_zone",
+    "check_area_name",
+    "check_date",
+    "check_limit",
+    "duration_minutes",
+]
+
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_DURATION = re.compile(r"[1-9][0-9]{0,5}[mh]")
+_ZONE = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-]{0,63}")
+_AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class InvalidArgumentError(GameAPIError, ValueError):
+    """An argument the client refuses before sending anything."""
+
+
+def _show(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not hide the real problem
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def order_number(order_id: Any) -> int:
+    """The numeric id of an order given as ``1234``, ``"1234"`` or ``"ord_1234"``.
+
+    Anything else (``"../x"``, ``"12a"``, ``""``, ``-1``, ``True``) raises
+    ``OrderValidationError`` naming the field ``order_id``.
+    """
+    if type(order_id) is int:
+        if order_id >= 0 and order_id < 10**30:
+            return order_id
+    elif isinstance(order_id, str):
+        digits = order_id[4:] if order_id.startswith("ord_") else order_id
+        if _DIGITS.fullmatch(digits):
+            return int(digits)
+    reason = f"must be an order id like 1234, '1234' or 'ord_1234', got {_show(order_id)}"
+    raise OrderValidationError([OrderProblem(None, "order_id", reason)])
+
+
+def _refuse(name: str, expected: str, value: Any) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{name} must be {expected}, got {_show(value)}")
+
+
+def check_direction(direction: Any, name: str = "direction") -> Optional[str]:
+    """``direction`` if it is ``"buy"``, ``"sell"`` or None."""
+    if direction is None or direction == "buy" or direction == "sell":
+        if direction is None or isinstance(direction, str):
+            return direction
+    raise _refuse(name, '"buy" or "sell"', direction)
+
+
+def check_duration(duration: Any, name: str = "duration") -> Optional[str]:
+    """``duration`` if it is like ``"15m"`` or ``"1h"``, or None."""
+    if duration is None or (isinstance(duration, str) and _DURATION.fullmatch(duration)):
+        return duration
+    raise _refuse(name, 'a duration like "15m" or "1h"', duration)
+
+
+def duration_minutes(duration: str) -> int:
+    """The length of a checked duration (``"15m"``, ``"1h"``) in minutes."""
+    number = int(duration[:-1])
+    return number * 60 if duration[-1] == "h" else number
+
+
+def check_market_zone(zone: Any, name: str = "market_zone") -> Optional[str]:
+    """``zone`` if it looks like an EIC area code (``10YCH-SWISSGRIDZ``), or None."""
+    if zone is None or (isinstance(zone, str) and _ZONE.fullmatch(zone)):
+        return zone
+    raise _refuse(name, "an EIC area code like '10YCH-SWISSGRIDZ'", zone)
+
+
+def check_area_name(area: Any, name: str = "area_name") -> Optional[str]:
+    """``area`` if it looks like an area name (``CH-SGD``), or None."""
+    if area is None or (isinstance(area, str) and _AREA.fullmatch(area)):
+        return area
+    raise _refuse(name, "an area name like 'CH-SGD'", area)
+
+
+def check_date(value: Any, name: str) -> Optional[str]:
+    """``value`` as ``YYYY-MM-DD``: a date, a datetime or such a string, or None."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise _refuse(name, "a date (YYYY-MM-DD)", value)
+
+
+def check_limit(limit: Any, name: str = "limit") -> Optional[int]:
+    """``limit`` if it is a positive int, or None."""
+    if limit is None or (type(limit) is int and 0 < limit <= 10**9):
+        return limit
+    raise _refuse(name, "a positive int", limit)

@@ -1,0 +1,125 @@
+"""The access token's life: the exchange request, its answer, when to refresh.
+
+The personal token (issued by the platform's identity provider) is traded
+for an access token that expires. One exchange serves every call until
+``refresh_margin`` seconds before expiry. Neither token ever shows in a
+``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Tuple
+
+from . import constants
+from .errors import AuthenticationError, ProtocolError, error_from_response, excerpt
+from .models import Request, Response
+
+__all__ = ["TokenState", "TOKEN_PATH"]
+
+TOKEN_PATH = "/auth/token"
+
+
+class TokenState:
+    """The personal token, and the access token traded for it while it is fresh.
+
+    Times are seconds on the caller's monotonic clock. ``generation`` grows
+    with every new access token (or loss of one), so that a driver can tell
+    whether another task refreshed the token while it waited for a lock.
+    """
+
+    __slots__ = ("_access", "_personal", "_refresh_at", "generation", "refresh_margin")
+
+    def __init__(self, personal_token: str, *, refresh_margin: float = constants.TOKEN_REFRESH_MARGIN) -> None:
+        if not isinstance(personal_token, str) or not personal_token.strip():
+            raise ValueError("a personal token (a non-empty string) is required")
+        if any(ch in personal_token for ch in "\r\n\x00"):
+            raise ValueError("the personal token has a line break or NUL in it")
+        self._personal = personal_token
+        self._access: Optional[str] = None
+        self._refresh_at = 0.0
+        self.refresh_margin = refresh_margin
+        self.generation = 0
+
+    def __repr__(self) -> str:
+        state = "fresh" if self._access else "none"
+        return f"<TokenState access={state} generation={self.generation}>"
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """Every token this state holds, for redaction from texts we keep."""
+        return (self._personal, self._access) if self._access else (self._personal,)
+
+    def current(self, now: float) -> Optional[str]:
+        """The access token to use at ``now``, or None when an exchange is due."""
+        if self._access is not None and now < self._refresh_at:
+            return self._access
+        return None
+
+    def is_generation(self, generation: int) -> bool:
+        """Whether nothing changed the token since ``generation`` was read."""
+        return self.generation == generation
+
+    def exchange_request(self) -> Request:
+        """The request that trades the personal token for an access token."""
+        body = json.dumps({"token": self._personal}).encode()
+        return Request(
+            "POST",
+            TOKEN_PATH,
+            headers=(
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+                ("User-Agent", constants.USER_AGENT),
+            ),
+            body=body,
+        )
+
+    def accept(self, response: Response, now: float) -> str:
+        """Take the exchange's answer; return the access token or raise why not."""
+        where: Any = {"method": "POST", "path": TOKEN_PATH}
+        if response.status != 200:
+            error = error_from_response(response, secrets=self.secrets, **where)
+            if isinstance(error, AuthenticationError) or (400 <= response.status < 500 and response.status != 429):
+                raise AuthenticationError(
+                    f"token exchange refused: {error.message}", status_code=response.status, **where
+                )
+            raise error
+        try:
+            payload = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            payload = None
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token or any(ch in token for ch in "\r\n\x00"):
+            raise ProtocolError(
+                "token exchange answer has no usable access_token",
+                excerpt=excerpt(response.body, self.secrets + ((token,) if isinstance(token, str) else ())),
+                status_code=response.status,
+                **where,
+            )
+        lifetime: Any = payload.get("expires_in") if isinstance(payload, dict) else None
+        if lifetime is None:
+            lifetime = constants.DEFAULT_TOKEN_LIFETIME
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0:
+            raise ProtocolError(
+                "token exchange answer has an unusable expires_in",
+                excerpt=excerpt(response.body, (*self.secrets, token)),
+                status_code=response.status,
+                **where,
+            )
+        lifetime = min(float(lifetime), 10.0 * 365 * 86400)
+        # A token that lives less than twice the margin is refreshed halfway,
+        # not at once: otherwise every call would trade a new one.
+        margin = min(self.refresh_margin, lifetime / 2.0)
+        self._access = token
+        self._refresh_at = now + lifetime - margin
+        self.generation += 1
+        return token
+
+    def invalidate(self, access_token: Optional[str]) -> None:
+        """Forget ``access_token`` after the exchange refused it (401).
+
+        Only that token: if another call already traded a new one, keep it.
+        """
+        if access_token is not None and access_token == self._access:
+            self._access = None
+            self.generation += 1

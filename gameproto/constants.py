@@ -1,0 +1,73 @@
+"""Every default of the project, in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "BACKOFF_INITIAL",
+    "BACKOFF_MAX",
+    "RETRY_AFTER_CAP",
+    "TOKEN_REFRESH_MARGIN",
+    "DEFAULT_TOKEN_LIFETIME",
+    "BULK_LIMIT",
+    "BULK_CONCURRENCY",
+    "POOL_MAX_CONNECTIONS",
+    "KEEPALIVE_EXPIRY",
+    "SERVER_IDLE_TIMEOUT",
+    "SERVER_MAX_BODY",
+    "RATE_LIMIT_PER_MINUTE",
+    "USER_AGENT",
+    "VERSION",
+]
+
+VERSION = "0.1.0"
+USER_AGENT = f"gameproto/{VERSION}"
+
+#: Every path of the protocol lives under this prefix of the base URL.
+API_PREFIX = "/api/v1"
+#: The embedded exchange's address (``game serve``).
+DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+
+#: Overall deadline of one call, retries and waits included, in seconds.
+DEFAULT_TIMEOUT = 30.0
+#: Time allowed to open a connection (TCP and TLS).
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Time allowed between two reads of an answer.
+DEFAULT_READ_TIMEOUT = 15.0
+
+#: Retries after the first attempt, for the failures that are retried.
+DEFAULT_MAX_RETRIES = 2
+#: Capped exponential backoff: 0.5 s, 1 s, 2 s ... never more than 8 s.
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 8.0
+#: The longest Retry-After we honour by sleeping; longer raises RateLimitError.
+RETRY_AFTER_CAP = 60.0
+
+#: Refresh the access token this many seconds before it expires.
+TOKEN_REFRESH_MARGIN = 60.0
+#: ``expires_in`` when the exchange does not say.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+
+#: Orders in one ``/orders/create-bulk`` request.
+BULK_LIMIT = 100
+#: Parts of a split bulk the async client sends at once.
+BULK_CONCURRENCY = 4
+
+#: Connections a client keeps open to the exchange.
+POOL_MAX_CONNECTIONS = 10
+#: A pooled connection idle this long is closed by the client. Shorter than
+#: the server's idle timeout, so the client never reuses a connection the
+#: server is about to close.
+KEEPALIVE_EXPIRY = 4.0
+#: The embedded server closes a connection idle this long.
+SERVER_IDLE_TIMEOUT = 15.0
+#: The embedded server refuses request bodies larger than this (413).
+SERVER_MAX_BODY = 1024 * 1024
+
+#: Requests per minute and access token that the embedded exchange allows.
+RATE_LIMIT_PER_MINUTE = 1000

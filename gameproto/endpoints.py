@@ -1,0 +1,268 @@
+"""One builder per call of the protocol, each paired with the parser of its answer.
+
+A builder checks its arguments and returns a ``Call``: the ``Request`` to
+send (without the bearer token: the call flow adds it) and the function that
+turns a successful answer into plain JSON values. Unsuccessful answers never
+reach a parser; the call flow turns them into errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, cast
+
+from . import constants
+from .arguments import (
+    check_area_name,
+    check_date,
+    check_direction,
+    check_duration,
+    check_limit,
+    check_market_zone,
+    order_number,
+)
+from .errors import ProtocolError, excerpt
+from .models import Request, Response
+from .types import BulkResult, DeleteResult, LTPEntry, MarketRow, Order, SpotData, SpotStatus, Status, Trade
+
+__all__ = [
+    "Call",
+    "encode_json",
+    "decode_json",
+    "get_status",
+    "get_trades",
+    "get_orders",
+    "create_order",
+    "create_orders_bulk",
+    "delete_order",
+    "get_market_data",
+    "get_market_ltp",
+    "get_latest_available_ltp",
+    "get_spot_data",
+    "get_spot_status",
+]
+
+T = TypeVar("T")
+
+_READ_HEADERS: Tuple[Tuple[str, str], ...] = (
+    ("Accept", "application/json"),
+    ("User-Agent", constants.USER_AGENT),
+)
+_WRITE_HEADERS = (*_READ_HEADERS, ("Content-Type", "application/json"))
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """A request and the parser of its successful answer.
+
+    ``creates`` marks a request that places orders: it is never repeated
+    once it may have reached the exchange.
+    """
+
+    request: Request
+    parse: Callable[[Response], T]
+    creates: bool = False
+
+
+def _plain_number(value: Decimal) -> Any:
+    # JSON has one kind of number; Decimal prices go out as the nearest float
+    # (exact for every price a power exchange quotes) or as an int.
+    return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _plain_number(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON bytes; Decimals become numbers."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=False).encode()
+
+
+def decode_json(response: Response, method: str, path: str) -> Any:
+    """The JSON value of a successful answer, or ProtocolError with an excerpt."""
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProtocolError(
+            "answer is not JSON",
+            excerpt=excerpt(response.body),
+            method=method,
+            path=path,
+            status_code=response.status,
+        ) from None
+
+
+def _wrong_shape(response: Response, method: str, path: str, expected: str) -> ProtocolError:
+    return ProtocolError(
+        f"answer is not {expected}",
+        excerpt=excerpt(response.body),
+        method=method,
+        path=path,
+        status_code=response.status,
+    )
+
+
+def _object_parser(method: str, path: str) -> Callable[[Response], Any]:
+    def parse(response: Response) -> Any:
+        value = decode_json(response, method, path)
+        if type(value) is not dict:
+            raise _wrong_shape(response, method, path, "a JSON object")
+        return value
+
+    return parse
+
+
+def _list_parser(method: str, path: str) -> Callable[[Response], Any]:
+    def parse(response: Response) -> Any:
+        value = decode_json(response, method, path)
+        if type(value) is not list:
+            raise _wrong_shape(response, method, path, "a JSON list")
+        for item in value:
+            if type(item) is not dict:
+                raise _wrong_shape(response, method, path, "a JSON list of objects")
+        return value
+
+    return parse
+
+
+def _query(**params: Any) -> Tuple[Tuple[str, str], ...]:
+    return tuple((name, str(value)) for name, value in params.items() if value is not None)
+
+
+def _get(path: str, parse: Callable[[Response], T], **params: Any) -> Call[T]:
+    return Call(Request("GET", path, _query(**params), _READ_HEADERS), parse)
+
+
+_parse_status = _object_parser("GET", "/status")
+_parse_trades = _list_parser("GET", "/trades")
+_parse_orders = _list_parser("GET", "/orders")
+_parse_market = _list_parser("GET", "/market")
+_parse_market_ltp = _list_parser("GET", "/market/market-ltp")
+_parse_latest_ltp = _list_parser("GET", "/market/latest-ltp")
+_parse_spot_status = _object_parser("GET", "/spot/status")
+_parse_created = _object_parser("POST", "/orders")
+_STATUS_CALL: Call[Status] = _get("/status", _parse_status)
+_SPOT_STATUS_CALL: Call[SpotStatus] = _get("/spot/status", _parse_spot_status)
+
+
+def get_status() -> Call[Status]:
+    """``GET /status``: the exchange's health and the caller's rate limit."""
+    return _STATUS_CALL
+
+
+def get_trades(direction: Optional[str] = None, duration: Optional[str] = None) -> Call[List[Trade]]:
+    """``GET /trades``: market-wide trades, optionally of one side or duration."""
+    return _get("/trades", _parse_trades, direction=check_direction(direction), duration=check_duration(duration))
+
+
+def get_orders(direction: Optional[str] = None) -> Call[List[Order]]:
+    """``GET /orders``: the caller's own orders, with numeric ids."""
+    return _get("/orders", _parse_orders, direction=check_direction(direction))
+
+
+def create_order(order: Dict[str, Any]) -> Call[Order]:
+    """``POST /orders`` for one order already checked by ``validate_order``."""
+    request = Request("POST", "/orders", (), _WRITE_HEADERS, encode_json(order))
+    return Call(request, _parse_created_order, creates=True)
+
+
+def _parse_created_order(response: Response) -> Order:
+    value = _parse_created(response)
+    if "order_id" not in value:
+        raise _wrong_shape(response, "POST", "/orders", "a created order (no order_id)")
+    return cast(Order, value)
+
+
+def create_orders_bulk(orders: Sequence[Dict[str, Any]]) -> Call[BulkResult]:
+    """``POST /orders/create-bulk`` for at most ``BULK_LIMIT`` checked orders."""
+    if not 0 < len(orders) <= constants.BULK_LIMIT:
+        raise ValueError(f"a bulk request carries 1 to {constants.BULK_LIMIT} orders, got {len(orders)}")
+    request = Request("POST", "/orders/create-bulk", (), _WRITE_HEADERS, encode_json({"orders": list(orders)}))
+    count = len(orders)
+    return Call(request, lambda response: parse_bulk_result(response, count), creates=True)
+
+
+def parse_bulk_result(response: Response, requested: int) -> BulkResult:
+    """The bulk answer, checked: every index within the request, each once."""
+    path = "/orders/create-bulk"
+    value = decode_json(response, "POST", path)
+    if type(value) is not dict:
+        raise _wrong_shape(response, "POST", path, "a bulk result object")
+    created = value.get("created", [])
+    failed = value.get("failed", [])
+    if type(created) is not list or type(failed) is not list:
+        raise _wrong_shape(response, "POST", path, "a bulk result with created and failed lists")
+    for entry in created:
+        if type(entry) is not dict or type(entry.get("index")) is not int or type(entry.get("result")) is not dict:
+            raise _wrong_shape(response, "POST", path, "a bulk result ({index, result} entries)")
+    for entry in failed:
+        if type(entry) is not dict or type(entry.get("index")) is not int:
+            raise _wrong_shape(response, "POST", path, "a bulk result ({index, error} entries)")
+        if "error" not in entry:
+            entry["error"] = "failed (no reason given)"
+        elif not isinstance(entry["error"], str):
+            entry["error"] = json.dumps(entry["error"], default=str)
+    indices = [entry["index"] for entry in created] + [entry["index"] for entry in failed]
+    if any(not 0 <= index < requested for index in indices) or len(set(indices)) != len(indices):
+        raise _wrong_shape(response, "POST", path, f"a bulk result with indices 0 to {requested - 1}, each once")
+    value.setdefault("requested", requested)
+    return cast(BulkResult, value)
+
+
+def delete_order(order_id: Any) -> Call[DeleteResult]:
+    """``DELETE /orders/{n}`` for an id given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
+    number = order_number(order_id)
+    path = f"/orders/{number}"
+    return Call(Request("DELETE", path, (), _READ_HEADERS), _object_parser("DELETE", path))
+
+
+def get_market_data(direction: Optional[str] = None, duration: Optional[str] = None) -> Call[List[MarketRow]]:
+    """``GET /market``: market rows (order-book levels), optionally filtered."""
+    return _get("/market", _parse_market, direction=check_direction(direction), duration=check_duration(duration))
+
+
+def get_market_ltp(market_zone: Optional[str] = None) -> Call[List[LTPEntry]]:
+    """``GET /market/market-ltp``: last traded prices in one market zone."""
+    return _get("/market/market-ltp", _parse_market_ltp, market_zone=check_market_zone(market_zone))
+
+
+def get_latest_available_ltp(duration: Optional[str] = None) -> Call[List[LTPEntry]]:
+    """``GET /market/latest-ltp``: the latest traded price of each contract."""
+    return _get("/market/latest-ltp", _parse_latest_ltp, duration=check_duration(duration))
+
+
+def _parse_spot(response: Response) -> List[SpotData]:
+    value = decode_json(response, "GET", "/spot")
+    # Older servers answer one object rather than a list of them.
+    if type(value) is dict:
+        return [cast(SpotData, value)]
+    if type(value) is list and all(type(item) is dict for item in value):
+        return cast(List[SpotData], value)
+    raise _wrong_shape(response, "GET", "/spot", "spot data (a list of objects)")
+
+
+def get_spot_data(
+    area_name: Optional[str] = None,
+    date_from: Any = None,
+    date_to: Any = None,
+    limit: Optional[int] = None,
+) -> Call[List[SpotData]]:
+    """``GET /spot``: spot data, optionally for one area, dates and count."""
+    return _get(
+        "/spot",
+        _parse_spot,
+        area_name=check_area_name(area_name),
+        date_from=check_date(date_from, "date_from"),
+        date_to=check_date(date_to, "date_to"),
+        limit=check_limit(limit),
+    )
+
+
+def get_spot_status() -> Call[SpotStatus]:
+    """``GET /spot/status``: the spot feed's state."""
+    return _SPOT_STATUS_CALL

@@ -1,0 +1,257 @@
+"""The error family, and the choice of error from an HTTP answer.
+
+Every error carries the method, path and status of the call where they are
+known. None of them ever holds a token: texts taken from a server's answer go
+through ``redact`` before they are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, List, Optional, Sequence
+
+from .models import Response
+
+__all__ = [
+    "GameAPIError",
+    "OrderProblem",
+    "OrderValidationError",
+    "AuthenticationError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "APIStatusError",
+    "ServerValidationError",
+    "ProtocolError",
+    "NetworkError",
+    "OutcomeUnknownError",
+    "error_from_response",
+    "readable_detail",
+    "excerpt",
+    "redact",
+]
+
+EXCERPT_LENGTH = 200
+
+
+class GameAPIError(Exception):
+    """The base of every error the project raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+        status_code: Optional[int] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.status_code = status_code
+        # Set on a bulk split in parts when a later part fails: what the
+        # earlier parts did, so that nothing the exchange accepted is lost.
+        self.partial_result: Any = None
+
+    def __str__(self) -> str:
+        where = " ".join(part for part in (self.method, self.path) if part)
+        if self.status_code is not None:
+            where = f"{where} -> {self.status_code}" if where else f"HTTP {self.status_code}"
+        return f"{self.message} ({where})" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+@dataclass(frozen=True)
+class OrderProblem:
+    """One thing wrong with one order: which order, which field, and why.
+
+    ``index`` is the order's place in a bulk (None for a single order).
+    """
+
+    index: Optional[int]
+    field: str
+    reason: str
+
+    def __iter__(self) -> Iterator[Any]:
+        # Lets ``index, field, reason = problem`` work like a tuple.
+        return iter((self.index, self.field, self.reason))
+
+    def __str__(self) -> str:
+        where = self.field if self.index is None else f"orders[{self.index}].{self.field}"
+        return f"{where}: {self.reason}"
+
+
+class OrderValidationError(GameAPIError, ValueError):
+    """Orders that break the rules, found before anything was sent.
+
+    ``errors`` lists every problem found, across every order of a bulk.
+    """
+
+    def __init__(self, errors: Sequence[OrderProblem]) -> None:
+        self.errors: List[OrderProblem] = list(errors)
+        lines = "; ".join(str(problem) for problem in self.errors[:20])
+        more = len(self.errors) - 20
+        if more > 0:
+            lines += f"; and {more} more"
+        count = len(self.errors)
+        super().__init__(f"invalid order ({count} problem{'s' if count != 1 else ''}): {lines}")
+
+    @property
+    def indices(self) -> List[int]:
+        """The bulk indices of the orders that were refused, each once, in order."""
+        return sorted({problem.index for problem in self.errors if problem.index is not None})
+
+
+class AuthenticationError(GameAPIError):
+    """The token exchange was refused, or the exchange refused the access token."""
+
+
+class NotFoundError(GameAPIError):
+    """The exchange has no such thing (404)."""
+
+
+class RateLimitError(GameAPIError):
+    """The exchange asked us to slow down (429) and our retries are spent.
+
+    ``retry_after`` is the wait the server asked for, in seconds, when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.retry_after = retry_after
+
+
+class ServerError(GameAPIError):
+    """The exchange failed (5xx)."""
+
+
+class APIStatusError(GameAPIError):
+    """Any other 4xx; ``detail`` is the server's explanation made readable."""
+
+    def __init__(self, message: str, *, detail: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.detail = detail
+
+
+class ServerValidationError(APIStatusError):
+    """The exchange refused the request's content (400 or 422)."""
+
+
+class ProtocolError(GameAPIError):
+    """An answer that is not what the protocol says: not JSON, or the wrong shape."""
+
+    def __init__(self, message: str, *, excerpt: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.excerpt = excerpt
+
+
+class NetworkError(GameAPIError):
+    """The exchange could not be reached or did not answer: connection, TLS, timeout."""
+
+
+class OutcomeUnknownError(NetworkError):
+    """A request that creates something may or may not have been carried out.
+
+    The connection was lost, or the wait for the answer timed out, after the
+    request was sent. The client never repeats such a request by itself:
+    reconcile (``find_matching_orders``) before sending it again.
+    """
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def excerpt(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """A short, printable excerpt of a body for an error message."""
+    text = body[: EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
+    text = redact(text, secrets)
+    text = " ".join(text.split())
+    if len(text) > EXCERPT_LENGTH:
+        text = text[:EXCERPT_LENGTH] + "..."
+    return text
+
+
+def readable_detail(payload: Any) -> str:
+    """The ``detail`` of a FastAPI-style error body as one readable line."""
+    detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                msg = item.get("msg", "")
+                if isinstance(loc, list) and loc:
+                    # "body" is where every field lives; it says nothing.
+                    names = [str(p) for p in loc if p != "body"]
+                    where = ""
+                    for name in names:
+                        where += f"[{name}]" if name.isdigit() else (f".{name}" if where else name)
+                    parts.append(f"{where}: {msg}" if where else str(msg))
+                else:
+                    parts.append(str(msg or item))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return json.dumps(detail, default=str)[:EXCERPT_LENGTH]
+
+
+def _retry_after_seconds(response: Response, now: Optional[float]) -> Optional[float]:
+    from .retry import parse_retry_after
+
+    return parse_retry_after(response.header("Retry-After"), now=now)
+
+
+def error_from_response(
+    response: Response,
+    *,
+    method: Optional[str] = None,
+    path: Optional[str] = None,
+    secrets: Iterable[str] = (),
+    wall_now: Optional[float] = None,
+) -> GameAPIError:
+    """The error that an unsuccessful answer stands for."""
+    secrets = tuple(secrets)
+    where: Any = {"method": method, "path": path, "status_code": response.status}
+    status = response.status
+    try:
+        payload: Any = json.loads(response.body) if response.body else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        payload = None
+    if payload is not None:
+        detail = redact(readable_detail(payload), secrets)
+    else:
+        detail = excerpt(response.body, secrets)
+    if status in (401, 403):
+        return AuthenticationError(f"not authorised: {detail or 'no detail'}", **where)
+    if status == 404:
+        return NotFoundError(f"not found: {detail or 'no detail'}", **where)
+    if status == 429:
+        wait = _retry_after_seconds(response, wall_now)
+        told = f", retry after {wait:g} s" if wait is not None else ""
+        return RateLimitError(f"rate limited{told}: {detail or 'no detail'}", retry_after=wait, **where)
+    if status >= 500:
+        return ServerError(f"server error: {detail or 'no detail'}", **where)
+    if status in (400, 422):
+        return ServerValidationError(f"refused by the exchange: {detail}", detail=detail, **where)
+    if 300 <= status < 400:
+        return ProtocolError(
+            f"unexpected redirect to {response.header('Location') or 'nowhere'}",
+            excerpt=detail,
+            **where,
+        )
+    if 200 <= status < 300:
+        return ProtocolError(f"unexpected answer: {detail}", excerpt=detail, **where)
+    if 100 <= status < 200 or status > 599:
+        return ProtocolError(f"unexpected status: {detail}", excerpt=detail, **where)
+    return APIStatusError(f"request refused: {detail or 'no detail'}", detail=detail, **where)

@@ -1,0 +1,119 @@
+"""Views over market answers that the helpers return (no endpoint of their own)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional
+
+from .arguments import check_direction
+from .types import BestOffers, LatestLTP, LTPEntry, MarketRow, Order
+
+__all__ = ["best_offers", "latest_ltp", "find_order", "find_matching_orders"]
+
+
+def _price_key(row: Any) -> float:
+    price = row.get("price")
+    try:
+        return float(price)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def best_offers(rows: Iterable[MarketRow], top_n: Optional[int] = None) -> Dict[str, BestOffers]:
+    """Market rows grouped by contract and direction, best price first.
+
+    Buy offers come highest price first, sell offers lowest first; at most
+    ``top_n`` of each. A row without a ``direction`` (servers before 0.1.2
+    answer one summary row per contract) stands for its ``bid`` and ``ask``.
+    """
+    grouped: Dict[str, BestOffers] = {}
+    for row in rows:
+        contract = str(row.get("contract", ""))
+        sides = grouped.setdefault(contract, {"buy": [], "sell": []})
+        direction = row.get("direction")
+        if direction in ("buy", "sell"):
+            sides[direction].append(row)  # type: ignore[literal-required]
+            continue
+        if row.get("bid") is not None:
+            sides["buy"].append(dict(row, direction="buy", price=row["bid"]))  # type: ignore[typeddict-item]
+        if row.get("ask") is not None:
+            sides["sell"].append(dict(row, direction="sell", price=row["ask"]))  # type: ignore[typeddict-item]
+    for sides in grouped.values():
+        sides["buy"] = [row for row in sides["buy"] if _price_key(row) == _price_key(row)]
+        sides["sell"] = [row for row in sides["sell"] if _price_key(row) == _price_key(row)]
+        sides["buy"].sort(key=_price_key, reverse=True)
+        sides["sell"].sort(key=_price_key)
+        if top_n is not None:
+            del sides["buy"][top_n:]
+            del sides["sell"][top_n:]
+    return dict(sorted(grouped.items()))
+
+
+def latest_ltp(entries: Iterable[LTPEntry]) -> List[LatestLTP]:
+    """The newest traded price of each contract, with every zone it traded in."""
+    newest: Dict[str, LTPEntry] = {}
+    zones: Dict[str, set] = {}  # type: ignore[type-arg]
+    for entry in entries:
+        contract = str(entry.get("contract", ""))
+        zone = entry.get("market_zone")
+        if zone is not None:
+            zones.setdefault(contract, set()).add(str(zone))
+        known = newest.get(contract)
+        if known is None or str(entry.get("timestamp", "")) > str(known.get("timestamp", "")):
+            newest[contract] = entry
+    return [
+        {
+            "contract": contract,
+            "price": entry.get("price"),
+            "volume": entry.get("volume"),
+            "timestamp": entry.get("timestamp"),
+            "market_zones": sorted(zones.get(contract, ())),
+        }
+        for contract, entry in sorted(newest.items())
+    ]
+
+
+def find_order(orders: Iterable[Order], number: int) -> Optional[Order]:
+    """The order with numeric id ``number`` in a listing, or None."""
+    for order in orders:
+        order_id = order.get("order_id")
+        if order_id == number or (isinstance(order_id, str) and order_id in (str(number), f"ord_{number}")):
+            return order
+    return None
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def find_matching_orders(orders: Iterable[Order], sent: Dict[str, Any]) -> List[Order]:
+    """The orders of a listing that match an order as it was sent.
+
+    Used after ``OutcomeUnknownError``: a match means the exchange did place
+    it. Matching is on side, price, original volume, delivery window and
+    state; several matches mean several identical orders were placed.
+    """
+    side = check_direction(sent.get("side"), "side")
+    state = str(sent.get("state") or "displayed").lower()
+    matches = []
+    for order in orders:
+        if order.get("direction") != side:
+            continue
+        if not (
+            _same_number(order.get("price"), sent.get("price"))
+            and _same_number(order.get("volume"), sent.get("volume"))
+        ):
+            continue
+        if any(order.get(key) != sent.get(key) for key in ("date", "start_time", "end_time", "duration")):
+            continue
+        if (
+            "tz_offset_hours" in sent
+            and order.get("tz_offset_hours", sent["tz_offset_hours"]) != sent["tz_offset_hours"]
+        ):
+            continue
+        if str(order.get("state", state)).lower() != state:
+            continue
+        matches.append(order)
+    return matches

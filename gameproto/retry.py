@@ -1,0 +1,158 @@
+"""The retry policy: which failure is tried again, and after how long.
+
+Pure functions of the failure, the attempt number, a random source and a
+clock, so that every decision is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from . import constants
+from .transport import TransportFailure
+
+__all__ = [
+    "RetryPolicy",
+    "RetryDecision",
+    "RETRYABLE_STATUSES",
+    "parse_retry_after",
+    "backoff_delay",
+]
+
+#: Answers that mean "not carried out, try later" for a request that is safe
+#: to repeat.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` value, or None when it says nothing usable.
+
+    The value is either delay-seconds or an HTTP date; ``now`` is the wall
+    clock (epoch seconds) that an HTTP date is measured from. A date in the
+    past means "now" (0 s).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isnan(seconds):
+            return None
+        return min(max(seconds, 0.0), 1e9)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:  # pragma: no cover - older Pythons answer None, not raise
+        return None
+    if when.tzinfo is None:
+        # RFC 9110: an HTTP date is always GMT.
+        import datetime as _dt
+
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    if now is None:
+        import time as _time
+
+        now = _time.time()
+    try:
+        return max(when.timestamp() - now, 0.0)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def backoff_delay(
+    retry_number: int,
+    *,
+    initial: float = constants.BACKOFF_INITIAL,
+    maximum: float = constants.BACKOFF_MAX,
+    random: Callable[[], float],
+) -> float:
+    """The wait before retry ``retry_number`` (1 for the first retry).
+
+    Exponential (``initial`` doubling), capped at ``maximum``, with "equal
+    jitter": half the delay is fixed and half random, so clients that failed
+    together do not come back together, yet none retries at once.
+    """
+    exponent = min(max(retry_number - 1, 0), 62)
+    delay = min(initial * (2.0**exponent), maximum)
+    return delay / 2.0 + (delay / 2.0) * min(max(random(), 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """Whether to try again, and after how many seconds."""
+
+    retry: bool
+    wait: float = 0.0
+    reason: str = ""
+
+
+GIVE_UP = RetryDecision(False)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What the project retries (GAME-API.md, "Retries").
+
+    GET and DELETE are retried on transport failures and on the statuses in
+    ``RETRYABLE_STATUSES``. A request that creates orders is retried only
+    when it cannot have been carried out: nothing was sent, or the answer
+    was 429.
+    """
+
+    max_retries: int = constants.DEFAULT_MAX_RETRIES
+    backoff_initial: float = constants.BACKOFF_INITIAL
+    backoff_max: float = constants.BACKOFF_MAX
+    retry_after_cap: float = constants.RETRY_AFTER_CAP
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+
+    def after_status(
+        self,
+        status: int,
+        *,
+        creates: bool,
+        retries_done: int,
+        retry_after: Optional[float],
+        random: Callable[[], float],
+    ) -> RetryDecision:
+        """The decision after an unsuccessful answer."""
+        if status not in RETRYABLE_STATUSES:
+            return GIVE_UP
+        if creates and status != 429:
+            # A 5xx to a POST may come after the order was placed.
+            return GIVE_UP
+        if retries_done >= self.max_retries:
+            return GIVE_UP
+        if retry_after is not None:
+            if retry_after > self.retry_after_cap:
+                return RetryDecision(False, retry_after, "Retry-After beyond the cap")
+            return RetryDecision(True, retry_after, f"HTTP {status}, Retry-After {retry_after:g} s")
+        wait = backoff_delay(retries_done + 1, initial=self.backoff_initial, maximum=self.backoff_max, random=random)
+        return RetryDecision(True, wait, f"HTTP {status}")
+
+    def after_transport_failure(
+        self,
+        failure: TransportFailure,
+        *,
+        creates: bool,
+        retries_done: int,
+        random: Callable[[], float],
+    ) -> RetryDecision:
+        """The decision after a request that got no answer."""
+        if creates and failure.may_have_been_sent:
+            return GIVE_UP
+        if retries_done >= self.max_retries:
+            return GIVE_UP
+        wait = backoff_delay(retries_done + 1, initial=self.backoff_initial, maximum=self.backoff_max, random=random)
+        return RetryDecision(True, wait, failure.kind)
