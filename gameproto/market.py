@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, cast
 
 from .arguments import check_direction
 from .types import BestOffers, LatestLTP, LTPEntry, MarketRow, Order
 
-__all__ = ["best_offers", "latest_ltp", "find_order", "find_matching_orders"]
+__all__ = ["best_offers", "latest_ltp", "sort_by_price", "find_order", "find_matching_orders"]
 
 
 def _price_key(row: Any) -> float:
@@ -34,9 +34,9 @@ def best_offers(rows: Iterable[MarketRow], top_n: Optional[int] = None) -> Dict[
             sides[direction].append(row)  # type: ignore[literal-required]
             continue
         if row.get("bid") is not None:
-            sides["buy"].append(dict(row, direction="buy", price=row["bid"]))  # type: ignore[typeddict-item]
+            sides["buy"].append(cast(MarketRow, dict(row, direction="buy", price=row["bid"])))
         if row.get("ask") is not None:
-            sides["sell"].append(dict(row, direction="sell", price=row["ask"]))  # type: ignore[typeddict-item]
+            sides["sell"].append(cast(MarketRow, dict(row, direction="sell", price=row["ask"])))
     for sides in grouped.values():
         sides["buy"] = [row for row in sides["buy"] if _price_key(row) == _price_key(row)]
         sides["sell"] = [row for row in sides["sell"] if _price_key(row) == _price_key(row)]
@@ -48,28 +48,52 @@ def best_offers(rows: Iterable[MarketRow], top_n: Optional[int] = None) -> Dict[
     return dict(sorted(grouped.items()))
 
 
-def latest_ltp(entries: Iterable[LTPEntry]) -> List[LatestLTP]:
-    """The newest traded price of each contract, with every zone it traded in."""
+def latest_ltp(entries: Iterable[LTPEntry]) -> Dict[str, LatestLTP]:
+    """The newest traded price of each contract, with every zone it traded in.
+
+    Keyed by contract, as the published client answers: ``price``,
+    ``volume``, ``timestamp``, ``market_zones`` (sorted) and ``latest_zone``
+    (the zone of the newest trade).
+    """
     newest: Dict[str, LTPEntry] = {}
-    zones: Dict[str, set] = {}  # type: ignore[type-arg]
+    zones: Dict[str, Set[str]] = {}
     for entry in entries:
-        contract = str(entry.get("contract", ""))
+        contract = entry.get("contract")
+        if not contract:
+            continue
+        contract = str(contract)
         zone = entry.get("market_zone")
-        if zone is not None:
+        if zone:
             zones.setdefault(contract, set()).add(str(zone))
         known = newest.get(contract)
         if known is None or str(entry.get("timestamp", "")) > str(known.get("timestamp", "")):
             newest[contract] = entry
-    return [
-        {
-            "contract": contract,
+    return {
+        contract: {
             "price": entry.get("price"),
             "volume": entry.get("volume"),
-            "timestamp": entry.get("timestamp"),
+            "timestamp": entry.get("timestamp", ""),
             "market_zones": sorted(zones.get(contract, ())),
+            "latest_zone": entry.get("market_zone"),
         }
         for contract, entry in sorted(newest.items())
-    ]
+    }
+
+
+def sort_by_price(rows: List[MarketRow]) -> List[MarketRow]:
+    """Market rows by contract, then side, best price first (buy descending, sell ascending)."""
+
+    def key(row: MarketRow) -> Tuple[str, str, float]:
+        price = _price_key(row)
+        if price != price:
+            price = float("inf")
+        return (
+            str(row.get("contract") or row.get("timestamp") or ""),
+            str(row.get("direction") or ""),
+            price if row.get("direction") == "sell" else -price,
+        )
+
+    return sorted(rows, key=key)
 
 
 def find_order(orders: Iterable[Order], number: int) -> Optional[Order]:

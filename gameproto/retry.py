@@ -6,8 +6,10 @@ clock, so that every decision is tested without waiting.
 
 from __future__ import annotations
 
-import email.utils
+import datetime as _dt
 import math
+import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -19,12 +21,57 @@ __all__ = [
     "RetryDecision",
     "RETRYABLE_STATUSES",
     "parse_retry_after",
+    "parse_http_date",
     "backoff_delay",
 ]
 
 #: Answers that mean "not carried out, try later" for a request that is safe
 #: to repeat.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
+# The three forms RFC 9110 has a recipient accept: IMF-fixdate
+# ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
+# and asctime ("Sun Nov  6 08:49:37 1994"). Written here rather than taken
+# from email.utils, which would load the socket module into the pure core.
+_IMF_DATE = re.compile(
+    r"[A-Za-z]{3},\s+(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:GMT|UTC|\+0000)"
+)
+_RFC850_DATE = re.compile(r"[A-Za-z]+,\s+(\d{1,2})-([A-Za-z]{3})-(\d{2})\s+(\d{2}):(\d{2}):(\d{2})\s+GMT")
+_ASCTIME_DATE = re.compile(r"[A-Za-z]{3}\s+([A-Za-z]{3})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(\d{4})")
+
+
+def parse_http_date(text: str) -> Optional[float]:
+    """Epoch seconds of an HTTP date, or None when ``text`` is not one."""
+    match = _IMF_DATE.fullmatch(text)
+    if match:
+        day, month, year, hour, minute, second = match.groups()
+    else:
+        match = _RFC850_DATE.fullmatch(text)
+        if match:
+            day, month, short_year, hour, minute, second = match.groups()
+            year = str(1900 + int(short_year) if int(short_year) >= 70 else 2000 + int(short_year))
+        else:
+            match = _ASCTIME_DATE.fullmatch(text)
+            if not match:
+                return None
+            month, day, hour, minute, second, year = match.groups()
+    month_number = _MONTHS.get(month.lower())
+    if month_number is None:
+        return None
+    try:
+        when = _dt.datetime(
+            int(year), month_number, int(day), int(hour), int(minute), int(second), tzinfo=_dt.timezone.utc
+        )
+    except ValueError:
+        return None
+    return when.timestamp()
 
 
 def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
@@ -47,25 +94,12 @@ def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> O
         if math.isnan(seconds):
             return None
         return min(max(seconds, 0.0), 1e9)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    when = parse_http_date(text)
+    if when is None:
         return None
-    if when is None:  # pragma: no cover - older Pythons answer None, not raise
-        return None
-    if when.tzinfo is None:
-        # RFC 9110: an HTTP date is always GMT.
-        import datetime as _dt
-
-        when = when.replace(tzinfo=_dt.timezone.utc)
     if now is None:
-        import time as _time
-
-        now = _time.time()
-    try:
-        return max(when.timestamp() - now, 0.0)
-    except (OverflowError, OSError, ValueError):
-        return None
+        now = time.time()
+    return max(when - now, 0.0)
 
 
 def backoff_delay(

@@ -192,8 +192,8 @@ class BestOffers(TypedDict):
 class LatestLTP(TypedDict):
     """The newest traded price of one contract and the zones it traded in."""
 
-    contract: str
     price: Any
     volume: Any
     timestamp: Any
     market_zones: List[str]
+    latest_zone: Optional[str]

@@ -22,6 +22,7 @@ from gameproto.endpoints import Call
 from gameproto.errors import GameAPIError, NotFoundError
 from gameproto.flow import Attempt, Flow, RefreshToken, Send, Sleep
 from gameproto.market import best_offers, find_matching_orders, find_order, latest_ltp
+from gameproto.market import sort_by_price as _sort_by_price
 from gameproto.models import Response
 from gameproto.transport import TransportFailure
 from gameproto.types import (
@@ -266,9 +267,15 @@ class GameAPI:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
         return await self._run(endpoints.delete_order(order_id))
 
-    async def get_market_data(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[MarketRow]:
-        """Market rows (order-book levels with best bid and ask), optionally filtered."""
-        return await self._run(endpoints.get_market_data(direction, duration))
+    async def get_market_data(
+        self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
+    ) -> List[MarketRow]:
+        """Market rows (order-book levels with best bid and ask), optionally filtered.
+
+        ``sort_by_price`` orders them by contract and side, best price first.
+        """
+        rows = await self._run(endpoints.get_market_data(direction, duration))
+        return _sort_by_price(rows) if sort_by_price else rows
 
     async def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
@@ -320,6 +327,6 @@ class GameAPI:
         """Market rows by contract and side, best price first, at most ``top_n`` each."""
         return best_offers(await self.get_market_data(duration=duration), top_n)
 
-    async def get_latest_ltp(self) -> List[LatestLTP]:
-        """The newest traded price of each contract, with the zones it traded in."""
-        return latest_ltp(await self.get_latest_available_ltp())
+    async def get_latest_ltp(self) -> Dict[str, LatestLTP]:
+        """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
+        return latest_ltp(await self.get_market_ltp())

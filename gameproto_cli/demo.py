@@ -1,0 +1,233 @@
+"""``game demo``: the published client's usage examples, run for real.
+
+With nothing configured it starts the embedded exchange on a free loopback
+port and trades against it, first with the blocking client and then with the
+async one. Given a server (``--url``/``--token`` or ``GAME_API_URL`` and
+``GAME_API_TOKEN``) it only reads, unless ``--trade`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from gameproto.config import parse_verify, read_dotenv
+from gameproto.errors import GameAPIError
+
+from .tables import table
+
+__all__ = ["add_parser", "run"]
+
+DEMO_TOKEN = "demo-token"
+
+EXAMPLES = """examples:
+  game demo                      # local exchange, blocking then asyncio client
+  game demo --backend trio       # the async part on trio
+  game demo --url https://game.example.com --token-file ~/.game-token   # read-only
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "demo",
+        help="walk through every call against a local exchange (or yours)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", help="a GAME server to use instead of the embedded one")
+    parser.add_argument("--token", help="personal token for --url (prefer --token-file)")
+    parser.add_argument("--token-file", help="read the personal token from this file")
+    parser.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop of the async part"
+    )
+    parser.add_argument("--trade", action="store_true", help="also place (and delete) orders on a configured server")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _window(hours_ahead: int, quarter: int = 0) -> Tuple[str, str, str]:
+    """A quarter-hour delivery window, in UTC, at least ``hours_ahead`` away."""
+    now = dt.datetime.now(dt.timezone.utc)
+    start = (now + dt.timedelta(hours=hours_ahead)).replace(minute=0, second=0, microsecond=0)
+    start += dt.timedelta(minutes=15 * quarter)
+    end = start + dt.timedelta(minutes=15)
+    return start.strftime("%Y-%m-%d"), start.strftime("%H:%M"), end.strftime("%H:%M")
+
+
+def _order(side: str, price: float, volume: float, window: Tuple[str, str, str], **extra: Any) -> Dict[str, Any]:
+    day, start, end = window
+    order = {
+        "side": side,
+        "price": price,
+        "volume": volume,
+        "date": day,
+        "start_time": start,
+        "end_time": end,
+        "duration": "15m",
+        "tz_offset_hours": 0,
+    }
+    order.update(extra)
+    return order
+
+
+def _say(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _trading_script(first: int) -> List[Tuple[str, Any]]:
+    """The orders of the walk-through, on windows unique to this run part."""
+    window = _window(3, first)
+    return [
+        ("single displayed order", _order("buy", 100.0, 1.0, window, state="displayed")),
+        ("hidden order", _order("buy", 99.0, 1.0, window, state="hidden")),
+        (
+            "bulk of two, mixed states",
+            {
+                "orders": [
+                    _order("buy", 98.0, 1.0, window),
+                    _order("sell", 200.0, 0.5, window, state="hidden"),
+                ]
+            },
+        ),
+    ]
+
+
+def _show_market(trades: List[Any], best: Dict[str, Any]) -> None:
+    print(table(trades[-5:], ["contract", "direction", "volume", "price", "buyer", "seller"]))
+    rows = []
+    for contract, sides in list(best.items())[:4]:
+        for side in ("sell", "buy"):
+            for row in sides[side][:2]:
+                rows.append(
+                    {"contract": contract, "side": side, "price": row.get("price"), "volume": row.get("volume")}
+                )
+    _say("order book (best offers first)")
+    print(table(rows, ["contract", "side", "price", "volume"]))
+
+
+def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first: int) -> None:
+    from gameproto_sync import GameAPI
+
+    with GameAPI(token, base_url, verify_ssl=verify) as api:
+        _say("blocking client (gameproto_sync): connection test")
+        if not api.test_connection():
+            raise GameAPIError(f"cannot connect to {base_url} with this token")
+        status = api.get_status()
+        print(
+            f"  status {status.get('status')}, version {status.get('version')}, "
+            f"rate limit {status.get('rate_limit', {}).get('requests_remaining')} left"
+        )
+        if trade:
+            created = []
+            for title, data in _trading_script(first):
+                _say(title)
+                result = api.create_order(data)
+                if "orders" in data:
+                    print(f"  created {len(result['created'])}, failed {len(result['failed'])}")
+                    created += [entry["result"] for entry in result["created"]]
+                else:
+                    print(f"  created {result['order_id']} ({result.get('state')})")
+                    created.append(result)
+            _say("a crossing pair: sell 2 MW at 60, then buy 1 MW at 65")
+            window = _window(4, first)
+            api.create_order(_order("sell", 60.0, 2.0, window))
+            api.create_order(_order("buy", 65.0, 1.0, window))
+            _say("trades")
+            _show_market(api.get_trades(), api.get_market_best_offers(top_n=3))
+            _say("lookup and deletion")
+            order_id = created[0]["order_id"]
+            found = api.find_order_by_id(order_id) or {}
+            print(f"  found {order_id}: {found.get('direction')} {found.get('volume')} @ {found.get('price')}")
+            print(f"  deleted: {api.delete_order(order_id)['status']}")
+        else:
+            _say("market (read-only)")
+            _show_market(api.get_trades(), api.get_market_best_offers(top_n=3))
+            print(f"  your orders: {len(api.get_orders())}")
+        spot = api.get_spot_status()
+        _say("spot status")
+        print(
+            f"  {spot.get('status')}, market open: {spot.get('market_open')}, "
+            f"{len(spot.get('active_contracts') or [])} active contracts"
+        )
+
+
+async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first: int) -> None:
+    import anyio
+
+    from gameproto_async import GameAPI
+
+    async with GameAPI(token, base_url, verify_ssl=verify) as api:
+        _say("async client (gameproto_async): connection test")
+        if not await api.test_connection():
+            raise GameAPIError(f"cannot connect to {base_url} with this token")
+        results: Dict[str, Any] = {}
+
+        async def fetch(name: str, call: Any) -> None:
+            results[name] = await call
+
+        async with anyio.create_task_group() as group:  # concurrent reads share one token exchange
+            group.start_soon(fetch, "status", api.get_status())
+            group.start_soon(fetch, "trades", api.get_trades())
+            group.start_soon(fetch, "market", api.get_market_data())
+            group.start_soon(fetch, "spot", api.get_spot_status())
+        print(
+            f"  status {results['status'].get('status')}, {len(results['trades'])} trades, "
+            f"{len(results['market'])} market rows, spot {results['spot'].get('status')}"
+        )
+        if trade:
+            window = _window(5, first)
+            bulk = await api.create_order({"orders": [_order("sell", 70.0 + i, 1.0, window) for i in range(120)]})
+            print(f"  bulk of 120 (sent as 100 + 20): created {len(bulk['created'])}, failed {len(bulk['failed'])}")
+            crossing = await api.create_order(_order("buy", 71.0, 1.5, window))
+            print(f"  crossing buy {crossing['order_id']}: filled by the two cheapest sells")
+            _say("trades (async)")
+            _show_market(await api.get_trades(), await api.get_market_best_offers(top_n=2))
+            deleted = await api.delete_order(bulk["created"][-1]["result"]["order_id"])
+            print(f"  deleted the last bulk order: {deleted['status']}")
+
+
+@contextlib.contextmanager
+def _local_exchange() -> Iterator[str]:
+    from gameproto.simulator.exchange import Exchange
+    from gameproto_async.server import ServerThread
+
+    exchange = Exchange(tokens=(DEMO_TOKEN,))
+    seed = getattr(exchange, "seed_market", None)
+    if seed is not None:
+        seed()
+    with ServerThread(exchange) as server:
+        print(f"embedded GAME exchange on {server.base_url}/api/v1 (token {DEMO_TOKEN})", flush=True)
+        yield str(server.base_url)
+
+
+def _configured(args: argparse.Namespace) -> Tuple[Optional[str], Optional[str]]:
+    env = dict(read_dotenv(".env"))
+    env.update(os.environ)
+    token = args.token
+    if args.token_file:
+        with open(os.path.expanduser(args.token_file), encoding="utf-8") as source:
+            token = source.read().strip()
+    return args.url or env.get("GAME_API_URL") or None, token or env.get("GAME_API_TOKEN") or None
+
+
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    url, token = _configured(args)
+    if url and not token:
+        raise SystemExit("game demo: --url needs a token (--token-file, --token or GAME_API_TOKEN)")
+    verify: Any = False if args.insecure else parse_verify(os.environ.get("GAME_API_VERIFY_SSL"))
+    with contextlib.ExitStack() as stack:
+        trade = args.trade
+        if not url:
+            url, token, trade = stack.enter_context(_local_exchange()), DEMO_TOKEN, True
+        assert token is not None
+        sync_walkthrough(url, token, verify, trade, first=0)
+        anyio.run(async_walkthrough, url, token, verify, trade, 1, backend=args.backend)
+    print("\ndemo finished: every call answered.", flush=True)
+    return 0

@@ -1,0 +1,196 @@
+"""Builders and parsers of every call, order ids, and errors from answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gameproto import endpoints
+from gameproto.arguments import InvalidArgumentError, order_number
+from gameproto.errors import (
+    APIStatusError,
+    AuthenticationError,
+    GameAPIError,
+    NotFoundError,
+    OrderValidationError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    ServerValidationError,
+    error_from_response,
+)
+from gameproto.models import Response
+
+
+def ok(value: object) -> Response:
+    return Response(200, {"content-type": "application/json"}, json.dumps(value).encode())
+
+
+@pytest.mark.parametrize(
+    "call, method, target",
+    [
+        (endpoints.get_status(), "GET", "/status"),
+        (endpoints.get_trades(), "GET", "/trades"),
+        (endpoints.get_trades("buy", "15m"), "GET", "/trades?direction=buy&duration=15m"),
+        (endpoints.get_orders("sell"), "GET", "/orders?direction=sell"),
+        (endpoints.delete_order("ord_1234"), "DELETE", "/orders/1234"),
+        (endpoints.get_market_data(None, "1h"), "GET", "/market?duration=1h"),
+        (endpoints.get_market_ltp("10YCH-SWISSGRIDZ"), "GET", "/market/market-ltp?market_zone=10YCH-SWISSGRIDZ"),
+        (endpoints.get_latest_available_ltp("15m"), "GET", "/market/latest-ltp?duration=15m"),
+        (
+            endpoints.get_spot_data("CH-SGD", "2025-01-01", "2025-01-31", 10),
+            "GET",
+            "/spot?area_name=CH-SGD&date_from=2025-01-01&date_to=2025-01-31&limit=10",
+        ),
+        (endpoints.get_spot_status(), "GET", "/spot/status"),
+    ],
+)
+def test_requests_of_every_call(call: endpoints.Call, method: str, target: str) -> None:
+    assert call.request.method == method
+    assert call.request.target == target
+    assert call.request.header("Authorization") is None  # the flow adds it
+    assert not call.creates
+
+
+def test_order_requests_create() -> None:
+    call = endpoints.create_order({"side": "buy", "price": 1})
+    assert call.creates and call.request.method == "POST" and call.request.path == "/orders"
+    assert json.loads(call.request.body or b"") == {"side": "buy", "price": 1}
+    bulk = endpoints.create_orders_bulk([{"side": "buy"}] * 100)
+    assert bulk.creates and bulk.request.path == "/orders/create-bulk"
+    with pytest.raises(ValueError):
+        endpoints.create_orders_bulk([{}] * 101)
+
+
+@pytest.mark.parametrize("good, number", [(1234, 1234), ("1234", 1234), ("ord_1234", 1234), (0, 0)])
+def test_order_ids(good: object, number: int) -> None:
+    assert order_number(good) == number
+
+
+@pytest.mark.parametrize(
+    "bad", ["../x", "12a", "", -1, True, False, 1.0, None, "ord_", "ord_-1", " 12", "12 ", "1/2", "%2e%2e", "١٢", [1]]
+)
+def test_bad_order_ids_are_refused_before_a_url(bad: object) -> None:
+    with pytest.raises(OrderValidationError) as caught:
+        endpoints.delete_order(bad)
+    assert caught.value.errors[0].field == "order_id"
+
+
+@given(st.text(max_size=20))
+def test_only_digits_reach_the_path(text: str) -> None:
+    try:
+        call = endpoints.delete_order(text)
+    except OrderValidationError:
+        return
+    assert call.request.path[len("/orders/") :].isdigit()
+    assert call.request.path[len("/orders/") :].isascii()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: endpoints.get_trades(direction="BUY"),
+        lambda: endpoints.get_trades(duration="15"),
+        lambda: endpoints.get_trades(duration="15m&x=1"),
+        lambda: endpoints.get_orders(direction="buy\r\n"),
+        lambda: endpoints.get_market_ltp("10Y/../x"),
+        lambda: endpoints.get_spot_data(area_name="CH SGD"),
+        lambda: endpoints.get_spot_data(date_from="2025-13-01"),
+        lambda: endpoints.get_spot_data(limit=0),
+        lambda: endpoints.get_spot_data(limit=True),
+    ],
+)
+def test_bad_query_values_are_refused(build) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgumentError):
+        build()
+
+
+def test_parsers_check_shapes() -> None:
+    assert endpoints.get_orders().parse(ok([{"order_id": 1}])) == [{"order_id": 1}]
+    with pytest.raises(ProtocolError):
+        endpoints.get_orders().parse(ok({"order_id": 1}))
+    with pytest.raises(ProtocolError):
+        endpoints.get_orders().parse(ok([1, 2]))
+    with pytest.raises(ProtocolError):
+        endpoints.get_status().parse(ok([]))
+    with pytest.raises(ProtocolError):
+        endpoints.create_order({}).parse(ok({"status": "ok"}))
+    assert endpoints.get_spot_data().parse(ok({"contract": "c"})) == [{"contract": "c"}]
+
+
+def test_bulk_answers_are_checked() -> None:
+    call = endpoints.create_orders_bulk([{}] * 2)
+    good = {
+        "requested": 2,
+        "created": [{"index": 0, "result": {"order_id": "ord_1"}}],
+        "failed": [{"index": 1, "error": "x"}],
+    }
+    assert call.parse(ok(good)) == good
+    for bad in (
+        {"created": [{"index": 5, "result": {}}], "failed": []},
+        {"created": [{"index": 0, "result": {}}], "failed": [{"index": 0, "error": "x"}]},
+        {"created": "nope", "failed": []},
+        [],
+    ):
+        with pytest.raises(ProtocolError):
+            call.parse(ok(bad))
+
+
+@pytest.mark.parametrize(
+    "status, kind",
+    [
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (404, NotFoundError),
+        (422, ServerValidationError),
+        (400, ServerValidationError),
+        (409, APIStatusError),
+        (429, RateLimitError),
+        (500, ServerError),
+        (503, ServerError),
+    ],
+)
+def test_errors_from_status(status: int, kind: type) -> None:
+    error = error_from_response(Response(status, {}, b'{"detail": "nope"}'), method="GET", path="/x")
+    assert type(error) is kind
+    assert error.status_code == status and error.method == "GET" and error.path == "/x"
+    assert "nope" in str(error)
+
+
+def test_fastapi_validation_detail_is_made_readable() -> None:
+    body = {"detail": [{"loc": ["body", "orders", 3, "price"], "msg": "must be > 0", "type": "value_error"}]}
+    error = error_from_response(Response(422, {}, json.dumps(body).encode()), method="POST", path="/orders")
+    assert isinstance(error, APIStatusError)
+    assert error.detail == "orders[3].price: must be > 0"
+
+
+@given(
+    st.integers(min_value=0, max_value=999),
+    st.binary(max_size=200),
+    st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=3),
+)
+@settings(max_examples=300)
+def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: bytes, headers: dict) -> None:
+    response = Response(status, headers, body)
+    assert isinstance(error_from_response(response), GameAPIError)
+    calls = [
+        endpoints.get_status(),
+        endpoints.get_trades(),
+        endpoints.get_orders(),
+        endpoints.create_order({}),
+        endpoints.create_orders_bulk([{}] * 3),
+        endpoints.delete_order(1),
+        endpoints.get_market_data(),
+        endpoints.get_market_ltp(),
+        endpoints.get_latest_available_ltp(),
+        endpoints.get_spot_data(),
+        endpoints.get_spot_status(),
+    ]
+    for call in calls:
+        try:
+            call.parse(response)
+        except GameAPIError:
+            pass

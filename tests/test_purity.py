@@ -1,0 +1,47 @@
+"""The core is sans-I/O: importing it loads no networking or event-loop module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FORBIDDEN = ("socket", "ssl", "asyncio", "requests", "httpcore", "anyio", "trio", "urllib3", "h11", "select")
+
+
+def test_importing_the_core_loads_no_io_module() -> None:
+    code = (
+        "import sys\n"
+        "import gameproto, gameproto.simulator, gameproto.flow, gameproto.client, gameproto.config\n"
+        f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"gameproto loaded: {result.stdout.strip()}"
+
+
+def test_every_package_has_an_explicit_all() -> None:
+    import gameproto
+    import gameproto_async
+    import gameproto_sync
+
+    for package in (gameproto, gameproto_sync, gameproto_async):
+        assert isinstance(package.__all__, list)
+        for name in package.__all__:
+            assert hasattr(package, name), f"{package.__name__}.{name}"
+
+
+def test_the_error_family() -> None:
+    import gameproto as g
+
+    for name in (
+        "OrderValidationError",
+        "AuthenticationError",
+        "NotFoundError",
+        "RateLimitError",
+        "ServerError",
+        "APIStatusError",
+        "ProtocolError",
+        "NetworkError",
+        "OutcomeUnknownError",
+    ):
+        assert issubclass(getattr(g, name), g.GameAPIError)
+    assert issubclass(g.OutcomeUnknownError, g.NetworkError)

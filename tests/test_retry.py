@@ -1,0 +1,89 @@
+"""The retry policy: property tests of its bounds and its rules."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gameproto.retry import RETRYABLE_STATUSES, RetryPolicy, backoff_delay, parse_http_date, parse_retry_after
+from gameproto.transport import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
+
+randoms = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+
+
+@given(st.integers(min_value=1, max_value=10_000), randoms)
+def test_backoff_waits_stay_within_bounds(retry_number: int, r: float) -> None:
+    wait = backoff_delay(retry_number, initial=0.5, maximum=8.0, random=lambda: r)
+    full = min(0.5 * 2 ** min(retry_number - 1, 62), 8.0)
+    assert full / 2 <= wait <= full <= 8.0
+
+
+@given(st.integers(min_value=1, max_value=30))
+def test_backoff_grows_until_the_cap(retry_number: int) -> None:
+    low = backoff_delay(retry_number, random=lambda: 0.0)
+    higher = backoff_delay(retry_number + 1, random=lambda: 0.0)
+    assert higher >= low
+
+
+@given(
+    st.sampled_from(sorted(RETRYABLE_STATUSES)),
+    st.floats(min_value=0, max_value=60, allow_nan=False),
+    st.integers(min_value=0, max_value=1),
+    randoms,
+)
+def test_retry_after_wins_over_backoff(status: int, retry_after: float, done: int, r: float) -> None:
+    decision = RetryPolicy(max_retries=2).after_status(
+        status, creates=False, retries_done=done, retry_after=retry_after, random=lambda: r
+    )
+    assert decision.retry and decision.wait == retry_after
+
+
+@given(st.floats(min_value=60.001, max_value=1e9, allow_nan=False), st.booleans())
+def test_retry_after_beyond_the_cap_is_not_slept(retry_after: float, creates: bool) -> None:
+    decision = RetryPolicy().after_status(
+        429, creates=creates, retries_done=0, retry_after=retry_after, random=lambda: 0
+    )
+    assert not decision.retry
+
+
+@given(st.sampled_from(sorted(FAILURE_KINDS - NOT_SENT_KINDS)), st.integers(min_value=0, max_value=5))
+def test_post_after_send_is_never_retried(kind: str, done: int) -> None:
+    decision = RetryPolicy(max_retries=10).after_transport_failure(
+        TransportFailure(kind), creates=True, retries_done=done, random=lambda: 0.5
+    )
+    assert not decision.retry
+
+
+@given(st.integers(min_value=100, max_value=599), st.integers(min_value=0, max_value=5))
+def test_post_is_retried_on_no_status_but_429(status: int, done: int) -> None:
+    decision = RetryPolicy(max_retries=10).after_status(
+        status, creates=True, retries_done=done, retry_after=None, random=lambda: 0.5
+    )
+    assert decision.retry == (status == 429)
+
+
+@given(st.integers(min_value=0, max_value=5), st.integers(min_value=0, max_value=5))
+def test_retries_are_bounded(max_retries: int, done: int) -> None:
+    decision = RetryPolicy(max_retries=max_retries).after_status(
+        503, creates=False, retries_done=done, retry_after=None, random=lambda: 0.5
+    )
+    assert decision.retry == (done < max_retries)
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=300)
+def test_retry_after_parser_never_raises(text: str) -> None:
+    wait = parse_retry_after(text, now=1_700_000_000.0)
+    assert wait is None or wait >= 0
+
+
+def test_retry_after_forms() -> None:
+    now = 784111777.0 - 10  # 10 s before Sun, 06 Nov 1994 08:49:37 GMT
+    assert parse_retry_after("5", now=now) == 5.0
+    assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now=now) == 10.0
+    assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now=now) == 10.0
+    assert parse_retry_after("Sun Nov  6 08:49:37 1994", now=now) == 10.0
+    assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now=now + 100) == 0.0
+    assert parse_retry_after("-3", now=now) == 0.0
+    assert parse_retry_after("soon", now=now) is None
+    assert parse_http_date("Sun, 31 Feb 1994 08:49:37 GMT") is None
