@@ -19,6 +19,8 @@ from .errors import (
     NetworkError,
     NotFoundError,
     OrderProblem,
+    OrderOutcomeUnknownProtocolError,
+    OrderOutcomeUnknownServerError,
     OrderValidationError,
     OutcomeUnknownError,
     ProtocolError,
@@ -53,6 +55,8 @@ __all__ = [
     "ProtocolError",
     "NetworkError",
     "OutcomeUnknownError",
+    "OrderOutcomeUnknownServerError",
+    "OrderOutcomeUnknownProtocolError",
     # order rules
     "validate_order",
     "validate_orders",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from . import constants
 from .bulk import OrderPlan, plan_orders
 from .flow import Attempt, Session
+from .retry import RetryPolicy
 
 __all__ = ["ClientState", "api_url", "check_verify"]
 
@@ -61,6 +62,7 @@ class ClientState:
         read_timeout: float = constants.DEFAULT_READ_TIMEOUT,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
+        retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         self.api_url = api_url(base_url)
         self.verify = check_verify(verify_ssl)
@@ -71,6 +73,7 @@ class ClientState:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             on_attempt=on_attempt,
+            retry_policy=retry_policy,
         )
         self.allow_non_positive_price = bool(allow_non_positive_price)
         self.is_https = self.api_url.startswith("https://")

@@ -26,6 +26,9 @@ __all__ = [
     "ProtocolError",
     "NetworkError",
     "OutcomeUnknownError",
+    "OrderOutcomeUnknownServerError",
+    "OrderOutcomeUnknownProtocolError",
+    "UNKNOWN_OUTCOME_HINT",
     "error_from_response",
     "readable_detail",
     "excerpt",
@@ -160,6 +163,25 @@ class OutcomeUnknownError(NetworkError):
     request was sent. The client never repeats such a request by itself:
     reconcile (``find_matching_orders``) before sending it again.
     """
+
+
+class OrderOutcomeUnknownServerError(ServerError, OutcomeUnknownError):
+    """A 5xx answer to a request that places orders: they may or may not exist.
+
+    A server error can come after the order was written, and a gateway's 502
+    or 504 says nothing of what the exchange did, so this is both a
+    ``ServerError`` and an ``OutcomeUnknownError``.
+    """
+
+
+class OrderOutcomeUnknownProtocolError(ProtocolError, OutcomeUnknownError):
+    """A success answer to a request that places orders, which cannot be read.
+
+    The exchange most likely placed them; we cannot say which ids they got.
+    """
+
+
+UNKNOWN_OUTCOME_HINT = "the orders may or may not exist; reconcile (find_matching_orders) before sending again"
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

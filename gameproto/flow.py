@@ -21,8 +21,13 @@ from .endpoints import Call
 from .errors import (
     AuthenticationError,
     GameAPIError,
+    UNKNOWN_OUTCOME_HINT,
     NetworkError,
+    OrderOutcomeUnknownProtocolError,
+    OrderOutcomeUnknownServerError,
     OutcomeUnknownError,
+    ProtocolError,
+    ServerError,
     error_from_response,
     redact,
 )
@@ -179,7 +184,18 @@ class Session:
                 if 200 <= status < 300:
                     if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
                         self._record(request, attempt, status, None, clock() - started, None)
-                    return call.parse(reply)
+                    if not call.creates:
+                        return call.parse(reply)
+                    try:
+                        return call.parse(reply)
+                    except ProtocolError as unreadable:
+                        raise OrderOutcomeUnknownProtocolError(
+                            f"{unreadable.message}: {UNKNOWN_OUTCOME_HINT}",
+                            excerpt=unreadable.excerpt,
+                            method=request.method,
+                            path=request.path,
+                            status_code=status,
+                        ) from None
                 if status == 401 and not reauthorised:
                     # 401: the call was not carried out. One new exchange, one repeat.
                     self._record(request, attempt, status, None, clock() - started, 0.0)
@@ -193,13 +209,22 @@ class Session:
                 retry = decision.retry and clock() + decision.wait < deadline
                 self._record(request, attempt, status, None, clock() - started, decision.wait if retry else None)
                 if not retry:
-                    raise error_from_response(
+                    error = error_from_response(
                         reply,
                         method=request.method,
                         path=request.path,
                         secrets=tokens.secrets,
                         wall_now=self.wall_clock(),
                     )
+                    if call.creates and isinstance(error, ServerError):
+                        # A 5xx does not prove the orders were refused.
+                        raise OrderOutcomeUnknownServerError(
+                            f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
+                            method=request.method,
+                            path=request.path,
+                            status_code=status,
+                        )
+                    raise error
             elif isinstance(reply, TransportFailure):
                 decision = self.retry_policy.after_transport_failure(
                     reply, creates=call.creates, retries_done=retries, random=self.random
@@ -292,7 +317,7 @@ class Session:
         if creates and failure.may_have_been_sent:
             return OutcomeUnknownError(
                 f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
-                "so the orders may or may not exist; reconcile (find_matching_orders) before sending again",
+                f"so {UNKNOWN_OUTCOME_HINT}",
                 method=request.method,
                 path=request.path,
             )

@@ -24,6 +24,7 @@ from gameproto.flow import Attempt, Flow, RefreshToken, Send, Sleep
 from gameproto.market import best_offers, find_matching_orders, find_order, latest_ltp
 from gameproto.market import sort_by_price as _sort_by_price
 from gameproto.models import Response
+from gameproto.retry import RetryPolicy
 from gameproto.transport import TransportFailure
 from gameproto.types import (
     BestOffers,
@@ -110,6 +111,7 @@ class GameAPI:
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
         max_connections: int = constants.POOL_MAX_CONNECTIONS,
+        retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         self._state = ClientState(
             token,
@@ -121,6 +123,7 @@ class GameAPI:
             read_timeout=read_timeout,
             on_attempt=on_attempt,
             allow_non_positive_price=allow_non_positive_price,
+            retry_policy=retry_policy,
         )
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_ssl_context(self._state.verify) if self._state.is_https else None,

@@ -203,13 +203,33 @@ def test_rate_limit_error_after_retries_carries_the_wait() -> None:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_post_is_not_retried_on_5xx(status: int) -> None:
+def test_post_is_not_retried_on_5xx_and_its_outcome_is_unknown(status: int) -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([json_response(status, {"detail": "oops"})])
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as caught:
         run(session, endpoints.create_order(ORDER), script, clock)
+    assert isinstance(caught.value, OutcomeUnknownError)
     assert len(script.calls) == 1
+
+
+def test_an_unreadable_success_answer_to_an_order_is_an_unknown_outcome() -> None:
+    clock = FakeClock()
+    session = make_session(clock)
+    script = Script([Response(200, {}, b"<html>proxy</html>")])
+    with pytest.raises(ProtocolError) as caught:
+        run(session, endpoints.create_order(ORDER), script, clock)
+    assert isinstance(caught.value, OutcomeUnknownError) and caught.value.status_code == 200
+    assert "proxy" in caught.value.excerpt
+
+
+def test_a_refused_order_is_not_an_unknown_outcome() -> None:
+    clock = FakeClock()
+    session = make_session(clock)
+    script = Script([json_response(422, {"detail": [{"loc": ["body", "price"], "msg": "bad"}]})])
+    with pytest.raises(Exception) as caught:
+        run(session, endpoints.create_order(ORDER), script, clock)
+    assert not isinstance(caught.value, OutcomeUnknownError)
 
 
 def test_post_is_retried_on_429() -> None:
