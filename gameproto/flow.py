@@ -19,9 +19,9 @@ from . import constants
 from .auth import TokenState
 from .endpoints import Call
 from .errors import (
+    UNKNOWN_OUTCOME_HINT,
     AuthenticationError,
     GameAPIError,
-    UNKNOWN_OUTCOME_HINT,
     NetworkError,
     OrderOutcomeUnknownProtocolError,
     OrderOutcomeUnknownServerError,

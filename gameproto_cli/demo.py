@@ -19,7 +19,7 @@ from gameproto.errors import GameAPIError
 
 from .tables import table
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parsers", "run"]
 
 DEMO_TOKEN = "demo-token"
 
@@ -30,7 +30,7 @@ EXAMPLES = """examples:
 """
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "demo",
         help="walk through every call against a local exchange (or yours)",
