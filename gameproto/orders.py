@@ -140,28 +140,44 @@ def _copy_json(value: Any) -> Any:
         return {str(key): _copy_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_copy_json(item) for item in value]
+    if isinstance(value, str):
+        return str.__str__(value)
     return value
 
 
+def _flat_copy(value: Any) -> Optional[Dict[str, Any]]:
+    """A copy of a plain dict of str keys and scalar JSON values (the usual options), else None."""
+    if type(value) is not dict:
+        return None
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or not (
+            kind is str or kind is int or kind is bool or item is None or (kind is float and math.isfinite(item))
+        ):
+            return None
+    return dict(value)
+
+
 def _options(value: Any, problems: List[Tuple[str, str]]) -> Optional[Dict[str, Any]]:
-    if not isinstance(value, Mapping):
-        problems.append(("options", f"must be an object, got {_got(value)}"))
-        return None
-    if not _json_value(value, 0):
-        problems.append(("options", "must hold only JSON values (strings, finite numbers, bools, lists, objects)"))
-        return None
-    suffix = value.get("trader_suffixe")
+    copied = _flat_copy(value)
+    if copied is None:
+        if not isinstance(value, Mapping):
+            problems.append(("options", f"must be an object, got {_got(value)}"))
+            return None
+        if not _json_value(value, 0):
+            problems.append(("options", "must hold only JSON values (strings, finite numbers, bools, lists, objects)"))
+            return None
+        copied = _copy_json(value)
+    suffix = copied.get("trader_suffixe")
     if suffix is not None:
-        text = _text(suffix)
-        if text is None:
+        if not isinstance(suffix, str):
             problems.append(("options.trader_suffixe", f"must be a string, got {_got(suffix)}"))
             return None
-        if len(text) > TRADER_SUFFIX_MAX:
+        if len(suffix) > TRADER_SUFFIX_MAX:
             problems.append(
-                ("options.trader_suffixe", f"must be at most {TRADER_SUFFIX_MAX} characters, got {len(text)}")
+                ("options.trader_suffixe", f"must be at most {TRADER_SUFFIX_MAX} characters, got {len(suffix)}")
             )
             return None
-    copied: Dict[str, Any] = _copy_json(value)
     return copied
 
 
@@ -199,18 +215,90 @@ def _local_offset(year: int, month: int, day: int, hour: int, minute: int) -> in
     return _local_offset_cached(year, month, day, hour, minute, zone)
 
 
+# 0001-01-01 to 1970-01-01 in microseconds: lets ``time.time()`` stand in for
+# ``datetime.now()`` on the scale delivery starts are compared on.
+_EPOCH_US = _dt.date(1970, 1, 1).toordinal() * _MINUTES_PER_DAY * _US_PER_MINUTE
+
+
 def _now_microseconds(now: Optional[_dt.datetime]) -> int:
-    """Microseconds since 0001-01-01 UTC, the scale delivery starts are compared on."""
+    """Microseconds since 0001-01-01 00:00 UTC (day 1), the scale delivery starts are compared on."""
     if now is None:
-        now = _dt.datetime.now(_UTC)
-    elif not isinstance(now, _dt.datetime):
+        return _EPOCH_US + int(time.time() * 1_000_000)
+    if not isinstance(now, _dt.datetime):
         raise TypeError(f"now must be an aware datetime, got {type(now).__name__}")
-    elif now.tzinfo is None or now.utcoffset() is None:
+    if now.tzinfo is None or now.utcoffset() is None:
         now = now.replace(tzinfo=_UTC)  # a naive clock is taken as UTC, as the platform keeps time
     else:
         now = now.astimezone(_UTC)
     minutes = now.toordinal() * _MINUTES_PER_DAY + now.hour * 60 + now.minute
     return minutes * _US_PER_MINUTE + now.second * 1_000_000 + now.microsecond
+
+
+# Lookup tables and bounded memo caches: the same few dates, times and
+# durations come back in every order a bot sends, and a dict lookup is far
+# cheaper than a regex and a date constructor.
+_CLOCK: Dict[str, int] = {f"{hour:02d}:{minute:02d}": hour * 60 + minute for hour in range(24) for minute in range(60)}
+_DAY_NUMBERS: Dict[str, Tuple[int, int, int, int]] = {}
+_DURATION_MINUTES: Dict[str, int] = {"15m": 15, "30m": 30, "45m": 45, "1h": 60, "60m": 60, "2h": 120, "4h": 240}
+_MEMO_LIMIT = 20_000
+
+
+def _day(value: Any, problems: List[Tuple[str, str]]) -> Optional[Tuple[int, int, int, int]]:
+    """(day number, year, month, day) of a ``YYYY-MM-DD`` string, or None after a problem."""
+    if type(value) is str:
+        known = _DAY_NUMBERS.get(value)
+        if known is not None:
+            return known
+        text: Optional[str] = value
+    else:
+        text = _text(value)
+    match = _DATE.fullmatch(text) if text is not None else None
+    if match is None:
+        problems.append(("date", f"must be a date string YYYY-MM-DD, got {_got(value)}"))
+        return None
+    year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    try:
+        found = (_dt.date(year, month, day).toordinal(), year, month, day)
+    except ValueError:
+        problems.append(("date", f"is not a calendar date: {_show(value)}"))
+        return None
+    if len(_DAY_NUMBERS) < _MEMO_LIMIT and text is not None and type(value) is str:
+        _DAY_NUMBERS[text] = found
+    return found
+
+
+def _clock_time(value: Any, field: str, problems: List[Tuple[str, str]]) -> Optional[int]:
+    """Minutes after midnight of an ``HH:MM`` string from 00:00 to 23:59, or None after a problem."""
+    if type(value) is str:
+        minute = _CLOCK.get(value)
+        if minute is not None:
+            return minute
+    elif isinstance(value, str):
+        minute = _CLOCK.get(str.__str__(value))
+        if minute is not None:
+            return minute
+    problems.append((field, f"must be a time HH:MM from 00:00 to 23:59, got {_got(value)}"))
+    return None
+
+
+def _duration(value: Any, problems: List[Tuple[str, str]]) -> Optional[int]:
+    """Minutes of a ``<N>m``/``<N>h`` duration, or None after a problem."""
+    if type(value) is str:
+        known = _DURATION_MINUTES.get(value)
+        if known is not None:
+            return known
+    text = _text(value)
+    match = _DURATION.fullmatch(text) if text is not None else None
+    if match is None or text is None:
+        problems.append(
+            ("duration", f"must be <N>m or <N>h, N a positive whole number like '15m' or '1h', got {_got(value)}")
+        )
+        return None
+    amount = int(match.group(1))
+    minutes = amount * 60 if match.group(2) == "h" else amount
+    if len(_DURATION_MINUTES) < _MEMO_LIMIT and type(value) is str:
+        _DURATION_MINUTES[value] = minutes
+    return minutes
 
 
 def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]]]:
@@ -219,140 +307,113 @@ def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dic
     if not isinstance(order, Mapping):
         problems.append(("order", f"must be an object of order fields, got {_got(order)}"))
         return {}, problems
+    if not order.keys() <= _KNOWN:
+        problems.extend(_unknown_field(key) for key in order if key not in _KNOWN)
     get = order.get
-    for key in order:
-        if key not in _KNOWN or not isinstance(key, str):
-            problems.append(_unknown_field(key))
-    for name in REQUIRED_FIELDS:
-        if get(name) is None:
-            problems.append((name, "is required" if name not in order else "is required (got null)"))
 
-    clean: Dict[str, Any] = {}
     side = get("side")
-    if side is not None:
-        if side in _SIDES and type(side) is str:
-            clean["side"] = side
-        else:
-            problems.append(("side", f"must be 'buy' or 'sell', got {_show(side)}"))
+    if side is None:
+        problems.append(_missing("side", order))
+    elif not (type(side) is str and side in _SIDES):
+        problems.append(("side", f"must be 'buy' or 'sell', got {_got(side)}"))
 
     price = get("price")
-    if price is not None:
+    if price is None:
+        problems.append(_missing("price", order))
+    else:
         price = _number(price, "price", not allow_non_positive_price, problems)
-        if price is not None:
-            clean["price"] = price
     volume = get("volume")
-    if volume is not None:
+    if volume is None:
+        problems.append(_missing("volume", order))
+    else:
         volume = _number(volume, "volume", True, problems)
-        if volume is not None:
-            clean["volume"] = volume
 
-    day_number: Optional[int] = None
-    ymd: Optional[Tuple[int, int, int]] = None
     date = get("date")
-    if date is not None:
-        text = _text(date)
-        match = _DATE.fullmatch(text) if text is not None else None
-        if match is None:
-            problems.append(("date", f"must be a date string YYYY-MM-DD, got {_show(date)}"))
-        else:
-            year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3))
-            try:
-                day_number = _dt.date(year, month, day).toordinal()
-            except ValueError:
-                problems.append(("date", f"is not a calendar date: {_show(date)}"))
-            else:
-                ymd = (year, month, day)
-                clean["date"] = text
-
-    start_minute = _clock_time(get("start_time"), "start_time", clean, problems)
-    end_minute = _clock_time(get("end_time"), "end_time", clean, problems)
-
-    duration_minutes: Optional[int] = None
+    day = None
+    if date is None:
+        problems.append(_missing("date", order))
+    else:
+        day = _day(date, problems)
+    start_time = get("start_time")
+    start = None
+    if start_time is None:
+        problems.append(_missing("start_time", order))
+    else:
+        start = _clock_time(start_time, "start_time", problems)
+    end_time = get("end_time")
+    end = None
+    if end_time is None:
+        problems.append(_missing("end_time", order))
+    else:
+        end = _clock_time(end_time, "end_time", problems)
     duration = get("duration")
-    if duration is not None:
-        text = _text(duration)
-        match = _DURATION.fullmatch(text) if text is not None else None
-        if match is None:
-            problems.append(
-                (
-                    "duration",
-                    f"must be <N>m or <N>h, N a positive whole number like '15m' or '1h', got {_got(duration)}",
-                )
-            )
-        else:
-            amount = int(match.group(1))
-            duration_minutes = amount * 60 if match.group(2) == "h" else amount
-            clean["duration"] = text
+    minutes = None
+    if duration is None:
+        problems.append(_missing("duration", order))
+    else:
+        minutes = _duration(duration, problems)
 
-    tz: Optional[int] = None
-    tz_given = get("tz_offset_hours")
-    if tz_given is not None:
-        if type(tz_given) is int and tz_given in _TZ_OFFSETS:
-            tz = tz_given
-        elif isinstance(tz_given, int) and not isinstance(tz_given, bool) and int(tz_given) in _TZ_OFFSETS:
-            tz = int(tz_given)
+    tz = get("tz_offset_hours")
+    if tz is None:
+        if day is not None and start is not None:
+            tz = _local_offset(day[1], day[2], day[3], start // 60, start % 60)
+    elif type(tz) is not int or tz not in _TZ_OFFSETS:
+        if isinstance(tz, int) and not isinstance(tz, bool) and int(tz) in _TZ_OFFSETS:
+            tz = int(tz)
         else:
-            problems.append(("tz_offset_hours", f"must be the int 0, 1 or 2, got {_got(tz_given)}"))
-    elif ymd is not None and start_minute is not None:
-        tz = _local_offset(ymd[0], ymd[1], ymd[2], start_minute // 60, start_minute % 60)
-    if tz is not None:
-        clean["tz_offset_hours"] = tz
+            problems.append(("tz_offset_hours", f"must be the int 0, 1 or 2, got {_got(tz)}"))
+            tz = None
 
     state = get("state")
     if state is None:
-        clean["state"] = "displayed"
-    elif state in _STATES and type(state) is str:
-        clean["state"] = state
-    else:
-        problems.append(("state", f"must be 'displayed' or 'hidden', got {_show(state)}"))
+        state = "displayed"
+    elif not (type(state) is str and state in _STATES):
+        problems.append(("state", f"must be 'displayed' or 'hidden', got {_got(state)}"))
 
     options = get("options")
     if options is not None:
-        copied = _options(options, problems)
-        if copied is not None:
-            clean["options"] = copied
+        options = _options(options, problems)
 
-    # Rule 1 and 2: the window. An end of 00:00 after a later start is the
+    # Rules 1 and 2: the window. An end of 00:00 after a later start is the
     # midnight that closes ``date``, so 23:45-00:00 is tradable.
-    if start_minute is not None and end_minute is not None:
-        end = _MINUTES_PER_DAY if end_minute == 0 and start_minute > 0 else end_minute
-        if end <= start_minute:
-            reason = f"must be after start_time ({get('end_time')} is not after {get('start_time')})"
-            problems.append(("end_time", reason))
-        elif duration_minutes is not None and end - start_minute != duration_minutes:
-            problems.append(
-                (
-                    "duration",
-                    f"{duration!s} does not match the window {get('start_time')}-{get('end_time')} "
-                    f"({end - start_minute} minutes)",
-                )
-            )
+    if start is not None and end is not None:
+        if end == 0 and start > 0:
+            end = _MINUTES_PER_DAY
+        if end <= start:
+            problems.append(("end_time", f"must be after start_time ({end_time} is not after {start_time})"))
+        elif minutes is not None and end - start != minutes:
+            window = f"{start_time}-{end_time} ({end - start} minutes)"
+            problems.append(("duration", f"{duration!s} does not match the window {window}"))
 
     # Rule 3: the delivery start, at UTC+tz, lies ahead of now.
-    if day_number is not None and start_minute is not None and tz is not None:
-        local_minute = day_number * _MINUTES_PER_DAY + start_minute
+    if day is not None and start is not None and tz is not None:
+        local_minute = day[0] * _MINUTES_PER_DAY + start
         if (local_minute - tz * 60) * _US_PER_MINUTE <= now_us:
             now_local_day = (now_us // _US_PER_MINUTE + tz * 60) // _MINUTES_PER_DAY
-            field = "date" if day_number < now_local_day else "start_time"
-            problems.append((field, f"delivery start {date} {get('start_time')} UTC+{tz} is not in the future"))
+            field = "date" if day[0] < now_local_day else "start_time"
+            problems.append((field, f"delivery start {date} {start_time} UTC+{tz} is not in the future"))
+
+    if problems:
+        return {}, problems
+    # Built in the documented field order; strings as plain str, numbers as given.
+    clean = {
+        "side": str(side),
+        "price": price,
+        "volume": volume,
+        "date": str(date),
+        "start_time": str(start_time),
+        "end_time": str(end_time),
+        "duration": str(duration),
+        "tz_offset_hours": tz,
+        "state": str(state),
+    }
+    if options is not None:
+        clean["options"] = options
     return clean, problems
 
 
-def _clock_time(value: Any, field: str, clean: Dict[str, Any], problems: List[Tuple[str, str]]) -> Optional[int]:
-    """Minutes after midnight of an ``HH:MM`` string, or None (after a problem unless absent)."""
-    if value is None:
-        return None
-    text = _text(value)
-    match = _TIME.fullmatch(text) if text is not None else None
-    if match is None:
-        problems.append((field, f"must be a time HH:MM from 00:00 to 23:59, got {_show(value)}"))
-        return None
-    clean[field] = text
-    return int(match.group(1)) * 60 + int(match.group(2))
-
-
-def _ordered(clean: Dict[str, Any]) -> Dict[str, Any]:
-    return {name: clean[name] for name in ORDER_FIELDS if name in clean}
+def _missing(name: str, order: Mapping[Any, Any]) -> Tuple[str, str]:
+    return name, "is required (got null)" if name in order else "is required"
 
 
 def _problems(index: Optional[int], found: List[Tuple[str, str]]) -> List[OrderProblem]:
@@ -380,7 +441,7 @@ def validate_order(
     clean, found = _guarded(order, _now_microseconds(now), allow_non_positive_price)
     if found:
         raise OrderValidationError(_problems(None, found))
-    return _ordered(clean)
+    return clean
 
 
 def validate_orders(
@@ -402,7 +463,7 @@ def validate_orders(
         if found:
             problems.extend(_problems(index, found))
         elif not problems:
-            cleaned.append(_ordered(clean))
+            cleaned.append(clean)
     if problems:
         raise OrderValidationError(problems)
     return cleaned
