@@ -55,7 +55,7 @@ class PydanticOrder(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _window(self) -> "PydanticOrder":
+    def _window(self) -> PydanticOrder:
         start = int(self.start_time[:2]) * 60 + int(self.start_time[3:])
         end = int(self.end_time[:2]) * 60 + int(self.end_time[3:])
         if end == 0 and start > 0:

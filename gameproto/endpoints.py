@@ -9,6 +9,8 @@ reach a parser; the call flow turns them into errors.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, cast
@@ -66,21 +68,53 @@ class Call(Generic[T]):
     creates: bool = False
 
 
-def _plain_number(value: Decimal) -> Any:
-    # JSON has one kind of number; Decimal prices go out as the nearest float
-    # (exact for every price a power exchange quotes) or as an int.
-    return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+def _json_number(value: Decimal) -> Any:
+    """The int or float that writes ``value`` exactly, or None when neither does."""
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a JSON number")
+    if value == value.to_integral_value() and abs(value) < 2**63:
+        return int(value)
+    as_float = float(value)
+    if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
+        return as_float
+    return None
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return _plain_number(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+def _put_digits(marker: re.Pattern[str], text: str, decimals: List[str]) -> str:
+    return marker.sub(lambda found: decimals[int(found.group(1))], text)
 
 
 def encode_json(value: Any) -> bytes:
-    """``value`` as compact UTF-8 JSON bytes; Decimals become numbers."""
-    return json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=False).encode()
+    """``value`` as compact UTF-8 JSON bytes; Decimals become numbers, never rounded.
+
+    A Decimal that an int or a float writes exactly goes out as one. Any
+    other (more digits than a float holds, or beyond its range) is written
+    digit for digit: the json module cannot emit raw number text, so it goes
+    out as a marker string that is then replaced by its digits. The marker
+    is made of NULs; should a caller's own string look like one, the count
+    of markers found says so and a longer marker is used.
+    """
+    for width in range(1, 64):
+        pad = "\x00" * width
+        decimals: List[str] = []
+
+        def default(item: Any, pad: str = pad, decimals: List[str] = decimals) -> Any:
+            if isinstance(item, Decimal):
+                number = _json_number(item)
+                if number is not None:
+                    return number
+                decimals.append(str(item))  # ``1E+400``, ``0.1000000000000000055``: valid JSON numbers
+                return f"{pad}{len(decimals) - 1}{pad}"
+            raise TypeError(f"{type(item).__name__} is not JSON")
+
+        text = json.dumps(value, separators=(",", ":"), default=default, allow_nan=False)
+        if not decimals:
+            return text.encode()
+        escaped = re.escape("\\u0000" * width)
+        marker = re.compile(f'"{escaped}([0-9]+){escaped}"')
+        if len(marker.findall(text)) == len(decimals):
+            return _put_digits(marker, text, decimals).encode()
+    raise ValueError("cannot encode: strings that imitate number markers")  # pragma: no cover
 
 
 def decode_json(response: Response, method: str, path: str) -> Any:

@@ -26,17 +26,24 @@ def best_offers(rows: Iterable[MarketRow], top_n: Optional[int] = None) -> Dict[
     answer one summary row per contract) stands for its ``bid`` and ``ask``.
     """
     grouped: Dict[str, BestOffers] = {}
+    summaries: Dict[str, List[MarketRow]] = {}
     for row in rows:
         contract = str(row.get("contract", ""))
         sides = grouped.setdefault(contract, {"buy": [], "sell": []})
         direction = row.get("direction")
         if direction in ("buy", "sell"):
             sides[direction].append(row)  # type: ignore[literal-required]
-            continue
-        if row.get("bid") is not None:
-            sides["buy"].append(cast(MarketRow, dict(row, direction="buy", price=row["bid"])))
-        if row.get("ask") is not None:
-            sides["sell"].append(cast(MarketRow, dict(row, direction="sell", price=row["ask"])))
+        else:
+            summaries.setdefault(contract, []).append(row)
+    for contract, summary_rows in summaries.items():
+        sides = grouped[contract]
+        if sides["buy"] or sides["sell"]:
+            continue  # the real levels are there: the summary would count them twice
+        for row in summary_rows:
+            if row.get("bid") is not None:
+                sides["buy"].append(cast(MarketRow, dict(row, direction="buy", price=row["bid"])))
+            if row.get("ask") is not None:
+                sides["sell"].append(cast(MarketRow, dict(row, direction="sell", price=row["ask"])))
     for sides in grouped.values():
         sides["buy"] = [row for row in sides["buy"] if _price_key(row) == _price_key(row)]
         sides["sell"] = [row for row in sides["sell"] if _price_key(row) == _price_key(row)]

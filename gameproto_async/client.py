@@ -8,7 +8,7 @@ lives in ``gameproto``. One client belongs to one event loop.
 from __future__ import annotations
 
 import ssl
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 import anyio
 import httpcore
@@ -89,6 +89,39 @@ def _ssl_context(verify: Union[bool, str]) -> Optional[ssl.SSLContext]:
         raise ValueError(f"verify_ssl: cannot load the CA bundle {verify!r}: {error}") from None
 
 
+_CACHE_LIMIT = 256
+_METHODS = {"GET": b"GET", "POST": b"POST", "DELETE": b"DELETE"}
+
+
+class _RawHeaders(Mapping[str, str]):
+    """An answer's headers as the core reads them, decoded only when asked for.
+
+    Most answers are read for their body alone; decoding every header of
+    every answer would be wasted work on the hot path.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: List[Tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._raw:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("latin-1").lower() for key, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class GameAPI:
     """An async client of the GAME trading API, for asyncio and trio.
 
@@ -134,6 +167,8 @@ class GameAPI:
         )
         self._token_lock: Optional[anyio.Lock] = None
         self._closed = False
+        self._urls: Dict[str, httpcore.URL] = {}
+        self._encoded: Dict[Tuple[Tuple[str, str], ...], List[Tuple[bytes, bytes]]] = {}
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -160,6 +195,27 @@ class GameAPI:
 
     # -- the driver: everything below moves bytes or waits ------------------
 
+    def _url(self, target: str) -> httpcore.URL:
+        # Parsing a URL costs as much as the rest of a call's bookkeeping; a
+        # trading process asks for the same few targets all day.
+        url = self._urls.get(target)
+        if url is None:
+            url = httpcore.URL(self._state.api_url + target)
+            if len(self._urls) >= _CACHE_LIMIT:
+                self._urls.clear()
+            self._urls[target] = url
+        return url
+
+    def _headers(self, headers: Tuple[Tuple[str, str], ...]) -> List[Tuple[bytes, bytes]]:
+        # The headers change only when the access token does: encode them once.
+        encoded = self._encoded.get(headers)
+        if encoded is None:
+            encoded = [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
+            if len(self._encoded) >= _CACHE_LIMIT:
+                self._encoded.clear()
+            self._encoded[headers] = encoded
+        return encoded
+
     async def _send(self, action: Send) -> Union[Response, TransportFailure]:
         request = action.request
         timeouts = {
@@ -170,12 +226,13 @@ class GameAPI:
         }
         try:
             # The overall deadline holds even against a server that trickles
-            # bytes just fast enough to beat the read timeout.
-            with anyio.fail_after(action.time_left):
+            # bytes just fast enough to beat the read timeout. A bare cancel
+            # scope is what fail_after wraps, without the generator around it.
+            with anyio.CancelScope(deadline=anyio.current_time() + action.time_left) as scope:
                 answer = await self._pool.request(
-                    request.method,
-                    self._state.api_url + request.target,
-                    headers=request.headers,
+                    _METHODS.get(request.method) or request.method.encode("ascii"),
+                    self._url(request.target),
+                    headers=self._headers(request.headers),
                     content=request.body,
                     extensions={"timeout": timeouts},
                 )
@@ -187,10 +244,9 @@ class GameAPI:
             return _failure(error)
         except httpcore.ProxyError as error:
             return _failure(error)
-        except TimeoutError:
+        if scope.cancelled_caught:
             return TransportFailure("deadline", f"no answer within the call's deadline of {action.time_left:.1f} s")
-        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in answer.headers}
-        return Response(answer.status, headers, answer.content)
+        return Response(answer.status, _RawHeaders(answer.headers), answer.content)
 
     async def _drive(self, flow: Flow[T]) -> T:
         if self._closed:

@@ -1,0 +1,210 @@
+"""``game serve``: run the embedded GAME exchange over HTTP until Ctrl-C.
+
+It listens on the loopback interface unless told otherwise. With no token
+given it accepts the built-in ``demo-token`` and prints it; tokens you give
+are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import signal
+import ssl
+import sys
+from typing import Any, Iterator, List, Optional, Tuple
+
+from gameproto.constants import API_PREFIX, RATE_LIMIT_PER_MINUTE
+
+from .options import UsageError
+
+__all__ = ["add_parsers", "run", "DEMO_TOKEN"]
+
+DEMO_TOKEN = "demo-token"
+DEFAULT_PORT = 8765
+
+EXAMPLES = """examples:
+  game serve                                   # http://127.0.0.1:8765, token demo-token
+  game serve --port 0 --seed-market            # a free port, with a live order book
+  game serve --token-file alice.token --token-file bob.token   # your own tokens, kept out of history
+  game serve --tls-cert cert.pem --tls-key key.pem --backend trio
+  game status --url http://127.0.0.1:8765 --token demo-token   # then talk to it
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the embedded GAME exchange (a local test server)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="accept this personal token (repeatable; visible in shell history: prefer --token-file)",
+    )
+    parser.add_argument(
+        "--token-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="accept the personal tokens in this file, one a line (repeatable)",
+    )
+    parser.add_argument("--seed-market", action="store_true", help="start with resting orders and trades")
+    parser.add_argument(
+        "--rate-limit",
+        type=_positive,
+        default=RATE_LIMIT_PER_MINUTE,
+        metavar="N",
+        help=f"requests per minute and token (default {RATE_LIMIT_PER_MINUTE})",
+    )
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
+    parser.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert, if not in the same file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log connection errors (never tokens)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _read_tokens(path: str) -> List[str]:
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as source:
+            tokens = [line.strip() for line in source]
+    except OSError as error:
+        raise UsageError(f"cannot read the token file {path!r}: {error.strerror or error}") from None
+    tokens = [token for token in tokens if token and not token.startswith("#")]
+    if not tokens:
+        raise UsageError(f"the token file {path!r} holds no token")
+    return tokens
+
+
+def _tokens(args: argparse.Namespace) -> Tuple[List[str], bool]:
+    """The accepted tokens, and whether they are the built-in demo token (the only one printed)."""
+    tokens: List[str] = [token.strip() for token in args.token if token.strip()]
+    for path in args.token_file:
+        tokens.extend(_read_tokens(path))
+    if args.token and len(tokens) < len(args.token):
+        raise UsageError("--token needs a non-empty value")
+    if not tokens:
+        return [DEMO_TOKEN], True
+    return list(dict.fromkeys(tokens)), False  # duplicates removed, order kept
+
+
+def _tls_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    if not args.tls_cert:
+        if args.tls_key:
+            raise UsageError("--tls-key needs --tls-cert")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(f"cannot load the TLS certificate: {error}") from None
+    return context
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Optional[Any]]:
+    """Receiver of SIGINT and SIGTERM, or None where the loop cannot watch signals (Windows)."""
+    import anyio
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    try:
+        receiver = anyio.open_signal_receiver(*wanted)
+        signals = receiver.__enter__()
+    except (NotImplementedError, ValueError, RuntimeError):
+        yield None  # Ctrl-C then arrives as KeyboardInterrupt, which run() catches
+        return
+    try:
+        yield signals
+    finally:
+        receiver.__exit__(None, None, None)
+
+
+async def _serve(
+    args: argparse.Namespace, exchange: Any, context: Optional[ssl.SSLContext], token_count: int, demo: bool
+) -> None:
+    import anyio
+
+    from gameproto_async.server import serve_exchange
+
+    # Watch the signals before saying we listen, so a signal right after the banner stops us cleanly.
+    with _stop_signals() as signals:
+        async with serve_exchange(exchange, args.host, args.port, ssl_context=context) as running:
+            print(f"GAME exchange serving on {running.base_url} (API at {running.base_url}{API_PREFIX})", flush=True)
+            if demo:
+                print(f"personal token: {DEMO_TOKEN}", flush=True)
+            else:
+                print(f"personal tokens: {token_count} configured (not shown)", flush=True)
+            if demo and not _is_loopback(args.host):
+                print(
+                    f"warning: listening on {args.host} with the public demo token: anyone who can reach "
+                    "this port can trade; pass --token-file for a private token",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            print("press Ctrl-C to stop", flush=True)
+            if signals is None:
+                await anyio.sleep_forever()
+            else:
+                async for number in signals:
+                    print(f"stopping on {signal.Signals(number).name}", flush=True)
+                    break
+    print("stopped", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; 0 when stopped that way."""
+    import anyio
+
+    from gameproto.simulator.exchange import Exchange
+
+    tokens, demo = _tokens(args)
+    context = _tls_context(args)
+    exchange = Exchange(tokens=tuple(tokens), rate_limit_per_minute=args.rate_limit)
+    if args.seed_market:
+        exchange.seed_market()
+    try:
+        anyio.run(_serve, args, exchange, context, len(tokens), demo, backend=args.backend)
+    except KeyboardInterrupt:  # only where signals cannot be watched, or before they are
+        print("stopped", flush=True)
+    return 0
