@@ -40,6 +40,8 @@ from gameproto.types import (
     Trade,
 )
 
+from .deadline import DeadlineBackend, DeadlineExceeded, set_deadline
+
 __all__ = ["GameAPI"]
 
 T = TypeVar("T")
@@ -90,6 +92,7 @@ def _ssl_context(verify: Union[bool, str]) -> Optional[ssl.SSLContext]:
 
 
 _CACHE_LIMIT = 256
+_TRANSPORT_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError)
 _METHODS = {"GET": b"GET", "POST": b"POST", "DELETE": b"DELETE"}
 
 
@@ -164,6 +167,7 @@ class GameAPI:
             max_keepalive_connections=max_connections,
             keepalive_expiry=constants.KEEPALIVE_EXPIRY,
             retries=0,
+            network_backend=DeadlineBackend(),
         )
         self._token_lock: Optional[anyio.Lock] = None
         self._closed = False
@@ -216,39 +220,9 @@ class GameAPI:
             self._encoded[headers] = encoded
         return encoded
 
-    async def _send(self, action: Send) -> Union[Response, TransportFailure]:
-        request = action.request
-        timeouts = {
-            "connect": action.connect_timeout,
-            "read": action.read_timeout,
-            "write": action.read_timeout,
-            "pool": action.connect_timeout,
-        }
-        try:
-            # The overall deadline holds even against a server that trickles
-            # bytes just fast enough to beat the read timeout. A bare cancel
-            # scope is what fail_after wraps, without the generator around it.
-            with anyio.CancelScope(deadline=anyio.current_time() + action.time_left) as scope:
-                answer = await self._pool.request(
-                    _METHODS.get(request.method) or request.method.encode("ascii"),
-                    self._url(request.target),
-                    headers=self._headers(request.headers),
-                    content=request.body,
-                    extensions={"timeout": timeouts},
-                )
-        except httpcore.TimeoutException as error:
-            return _failure(error)
-        except httpcore.NetworkError as error:
-            return _failure(error)
-        except httpcore.ProtocolError as error:
-            return _failure(error)
-        except httpcore.ProxyError as error:
-            return _failure(error)
-        if scope.cancelled_caught:
-            return TransportFailure("deadline", f"no answer within the call's deadline of {action.time_left:.1f} s")
-        return Response(answer.status, _RawHeaders(answer.headers), answer.content)
-
     async def _drive(self, flow: Flow[T]) -> T:
+        # One coroutine level for the whole call: every extra ``await`` layer
+        # costs about a microsecond on each call of a hot trading loop.
         if self._closed:
             raise GameAPIError("the client is closed")
         reply: Any = None
@@ -256,7 +230,35 @@ class GameAPI:
             while True:
                 action = flow.send(reply)
                 if type(action) is Send:
-                    reply = await self._send(action)
+                    request = action.request
+                    # The overall deadline bounds every socket wait, even against
+                    # a server that trickles bytes just fast enough to beat the
+                    # read timeout (see deadline.py).
+                    set_deadline(action.time_left)
+                    try:
+                        answer = await self._pool.request(
+                            _METHODS.get(request.method) or request.method.encode("ascii"),
+                            self._url(request.target),
+                            headers=self._headers(request.headers),
+                            content=request.body,
+                            extensions={
+                                "timeout": {
+                                    "connect": action.connect_timeout,
+                                    "read": action.read_timeout,
+                                    "write": action.read_timeout,
+                                    "pool": action.connect_timeout,
+                                }
+                            },
+                        )
+                    except DeadlineExceeded:
+                        reply = TransportFailure(
+                            "deadline", f"no answer within the call's deadline of {action.time_left:.1f} s"
+                        )
+                        continue
+                    except _TRANSPORT_ERRORS as error:
+                        reply = _failure(error)
+                        continue
+                    reply = Response(answer.status, _RawHeaders(answer.headers), answer.content)
                 elif type(action) is Sleep:
                     await anyio.sleep(action.seconds)
                     reply = None
@@ -273,22 +275,19 @@ class GameAPI:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _run(self, call: Call[T]) -> T:
-        return await self._drive(self._state.session.run(call))
-
     # -- the calls of the protocol ----------------------------------------
 
     async def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return await self._run(endpoints.get_status())
+        return await self._drive(self._state.session.run(endpoints.get_status()))
 
     async def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return await self._run(endpoints.get_trades(direction, duration))
+        return await self._drive(self._state.session.run(endpoints.get_trades(direction, duration)))
 
     async def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return await self._run(endpoints.get_orders(direction))
+        return await self._drive(self._state.session.run(endpoints.get_orders(direction)))
 
     async def create_order(self, order_data: Dict[str, Any]) -> Union[Order, BulkResult]:
         """Place one order, or ``{"orders": [...]}`` in bulk (split by 100, indices kept).
@@ -299,7 +298,7 @@ class GameAPI:
         """
         plan = self._state.plan_orders(order_data)
         if plan.single is not None:
-            return await self._run(plan.single)
+            return await self._drive(self._state.session.run(plan.single))
         outcomes: Dict[int, Any] = {offset: None for offset, _ in plan.parts}
         limiter = anyio.CapacityLimiter(constants.BULK_CONCURRENCY)
         stopped = False
@@ -310,7 +309,7 @@ class GameAPI:
                 if stopped:
                     return  # a part failed: send nothing more
                 try:
-                    outcomes[offset] = await self._run(call)
+                    outcomes[offset] = await self._drive(self._state.session.run(call))
                 except GameAPIError as error:
                     # Kept, not raised: raising would cancel the other parts
                     # mid-flight and leave their outcome unknown.
@@ -324,7 +323,7 @@ class GameAPI:
 
     async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return await self._run(endpoints.delete_order(order_id))
+        return await self._drive(self._state.session.run(endpoints.delete_order(order_id)))
 
     async def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -333,16 +332,16 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        rows = await self._run(endpoints.get_market_data(direction, duration))
+        rows = await self._drive(self._state.session.run(endpoints.get_market_data(direction, duration)))
         return _sort_by_price(rows) if sort_by_price else rows
 
     async def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return await self._run(endpoints.get_market_ltp(market_zone))
+        return await self._drive(self._state.session.run(endpoints.get_market_ltp(market_zone)))
 
     async def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return await self._run(endpoints.get_latest_available_ltp(duration))
+        return await self._drive(self._state.session.run(endpoints.get_latest_available_ltp(duration)))
 
     async def get_spot_data(
         self,
@@ -352,11 +351,11 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return await self._run(endpoints.get_spot_data(area_name, date_from, date_to, limit))
+        return await self._drive(self._state.session.run(endpoints.get_spot_data(area_name, date_from, date_to, limit)))
 
     async def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return await self._run(endpoints.get_spot_status())
+        return await self._drive(self._state.session.run(endpoints.get_spot_status()))
 
     # -- helpers built on those calls ---------------------------------------
 

@@ -1,0 +1,120 @@
+"""A call's overall deadline, enforced on every socket operation.
+
+httpcore's timeouts bound each read and write, so a server that trickles a
+byte every few seconds could hold a call for ever. Wrapping the network
+backend lets each operation wait at most until the call's deadline, which
+the client sets per call in a context variable (httpcore does a request's
+I/O in the caller's own task, so the variable is visible there).
+
+A cancel scope per call would do the same, but costs several times more
+CPU on every call than the bookkeeping below, on asyncio and on trio.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import sys
+import time
+from typing import Any, Iterable, Optional
+
+import httpcore
+
+__all__ = ["DeadlineBackend", "set_deadline", "deadline_passed", "DeadlineExceeded"]
+
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("gameproto_deadline", default=math.inf)
+
+
+class DeadlineExceeded(httpcore.ReadTimeout):
+    """The call's overall deadline came before the server's answer did."""
+
+
+def set_deadline(seconds_from_now: float) -> None:
+    """Bound every socket operation of this task's next request to ``seconds_from_now``."""
+    _DEADLINE.set(time.monotonic() + seconds_from_now)
+
+
+def deadline_passed() -> bool:
+    return time.monotonic() >= _DEADLINE.get()
+
+
+def _running_trio() -> bool:
+    if "trio" not in sys.modules:
+        return False
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - trio itself depends on sniffio
+        return False
+    try:
+        return bool(sniffio.current_async_library() == "trio")
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+def _bounded(timeout: Optional[float]) -> float:
+    left = _DEADLINE.get() - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceeded("the call's overall deadline has passed")
+    return left if timeout is None or timeout > left else timeout
+
+
+class _DeadlineStream(httpcore.AsyncNetworkStream):
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return await self._stream.read(max_bytes, _bounded(timeout))
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        await self._stream.write(buffer, _bounded(timeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        return _DeadlineStream(stream)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend choice (asyncio or trio), with every wait bounded by the call's deadline."""
+
+    def __init__(self, backend: Optional[httpcore.AsyncNetworkBackend] = None) -> None:
+        self._chosen = backend
+
+    @property
+    def _backend(self) -> httpcore.AsyncNetworkBackend:
+        # Chosen on first use, as httpcore's default does: trio's own backend
+        # under trio, anyio's under asyncio.
+        if self._chosen is None:
+            self._chosen = httpcore.TrioBackend() if _running_trio() else httpcore.AnyIOBackend()
+        return self._chosen
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
+        socket_options: Optional[Iterable[Any]] = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(
+            host, port, timeout=_bounded(timeout), local_address=local_address, socket_options=socket_options
+        )
+        return _DeadlineStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: Optional[float] = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_unix_socket(path, timeout=_bounded(timeout), socket_options=socket_options)
+        return _DeadlineStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
