@@ -29,6 +29,10 @@ class DeadlineExceeded(httpcore.ReadTimeout):
     """The call's overall deadline came before the server's answer did."""
 
 
+class _NoTimeToConnect(httpcore.ConnectTimeout):
+    """The deadline passed before a connection was made: nothing was sent."""
+
+
 def set_deadline(seconds_from_now: float) -> None:
     """Bound every socket operation of this task's next request to ``seconds_from_now``."""
     _DEADLINE.set(time.monotonic() + seconds_from_now)
@@ -51,9 +55,11 @@ def _running_trio() -> bool:
         return False
 
 
-def _bounded(timeout: Optional[float]) -> float:
+def _bounded(timeout: Optional[float], connecting: bool = False) -> float:
     left = _DEADLINE.get() - time.monotonic()
     if left <= 0:
+        if connecting:
+            raise _NoTimeToConnect("the call's overall deadline passed before connecting")
         raise DeadlineExceeded("the call's overall deadline has passed")
     return left if timeout is None or timeout > left else timeout
 
@@ -106,14 +112,16 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
         socket_options: Optional[Iterable[Any]] = None,
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._backend.connect_tcp(
-            host, port, timeout=_bounded(timeout), local_address=local_address, socket_options=socket_options
+            host, port, timeout=_bounded(timeout, connecting=True), local_address=local_address, socket_options=socket_options
         )
         return _DeadlineStream(stream)
 
     async def connect_unix_socket(
         self, path: str, timeout: Optional[float] = None, socket_options: Any = None
     ) -> httpcore.AsyncNetworkStream:
-        stream = await self._backend.connect_unix_socket(path, timeout=_bounded(timeout), socket_options=socket_options)
+        stream = await self._backend.connect_unix_socket(
+            path, timeout=_bounded(timeout, connecting=True), socket_options=socket_options
+        )
         return _DeadlineStream(stream)
 
     async def sleep(self, seconds: float) -> None:

@@ -169,7 +169,15 @@ async def _serve(
 
     # Watch the signals before saying we listen, so a signal right after the banner stops us cleanly.
     with _stop_signals() as signals:
-        async with serve_exchange(exchange, args.host, args.port, ssl_context=context) as running:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                running = await stack.enter_async_context(
+                    serve_exchange(exchange, args.host, args.port, ssl_context=context)
+                )
+            except OSError as error:  # the usual one: the port is taken
+                where = f"{args.host}:{args.port}"
+                hint = "" if args.port == 0 else " (--port 0 picks a free port)"
+                raise OSError(error.errno, f"cannot listen on {where}: {error.strerror or error}{hint}") from None
             print(f"GAME exchange serving on {running.base_url} (API at {running.base_url}{API_PREFIX})", flush=True)
             if demo:
                 print(f"personal token: {DEMO_TOKEN}", flush=True)

@@ -13,7 +13,6 @@ import warnings
 from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from gameproto import constants, endpoints
@@ -28,7 +27,7 @@ from gameproto.market import best_offers, find_matching_orders, find_order, late
 from gameproto.market import sort_by_price as _sort_by_price
 from gameproto.models import Response
 from gameproto.retry import RetryPolicy
-from gameproto.transport import TransportFailure
+from gameproto.transport import NOT_SENT_KINDS, TransportFailure
 from gameproto.types import (
     BestOffers,
     BulkResult,
@@ -42,6 +41,8 @@ from gameproto.types import (
     Status,
     Trade,
 )
+
+from .deadline import DeadlineAdapter, deadline_passed, set_deadline
 
 __all__ = ["GameAPI"]
 
@@ -112,7 +113,7 @@ class GameAPI:
         # call: trust_env makes requests look up proxies and netrc each time.
         self._proxies = requests.utils.get_environ_proxies(self._state.api_url)
         self._http.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
         self._adapter = adapter
@@ -155,6 +156,7 @@ class GameAPI:
         prepared.body = request.body
         prepared.hooks = {"response": []}
         verify = self._state.verify
+        set_deadline(action.time_left)
         try:
             if verify is False:
                 with warnings.catch_warnings():
@@ -176,7 +178,10 @@ class GameAPI:
                 )
                 body = answer.content
         except requests.RequestException as error:
-            return _failure(error)
+            failure = _failure(error)
+            if failure.kind not in NOT_SENT_KINDS and deadline_passed():
+                return TransportFailure("deadline", f"no answer within the call's deadline of {action.time_left:.1f} s")
+            return failure
         return Response(answer.status_code, answer.headers, body)
 
     def _drive(self, flow: Flow[T]) -> T:

@@ -1,0 +1,127 @@
+"""A call's overall deadline, enforced on every socket wait of the blocking client.
+
+requests (urllib3) bounds each read, so a server that trickles a byte
+every few seconds could hold a call for ever. The connections made here
+carry sockets whose reads and writes wait at most until the deadline of the
+call the current thread is making; the client sets it per call in a
+thread-local. Nothing else changes: urllib3 still sets its own timeouts,
+and a wait the deadline cuts short surfaces as an ordinary read timeout.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Optional
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = ["DeadlineAdapter", "set_deadline", "deadline_passed"]
+
+
+class _Deadline(threading.local):
+    at: float = math.inf
+
+
+_DEADLINE = _Deadline()
+
+
+def set_deadline(seconds_from_now: float) -> None:
+    """Bound every socket wait of this thread's next request to ``seconds_from_now``."""
+    _DEADLINE.at = time.monotonic() + seconds_from_now
+
+
+def deadline_passed() -> bool:
+    return time.monotonic() >= _DEADLINE.at
+
+
+def _shorten(sock: socket.socket) -> None:
+    """Lower the socket's timeout to what is left of the call, if that is less."""
+    left = _DEADLINE.at - time.monotonic()
+    if left == math.inf:
+        return
+    if left <= 0:
+        raise socket.timeout("the call's overall deadline has passed")
+    current = sock.gettimeout()
+    if current is None or current > left:
+        sock.settimeout(left)
+
+
+class _DeadlineSocket(socket.socket):
+    __slots__ = ()  # the same layout as socket.socket, so a socket can become one
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        _shorten(self)
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        _shorten(self)
+        return super().recv(bufsize, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        _shorten(self)
+        super().sendall(data, flags)
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    __slots__ = ()
+    def recv_into(self, buffer: Any, nbytes: Optional[int] = None, flags: int = 0) -> int:
+        _shorten(self)
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        _shorten(self)
+        return super().recv(buflen, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        _shorten(self)
+        super().sendall(data, flags)
+
+
+def _adopt(sock: Any) -> None:
+    # Only the classes we know the layout of: anything else (a proxy's
+    # TLS-in-TLS wrapper, say) keeps the per-read timeouts alone.
+    if type(sock) is socket.socket:
+        sock.__class__ = _DeadlineSocket
+    elif type(sock) is ssl.SSLSocket:
+        sock.__class__ = _DeadlineSSLSocket
+
+
+class _Connection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _adopt(self.sock)
+
+
+class _TLSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _adopt(self.sock)
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+_POOLS = {"http": _Pool, "https": _TLSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections that respect the call's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
