@@ -112,7 +112,11 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
         socket_options: Optional[Iterable[Any]] = None,
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._backend.connect_tcp(
-            host, port, timeout=_bounded(timeout, connecting=True), local_address=local_address, socket_options=socket_options
+            host,
+            port,
+            timeout=_bounded(timeout, connecting=True),
+            local_address=local_address,
+            socket_options=socket_options,
         )
         return _DeadlineStream(stream)
 

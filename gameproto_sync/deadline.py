@@ -54,6 +54,7 @@ def _shorten(sock: socket.socket) -> None:
 
 class _DeadlineSocket(socket.socket):
     __slots__ = ()  # the same layout as socket.socket, so a socket can become one
+
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         _shorten(self)
         return super().recv_into(buffer, nbytes, flags)
@@ -69,6 +70,7 @@ class _DeadlineSocket(socket.socket):
 
 class _DeadlineSSLSocket(ssl.SSLSocket):
     __slots__ = ()
+
     def recv_into(self, buffer: Any, nbytes: Optional[int] = None, flags: int = 0) -> int:
         _shorten(self)
         return super().recv_into(buffer, nbytes, flags)
