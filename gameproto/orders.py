@@ -64,7 +64,7 @@ _OPTIONS_DEPTH = 32
 def _show(value: Any) -> str:
     """A short, safe rendering of a bad value for an error message."""
     try:
-        text = repr(value)
+        text = str(value) if isinstance(value, Decimal) else repr(value)  # -1, not Decimal('-1')
     except Exception:  # a hostile __repr__ must not turn into a crash
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -17,6 +17,7 @@ from gameproto.errors import (
 )
 
 from .client import GameAPI
+from .server import RunningServer, ServerThread, serve_exchange, serve_forever
 
 __all__ = [
     "GameAPI",
@@ -31,4 +32,8 @@ __all__ = [
     "ProtocolError",
     "NetworkError",
     "OutcomeUnknownError",
+    "serve_exchange",
+    "serve_forever",
+    "RunningServer",
+    "ServerThread",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import List, Optional, Sequence
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
             if error.name != name:  # a real import problem inside the module, not a missing command
                 raise
             continue
-        adder = getattr(module, "add_parsers", None) or getattr(module, "add_parser")
+        adder = getattr(module, "add_parsers", None) or module.add_parser
         adder(subparsers)
     return parser
 
@@ -79,6 +80,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except GameAPIError as error:
         _report(error, verbose)
         return 1
+    except BrokenPipeError:
+        # ``game orders | head``: the reader left; say nothing more, as Unix tools do.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
     except OSError as error:
         _report(error, verbose)
         return 1

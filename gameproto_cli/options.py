@@ -55,7 +55,7 @@ def read_token_file(path: str) -> str:
     return token
 
 
-def resolve(args: argparse.Namespace) -> "tuple[str, str, Union[bool, str]]":
+def resolve(args: argparse.Namespace) -> tuple[str, str, Union[bool, str]]:
     """Base URL, personal token and TLS verification for ``args``."""
     settings = settings_from_env()
     token = getattr(args, "token", None)
@@ -73,7 +73,7 @@ def resolve(args: argparse.Namespace) -> "tuple[str, str, Union[bool, str]]":
     return url, token, verify
 
 
-def open_client(args: argparse.Namespace, **options: Any) -> "GameAPI":
+def open_client(args: argparse.Namespace, **options: Any) -> GameAPI:
     """A blocking client configured from ``args``; the caller closes it."""
     from gameproto_sync import GameAPI
 

@@ -1,0 +1,729 @@
+"""The fault suite: every failure a client meets (GAME-API.md, "Failures a client meets"), on every driver.
+
+Each case is written once, as a coroutine over a ``Harness``, and run three
+times: through the blocking client (``server`` fixture, a ServerThread) and
+through the async client on asyncio and on trio (``aserver`` fixture, served on
+the test's own loop). The blocking harness wraps the blocking client in
+coroutines that never suspend, so the same scenario runs to its end with a
+single ``send(None)``.
+
+Every case asserts the error class, the attempts the exchange saw and the
+orders that exist afterwards.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from contextlib import asynccontextmanager
+from email.utils import formatdate
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Tuple, TypeVar
+
+import anyio
+import pytest
+
+from gameproto.errors import (
+    AuthenticationError,
+    NetworkError,
+    OrderOutcomeUnknownProtocolError,
+    OrderOutcomeUnknownServerError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+)
+from gameproto.flow import Attempt
+from gameproto.retry import RetryPolicy
+from gameproto.simulator.exchange import Exchange
+from gameproto.simulator.faults import Fault
+from gameproto_async import GameAPI as AsyncGameAPI
+from gameproto_async.server import RunningServer, ServerThread, serve_exchange
+from gameproto_sync import GameAPI as SyncGameAPI
+
+from .conftest import TOKEN, future_order
+
+T = TypeVar("T")
+
+#: Retries after the first attempt in every case (the project's default).
+RETRIES = 2
+#: Backoff so small that waiting is never what a case measures.
+FAST_RETRY = RetryPolicy(max_retries=RETRIES, backoff_initial=0.01, backoff_max=0.02)
+#: Short timeouts, so that a case that waits for one is quick.
+FAST: Dict[str, Any] = {"timeout": 3, "read_timeout": 1, "connect_timeout": 1, "retry_policy": FAST_RETRY}
+#: A read timeout, and a server delay just longer than it, for the slow-answer cases.
+SHORT_READ = 0.3
+SLOW = 0.6
+#: Timing slack for a loaded machine.
+SLACK = 0.75
+
+CREATE_PATHS = ("/orders", "/orders/create-bulk")
+
+
+# -- the harness: one scenario, either client ---------------------------------------------
+
+
+class Client:
+    """What a scenario calls: the client's methods, awaited whichever driver is under them."""
+
+    async def get_status(self) -> Any:
+        raise NotImplementedError
+
+    async def get_orders(self) -> Any:
+        raise NotImplementedError
+
+    async def create_order(self, order_data: Dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def find_matching_orders(self, order: Dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _BlockingClient(Client):
+    def __init__(self, api: SyncGameAPI) -> None:
+        self.api = api
+
+    async def get_status(self) -> Any:
+        return self.api.get_status()
+
+    async def get_orders(self) -> Any:
+        return self.api.get_orders()
+
+    async def create_order(self, order_data: Dict[str, Any]) -> Any:
+        return self.api.create_order(order_data)
+
+    async def find_matching_orders(self, order: Dict[str, Any]) -> Any:
+        return self.api.find_matching_orders(order)
+
+
+class _AsyncClient(Client):
+    def __init__(self, api: AsyncGameAPI) -> None:
+        self.api = api
+
+    async def get_status(self) -> Any:
+        return await self.api.get_status()
+
+    async def get_orders(self) -> Any:
+        return await self.api.get_orders()
+
+    async def create_order(self, order_data: Dict[str, Any]) -> Any:
+        return await self.api.create_order(order_data)
+
+    async def find_matching_orders(self, order: Dict[str, Any]) -> Any:
+        return await self.api.find_matching_orders(order)
+
+
+class Harness:
+    """The served exchange, and the means to make clients, wait and serve once more."""
+
+    def __init__(self, running: RunningServer[Exchange]) -> None:
+        self.running = running
+        self.exchange: Exchange = running.exchange
+        self.base_url = running.base_url
+
+    @property
+    def faults(self) -> Any:
+        return self.exchange.faults
+
+    def client(self, base_url: Optional[str] = None, token: str = TOKEN, **options: Any) -> Client:
+        """A client of ``base_url`` (the served exchange by default), closed at the end of the case."""
+        raise NotImplementedError
+
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def serve(self, **options: Any) -> Any:
+        """``async with h.serve(idle_timeout=...) as running:`` the exchange on a second server."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def attempts(self, method: str, path: str) -> int:
+        return self.exchange.attempts[(method, path)]
+
+    def orders(self) -> List[Dict[str, Any]]:
+        return self.exchange.orders_of("alice")
+
+
+class BlockingHarness(Harness):
+    def __init__(self, running: RunningServer[Exchange]) -> None:
+        super().__init__(running)
+        self._clients: List[SyncGameAPI] = []
+
+    def client(self, base_url: Optional[str] = None, token: str = TOKEN, **options: Any) -> Client:
+        api = SyncGameAPI(token, base_url or self.base_url, **{**FAST, **options})
+        self._clients.append(api)
+        return _BlockingClient(api)
+
+    async def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    @asynccontextmanager
+    async def serve(self, **options: Any) -> AsyncIterator[RunningServer[Exchange]]:
+        with ServerThread(self.exchange, **options) as running:
+            yield running
+
+    async def aclose(self) -> None:
+        for api in self._clients:
+            api.close()
+
+
+class AsyncHarness(Harness):
+    def __init__(self, running: RunningServer[Exchange]) -> None:
+        super().__init__(running)
+        self._clients: List[AsyncGameAPI] = []
+
+    def client(self, base_url: Optional[str] = None, token: str = TOKEN, **options: Any) -> Client:
+        api = AsyncGameAPI(token, base_url or self.base_url, **{**FAST, **options})
+        self._clients.append(api)
+        return _AsyncClient(api)
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    @asynccontextmanager
+    async def serve(self, **options: Any) -> AsyncIterator[RunningServer[Exchange]]:
+        async with serve_exchange(self.exchange, **options) as running:
+            yield running
+
+    async def aclose(self) -> None:
+        for api in self._clients:
+            await api.aclose()
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (every await reaches blocking code) to its end."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a scenario run by the blocking harness suspended: it awaited real async I/O")
+
+
+Scenario = Callable[[Harness], Awaitable[None]]
+SCENARIOS: Dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    """Register the decorated coroutine as the case ``name``."""
+
+    def add(function: Scenario) -> Scenario:
+        assert name not in SCENARIOS, name
+        SCENARIOS[name] = function
+        return function
+
+    return add
+
+
+def register(name: str, function: Scenario) -> None:
+    scenario(name)(function)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def order_payload(path: str, price: float = 100.0) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """What ``create_order`` is given for ``path``, and the orders it places (1, or 2 in a bulk)."""
+    if path == "/orders":
+        order = future_order("buy", price, 1.0)
+        return order, [order]
+    orders = [future_order("buy", price, 1.0), future_order("buy", price + 0.5, 2.0)]
+    return {"orders": orders}, orders
+
+
+def assert_placed_once(h: Harness, orders: List[Dict[str, Any]]) -> None:
+    """Exactly these orders exist, each once."""
+    existing = h.orders()
+    assert len(existing) == len(orders), existing
+    for order in orders:
+        assert len([o for o in existing if o["price"] == order["price"] and o["volume"] == order["volume"]]) == 1
+
+
+def free_port() -> int:
+    """A port that nothing listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- GET: 5xx -------------------------------------------------------------------------------
+
+
+def _get_5xx_once(status: int) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("status", status=status), method="GET", path="/status")
+        api = h.client()
+        assert (await api.get_status())["status"] == "healthy"
+        assert h.attempts("GET", "/status") == 2
+        assert h.orders() == []
+
+    return case
+
+
+def _get_5xx_always(status: int) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("status", status=status), method="GET", path="/status", times=100)
+        api = h.client()
+        started = time.monotonic()
+        with pytest.raises(ServerError) as caught:
+            await api.get_status()
+        elapsed = time.monotonic() - started
+        assert not isinstance(caught.value, OutcomeUnknownError)  # a GET creates nothing
+        assert caught.value.status_code == status
+        assert h.attempts("GET", "/status") == 1 + RETRIES
+        assert elapsed < 1.0
+        assert h.orders() == []
+
+    return case
+
+
+for _status in (502, 503, 504):
+    register(f"get_{_status}_once_is_retried", _get_5xx_once(_status))
+    register(f"get_{_status}_always_is_ServerError", _get_5xx_always(_status))
+
+
+# -- GET: dropped connections ---------------------------------------------------------------
+
+
+def _get_dropped_once(kind: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault(kind), method="GET", path="/orders")
+        api = h.client()
+        assert await api.get_orders() == []
+        assert h.attempts("GET", "/orders") == 2
+        assert h.orders() == []
+
+    return case
+
+
+def _get_dropped_always(kind: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault(kind), method="GET", path="/orders", times=100)
+        api = h.client()
+        started = time.monotonic()
+        with pytest.raises(NetworkError) as caught:
+            await api.get_orders()
+        assert not isinstance(caught.value, OutcomeUnknownError)
+        assert time.monotonic() - started < 1.0
+        assert h.attempts("GET", "/orders") == 1 + RETRIES
+        assert h.orders() == []
+
+    return case
+
+
+for _kind in ("drop_before", "drop_after"):
+    register(f"get_{_kind}_once_is_retried", _get_dropped_once(_kind))
+    register(f"get_{_kind}_always_is_NetworkError", _get_dropped_always(_kind))
+
+
+# -- GET: slow answers and the overall deadline ---------------------------------------------
+
+
+@scenario("get_slow_once_is_retried")
+async def _get_slow_once(h: Harness) -> None:
+    h.faults.add(Fault("delay", delay=SLOW), method="GET", path="/status")
+    api = h.client(read_timeout=SHORT_READ)
+    started = time.monotonic()
+    assert (await api.get_status())["status"] == "healthy"
+    elapsed = time.monotonic() - started
+    assert SHORT_READ * 0.9 <= elapsed < SLOW + SLACK
+    assert h.attempts("GET", "/status") == 2
+    assert h.orders() == []
+
+
+@scenario("get_slow_always_is_NetworkError_within_timeout")
+async def _get_slow_always(h: Harness) -> None:
+    h.faults.add(Fault("delay", delay=SLOW), method="GET", path="/status", times=100)
+    api = h.client(timeout=3, read_timeout=SHORT_READ)
+    started = time.monotonic()
+    with pytest.raises(NetworkError) as caught:
+        await api.get_status()
+    elapsed = time.monotonic() - started
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert h.attempts("GET", "/status") == 1 + RETRIES
+    assert (1 + RETRIES) * SHORT_READ * 0.9 <= elapsed < 3 + SLACK
+    assert h.orders() == []
+
+
+@scenario("get_ends_within_its_deadline_whatever_the_server_does")
+async def _get_deadline(h: Harness) -> None:
+    # A drop, a 503, then an answer that takes 10 s: the call still ends at its 1.5 s deadline.
+    h.faults.add(Fault("drop_before"), method="GET", path="/status")
+    h.faults.add(Fault("status", status=503), method="GET", path="/status")
+    h.faults.add(Fault("delay", delay=10.0), method="GET", path="/status", times=100)
+    api = h.client(timeout=1.5, read_timeout=15, retry_policy=RetryPolicy(max_retries=5, backoff_initial=0.01))
+    started = time.monotonic()
+    with pytest.raises(NetworkError) as caught:
+        await api.get_status()
+    elapsed = time.monotonic() - started
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert elapsed < 2.5
+    assert h.attempts("GET", "/status") == 3
+    assert h.orders() == []
+
+
+@scenario("post_ends_within_its_deadline_whatever_the_server_does")
+async def _post_deadline(h: Harness) -> None:
+    h.faults.add(Fault("delay", delay=10.0), method="POST", path="/orders")
+    api = h.client(timeout=1.5, read_timeout=15)
+    order = future_order()
+    started = time.monotonic()
+    with pytest.raises(OutcomeUnknownError):
+        await api.create_order(order)
+    assert time.monotonic() - started < 2.5
+    assert h.attempts("POST", "/orders") == 1
+    assert_placed_once(h, [order])  # the exchange carried it out before it stalled
+
+
+# -- 429 and Retry-After --------------------------------------------------------------------
+
+
+@scenario("get_429_retry_after_seconds_is_waited_then_retried")
+async def _get_429_seconds(h: Harness) -> None:
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", "1"),)), method="GET", path="/status")
+    api = h.client()
+    started = time.monotonic()
+    assert (await api.get_status())["status"] == "healthy"
+    elapsed = time.monotonic() - started
+    assert 0.95 <= elapsed < 1 + SLACK
+    assert h.attempts("GET", "/status") == 2
+    assert h.orders() == []
+
+
+@scenario("get_429_retry_after_http_date_is_waited_then_retried")
+async def _get_429_date(h: Harness) -> None:
+    when = formatdate(time.time() + 1, usegmt=True)  # whole seconds: a wait of at most 1 s
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", when),)), method="GET", path="/status")
+    api = h.client()
+    started = time.monotonic()
+    assert (await api.get_status())["status"] == "healthy"
+    assert time.monotonic() - started < 1 + SLACK
+    assert h.attempts("GET", "/status") == 2
+    assert h.orders() == []
+
+
+@scenario("get_429_always_is_RateLimitError_with_retry_after")
+async def _get_429_always(h: Harness) -> None:
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", "0"),)), method="GET", path="/status", times=9)
+    api = h.client()
+    with pytest.raises(RateLimitError) as caught:
+        await api.get_status()
+    assert caught.value.retry_after == 0.0
+    assert caught.value.status_code == 429
+    assert h.attempts("GET", "/status") == 1 + RETRIES
+    assert h.orders() == []
+
+
+@scenario("get_429_retry_after_beyond_the_cap_is_RateLimitError_at_once")
+async def _get_429_beyond_cap(h: Harness) -> None:
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", "3600"),)), method="GET", path="/status")
+    api = h.client()
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as caught:
+        await api.get_status()
+    assert time.monotonic() - started < 0.5
+    assert caught.value.retry_after == 3600.0
+    assert h.attempts("GET", "/status") == 1
+    assert h.orders() == []
+
+
+# -- POST /orders and /orders/create-bulk ---------------------------------------------------
+
+
+def _post_429_once(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("status", status=429, headers=(("Retry-After", "0"),)), method="POST", path=path)
+        payload, placed = order_payload(path)
+        api = h.client()
+        await api.create_order(payload)
+        assert h.attempts("POST", path) == 2
+        assert_placed_once(h, placed)
+
+    return case
+
+
+def _post_429_always(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("status", status=429), method="POST", path=path, times=9)
+        payload, _ = order_payload(path)
+        api = h.client()
+        with pytest.raises(RateLimitError) as caught:
+            await api.create_order(payload)
+        assert not isinstance(caught.value, OutcomeUnknownError)  # a 429 was not carried out
+        assert h.attempts("POST", path) == 1 + RETRIES
+        assert h.orders() == []
+
+    return case
+
+
+def _post_503(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("status", status=503), method="POST", path=path)
+        payload, _ = order_payload(path)
+        api = h.client()
+        with pytest.raises(ServerError) as caught:
+            await api.create_order(payload)
+        assert isinstance(caught.value, OutcomeUnknownError)
+        assert isinstance(caught.value, OrderOutcomeUnknownServerError)
+        assert caught.value.status_code == 503
+        assert h.attempts("POST", path) == 1
+        assert h.orders() == []  # the fault answered without carrying it out
+
+    return case
+
+
+def _post_drop_after(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("drop_after"), method="POST", path=path)
+        payload, placed = order_payload(path)
+        api = h.client()
+        with pytest.raises(OutcomeUnknownError):
+            await api.create_order(payload)
+        assert h.attempts("POST", path) == 1
+        assert_placed_once(h, placed)
+
+    return case
+
+
+def _post_slow(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("delay", delay=SLOW), method="POST", path=path)
+        payload, placed = order_payload(path)
+        api = h.client(read_timeout=SHORT_READ)
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknownError):
+            await api.create_order(payload)
+        assert time.monotonic() - started < SLOW
+        await h.sleep(SLOW)
+        assert h.attempts("POST", path) == 1
+        assert_placed_once(h, placed)
+
+    return case
+
+
+def _post_drop_before(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        # Not carried out; but the client lost the connection after sending, so it cannot know.
+        h.faults.add(Fault("drop_before"), method="POST", path=path)
+        payload, _ = order_payload(path)
+        api = h.client()
+        with pytest.raises(OutcomeUnknownError):
+            await api.create_order(payload)
+        assert h.attempts("POST", path) == 1
+        assert h.orders() == []
+
+    return case
+
+
+def _post_not_json(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        h.faults.add(Fault("not_json"), method="POST", path=path)
+        payload, placed = order_payload(path)
+        api = h.client()
+        with pytest.raises(ProtocolError) as caught:
+            await api.create_order(payload)
+        assert isinstance(caught.value, OrderOutcomeUnknownProtocolError)
+        assert isinstance(caught.value, OutcomeUnknownError)
+        assert caught.value.status_code == 200 and "Bad Gateway" in caught.value.excerpt
+        assert h.attempts("POST", path) == 1
+        assert_placed_once(h, placed)
+
+    return case
+
+
+for _path in CREATE_PATHS:
+    _name = "post_orders" if _path == "/orders" else "post_bulk"
+    register(f"{_name}_429_once_is_retried_and_placed_once", _post_429_once(_path))
+    register(f"{_name}_429_always_is_RateLimitError", _post_429_always(_path))
+    register(f"{_name}_503_is_not_retried", _post_503(_path))
+    register(f"{_name}_drop_after_is_OutcomeUnknown_never_repeated", _post_drop_after(_path))
+    register(f"{_name}_slow_is_OutcomeUnknown", _post_slow(_path))
+    register(f"{_name}_drop_before_is_OutcomeUnknown", _post_drop_before(_path))
+    register(f"{_name}_not_json_is_OutcomeUnknown_protocol_error", _post_not_json(_path))
+
+
+@scenario("post_to_a_refused_connection_is_retried_and_not_OutcomeUnknown")
+async def _post_refused(h: Harness) -> None:
+    seen: List[Attempt] = []
+    async with h.serve() as running:
+        api = h.client(running.base_url, on_attempt=seen.append)
+        await api.get_status()  # the access token, and a pooled connection that is about to die
+    # Nothing listens there any more: the POST never leaves, so it may be sent again.
+    with pytest.raises(NetworkError) as caught:
+        await api.create_order(future_order())
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    tries = [a for a in seen if a.path == "/orders"]
+    assert [(a.method, a.status, a.failure) for a in tries] == [("POST", None, "connect")] * (1 + RETRIES)
+    assert h.attempts("POST", "/orders") == 0
+    assert h.orders() == []
+
+
+@scenario("refused_connection_from_the_first_call_is_NetworkError")
+async def _refused_from_the_start(h: Harness) -> None:
+    seen: List[Attempt] = []
+    api = h.client(f"http://127.0.0.1:{free_port()}", on_attempt=seen.append)
+    with pytest.raises(NetworkError) as caught:
+        await api.create_order(future_order())
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    # The token exchange is the first request: it is retried, and the order is never sent.
+    assert [(a.method, a.path, a.failure) for a in seen] == [("POST", "/auth/token", "connect")] * (1 + RETRIES)
+    assert sum(h.exchange.attempts.values()) == 0
+    assert h.orders() == []
+
+
+@scenario("post_after_the_server_closed_an_idle_connection_succeeds")
+async def _post_after_idle_close(h: Harness) -> None:
+    async with h.serve(idle_timeout=0.3) as running:
+        api = h.client(running.base_url)
+        await api.get_status()
+        await h.sleep(0.6)  # the server closes the idle keep-alive connection meanwhile
+        order = future_order()
+        created = await api.create_order(order)
+        assert str(created["order_id"]).startswith("ord_")
+        assert running.connections_accepted == 2
+    assert h.attempts("POST", "/orders") == 1
+    assert_placed_once(h, [order])
+
+
+# -- answers that are not what the protocol says --------------------------------------------
+
+
+@scenario("get_not_json_is_ProtocolError")
+async def _get_not_json(h: Harness) -> None:
+    h.faults.add(Fault("not_json"), method="GET", path="/status")
+    api = h.client()
+    with pytest.raises(ProtocolError) as caught:
+        await api.get_status()
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert caught.value.status_code == 200
+    assert "502 Bad Gateway" in caught.value.excerpt and len(caught.value.excerpt) <= 203
+    assert h.attempts("GET", "/status") == 1
+    assert h.orders() == []
+
+
+@scenario("get_orders_of_the_wrong_shape_is_ProtocolError")
+async def _get_wrong_shape(h: Harness) -> None:
+    h.faults.add(Fault("status", status=200, body=b'{"unexpected": 1}'), method="GET", path="/orders")
+    api = h.client()
+    with pytest.raises(ProtocolError) as caught:
+        await api.get_orders()
+    assert caught.value.status_code == 200
+    assert "unexpected" in caught.value.excerpt
+    assert h.attempts("GET", "/orders") == 1
+    assert h.orders() == []
+
+
+@scenario("long_garbage_is_cut_to_a_short_excerpt")
+async def _long_garbage(h: Harness) -> None:
+    h.faults.add(Fault("not_json", body=b"<html>" + b"x" * 100_000), method="GET", path="/status")
+    api = h.client()
+    with pytest.raises(ProtocolError) as caught:
+        await api.get_status()
+    assert caught.value.excerpt.startswith("<html>xxx") and len(caught.value.excerpt) <= 203
+    assert len(str(caught.value)) < 400
+    assert h.attempts("GET", "/status") == 1
+
+
+# -- the token ------------------------------------------------------------------------------
+
+
+@scenario("refused_personal_token_is_AuthenticationError")
+async def _refused_token(h: Harness) -> None:
+    api = h.client(token="personal-token-nobody")
+    with pytest.raises(AuthenticationError):
+        await api.create_order(future_order())
+    assert h.attempts("POST", "/auth/token") == 1
+    assert h.attempts("POST", "/orders") == 0
+    assert h.exchange.exchanges == 0
+    assert h.orders() == []
+
+
+@scenario("token_exchange_503_once_is_retried")
+async def _token_503_once(h: Harness) -> None:
+    h.faults.add(Fault("status", status=503), method="POST", path="/auth/token")
+    api = h.client()
+    assert (await api.get_status())["status"] == "healthy"
+    assert h.attempts("POST", "/auth/token") == 2
+    assert h.exchange.exchanges == 1
+    assert h.attempts("GET", "/status") == 1
+
+
+def _token_expired(path: str) -> Scenario:
+    async def case(h: Harness) -> None:
+        api = h.client()
+        await api.get_status()
+        assert h.exchange.exchanges == 1
+        h.exchange.expire_access_tokens()
+        if path == "/orders":
+            order = future_order()
+            await api.create_order(order)
+            assert h.attempts("POST", "/orders") == 2  # 401, then the repeat
+            assert_placed_once(h, [order])
+        else:
+            await api.get_status()
+            assert h.attempts("GET", "/status") == 3  # the first call, the 401, the repeat
+            assert h.orders() == []
+        assert h.exchange.exchanges == 2
+        assert h.attempts("POST", "/auth/token") == 2
+
+    return case
+
+
+register("token_expired_mid_run_get_is_repeated_once", _token_expired("/status"))
+register("token_expired_mid_run_post_is_repeated_once", _token_expired("/orders"))
+
+
+# -- reconcile after OutcomeUnknownError ----------------------------------------------------
+
+
+@scenario("reconcile_finds_the_order_a_drop_after_placed")
+async def _reconcile_placed(h: Harness) -> None:
+    api = h.client()
+    await api.create_order(future_order("buy", 99.0, 1.0))  # a neighbour that must not match
+    h.exchange.faults.add(Fault("drop_after"), method="POST", path="/orders")
+    order = future_order("buy", 101.25, 3.0)
+    with pytest.raises(OutcomeUnknownError):
+        await api.create_order(order)
+    matches = await api.find_matching_orders(order)
+    assert len(matches) == 1
+    assert matches[0]["price"] == 101.25 and matches[0]["volume"] == 3.0
+    assert h.attempts("POST", "/orders") == 2
+    assert len(h.orders()) == 2
+
+
+@scenario("reconcile_finds_nothing_after_drop_before_and_a_resend_places_it_once")
+async def _reconcile_not_placed(h: Harness) -> None:
+    h.exchange.faults.add(Fault("drop_before"), method="POST", path="/orders")
+    api = h.client()
+    order = future_order("sell", 250.5, 2.0)
+    with pytest.raises(OutcomeUnknownError):
+        await api.create_order(order)
+    assert await api.find_matching_orders(order) == []
+    await api.create_order(order)
+    assert len(await api.find_matching_orders(order)) == 1
+    assert h.attempts("POST", "/orders") == 2
+    assert_placed_once(h, [order])
+
+
+# -- the tests: every scenario, through each client -----------------------------------------
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_blocking(name: str, server: RunningServer[Exchange]) -> None:
+    harness = BlockingHarness(server)
+    try:
+        run_blocking(SCENARIOS[name](harness))
+    finally:
+        run_blocking(harness.aclose())
+    assert server.exchange.internal_errors == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_async(name: str, aserver: RunningServer[Exchange]) -> None:
+    harness = AsyncHarness(aserver)
+    try:
+        await SCENARIOS[name](harness)
+    finally:
+        await harness.aclose()
+    assert aserver.exchange.internal_errors == []
