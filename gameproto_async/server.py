@@ -201,7 +201,8 @@ class _Connection:
                 assert isinstance(event, h11.Request)
                 body = await self._read_body(event)
             except h11.RemoteProtocolError as error:
-                await self._refuse(error.error_status_hint, "malformed HTTP request")
+                status = error.error_status_hint  # 400, or 431 for a head too large
+                await self._refuse(status, "malformed HTTP request" if status == 400 else _reason(status).decode())
                 return
             except _Refused as refusal:
                 await self._refuse(refusal.status, refusal.detail)

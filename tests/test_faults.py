@@ -13,9 +13,12 @@ orders that exist afterwards.
 
 from __future__ import annotations
 
+import collections
 import socket
+import threading
 import time
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from email.utils import formatdate
 from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Tuple, TypeVar
 
@@ -232,12 +235,16 @@ def order_payload(path: str, price: float = 100.0) -> Tuple[Dict[str, Any], List
     return {"orders": orders}, orders
 
 
+def _key(order: Dict[str, Any]) -> Tuple[str, Decimal, Decimal]:
+    side = order.get("direction", order.get("side"))
+    return str(side), Decimal(str(order["price"])), Decimal(str(order["volume"]))
+
+
 def assert_placed_once(h: Harness, orders: List[Dict[str, Any]]) -> None:
-    """Exactly these orders exist, each once."""
-    existing = h.orders()
-    assert len(existing) == len(orders), existing
-    for order in orders:
-        assert len([o for o in existing if o["price"] == order["price"] and o["volume"] == order["volume"]]) == 1
+    """Exactly these orders exist, each once (the exchange lists prices as Decimal)."""
+    existing = collections.Counter(_key(order) for order in h.orders())
+    assert existing == collections.Counter(_key(order) for order in orders)
+    assert max(existing.values()) == 1
 
 
 def free_port() -> int:
@@ -245,6 +252,100 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class TrickleServer:
+    """A raw HTTP server that answers the token exchange, then trickles every other answer's head.
+
+    One header byte every ``interval`` seconds, for at most ``lasting`` seconds, then it closes:
+    each read comes well within any read timeout, yet the answer never ends in time.
+    """
+
+    def __init__(self, interval: float = 0.1, lasting: float = 6.0) -> None:
+        self.interval = interval
+        self.lasting = lasting
+        self.requests: List[str] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = [threading.Thread(target=self._accept, daemon=True)]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> TrickleServer:
+        self._threads[0].start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(0.2)
+            data = b""
+            while not self._stop.is_set():
+                head, found, rest = data.partition(b"\r\n\r\n")
+                if found:
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    if len(rest) >= length:
+                        data = rest[length:]
+                        target = head.split(b" ")[1].decode()
+                        self.requests.append(target)
+                        if not self._answer(connection, target):
+                            return
+                        continue
+                try:
+                    chunk = connection.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data += chunk
+
+    def _answer(self, connection: socket.socket, target: str) -> bool:
+        try:
+            if target.endswith("/auth/token"):
+                body = b'{"access_token": "trickled-access-token", "expires_in": 3600}'
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
+                return True
+            connection.sendall(b"HTTP/1.1 200 OK\r\nx-slow: ")
+            ends = time.monotonic() + self.lasting
+            while time.monotonic() < ends and not self._stop.is_set():
+                time.sleep(self.interval)
+                connection.sendall(b"a")
+        except OSError:
+            pass
+        return False
 
 
 # -- GET: 5xx -------------------------------------------------------------------------------
@@ -374,6 +475,21 @@ async def _post_deadline(h: Harness) -> None:
     assert time.monotonic() - started < 2.5
     assert h.attempts("POST", "/orders") == 1
     assert_placed_once(h, [order])  # the exchange carried it out before it stalled
+
+
+@scenario("trickled_answer_ends_within_the_deadline")
+async def _trickled_answer(h: Harness) -> None:
+    # Every read succeeds within the read timeout, yet the answer takes 6 s: only the overall deadline stops it.
+    with TrickleServer() as trickle:
+        api = h.client(trickle.base_url, timeout=1.5, read_timeout=1)
+        started = time.monotonic()
+        with pytest.raises(NetworkError) as caught:
+            await api.get_status()
+        elapsed = time.monotonic() - started
+        requests = list(trickle.requests)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert elapsed < 2.5, f"the call took {elapsed:.1f} s, deadline 1.5 s"
+    assert requests[0] == "/api/v1/auth/token" and requests[1:2] == ["/api/v1/status"]
 
 
 # -- 429 and Retry-After --------------------------------------------------------------------
@@ -584,6 +700,39 @@ async def _post_after_idle_close(h: Harness) -> None:
         assert running.connections_accepted == 2
     assert h.attempts("POST", "/orders") == 1
     assert_placed_once(h, [order])
+
+
+@scenario("post_bulk_split_with_one_part_dropped_reports_what_is_unknown")
+async def _bulk_split_part_dropped(h: Harness) -> None:
+    # 150 orders go as two requests; the first to arrive passes (a delay of 0), the second is
+    # carried out and never answered. Nothing is repeated, and the error says which indices are unknown.
+    h.faults.add(Fault("delay", delay=0.0), method="POST", path="/orders/create-bulk")
+    h.faults.add(Fault("drop_after"), method="POST", path="/orders/create-bulk")
+    orders = [future_order("buy", 10.0 + i / 100, 1.0) for i in range(150)]
+    api = h.client()
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await api.create_order({"orders": orders})
+    partial = caught.value.partial_result
+    assert partial is not None and partial["unsent"] == [] and partial["failed"] == []
+    created = sorted(entry["index"] for entry in partial["created"])
+    assert sorted(created + partial["unknown"]) == list(range(150))
+    assert partial["unknown"] in (list(range(100)), list(range(100, 150)))
+    assert h.attempts("POST", "/orders/create-bulk") == 2
+    assert_placed_once(h, orders)
+
+
+@scenario("slow_token_exchange_ends_within_the_deadline")
+async def _slow_token_exchange(h: Harness) -> None:
+    h.faults.add(Fault("delay", delay=10.0), method="POST", path="/auth/token", times=100)
+    api = h.client(timeout=1.5, read_timeout=15)
+    started = time.monotonic()
+    with pytest.raises(NetworkError) as caught:
+        await api.create_order(future_order())
+    assert not isinstance(caught.value, OutcomeUnknownError)  # the order was never sent
+    assert time.monotonic() - started < 2.5
+    assert h.attempts("POST", "/auth/token") == 1
+    assert h.attempts("POST", "/orders") == 0
+    assert h.orders() == []
 
 
 # -- answers that are not what the protocol says --------------------------------------------

@@ -518,6 +518,8 @@ class Exchange:
 
     def _delete_order(self, context: _Context) -> Response:
         raw = context.request.path[len("/orders/") :]
+        if raw.startswith("ord_"):
+            raw = raw[len("ord_") :]  # the creation answer's form: accepted, as a trader would expect
         if not _DIGITS.fullmatch(raw):
             raise _invalid(["path", "order_id"], "value is not a valid integer", "type_error.integer")
         number = int(raw) if len(raw) <= 18 else -1  # longer than any id we hand out
