@@ -15,6 +15,8 @@ from . import constants
 from .errors import AuthenticationError, ProtocolError, error_from_response, excerpt
 from .models import Request, Response
 
+_LONGEST_LIFETIME = 10 * 365 * 86400
+
 __all__ = ["TokenState", "TOKEN_PATH"]
 
 TOKEN_PATH = "/auth/token"
@@ -106,7 +108,9 @@ class TokenState:
                 status_code=response.status,
                 **where,
             )
-        lifetime = min(float(lifetime), 10.0 * 365 * 86400)
+        # Capped before float(): an int of 400 digits is valid JSON and no float.
+        # At least a second: a token that expires at once would be traded on every call.
+        lifetime = max(1.0, float(min(lifetime, _LONGEST_LIFETIME)))
         # A token that lives less than twice the margin is refreshed halfway,
         # not at once: otherwise every call would trade a new one.
         margin = min(self.refresh_margin, lifetime / 2.0)

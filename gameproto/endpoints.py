@@ -228,8 +228,8 @@ def parse_bulk_result(response: Response, requested: int) -> BulkResult:
     value = decode_json(response, "POST", path)
     if type(value) is not dict:
         raise _wrong_shape(response, "POST", path, "a bulk result object")
-    created = value.get("created", [])
-    failed = value.get("failed", [])
+    created = value.setdefault("created", [])
+    failed = value.setdefault("failed", [])
     if type(created) is not list or type(failed) is not list:
         raise _wrong_shape(response, "POST", path, "a bulk result with created and failed lists")
     for entry in created:
@@ -243,7 +243,9 @@ def parse_bulk_result(response: Response, requested: int) -> BulkResult:
         elif not isinstance(entry["error"], str):
             entry["error"] = json.dumps(entry["error"], default=str)
     indices = [entry["index"] for entry in created] + [entry["index"] for entry in failed]
-    if any(not 0 <= index < requested for index in indices) or len(set(indices)) != len(indices):
+    # Every order must be accounted for, once: an order the answer leaves out
+    # may or may not exist, and must not vanish from the caller's view.
+    if len(indices) != requested or set(indices) != set(range(requested)):
         raise _wrong_shape(response, "POST", path, f"a bulk result with indices 0 to {requested - 1}, each once")
     value.setdefault("requested", requested)
     return cast(BulkResult, value)

@@ -184,6 +184,11 @@ class OrderOutcomeUnknownProtocolError(ProtocolError, OutcomeUnknownError):
 UNKNOWN_OUTCOME_HINT = "the orders may or may not exist; reconcile (find_matching_orders) before sending again"
 
 
+#: How much of a body is scanned for an excerpt, and the longest detail shown.
+_EXCERPT_SCAN = 65536
+DETAIL_LENGTH = 600
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***``."""
     for secret in secrets:
@@ -194,16 +199,34 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 def excerpt(body: bytes, secrets: Iterable[str] = ()) -> str:
     """A short, printable excerpt of a body for an error message."""
-    text = body[: EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
-    text = redact(text, secrets)
+    secrets = tuple(secrets)
+    text = redact(body[:_EXCERPT_SCAN].decode("utf-8", errors="replace"), secrets)
+    if len(body) > _EXCERPT_SCAN:
+        # What the cut left of a token at the very end is no token to
+        # redaction: drop as many characters as the longest token has.
+        # (Whitespace is collapsed below, so text far into the body can
+        # still reach the excerpt.)
+        longest = max((len(secret) for secret in secrets if secret), default=0)
+        text = text[: len(text) - longest]
     text = " ".join(text.split())
     if len(text) > EXCERPT_LENGTH:
         text = text[:EXCERPT_LENGTH] + "..."
     return text
 
 
-def readable_detail(payload: Any) -> str:
-    """The ``detail`` of a FastAPI-style error body as one readable line."""
+def readable_detail(payload: Any, secrets: Iterable[str] = ()) -> str:
+    """The ``detail`` of a FastAPI-style error body as one readable line, secrets redacted, bounded."""
+    secrets = tuple(secrets)
+    try:
+        text = redact(_readable_detail(payload, secrets), secrets)
+    except RecursionError:
+        return "(a detail nested too deeply to show)"
+    if len(text) > DETAIL_LENGTH:
+        text = text[:DETAIL_LENGTH] + "..."
+    return text
+
+
+def _readable_detail(payload: Any, secrets: Iterable[str]) -> str:
     detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
     if isinstance(detail, str):
         return detail
@@ -225,7 +248,8 @@ def readable_detail(payload: Any) -> str:
             else:
                 parts.append(str(item))
         return "; ".join(parts)
-    return json.dumps(detail, default=str)[:EXCERPT_LENGTH]
+    # Redact before cutting: a token straddling the cut would leave its prefix.
+    return redact(json.dumps(detail, default=str), secrets)[:EXCERPT_LENGTH]
 
 
 def _retry_after_seconds(response: Response, now: Optional[float]) -> Optional[float]:
@@ -251,7 +275,7 @@ def error_from_response(
     except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     if payload is not None:
-        detail = redact(readable_detail(payload), secrets)
+        detail = readable_detail(payload, secrets)
     else:
         detail = excerpt(response.body, secrets)
     if status in (401, 403):

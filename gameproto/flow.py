@@ -29,6 +29,7 @@ from .errors import (
     ProtocolError,
     ServerError,
     error_from_response,
+    excerpt,
     redact,
 )
 from .models import Request, Response
@@ -84,6 +85,9 @@ class RefreshToken:
     """
 
     generation: int
+    #: The asking call's deadline on the session clock: waiting for the lock
+    #: and the exchange itself must end by then.
+    deadline: float = float("inf")
 
 
 Action = Union[Send, Sleep, RefreshToken]
@@ -156,8 +160,12 @@ class Session:
         while True:
             access = tokens.current(clock())
             if access is None:
-                yield RefreshToken(tokens.generation)
+                yield RefreshToken(tokens.generation, deadline)
                 access = tokens.current(clock())
+                if access is None and clock() >= deadline:
+                    # The exchange (ours, or the one we waited for) ran out of
+                    # this call's time; nothing of this call is in doubt.
+                    raise self._deadline_error(request, False, attempt + 1)
                 if access is None:
                     raise AuthenticationError(
                         "no access token after the exchange", method=request.method, path=request.path
@@ -184,14 +192,23 @@ class Session:
                 if 200 <= status < 300:
                     if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
                         self._record(request, attempt, status, None, clock() - started, None)
-                    if not call.creates:
-                        return call.parse(reply)
                     try:
                         return call.parse(reply)
                     except ProtocolError as unreadable:
+                        # The parser does not know the tokens: the excerpt is
+                        # made again here, with them redacted.
+                        shown = excerpt(reply.body, tokens.secrets)
+                        if not call.creates:
+                            raise ProtocolError(
+                                unreadable.message,
+                                excerpt=shown,
+                                method=request.method,
+                                path=request.path,
+                                status_code=status,
+                            ) from None
                         raise OrderOutcomeUnknownProtocolError(
                             f"{unreadable.message}: {UNKNOWN_OUTCOME_HINT}",
-                            excerpt=unreadable.excerpt,
+                            excerpt=shown,
                             method=request.method,
                             path=request.path,
                             status_code=status,
@@ -239,13 +256,15 @@ class Session:
             if decision.wait > 0:
                 yield Sleep(decision.wait)
 
-    def exchange_token(self) -> Flow[str]:
+    def exchange_token(self, deadline: Optional[float] = None) -> Flow[str]:
         """The flow of the token exchange; leaves a fresh token in ``tokens``.
 
-        The exchange creates nothing, so it is retried like a read.
+        The exchange creates nothing, so it is retried like a read. It ends by
+        ``deadline`` (session clock) when a call asked for it, so that the
+        call's own deadline holds; else after the session's ``timeout``.
         """
         clock = self.clock
-        deadline = clock() + self.timeout
+        deadline = min(deadline if deadline is not None else float("inf"), clock() + self.timeout)
         request = self.tokens.exchange_request()
         retries = 0
         attempt = 0

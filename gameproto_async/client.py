@@ -62,11 +62,26 @@ _FAILURE_KINDS = (
 )
 
 
+def _tls_cause(error: BaseException) -> Optional[ssl.SSLError]:
+    """The TLS error behind ``error``, however deep (trio wraps it twice)."""
+    seen = 0
+    cause: Optional[BaseException] = error
+    while cause is not None and seen < 10:
+        if isinstance(cause, ssl.SSLError):
+            return cause
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
+
+
 def _failure(error: Exception) -> TransportFailure:
     detail = f"{type(error).__name__}: {error}"
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in detail or "SSL" in detail:
-        return TransportFailure("tls", detail)
+    tls = _tls_cause(error)
+    if tls is not None:
+        detail = f"{detail} ({type(tls).__name__}: {tls})"
+        if isinstance(error, httpcore.ConnectError):
+            # The handshake is part of connecting: nothing was sent. A TLS
+            # error later on keeps its kind (a read may follow a sent POST).
+            return TransportFailure("tls", detail)
     for kind_of_error, kind in _FAILURE_KINDS:
         if isinstance(error, kind_of_error):
             return TransportFailure(kind, detail)
@@ -266,10 +281,20 @@ class GameAPI:
                 elif type(action) is RefreshToken:
                     if self._token_lock is None:
                         self._token_lock = anyio.Lock()
-                    async with self._token_lock:
-                        # Calls that waited here find the token refreshed.
-                        if self._state.session.tokens.is_generation(action.generation):
-                            await self._drive(self._state.session.exchange_token())
+                    session = self._state.session
+                    # Wait for another call's exchange no longer than this call
+                    # may last; the flow then says the deadline passed.
+                    acquired = False
+                    with anyio.move_on_after(max(0.0, min(action.deadline - session.clock(), 1e6))):
+                        await self._token_lock.acquire()
+                        acquired = True
+                    if acquired:
+                        try:
+                            # Calls that waited here find the token refreshed.
+                            if session.tokens.is_generation(action.generation):
+                                await self._drive(session.exchange_token(action.deadline))
+                        finally:
+                            self._token_lock.release()
                     reply = None
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown flow action {action!r}")

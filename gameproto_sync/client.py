@@ -56,7 +56,11 @@ def _failure(error: requests.RequestException) -> TransportFailure:
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return TransportFailure("connect_timeout", detail)
     if isinstance(error, requests.exceptions.SSLError):
-        return TransportFailure("tls", detail)
+        # urllib3 reports TLS errors of the handshake and of a later read
+        # alike; only a refused certificate surely came before the request.
+        if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
+            return TransportFailure("tls", detail)
+        return TransportFailure("read", detail)
     if isinstance(error, requests.exceptions.ReadTimeout):
         return TransportFailure("read_timeout", detail)
     if isinstance(error, requests.exceptions.ConnectionError):
@@ -197,9 +201,16 @@ class GameAPI:
                     time.sleep(action.seconds)
                     reply = None
                 elif type(action) is RefreshToken:
-                    with self._token_lock:
-                        if self._state.session.tokens.is_generation(action.generation):
-                            self._drive(self._state.session.exchange_token())
+                    session = self._state.session
+                    # Wait for another thread's exchange no longer than this
+                    # call may last; the flow then says the deadline passed.
+                    if self._token_lock.acquire(timeout=max(0.0, min(action.deadline - session.clock(), 1e6))):
+                        try:
+                            # Threads that waited here find the token refreshed.
+                            if session.tokens.is_generation(action.generation):
+                                self._drive(session.exchange_token(action.deadline))
+                        finally:
+                            self._token_lock.release()
                     reply = None
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown flow action {action!r}")

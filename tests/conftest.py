@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any, AsyncIterator, Dict, Iterator
 
 import pytest
+
 from gameproto.simulator.exchange import Exchange
 from gameproto_async.server import ServerThread, serve_exchange
 

@@ -12,6 +12,7 @@ import time
 from typing import Iterator
 
 import pytest
+
 from gameproto import NetworkError, OutcomeUnknownError
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI

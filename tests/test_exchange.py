@@ -347,7 +347,8 @@ def test_delete_refuses_other_traders_unknown_and_malformed_ids(alice: Trader, b
     assert bob.call("DELETE", "/orders/1") == (404, {"detail": "Order not found"})
     assert bob.call("DELETE", "/orders/99") == (404, {"detail": "Order not found"})
     assert bob.call("DELETE", "/orders/" + "9" * 40)[0] == 404
-    for bad in ("abc", "ord_1", "-1", "1.0", "create-bulk"):
+    assert bob.call("DELETE", "/orders/ord_1") == (404, {"detail": "Order not found"})  # the creation form
+    for bad in ("abc", "ord_", "ord_x", "-1", "1.0", "create-bulk"):
         status, answer = bob.call("DELETE", f"/orders/{bad}")
         assert status == 422 and answer["detail"][0]["loc"] == ["path", "order_id"]
     assert len(alice.call("GET", "/orders")[1]) == 1

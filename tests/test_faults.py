@@ -20,7 +20,7 @@ import time
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from email.utils import formatdate
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, AsyncIterator, Callable, Coroutine, Dict, List, Optional, Tuple, TypeVar
 
 import anyio
 import pytest
@@ -54,8 +54,8 @@ FAST_RETRY = RetryPolicy(max_retries=RETRIES, backoff_initial=0.01, backoff_max=
 #: Short timeouts, so that a case that waits for one is quick.
 FAST: Dict[str, Any] = {"timeout": 3, "read_timeout": 1, "connect_timeout": 1, "retry_policy": FAST_RETRY}
 #: A read timeout, and a server delay just longer than it, for the slow-answer cases.
-SHORT_READ = 0.3
-SLOW = 0.6
+SHORT_READ = 0.2
+SLOW = 0.4
 #: Timing slack for a loaded machine.
 SLACK = 0.75
 
@@ -141,6 +141,10 @@ class Harness:
     async def aclose(self) -> None:
         raise NotImplementedError
 
+    async def concurrently(self, *calls: Callable[[], Coroutine[Any, Any, Any]]) -> List[Any]:
+        """Run ``calls`` at once (threads, or tasks); each one's answer or the error it raised."""
+        raise NotImplementedError
+
     def attempts(self, method: str, path: str) -> int:
         return self.exchange.attempts[(method, path)]
 
@@ -170,6 +174,22 @@ class BlockingHarness(Harness):
         for api in self._clients:
             api.close()
 
+    async def concurrently(self, *calls: Callable[[], Coroutine[Any, Any, Any]]) -> List[Any]:
+        outcomes: List[Any] = [None] * len(calls)
+
+        def one(index: int) -> None:
+            try:
+                outcomes[index] = run_blocking(calls[index]())
+            except Exception as error:
+                outcomes[index] = error
+
+        threads = [threading.Thread(target=one, args=(index,)) for index in range(len(calls))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return outcomes
+
 
 class AsyncHarness(Harness):
     def __init__(self, running: RunningServer[Exchange]) -> None:
@@ -193,6 +213,20 @@ class AsyncHarness(Harness):
         for api in self._clients:
             await api.aclose()
 
+    async def concurrently(self, *calls: Callable[[], Coroutine[Any, Any, Any]]) -> List[Any]:
+        outcomes: List[Any] = [None] * len(calls)
+
+        async def one(index: int) -> None:
+            try:
+                outcomes[index] = await calls[index]()
+            except Exception as error:
+                outcomes[index] = error
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(calls)):
+                group.start_soon(one, index)
+        return outcomes
+
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends (every await reaches blocking code) to its end."""
@@ -204,16 +238,20 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a scenario run by the blocking harness suspended: it awaited real async I/O")
 
 
-Scenario = Callable[[Harness], Awaitable[None]]
+Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
 SCENARIOS: Dict[str, Scenario] = {}
+#: Cases that show a known bug: the reason names it (see the report in the case's docstring).
+KNOWN_BUGS: Dict[str, str] = {}
 
 
-def scenario(name: str) -> Callable[[Scenario], Scenario]:
-    """Register the decorated coroutine as the case ``name``."""
+def scenario(name: str, *, bug: Optional[str] = None) -> Callable[[Scenario], Scenario]:
+    """Register the decorated coroutine as the case ``name``; ``bug`` marks it xfail(strict)."""
 
     def add(function: Scenario) -> Scenario:
         assert name not in SCENARIOS, name
         SCENARIOS[name] = function
+        if bug is not None:
+            KNOWN_BUGS[name] = bug
         return function
 
     return add
@@ -221,6 +259,15 @@ def scenario(name: str) -> Callable[[Scenario], Scenario]:
 
 def register(name: str, function: Scenario) -> None:
     scenario(name)(function)
+
+
+def scenario_params() -> List[Any]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name]))
+        if name in KNOWN_BUGS
+        else name
+        for name in SCENARIOS
+    ]
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -467,12 +514,12 @@ async def _get_deadline(h: Harness) -> None:
 @scenario("post_ends_within_its_deadline_whatever_the_server_does")
 async def _post_deadline(h: Harness) -> None:
     h.faults.add(Fault("delay", delay=10.0), method="POST", path="/orders")
-    api = h.client(timeout=1.5, read_timeout=15)
+    api = h.client(timeout=0.8, read_timeout=15)
     order = future_order()
     started = time.monotonic()
     with pytest.raises(OutcomeUnknownError):
         await api.create_order(order)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 0.8 + SLACK
     assert h.attempts("POST", "/orders") == 1
     assert_placed_once(h, [order])  # the exchange carried it out before it stalled
 
@@ -481,14 +528,14 @@ async def _post_deadline(h: Harness) -> None:
 async def _trickled_answer(h: Harness) -> None:
     # Every read succeeds within the read timeout, yet the answer takes 6 s: only the overall deadline stops it.
     with TrickleServer() as trickle:
-        api = h.client(trickle.base_url, timeout=1.5, read_timeout=1)
+        api = h.client(trickle.base_url, timeout=1.0, read_timeout=0.5)
         started = time.monotonic()
         with pytest.raises(NetworkError) as caught:
             await api.get_status()
         elapsed = time.monotonic() - started
         requests = list(trickle.requests)
     assert not isinstance(caught.value, OutcomeUnknownError)
-    assert elapsed < 2.5, f"the call took {elapsed:.1f} s, deadline 1.5 s"
+    assert elapsed < 1.0 + SLACK, f"the call took {elapsed:.1f} s, deadline 1 s"
     assert requests[0] == "/api/v1/auth/token" and requests[1:2] == ["/api/v1/status"]
 
 
@@ -529,6 +576,18 @@ async def _get_429_always(h: Harness) -> None:
     assert caught.value.status_code == 429
     assert h.attempts("GET", "/status") == 1 + RETRIES
     assert h.orders() == []
+
+
+@scenario("get_429_retry_after_beyond_the_deadline_is_RateLimitError_at_once")
+async def _get_429_beyond_deadline(h: Harness) -> None:
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", "5"),)), method="GET", path="/status")
+    api = h.client(timeout=3)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as caught:
+        await api.get_status()
+    assert time.monotonic() - started < 0.5  # no sleep that the deadline would cut short
+    assert caught.value.retry_after == 5.0
+    assert h.attempts("GET", "/status") == 1
 
 
 @scenario("get_429_retry_after_beyond_the_cap_is_RateLimitError_at_once")
@@ -611,9 +670,8 @@ def _post_slow(path: str) -> Scenario:
         with pytest.raises(OutcomeUnknownError):
             await api.create_order(payload)
         assert time.monotonic() - started < SLOW
-        await h.sleep(SLOW)
         assert h.attempts("POST", path) == 1
-        assert_placed_once(h, placed)
+        assert_placed_once(h, placed)  # carried out at once; only the answer is late
 
     return case
 
@@ -724,12 +782,12 @@ async def _bulk_split_part_dropped(h: Harness) -> None:
 @scenario("slow_token_exchange_ends_within_the_deadline")
 async def _slow_token_exchange(h: Harness) -> None:
     h.faults.add(Fault("delay", delay=10.0), method="POST", path="/auth/token", times=100)
-    api = h.client(timeout=1.5, read_timeout=15)
+    api = h.client(timeout=0.8, read_timeout=15)
     started = time.monotonic()
     with pytest.raises(NetworkError) as caught:
         await api.create_order(future_order())
     assert not isinstance(caught.value, OutcomeUnknownError)  # the order was never sent
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 0.8 + SLACK
     assert h.attempts("POST", "/auth/token") == 1
     assert h.attempts("POST", "/orders") == 0
     assert h.orders() == []
@@ -823,6 +881,59 @@ register("token_expired_mid_run_get_is_repeated_once", _token_expired("/status")
 register("token_expired_mid_run_post_is_repeated_once", _token_expired("/orders"))
 
 
+@scenario(
+    "a_401_late_in_a_call_re_exchanges_within_the_call_deadline",
+)
+async def _late_401(h: Harness) -> None:
+    """The answer to the call is a 401 that comes 0.4 s late; the new exchange then stalls.
+
+    Guards against ``Session.exchange_token`` (gameproto/flow.py) starting its own deadline of ``timeout``
+    when it runs, whatever is left of the call that asked for it (``RefreshToken`` carries no
+    deadline), so this 0.6 s call lasts 0.4 s + 0.6 s = 1 s.
+    """
+    api = h.client(timeout=0.6, read_timeout=15)
+    await api.get_status()
+    h.exchange.expire_access_tokens()
+    h.faults.add(Fault("delay", delay=0.4), method="GET", path="/status")  # carried out: a 401, late
+    h.faults.add(Fault("delay", delay=10.0), method="POST", path="/auth/token", times=100)
+    started = time.monotonic()
+    with pytest.raises(NetworkError):
+        await api.get_status()
+    elapsed = time.monotonic() - started
+    assert h.attempts("GET", "/status") == 2
+    assert h.attempts("POST", "/auth/token") == 2
+    assert elapsed < 0.6 + 0.3, f"a call with a 0.6 s deadline took {elapsed:.2f} s"
+
+
+@scenario(
+    "calls_waiting_for_a_failing_token_exchange_end_within_their_deadline",
+)
+async def _waiters_on_a_stalled_exchange(h: Harness) -> None:
+    """Two calls at once find no token; the exchange stalls for ever.
+
+    Guards against this: the first call exchanges under the token lock (gameproto_sync/client.py and
+    gameproto_async/client.py ``_drive``, the ``RefreshToken`` branch) and fails at its
+    deadline; the generation is unchanged, so the second, which waited for the lock without
+    a bound, starts its own exchange with a fresh ``timeout``: they end at 0.6 s and 1.2 s
+    although each has a deadline of 0.6 s (with n calls, the last ends at n x timeout).
+    """
+    api = h.client(timeout=0.6, read_timeout=15)
+    h.faults.add(Fault("delay", delay=10.0), method="POST", path="/auth/token", times=100)
+    started = time.monotonic()
+    finished: List[float] = []
+
+    async def call() -> Any:
+        try:
+            return await api.get_status()
+        finally:
+            finished.append(time.monotonic() - started)
+
+    outcomes = await h.concurrently(call, call)
+    assert all(isinstance(outcome, NetworkError) for outcome in outcomes), outcomes
+    assert h.attempts("GET", "/status") == 0
+    assert max(finished) < 0.6 + 0.3, f"calls with a 0.6 s deadline took {sorted(finished)} s"
+
+
 # -- reconcile after OutcomeUnknownError ----------------------------------------------------
 
 
@@ -857,7 +968,8 @@ async def _reconcile_not_placed(h: Harness) -> None:
 
 # -- the tests: every scenario, through each client -----------------------------------------
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+
+@pytest.mark.parametrize("name", scenario_params())
 def test_blocking(name: str, server: RunningServer[Exchange]) -> None:
     harness = BlockingHarness(server)
     try:
@@ -868,7 +980,7 @@ def test_blocking(name: str, server: RunningServer[Exchange]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("name", scenario_params())
 async def test_async(name: str, aserver: RunningServer[Exchange]) -> None:
     harness = AsyncHarness(aserver)
     try:

@@ -159,8 +159,8 @@ def soak_exchange(seed: int) -> Exchange:
 def reconcile(
     exchange: Exchange,
     ledger: Ledger,
-    listing: List[Dict[str, Any]],
-    matches: Dict[int, List[Dict[str, Any]]],
+    listing: List[Any],
+    matches: Dict[int, List[Any]],
     injected: Counter[str],
 ) -> None:
     """Nothing lost, nothing doubled."""
@@ -227,10 +227,10 @@ def run_blocking(api: SyncGameAPI, plan: List[Tuple[str, int]], ledger: Ledger) 
             if kind == "find":
                 wanted = ledger.known_id(ledger.calls)
                 if wanted is None:
-                    answer = api.get_status()
+                    api.get_status()
                 else:
                     found = api.find_order_by_id(wanted)
-                    # A listing that failed after its retries is an error above; None would be a lost order.
+                    # A listing that fails raises (counted below); None here would be a lost order.
                     assert found is not None and f"ord_{found['order_id']}" == wanted, (wanted, found)
             else:
                 check_read(kind, calls[kind](), ledger)

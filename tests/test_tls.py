@@ -128,7 +128,7 @@ def test_sync_create_order_over_a_refused_certificate_is_not_outcome_unknown(
 def test_sync_ca_bundle_path_connects(tls_server: RunningServer[Exchange], ca_path: str) -> None:
     with SyncGameAPI(TOKEN, tls_server.base_url, verify_ssl=ca_path, timeout=10) as api:
         assert api.get_status()["status"] == "healthy"
-        created = api.create_order(future_order())
+        created: Any = api.create_order(future_order())
         assert api.find_order_by_id(created["order_id"]) is not None
     assert tls_server.exchange.exchanges == 1
 
@@ -247,7 +247,7 @@ async def test_async_create_order_over_a_refused_certificate_is_not_outcome_unkn
 async def test_async_ca_bundle_path_connects(tls_aserver: RunningServer[Exchange], ca_path: str) -> None:
     async with AsyncGameAPI(TOKEN, tls_aserver.base_url, verify_ssl=ca_path, timeout=10) as api:
         assert (await api.get_status())["status"] == "healthy"
-        created = await api.create_order(future_order())
+        created: Any = await api.create_order(future_order())
         assert await api.find_order_by_id(created["order_id"]) is not None
         for _ in range(5):
             await api.get_status()
@@ -286,3 +286,13 @@ async def test_async_from_env_takes_the_ca_bundle(
 def test_async_a_missing_ca_bundle_is_refused_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CA bundle"):
         AsyncGameAPI(TOKEN, "https://127.0.0.1:1", verify_ssl=str(tmp_path / "missing.pem"))
+
+
+@pytest.mark.anyio
+async def test_async_tls_failure_says_it_is_the_certificate(tls_aserver: RunningServer[Exchange]) -> None:
+    async with AsyncGameAPI(TOKEN, tls_aserver.base_url, max_retries=0, timeout=10) as api:
+        with pytest.raises(NetworkError) as caught:
+            await api.get_status()
+    text = str(caught.value)
+    assert text.startswith("tls: "), text
+    assert "CERTIFICATE_VERIFY_FAILED" in text, text
