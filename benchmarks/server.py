@@ -12,6 +12,7 @@ __all__ = ["ServerProcess"]
 
 TOKEN = "bench-token"
 _URL = re.compile(r"(https?://[0-9.]+:[0-9]+)")
+_SERVED = re.compile(r"stopped after ([0-9]+) requests on ([0-9]+) connections")
 
 
 class ServerProcess:
@@ -20,6 +21,9 @@ class ServerProcess:
     def __init__(self, extra: Optional[List[str]] = None) -> None:
         self.extra = extra or []
         self.base_url = ""
+        #: Read from the server's last line once it has stopped.
+        self.requests_served = -1
+        self.connections_accepted = -1
         self._process: Optional[subprocess.Popen[str]] = None
 
     def __enter__(self) -> ServerProcess:
@@ -47,9 +51,14 @@ class ServerProcess:
         raise RuntimeError(f"the benchmark server did not start (exit {self._process.wait()})")
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            rest, _ = self._process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            return
+        found = _SERVED.search(rest or "")
+        if found:
+            self.requests_served, self.connections_accepted = int(found.group(1)), int(found.group(2))

@@ -98,25 +98,33 @@ def concurrent_calls(count: int, backend: str = "asyncio") -> Dict[str, float]:
     """``count`` concurrent ``get_status`` calls through one async client; connections the server saw."""
     import anyio
 
-    from gameproto.simulator.exchange import Exchange
     from gameproto_async import GameAPI
-    from gameproto_async.server import ServerThread
 
-    exchange = Exchange(tokens=(TOKEN,), rate_limit_per_minute=10**9)
-    with ServerThread(exchange) as server:
+    from .server import ServerProcess
 
-        async def storm() -> None:
-            async with GameAPI(TOKEN, server.base_url) as api, anyio.create_task_group() as group:
-                for _ in range(count):
-                    group.start_soon(api.get_status)
+    exchanges: List[str] = []
 
-        _, seconds, _ = _peak(anyio.run, storm)
-        return {
-            "calls": float(count),
-            "calls_per_s": count / seconds,
-            "connections": float(server.connections_accepted),
-            "token_exchanges": float(exchange.exchanges),
-        }
+    def seen(attempt: Any) -> None:
+        if attempt.path == "/auth/token":
+            exchanges.append(attempt.path)
+
+    with ServerProcess() as server:
+
+        async def storm() -> float:
+            async with GameAPI(TOKEN, server.base_url, on_attempt=seen) as api:
+                started = time.perf_counter()
+                async with anyio.create_task_group() as group:
+                    for _ in range(count):
+                        group.start_soon(api.get_status)
+                return time.perf_counter() - started
+
+        seconds = anyio.run(storm, backend=backend)
+    return {
+        "calls": float(count),
+        "calls_per_s": count / seconds,
+        "connections": float(server.connections_accepted),
+        "token_exchanges": float(len(exchanges)),
+    }
 
 
 def _listing_bytes(count: int) -> bytes:

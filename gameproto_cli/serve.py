@@ -197,7 +197,8 @@ async def _serve(
                 async for number in signals:
                     print(f"stopping on {signal.Signals(number).name}", flush=True)
                     break
-    print("stopped", flush=True)
+            served = f"{running.requests_served} requests on {running.connections_accepted} connections"
+    print(f"stopped after {served}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
