@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar, Union
+from urllib.parse import urlsplit
 
 import anyio
 import httpcore
@@ -186,8 +187,8 @@ class GameAPI:
         )
         self._token_lock: Optional[anyio.Lock] = None
         self._closed = False
-        self._urls: Dict[str, httpcore.URL] = {}
-        self._encoded: Dict[Tuple[Tuple[str, str], ...], List[Tuple[bytes, bytes]]] = {}
+        self._prepared: Dict[Any, httpcore.Request] = {}
+        self._host = urlsplit(self._state.api_url).netloc.rpartition("@")[2].encode("idna")
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -214,26 +215,52 @@ class GameAPI:
 
     # -- the driver: everything below moves bytes or waits ------------------
 
-    def _url(self, target: str) -> httpcore.URL:
-        # Parsing a URL costs as much as the rest of a call's bookkeeping; a
-        # trading process asks for the same few targets all day.
-        url = self._urls.get(target)
-        if url is None:
-            url = httpcore.URL(self._state.api_url + target)
-            if len(self._urls) >= _CACHE_LIMIT:
-                self._urls.clear()
-            self._urls[target] = url
-        return url
+    def _prepare(self, action: Send) -> httpcore.Request:
+        """The httpcore request for ``action``; a bodiless one is built once and reused.
 
-    def _headers(self, headers: Tuple[Tuple[str, str], ...]) -> List[Tuple[bytes, bytes]]:
-        # The headers change only when the access token does: encode them once.
-        encoded = self._encoded.get(headers)
-        if encoded is None:
-            encoded = [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-            if len(self._encoded) >= _CACHE_LIMIT:
-                self._encoded.clear()
-            self._encoded[headers] = encoded
-        return encoded
+        Building a request (URL parsing, header checks) costs as much as the
+        rest of a call's bookkeeping, and a trading process asks for the same
+        few reads all day with the same token and timeouts. httpcore only
+        reads a request, so one object can serve calls in turn or at once.
+        """
+        request = action.request
+        key = (request.method, request.target, request.headers, action.connect_timeout, action.read_timeout)
+        if request.body is None:
+            prepared = self._prepared.get(key)
+            if prepared is not None:
+                return prepared
+        headers = [(b"Host", self._host)]
+        headers += [(name.encode("ascii"), value.encode("latin-1")) for name, value in request.headers]
+        if request.body is not None:
+            headers.append((b"Content-Length", str(len(request.body)).encode("ascii")))
+        prepared = httpcore.Request(
+            _METHODS.get(request.method) or request.method.encode("ascii"),
+            self._state.api_url + request.target,
+            headers=headers,
+            content=request.body,
+            extensions={
+                "timeout": {
+                    "connect": action.connect_timeout,
+                    "read": action.read_timeout,
+                    "write": action.read_timeout,
+                    "pool": action.connect_timeout,
+                }
+            },
+        )
+        if request.body is None:
+            if len(self._prepared) >= _CACHE_LIMIT:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        return prepared
+
+    async def _exchange(self, prepared: httpcore.Request) -> httpcore.Response:
+        # What AsyncConnectionPool.request does, for a request we built ourselves.
+        answer = await self._pool.handle_async_request(prepared)
+        try:
+            await answer.aread()
+        finally:
+            await answer.aclose()
+        return answer
 
     async def _drive(self, flow: Flow[T]) -> T:
         # One coroutine level for the whole call: every extra ``await`` layer
@@ -245,26 +272,12 @@ class GameAPI:
             while True:
                 action = flow.send(reply)
                 if type(action) is Send:
-                    request = action.request
                     # The overall deadline bounds every socket wait, even against
                     # a server that trickles bytes just fast enough to beat the
                     # read timeout (see deadline.py).
                     set_deadline(action.time_left)
                     try:
-                        answer = await self._pool.request(
-                            _METHODS.get(request.method) or request.method.encode("ascii"),
-                            self._url(request.target),
-                            headers=self._headers(request.headers),
-                            content=request.body,
-                            extensions={
-                                "timeout": {
-                                    "connect": action.connect_timeout,
-                                    "read": action.read_timeout,
-                                    "write": action.read_timeout,
-                                    "pool": action.connect_timeout,
-                                }
-                            },
-                        )
+                        answer = await self._exchange(self._prepare(action))
                     except _TRANSPORT_ERRORS as error:
                         reply = _failure(error)
                         if isinstance(error, DeadlineExceeded) or (

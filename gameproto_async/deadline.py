@@ -16,7 +16,7 @@ import contextvars
 import math
 import sys
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Awaitable, Iterable, Optional
 
 import httpcore
 
@@ -70,11 +70,13 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
 
-    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        return await self._stream.read(max_bytes, _bounded(timeout))
+    # Plain functions handing back the inner stream's coroutine: the caller
+    # awaits it directly, without one more coroutine frame per read and write.
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> Awaitable[bytes]:  # type: ignore[override]
+        return self._stream.read(max_bytes, _bounded(timeout))
 
-    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        await self._stream.write(buffer, _bounded(timeout))
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> Awaitable[None]:  # type: ignore[override]
+        return self._stream.write(buffer, _bounded(timeout))
 
     async def aclose(self) -> None:
         await self._stream.aclose()
