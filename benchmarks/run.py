@@ -52,8 +52,8 @@ class Sizes:
 
 
 FULL = Sizes(
-    calls=1500,
-    rounds=7,
+    calls=2000,
+    rounds=11,
     validations=20000,
     bulk=10000,
     concurrent=1000,
