@@ -31,7 +31,7 @@ EXAMPLES = """examples:
 
 
 def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
         help="walk through every call against a local exchange (or yours)",
         description=__doc__,
@@ -126,7 +126,7 @@ def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first:
             created = []
             for title, data in _trading_script(first):
                 _say(title)
-                result = api.create_order(data)
+                result: Any = api.create_order(data)  # an order, or a bulk result for {"orders": [...]}
                 if "orders" in data:
                     print(f"  created {len(result['created'])}, failed {len(result['failed'])}")
                     created += [entry["result"] for entry in result["created"]]
@@ -181,9 +181,9 @@ async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool,
         )
         if trade:
             window = _window(5, first)
-            bulk = await api.create_order({"orders": [_order("sell", 70.0 + i, 1.0, window) for i in range(120)]})
+            bulk: Any = await api.create_order({"orders": [_order("sell", 70.0 + i, 1.0, window) for i in range(120)]})
             print(f"  bulk of 120 (sent as 100 + 20): created {len(bulk['created'])}, failed {len(bulk['failed'])}")
-            crossing = await api.create_order(_order("buy", 71.0, 1.5, window))
+            crossing: Any = await api.create_order(_order("buy", 71.0, 1.5, window))
             print(f"  crossing buy {crossing['order_id']}: filled by the two cheapest sells")
             _say("trades (async)")
             _show_market(await api.get_trades(), await api.get_market_best_offers(top_n=2))
