@@ -101,6 +101,8 @@ class TokenState:
         lifetime: Any = payload.get("expires_in") if isinstance(payload, dict) else None
         if lifetime is None:
             lifetime = constants.DEFAULT_TOKEN_LIFETIME
+        elif isinstance(lifetime, str) and lifetime.strip().isascii() and lifetime.strip().isdigit():
+            lifetime = int(lifetime.strip()[:12])  # "3600": some servers quote it; the meaning is plain
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0:
             raise ProtocolError(
                 "token exchange answer has an unusable expires_in",

@@ -255,7 +255,15 @@ def delete_order(order_id: Any) -> Call[DeleteResult]:
     """``DELETE /orders/{n}`` for an id given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
     number = order_number(order_id)
     path = f"/orders/{number}"
-    return Call(Request("DELETE", path, (), _READ_HEADERS), _object_parser("DELETE", path))
+    read_object = _object_parser("DELETE", path)
+
+    def parse(response: Response) -> DeleteResult:
+        if not response.body.strip():
+            # 204 No Content (or an empty 200): the deletion succeeded and said nothing.
+            return {"status": "deleted", "order_id": number}
+        return cast(DeleteResult, read_object(response))
+
+    return Call(Request("DELETE", path, (), _READ_HEADERS), parse)
 
 
 def get_market_data(direction: Optional[str] = None, duration: Optional[str] = None) -> Call[List[MarketRow]]:

@@ -194,3 +194,17 @@ def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: 
             call.parse(response)
         except GameAPIError:
             pass
+
+
+def test_a_delete_answered_204_is_a_deletion() -> None:
+    call = endpoints.delete_order("ord_12")
+    assert call.parse(Response(204, {}, b"")) == {"status": "deleted", "order_id": 12}
+    assert call.parse(Response(200, {}, b'{"status": "deleted", "order_id": 12}'))["status"] == "deleted"
+
+
+def test_a_quoted_expires_in_is_understood() -> None:
+    from gameproto.auth import TokenState
+
+    tokens = TokenState("personal")
+    tokens.accept(Response(200, {}, b'{"access_token": "abc", "expires_in": "120"}'), 0.0)
+    assert tokens.current(59.0) == "abc" and tokens.current(61.0) is None  # refreshed 60 s early
