@@ -108,6 +108,17 @@ class Attempt:
     retry_in: Optional[float]
 
 
+def _named_for_deadline(failure: TransportFailure, deadline_passed: bool, time_left: float) -> TransportFailure:
+    """A failure after sending, once the call's deadline has passed, is the deadline's doing.
+
+    Drivers cut every socket wait short at the deadline, so what they see
+    there is an ordinary timeout; the flow, which owns the deadline, names it.
+    """
+    if deadline_passed and failure.may_have_been_sent:
+        return TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
+    return failure
+
+
 class Session:
     """The pure state a client carries: its token, its policy, its clock.
 
@@ -243,6 +254,7 @@ class Session:
                         )
                     raise error
             elif isinstance(reply, TransportFailure):
+                reply = _named_for_deadline(reply, clock() >= deadline, time_left)
                 decision = self.retry_policy.after_transport_failure(
                     reply, creates=call.creates, retries_done=retries, random=self.random
                 )
@@ -287,6 +299,7 @@ class Session:
                 if not retry:
                     return self.tokens.accept(reply, clock())
             elif isinstance(reply, TransportFailure):
+                reply = _named_for_deadline(reply, clock() >= deadline, time_left)
                 decision = self.retry_policy.after_transport_failure(
                     reply, creates=False, retries_done=retries, random=self.random
                 )

@@ -26,7 +26,7 @@ from gameproto.market import best_offers, find_matching_orders, find_order, late
 from gameproto.market import sort_by_price as _sort_by_price
 from gameproto.models import Response
 from gameproto.retry import RetryPolicy
-from gameproto.transport import NOT_SENT_KINDS, TransportFailure
+from gameproto.transport import TransportFailure
 from gameproto.types import (
     BestOffers,
     BulkResult,
@@ -41,7 +41,7 @@ from gameproto.types import (
     Trade,
 )
 
-from .deadline import DeadlineBackend, DeadlineExceeded, deadline_passed, set_deadline
+from .deadline import DeadlineBackend, set_deadline
 
 __all__ = ["GameAPI"]
 
@@ -280,12 +280,6 @@ class GameAPI:
                         answer = await self._exchange(self._prepare(action))
                     except _TRANSPORT_ERRORS as error:
                         reply = _failure(error)
-                        if isinstance(error, DeadlineExceeded) or (
-                            reply.kind not in NOT_SENT_KINDS and deadline_passed()
-                        ):
-                            reply = TransportFailure(
-                                "deadline", f"no answer within the call's deadline of {action.time_left:.1f} s"
-                            )
                         continue
                     reply = Response(answer.status, _RawHeaders(answer.headers), answer.content)
                 elif type(action) is Sleep:

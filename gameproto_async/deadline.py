@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Iterable, Optional
 
 import httpcore
 
-__all__ = ["DeadlineBackend", "set_deadline", "deadline_passed", "DeadlineExceeded"]
+__all__ = ["DeadlineBackend", "set_deadline", "DeadlineExceeded"]
 
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("gameproto_deadline", default=math.inf)
 
@@ -36,10 +36,6 @@ class _NoTimeToConnect(httpcore.ConnectTimeout):
 def set_deadline(seconds_from_now: float) -> None:
     """Bound every socket operation of this task's next request to ``seconds_from_now``."""
     _DEADLINE.set(time.monotonic() + seconds_from_now)
-
-
-def deadline_passed() -> bool:
-    return time.monotonic() >= _DEADLINE.get()
 
 
 def _running_trio() -> bool:

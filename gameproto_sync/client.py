@@ -27,7 +27,7 @@ from gameproto.market import best_offers, find_matching_orders, find_order, late
 from gameproto.market import sort_by_price as _sort_by_price
 from gameproto.models import Response
 from gameproto.retry import RetryPolicy
-from gameproto.transport import NOT_SENT_KINDS, TransportFailure
+from gameproto.transport import TransportFailure
 from gameproto.types import (
     BestOffers,
     BulkResult,
@@ -42,7 +42,7 @@ from gameproto.types import (
     Trade,
 )
 
-from .deadline import DeadlineAdapter, deadline_passed, set_deadline
+from .deadline import DeadlineAdapter, set_deadline
 
 __all__ = ["GameAPI"]
 
@@ -182,10 +182,7 @@ class GameAPI:
                 )
                 body = answer.content
         except requests.RequestException as error:
-            failure = _failure(error)
-            if failure.kind not in NOT_SENT_KINDS and deadline_passed():
-                return TransportFailure("deadline", f"no answer within the call's deadline of {action.time_left:.1f} s")
-            return failure
+            return _failure(error)
         return Response(answer.status_code, answer.headers, body)
 
     def _drive(self, flow: Flow[T]) -> T:

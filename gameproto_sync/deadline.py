@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["DeadlineAdapter", "set_deadline", "deadline_passed"]
+__all__ = ["DeadlineAdapter", "set_deadline"]
 
 
 class _Deadline(threading.local):
@@ -34,10 +34,6 @@ _DEADLINE = _Deadline()
 def set_deadline(seconds_from_now: float) -> None:
     """Bound every socket wait of this thread's next request to ``seconds_from_now``."""
     _DEADLINE.at = time.monotonic() + seconds_from_now
-
-
-def deadline_passed() -> bool:
-    return time.monotonic() >= _DEADLINE.at
 
 
 def _shorten(sock: socket.socket) -> None:
