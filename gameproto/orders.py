@@ -46,10 +46,9 @@ _KNOWN = frozenset(ORDER_FIELDS)
 TRADER_SUFFIX_MAX = 50
 
 # ASCII classes on purpose: ``\d`` would also accept Arabic-Indic or
-# full-width digits, which no server parses as a time. ``fullmatch`` because
-# ``$`` lets a trailing newline through.
+# full-width digits, which no server parses as a date. ``fullmatch`` because
+# ``$`` lets a trailing newline through. (Times are looked up in ``_CLOCK``.)
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _DURATION = re.compile(r"([1-9][0-9]*)([mh])")
 _SIDES = ("buy", "sell")
 _STATES = ("displayed", "hidden")
@@ -475,11 +474,10 @@ def delivery_window(order: Mapping[str, Any]) -> Tuple[_dt.datetime, int]:
     hours, minutes = (int(part) for part in str(order["start_time"]).split(":"))
     local = _dt.datetime(year, month, day, hours, minutes)
     start = local - _dt.timedelta(hours=int(order["tz_offset_hours"]))
-    match = _DURATION.fullmatch(str(order["duration"]))
-    if match is None:
-        raise ValueError(f"not a validated order: duration {order.get('duration')!r}")
-    amount = int(match.group(1))
-    length = amount * 60 if match.group(2) == "h" else amount
+    problems: List[Tuple[str, str]] = []
+    length = _duration(order["duration"], problems)
+    if length is None:
+        raise ValueError(f"not a validated order: {problems[0][0]} {problems[0][1]}")
     return start.replace(tzinfo=_UTC), length
 
 
