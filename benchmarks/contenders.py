@@ -6,15 +6,14 @@ timed over many rounds, as a long-running trading process would use it.
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 from typing import Any, Callable, Dict, Tuple
 
+from .measure import Round, stopwatch
 from .server import TOKEN
 
 __all__ = ["sync_contenders", "async_contenders", "published_contender", "access_token"]
-
-Round = Callable[[int], Tuple[float, float]]
 
 
 def access_token(base_url: str) -> str:
@@ -37,16 +36,16 @@ def sync_contenders(base_url: str) -> Tuple[Dict[str, Round], Callable[[], None]
     url = base_url + "/api/v1/status"
 
     def ours(n: int) -> Tuple[float, float]:
-        cpu, wall = time.process_time(), time.perf_counter()
+        spent = stopwatch()
         for _ in range(n):
             api.get_status()
-        return time.process_time() - cpu, time.perf_counter() - wall
+        return spent()
 
     def plain_requests(n: int) -> Tuple[float, float]:
-        cpu, wall = time.process_time(), time.perf_counter()
+        spent = stopwatch()
         for _ in range(n):
             session.get(url, headers=headers, timeout=30).json()
-        return time.process_time() - cpu, time.perf_counter() - wall
+        return spent()
 
     def close() -> None:
         api.close()
@@ -55,16 +54,23 @@ def sync_contenders(base_url: str) -> Tuple[Dict[str, Round], Callable[[], None]
     return {"gameproto_sync": ours, "requests loop": plain_requests}, close
 
 
-class _Loop:
-    """One event loop kept running in a thread-free way: each round is one ``run`` call."""
+def _in_fresh_loop(backend: str, function: Callable[..., Any]) -> Round:
+    """A round run as one ``anyio.run`` of ``function(n)`` on ``backend``."""
+    import anyio
 
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
+    return lambda n: anyio.run(function, n, backend=backend)
 
-    def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        import anyio
 
-        return anyio.run(function, *args, backend=self.backend)
+async def _gameproto_async(base_url: str, n: int) -> Tuple[float, float]:
+    """``n`` calls of gameproto_async, timed after a first call opened the connection and got a token."""
+    from gameproto_async import GameAPI
+
+    async with GameAPI(TOKEN, base_url) as api:
+        await api.get_status()
+        spent = stopwatch()
+        for _ in range(n):
+            await api.get_status()
+        return spent()
 
 
 def async_contenders(base_url: str, backend: str) -> Dict[str, Round]:
@@ -76,34 +82,23 @@ def async_contenders(base_url: str, backend: str) -> Dict[str, Round]:
     """
     import httpcore
 
-    from gameproto_async import GameAPI
-
     token = access_token(base_url)
     url = (base_url + "/api/v1/status").encode()
     headers = [(b"Host", base_url.split("//", 1)[1].encode()), (b"Authorization", f"Bearer {token}".encode())]
-
-    async def ours(n: int) -> Tuple[float, float]:
-        async with GameAPI(TOKEN, base_url) as api:
-            await api.get_status()
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(n):
-                await api.get_status()
-            return time.process_time() - cpu, time.perf_counter() - wall
 
     async def raw(n: int) -> Tuple[float, float]:
         async with httpcore.AsyncConnectionPool() as pool:
             response = await pool.request(b"GET", url, headers=headers)
             json.loads(response.content)
-            cpu, wall = time.process_time(), time.perf_counter()
+            spent = stopwatch()
             for _ in range(n):
                 response = await pool.request(b"GET", url, headers=headers)
                 json.loads(response.content)
-            return time.process_time() - cpu, time.perf_counter() - wall
+            return spent()
 
-    loop = _Loop(backend)
     return {
-        f"gameproto_async ({backend})": lambda n: loop.run(ours, n),  # type: ignore[no-any-return]
-        f"httpcore loop ({backend})": lambda n: loop.run(raw, n),  # type: ignore[no-any-return]
+        f"gameproto_async ({backend})": _in_fresh_loop(backend, functools.partial(_gameproto_async, base_url)),
+        f"httpcore loop ({backend})": _in_fresh_loop(backend, raw),
     }
 
 
@@ -111,26 +106,15 @@ def published_contender(base_url: str) -> Dict[str, Round]:
     """The published ``game-api-client`` (asyncio, httpx) next to gameproto_async on asyncio."""
     from game_client import GameAPI as Published  # the benchmark-only dependency
 
-    from gameproto_async import GameAPI
-
     async def theirs(n: int) -> Tuple[float, float]:
         api = Published(TOKEN, base_url)
         await api.get_status()
-        cpu, wall = time.process_time(), time.perf_counter()
+        spent = stopwatch()
         for _ in range(n):
             await api.get_status()
-        return time.process_time() - cpu, time.perf_counter() - wall
+        return spent()
 
-    async def ours(n: int) -> Tuple[float, float]:
-        async with GameAPI(TOKEN, base_url) as api:
-            await api.get_status()
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(n):
-                await api.get_status()
-            return time.process_time() - cpu, time.perf_counter() - wall
-
-    loop = _Loop("asyncio")
     return {
-        "gameproto_async (asyncio)": lambda n: loop.run(ours, n),  # type: ignore[no-any-return]
-        "game-api-client 0.1.2": lambda n: loop.run(theirs, n),  # type: ignore[no-any-return]
+        "gameproto_async (asyncio)": _in_fresh_loop("asyncio", functools.partial(_gameproto_async, base_url)),
+        "game-api-client 0.1.2": _in_fresh_loop("asyncio", theirs),
     }

@@ -6,17 +6,17 @@ import statistics
 import time
 from typing import Callable, Dict, List, Mapping, Tuple
 
-__all__ = ["alternate", "Sample"]
+__all__ = ["alternate", "stopwatch", "Round", "Sample"]
 
 # One round of a contender: does ``n`` operations, returns (cpu seconds, wall seconds).
 Round = Callable[[int], Tuple[float, float]]
 Sample = Dict[str, float]
 
 
-def timed(run: Callable[[], None]) -> Tuple[float, float]:
+def stopwatch() -> Callable[[], Tuple[float, float]]:
+    """Started now; calling it gives the (cpu, wall) seconds spent since."""
     cpu, wall = time.process_time(), time.perf_counter()
-    run()
-    return time.process_time() - cpu, time.perf_counter() - wall
+    return lambda: (time.process_time() - cpu, time.perf_counter() - wall)
 
 
 def alternate(contenders: Mapping[str, Round], n: int, rounds: int) -> Dict[str, Sample]:
