@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any, Union
 
-from gameproto.config import parse_verify, settings_from_env
+from gameproto.config import settings_from_env
 
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
@@ -81,6 +81,3 @@ def open_client(args: argparse.Namespace, **options: Any) -> GameAPI:
     if getattr(args, "timeout", None) is not None:
         options.setdefault("timeout", args.timeout)
     return GameAPI(token, url, verify_ssl=verify, **options)
-
-
-_ = parse_verify  # re-exported for commands that read GAME_API_VERIFY_SSL themselves
