@@ -156,7 +156,7 @@ def _listing_bytes(count: int) -> bytes:
 def listing_parse(count: int, rounds: int) -> Dict[str, Dict[str, float]]:
     """The client's parse of a ``GET /orders`` answer against ``json.loads`` of the same bytes."""
     from gameproto import Response
-    from gameproto.endpoints import get_orders
+    from gameproto._calls import get_orders
 
     body = _listing_bytes(count)
     response = Response(200, {"content-type": "application/json"}, body)

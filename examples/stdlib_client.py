@@ -16,7 +16,7 @@ import time
 from typing import Any, Optional, TypeVar, Union
 from urllib.parse import urlsplit
 
-from gameproto import Call, RefreshToken, Response, Send, Session, Sleep, TransportFailure, endpoints
+from gameproto import Call, RefreshToken, Response, Send, Session, Sleep, TransportFailure, _calls
 
 T = TypeVar("T")
 
@@ -70,10 +70,10 @@ class StdlibGameAPI:
             return done.value
 
     def call(self, call: Call[T]) -> T:
-        """The parsed answer of any call built by ``gameproto.endpoints``."""
+        """The parsed answer of any call built by ``gameproto._calls``."""
         return self._drive(self.session.run(call))  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":
     api = StdlibGameAPI(sys.argv[2], sys.argv[1])
-    print(api.call(endpoints.get_status())["status"])
+    print(api.call(_calls.get_status())["status"])

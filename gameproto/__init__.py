@@ -7,12 +7,13 @@ drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes.
 
 from __future__ import annotations
 
-from .arguments import InvalidArgumentError, order_number
-from .auth import TokenState
-from .bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
-from .constants import VERSION as __version__
-from .endpoints import Call
-from .errors import (
+from ._arguments import InvalidArgumentError, order_number
+from ._auth import TokenState
+from ._boundary import Request, Response
+from ._bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
+from ._calls import Call
+from ._constants import VERSION as __version__
+from ._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
@@ -28,11 +29,10 @@ from .errors import (
     ServerError,
     ServerValidationError,
 )
-from .flow import Attempt, RefreshToken, Send, Session, Sleep
-from .market import best_offers, find_matching_orders, find_order, latest_ltp
-from .models import Request, Response
-from .orders import validate_order, validate_orders
-from .retry import RetryPolicy, backoff_delay, parse_retry_after
+from ._flow import Attempt, RefreshToken, Send, Session, Sleep
+from ._market import best_offers, find_matching_orders, find_order, latest_ltp
+from ._orders import validate_order, validate_orders
+from ._retry import RetryPolicy, backoff_delay, parse_retry_after
 from .transport import TransportFailure
 
 __all__ = [

@@ -1,8 +1,8 @@
-"""gameproto_async: the async GAME client (asyncio and trio) and the embedded exchange server."""
+"""gameproto_async: the async GAME client, for asyncio and trio."""
 
 from __future__ import annotations
 
-from gameproto.errors import (
+from gameproto._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
@@ -17,7 +17,6 @@ from gameproto.errors import (
 )
 
 from .client import GameAPI
-from .server import RunningServer, ServerThread, serve_exchange, serve_forever
 
 __all__ = [
     "GameAPI",
@@ -32,8 +31,4 @@ __all__ = [
     "ProtocolError",
     "NetworkError",
     "OutcomeUnknownError",
-    "serve_exchange",
-    "serve_forever",
-    "RunningServer",
-    "ServerThread",
 ]

@@ -14,20 +14,20 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore
 
-from gameproto import constants, endpoints
-from gameproto.arguments import order_number
-from gameproto.bulk import finish_bulk
-from gameproto.client import ClientState
-from gameproto.config import settings_from_env
-from gameproto.endpoints import Call
-from gameproto.errors import GameAPIError, NotFoundError
-from gameproto.flow import Attempt, Flow, RefreshToken, Send, Sleep
-from gameproto.market import best_offers, find_matching_orders, find_order, latest_ltp
-from gameproto.market import sort_by_price as _sort_by_price
-from gameproto.models import Response
-from gameproto.retry import RetryPolicy
+from gameproto import _constants, _calls
+from gameproto._arguments import order_number
+from gameproto._bulk import finish_bulk
+from gameproto._settings import ClientState
+from gameproto._settings import settings_from_env
+from gameproto._calls import Call
+from gameproto._errors import GameAPIError, NotFoundError
+from gameproto._flow import Attempt, Flow, RefreshToken, Send, Sleep
+from gameproto._market import best_offers, find_matching_orders, find_order, latest_ltp
+from gameproto._market import sort_by_price as _sort_by_price
+from gameproto._boundary import Response
+from gameproto._retry import RetryPolicy
 from gameproto.transport import TransportFailure
-from gameproto.types import (
+from gameproto._types import (
     BestOffers,
     BulkResult,
     DeleteResult,
@@ -153,16 +153,16 @@ class GameAPI:
     def __init__(
         self,
         token: str,
-        base_url: str = constants.DEFAULT_BASE_URL,
+        base_url: str = _constants.DEFAULT_BASE_URL,
         verify_ssl: Union[bool, str] = True,
-        timeout: float = constants.DEFAULT_TIMEOUT,
-        max_retries: int = constants.DEFAULT_MAX_RETRIES,
+        timeout: float = _constants.DEFAULT_TIMEOUT,
+        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
         *,
-        connect_timeout: float = constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = constants.DEFAULT_READ_TIMEOUT,
+        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
-        max_connections: int = constants.POOL_MAX_CONNECTIONS,
+        max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         self._state = ClientState(
@@ -181,7 +181,7 @@ class GameAPI:
             ssl_context=_ssl_context(self._state.verify) if self._state.is_https else None,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
-            keepalive_expiry=constants.KEEPALIVE_EXPIRY,
+            keepalive_expiry=_constants.KEEPALIVE_EXPIRY,
             retries=0,
             network_backend=DeadlineBackend(),
         )
@@ -312,15 +312,15 @@ class GameAPI:
 
     async def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return await self._drive(self._state.session.run(endpoints.get_status()))
+        return await self._drive(self._state.session.run(_calls.get_status()))
 
     async def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return await self._drive(self._state.session.run(endpoints.get_trades(direction, duration)))
+        return await self._drive(self._state.session.run(_calls.get_trades(direction, duration)))
 
     async def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return await self._drive(self._state.session.run(endpoints.get_orders(direction)))
+        return await self._drive(self._state.session.run(_calls.get_orders(direction)))
 
     async def create_order(self, order_data: Dict[str, Any]) -> Union[Order, BulkResult]:
         """Place one order, or ``{"orders": [...]}`` in bulk (split by 100, indices kept).
@@ -333,7 +333,7 @@ class GameAPI:
         if plan.single is not None:
             return await self._drive(self._state.session.run(plan.single))
         outcomes: Dict[int, Any] = {offset: None for offset, _ in plan.parts}
-        limiter = anyio.CapacityLimiter(constants.BULK_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(_constants.BULK_CONCURRENCY)
         stopped = False
 
         async def send_part(offset: int, call: Call[BulkResult]) -> None:
@@ -356,7 +356,7 @@ class GameAPI:
 
     async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return await self._drive(self._state.session.run(endpoints.delete_order(order_id)))
+        return await self._drive(self._state.session.run(_calls.delete_order(order_id)))
 
     async def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -365,16 +365,16 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        rows = await self._drive(self._state.session.run(endpoints.get_market_data(direction, duration)))
+        rows = await self._drive(self._state.session.run(_calls.get_market_data(direction, duration)))
         return _sort_by_price(rows) if sort_by_price else rows
 
     async def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return await self._drive(self._state.session.run(endpoints.get_market_ltp(market_zone)))
+        return await self._drive(self._state.session.run(_calls.get_market_ltp(market_zone)))
 
     async def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return await self._drive(self._state.session.run(endpoints.get_latest_available_ltp(duration)))
+        return await self._drive(self._state.session.run(_calls.get_latest_available_ltp(duration)))
 
     async def get_spot_data(
         self,
@@ -384,11 +384,11 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return await self._drive(self._state.session.run(endpoints.get_spot_data(area_name, date_from, date_to, limit)))
+        return await self._drive(self._state.session.run(_calls.get_spot_data(area_name, date_from, date_to, limit)))
 
     async def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return await self._drive(self._state.session.run(endpoints.get_spot_status()))
+        return await self._drive(self._state.session.run(_calls.get_spot_status()))
 
     # -- helpers built on those calls ---------------------------------------
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, cast
 
-from gameproto import constants, validate_orders
-from gameproto.errors import GameAPIError, OrderValidationError, OutcomeUnknownError
-from gameproto.types import BulkResult
+from gameproto import _constants, validate_orders
+from gameproto._errors import GameAPIError, OrderValidationError, OutcomeUnknownError
+from gameproto._types import BulkResult
 
 from .options import UsageError, connection_parent, open_client, output_parent
 from .order import too_large
@@ -28,7 +28,7 @@ from .tables import as_json
 
 __all__ = ["add_parsers", "Row", "read_rows", "check_rows", "send_rows", "Progress", "CHUNK"]
 
-CHUNK = constants.BULK_LIMIT
+CHUNK = _constants.BULK_LIMIT
 MAX_PROBLEMS_SHOWN = 20
 RESULT_COLUMNS = ("row", "line", "status", "order_id", "error")
 STATUSES = ("created", "failed", "unsent", "unknown")

@@ -14,8 +14,8 @@ import datetime as dt
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from gameproto.config import parse_verify, read_dotenv
-from gameproto.errors import GameAPIError
+from gameproto._settings import parse_verify, read_dotenv
+from gameproto._errors import GameAPIError
 
 from .tables import table
 
@@ -194,7 +194,7 @@ async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool,
 @contextlib.contextmanager
 def _local_exchange() -> Iterator[str]:
     from gameproto.simulator.exchange import Exchange
-    from gameproto_async.server import ServerThread
+    from gameproto_exchange import ServerThread
 
     exchange = Exchange(tokens=(DEMO_TOKEN,))
     seed = getattr(exchange, "seed_market", None)

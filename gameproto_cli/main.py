@@ -14,8 +14,8 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from gameproto.constants import VERSION
-from gameproto.errors import GameAPIError, OrderValidationError, ServerValidationError
+from gameproto._constants import VERSION
+from gameproto._errors import GameAPIError, OrderValidationError, ServerValidationError
 
 from .options import UsageError
 

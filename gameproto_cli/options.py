@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any, Union
 
-from gameproto.config import settings_from_env
+from gameproto._settings import settings_from_env
 
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI

@@ -11,8 +11,8 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from gameproto.market import best_offers
-from gameproto.types import BestOffers, MarketRow
+from gameproto._market import best_offers
+from gameproto._types import BestOffers, MarketRow
 
 from .options import connection_parent, open_client, output_parent
 from .tables import as_json, fields, table

@@ -16,7 +16,7 @@ import ssl
 import sys
 from typing import Any, Iterator, List, Optional, Tuple
 
-from gameproto.constants import API_PREFIX, RATE_LIMIT_PER_MINUTE
+from gameproto._constants import API_PREFIX, RATE_LIMIT_PER_MINUTE
 
 from .options import UsageError
 
@@ -165,7 +165,7 @@ async def _serve(
 ) -> None:
     import anyio
 
-    from gameproto_async.server import serve_exchange
+    from gameproto_exchange import serve_exchange
 
     # Watch the signals before saying we listen, so a signal right after the banner stops us cleanly.
     with _stop_signals() as signals:

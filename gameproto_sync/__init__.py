@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameproto.errors import (
+from gameproto._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,

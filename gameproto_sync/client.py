@@ -15,20 +15,20 @@ from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from gameproto import constants, endpoints
-from gameproto.arguments import order_number
-from gameproto.bulk import finish_bulk
-from gameproto.client import ClientState
-from gameproto.config import settings_from_env
-from gameproto.endpoints import Call
-from gameproto.errors import GameAPIError, NotFoundError
-from gameproto.flow import Attempt, Flow, RefreshToken, Send, Sleep
-from gameproto.market import best_offers, find_matching_orders, find_order, latest_ltp
-from gameproto.market import sort_by_price as _sort_by_price
-from gameproto.models import Response
-from gameproto.retry import RetryPolicy
+from gameproto import _constants, _calls
+from gameproto._arguments import order_number
+from gameproto._bulk import finish_bulk
+from gameproto._settings import ClientState
+from gameproto._settings import settings_from_env
+from gameproto._calls import Call
+from gameproto._errors import GameAPIError, NotFoundError
+from gameproto._flow import Attempt, Flow, RefreshToken, Send, Sleep
+from gameproto._market import best_offers, find_matching_orders, find_order, latest_ltp
+from gameproto._market import sort_by_price as _sort_by_price
+from gameproto._boundary import Response
+from gameproto._retry import RetryPolicy
 from gameproto.transport import TransportFailure
-from gameproto.types import (
+from gameproto._types import (
     BestOffers,
     BulkResult,
     DeleteResult,
@@ -88,16 +88,16 @@ class GameAPI:
     def __init__(
         self,
         token: str,
-        base_url: str = constants.DEFAULT_BASE_URL,
+        base_url: str = _constants.DEFAULT_BASE_URL,
         verify_ssl: Union[bool, str] = True,
-        timeout: float = constants.DEFAULT_TIMEOUT,
-        max_retries: int = constants.DEFAULT_MAX_RETRIES,
+        timeout: float = _constants.DEFAULT_TIMEOUT,
+        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
         *,
-        connect_timeout: float = constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = constants.DEFAULT_READ_TIMEOUT,
+        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
-        max_connections: int = constants.POOL_MAX_CONNECTIONS,
+        max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         self._state = ClientState(
@@ -221,15 +221,15 @@ class GameAPI:
 
     def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return self._run(endpoints.get_status())
+        return self._run(_calls.get_status())
 
     def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return self._run(endpoints.get_trades(direction, duration))
+        return self._run(_calls.get_trades(direction, duration))
 
     def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return self._run(endpoints.get_orders(direction))
+        return self._run(_calls.get_orders(direction))
 
     def create_order(self, order_data: Dict[str, Any]) -> Union[Order, BulkResult]:
         """Place one order, or ``{"orders": [...]}`` in bulk (split by 100, indices kept).
@@ -251,7 +251,7 @@ class GameAPI:
 
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return self._run(endpoints.delete_order(order_id))
+        return self._run(_calls.delete_order(order_id))
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -260,16 +260,16 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        rows = self._run(endpoints.get_market_data(direction, duration))
+        rows = self._run(_calls.get_market_data(direction, duration))
         return _sort_by_price(rows) if sort_by_price else rows
 
     def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return self._run(endpoints.get_market_ltp(market_zone))
+        return self._run(_calls.get_market_ltp(market_zone))
 
     def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return self._run(endpoints.get_latest_available_ltp(duration))
+        return self._run(_calls.get_latest_available_ltp(duration))
 
     def get_spot_data(
         self,
@@ -279,11 +279,11 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return self._run(endpoints.get_spot_data(area_name, date_from, date_to, limit))
+        return self._run(_calls.get_spot_data(area_name, date_from, date_to, limit))
 
     def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return self._run(endpoints.get_spot_status())
+        return self._run(_calls.get_spot_status())
 
     # -- helpers built on those calls ---------------------------------------
 

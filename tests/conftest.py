@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Dict, Iterator
 import pytest
 
 from gameproto.simulator.exchange import Exchange
-from gameproto_async.server import ServerThread, serve_exchange
+from gameproto_exchange import ServerThread, serve_exchange
 
 TOKEN = "personal-token-alice-0123456789"
 OTHER_TOKEN = "personal-token-bob-9876543210"

@@ -7,9 +7,9 @@ from typing import Any, Dict
 
 import pytest
 
-from gameproto.bulk import finish_bulk, plan_orders
-from gameproto.errors import OrderValidationError, OutcomeUnknownError, ServerError
-from gameproto.market import best_offers, find_matching_orders, find_order, latest_ltp
+from gameproto._bulk import finish_bulk, plan_orders
+from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerError
+from gameproto._market import best_offers, find_matching_orders, find_order, latest_ltp
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 

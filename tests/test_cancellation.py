@@ -15,7 +15,7 @@ import pytest
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI
-from gameproto_async.server import RunningServer
+from gameproto_exchange import RunningServer
 
 from .conftest import TOKEN, future_order
 

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gameproto import endpoints
-from gameproto.arguments import InvalidArgumentError, order_number
-from gameproto.errors import (
+from gameproto import _calls
+from gameproto._arguments import InvalidArgumentError, order_number
+from gameproto._boundary import Response
+from gameproto._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
@@ -22,7 +23,6 @@ from gameproto.errors import (
     ServerValidationError,
     error_from_response,
 )
-from gameproto.models import Response
 
 
 def ok(value: object) -> Response:
@@ -32,23 +32,23 @@ def ok(value: object) -> Response:
 @pytest.mark.parametrize(
     "call, method, target",
     [
-        (endpoints.get_status(), "GET", "/status"),
-        (endpoints.get_trades(), "GET", "/trades"),
-        (endpoints.get_trades("buy", "15m"), "GET", "/trades?direction=buy&duration=15m"),
-        (endpoints.get_orders("sell"), "GET", "/orders?direction=sell"),
-        (endpoints.delete_order("ord_1234"), "DELETE", "/orders/1234"),
-        (endpoints.get_market_data(None, "1h"), "GET", "/market?duration=1h"),
-        (endpoints.get_market_ltp("10YCH-SWISSGRIDZ"), "GET", "/market/market-ltp?market_zone=10YCH-SWISSGRIDZ"),
-        (endpoints.get_latest_available_ltp("15m"), "GET", "/market/latest-ltp?duration=15m"),
+        (_calls.get_status(), "GET", "/status"),
+        (_calls.get_trades(), "GET", "/trades"),
+        (_calls.get_trades("buy", "15m"), "GET", "/trades?direction=buy&duration=15m"),
+        (_calls.get_orders("sell"), "GET", "/orders?direction=sell"),
+        (_calls.delete_order("ord_1234"), "DELETE", "/orders/1234"),
+        (_calls.get_market_data(None, "1h"), "GET", "/market?duration=1h"),
+        (_calls.get_market_ltp("10YCH-SWISSGRIDZ"), "GET", "/market/market-ltp?market_zone=10YCH-SWISSGRIDZ"),
+        (_calls.get_latest_available_ltp("15m"), "GET", "/market/latest-ltp?duration=15m"),
         (
-            endpoints.get_spot_data("CH-SGD", "2025-01-01", "2025-01-31", 10),
+            _calls.get_spot_data("CH-SGD", "2025-01-01", "2025-01-31", 10),
             "GET",
             "/spot?area_name=CH-SGD&date_from=2025-01-01&date_to=2025-01-31&limit=10",
         ),
-        (endpoints.get_spot_status(), "GET", "/spot/status"),
+        (_calls.get_spot_status(), "GET", "/spot/status"),
     ],
 )
-def test_requests_of_every_call(call: endpoints.Call, method: str, target: str) -> None:
+def test_requests_of_every_call(call: _calls.Call, method: str, target: str) -> None:
     assert call.request.method == method
     assert call.request.target == target
     assert call.request.header("Authorization") is None  # the flow adds it
@@ -56,13 +56,13 @@ def test_requests_of_every_call(call: endpoints.Call, method: str, target: str) 
 
 
 def test_order_requests_create() -> None:
-    call = endpoints.create_order({"side": "buy", "price": 1})
+    call = _calls.create_order({"side": "buy", "price": 1})
     assert call.creates and call.request.method == "POST" and call.request.path == "/orders"
     assert json.loads(call.request.body or b"") == {"side": "buy", "price": 1}
-    bulk = endpoints.create_orders_bulk([{"side": "buy"}] * 100)
+    bulk = _calls.create_orders_bulk([{"side": "buy"}] * 100)
     assert bulk.creates and bulk.request.path == "/orders/create-bulk"
     with pytest.raises(ValueError):
-        endpoints.create_orders_bulk([{}] * 101)
+        _calls.create_orders_bulk([{}] * 101)
 
 
 @pytest.mark.parametrize("good, number", [(1234, 1234), ("1234", 1234), ("ord_1234", 1234), (0, 0)])
@@ -75,14 +75,14 @@ def test_order_ids(good: object, number: int) -> None:
 )
 def test_bad_order_ids_are_refused_before_a_url(bad: object) -> None:
     with pytest.raises(OrderValidationError) as caught:
-        endpoints.delete_order(bad)
+        _calls.delete_order(bad)
     assert caught.value.errors[0].field == "order_id"
 
 
 @given(st.text(max_size=20))
 def test_only_digits_reach_the_path(text: str) -> None:
     try:
-        call = endpoints.delete_order(text)
+        call = _calls.delete_order(text)
     except OrderValidationError:
         return
     assert call.request.path[len("/orders/") :].isdigit()
@@ -92,15 +92,15 @@ def test_only_digits_reach_the_path(text: str) -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: endpoints.get_trades(direction="BUY"),
-        lambda: endpoints.get_trades(duration="15"),
-        lambda: endpoints.get_trades(duration="15m&x=1"),
-        lambda: endpoints.get_orders(direction="buy\r\n"),
-        lambda: endpoints.get_market_ltp("10Y/../x"),
-        lambda: endpoints.get_spot_data(area_name="CH SGD"),
-        lambda: endpoints.get_spot_data(date_from="2025-13-01"),
-        lambda: endpoints.get_spot_data(limit=0),
-        lambda: endpoints.get_spot_data(limit=True),
+        lambda: _calls.get_trades(direction="BUY"),
+        lambda: _calls.get_trades(duration="15"),
+        lambda: _calls.get_trades(duration="15m&x=1"),
+        lambda: _calls.get_orders(direction="buy\r\n"),
+        lambda: _calls.get_market_ltp("10Y/../x"),
+        lambda: _calls.get_spot_data(area_name="CH SGD"),
+        lambda: _calls.get_spot_data(date_from="2025-13-01"),
+        lambda: _calls.get_spot_data(limit=0),
+        lambda: _calls.get_spot_data(limit=True),
     ],
 )
 def test_bad_query_values_are_refused(build) -> None:  # type: ignore[no-untyped-def]
@@ -109,20 +109,20 @@ def test_bad_query_values_are_refused(build) -> None:  # type: ignore[no-untyped
 
 
 def test_parsers_check_shapes() -> None:
-    assert endpoints.get_orders().parse(ok([{"order_id": 1}])) == [{"order_id": 1}]
+    assert _calls.get_orders().parse(ok([{"order_id": 1}])) == [{"order_id": 1}]
     with pytest.raises(ProtocolError):
-        endpoints.get_orders().parse(ok({"order_id": 1}))
+        _calls.get_orders().parse(ok({"order_id": 1}))
     with pytest.raises(ProtocolError):
-        endpoints.get_orders().parse(ok([1, 2]))
+        _calls.get_orders().parse(ok([1, 2]))
     with pytest.raises(ProtocolError):
-        endpoints.get_status().parse(ok([]))
+        _calls.get_status().parse(ok([]))
     with pytest.raises(ProtocolError):
-        endpoints.create_order({}).parse(ok({"status": "ok"}))
-    assert endpoints.get_spot_data().parse(ok({"contract": "c"})) == [{"contract": "c"}]
+        _calls.create_order({}).parse(ok({"status": "ok"}))
+    assert _calls.get_spot_data().parse(ok({"contract": "c"})) == [{"contract": "c"}]
 
 
 def test_bulk_answers_are_checked() -> None:
-    call = endpoints.create_orders_bulk([{}] * 2)
+    call = _calls.create_orders_bulk([{}] * 2)
     good = {
         "requested": 2,
         "created": [{"index": 0, "result": {"order_id": "ord_1"}}],
@@ -177,17 +177,17 @@ def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: 
     response = Response(status, headers, body)
     assert isinstance(error_from_response(response), GameAPIError)
     calls = [
-        endpoints.get_status(),
-        endpoints.get_trades(),
-        endpoints.get_orders(),
-        endpoints.create_order({}),
-        endpoints.create_orders_bulk([{}] * 3),
-        endpoints.delete_order(1),
-        endpoints.get_market_data(),
-        endpoints.get_market_ltp(),
-        endpoints.get_latest_available_ltp(),
-        endpoints.get_spot_data(),
-        endpoints.get_spot_status(),
+        _calls.get_status(),
+        _calls.get_trades(),
+        _calls.get_orders(),
+        _calls.create_order({}),
+        _calls.create_orders_bulk([{}] * 3),
+        _calls.delete_order(1),
+        _calls.get_market_data(),
+        _calls.get_market_ltp(),
+        _calls.get_latest_available_ltp(),
+        _calls.get_spot_data(),
+        _calls.get_spot_status(),
     ]
     for call in calls:
         try:
@@ -197,13 +197,13 @@ def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: 
 
 
 def test_a_delete_answered_204_is_a_deletion() -> None:
-    call = endpoints.delete_order("ord_12")
+    call = _calls.delete_order("ord_12")
     assert call.parse(Response(204, {}, b"")) == {"status": "deleted", "order_id": 12}
     assert call.parse(Response(200, {}, b'{"status": "deleted", "order_id": 12}'))["status"] == "deleted"
 
 
 def test_a_quoted_expires_in_is_understood() -> None:
-    from gameproto.auth import TokenState
+    from gameproto._auth import TokenState
 
     tokens = TokenState("personal")
     tokens.accept(Response(200, {}, b'{"access_token": "abc", "expires_in": "120"}'), 0.0)

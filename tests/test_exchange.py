@@ -9,9 +9,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from gameproto.endpoints import encode_json
-from gameproto.market import best_offers
-from gameproto.models import Request, Response
+from gameproto._boundary import Request, Response
+from gameproto._calls import encode_json
+from gameproto._market import best_offers
 from gameproto.simulator import MARKET_MAKERS, Exchange, Fault
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z

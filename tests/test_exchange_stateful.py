@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gameproto.endpoints import encode_json
-from gameproto.models import Request, Response
-from gameproto.orders import ORDER_FIELDS
+from gameproto._boundary import Request, Response
+from gameproto._calls import encode_json
+from gameproto._orders import ORDER_FIELDS
 from gameproto.simulator import Exchange
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z

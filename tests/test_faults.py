@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable, Coroutine, Dict, List, Optional
 import anyio
 import pytest
 
-from gameproto.errors import (
+from gameproto._errors import (
     AuthenticationError,
     NetworkError,
     OrderOutcomeUnknownProtocolError,
@@ -35,12 +35,12 @@ from gameproto.errors import (
     RateLimitError,
     ServerError,
 )
-from gameproto.flow import Attempt
-from gameproto.retry import RetryPolicy
+from gameproto._flow import Attempt
+from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI as AsyncGameAPI
-from gameproto_async.server import RunningServer, ServerThread, serve_exchange
+from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .conftest import TOKEN, future_order

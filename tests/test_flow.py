@@ -6,8 +6,9 @@ from typing import List
 
 import pytest
 
-from gameproto import endpoints
-from gameproto.errors import (
+from gameproto import _calls
+from gameproto._boundary import Response
+from gameproto._errors import (
     AuthenticationError,
     NetworkError,
     OutcomeUnknownError,
@@ -15,8 +16,7 @@ from gameproto.errors import (
     RateLimitError,
     ServerError,
 )
-from gameproto.flow import Attempt
-from gameproto.models import Response
+from gameproto._flow import Attempt
 from gameproto.transport import TransportFailure
 
 from .support import FakeClock, Script, drive, json_response, make_session
@@ -44,7 +44,7 @@ def test_one_exchange_serves_many_calls_and_the_token_is_sent() -> None:
     session = make_session(clock)
     script = Script([STATUS] * 30)
     for _ in range(30):
-        assert run(session, endpoints.get_status(), script, clock) == {"status": "healthy"}
+        assert run(session, _calls.get_status(), script, clock) == {"status": "healthy"}
         clock.advance(60)
     assert script.exchanges == 1
     assert all(r.header("Authorization") == "Bearer access-secret-1" for r in script.calls)
@@ -54,12 +54,12 @@ def test_token_is_refreshed_sixty_seconds_before_expiry() -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([STATUS] * 3)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     clock.advance(3600 - 61)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     assert script.exchanges == 1
     clock.advance(1)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     assert script.exchanges == 2
 
 
@@ -68,11 +68,11 @@ def test_a_short_lived_token_is_refreshed_halfway_not_on_every_call() -> None:
     session = make_session(clock)
     short = json_response(200, {"access_token": "a", "expires_in": 30})
     script = Script([STATUS] * 3, token_replies=[short, short])
-    run(session, endpoints.get_status(), script, clock)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     assert script.exchanges == 1
     clock.advance(15)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     assert script.exchanges == 2
 
 
@@ -80,9 +80,9 @@ def test_expires_in_defaults_to_an_hour() -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([STATUS] * 2, token_replies=[json_response(200, {"access_token": "x"})])
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     clock.advance(3600 - 61)
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     assert script.exchanges == 1
 
 
@@ -90,7 +90,7 @@ def test_a_401_leads_to_one_new_exchange_and_one_repeat() -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([json_response(401, {"detail": "Token expired"}), STATUS])
-    assert run(session, endpoints.get_status(), script, clock) == {"status": "healthy"}
+    assert run(session, _calls.get_status(), script, clock) == {"status": "healthy"}
     assert script.exchanges == 2
     assert [r.header("Authorization") for r in script.calls] == ["Bearer access-secret-1", "Bearer access-secret-2"]
 
@@ -100,7 +100,7 @@ def test_a_second_401_is_an_authentication_error() -> None:
     session = make_session(clock)
     script = Script([json_response(401, {"detail": "no"})] * 2)
     with pytest.raises(AuthenticationError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert caught.value.status_code == 401
     assert script.exchanges == 2 and len(script.calls) == 2
 
@@ -110,7 +110,7 @@ def test_a_401_on_an_order_is_repeated_once_too() -> None:
     session = make_session(clock)
     created = json_response(200, {"order_id": "ord_1"})
     script = Script([json_response(401, {"detail": "expired"}), created])
-    assert run(session, endpoints.create_order(ORDER), script, clock) == {"order_id": "ord_1"}
+    assert run(session, _calls.create_order(ORDER), script, clock) == {"order_id": "ord_1"}
     assert len(script.calls) == 2
 
 
@@ -120,7 +120,7 @@ def test_refused_token_exchange_is_an_authentication_error(status: int) -> None:
     session = make_session(clock)
     script = Script([], token_replies=[json_response(status, {"detail": "Invalid token"})])
     with pytest.raises(AuthenticationError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert "personal-secret" not in str(caught.value)
     assert caught.value.path == "/auth/token"
 
@@ -130,7 +130,7 @@ def test_token_exchange_answer_without_token_is_a_protocol_error() -> None:
     session = make_session(clock)
     script = Script([], token_replies=[json_response(200, {"nope": 1})])
     with pytest.raises(ProtocolError):
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
@@ -139,7 +139,7 @@ def test_get_is_retried_on_server_errors_then_succeeds(status: int) -> None:
     session = make_session(clock)
     sleeps: List[float] = []
     script = Script([json_response(status, {"detail": "busy"}), json_response(status, {}), STATUS])
-    assert run(session, endpoints.get_status(), script, clock, sleeps) == {"status": "healthy"}
+    assert run(session, _calls.get_status(), script, clock, sleeps) == {"status": "healthy"}
     assert len(script.calls) == 3
     assert sleeps == [0.375, 0.75]  # equal jitter at random()=0.5: 0.5 s then 1 s, three quarters each
 
@@ -149,7 +149,7 @@ def test_get_gives_up_after_max_retries_with_server_error() -> None:
     session = make_session(clock)
     script = Script([json_response(503, {"detail": "down"})] * 3)
     with pytest.raises(ServerError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert caught.value.status_code == 503 and caught.value.method == "GET" and caught.value.path == "/status"
     assert len(script.calls) == 3
 
@@ -159,7 +159,7 @@ def test_get_is_retried_on_transport_failures(kind: str) -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([TransportFailure(kind, "boom"), STATUS])
-    assert run(session, endpoints.get_status(), script, clock) == {"status": "healthy"}
+    assert run(session, _calls.get_status(), script, clock) == {"status": "healthy"}
 
 
 def test_get_transport_failure_after_retries_is_a_network_error() -> None:
@@ -167,7 +167,7 @@ def test_get_transport_failure_after_retries_is_a_network_error() -> None:
     session = make_session(clock)
     script = Script([TransportFailure("read", "reset")] * 3)
     with pytest.raises(NetworkError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert not isinstance(caught.value, OutcomeUnknownError)
     assert len(script.calls) == 3
 
@@ -178,7 +178,7 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
     sleeps: List[float] = []
     when = "Tue, 14 Nov 2023 22:13:27 GMT"  # 7 s after the fake wall clock's start
     script = Script([json_response(429, {}, Retry_After="3"), json_response(503, {}, Retry_After=when), STATUS])
-    assert run(session, endpoints.get_status(), script, clock, sleeps) == {"status": "healthy"}
+    assert run(session, _calls.get_status(), script, clock, sleeps) == {"status": "healthy"}
     assert sleeps[0] == 3.0
     assert sleeps[1] == pytest.approx(4.0)
 
@@ -188,7 +188,7 @@ def test_retry_after_beyond_the_cap_raises_at_once() -> None:
     session = make_session(clock)
     script = Script([json_response(429, {"detail": "slow down"}, Retry_After="600")])
     with pytest.raises(RateLimitError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert caught.value.retry_after == 600
     assert len(script.calls) == 1
 
@@ -198,7 +198,7 @@ def test_rate_limit_error_after_retries_carries_the_wait() -> None:
     session = make_session(clock)
     script = Script([json_response(429, {}, Retry_After="1")] * 3)
     with pytest.raises(RateLimitError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     assert caught.value.retry_after == 1.0
 
 
@@ -208,7 +208,7 @@ def test_post_is_not_retried_on_5xx_and_its_outcome_is_unknown(status: int) -> N
     session = make_session(clock)
     script = Script([json_response(status, {"detail": "oops"})])
     with pytest.raises(ServerError) as caught:
-        run(session, endpoints.create_order(ORDER), script, clock)
+        run(session, _calls.create_order(ORDER), script, clock)
     assert isinstance(caught.value, OutcomeUnknownError)
     assert len(script.calls) == 1
 
@@ -218,7 +218,7 @@ def test_an_unreadable_success_answer_to_an_order_is_an_unknown_outcome() -> Non
     session = make_session(clock)
     script = Script([Response(200, {}, b"<html>proxy</html>")])
     with pytest.raises(ProtocolError) as caught:
-        run(session, endpoints.create_order(ORDER), script, clock)
+        run(session, _calls.create_order(ORDER), script, clock)
     assert isinstance(caught.value, OutcomeUnknownError) and caught.value.status_code == 200
     assert "proxy" in caught.value.excerpt
 
@@ -228,7 +228,7 @@ def test_a_refused_order_is_not_an_unknown_outcome() -> None:
     session = make_session(clock)
     script = Script([json_response(422, {"detail": [{"loc": ["body", "price"], "msg": "bad"}]})])
     with pytest.raises(Exception) as caught:
-        run(session, endpoints.create_order(ORDER), script, clock)
+        run(session, _calls.create_order(ORDER), script, clock)
     assert not isinstance(caught.value, OutcomeUnknownError)
 
 
@@ -236,7 +236,7 @@ def test_post_is_retried_on_429() -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([json_response(429, {}, Retry_After="1"), json_response(200, {"order_id": "ord_7"})])
-    assert run(session, endpoints.create_order(ORDER), script, clock) == {"order_id": "ord_7"}
+    assert run(session, _calls.create_order(ORDER), script, clock) == {"order_id": "ord_7"}
     assert len(script.calls) == 2
 
 
@@ -246,7 +246,7 @@ def test_post_whose_outcome_is_unknown_is_never_repeated(kind: str) -> None:
     session = make_session(clock)
     script = Script([TransportFailure(kind, "lost")])
     with pytest.raises(OutcomeUnknownError) as caught:
-        run(session, endpoints.create_order(ORDER), script, clock)
+        run(session, _calls.create_order(ORDER), script, clock)
     assert len(script.calls) == 1
     assert caught.value.method == "POST" and caught.value.path == "/orders"
 
@@ -256,7 +256,7 @@ def test_post_that_was_never_sent_is_retried(kind: str) -> None:
     clock = FakeClock()
     session = make_session(clock)
     script = Script([TransportFailure(kind, "refused"), json_response(200, {"order_id": "ord_1"})])
-    assert run(session, endpoints.create_order(ORDER), script, clock) == {"order_id": "ord_1"}
+    assert run(session, _calls.create_order(ORDER), script, clock) == {"order_id": "ord_1"}
 
 
 def test_overall_deadline_bounds_the_retries() -> None:
@@ -264,7 +264,7 @@ def test_overall_deadline_bounds_the_retries() -> None:
     session = make_session(clock, timeout=2.0, max_retries=10)
     script = Script([TransportFailure("read", "reset")] * 20)
     with pytest.raises(NetworkError):
-        drive(session, session.run(endpoints.get_status()), script, clock, request_time=0.4)
+        drive(session, session.run(_calls.get_status()), script, clock, request_time=0.4)
     assert clock.now - 1000.0 <= 2.0 + 0.4 + 1e-9
 
 
@@ -272,7 +272,7 @@ def test_send_carries_the_time_left() -> None:
     clock = FakeClock()
     session = make_session(clock, timeout=10.0, read_timeout=15.0, connect_timeout=3.0)
     session.tokens.accept(json_response(200, {"access_token": "t"}), clock())
-    flow = session.run(endpoints.get_status())
+    flow = session.run(_calls.get_status())
     send = next(flow)
     assert send.time_left == 10.0 and send.read_timeout == 10.0 and send.connect_timeout == 3.0
 
@@ -282,7 +282,7 @@ def test_on_attempt_sees_every_attempt() -> None:
     seen: List[Attempt] = []
     session = make_session(clock, on_attempt=seen.append)
     script = Script([json_response(503, {}), STATUS])
-    run(session, endpoints.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
     calls = [a for a in seen if a.path == "/status"]
     assert [(a.attempt, a.status) for a in calls] == [(1, 503), (2, 200)]
     assert calls[0].retry_in is not None and calls[1].retry_in is None
@@ -295,7 +295,7 @@ def test_a_failing_hook_never_breaks_a_call() -> None:
         raise RuntimeError("metrics down")
 
     session = make_session(clock, on_attempt=broken)
-    assert run(session, endpoints.get_status(), Script([STATUS]), clock) == {"status": "healthy"}
+    assert run(session, _calls.get_status(), Script([STATUS]), clock) == {"status": "healthy"}
 
 
 def test_tokens_never_reach_error_text() -> None:
@@ -304,7 +304,7 @@ def test_tokens_never_reach_error_text() -> None:
     echo = Response(500, {}, b"internal error for Bearer access-secret-1 from personal-secret")
     script = Script([echo] * 3)
     with pytest.raises(ServerError) as caught:
-        run(session, endpoints.get_status(), script, clock)
+        run(session, _calls.get_status(), script, clock)
     text = str(caught.value) + repr(caught.value)
     assert "access-secret-1" not in text and "personal-secret" not in text
     assert "personal-secret" not in repr(session) and "access-secret" not in repr(session.tokens)
@@ -315,7 +315,7 @@ def test_answers_that_are_not_json_are_protocol_errors() -> None:
     session = make_session(clock)
     script = Script([Response(200, {}, b"<html>gateway</html>")])
     with pytest.raises(ProtocolError) as caught:
-        run(session, endpoints.get_orders(), script, clock)
+        run(session, _calls.get_orders(), script, clock)
     assert caught.value.status_code == 200 and "gateway" in caught.value.excerpt
 
 
@@ -324,4 +324,4 @@ def test_answers_of_the_wrong_shape_are_protocol_errors() -> None:
     session = make_session(clock)
     script = Script([json_response(200, {"orders": []})])
     with pytest.raises(ProtocolError):
-        run(session, endpoints.get_orders(), script, clock)
+        run(session, _calls.get_orders(), script, clock)

@@ -26,18 +26,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gameproto import constants, endpoints
-from gameproto.arguments import InvalidArgumentError
-from gameproto.auth import TokenState
-from gameproto.endpoints import Call
-from gameproto.errors import GameAPIError, OrderValidationError, error_from_response
-from gameproto.flow import RefreshToken, Send, Session, Sleep
-from gameproto.models import Request, Response
+from gameproto import _calls, _constants
+from gameproto._arguments import InvalidArgumentError
+from gameproto._auth import TokenState
+from gameproto._boundary import Request, Response
+from gameproto._calls import Call
+from gameproto._errors import GameAPIError, OrderValidationError, error_from_response
+from gameproto._flow import RefreshToken, Send, Session, Sleep
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
 from gameproto.transport import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
 from gameproto_async import GameAPI as AsyncGameAPI
-from gameproto_async.server import RunningServer, ServerThread
+from gameproto_exchange import RunningServer, ServerThread
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .conftest import TOKEN, future_order
@@ -193,24 +193,24 @@ failures = st.builds(TransportFailure, st.sampled_from(sorted(FAILURE_KINDS)), s
 replies = st.one_of(responses, ok_responses, failures)
 
 
-def _calls() -> Dict[str, Call[Any]]:
+def _all_calls() -> Dict[str, Call[Any]]:
     order = future_order()
     return {
-        "get_status": endpoints.get_status(),
-        "get_trades": endpoints.get_trades("buy", "15m"),
-        "get_orders": endpoints.get_orders(),
-        "create_order": endpoints.create_order(order),
-        "create_orders_bulk": endpoints.create_orders_bulk([order, order, order]),
-        "delete_order": endpoints.delete_order("ord_12"),
-        "get_market_data": endpoints.get_market_data(),
-        "get_market_ltp": endpoints.get_market_ltp("10YCH-SWISSGRIDZ"),
-        "get_latest_available_ltp": endpoints.get_latest_available_ltp("1h"),
-        "get_spot_data": endpoints.get_spot_data("CH-SGD", "2025-01-01", dt.date(2025, 1, 2), 5),
-        "get_spot_status": endpoints.get_spot_status(),
+        "get_status": _calls.get_status(),
+        "get_trades": _calls.get_trades("buy", "15m"),
+        "get_orders": _calls.get_orders(),
+        "create_order": _calls.create_order(order),
+        "create_orders_bulk": _calls.create_orders_bulk([order, order, order]),
+        "delete_order": _calls.delete_order("ord_12"),
+        "get_market_data": _calls.get_market_data(),
+        "get_market_ltp": _calls.get_market_ltp("10YCH-SWISSGRIDZ"),
+        "get_latest_available_ltp": _calls.get_latest_available_ltp("1h"),
+        "get_spot_data": _calls.get_spot_data("CH-SGD", "2025-01-01", dt.date(2025, 1, 2), 5),
+        "get_spot_status": _calls.get_spot_status(),
     }
 
 
-CALLS = _calls()
+CALLS = _all_calls()
 OBJECT_CALLS = {"get_status", "get_spot_status", "delete_order"}
 
 
@@ -314,7 +314,7 @@ def test_a_huge_expires_in_through_the_call_flow() -> None:
     huge = Response(200, {}, b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}")
     transport = Replay([json_response(200, {})], [huge])
     try:
-        run_flow(session, session.run(endpoints.get_status()), transport, clock)
+        run_flow(session, session.run(_calls.get_status()), transport, clock)
     except GameAPIError:
         pass
 
@@ -437,7 +437,7 @@ def run_flow(session: Session, flow: Any, transport: Replay, clock: FakeClock) -
                 clock.advance(0.01)
                 reply = transport(action.request)
             elif isinstance(action, Sleep):
-                assert 0 <= action.seconds <= constants.RETRY_AFTER_CAP
+                assert 0 <= action.seconds <= _constants.RETRY_AFTER_CAP
                 clock.advance(action.seconds)
                 reply = None
             elif isinstance(action, RefreshToken):
@@ -568,7 +568,7 @@ order_like = st.builds(
 
 def _encode(value: Any) -> bytes:
     try:
-        return endpoints.encode_json(value)
+        return _calls.encode_json(value)
     except (ValueError, TypeError):
         return b"{}"
 
@@ -912,7 +912,7 @@ async def test_bad_ids_are_refused_by_the_async_client_before_sending(aserver: A
 @given(order_id=st.one_of(st.text(max_size=40), st.integers(), st.text(max_size=30).map(lambda text: "ord_" + text)))
 def test_an_id_reaches_the_path_only_as_ascii_digits(order_id: Union[str, int]) -> None:
     try:
-        call = endpoints.delete_order(order_id)
+        call = _calls.delete_order(order_id)
     except OrderValidationError as error:
         assert "order_id" in str(error)
         return

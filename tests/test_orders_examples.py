@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator
 import pytest
 
 from gameproto import OrderValidationError, validate_order, validate_orders
-from gameproto.orders import contract_name, delivery_window
+from gameproto.simulator.contracts import contract_name, delivery_window
 
 NOW = dt.datetime(2024, 12, 14, 9, 30, tzinfo=dt.timezone.utc)
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Type, cast
 
 import pytest
 
-from gameproto.errors import (
+from gameproto._boundary import Request, Response
+from gameproto._errors import (
     AuthenticationError,
     GameAPIError,
     NotFoundError,
@@ -33,8 +34,7 @@ from gameproto.errors import (
     ServerValidationError,
     error_from_response,
 )
-from gameproto.models import Request, Response
-from gameproto.retry import RetryPolicy
+from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
 from gameproto_async import GameAPI as AsyncGameAPI

@@ -19,10 +19,10 @@ import h11
 import pytest
 from anyio.abc import ByteStream
 
-from gameproto.models import Request, Response
+from gameproto._boundary import Request, Response
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
-from gameproto_async.server import RunningServer, ServerThread, serve_exchange
+from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 
 from .conftest import TOKEN, future_order
 

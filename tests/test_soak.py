@@ -24,14 +24,14 @@ from typing import Any, Callable, Counter, Dict, List, Optional, Tuple
 import anyio
 import pytest
 
-from gameproto.errors import GameAPIError, OutcomeUnknownError
-from gameproto.flow import Attempt
-from gameproto.models import Request
-from gameproto.retry import RetryPolicy
+from gameproto._boundary import Request
+from gameproto._errors import GameAPIError, OutcomeUnknownError
+from gameproto._flow import Attempt
+from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import FAULT_KINDS, Fault
 from gameproto_async import GameAPI as AsyncGameAPI
-from gameproto_async.server import ServerThread, serve_exchange
+from gameproto_exchange import ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .conftest import TOKEN, future_order

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from gameproto import endpoints, validate_order
+from gameproto import _calls, validate_order
 
 from .conftest import TOKEN, future_order
 
@@ -27,11 +27,11 @@ def test_the_example_is_a_whole_driver_in_under_80_lines() -> None:
 
 def test_the_stdlib_driver_trades_on_the_embedded_exchange(server: Any) -> None:
     api = _load().StdlibGameAPI(TOKEN, server.base_url)
-    assert api.call(endpoints.get_status())["status"] == "healthy"
-    created = api.call(endpoints.create_order(validate_order(future_order(price=42.5))))
+    assert api.call(_calls.get_status())["status"] == "healthy"
+    created = api.call(_calls.create_order(validate_order(future_order(price=42.5))))
     assert created["order_id"].startswith("ord_")
-    listed = api.call(endpoints.get_orders())
+    listed = api.call(_calls.get_orders())
     assert [order["price"] for order in listed] == [42.5]
-    assert api.call(endpoints.delete_order(created["order_id"]))["status"] == "deleted"
-    assert api.call(endpoints.get_orders()) == []
+    assert api.call(_calls.delete_order(created["order_id"]))["status"] == "deleted"
+    assert api.call(_calls.get_orders()) == []
     assert server.exchange.exchanges == 1  # one token for every call

@@ -18,11 +18,11 @@ from typing import Any, AsyncIterator, Iterator, List
 
 import pytest
 
-from gameproto.errors import NetworkError, OutcomeUnknownError
-from gameproto.models import Request, Response
+from gameproto._boundary import Request, Response
+from gameproto._errors import NetworkError, OutcomeUnknownError
 from gameproto.simulator.exchange import Exchange
 from gameproto_async import GameAPI as AsyncGameAPI
-from gameproto_async.server import RunningServer, ServerThread, serve_exchange
+from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .conftest import TOKEN, future_order

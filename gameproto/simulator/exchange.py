@@ -3,7 +3,7 @@
 No sockets, no event loop, no threads: a server or a test hands it requests
 and the clock is injected. It speaks the protocol of shared/GAME-API.md:
 token exchange, bearer auth, a per-trader rate limit, orders checked with
-the same rules as the clients (``gameproto.orders``), price-time matching
+the same rules as the clients (``gameproto._orders``), price-time matching
 (``book``), market data, last traded prices and spot data (``spot``).
 """
 
@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .. import constants
-from ..arguments import InvalidArgumentError, check_area_name, check_date, check_duration, check_market_zone
-from ..arguments import duration_minutes as _duration_minutes
-from ..endpoints import encode_json
-from ..errors import OrderProblem, OrderValidationError
-from ..models import Request, Response
-from ..orders import contract_name, delivery_window, validate_order
+from .. import _constants
+from .._arguments import InvalidArgumentError, check_area_name, check_date, check_market_zone
+from .._boundary import Request, Response
+from .._calls import encode_json
+from .._errors import OrderProblem, OrderValidationError
+from .._orders import validate_order
 from . import spot
 from .book import MONEY, BookOrder, Fill, OrderBook, canonical_duration
+from .contracts import contract_name, delivery_window, duration_minutes
 from .faults import FaultPlan, Reaction, react
 
 __all__ = ["Exchange", "MARKET_MAKERS"]
@@ -166,11 +166,10 @@ def _minutes(context: _Context) -> Optional[int]:
     duration = context.param("duration")
     if duration is None:
         return None
-    try:
-        check_duration(duration)
-    except InvalidArgumentError:
+    minutes = duration_minutes(duration)
+    if minutes is None:
         raise _invalid(["query", "duration"], "must be a duration like '15m' or '1h'")
-    return _duration_minutes(duration)
+    return minutes
 
 
 def _trade_view(fill: Fill, market_zone: str) -> JSONObject:
@@ -283,7 +282,7 @@ class Exchange:
         *,
         clock: Callable[[], float] = time.time,
         token_lifetime: int = 3600,
-        rate_limit_per_minute: int = constants.RATE_LIMIT_PER_MINUTE,
+        rate_limit_per_minute: int = _constants.RATE_LIMIT_PER_MINUTE,
         allow_non_positive_price: bool = False,
         seed: int = 0,
         fee_per_mwh: Decimal = Decimal("0.05"),
@@ -496,8 +495,8 @@ class Exchange:
         orders = body.get("orders") if isinstance(body, dict) else None
         if type(orders) is not list:
             raise _invalid(["body", "orders"], "must be a list of orders")
-        if len(orders) > constants.BULK_LIMIT:
-            raise _invalid(["body", "orders"], f"must hold at most {constants.BULK_LIMIT} orders, got {len(orders)}")
+        if len(orders) > _constants.BULK_LIMIT:
+            raise _invalid(["body", "orders"], f"must hold at most {_constants.BULK_LIMIT} orders, got {len(orders)}")
         placed: List[Tuple[int, BookOrder]] = []
         failed: List[JSONObject] = []
         for index, raw in enumerate(orders):
@@ -631,7 +630,7 @@ class Exchange:
             200,
             {
                 "status": "healthy",
-                "version": constants.VERSION,
+                "version": _constants.VERSION,
                 "timestamp": _iso(context.now),
                 "services": {name: "operational" for name in ("orders", "trades", "market_data", "spot")},
                 "uptime": round(max(0.0, context.now - self._started), 3),

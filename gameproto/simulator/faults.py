@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from ..models import Request, Response
+from .._boundary import Request, Response
 
 __all__ = ["Fault", "FaultRule", "FaultPlan", "FAULT_KINDS", "Reaction", "react"]
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
-from .models import Response
+from ._boundary import Response
 
 __all__ = [
     "GameAPIError",
@@ -253,7 +253,7 @@ def _readable_detail(payload: Any, secrets: Iterable[str]) -> str:
 
 
 def _retry_after_seconds(response: Response, now: Optional[float]) -> Optional[float]:
-    from .retry import parse_retry_after
+    from ._retry import parse_retry_after
 
     return parse_retry_after(response.header("Retry-After"), now=now)
 

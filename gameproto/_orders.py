@@ -27,13 +27,12 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .errors import OrderProblem, OrderValidationError
+from ._arguments import duration_minutes
+from ._errors import OrderProblem, OrderValidationError
 
 __all__ = [
     "validate_order",
     "validate_orders",
-    "delivery_window",
-    "contract_name",
     "ORDER_FIELDS",
     "REQUIRED_FIELDS",
     "TRADER_SUFFIX_MAX",
@@ -49,7 +48,6 @@ TRADER_SUFFIX_MAX = 50
 # full-width digits, which no server parses as a date. ``fullmatch`` because
 # ``$`` lets a trailing newline through. (Times are looked up in ``_CLOCK``.)
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_DURATION = re.compile(r"([1-9][0-9]*)([mh])")
 _SIDES = ("buy", "sell")
 _STATES = ("displayed", "hidden")
 _TZ_OFFSETS = (0, 1, 2)
@@ -287,14 +285,12 @@ def _duration(value: Any, problems: List[Tuple[str, str]]) -> Optional[int]:
         if known is not None:
             return known
     text = _text(value)
-    match = _DURATION.fullmatch(text) if text is not None else None
-    if match is None or text is None:
+    minutes = duration_minutes(text) if text is not None else None
+    if minutes is None:
         problems.append(
             ("duration", f"must be <N>m or <N>h, N a positive whole number like '15m' or '1h', got {_got(value)}")
         )
         return None
-    amount = int(match.group(1))
-    minutes = amount * 60 if match.group(2) == "h" else amount
     if len(_DURATION_MINUTES) < _MEMO_LIMIT and type(value) is str:
         _DURATION_MINUTES[value] = minutes
     return minutes
@@ -467,22 +463,3 @@ def validate_orders(
         raise OrderValidationError(problems)
     return cleaned
 
-
-def delivery_window(order: Mapping[str, Any]) -> Tuple[_dt.datetime, int]:
-    """The delivery start in UTC and the length in minutes of a validated order."""
-    year, month, day = (int(part) for part in str(order["date"]).split("-"))
-    hours, minutes = (int(part) for part in str(order["start_time"]).split(":"))
-    local = _dt.datetime(year, month, day, hours, minutes)
-    start = local - _dt.timedelta(hours=int(order["tz_offset_hours"]))
-    problems: List[Tuple[str, str]] = []
-    length = _duration(order["duration"], problems)
-    if length is None:
-        raise ValueError(f"not a validated order: {problems[0][0]} {problems[0][1]}")
-    return start.replace(tzinfo=_UTC), length
-
-
-def contract_name(start_utc: _dt.datetime, minutes: int) -> str:
-    """The contract of a delivery window, e.g. ``2025-01-15T14:00:00Z/PT15M``."""
-    hours, rest = divmod(minutes, 60)
-    length = "PT" + (f"{hours}H" if hours else "") + (f"{rest}M" if rest or not hours else "")
-    return start_utc.strftime("%Y-%m-%dT%H:%M:00Z") + "/" + length

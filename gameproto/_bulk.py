@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import constants
-from .endpoints import Call, create_order, create_orders_bulk
-from .errors import OrderProblem, OrderValidationError
-from .orders import validate_order, validate_orders
-from .types import BulkResult, Order
+from . import _constants
+from ._calls import Call, create_order, create_orders_bulk
+from ._errors import OrderProblem, OrderValidationError
+from ._orders import validate_order, validate_orders
+from ._types import BulkResult, Order
 
 __all__ = ["OrderPlan", "plan_orders", "merge_bulk_results", "finish_bulk", "is_bulk"]
 
@@ -43,7 +43,7 @@ def plan_orders(
     *,
     now: Optional[dt.datetime] = None,
     allow_non_positive_price: bool = False,
-    bulk_limit: int = constants.BULK_LIMIT,
+    bulk_limit: int = _constants.BULK_LIMIT,
 ) -> OrderPlan:
     """Validate ``order_data`` in full and plan its requests; nothing is sent.
 
@@ -97,7 +97,7 @@ def finish_bulk(plan: OrderPlan, outcomes: Dict[int, Union[BulkResult, BaseExcep
     bounds = [(offset, offset + _part_size(plan, offset)) for offset, _ in plan.parts]
     unsent: List[int] = []
     unknown: List[int] = []
-    from .errors import GameAPIError, OutcomeUnknownError
+    from ._errors import GameAPIError, OutcomeUnknownError
 
     for start, end in bounds:
         outcome = outcomes.get(start)

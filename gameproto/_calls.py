@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, cast
 
-from . import constants
-from .arguments import (
+from . import _constants
+from ._arguments import (
     check_area_name,
     check_date,
     check_direction,
@@ -25,9 +25,9 @@ from .arguments import (
     check_market_zone,
     order_number,
 )
-from .errors import ProtocolError, excerpt
-from .models import Request, Response
-from .types import BulkResult, DeleteResult, LTPEntry, MarketRow, Order, SpotData, SpotStatus, Status, Trade
+from ._boundary import Request, Response
+from ._errors import ProtocolError, excerpt
+from ._types import BulkResult, DeleteResult, LTPEntry, MarketRow, Order, SpotData, SpotStatus, Status, Trade
 
 __all__ = [
     "Call",
@@ -51,7 +51,7 @@ T = TypeVar("T")
 # No Accept header: the API answers JSON only, and each header costs every
 # call a validation pass in the HTTP layer.
 _READ_HEADERS: Tuple[Tuple[str, str], ...] = (
-    ("User-Agent", constants.USER_AGENT),
+    ("User-Agent", _constants.USER_AGENT),
 )
 _WRITE_HEADERS = (*_READ_HEADERS, ("Content-Type", "application/json"))
 
@@ -215,8 +215,8 @@ def _parse_created_order(response: Response) -> Order:
 
 def create_orders_bulk(orders: Sequence[Dict[str, Any]]) -> Call[BulkResult]:
     """``POST /orders/create-bulk`` for at most ``BULK_LIMIT`` checked orders."""
-    if not 0 < len(orders) <= constants.BULK_LIMIT:
-        raise ValueError(f"a bulk request carries 1 to {constants.BULK_LIMIT} orders, got {len(orders)}")
+    if not 0 < len(orders) <= _constants.BULK_LIMIT:
+        raise ValueError(f"a bulk request carries 1 to {_constants.BULK_LIMIT} orders, got {len(orders)}")
     request = Request("POST", "/orders/create-bulk", (), _WRITE_HEADERS, encode_json({"orders": list(orders)}))
     count = len(orders)
     return Call(request, lambda response: parse_bulk_result(response, count), creates=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import constants
+from . import _constants
 from .transport import TransportFailure
 
 __all__ = [
@@ -105,8 +105,8 @@ def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> O
 def backoff_delay(
     retry_number: int,
     *,
-    initial: float = constants.BACKOFF_INITIAL,
-    maximum: float = constants.BACKOFF_MAX,
+    initial: float = _constants.BACKOFF_INITIAL,
+    maximum: float = _constants.BACKOFF_MAX,
     random: Callable[[], float],
 ) -> float:
     """The wait before retry ``retry_number`` (1 for the first retry).
@@ -142,10 +142,10 @@ class RetryPolicy:
     was 429.
     """
 
-    max_retries: int = constants.DEFAULT_MAX_RETRIES
-    backoff_initial: float = constants.BACKOFF_INITIAL
-    backoff_max: float = constants.BACKOFF_MAX
-    retry_after_cap: float = constants.RETRY_AFTER_CAP
+    max_retries: int = _constants.DEFAULT_MAX_RETRIES
+    backoff_initial: float = _constants.BACKOFF_INITIAL
+    backoff_max: float = _constants.BACKOFF_MAX
+    retry_after_cap: float = _constants.RETRY_AFTER_CAP
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:

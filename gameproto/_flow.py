@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Generator, Optional, TypeVar, Union
 
-from . import constants
-from .auth import TokenState
-from .endpoints import Call
-from .errors import (
+from . import _constants
+from ._auth import TokenState
+from ._boundary import Request, Response
+from ._calls import Call
+from ._errors import (
     UNKNOWN_OUTCOME_HINT,
     AuthenticationError,
     GameAPIError,
@@ -32,8 +33,7 @@ from .errors import (
     excerpt,
     redact,
 )
-from .models import Request, Response
-from .retry import RetryPolicy, parse_retry_after
+from ._retry import RetryPolicy, parse_retry_after
 from .transport import TransportFailure
 
 __all__ = [
@@ -131,10 +131,10 @@ class Session:
         self,
         token: str,
         *,
-        max_retries: int = constants.DEFAULT_MAX_RETRIES,
-        timeout: float = constants.DEFAULT_TIMEOUT,
-        connect_timeout: float = constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = constants.DEFAULT_READ_TIMEOUT,
+        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
+        timeout: float = _constants.DEFAULT_TIMEOUT,
+        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
         retry_policy: Optional[RetryPolicy] = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,

@@ -1,7 +1,7 @@
 """The embedded exchange over HTTP/1.1: h11 on anyio sockets (asyncio and trio).
 
 The server only moves bytes. It turns each HTTP request under ``/api/v1`` into a
-:class:`~gameproto.models.Request`, asks the exchange how to react, and carries
+:class:`~gameproto._boundary.Request`, asks the exchange how to react, and carries
 the :class:`~gameproto.simulator.faults.Reaction` out: wait, then answer or
 close without a word. Everything the exchange decides stays in the exchange.
 """
@@ -25,8 +25,8 @@ import h11
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup
 from anyio.streams.tls import TLSStream
 
-from gameproto.constants import API_PREFIX, SERVER_IDLE_TIMEOUT, SERVER_MAX_BODY
-from gameproto.models import Request, Response
+from gameproto._boundary import Request, Response
+from gameproto._constants import API_PREFIX, SERVER_IDLE_TIMEOUT, SERVER_MAX_BODY
 from gameproto.simulator.faults import Reaction
 
 __all__ = ["Reactor", "RunningServer", "ServerThread", "serve_exchange", "serve_forever"]

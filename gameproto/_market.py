@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, cast
 
-from .arguments import check_direction
-from .types import BestOffers, LatestLTP, LTPEntry, MarketRow, Order
+from ._arguments import check_direction
+from ._types import BestOffers, LatestLTP, LTPEntry, MarketRow, Order
 
 __all__ = ["best_offers", "latest_ltp", "sort_by_price", "find_order", "find_matching_orders"]
 

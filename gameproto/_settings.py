@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Callable, Optional, Union
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
-from . import constants
-from .bulk import OrderPlan, plan_orders
-from .flow import Attempt, Session
-from .retry import RetryPolicy
+from . import _constants
+from ._bulk import OrderPlan, plan_orders
+from ._flow import Attempt, Session
+from ._retry import RetryPolicy
 
-__all__ = ["ClientState", "api_url", "check_verify"]
+__all__ = ["ClientState", "api_url", "check_verify", "Settings", "settings_from_env", "parse_verify", "read_dotenv"]
 
 logger = logging.getLogger("gameproto")
 
@@ -31,8 +33,8 @@ def api_url(base_url: str) -> str:
         raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {base_url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("base_url must not carry a query, a fragment or credentials")
-    if not text.endswith(constants.API_PREFIX):
-        text += constants.API_PREFIX
+    if not text.endswith(_constants.API_PREFIX):
+        text += _constants.API_PREFIX
     return text
 
 
@@ -58,8 +60,8 @@ class ClientState:
         timeout: float,
         max_retries: int,
         *,
-        connect_timeout: float = constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = constants.DEFAULT_READ_TIMEOUT,
+        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
         retry_policy: Optional[RetryPolicy] = None,
@@ -90,3 +92,63 @@ class ClientState:
 
     def describe(self, driver: str) -> str:
         return f"<{driver} url={self.api_url!r} {self.session!r}>"
+
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: Optional[str]
+    base_url: str
+    verify_ssl: Union[bool, str]
+
+    def __repr__(self) -> str:
+        token = "***" if self.token else None
+        return f"Settings(token={token}, base_url={self.base_url!r}, verify_ssl={self.verify_ssl!r})"
+
+
+def parse_verify(value: Optional[str]) -> Union[bool, str]:
+    """``GAME_API_VERIFY_SSL`` as the clients take it: a bool, or a CA bundle path."""
+    if value is None or not value.strip():
+        return True
+    text = value.strip()
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    return text
+
+
+def read_dotenv(path: str) -> Dict[str, str]:
+    """The variables of a ``.env`` file (python-dotenv's reading when it is installed)."""
+    if not os.path.isfile(path):
+        return {}
+    try:
+        from dotenv import dotenv_values
+    except ImportError:
+        values: Dict[str, str] = {}
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                text = line.strip()
+                if not text or text.startswith("#") or "=" not in text:
+                    continue
+                name, _, value = text.partition("=")
+                name = name.strip()
+                if name.startswith("export "):
+                    name = name[len("export ") :].strip()
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                    value = value[1:-1]
+                values[name] = value
+        return values
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}
+
+
+def settings_from_env(environ: Optional[Mapping[str, str]] = None, dotenv_path: Optional[str] = ".env") -> Settings:
+    """The settings from ``environ`` (default ``os.environ``) over a ``.env`` file."""
+    merged: Dict[str, str] = dict(read_dotenv(dotenv_path)) if dotenv_path else {}
+    merged.update(os.environ if environ is None else environ)
+    return Settings(
+        token=merged.get("GAME_API_TOKEN") or None,
+        base_url=merged.get("GAME_API_URL") or _constants.DEFAULT_BASE_URL,
+        verify_ssl=parse_verify(merged.get("GAME_API_VERIFY_SSL")),
+    )

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Any, Optional
 
-from .errors import GameAPIError, OrderProblem, OrderValidationError
+from ._errors import GameAPIError, OrderProblem, OrderValidationError
 
 __all__ = [
     "InvalidArgumentError",
@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
-_DURATION = re.compile(r"[1-9][0-9]{0,5}[mh]")
+#: The one duration syntax of the protocol, for arguments and orders alike.
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([mh])")
 _ZONE = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-]{0,63}")
 _AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -72,17 +73,20 @@ def check_direction(direction: Any, name: str = "direction") -> Optional[str]:
     raise _refuse(name, '"buy" or "sell"', direction)
 
 
+def duration_minutes(duration: str) -> Optional[int]:
+    """Minutes of a ``<N>m``/``<N>h`` duration (``"15m"``, ``"1h"``), or None when it is not one."""
+    match = _DURATION.fullmatch(duration)
+    if match is None:
+        return None
+    amount = int(match.group(1))
+    return amount * 60 if match.group(2) == "h" else amount
+
+
 def check_duration(duration: Any, name: str = "duration") -> Optional[str]:
     """``duration`` if it is like ``"15m"`` or ``"1h"``, or None."""
-    if duration is None or (isinstance(duration, str) and _DURATION.fullmatch(duration)):
+    if duration is None or (isinstance(duration, str) and duration_minutes(duration) is not None):
         return duration
     raise _refuse(name, 'a duration like "15m" or "1h"', duration)
-
-
-def duration_minutes(duration: str) -> int:
-    """The length of a checked duration (``"15m"``, ``"1h"``) in minutes."""
-    number = int(duration[:-1])
-    return number * 60 if duration[-1] == "h" else number
 
 
 def check_market_zone(zone: Any, name: str = "market_zone") -> Optional[str]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Tuple
 
-from . import constants
-from .errors import AuthenticationError, ProtocolError, error_from_response, excerpt
-from .models import Request, Response
+from . import _constants
+from ._boundary import Request, Response
+from ._errors import AuthenticationError, ProtocolError, error_from_response, excerpt
 
 _LONGEST_LIFETIME = 10 * 365 * 86400
 
@@ -32,7 +32,7 @@ class TokenState:
 
     __slots__ = ("_access", "_personal", "_refresh_at", "generation", "refresh_margin")
 
-    def __init__(self, personal_token: str, *, refresh_margin: float = constants.TOKEN_REFRESH_MARGIN) -> None:
+    def __init__(self, personal_token: str, *, refresh_margin: float = _constants.TOKEN_REFRESH_MARGIN) -> None:
         if not isinstance(personal_token, str) or not personal_token.strip():
             raise ValueError("a personal token (a non-empty string) is required")
         if any(ch in personal_token for ch in "\r\n\x00"):
@@ -71,7 +71,7 @@ class TokenState:
             headers=(
                 ("Content-Type", "application/json"),
                 ("Accept", "application/json"),
-                ("User-Agent", constants.USER_AGENT),
+                ("User-Agent", _constants.USER_AGENT),
             ),
             body=body,
         )
@@ -100,7 +100,7 @@ class TokenState:
             )
         lifetime: Any = payload.get("expires_in") if isinstance(payload, dict) else None
         if lifetime is None:
-            lifetime = constants.DEFAULT_TOKEN_LIFETIME
+            lifetime = _constants.DEFAULT_TOKEN_LIFETIME
         elif isinstance(lifetime, str) and lifetime.strip().isascii() and lifetime.strip().isdigit():
             lifetime = int(lifetime.strip()[:12])  # "3600": some servers quote it; the meaning is plain
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0:

@@ -1,0 +1,10 @@
+"""gameproto_exchange: the embedded GAME exchange (the simulator) served over HTTP with h11 and anyio.
+
+Neither client imports it; ``game serve`` and ``game demo`` do, and so do the tests.
+"""
+
+from __future__ import annotations
+
+from ._server import RunningServer, ServerThread, serve_exchange, serve_forever
+
+__all__ = ["RunningServer", "ServerThread", "serve_exchange", "serve_forever"]
