@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._arguments import InvalidArgumentError, order_number
 from ._auth import TokenState
-from ._boundary import Request, Response
+from ._boundary import Request, Response, TransportFailure
 from ._bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
 from ._calls import Call
 from ._constants import VERSION as __version__
@@ -33,7 +33,6 @@ from ._flow import Attempt, RefreshToken, Send, Session, Sleep
 from ._market import best_offers, find_matching_orders, find_order, latest_ltp
 from ._orders import validate_order, validate_orders
 from ._retry import RetryPolicy, backoff_delay, parse_retry_after
-from .transport import TransportFailure
 
 __all__ = [
     "__version__",

@@ -1,11 +1,15 @@
-"""The values that cross the boundary between the core and a driver."""
+"""The values that cross the boundary between the core and a driver.
+
+A driver receives ``Request`` values and answers each with a ``Response`` or
+a ``TransportFailure`` (named by the step at which the request got no answer).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-__all__ = ["Request", "Response"]
+__all__ = ["Request", "Response", "TransportFailure", "NOT_SENT_KINDS", "FAILURE_KINDS"]
 
 Headers = Tuple[Tuple[str, str], ...]
 
@@ -65,3 +69,36 @@ class Response:
             if key.lower() == wanted:
                 return candidate
         return None
+
+
+#: Failures that happen before a single byte of the request left: the
+#: exchange cannot have carried it out, so even an order may be sent again.
+NOT_SENT_KINDS = frozenset({"connect", "connect_timeout", "tls", "pool_timeout"})
+#: Failures after (part of) the request may have reached the exchange.
+SENT_KINDS = frozenset({"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline"})
+FAILURE_KINDS = NOT_SENT_KINDS | SENT_KINDS
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """A request that got no answer: ``kind`` says at which step, ``detail`` what happened.
+
+    ``detail`` is the library's message with nothing secret in it (drivers
+    never put headers in it).
+    """
+
+    kind: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAILURE_KINDS:
+            raise ValueError(f"unknown transport failure kind {self.kind!r}")
+
+    @property
+    def may_have_been_sent(self) -> bool:
+        """Whether the exchange may have received, and carried out, the request."""
+        return self.kind not in NOT_SENT_KINDS
+
+    @property
+    def is_timeout(self) -> bool:
+        return self.kind.endswith("timeout") or self.kind == "deadline"

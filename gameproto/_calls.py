@@ -50,9 +50,7 @@ T = TypeVar("T")
 
 # No Accept header: the API answers JSON only, and each header costs every
 # call a validation pass in the HTTP layer.
-_READ_HEADERS: Tuple[Tuple[str, str], ...] = (
-    ("User-Agent", _constants.USER_AGENT),
-)
+_READ_HEADERS: Tuple[Tuple[str, str], ...] = (("User-Agent", _constants.USER_AGENT),)
 _WRITE_HEADERS = (*_READ_HEADERS, ("Content-Type", "application/json"))
 
 

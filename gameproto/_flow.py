@@ -17,7 +17,7 @@ from typing import Callable, Generator, Optional, TypeVar, Union
 
 from . import _constants
 from ._auth import TokenState
-from ._boundary import Request, Response
+from ._boundary import Request, Response, TransportFailure
 from ._calls import Call
 from ._errors import (
     UNKNOWN_OUTCOME_HINT,
@@ -34,7 +34,6 @@ from ._errors import (
     redact,
 )
 from ._retry import RetryPolicy, parse_retry_after
-from .transport import TransportFailure
 
 __all__ = [
     "Send",

@@ -462,4 +462,3 @@ def validate_orders(
     if problems:
         raise OrderValidationError(problems)
     return cleaned
-

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import _constants
-from .transport import TransportFailure
+from ._boundary import TransportFailure
 
 __all__ = [
     "RetryPolicy",

@@ -94,7 +94,6 @@ class ClientState:
         return f"<{driver} url={self.api_url!r} {self.session!r}>"
 
 
-
 @dataclass(frozen=True)
 class Settings:
     token: Optional[str]

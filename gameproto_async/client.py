@@ -14,19 +14,17 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore
 
-from gameproto import _constants, _calls
+from gameproto import _calls, _constants
 from gameproto._arguments import order_number
+from gameproto._boundary import Response, TransportFailure
 from gameproto._bulk import finish_bulk
-from gameproto._settings import ClientState
-from gameproto._settings import settings_from_env
 from gameproto._calls import Call
 from gameproto._errors import GameAPIError, NotFoundError
 from gameproto._flow import Attempt, Flow, RefreshToken, Send, Sleep
 from gameproto._market import best_offers, find_matching_orders, find_order, latest_ltp
 from gameproto._market import sort_by_price as _sort_by_price
-from gameproto._boundary import Response
 from gameproto._retry import RetryPolicy
-from gameproto.transport import TransportFailure
+from gameproto._settings import ClientState, settings_from_env
 from gameproto._types import (
     BestOffers,
     BulkResult,

@@ -14,8 +14,8 @@ import datetime as dt
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from gameproto._settings import parse_verify, read_dotenv
 from gameproto._errors import GameAPIError
+from gameproto._settings import parse_verify, read_dotenv
 
 from .tables import table
 

@@ -22,8 +22,13 @@ from .options import UsageError
 __all__ = ["build_parser", "main", "COMMAND_MODULES"]
 
 #: Each module has ``add_parsers(subparsers)``, setting ``handler`` on its parsers.
-COMMAND_MODULES = ("gameproto_cli.read", "gameproto_cli.order", "gameproto_cli.bulk", "gameproto_cli.serve",
-                   "gameproto_cli.demo")
+COMMAND_MODULES = (
+    "gameproto_cli.read",
+    "gameproto_cli.order",
+    "gameproto_cli.bulk",
+    "gameproto_cli.serve",
+    "gameproto_cli.demo",
+)
 
 EXAMPLES = """examples:
   game demo                                  # try everything against a local exchange

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, List, Optional, Union
 
-from gameproto._boundary import Request, Response
+from gameproto._boundary import Request, Response, TransportFailure
 from gameproto._flow import RefreshToken, Send, Session, Sleep
-from gameproto.transport import TransportFailure
 
 Reply = Union[Response, TransportFailure]
 

@@ -7,7 +7,7 @@ from typing import List
 import pytest
 
 from gameproto import _calls
-from gameproto._boundary import Response
+from gameproto._boundary import Response, TransportFailure
 from gameproto._errors import (
     AuthenticationError,
     NetworkError,
@@ -17,7 +17,6 @@ from gameproto._errors import (
     ServerError,
 )
 from gameproto._flow import Attempt
-from gameproto.transport import TransportFailure
 
 from .support import FakeClock, Script, drive, json_response, make_session
 

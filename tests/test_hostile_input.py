@@ -29,13 +29,12 @@ from hypothesis import strategies as st
 from gameproto import _calls, _constants
 from gameproto._arguments import InvalidArgumentError
 from gameproto._auth import TokenState
-from gameproto._boundary import Request, Response
+from gameproto._boundary import FAILURE_KINDS, NOT_SENT_KINDS, Request, Response, TransportFailure
 from gameproto._calls import Call
 from gameproto._errors import GameAPIError, OrderValidationError, error_from_response
 from gameproto._flow import RefreshToken, Send, Session, Sleep
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
-from gameproto.transport import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread
 from gameproto_sync import GameAPI as SyncGameAPI

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gameproto._boundary import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
 from gameproto._retry import RETRYABLE_STATUSES, RetryPolicy, backoff_delay, parse_http_date, parse_retry_after
-from gameproto.transport import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
 
 randoms = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
