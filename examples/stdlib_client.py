@@ -1,22 +1,21 @@
-"""A third driver for the gameproto core, on the standard library's http.client.
+"""A third driver for the gameproto core, on http.client: the whole driver contract.
 
-It shows that the core embeds anywhere: the driver only sends a Request,
-sleeps, and hands back a Response or a TransportFailure.
-
-    python examples/stdlib_client.py http://127.0.0.1:8765 demo-token
+Answer ``Send`` with a Response or a TransportFailure, ``Sleep`` by sleeping,
+and run a ``RunLocked`` flow holding the one token lock. The rest is the core's.
+Run: python examples/stdlib_client.py http://127.0.0.1:8765 demo-token
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 import sys
+import threading
 import time
 from typing import Any, Optional, TypeVar, Union
 from urllib.parse import urlsplit
 
-from gameproto import Call, RefreshToken, Response, Send, Session, Sleep, TransportFailure, _calls
+from gameproto import Call, Flow, Response, Send, Session, Sleep, TransportFailure, _calls
 
 T = TypeVar("T")
 
@@ -25,26 +24,23 @@ class StdlibGameAPI:
     """The smallest blocking GAME client: one http.client connection, reopened when lost."""
 
     def __init__(self, token: str, base_url: str) -> None:
-        self.session = Session(token)
+        self.session, self.lock = Session(token), threading.Lock()
         url = urlsplit(base_url)
-        self.https, self.host, self.port = url.scheme == "https", url.hostname or "", url.port
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        self.connect = lambda timeout: kind(url.hostname or "", url.port, timeout=timeout)
         self.conn: Optional[http.client.HTTPConnection] = None
 
-    def _send(self, send: Send) -> Union[Response, TransportFailure]:
-        if self.conn is None:
-            kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self.conn = kind(self.host, self.port, timeout=send.connect_timeout)
-            try:
-                self.conn.connect()
-            except ssl.SSLError as error:
-                self.conn = None
-                return TransportFailure("tls", str(error))
-            except OSError as error:
-                self.conn = None
-                return TransportFailure("connect", str(error))
-        request = send.request
+    def send(self, send: Send) -> Union[Response, TransportFailure]:
         try:
-            self.conn.sock.settimeout(send.read_timeout)
+            if self.conn is None:
+                self.conn = self.connect(send.connect_timeout)
+                self.conn.connect()
+        except OSError as error:  # ssl.SSLError included: nothing was sent either way
+            self.conn = None
+            return TransportFailure("connect", type(error).__name__)
+        try:
+            self.conn.sock.settimeout(min(send.read_timeout, send.time_left))
+            request = send.request
             self.conn.request(request.method, "/api/v1" + request.target, request.body, dict(request.headers))
             answer = self.conn.getresponse()
             return Response(answer.status, dict(answer.getheaders()), answer.read())
@@ -54,26 +50,30 @@ class StdlibGameAPI:
             kind = "read_timeout" if isinstance(error, socket.timeout) else "read"
             return TransportFailure(kind, type(error).__name__)
 
-    def _drive(self, flow: Any) -> Any:
+    def drive(self, flow: Flow[Any]) -> Any:
         reply: Any = None
         try:
             while True:
                 action = flow.send(reply)
-                reply = None
                 if isinstance(action, Send):
-                    reply = self._send(action)
+                    reply = self.send(action)
                 elif isinstance(action, Sleep):
-                    time.sleep(action.seconds)
-                elif isinstance(action, RefreshToken):
-                    self._drive(self.session.exchange_token())
+                    reply = time.sleep(action.seconds)  # type: ignore[func-returns-value]
+                elif self.lock.acquire(timeout=action.wait):  # a RunLocked
+                    try:
+                        reply = self.drive(action.flow)
+                    finally:
+                        self.lock.release()
+                else:
+                    reply = None  # the lock was not had in time: the flow says what that means
         except StopIteration as done:
             return done.value
+        finally:
+            flow.close()
 
-    def call(self, call: Call[T]) -> T:
-        """The parsed answer of any call built by ``gameproto._calls``."""
-        return self._drive(self.session.run(call))  # type: ignore[no-any-return]
+    def call(self, call: Call[T]) -> T:  # any call built by gameproto._calls
+        return self.drive(self.session.run(call))  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":
-    api = StdlibGameAPI(sys.argv[2], sys.argv[1])
-    print(api.call(_calls.get_status())["status"])
+    print(StdlibGameAPI(sys.argv[2], sys.argv[1]).call(_calls.get_status())["status"])

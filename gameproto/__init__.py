@@ -2,23 +2,28 @@
 
 Builds every request, parses every answer and error, holds the order rules,
 the token lifecycle, the retry policy and a simulator of the exchange. The
-drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes.
+drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes; a driver
+runs the flows of ``Session`` and answers their actions (``Send``, ``Sleep``,
+``RunLocked``): see docs/design.md.
 """
 
 from __future__ import annotations
 
-from ._arguments import InvalidArgumentError, order_number
+from ._arguments import order_number, order_number_or_none
 from ._auth import TokenState
-from ._boundary import Request, Response, TransportFailure
-from ._bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
+from ._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
 from ._constants import VERSION as __version__
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
+    InvalidArgumentError,
     NetworkError,
+    NetworkTimeoutError,
     NotFoundError,
+    OrderOutcomeUnknownNoAnswerError,
     OrderOutcomeUnknownProtocolError,
     OrderOutcomeUnknownServerError,
     OrderProblem,
@@ -29,55 +34,93 @@ from ._errors import (
     ServerError,
     ServerValidationError,
 )
-from ._flow import Attempt, RefreshToken, Send, Session, Sleep
-from ._market import best_offers, find_matching_orders, find_order, latest_ltp
+from ._flow import Attempt, Session
+from ._market import best_offers, latest_ltp, sort_by_price
 from ._orders import validate_order, validate_orders
+from ._reconcile import find_matching_orders, find_order
 from ._retry import RetryPolicy, backoff_delay, parse_retry_after
+from ._settings import ClientSettings, Settings, settings_from_env
+from ._types import (
+    BestOffers,
+    BulkRequest,
+    BulkResult,
+    DeleteResult,
+    LatestLTP,
+    LTPEntry,
+    MarketRow,
+    Order,
+    SpotData,
+    SpotStatus,
+    Status,
+    Trade,
+)
 
 __all__ = [
     "__version__",
-    # values
+    # the boundary between the core and a driver
     "Request",
     "Response",
+    "TransportFailure",
+    "Send",
+    "Sleep",
+    "RunLocked",
+    "Action",
+    "Flow",
+    "Session",
     "Call",
+    "Attempt",
+    # settings
+    "ClientSettings",
+    "Settings",
+    "settings_from_env",
     # errors
     "GameAPIError",
     "OrderValidationError",
     "OrderProblem",
     "InvalidArgumentError",
+    "APIStatusError",
     "AuthenticationError",
     "NotFoundError",
     "RateLimitError",
-    "ServerError",
-    "APIStatusError",
     "ServerValidationError",
+    "ServerError",
     "ProtocolError",
     "NetworkError",
+    "NetworkTimeoutError",
     "OutcomeUnknownError",
+    "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
     # order rules
     "validate_order",
     "validate_orders",
     "order_number",
+    "order_number_or_none",
     "plan_orders",
     "OrderPlan",
-    "merge_bulk_results",
-    "finish_bulk",
-    # the flow
-    "Session",
-    "Send",
-    "Sleep",
-    "RefreshToken",
-    "Attempt",
-    "TransportFailure",
+    "BulkSending",
+    # tokens and retries
     "TokenState",
     "RetryPolicy",
     "backoff_delay",
     "parse_retry_after",
-    # helpers
+    # views over answers
     "best_offers",
     "latest_ltp",
+    "sort_by_price",
     "find_order",
     "find_matching_orders",
+    # answer shapes
+    "Order",
+    "BulkRequest",
+    "BulkResult",
+    "DeleteResult",
+    "Trade",
+    "MarketRow",
+    "LTPEntry",
+    "SpotData",
+    "SpotStatus",
+    "Status",
+    "BestOffers",
+    "LatestLTP",
 ]

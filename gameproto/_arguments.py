@@ -10,11 +10,12 @@ import datetime as dt
 import re
 from typing import Any, Optional
 
-from ._errors import GameAPIError, OrderProblem, OrderValidationError
+from ._errors import InvalidArgumentError
 
 __all__ = [
     "InvalidArgumentError",
     "order_number",
+    "order_number_or_none",
     "check_direction",
     "check_duration",
     "check_market_zone",
@@ -32,10 +33,6 @@ _AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class InvalidArgumentError(GameAPIError, ValueError):
-    """An argument the client refuses before sending anything."""
-
-
 def _show(value: Any) -> str:
     try:
         text = repr(value)
@@ -44,21 +41,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def order_number(order_id: Any) -> int:
-    """The numeric id of an order given as ``1234``, ``"1234"`` or ``"ord_1234"``.
+def order_number_or_none(order_id: Any) -> Optional[int]:
+    """The numeric id of an order given as ``1234``, ``"1234"`` or ``"ord_1234"``, or None.
 
-    Anything else (``"../x"``, ``"12a"``, ``""``, ``-1``, ``True``) raises
-    ``OrderValidationError`` naming the field ``order_id``.
+    None for anything that cannot be an order's id (``"../x"``, ``"12a"``,
+    ``""``, ``-1``, ``True``): no order has it, so no request is needed to
+    say so, and it never reaches a URL path.
     """
     if type(order_id) is int:
-        if order_id >= 0 and order_id < 10**30:
+        if 0 <= order_id < 10**30:
             return order_id
     elif isinstance(order_id, str):
         digits = order_id[4:] if order_id.startswith("ord_") else order_id
         if _DIGITS.fullmatch(digits):
             return int(digits)
-    reason = f"must be an order id like 1234, '1234' or 'ord_1234', got {_show(order_id)}"
-    raise OrderValidationError([OrderProblem(None, "order_id", reason)])
+    return None
+
+
+def order_number(order_id: Any) -> int:
+    """The numeric id of an order, or ``InvalidArgumentError`` naming ``order_id``."""
+    number = order_number_or_none(order_id)
+    if number is None:
+        raise _refuse("order_id", "an order id like 1234, '1234' or 'ord_1234'", order_id)
+    return number
 
 
 def _refuse(name: str, expected: str, value: Any) -> InvalidArgumentError:

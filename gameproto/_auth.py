@@ -13,7 +13,7 @@ from typing import Any, Optional, Tuple
 
 from . import _constants
 from ._boundary import Request, Response
-from ._errors import AuthenticationError, ProtocolError, error_from_response, excerpt
+from ._errors import AuthenticationError, GameAPIError, ProtocolError, error_from_response, excerpt
 
 _LONGEST_LIFETIME = 10 * 365 * 86400
 
@@ -26,11 +26,12 @@ class TokenState:
     """The personal token, and the access token traded for it while it is fresh.
 
     Times are seconds on the caller's monotonic clock. ``generation`` grows
-    with every new access token (or loss of one), so that a driver can tell
-    whether another task refreshed the token while it waited for a lock.
+    with every exchange that ends (or loss of the token), so that a call
+    that waited for the token lock can tell that another call's exchange
+    ended meanwhile, and share its outcome rather than exchange again.
     """
 
-    __slots__ = ("_access", "_personal", "_refresh_at", "generation", "refresh_margin")
+    __slots__ = ("_access", "_personal", "_refresh_at", "generation", "last_failure", "refresh_margin")
 
     def __init__(self, personal_token: str, *, refresh_margin: float = _constants.TOKEN_REFRESH_MARGIN) -> None:
         if not isinstance(personal_token, str) or not personal_token.strip():
@@ -42,6 +43,9 @@ class TokenState:
         self._refresh_at = 0.0
         self.refresh_margin = refresh_margin
         self.generation = 0
+        #: Why the latest exchange failed (None after a success or a loss of
+        #: the token): calls that waited for that exchange share its outcome.
+        self.last_failure: Optional[GameAPIError] = None
 
     def __repr__(self) -> str:
         state = "fresh" if self._access else "none"
@@ -58,9 +62,10 @@ class TokenState:
             return self._access
         return None
 
-    def is_generation(self, generation: int) -> bool:
-        """Whether nothing changed the token since ``generation`` was read."""
-        return self.generation == generation
+    def failed(self, error: GameAPIError) -> None:
+        """Record a failed exchange, for the calls that waited for it."""
+        self.last_failure = error
+        self.generation += 1
 
     def exchange_request(self) -> Request:
         """The request that trades the personal token for an access token."""
@@ -118,6 +123,7 @@ class TokenState:
         margin = min(self.refresh_margin, lifetime / 2.0)
         self._access = token
         self._refresh_at = now + lifetime - margin
+        self.last_failure = None
         self.generation += 1
         return token
 
@@ -128,4 +134,5 @@ class TokenState:
         """
         if access_token is not None and access_token == self._access:
             self._access = None
+            self.last_failure = None
             self.generation += 1

@@ -7,9 +7,22 @@ a ``TransportFailure`` (named by the step at which the request got no answer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Any, Generator, Mapping, Optional, Tuple, TypeVar, Union
 
-__all__ = ["Request", "Response", "TransportFailure", "NOT_SENT_KINDS", "FAILURE_KINDS"]
+__all__ = [
+    "Request",
+    "Response",
+    "TransportFailure",
+    "NOT_SENT_KINDS",
+    "FAILURE_KINDS",
+    "Send",
+    "Sleep",
+    "RunLocked",
+    "Action",
+    "Flow",
+]
+
+T = TypeVar("T")
 
 Headers = Tuple[Tuple[str, str], ...]
 
@@ -45,6 +58,12 @@ class Request:
             if key.lower() == wanted:
                 return value
         return None
+
+    def with_bearer(self, access_token: str) -> Request:
+        """This request with the ``Authorization`` header of ``access_token``."""
+        return Request(
+            self.method, self.path, self.query, (*self.headers, ("Authorization", "Bearer " + access_token)), self.body
+        )
 
     def __repr__(self) -> str:
         # Headers are left out on purpose: they carry the bearer token.
@@ -100,5 +119,51 @@ class TransportFailure:
         return self.kind not in NOT_SENT_KINDS
 
     @property
-    def is_timeout(self) -> bool:
+    def timed_out(self) -> bool:
+        """Whether the step failed for want of time rather than for an error."""
         return self.kind.endswith("timeout") or self.kind == "deadline"
+
+
+# -- what a flow asks of its driver --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``request``; resume the flow with the ``Response`` or a ``TransportFailure``.
+
+    ``connect_timeout`` and ``read_timeout`` bound each step; ``time_left``
+    is what remains of the call's overall deadline, which the driver
+    enforces around the whole exchange of bytes.
+    """
+
+    request: Request
+    connect_timeout: float
+    read_timeout: float
+    time_left: float
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds``, then resume the flow with None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunLocked:
+    """Run ``flow`` while holding the client's one token lock; resume with what it returned.
+
+    Wait for the lock at most ``wait`` seconds, and resume with None when it
+    could not be had by then. ``flow`` is a complete core flow that never
+    raises a ``GameAPIError`` (it returns its outcome, so that every call
+    that waited for the same token exchange shares it): the driver runs it
+    as it runs any flow and does nothing else.
+    """
+
+    flow: Flow[Any]
+    wait: float
+
+
+Action = Union[Send, Sleep, RunLocked]
+#: A flow: yields Actions, is resumed with their outcome, returns the answer.
+Flow = Generator[Action, Any, T]

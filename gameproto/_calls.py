@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple
 
 from . import _constants
 from ._arguments import (
+    InvalidArgumentError,
     check_area_name,
     check_date,
     check_direction,
@@ -24,10 +25,26 @@ from ._arguments import (
     check_limit,
     check_market_zone,
     order_number,
+    order_number_or_none,
 )
 from ._boundary import Request, Response
-from ._errors import ProtocolError, excerpt
-from ._types import BulkResult, DeleteResult, LTPEntry, MarketRow, Order, SpotData, SpotStatus, Status, Trade
+from ._errors import GameAPIError, NotFoundError, ProtocolError, excerpt
+from ._market import best_offers, latest_ltp, sort_by_price
+from ._reconcile import find_matching_orders as _matching
+from ._reconcile import find_order
+from ._types import (
+    BestOffers,
+    BulkResult,
+    DeleteResult,
+    LatestLTP,
+    LTPEntry,
+    MarketRow,
+    Order,
+    SpotData,
+    SpotStatus,
+    Status,
+    Trade,
+)
 
 __all__ = [
     "Call",
@@ -44,9 +61,17 @@ __all__ = [
     "get_latest_available_ltp",
     "get_spot_data",
     "get_spot_status",
+    "test_connection",
+    "find_order_by_id",
+    "find_matching_orders",
+    "get_market_best_offers",
+    "get_latest_ltp",
+    "answered",
+    "NOTHING_SENT",
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 # No Accept header: the API answers JSON only, and each header costs every
 # call a validation pass in the HTTP layer.
@@ -56,15 +81,33 @@ _WRITE_HEADERS = (*_READ_HEADERS, ("Content-Type", "application/json"))
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """A request and the parser of its successful answer.
+    """A request and the parser of its successful answer: one public method, written once.
 
     ``creates`` marks a request that places orders: it is never repeated
-    once it may have reached the exchange.
+    once it may have reached the exchange. ``recover`` turns an error into
+    an answer (``find_order_by_id``: not found is None) or raises it again.
+    A call whose ``request`` is None is answered without asking the exchange:
+    its ``parse`` is given ``NOTHING_SENT``.
     """
 
-    request: Request
+    request: Optional[Request]
     parse: Callable[[Response], T]
     creates: bool = False
+    recover: Optional[Callable[[GameAPIError], T]] = None
+
+    def then(self, transform: Callable[[T], U]) -> Call[U]:
+        """The same request, its answer passed through ``transform``: a derived call."""
+        parse = self.parse
+        return Call(self.request, lambda response: transform(parse(response)), self.creates)
+
+
+#: What ``parse`` is given by a call that sends nothing.
+NOTHING_SENT = Response(204)
+
+
+def answered(value: T) -> Call[T]:
+    """A call whose answer is known without asking the exchange."""
+    return Call(None, lambda _: value)
 
 
 def _json_number(value: Decimal) -> Any:
@@ -264,9 +307,12 @@ def delete_order(order_id: Any) -> Call[DeleteResult]:
     return Call(Request("DELETE", path, (), _READ_HEADERS), parse)
 
 
-def get_market_data(direction: Optional[str] = None, duration: Optional[str] = None) -> Call[List[MarketRow]]:
-    """``GET /market``: market rows (order-book levels), optionally filtered."""
-    return _get("/market", _parse_market, direction=check_direction(direction), duration=check_duration(duration))
+def get_market_data(
+    direction: Optional[str] = None, duration: Optional[str] = None, sort: bool = False
+) -> Call[List[MarketRow]]:
+    """``GET /market``: market rows (order-book levels), optionally filtered, sorted by contract and price."""
+    call = _get("/market", _parse_market, direction=check_direction(direction), duration=check_duration(duration))
+    return call.then(sort_by_price) if sort else call
 
 
 def get_market_ltp(market_zone: Optional[str] = None) -> Call[List[LTPEntry]]:
@@ -309,3 +355,51 @@ def get_spot_data(
 def get_spot_status() -> Call[SpotStatus]:
     """``GET /spot/status``: the spot feed's state."""
     return _SPOT_STATUS_CALL
+
+
+# -- helpers built on those calls: derived calls, no endpoint of their own ---
+
+
+def _false(error: GameAPIError) -> bool:
+    return False
+
+
+def test_connection() -> Call[bool]:
+    """True when the exchange answers ``/status`` to our token; any GameAPIError is False."""
+    return Call(_STATUS_CALL.request, lambda response: _parse_status(response) is not None, recover=_false)
+
+
+def _none_when_not_found(error: GameAPIError) -> Optional[Order]:
+    if isinstance(error, NotFoundError):
+        return None
+    raise error
+
+
+def find_order_by_id(order_id: Any) -> Call[Optional[Order]]:
+    """The caller's order with that id, or None; an id no order can have is None without a request."""
+    number = order_number_or_none(order_id)
+    if number is None:
+        return answered(None)
+    listing = get_orders()
+    return Call(
+        listing.request, lambda response: find_order(listing.parse(response), number), recover=_none_when_not_found
+    )
+
+
+def find_matching_orders(order: Dict[str, Any]) -> Call[List[Order]]:
+    """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
+    if not isinstance(order, dict):
+        raise InvalidArgumentError(f"order must be the dict that was sent, got {type(order).__name__}")
+    return get_orders().then(lambda orders: _matching(orders, order))
+
+
+def get_market_best_offers(duration: Optional[str] = None, top_n: Optional[int] = 5) -> Call[Dict[str, BestOffers]]:
+    """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise InvalidArgumentError(f"top_n must be a whole number >= 1 or None, got {top_n!r}")
+    return get_market_data(duration=duration).then(lambda rows: best_offers(rows, top_n))
+
+
+def get_latest_ltp() -> Call[Dict[str, LatestLTP]]:
+    """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
+    return get_market_ltp().then(latest_ltp)

@@ -1,5 +1,25 @@
 """The error family, and the choice of error from an HTTP answer.
 
+    GameAPIError
+    ├── OrderValidationError            orders refused before sending (also ValueError)
+    ├── InvalidArgumentError            an argument refused before sending (also ValueError)
+    ├── APIStatusError                  the exchange answered an error status
+    │   ├── AuthenticationError         401, 403, a refused token exchange
+    │   ├── NotFoundError               404
+    │   ├── RateLimitError              429 after the client's own waits
+    │   ├── ServerValidationError       400, 422
+    │   └── ServerError                 5xx to a request that places nothing
+    ├── ProtocolError                   an answer that cannot be read
+    ├── NetworkError                    no answer: connect, TLS, reset
+    │   └── NetworkTimeoutError         no answer in time
+    └── OutcomeUnknownError             an order request that may or may not have been carried out
+        ├── OrderOutcomeUnknownNoAnswerError   sent, then no answer
+        ├── OrderOutcomeUnknownServerError     answered 5xx
+        └── OrderOutcomeUnknownProtocolError   answered with something unreadable
+
+Misuse of the library raises the standard exception: ``RuntimeError`` for a
+closed client, ``TypeError``/``ValueError`` for a bad constructor argument.
+
 Every error carries the method, path and status of the call where they are
 known. None of them ever holds a token: texts taken from a server's answer go
 through ``redact`` before they are kept.
@@ -25,7 +45,10 @@ __all__ = [
     "ServerValidationError",
     "ProtocolError",
     "NetworkError",
+    "NetworkTimeoutError",
+    "InvalidArgumentError",
     "OutcomeUnknownError",
+    "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
     "UNKNOWN_OUTCOME_HINT",
@@ -109,15 +132,31 @@ class OrderValidationError(GameAPIError, ValueError):
         return sorted({problem.index for problem in self.errors if problem.index is not None})
 
 
-class AuthenticationError(GameAPIError):
-    """The token exchange was refused, or the exchange refused the access token."""
+class InvalidArgumentError(GameAPIError, ValueError):
+    """An argument the client refuses before sending anything (also a ``ValueError``)."""
 
 
-class NotFoundError(GameAPIError):
+class APIStatusError(GameAPIError):
+    """The exchange answered with an error status; the parent of every such error.
+
+    ``status_code`` is the HTTP status, ``detail`` the server's explanation
+    made readable (secrets redacted).
+    """
+
+    def __init__(self, message: str, *, detail: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.detail = detail
+
+
+class AuthenticationError(APIStatusError):
+    """The token exchange was refused, or the exchange refused the access token (401, 403)."""
+
+
+class NotFoundError(APIStatusError):
     """The exchange has no such thing (404)."""
 
 
-class RateLimitError(GameAPIError):
+class RateLimitError(APIStatusError):
     """The exchange asked us to slow down (429) and our retries are spent.
 
     ``retry_after`` is the wait the server asked for, in seconds, when it said.
@@ -128,24 +167,16 @@ class RateLimitError(GameAPIError):
         self.retry_after = retry_after
 
 
-class ServerError(GameAPIError):
-    """The exchange failed (5xx)."""
-
-
-class APIStatusError(GameAPIError):
-    """Any other 4xx; ``detail`` is the server's explanation made readable."""
-
-    def __init__(self, message: str, *, detail: str = "", **where: Any) -> None:
-        super().__init__(message, **where)
-        self.detail = detail
-
-
 class ServerValidationError(APIStatusError):
     """The exchange refused the request's content (400 or 422)."""
 
 
+class ServerError(APIStatusError):
+    """The exchange failed (5xx) on a request that places nothing."""
+
+
 class ProtocolError(GameAPIError):
-    """An answer that is not what the protocol says: not JSON, or the wrong shape."""
+    """An answer that is not what the protocol says: not JSON, the wrong shape, an unexpected status."""
 
     def __init__(self, message: str, *, excerpt: str = "", **where: Any) -> None:
         super().__init__(message, **where)
@@ -153,32 +184,42 @@ class ProtocolError(GameAPIError):
 
 
 class NetworkError(GameAPIError):
-    """The exchange could not be reached or did not answer: connection, TLS, timeout."""
+    """No answer came: the connection, TLS or the deadline failed before one did."""
 
 
-class OutcomeUnknownError(NetworkError):
-    """A request that creates something may or may not have been carried out.
+class NetworkTimeoutError(NetworkError):
+    """No answer came in time: a connect or read timeout, or the call's deadline."""
 
-    The connection was lost, or the wait for the answer timed out, after the
-    request was sent. The client never repeats such a request by itself:
-    reconcile (``find_matching_orders``) before sending it again.
+
+class OutcomeUnknownError(GameAPIError):
+    """A request that places orders may or may not have been carried out.
+
+    Never a ``NetworkError`` or a ``ServerError``: a handler that retries
+    those must not send an order again. The client never repeats such a
+    request by itself: reconcile (``find_matching_orders``) before sending
+    it again. ``status_code`` is the answer's status when there was one.
     """
 
 
-class OrderOutcomeUnknownServerError(ServerError, OutcomeUnknownError):
-    """A 5xx answer to a request that places orders: they may or may not exist.
+class OrderOutcomeUnknownNoAnswerError(OutcomeUnknownError):
+    """The order request was sent, then the connection was lost or no answer came in time."""
 
-    A server error can come after the order was written, and a gateway's 502
-    or 504 says nothing of what the exchange did, so this is both a
-    ``ServerError`` and an ``OutcomeUnknownError``.
+
+class OrderOutcomeUnknownServerError(OutcomeUnknownError):
+    """The order request was answered 5xx: a server error can come after the order was written,
+    and a gateway's 502 or 504 says nothing of what the exchange did."""
+
+
+class OrderOutcomeUnknownProtocolError(OutcomeUnknownError):
+    """The order request was answered with something unreadable: the exchange most likely
+    placed the orders, but we cannot say which ids they got.
+
+    ``excerpt`` is a short, redacted piece of the answer.
     """
 
-
-class OrderOutcomeUnknownProtocolError(ProtocolError, OutcomeUnknownError):
-    """A success answer to a request that places orders, which cannot be read.
-
-    The exchange most likely placed them; we cannot say which ids they got.
-    """
+    def __init__(self, message: str, *, excerpt: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.excerpt = excerpt
 
 
 UNKNOWN_OUTCOME_HINT = "the orders may or may not exist; reconcile (find_matching_orders) before sending again"

@@ -1,10 +1,14 @@
 """The call flow: token, retries and errors, written once for every driver.
 
 A call is a generator. It yields what it needs done (``Send`` a request,
-``Sleep`` a while, ``RefreshToken``) and receives the outcome of a ``Send``
-(a ``Response`` or a ``TransportFailure``). It returns the parsed answer or
-raises a ``GameAPIError``. A driver runs it with ``next()``/``.send()`` and
-does nothing else; tests run it with no I/O and no real waiting.
+``Sleep`` a while, ``RunLocked`` a token exchange under the client's one
+lock) and is resumed with the outcome. It returns the parsed answer or raises
+a ``GameAPIError``. A driver runs it with ``.send()`` and does nothing else;
+tests run it with no I/O and no real waiting.
+
+One attempt loop (``Session._attempts``) serves the calls and the token
+exchange alike: the deadline, the transport failures, the retry decisions and
+the sleeps between attempts are written here once.
 """
 
 from __future__ import annotations
@@ -13,85 +17,35 @@ import logging
 import random as _random
 import time
 from dataclasses import dataclass
-from typing import Callable, Generator, Optional, TypeVar, Union
+from typing import Callable, Optional, TypeVar, Union
 
 from . import _constants
-from ._auth import TokenState
-from ._boundary import Request, Response, TransportFailure
-from ._calls import Call
+from ._auth import TOKEN_PATH, TokenState
+from ._boundary import Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._calls import NOTHING_SENT, Call
 from ._errors import (
     UNKNOWN_OUTCOME_HINT,
+    APIStatusError,
     AuthenticationError,
     GameAPIError,
     NetworkError,
+    NetworkTimeoutError,
+    OrderOutcomeUnknownNoAnswerError,
     OrderOutcomeUnknownProtocolError,
     OrderOutcomeUnknownServerError,
-    OutcomeUnknownError,
     ProtocolError,
     ServerError,
     error_from_response,
     excerpt,
     redact,
 )
-from ._retry import RetryPolicy, parse_retry_after
+from ._retry import RetryDecision, RetryPolicy, parse_retry_after
 
-__all__ = [
-    "Send",
-    "Sleep",
-    "RefreshToken",
-    "Action",
-    "Reply",
-    "Attempt",
-    "Session",
-    "Flow",
-]
+__all__ = ["Attempt", "Session"]
 
 logger = logging.getLogger("gameproto")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send ``request``; answer with the ``Response`` or a ``TransportFailure``.
-
-    ``connect_timeout`` and ``read_timeout`` bound each step; ``time_left``
-    is what remains of the call's overall deadline, which a driver that can
-    should enforce around the whole exchange of bytes.
-    """
-
-    request: Request
-    connect_timeout: float
-    read_timeout: float
-    time_left: float
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Wait ``seconds``, then resume the flow with None."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class RefreshToken:
-    """Get a fresh access token, then resume the flow with None.
-
-    A driver takes its token lock, and runs ``session.exchange_token()`` only
-    if ``session.tokens.is_generation(generation)`` still holds: when several
-    calls find the token stale at once, the first refreshes it and the others
-    find it refreshed (one exchange, not one each).
-    """
-
-    generation: int
-    #: The asking call's deadline on the session clock: waiting for the lock
-    #: and the exchange itself must end by then.
-    deadline: float = float("inf")
-
-
-Action = Union[Send, Sleep, RefreshToken]
-Reply = Union[Response, TransportFailure, None]
-Flow = Generator[Action, Reply, T]
 
 
 @dataclass(frozen=True)
@@ -105,17 +59,6 @@ class Attempt:
     failure: Optional[str]
     elapsed: float
     retry_in: Optional[float]
-
-
-def _named_for_deadline(failure: TransportFailure, deadline_passed: bool, time_left: float) -> TransportFailure:
-    """A failure after sending, once the call's deadline has passed, is the deadline's doing.
-
-    Drivers cut every socket wait short at the deadline, so what they see
-    there is an ordinary timeout; the flow, which owns the deadline, names it.
-    """
-    if deadline_passed and failure.may_have_been_sent:
-        return TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
-    return failure
 
 
 class Session:
@@ -156,163 +99,200 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.tokens!r} timeout={self.timeout:g}s retries={self.retry_policy.max_retries}>"
 
-    # -- the two flows -------------------------------------------------------
+    # -- the flow of a call ----------------------------------------------------
 
     def run(self, call: Call[T]) -> Flow[T]:
-        """The flow of one authorised call: token, attempts, retries, the answer."""
+        """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s)."""
+        try:
+            if call.request is None:
+                return call.parse(NOTHING_SENT)
+            return (yield from self._attempts(call, call.request, self.clock() + self.timeout, authorised=True))
+        except GameAPIError as error:
+            if call.recover is None:
+                raise
+            return call.recover(error)
+
+    def outcome(self, call: Call[T]) -> Flow[Union[T, GameAPIError]]:
+        """The flow of ``run``, its ``GameAPIError`` returned rather than raised (a bulk's parts)."""
+        try:
+            return (yield from self.run(call))
+        except GameAPIError as error:
+            return error
+
+    def _attempts(self, call: Call[T], request: Request, deadline: float, *, authorised: bool) -> Flow[T]:
+        """Attempts of ``request`` until an answer, a final failure or the deadline."""
         clock = self.clock
-        tokens = self.tokens
-        request = call.request
-        deadline = clock() + self.timeout
         retries = 0
         attempt = 0
         reauthorised = False
+        access = None
         while True:
-            access = tokens.current(clock())
-            if access is None:
-                yield RefreshToken(tokens.generation, deadline)
-                access = tokens.current(clock())
-                if access is None and clock() >= deadline:
-                    # The exchange (ours, or the one we waited for) ran out of
-                    # this call's time; nothing of this call is in doubt.
-                    raise self._deadline_error(request, False, attempt + 1)
+            sending = request
+            if authorised:
+                access = self.tokens.current(clock())
                 if access is None:
-                    raise AuthenticationError(
-                        "no access token after the exchange", method=request.method, path=request.path
-                    )
+                    access = yield from self._fresh_token(request, deadline, attempt)
+                sending = request.with_bearer(access)
             attempt += 1
             started = clock()
             time_left = deadline - started
             if time_left <= 0:
-                raise self._deadline_error(request, call.creates, attempt)
+                raise self._deadline_error(request, attempt)
             reply = yield Send(
-                Request(
-                    request.method,
-                    request.path,
-                    request.query,
-                    (*request.headers, ("Authorization", "Bearer " + access)),
-                    request.body,
-                ),
-                min(self.connect_timeout, time_left),
-                min(self.read_timeout, time_left),
-                time_left,
+                sending, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
             )
             if type(reply) is Response:
                 status = reply.status
                 if 200 <= status < 300:
                     if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
                         self._record(request, attempt, status, None, clock() - started, None)
-                    try:
-                        return call.parse(reply)
-                    except ProtocolError as unreadable:
-                        # The parser does not know the tokens: the excerpt is
-                        # made again here, with them redacted.
-                        shown = excerpt(reply.body, tokens.secrets)
-                        if not call.creates:
-                            raise ProtocolError(
-                                unreadable.message,
-                                excerpt=shown,
-                                method=request.method,
-                                path=request.path,
-                                status_code=status,
-                            ) from None
-                        raise OrderOutcomeUnknownProtocolError(
-                            f"{unreadable.message}: {UNKNOWN_OUTCOME_HINT}",
-                            excerpt=shown,
-                            method=request.method,
-                            path=request.path,
-                            status_code=status,
-                        ) from None
-                if status == 401 and not reauthorised:
+                    return self._parse(call, request, reply)
+                if authorised and status == 401 and not reauthorised:
                     # 401: the call was not carried out. One new exchange, one repeat.
                     self._record(request, attempt, status, None, clock() - started, 0.0)
                     reauthorised = True
-                    tokens.invalidate(access)
+                    self.tokens.invalidate(access)
                     continue
                 retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
                 decision = self.retry_policy.after_status(
                     status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
                 )
-                retry = decision.retry and clock() + decision.wait < deadline
-                self._record(request, attempt, status, None, clock() - started, decision.wait if retry else None)
-                if not retry:
-                    error = error_from_response(
-                        reply,
-                        method=request.method,
-                        path=request.path,
-                        secrets=tokens.secrets,
-                        wall_now=self.wall_clock(),
-                    )
-                    if call.creates and isinstance(error, ServerError):
-                        # A 5xx does not prove the orders were refused.
-                        raise OrderOutcomeUnknownServerError(
-                            f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
-                            method=request.method,
-                            path=request.path,
-                            status_code=status,
-                        )
-                    raise error
+                if not self._retrying(decision, deadline, request, attempt, status, None, started):
+                    raise self._refusal(call, request, reply)
             elif isinstance(reply, TransportFailure):
-                reply = _named_for_deadline(reply, clock() >= deadline, time_left)
+                if clock() >= deadline and reply.may_have_been_sent:
+                    # Drivers cut every socket wait short at the deadline, so
+                    # what they see there is an ordinary timeout; the flow,
+                    # which owns the deadline, names it.
+                    reply = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
                 decision = self.retry_policy.after_transport_failure(
                     reply, creates=call.creates, retries_done=retries, random=self.random
                 )
-                retry = decision.retry and clock() + decision.wait < deadline
-                self._record(request, attempt, None, reply.kind, clock() - started, decision.wait if retry else None)
-                if not retry:
-                    raise self._transport_error(request, reply, call.creates, attempt)
+                if not self._retrying(decision, deadline, request, attempt, None, reply.kind, started):
+                    raise self._transport_error(call, request, reply, attempt)
             else:
                 raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
             retries += 1
             if decision.wait > 0:
                 yield Sleep(decision.wait)
 
-    def exchange_token(self, deadline: Optional[float] = None) -> Flow[str]:
-        """The flow of the token exchange; leaves a fresh token in ``tokens``.
+    def _retrying(
+        self,
+        decision: RetryDecision,
+        deadline: float,
+        request: Request,
+        attempt: int,
+        status: Optional[int],
+        failure: Optional[str],
+        started: float,
+    ) -> bool:
+        """Whether to try again: the policy says so and the wait ends before the deadline."""
+        now = self.clock()
+        retry = decision.retry and now + decision.wait < deadline
+        self._record(request, attempt, status, failure, now - started, decision.wait if retry else None)
+        return retry
 
-        The exchange creates nothing, so it is retried like a read. It ends by
-        ``deadline`` (session clock) when a call asked for it, so that the
-        call's own deadline holds; else after the session's ``timeout``.
+    def _parse(self, call: Call[T], request: Request, reply: Response) -> T:
+        try:
+            return call.parse(reply)
+        except ProtocolError as unreadable:
+            # The parser does not know the tokens: the excerpt is made again
+            # here, with them redacted.
+            where = {"method": request.method, "path": request.path, "status_code": reply.status}
+            shown = excerpt(reply.body, self.tokens.secrets)
+            if call.creates:
+                raise OrderOutcomeUnknownProtocolError(
+                    f"{unreadable.message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where
+                ) from None
+            raise ProtocolError(unreadable.message, excerpt=shown, **where) from None
+
+    # -- the token, single-flight ------------------------------------------------
+
+    def _fresh_token(self, request: Request, deadline: float, attempt: int) -> Flow[str]:
+        """An access token for a call that found none: one exchange for every call that waits."""
+        for _ in range(2):  # a token lost again at once (another call's 401) gets one more exchange
+            exchange = self._exchange(self.tokens.generation, deadline)
+            outcome = yield RunLocked(exchange, max(0.0, deadline - self.clock()))
+            if isinstance(outcome, GameAPIError):
+                # Every call that waited for this exchange fails with it; none repeats it.
+                raise outcome.with_traceback(None)
+            access = self.tokens.current(self.clock())
+            if access is not None:
+                return access
+            if self.clock() >= deadline:
+                # The exchange (ours, or the one we waited for) ran out of
+                # this call's time; nothing of this call is in doubt.
+                raise self._deadline_error(request, attempt + 1)
+        raise AuthenticationError("no access token after the exchange", method=request.method, path=request.path)
+
+    def _exchange(self, generation: int, deadline: float) -> Flow[Optional[GameAPIError]]:
+        """The token exchange, run under the token lock; returns its failure (None: a fresh token).
+
+        A call that waited for the lock while another call's exchange ended
+        (the generation moved on) takes that exchange's outcome, failure
+        included, instead of exchanging again.
         """
+        tokens = self.tokens
+        if tokens.generation != generation:
+            return tokens.last_failure
         clock = self.clock
-        deadline = min(deadline if deadline is not None else float("inf"), clock() + self.timeout)
-        request = self.tokens.exchange_request()
-        retries = 0
-        attempt = 0
-        while True:
-            attempt += 1
-            started = clock()
-            time_left = deadline - started
-            if time_left <= 0:
-                raise self._deadline_error(request, False, attempt)
-            reply = yield Send(
-                request, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
-            )
-            if type(reply) is Response:
-                retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
-                decision = self.retry_policy.after_status(
-                    reply.status, creates=False, retries_done=retries, retry_after=retry_after, random=self.random
+        request = tokens.exchange_request()
+        exchange: Call[str] = Call(request, lambda answer: tokens.accept(answer, clock()))
+        try:
+            yield from self._attempts(exchange, request, min(deadline, clock() + self.timeout), authorised=False)
+        except APIStatusError as refused:
+            status = refused.status_code or 0
+            if isinstance(refused, AuthenticationError) or (400 <= status < 500 and status != 429):
+                refused = AuthenticationError(
+                    f"token exchange refused: {refused.message}", method="POST", path=TOKEN_PATH, status_code=status
                 )
-                retry = decision.retry and clock() + decision.wait < deadline
-                self._record(request, attempt, reply.status, None, clock() - started, decision.wait if retry else None)
-                if not retry:
-                    return self.tokens.accept(reply, clock())
-            elif isinstance(reply, TransportFailure):
-                reply = _named_for_deadline(reply, clock() >= deadline, time_left)
-                decision = self.retry_policy.after_transport_failure(
-                    reply, creates=False, retries_done=retries, random=self.random
-                )
-                retry = decision.retry and clock() + decision.wait < deadline
-                self._record(request, attempt, None, reply.kind, clock() - started, decision.wait if retry else None)
-                if not retry:
-                    raise self._transport_error(request, reply, False, attempt)
-            else:
-                raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
-            retries += 1
-            if decision.wait > 0:
-                yield Sleep(decision.wait)
+            tokens.failed(refused)
+            return refused
+        except GameAPIError as error:
+            tokens.failed(error)
+            return error
+        return None
 
-    # -- helpers ---------------------------------------------------------------
+    # -- errors and records --------------------------------------------------------
+
+    def _refusal(self, call: Call[T], request: Request, reply: Response) -> GameAPIError:
+        error = error_from_response(
+            reply, method=request.method, path=request.path, secrets=self.tokens.secrets, wall_now=self.wall_clock()
+        )
+        if call.creates and isinstance(error, ServerError):
+            # A 5xx does not prove the orders were refused.
+            return OrderOutcomeUnknownServerError(
+                f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
+                method=request.method,
+                path=request.path,
+                status_code=reply.status,
+            )
+        return error
+
+    def _transport_error(
+        self, call: Call[T], request: Request, failure: TransportFailure, attempts: int
+    ) -> GameAPIError:
+        detail = redact(failure.detail, self.tokens.secrets) or failure.kind
+        if call.creates and failure.may_have_been_sent:
+            return OrderOutcomeUnknownNoAnswerError(
+                f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
+                f"so {UNKNOWN_OUTCOME_HINT}",
+                method=request.method,
+                path=request.path,
+            )
+        kind = NetworkTimeoutError if failure.timed_out else NetworkError
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+        return kind(f"{failure.kind}: {detail}{tries}", method=request.method, path=request.path)
+
+    def _deadline_error(self, request: Request, attempts: int) -> GameAPIError:
+        # A call whose deadline passes between attempts sent nothing more, so
+        # its outcome is what the earlier attempts left: for a request that
+        # creates orders those attempts were never sent (or were answered).
+        return NetworkTimeoutError(
+            f"deadline of {self.timeout:g} s exceeded after {attempts - 1} attempt{'s' if attempts != 2 else ''}",
+            method=request.method,
+            path=request.path,
+        )
 
     def _record(
         self,
@@ -339,27 +319,3 @@ class Session:
                 self.on_attempt(Attempt(request.method, request.path, attempt, status, failure, elapsed, retry_in))
             except Exception:  # a metrics hook must never break a trade
                 logger.exception("on_attempt hook failed")
-
-    def _transport_error(
-        self, request: Request, failure: TransportFailure, creates: bool, attempts: int
-    ) -> GameAPIError:
-        detail = redact(failure.detail, self.tokens.secrets) or failure.kind
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if creates and failure.may_have_been_sent:
-            return OutcomeUnknownError(
-                f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
-                f"so {UNKNOWN_OUTCOME_HINT}",
-                method=request.method,
-                path=request.path,
-            )
-        return NetworkError(f"{failure.kind}: {detail}{tries}", method=request.method, path=request.path)
-
-    def _deadline_error(self, request: Request, creates: bool, attempts: int) -> GameAPIError:
-        # A call whose deadline passes between attempts sent nothing more, so
-        # its outcome is what the earlier attempts left: for a request that
-        # creates orders those attempts were never sent (or were answered).
-        return NetworkError(
-            f"deadline of {self.timeout:g} s exceeded after {attempts - 1} attempt{'s' if attempts != 2 else ''}",
-            method=request.method,
-            path=request.path,
-        )

@@ -1,7 +1,8 @@
-"""What both drivers share before any byte moves: settings, checks, the session.
+"""A client's settings: its constructor's arguments checked once, and the environment.
 
-A driver builds one ``ClientState`` from its constructor's arguments and
-keeps nothing else but its connection pool and a lock.
+Both clients turn their arguments into one ``ClientSettings``; ``from_env``
+reads ``GAME_API_TOKEN``, ``GAME_API_URL`` and ``GAME_API_VERIFY_SSL`` (and a
+``.env`` file) as the published client does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
@@ -18,7 +19,16 @@ from ._bulk import OrderPlan, plan_orders
 from ._flow import Attempt, Session
 from ._retry import RetryPolicy
 
-__all__ = ["ClientState", "api_url", "check_verify", "Settings", "settings_from_env", "parse_verify", "read_dotenv"]
+__all__ = [
+    "ClientSettings",
+    "check_personal_token",
+    "api_url",
+    "check_verify",
+    "Settings",
+    "settings_from_env",
+    "parse_verify",
+    "read_dotenv",
+]
 
 logger = logging.getLogger("gameproto")
 
@@ -49,49 +59,120 @@ def check_verify(verify_ssl: Any) -> Union[bool, str]:
     raise ValueError(f"verify_ssl must be True, False or a CA bundle path, got {verify_ssl!r}")
 
 
-class ClientState:
-    """The settings and the pure session of one client."""
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
 
-    def __init__(
-        self,
+
+def _count(name: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything one client is configured with, checked once when it is made.
+
+    Both clients take the same constructor arguments and turn them into this
+    one value; the transport, the session and the surface read it, so a new
+    option is added here and nowhere else. The personal token is kept out of
+    the ``repr``.
+    """
+
+    token: str = field(repr=False)
+    base_url: str
+    api_url: str
+    verify_ssl: Union[bool, str]
+    timeout: float
+    max_retries: int
+    connect_timeout: float
+    read_timeout: float
+    on_attempt: Optional[Callable[[Attempt], None]]
+    allow_non_positive_price: bool
+    max_connections: int
+    retry_policy: RetryPolicy
+
+    @classmethod
+    def from_arguments(
+        cls,
         token: str,
-        base_url: str,
-        verify_ssl: Any,
-        timeout: float,
-        max_retries: int,
+        base_url: str = _constants.DEFAULT_BASE_URL,
+        verify_ssl: Any = True,
+        timeout: float = _constants.DEFAULT_TIMEOUT,
+        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
         *,
         connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         allow_non_positive_price: bool = False,
+        max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
-    ) -> None:
-        self.api_url = api_url(base_url)
-        self.verify = check_verify(verify_ssl)
-        self.session = Session(
-            token,
-            max_retries=max_retries,
+    ) -> ClientSettings:
+        """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one."""
+        check_personal_token(token)
+        url = api_url(base_url)
+        timeout = _seconds("timeout", timeout)
+        if retry_policy is None:
+            retry_policy = RetryPolicy(max_retries=_count("max_retries", max_retries, 0))
+        elif not isinstance(retry_policy, RetryPolicy):
+            raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+        if on_attempt is not None and not callable(on_attempt):
+            raise ValueError(f"on_attempt must be callable, got {type(on_attempt).__name__}")
+        settings = cls(
+            token=token,
+            base_url=url[: -len(_constants.API_PREFIX)],
+            api_url=url,
+            verify_ssl=check_verify(verify_ssl),
             timeout=timeout,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            max_retries=retry_policy.max_retries,
+            # A step never outlasts the whole call.
+            connect_timeout=min(_seconds("connect_timeout", connect_timeout), timeout),
+            read_timeout=min(_seconds("read_timeout", read_timeout), timeout),
             on_attempt=on_attempt,
+            allow_non_positive_price=bool(allow_non_positive_price),
+            max_connections=_count("max_connections", max_connections, 1),
             retry_policy=retry_policy,
         )
-        self.allow_non_positive_price = bool(allow_non_positive_price)
-        self.is_https = self.api_url.startswith("https://")
-        if self.verify is False and self.is_https:
+        if settings.verify_ssl is False and settings.is_https:
             logger.warning(
                 "TLS certificate verification is OFF for %s: anyone on the path can read and change "
                 "orders and tokens. Pass verify_ssl=True or a CA bundle path in production.",
-                self.api_url,
+                settings.api_url,
             )
+        return settings
 
-    def plan_orders(self, order_data: Any, now: Optional[dt.datetime] = None) -> OrderPlan:
+    @property
+    def is_https(self) -> bool:
+        return self.api_url.startswith("https://")
+
+    def session(self, **clocks: Any) -> Session:
+        """A new session (token, retries, deadline) with these settings; ``clocks`` for tests."""
+        return Session(
+            self.token,
+            retry_policy=self.retry_policy,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            on_attempt=self.on_attempt,
+            **clocks,
+        )
+
+    def plan_orders(self, order_data: Any, now: Optional[dt.datetime] = None, skip_invalid: bool = False) -> OrderPlan:
         """Validate and plan ``create_order``'s requests; nothing is sent."""
-        return plan_orders(order_data, now=now, allow_non_positive_price=self.allow_non_positive_price)
+        return plan_orders(
+            order_data, now=now, allow_non_positive_price=self.allow_non_positive_price, skip_invalid=skip_invalid
+        )
 
-    def describe(self, driver: str) -> str:
-        return f"<{driver} url={self.api_url!r} {self.session!r}>"
+
+def check_personal_token(token: Any) -> str:
+    """``token`` if it can be a personal token: a non-empty string without line breaks or NUL."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("token: a personal token (a non-empty string) is required")
+    if any(ch in token for ch in "\r\n\x00"):
+        raise ValueError("token: the personal token has a line break or NUL in it")
+    return token
 
 
 @dataclass(frozen=True)

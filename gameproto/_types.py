@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, TypedDict, Union
 
 __all__ = [
-    "OrderIn",
+    "BulkRequest",
     "Order",
     "BulkCreated",
     "BulkFailed",
@@ -32,19 +32,10 @@ __all__ = [
 Number = Union[int, float]
 
 
-class OrderIn(TypedDict, total=False):
-    """An order as a caller writes it (see GAME-API.md, "An order")."""
+class BulkRequest(TypedDict):
+    """``create_order``'s bulk form: ``{"orders": [order, ...]}``."""
 
-    side: str
-    price: Any
-    volume: Any
-    date: str
-    start_time: str
-    end_time: str
-    duration: str
-    tz_offset_hours: int
-    state: str
-    options: Dict[str, Any]
+    orders: List[Dict[str, Any]]
 
 
 class Order(TypedDict, total=False):

@@ -1,4 +1,8 @@
-"""gameproto_async: the async GAME client, for asyncio and trio."""
+"""gameproto_async: the async GAME client, for asyncio and trio, on ``httpcore`` and ``anyio``.
+
+``GameAPI`` and the error family (the same classes as ``gameproto``'s), so that
+``from gameproto_async import GameAPI, OutcomeUnknownError`` is all a script needs.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,13 @@ from gameproto._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
+    InvalidArgumentError,
     NetworkError,
+    NetworkTimeoutError,
     NotFoundError,
+    OrderOutcomeUnknownNoAnswerError,
+    OrderOutcomeUnknownProtocolError,
+    OrderOutcomeUnknownServerError,
     OrderValidationError,
     OutcomeUnknownError,
     ProtocolError,
@@ -16,19 +25,24 @@ from gameproto._errors import (
     ServerValidationError,
 )
 
-from .client import GameAPI
+from ._client import GameAPI
 
 __all__ = [
     "GameAPI",
-    "GameAPIError",
-    "OrderValidationError",
+    "APIStatusError",
     "AuthenticationError",
+    "GameAPIError",
+    "InvalidArgumentError",
+    "NetworkError",
+    "NetworkTimeoutError",
     "NotFoundError",
+    "OrderOutcomeUnknownNoAnswerError",
+    "OrderOutcomeUnknownProtocolError",
+    "OrderOutcomeUnknownServerError",
+    "OrderValidationError",
+    "OutcomeUnknownError",
+    "ProtocolError",
     "RateLimitError",
     "ServerError",
-    "APIStatusError",
     "ServerValidationError",
-    "ProtocolError",
-    "NetworkError",
-    "OutcomeUnknownError",
 ]

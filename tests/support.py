@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, List, Optional, Union
 
-from gameproto._boundary import Request, Response, TransportFailure
-from gameproto._flow import RefreshToken, Send, Session, Sleep
+from gameproto._boundary import Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._flow import Session
 
 Reply = Union[Response, TransportFailure]
 
@@ -83,14 +83,14 @@ def drive(
                 if clock is not None:
                     clock.advance(action.seconds)
                 reply = None
-            elif isinstance(action, RefreshToken):
-                if session.tokens.is_generation(action.generation):
-                    drive(session, session.exchange_token(), transport, clock, sleeps, request_time)
-                reply = None
+            elif isinstance(action, RunLocked):
+                reply = drive(session, action.flow, transport, clock, sleeps, request_time)
             else:
                 raise AssertionError(f"unexpected action {action!r}")
     except StopIteration as done:
         return done.value
+    finally:
+        flow.close()
 
 
 def make_session(clock: FakeClock, **options: Any) -> Session:

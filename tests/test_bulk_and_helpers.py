@@ -9,7 +9,8 @@ import pytest
 
 from gameproto._bulk import finish_bulk, plan_orders
 from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerError
-from gameproto._market import best_offers, find_matching_orders, find_order, latest_ltp
+from gameproto._market import best_offers, latest_ltp
+from gameproto._reconcile import find_matching_orders, find_order
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 

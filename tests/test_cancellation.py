@@ -32,7 +32,7 @@ def delay(exchange: Exchange, method: str, path: str, times: int = 1) -> None:
 
 def pool_state(api: GameAPI) -> List[Any]:
     """The pool's connections, checked: none closed, none busy, no request waiting."""
-    connections = list(api._pool.connections)
+    connections = list(api._transport._pool.connections)
     assert all(not connection.is_closed() for connection in connections)
     assert all(connection.is_idle() or connection.is_available() for connection in connections)
     return connections
@@ -139,7 +139,7 @@ async def test_many_concurrent_calls_cancelled_at_once(aserver: RunningServer[Ex
         assert scope.cancelled_caught
         exchange.faults.clear()  # the calls that never reached the exchange left their delays unused
         assert len(pool_state(api)) <= 4
-        assert api._pool._requests == []  # no request left queued in the pool
+        assert api._transport._pool._requests == []  # no request left queued in the pool
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
                 for _ in range(12):

@@ -138,5 +138,5 @@ async def test_a_cancelled_call_leaves_the_client_usable(aserver: Any) -> None:
             await api.get_status()
         assert scope.cancelled_caught
         assert (await api.get_status())["status"] == "healthy"
-        stats: List[Any] = api._pool.connections
+        stats: List[Any] = api._transport._pool.connections
         assert len(stats) <= 2

@@ -1,17 +1,25 @@
-"""Both clients expose the same public names and signatures."""
+"""Both clients expose the same public surface: names, signatures, docstrings.
+
+The blocking client is generated from the async one (``python -m
+tools.unasync``); these tests hold whatever the mechanism, and
+``test_the_generated_client_is_fresh`` fails when the generated file is stale.
+"""
 
 from __future__ import annotations
 
 import inspect
+from typing import Any, Dict
 
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
+from tools import unasync
 
 ASYNC_ONLY = {"__aenter__", "__aexit__", "aclose"}
 SYNC_ONLY = {"__enter__", "__exit__", "close"}
+TWINS = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
 
 
-def public(cls: type) -> dict:
+def public(cls: type) -> Dict[str, Any]:
     return {
         name: member
         for name, member in vars(cls).items()
@@ -20,16 +28,18 @@ def public(cls: type) -> dict:
 
 
 def test_same_names() -> None:
-    sync_names = set(public(SyncGameAPI)) - SYNC_ONLY
-    async_names = set(public(AsyncGameAPI)) - ASYNC_ONLY
-    assert sync_names == async_names
+    assert set(public(SyncGameAPI)) - SYNC_ONLY == set(public(AsyncGameAPI)) - ASYNC_ONLY
+    assert {TWINS[name] for name in ASYNC_ONLY} == SYNC_ONLY
 
 
-def test_same_signatures_and_async_where_it_should_be() -> None:
-    for name, member in public(SyncGameAPI).items():
-        if name in SYNC_ONLY:
+def test_same_signatures_docstrings_and_async_where_it_should_be() -> None:
+    async_surface = public(AsyncGameAPI)
+    for name, twin in async_surface.items():
+        member = public(SyncGameAPI)[TWINS.get(name, name)]
+        assert inspect.getdoc(member) == inspect.getdoc(twin), name
+        if isinstance(member, property):
+            assert inspect.signature(member.fget) == inspect.signature(twin.fget), name  # type: ignore[arg-type]
             continue
-        twin = public(AsyncGameAPI)[name]
         if isinstance(member, classmethod):
             member, twin = member.__func__, twin.__func__
         assert inspect.signature(member) == inspect.signature(twin), name
@@ -38,8 +48,14 @@ def test_same_signatures_and_async_where_it_should_be() -> None:
             assert not inspect.iscoroutinefunction(member), name
 
 
-def test_published_client_arguments() -> None:
+def test_the_generated_client_is_fresh() -> None:
+    assert unasync.main(["--check"]) == 0, "run `python -m tools.unasync` and commit the result"
+
+
+def test_published_client_arguments_and_attributes() -> None:
     params = inspect.signature(SyncGameAPI.__init__).parameters
     for name in ("token", "base_url", "verify_ssl", "timeout", "max_retries"):
         assert name in params
     assert params["verify_ssl"].default is True
+    for attribute in ("base_url", "verify_ssl", "timeout"):
+        assert isinstance(inspect.getattr_static(SyncGameAPI, attribute), property), attribute

@@ -11,6 +11,8 @@ from gameproto._boundary import Response, TransportFailure
 from gameproto._errors import (
     AuthenticationError,
     NetworkError,
+    OrderOutcomeUnknownProtocolError,
+    OrderOutcomeUnknownServerError,
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
@@ -206,9 +208,9 @@ def test_post_is_not_retried_on_5xx_and_its_outcome_is_unknown(status: int) -> N
     clock = FakeClock()
     session = make_session(clock)
     script = Script([json_response(status, {"detail": "oops"})])
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(OrderOutcomeUnknownServerError) as caught:
         run(session, _calls.create_order(ORDER), script, clock)
-    assert isinstance(caught.value, OutcomeUnknownError)
+    assert caught.value.status_code == status and not isinstance(caught.value, ServerError)
     assert len(script.calls) == 1
 
 
@@ -216,7 +218,7 @@ def test_an_unreadable_success_answer_to_an_order_is_an_unknown_outcome() -> Non
     clock = FakeClock()
     session = make_session(clock)
     script = Script([Response(200, {}, b"<html>proxy</html>")])
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(OrderOutcomeUnknownProtocolError) as caught:
         run(session, _calls.create_order(ORDER), script, clock)
     assert isinstance(caught.value, OutcomeUnknownError) and caught.value.status_code == 200
     assert "proxy" in caught.value.excerpt

@@ -42,6 +42,23 @@ def test_the_error_family() -> None:
         "ProtocolError",
         "NetworkError",
         "OutcomeUnknownError",
+        "NetworkTimeoutError",
+        "InvalidArgumentError",
     ):
         assert issubclass(getattr(g, name), g.GameAPIError)
-    assert issubclass(g.OutcomeUnknownError, g.NetworkError)
+    # openai-python's shape: every error with a status under APIStatusError ...
+    for name in ("AuthenticationError", "NotFoundError", "RateLimitError", "ServerError", "ServerValidationError"):
+        assert issubclass(getattr(g, name), g.APIStatusError)
+    assert issubclass(g.NetworkTimeoutError, g.NetworkError)
+    # ... and an order whose outcome is unknown is never a network or server
+    # error, so that a handler that retries those cannot place it twice.
+    for name in (
+        "OrderOutcomeUnknownNoAnswerError",
+        "OrderOutcomeUnknownServerError",
+        "OrderOutcomeUnknownProtocolError",
+    ):
+        error = getattr(g, name)
+        assert issubclass(error, g.OutcomeUnknownError)
+        assert not issubclass(error, (g.NetworkError, g.APIStatusError, g.ProtocolError))
+    assert g.OutcomeUnknownError.__bases__ == (g.GameAPIError,)
+    assert issubclass(g.OrderValidationError, ValueError) and issubclass(g.InvalidArgumentError, ValueError)

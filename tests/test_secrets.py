@@ -146,10 +146,10 @@ def echo_body() -> bytes:
 
 def test_sync_client_repr_never_shows_a_token(server: Any, issued: Issued) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
-        for text in (repr(api), str(api), repr(api._state), repr(api._state.session)):
+        for text in (repr(api), str(api), repr(api._settings), repr(api._session)):
             assert_clean(text, [TOKEN])
         api.get_status()
-        for text in (repr(api), str(api), repr(api._state.session), repr(api._state.session.tokens)):
+        for text in (repr(api), str(api), repr(api._session), repr(api._session.tokens)):
             assert_clean(text, issued.secrets)
         assert "fresh" in repr(api)  # the repr does say a token is held, just not which
 
@@ -160,7 +160,7 @@ async def test_async_client_repr_never_shows_a_token(aserver: Any, issued: Issue
         assert_clean(repr(api) + str(api), [TOKEN])
         await api.get_status()
         assert issued.tokens
-        assert_clean(repr(api) + str(api) + repr(api._state.session), issued.secrets)
+        assert_clean(repr(api) + str(api) + repr(api._session), issued.secrets)
 
 
 # --- exceptions ----------------------------------------------------------------------------------

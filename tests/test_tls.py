@@ -79,7 +79,7 @@ def _access_token(exchange: Exchange) -> str:
 
 def _give_token(api: Any, exchange: Exchange) -> None:
     """Hand the client a valid access token so that its next request is the call itself, not an exchange."""
-    tokens = api._state.session.tokens
+    tokens = api._session.tokens
     body = json.dumps({"access_token": _access_token(exchange), "expires_in": 3600}).encode()
     tokens.accept(Response(200, {"content-type": "application/json"}, body), time.monotonic())
 

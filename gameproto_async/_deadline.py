@@ -20,12 +20,12 @@ from typing import Any, Awaitable, Iterable, Optional
 
 import httpcore
 
-__all__ = ["DeadlineBackend", "set_deadline", "DeadlineExceeded"]
+__all__ = ["DeadlineBackend", "set_deadline"]
 
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("gameproto_deadline", default=math.inf)
 
 
-class DeadlineExceeded(httpcore.ReadTimeout):
+class _DeadlineExceeded(httpcore.ReadTimeout):
     """The call's overall deadline came before the server's answer did."""
 
 
@@ -56,7 +56,7 @@ def _bounded(timeout: Optional[float], connecting: bool = False) -> float:
     if left <= 0:
         if connecting:
             raise _NoTimeToConnect("the call's overall deadline passed before connecting")
-        raise DeadlineExceeded("the call's overall deadline has passed")
+        raise _DeadlineExceeded("the call's overall deadline has passed")
     return left if timeout is None or timeout > left else timeout
 
 

@@ -1,0 +1,266 @@
+"""``GameAPI``: every public method of the client, written once.
+
+This module is the source of both clients: ``gameproto_sync/_client.py`` is
+generated from it by ``python -m tools.unasync`` (``async``/``await`` taken
+out, the async names put to their blocking twins), and CI fails when the
+generated file is stale. Each method builds a core ``Call`` and runs it; the
+driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
+
+from gameproto import _calls, _constants
+from gameproto._boundary import Flow, RunLocked, Send, Sleep
+from gameproto._bulk import BulkSending, OrderPlan
+from gameproto._calls import Call
+from gameproto._flow import Attempt
+from gameproto._retry import RetryPolicy
+from gameproto._settings import ClientSettings, settings_from_env
+from gameproto._types import (
+    BestOffers,
+    BulkRequest,
+    BulkResult,
+    DeleteResult,
+    LatestLTP,
+    LTPEntry,
+    MarketRow,
+    Order,
+    SpotData,
+    SpotStatus,
+    Status,
+    Trade,
+)
+
+from ._concurrency import TokenLock, run_parts, sleep
+from ._transport import AsyncTransport
+
+__all__ = ["GameAPI"]
+
+T = TypeVar("T")
+_Self = TypeVar("_Self", bound="GameAPI")
+
+
+class GameAPI:
+    """A client of the GAME trading API.
+
+    ``GameAPI(token, base_url)``, then every call of the protocol; use it as
+    a context manager to close its connections at the end. ``verify_ssl`` is
+    True by default and also takes a CA bundle path. ``timeout`` is each
+    call's overall deadline in seconds, retries included. Every argument is
+    checked here: a bad one raises ``ValueError`` naming it.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = _constants.DEFAULT_BASE_URL,
+        verify_ssl: Union[bool, str] = True,
+        timeout: float = _constants.DEFAULT_TIMEOUT,
+        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
+        *,
+        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
+        on_attempt: Optional[Callable[[Attempt], None]] = None,
+        allow_non_positive_price: bool = False,
+        max_connections: int = _constants.POOL_MAX_CONNECTIONS,
+        retry_policy: Optional[RetryPolicy] = None,
+    ) -> None:
+        self._settings = ClientSettings.from_arguments(
+            token,
+            base_url,
+            verify_ssl,
+            timeout,
+            max_retries,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            on_attempt=on_attempt,
+            allow_non_positive_price=allow_non_positive_price,
+            max_connections=max_connections,
+            retry_policy=retry_policy,
+        )
+        self._session = self._settings.session()
+        self._transport = AsyncTransport(self._settings)
+        self._token_lock = TokenLock()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
+        """A client from ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL`` and ``.env``."""
+        settings = settings_from_env(dotenv_path=dotenv_path)
+        if not settings.token:
+            raise ValueError("GAME_API_TOKEN is not set (in the environment or the .env file)")
+        options.setdefault("verify_ssl", settings.verify_ssl)
+        return cls(settings.token, settings.base_url, **options)
+
+    @property
+    def base_url(self) -> str:
+        """The exchange's URL, without ``/api/v1`` and without a trailing slash."""
+        return self._settings.base_url
+
+    @property
+    def verify_ssl(self) -> Union[bool, str]:
+        """True, False, or the CA bundle path the TLS certificate is checked against."""
+        return self._settings.verify_ssl
+
+    @property
+    def timeout(self) -> float:
+        """Each call's overall deadline in seconds, retries included."""
+        return self._settings.timeout
+
+    def __repr__(self) -> str:
+        return f"<gameproto_async.GameAPI url={self._settings.api_url!r} {self._session!r}>"
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections. The client cannot be used afterwards."""
+        self._closed = True
+        await self._transport.aclose()
+
+    # -- the driver: run a core flow --------------------------------------------
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        reply: Any = None
+        try:
+            while True:
+                action = flow.send(reply)
+                if type(action) is Send:
+                    reply = await self._transport.send(action)
+                elif type(action) is Sleep:
+                    await sleep(action.seconds)
+                    reply = None
+                else:
+                    reply = await self._locked(cast(RunLocked, action))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    async def _locked(self, action: RunLocked) -> Any:
+        if not await self._token_lock.acquire(action.wait):
+            return None
+        try:
+            return await self._drive(action.flow)
+        finally:
+            self._token_lock.release()
+
+    async def _run(self, call: Call[T]) -> T:
+        if self._closed:
+            raise RuntimeError("this GameAPI client is closed; make a new one")
+        return await self._drive(self._session.run(call))
+
+    async def _send_bulk(self, plan: OrderPlan) -> BulkResult:
+        if self._closed:
+            raise RuntimeError("this GameAPI client is closed; make a new one")
+        sending = BulkSending(plan)
+
+        async def send_part(offset: int, call: Call[BulkResult]) -> None:
+            if not sending.stopped:
+                part = self._session.outcome(call)
+                sending.record(offset, await self._drive(part))
+
+        await run_parts(send_part, plan.parts)
+        return sending.result()
+
+    # -- the calls of the protocol -------------------------------------------------
+
+    async def get_status(self) -> Status:
+        """The exchange's health, version and the caller's rate limit."""
+        return await self._run(_calls.get_status())
+
+    async def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
+        """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
+        return await self._run(_calls.get_trades(direction, duration))
+
+    async def get_orders(self, direction: Optional[str] = None) -> List[Order]:
+        """The caller's own orders (numeric ``order_id``), optionally of one side."""
+        return await self._run(_calls.get_orders(direction))
+
+    @overload
+    async def create_order(self, order_data: BulkRequest, *, skip_invalid: bool = False) -> BulkResult: ...
+
+    @overload
+    async def create_order(self, order_data: Dict[str, Any], *, skip_invalid: bool = False) -> Order: ...
+
+    async def create_order(
+        self, order_data: Union[BulkRequest, Dict[str, Any]], *, skip_invalid: bool = False
+    ) -> Union[Order, BulkResult]:
+        """Place one order, or ``{"orders": [...]}`` in bulk (split by 100, indices kept).
+
+        Everything is validated before anything is sent; with ``skip_invalid``
+        a bulk's invalid orders are reported in ``failed`` and the rest sent.
+        After a part of a split bulk fails no further part is sent, and the
+        error carries ``partial_result``.
+        """
+        plan = self._settings.plan_orders(order_data, skip_invalid=skip_invalid)
+        if plan.single is not None:
+            return await self._run(plan.single)
+        return await self._send_bulk(plan)
+
+    async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
+        """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
+        return await self._run(_calls.delete_order(order_id))
+
+    async def get_market_data(
+        self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
+    ) -> List[MarketRow]:
+        """Market rows (order-book levels with best bid and ask), optionally filtered.
+
+        ``sort_by_price`` orders them by contract and side, best price first.
+        """
+        return await self._run(_calls.get_market_data(direction, duration, sort_by_price))
+
+    async def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
+        """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
+        return await self._run(_calls.get_market_ltp(market_zone))
+
+    async def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
+        """The latest traded price of each contract, optionally of one duration."""
+        return await self._run(_calls.get_latest_available_ltp(duration))
+
+    async def get_spot_data(
+        self,
+        area_name: Optional[str] = None,
+        date_from: Any = None,
+        date_to: Any = None,
+        limit: Optional[int] = None,
+    ) -> List[SpotData]:
+        """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
+        return await self._run(_calls.get_spot_data(area_name, date_from, date_to, limit))
+
+    async def get_spot_status(self) -> SpotStatus:
+        """The spot feed's state."""
+        return await self._run(_calls.get_spot_status())
+
+    # -- helpers built on those calls ----------------------------------------------
+
+    async def test_connection(self) -> bool:
+        """True when the exchange answers ``/status`` to our token; never raises for that."""
+        return await self._run(_calls.test_connection())
+
+    async def find_order_by_id(self, order_id: Union[int, str]) -> Optional[Order]:
+        """The caller's order with that id (``1234``, ``"1234"``, ``"ord_1234"``), or None.
+
+        An id that no order can have (``"some_id"``) is None without a request.
+        """
+        return await self._run(_calls.find_order_by_id(order_id))
+
+    async def find_matching_orders(self, order: Dict[str, Any]) -> List[Order]:
+        """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
+        return await self._run(_calls.find_matching_orders(order))
+
+    async def get_market_best_offers(
+        self, duration: Optional[str] = None, top_n: Optional[int] = 5
+    ) -> Dict[str, BestOffers]:
+        """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
+        return await self._run(_calls.get_market_best_offers(duration, top_n))
+
+    async def get_latest_ltp(self) -> Dict[str, LatestLTP]:
+        """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
+        return await self._run(_calls.get_latest_ltp())
