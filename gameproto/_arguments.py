@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Any, Optional
 
 from ._errors import InvalidArgumentError
@@ -33,9 +34,10 @@ _AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A short, safe rendering of a bad value for an error message."""
     try:
-        text = repr(value)
+        text = str(value) if isinstance(value, Decimal) else repr(value)  # -1, not Decimal('-1')
     except Exception:  # a hostile __repr__ must not hide the real problem
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
@@ -67,7 +69,7 @@ def order_number(order_id: Any) -> int:
 
 
 def _refuse(name: str, expected: str, value: Any) -> InvalidArgumentError:
-    return InvalidArgumentError(f"{name} must be {expected}, got {_show(value)}")
+    return InvalidArgumentError(f"{name} must be {expected}, got {show_value(value)}")
 
 
 def check_direction(direction: Any, name: str = "direction") -> Optional[str]:

@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ._arguments import duration_minutes
+from ._arguments import show_value as _show
 from ._errors import OrderProblem, OrderValidationError
 
 __all__ = [
@@ -56,15 +57,6 @@ _MINUTES_PER_DAY = 1440
 _US_PER_MINUTE = 60_000_000
 _UTC = _dt.timezone.utc
 _OPTIONS_DEPTH = 32
-
-
-def _show(value: Any) -> str:
-    """A short, safe rendering of a bad value for an error message."""
-    try:
-        text = str(value) if isinstance(value, Decimal) else repr(value)  # -1, not Decimal('-1')
-    except Exception:  # a hostile __repr__ must not turn into a crash
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _got(value: Any) -> str:

@@ -126,7 +126,6 @@ class RetryDecision:
 
     retry: bool
     wait: float = 0.0
-    reason: str = ""
 
 
 GIVE_UP = RetryDecision(False)
@@ -170,10 +169,10 @@ class RetryPolicy:
             return GIVE_UP
         if retry_after is not None:
             if retry_after > self.retry_after_cap:
-                return RetryDecision(False, retry_after, "Retry-After beyond the cap")
-            return RetryDecision(True, retry_after, f"HTTP {status}, Retry-After {retry_after:g} s")
+                return RetryDecision(False, retry_after)
+            return RetryDecision(True, retry_after)
         wait = backoff_delay(retries_done + 1, initial=self.backoff_initial, maximum=self.backoff_max, random=random)
-        return RetryDecision(True, wait, f"HTTP {status}")
+        return RetryDecision(True, wait)
 
     def after_transport_failure(
         self,
@@ -189,4 +188,4 @@ class RetryPolicy:
         if retries_done >= self.max_retries:
             return GIVE_UP
         wait = backoff_delay(retries_done + 1, initial=self.backoff_initial, maximum=self.backoff_max, random=random)
-        return RetryDecision(True, wait, failure.kind)
+        return RetryDecision(True, wait)
