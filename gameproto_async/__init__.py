@@ -1,4 +1,4 @@
-"""gameproto_async: the async GAME client, for asyncio and trio, on ``httpcore`` and ``anyio``.
+"""gameproto_async: the GAME client for asyncio and trio, on ``httpcore`` and ``anyio``.
 
 ``GameAPI`` and the error family (the same classes as ``gameproto``'s), so that
 ``from gameproto_async import GameAPI, OutcomeUnknownError`` is all a script needs.

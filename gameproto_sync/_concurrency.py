@@ -1,6 +1,7 @@
 """What the blocking client needs of its threads: sleep, a lock with a timeout, parts in turn.
 
-``gameproto_async/_concurrency.py`` has the same names for an event loop.
+The async client's ``_concurrency.py`` has the same three names for an
+event loop; the generated client uses whichever its package has.
 """
 
 from __future__ import annotations
@@ -11,27 +12,29 @@ from typing import Callable, Iterable, Tuple, TypeVar
 
 __all__ = ["sleep", "TokenLock", "run_parts"]
 
-A = TypeVar("A")
-B = TypeVar("B")
+Offset = TypeVar("Offset")
+Part = TypeVar("Part")
 
-sleep = time.sleep
+
+def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset, Part]]) -> None:
+    """``send`` each part, one after another: a blocking call sends from its own thread alone."""
+    for offset, part in parts:
+        send(offset, part)
 
 
 class TokenLock:
     """The client's one token lock, shared by every thread that uses the client."""
 
+    __slots__ = ("_acquire", "release")
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        lock = threading.Lock()
+        self._acquire = lock.acquire
+        self.release = lock.release
 
     def acquire(self, wait: float) -> bool:
-        """Take the lock, waiting at most ``wait`` seconds; whether it was taken."""
-        return self._lock.acquire(timeout=max(0.0, min(wait, 1e6)))
-
-    def release(self) -> None:
-        self._lock.release()
+        """Take the lock, waiting at most ``wait`` seconds (never forever); whether it was taken."""
+        return self._acquire(timeout=max(0.0, min(wait, 1e6)))
 
 
-def run_parts(send: Callable[[A, B], None], parts: Iterable[Tuple[A, B]]) -> None:
-    """``send`` each part, one after another (a blocking call has one thread to send with)."""
-    for first, second in parts:
-        send(first, second)
+sleep = time.sleep
