@@ -34,10 +34,14 @@ _AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def show_value(value: Any) -> str:
-    """A short, safe rendering of a bad value for an error message."""
+def show_value(value: Any, plain_decimal: bool = False) -> str:
+    """A short, safe rendering of a bad value for an error message.
+
+    ``plain_decimal`` writes a Decimal as its number (an order's ``-1``, not
+    ``Decimal('-1')``); an id or a filter keeps the type in sight.
+    """
     try:
-        text = str(value) if isinstance(value, Decimal) else repr(value)  # -1, not Decimal('-1')
+        text = str(value) if plain_decimal and isinstance(value, Decimal) else repr(value)
     except Exception:  # a hostile __repr__ must not hide the real problem
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -13,6 +13,7 @@ the sleeps between attempts are written here once.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random as _random
 import time
@@ -59,6 +60,14 @@ class Attempt:
     failure: Optional[str]
     elapsed: float
     retry_in: Optional[float]
+
+
+def _own_copy(error: GameAPIError) -> GameAPIError:
+    """``error`` for one more caller: its own object, so that tracebacks are not shared across tasks."""
+    try:
+        return copy.copy(error).with_traceback(None)
+    except Exception:  # pragma: no cover - every error of the family copies
+        return error
 
 
 class Session:
@@ -215,7 +224,7 @@ class Session:
             outcome = yield RunLocked(exchange, max(0.0, deadline - self.clock()))
             if isinstance(outcome, GameAPIError):
                 # Every call that waited for this exchange fails with it; none repeats it.
-                raise outcome.with_traceback(None)
+                raise _own_copy(outcome)
             access = self.tokens.current(self.clock())
             if access is not None:
                 return access

@@ -27,8 +27,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ._arguments import duration_minutes
-from ._arguments import show_value as _show
+from ._arguments import duration_minutes, show_value
 from ._errors import OrderProblem, OrderValidationError
 
 __all__ = [
@@ -57,6 +56,10 @@ _MINUTES_PER_DAY = 1440
 _US_PER_MINUTE = 60_000_000
 _UTC = _dt.timezone.utc
 _OPTIONS_DEPTH = 32
+
+
+def _show(value: Any) -> str:
+    return show_value(value, plain_decimal=True)
 
 
 def _got(value: Any) -> str:
