@@ -23,7 +23,7 @@ Trades (``TradeTracker``): each trade once, deduplicated by ``trade_id``;
 with ``mine`` only those where one of the caller's trader names is buyer or
 seller. The names come from the caller's own orders (each carries its
 ``trader``): until one is known, a trade watch lists the orders before the
-trades. The trades listed when the watch starts are history, not news:
+trades, and new trades wait, unjudged, for a name. The trades listed when the watch starts are history, not news:
 they are not reported (``report_existing=True`` reports them).
 
 Market (``MarketTracker``): a ``MarketEvent(contract, bid, ask)`` when a
@@ -297,21 +297,29 @@ class TradeTracker:
         return trade.get("buyer") in self._traders or trade.get("seller") in self._traders
 
     def update(self, trades: Sequence[Trade]) -> List[Trade]:
-        """The trades not reported before, oldest listed first; on the first listing none unless asked."""
+        """The trades not reported before, oldest listed first; on the first listing none unless asked.
+
+        While ``mine`` is asked and no trader name is known, new trades are
+        left unjudged (neither reported nor dismissed): they are judged on a
+        later listing, once a name is known.
+        """
         new: List[Trade] = []
-        seen: Set[Hashable] = set()
+        listed: Set[Hashable] = set()
+        unjudged: Set[Hashable] = set()
         for trade in trades:
             key = _trade_key(trade)
-            if key in seen:
+            if key in listed:
                 continue
-            seen.add(key)
-            if key in self._seen or key in self._left:
+            listed.add(key)
+            if key in self._seen or key in self._left or not self._started:
                 continue
-            if self._started and (not self.mine or self.is_mine(trade)):
+            if self.needs_traders:
+                unjudged.add(key)
+            elif not self.mine or self.is_mine(trade):
                 new.append(trade)
-        for key in self._seen - seen:
+        for key in self._seen - listed:
             self._left.put(key)
-        self._seen = seen
+        self._seen = listed - unjudged
         self._started = True
         return new
 

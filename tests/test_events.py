@@ -219,6 +219,15 @@ def test_mine_learns_the_names_from_the_orders() -> None:
     ]
 
 
+def test_trades_while_no_name_is_known_wait_to_be_judged() -> None:
+    tracker = TradeTracker()
+    assert tracker.update([_trade(1)]) == []  # history
+    assert tracker.update([_trade(1), _trade(2, "bob", "alice")]) == []  # whose? not known yet
+    tracker.learn_traders([_order(5, 0)])
+    assert [t["trade_id"] for t in tracker.update([_trade(1), _trade(2, "bob", "alice")])] == ["trd_2"]
+    assert tracker.update([_trade(1), _trade(2, "bob", "alice")]) == []
+
+
 def test_trades_without_ids_are_told_apart_by_their_facts() -> None:
     tracker = TradeTracker(mine=False, report_existing=True)
     one: Any = {"contract": "c", "timestamp": "t1", "price": 1, "volume": 1}
