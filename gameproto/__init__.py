@@ -10,8 +10,10 @@ from __future__ import annotations
 from ._arguments import InvalidArgumentError, order_number
 from ._auth import TokenState
 from ._boundary import Request, Response, TransportFailure
+from ._budget import RequestBudget, budget_exhausted, limit_from_status
 from ._bulk import OrderPlan, finish_bulk, merge_bulk_results, plan_orders
 from ._calls import Call
+from ._clock import ClockEstimator
 from ._constants import VERSION as __version__
 from ._errors import (
     APIStatusError,
@@ -28,6 +30,18 @@ from ._errors import (
     RateLimitError,
     ServerError,
     ServerValidationError,
+)
+from ._events import (
+    MarketEvent,
+    MarketTracker,
+    MarketWatch,
+    OrderEvent,
+    OrderTracker,
+    OrderWatch,
+    TradeTracker,
+    TradeWatch,
+    Watch,
+    is_transient,
 )
 from ._flow import Attempt, RefreshToken, Send, Session, Sleep
 from ._market import best_offers, find_matching_orders, find_order, latest_ltp
@@ -75,6 +89,22 @@ __all__ = [
     "RetryPolicy",
     "backoff_delay",
     "parse_retry_after",
+    # the request budget and the exchange's clock
+    "RequestBudget",
+    "limit_from_status",
+    "budget_exhausted",
+    "ClockEstimator",
+    # live events
+    "OrderEvent",
+    "MarketEvent",
+    "OrderTracker",
+    "TradeTracker",
+    "MarketTracker",
+    "Watch",
+    "OrderWatch",
+    "TradeWatch",
+    "MarketWatch",
+    "is_transient",
     # helpers
     "best_offers",
     "latest_ltp",

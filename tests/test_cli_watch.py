@@ -130,7 +130,7 @@ def _serve(run: Any, *flags: str) -> str:
 
 
 def _watch(run: Any, url: str, token: str, what: str, *flags: str) -> Process:
-    watcher = run("watch", what, "--json", "--interval", "0.1", "--url", url, "--token", token, *flags)
+    watcher: Process = run("watch", what, "--json", "--interval", "0.1", "--url", url, "--token", token, *flags)
     watcher.wait_err("watching")  # the first round is done: every change from now on is reported
     return watcher
 
@@ -147,6 +147,11 @@ def _filled(events: List[Dict[str, Any]], number: int) -> Decimal:
         (Decimal(str(e["volume"])) for e in events if e["kind"] == "filled" and e["order"]["order_id"] == number),
         Decimal(0),
     )
+
+
+def _number(created: Any) -> int:
+    """The numeric id of a created order (``"ord_12"``: 12)."""
+    return int(str(created["order_id"])[len("ord_") :])
 
 
 def _stopped_cleanly(watcher: Process) -> List[str]:
@@ -167,11 +172,11 @@ def test_two_traders_partial_fills_and_a_deletion(run: Any) -> None:
             events.append(json.loads(orders.line()))
 
     with GameAPI(ALICE, url) as alice, GameAPI(BOB, url) as bob:
-        first = int(str(alice.create_order(future_order("sell", 50, 6))["order_id"])[4:])
+        first = _number(alice.create_order(future_order("sell", 50, 6)))
         for volume, total in ((1, 1), (2, 3), (3, 6)):
             bob.create_order(future_order("buy", 50, volume))
             until(lambda seen, total=total: _filled(seen, first) == total)  # each fill seen on its own
-        second = int(str(alice.create_order(future_order("sell", 55, 4))["order_id"])[4:])
+        second = _number(alice.create_order(future_order("sell", 55, 4)))
         bob.create_order(future_order("buy", 55, 1.5))
         until(lambda seen: _filled(seen, second) == Decimal("1.5"))
         alice.delete_order(second)
@@ -201,7 +206,7 @@ def test_fills_are_counted_exactly_through_dropped_connections_and_503s(run: Any
         watcher = run("watch", "orders", "--json", "--verbose", "--interval", "0.1", "--url", url, "--token", ALICE)
         watcher.wait_err("watching")
         with GameAPI(ALICE, url) as alice, GameAPI(BOB, url) as bob:
-            number = int(str(alice.create_order(future_order("sell", 50, 10))["order_id"])[4:])
+            number = _number(alice.create_order(future_order("sell", 50, 10)))
             for volume, fault in ((1, "drop_before"), (2, "status"), (3, "drop_after"), (4, "status")):
                 # More faults in a row than the client retries: the watch itself meets the failure.
                 exchange.faults.add(Fault(fault, status=503), method="GET", path="/orders", times=3)
@@ -291,7 +296,8 @@ def test_event_lines_and_json_lines() -> None:
     order: Any = {"order_id": 7, "direction": "sell", "volume": 5, "price": 50, "executed_volume": 2, "contract": "C"}
     assert event_line(OrderEvent("placed", order)) == "placed order 7 sell 5 @ 50 C"
     assert event_line(OrderEvent("filled", order, 2)) == "filled order 7 +2 (executed 2 of 5)"
-    assert event_line(OrderEvent("gone", dict(order, status="expired"))) == "gone   order 7 sell 5 @ 50 C (expired)"
+    gone: Any = dict(order, status="expired")
+    assert event_line(OrderEvent("gone", gone)) == "gone   order 7 sell 5 @ 50 C (expired)"
     assert event_line(MarketEvent("C", 49, None)) == "market C bid 49 ask -"
     trade: Any = {"trade_id": "trd_1", "direction": "buy", "volume": 1, "price": 50, "contract": "C"}
     trade.update(buyer="b", seller="s")

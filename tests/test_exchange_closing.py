@@ -60,7 +60,7 @@ class Desk:
         answer: Response = self.exchange.handle(Request(method, path, (), headers, data))
         return answer.status, json.loads(answer.body)
 
-    def listing(self, trader: str = "alice") -> List[Dict[str, Any]]:
+    def listing(self, trader: str = "alice") -> List[Any]:
         status, orders = self.call(trader, "GET", "/orders")
         assert status == 200
         return list(orders)
