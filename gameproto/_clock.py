@@ -34,6 +34,7 @@ import re
 import threading
 from typing import Deque, List, Optional, Tuple
 
+from ._boundary import Response
 from ._retry import parse_http_date
 
 __all__ = ["ClockEstimator", "parse_exchange_timestamp", "offset_interval"]
@@ -144,6 +145,10 @@ class ClockEstimator:
             self._samples.append(sample)
             self._interval = _marzullo(list(self._samples))
         return True
+
+    def observe_response(self, sent: float, received: float, response: Response) -> bool:
+        """``observe`` with the ``Date`` header of ``response`` (a ``/status`` timestamp is passed to ``observe``)."""
+        return self.observe(sent, received, date=response.header("Date"))
 
     @property
     def offset(self) -> Optional[float]:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gameproto._boundary import Response
 from gameproto._clock import ClockEstimator, offset_interval, parse_exchange_timestamp
 
 PROPERTY = settings(max_examples=300, derandomize=True, deadline=None)
@@ -140,6 +141,14 @@ def test_timestamps_without_a_zone_or_a_time_say_nothing(text: str) -> None:
 def test_the_interval_of_one_answer() -> None:
     assert offset_interval(10.0, 12.0, 100.0, 1.0) == (88.0, 91.0)
     assert offset_interval(10.0, 9.0, 100.0, 1.0) is None
+
+
+def test_a_response_is_read_for_its_date() -> None:
+    estimator = ClockEstimator()
+    answer = Response(200, {"date": _http_date(START + 60)}, b"{}")
+    assert estimator.observe_response(START, START + 0.01, answer)
+    assert abs(estimator.offset - 60) < 1  # type: ignore[operator]
+    assert not ClockEstimator().observe_response(START, START + 0.01, Response(200, {}, b"{}"))
 
 
 def test_keep_must_be_positive() -> None:
