@@ -38,6 +38,18 @@ State
     ``P = max(P, now + seconds)``: a 429's ``Retry-After`` holds every caller,
     not only the one that got it.
 
+``refused(now, retry_after)`` (a request we sent was answered 429)
+    ``pause(retry_after, now)`` when the server said how long; forget the
+    times that left the window (step 3); drop the newest time of ``G`` (the
+    refused request did not use the server's budget); and, when ``"auto"``,
+    ``L = max(1, min(L, len(G)))``: the server took no more than what we
+    still count, so that is its limit at most. A server that says nothing of
+    its limit but 429s is learnt from its first refusals: the concurrent
+    requests refused together each lower ``L`` by one until it is what the
+    server accepted, and from then on it refuses no more. (A server whose
+    budget other clients share with us is learnt too low; a ``/status``
+    answer's limit, through ``learn_limit``, sets it again.)
+
 What follows: in every half-open interval ``[s, s + W)`` at most ``L``
 requests are granted (the last of ``L + 1`` would have found the other ``L``
 within ``W`` of it); a positive answer is only given while ``L`` grants are
@@ -149,6 +161,21 @@ class RequestBudget:
             return
         with self._lock:
             self._paused_until = max(self._paused_until, now + min(float(seconds), 1e9))
+
+    def refused(self, now: float, retry_after: Optional[float] = None) -> None:
+        """A request sent under this budget was answered 429: pause, give its slot back, learn (``"auto"``)."""
+        if self._limit is None:
+            return
+        self.pause(retry_after if retry_after is not None else 0.0, now)
+        with self._lock:
+            granted = self._granted
+            horizon = now - self._window
+            while granted and granted[0] <= horizon:
+                granted.popleft()
+            if granted:
+                granted.pop()
+            if self._auto and self._limit is not None:
+                self._limit = max(1, min(self._limit, len(granted)))
 
     def in_window(self, now: float) -> int:
         """How many granted requests are within the window ending at ``now`` (for display and tests)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -104,6 +105,60 @@ def test_a_learnt_limit_holds_from_the_moment_it_is_learnt(first: int, learnt: i
         # Every window whose last request was granted after learning holds at most the new limit.
         for last in (time for time in granted if time >= learnt_at):
             assert sum(1 for time in granted if last - 60 < time <= last) <= learnt
+
+
+def _strict_server(limit: int) -> Any:
+    """A server that keeps a strict sliding 60 s window and says nothing but 429 and Retry-After."""
+    accepted: List[float] = []
+
+    def answer(now: float) -> Optional[float]:
+        recent = [time for time in accepted if time > now - 60]
+        if len(recent) < limit:
+            accepted.append(now)
+            return None
+        return float(math.ceil(recent[0] + 60 - now))  # whole seconds, rounded up, as servers write it
+
+    return answer
+
+
+@PROPERTY
+@given(st.integers(1, 40), st.integers(1, 8), st.integers(1, 200), st.integers(0, 64 * 5))
+def test_auto_learns_a_silent_server_from_its_first_refusals(limit: int, in_flight: int, calls: int, gap: int) -> None:
+    budget, server = RequestBudget(AUTO), _strict_server(limit)
+    now, sent, refusals = 1000.0, 0, 0
+    while sent < calls:
+        # Up to ``in_flight`` requests leave before the first answer comes back.
+        batch = 0
+        while batch < in_flight:
+            wait = budget.reserve(now)
+            if wait > 0:
+                break
+            batch += 1
+        for _ in range(batch):
+            retry_after = server(now)
+            if retry_after is None:
+                sent += 1
+            else:
+                refusals += 1
+                budget.refused(now, retry_after)
+        now += max(budget.reserve(now) if batch == 0 else 0.0, gap / 64)
+    assert refusals <= in_flight  # the first refusals teach it; there are no others
+    if refusals:
+        assert budget.limit == limit
+
+
+def test_a_refusal_pauses_and_gives_the_slot_back() -> None:
+    budget = RequestBudget(AUTO)
+    for moment in range(5):
+        assert budget.reserve(float(moment)) == 0
+    budget.refused(4.0, 10.0)
+    assert budget.limit == 4 and budget.in_window(4.0) == 4
+    assert budget.reserve(13.0) == 1.0  # paused until 14
+    fixed = RequestBudget(3)
+    fixed.reserve(0.0)
+    fixed.refused(0.0, None)
+    assert fixed.limit == 3 and fixed.reserve(0.0) == 0
+    RequestBudget(None).refused(0.0, 5.0)  # no pacing: nothing to learn
 
 
 def test_none_turns_pacing_off_and_keeps_no_state() -> None:
