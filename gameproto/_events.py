@@ -52,6 +52,7 @@ from typing import (
     Hashable,
     Iterable,
     List,
+    Literal,
     Optional,
     Sequence,
     Set,
@@ -86,6 +87,7 @@ __all__ = [
     "MarketWatch",
     "is_transient",
     "ENDING_STATES",
+    "OrderEventKind",
 ]
 
 #: Order states (``state`` or ``status``, any case) that end an order while it is still listed.
@@ -97,6 +99,8 @@ _REMEMBERED = 10_000
 
 E = TypeVar("E")
 Amount = Union[Number, Decimal]
+#: What happened to an order.
+OrderEventKind = Literal["placed", "filled", "gone"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class OrderEvent:
     is left to execute.
     """
 
-    kind: str
+    kind: OrderEventKind
     order: Order
     volume: Optional[Amount] = None
     complete: bool = False
