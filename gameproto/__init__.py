@@ -12,8 +12,10 @@ from __future__ import annotations
 from ._arguments import order_number, order_number_or_none
 from ._auth import TokenState
 from ._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._budget import RequestBudget, budget_exhausted, limit_from_status
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
+from ._clock import ClockEstimator
 from ._constants import VERSION as __version__
 from ._errors import (
     APIStatusError,
@@ -33,6 +35,18 @@ from ._errors import (
     RateLimitError,
     ServerError,
     ServerValidationError,
+)
+from ._events import (
+    MarketEvent,
+    MarketTracker,
+    MarketWatch,
+    OrderEvent,
+    OrderTracker,
+    OrderWatch,
+    TradeTracker,
+    TradeWatch,
+    Watch,
+    is_transient,
 )
 from ._flow import Attempt, Session
 from ._market import best_offers, latest_ltp, sort_by_price
@@ -104,6 +118,22 @@ __all__ = [
     "RetryPolicy",
     "backoff_delay",
     "parse_retry_after",
+    # the request budget and the exchange's clock
+    "RequestBudget",
+    "limit_from_status",
+    "budget_exhausted",
+    "ClockEstimator",
+    # live events
+    "OrderEvent",
+    "MarketEvent",
+    "OrderTracker",
+    "TradeTracker",
+    "MarketTracker",
+    "Watch",
+    "OrderWatch",
+    "TradeWatch",
+    "MarketWatch",
+    "is_transient",
     # views over answers
     "best_offers",
     "latest_ltp",

@@ -222,7 +222,8 @@ _parse_market_ltp = _list_parser("GET", "/market/market-ltp")
 _parse_latest_ltp = _list_parser("GET", "/market/latest-ltp")
 _parse_spot_status = _object_parser("GET", "/spot/status")
 _parse_created = _object_parser("POST", "/orders")
-_STATUS_CALL: Call[Status] = _get("/status", _parse_status)
+STATUS_PATH = "/status"
+_STATUS_CALL: Call[Status] = _get(STATUS_PATH, _parse_status)
 _SPOT_STATUS_CALL: Call[SpotStatus] = _get("/spot/status", _parse_spot_status)
 
 

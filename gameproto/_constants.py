@@ -21,6 +21,7 @@ __all__ = [
     "SERVER_IDLE_TIMEOUT",
     "SERVER_MAX_BODY",
     "RATE_LIMIT_PER_MINUTE",
+    "BUDGET_WINDOW",
     "USER_AGENT",
     "VERSION",
 ]
@@ -71,3 +72,8 @@ SERVER_MAX_BODY = 1024 * 1024
 
 #: Requests per minute and access token that the embedded exchange allows.
 RATE_LIMIT_PER_MINUTE = 1000
+#: The client's request budget counts a window one second longer than the
+#: exchange's minute: requests leave at the client's times and arrive a
+#: little later, and a strict sliding window on the exchange must never see
+#: more than the limit.
+BUDGET_WINDOW = 61.0

@@ -14,6 +14,7 @@ the sleeps between attempts are written here once.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import logging
 import random as _random
 import time
@@ -23,7 +24,9 @@ from typing import Callable, Optional, TypeVar, Union
 from . import _constants
 from ._auth import TOKEN_PATH, TokenState
 from ._boundary import Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._calls import NOTHING_SENT, Call
+from ._budget import RequestBudget, budget_exhausted, limit_from_status
+from ._calls import NOTHING_SENT, STATUS_PATH, Call
+from ._clock import ClockEstimator
 from ._errors import (
     UNKNOWN_OUTCOME_HINT,
     APIStatusError,
@@ -40,6 +43,7 @@ from ._errors import (
     excerpt,
     redact,
 )
+from ._orders import EXCHANGE_CLOCK
 from ._retry import RetryDecision, RetryPolicy, parse_retry_after
 
 __all__ = ["Attempt", "Session"]
@@ -91,6 +95,7 @@ class Session:
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
+        budget: Optional[RequestBudget] = None,
     ) -> None:
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -104,9 +109,19 @@ class Session:
         self.wall_clock = wall_clock
         self.random = random
         self.on_attempt = on_attempt
+        #: Every request of the client passes this one budget (None: no pacing).
+        self.budget = budget if budget is not None else RequestBudget(None)
+        #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
+        self.exchange_clock = ClockEstimator()
 
     def __repr__(self) -> str:
         return f"<Session {self.tokens!r} timeout={self.timeout:g}s retries={self.retry_policy.max_retries}>"
+
+    def exchange_now(self) -> Optional[dt.datetime]:
+        """The exchange's time now, once an answer has told it; None before."""
+        if self.exchange_clock.offset is None:
+            return None
+        return dt.datetime.fromtimestamp(self.exchange_clock.exchange_time(self.wall_clock()), EXCHANGE_CLOCK)
 
     # -- the flow of a call ----------------------------------------------------
 
@@ -144,18 +159,31 @@ class Session:
                 sending = request.with_bearer(access)
             attempt += 1
             started = clock()
-            time_left = deadline - started
-            if time_left <= 0:
+            if started >= deadline:
                 raise self._deadline_error(request, attempt)
+            wait = self.budget.reserve(started)
+            while wait > 0:
+                # No slot yet: wait for one, within the call's deadline.
+                if started + wait >= deadline:
+                    raise budget_exhausted(wait, method=request.method, path=request.path)
+                yield Sleep(wait)
+                started = clock()
+                wait = self.budget.reserve(started)
+            time_left = deadline - started
+            sent_at = self.wall_clock()
             reply = yield Send(
                 sending, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
             )
             if type(reply) is Response:
+                self.exchange_clock.observe_response(sent_at, self.wall_clock(), reply)
                 status = reply.status
                 if 200 <= status < 300:
                     if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
                         self._record(request, attempt, status, None, clock() - started, None)
-                    return self._parse(call, request, reply)
+                    answer = self._parse(call, request, reply)
+                    if request.path == STATUS_PATH:
+                        self._learn_from_status(answer, sent_at)
+                    return answer
                 if authorised and status == 401 and not reauthorised:
                     # 401: the call was not carried out. One new exchange, one repeat.
                     self._record(request, attempt, status, None, clock() - started, 0.0)
@@ -163,6 +191,9 @@ class Session:
                     self.tokens.invalidate(access)
                     continue
                 retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
+                if status == 429:
+                    # The pause holds every caller of this client, not only this one.
+                    self.budget.refused(clock(), retry_after)
                 decision = self.retry_policy.after_status(
                     status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
                 )
@@ -184,6 +215,15 @@ class Session:
             retries += 1
             if decision.wait > 0:
                 yield Sleep(decision.wait)
+
+    def _learn_from_status(self, status: object, sent_at: float) -> None:
+        """A ``/status`` answer tells the exchange's limit and its time."""
+        limit = limit_from_status(status)
+        if limit is not None:
+            self.budget.learn_limit(limit)
+        stamp = status.get("timestamp") if isinstance(status, dict) else None
+        if isinstance(stamp, str):
+            self.exchange_clock.observe(sent_at, self.wall_clock(), timestamp=stamp)
 
     def _retrying(
         self,

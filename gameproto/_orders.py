@@ -381,7 +381,7 @@ def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dic
         if (local_minute - tz * 60) * _US_PER_MINUTE <= now_us:
             now_local_day = (now_us // _US_PER_MINUTE + tz * 60) // _MINUTES_PER_DAY
             field = "date" if day[0] < now_local_day else "start_time"
-            problems.append((field, f"delivery start {date} {start_time} UTC+{tz} is not in the future"))
+            problems.append((field, f"delivery start {date} {start_time} UTC+{tz} {_NOT_IN_FUTURE}"))
 
     if problems:
         return {}, problems
@@ -406,8 +406,24 @@ def _missing(name: str, order: Mapping[Any, Any]) -> Tuple[str, str]:
     return name, "is required (got null)" if name in order else "is required"
 
 
-def _problems(index: Optional[int], found: List[Tuple[str, str]]) -> List[OrderProblem]:
-    return [OrderProblem(index, field, reason) for field, reason in found]
+#: The zone of a ``now`` read from the exchange's clock (UTC, named so that
+#: an order refused as "not in the future" says whose clock refused it).
+EXCHANGE_CLOCK = _dt.timezone(_dt.timedelta(0), "the exchange's clock")
+_NOT_IN_FUTURE = "is not in the future"
+
+
+def _clock_reading(now: Optional[_dt.datetime]) -> str:
+    """``now`` as the time a late order was judged at, and by whose clock."""
+    moment = _dt.datetime.now(_UTC) if now is None else now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+    reading = f"now {moment.astimezone(_UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return f"{reading} by the exchange's clock" if moment.tzinfo is EXCHANGE_CLOCK else reading
+
+
+def _problems(index: Optional[int], found: List[Tuple[str, str]], now: Optional[_dt.datetime]) -> List[OrderProblem]:
+    return [
+        OrderProblem(index, field, f"{reason} ({_clock_reading(now)})" if reason.endswith(_NOT_IN_FUTURE) else reason)
+        for field, reason in found
+    ]
 
 
 def _guarded(order: Any, now_us: int, allow: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]]]:
@@ -430,7 +446,7 @@ def validate_order(
     """
     clean, found = _guarded(order, _now_microseconds(now), allow_non_positive_price)
     if found:
-        raise OrderValidationError(_problems(None, found))
+        raise OrderValidationError(_problems(None, found, now))
     return clean
 
 
@@ -451,7 +467,7 @@ def validate_orders(
     for index, order in enumerate(orders):
         clean, found = _guarded(order, now_us, allow_non_positive_price)
         if found:
-            problems.extend(_problems(index, found))
+            problems.extend(_problems(index, found, now))
         elif not problems:
             cleaned.append(clean)
     if problems:

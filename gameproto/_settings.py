@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 from . import _constants
+from ._budget import RequestBudget
 from ._bulk import OrderPlan, plan_orders
 from ._flow import Attempt, Session
 from ._retry import RetryPolicy
@@ -93,6 +94,7 @@ class ClientSettings:
     allow_non_positive_price: bool
     max_connections: int
     retry_policy: RetryPolicy
+    requests_per_minute: Union[int, str, None] = "auto"
 
     @classmethod
     def from_arguments(
@@ -109,9 +111,11 @@ class ClientSettings:
         allow_non_positive_price: bool = False,
         max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
+        requests_per_minute: Union[int, str, None] = "auto",
     ) -> ClientSettings:
         """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one."""
         check_personal_token(token)
+        RequestBudget(requests_per_minute)  # ValueError naming requests_per_minute when it is not a limit
         url = api_url(base_url)
         timeout = _seconds("timeout", timeout)
         if retry_policy is None:
@@ -134,6 +138,7 @@ class ClientSettings:
             allow_non_positive_price=bool(allow_non_positive_price),
             max_connections=_count("max_connections", max_connections, 1),
             retry_policy=retry_policy,
+            requests_per_minute=requests_per_minute,
         )
         if settings.verify_ssl is False and settings.is_https:
             logger.warning(
@@ -156,6 +161,7 @@ class ClientSettings:
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             on_attempt=self.on_attempt,
+            budget=RequestBudget(self.requests_per_minute, window=_constants.BUDGET_WINDOW),
             **clocks,
         )
 

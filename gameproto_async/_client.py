@@ -9,12 +9,14 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
 from gameproto import _calls, _constants
 from gameproto._boundary import Flow, RunLocked, Send, Sleep
 from gameproto._bulk import BulkSending, OrderPlan
 from gameproto._calls import Call
+from gameproto._errors import GameAPIError
+from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
 from gameproto._flow import Attempt
 from gameproto._retry import RetryPolicy
 from gameproto._settings import ClientSettings, settings_from_env
@@ -39,6 +41,7 @@ from ._transport import AsyncTransport
 __all__ = ["GameAPI"]
 
 T = TypeVar("T")
+E = TypeVar("E")
 _Self = TypeVar("_Self", bound="GameAPI")
 
 
@@ -50,6 +53,13 @@ class GameAPI:
     True by default and also takes a CA bundle path. ``timeout`` is each
     call's overall deadline in seconds, retries included. Every argument is
     checked here: a bad one raises ``ValueError`` naming it.
+
+    ``requests_per_minute`` paces every request of the client (all its
+    threads or tasks, retries and token exchanges included) so that no
+    60-second window holds more than the limit: ``"auto"`` starts from the
+    advertised 1,000 and follows what the exchange says (``/status``, and a
+    429's ``Retry-After`` pauses every caller), a number fixes it, None
+    turns pacing off.
     """
 
     def __init__(
@@ -66,6 +76,7 @@ class GameAPI:
         allow_non_positive_price: bool = False,
         max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
+        requests_per_minute: Union[int, str, None] = "auto",
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -79,6 +90,7 @@ class GameAPI:
             allow_non_positive_price=allow_non_positive_price,
             max_connections=max_connections,
             retry_policy=retry_policy,
+            requests_per_minute=requests_per_minute,
         )
         self._session = self._settings.session()
         self._transport = AsyncTransport(self._settings)
@@ -108,6 +120,15 @@ class GameAPI:
     def timeout(self) -> float:
         """Each call's overall deadline in seconds, retries included."""
         return self._settings.timeout
+
+    @property
+    def clock_offset(self) -> Optional[float]:
+        """The exchange's clock minus the local one, in seconds; None until an answer told it.
+
+        Learnt from every answer's ``Date`` and ``/status``'s ``timestamp``;
+        order validation then judges "in the future" by the exchange's clock.
+        """
+        return self._session.exchange_clock.offset
 
     def __repr__(self) -> str:
         return f"<gameproto_async.GameAPI url={self._settings.api_url!r} {self._session!r}>"
@@ -198,7 +219,7 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
-        plan = self._settings.plan_orders(order_data, skip_invalid=skip_invalid)
+        plan = self._settings.plan_orders(order_data, now=self._session.exchange_now(), skip_invalid=skip_invalid)
         if plan.single is not None:
             return await self._run(plan.single)
         return await self._send_bulk(plan)
@@ -264,3 +285,35 @@ class GameAPI:
     async def get_latest_ltp(self) -> Dict[str, LatestLTP]:
         """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
         return await self._run(_calls.get_latest_ltp())
+
+    # -- live events, polled within the request budget ------------------------------
+
+    def watch_orders(self, interval: float = 1.0, direction: Optional[str] = None) -> AsyncIterator[OrderEvent]:
+        """Events of the caller's orders: ``placed``, ``filled`` (with the new volume), ``gone``.
+
+        Polls ``get_orders`` every ``interval`` seconds until the caller stops
+        iterating. A fill is reported once and never missed: the volumes of an
+        order's ``filled`` events add up to its ``executed_volume``. Network
+        errors and 5xx answers are waited out; an authentication error ends it.
+        """
+        return self._watch(OrderWatch(interval, direction, random=self._session.random))
+
+    def watch_trades(self, interval: float = 1.0, mine: bool = True) -> AsyncIterator[Trade]:
+        """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only."""
+        return self._watch(TradeWatch(interval, mine, random=self._session.random))
+
+    def watch_market(self, interval: float = 1.0, duration: Optional[str] = None) -> AsyncIterator[MarketEvent]:
+        """A ``MarketEvent`` (contract, bid, ask) whenever a contract's best bid or ask changes."""
+        return self._watch(MarketWatch(interval, duration, random=self._session.random))
+
+    async def _watch(self, watch: Watch[E]) -> AsyncIterator[E]:
+        while True:
+            try:
+                value = await self._run(watch.call)
+            except GameAPIError as error:
+                await sleep(watch.failed(error))  # raises what ends the watch
+                continue
+            events, wait = watch.succeeded(value)
+            for event in events:
+                yield event
+            await sleep(wait)

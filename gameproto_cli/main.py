@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "gameproto_cli.bulk",
     "gameproto_cli.serve",
     "gameproto_cli.demo",
+    "gameproto_cli.watch",
 )
 
 EXAMPLES = """examples:

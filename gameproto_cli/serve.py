@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import math
 import os
 import signal
 import ssl
@@ -30,6 +31,7 @@ EXAMPLES = """examples:
   game serve --port 0 --seed-market            # a free port, with a live order book
   game serve --token-file alice.token --token-file bob.token   # your own tokens, kept out of history
   game serve --tls-cert cert.pem --tls-key key.pem --backend trio
+  game serve --clock-offset 300                # the exchange's clock 5 minutes ahead of yours
   game status --url http://127.0.0.1:8765 --token demo-token   # then talk to it
 """
 
@@ -51,6 +53,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
     return value
 
 
@@ -87,6 +99,13 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         default=RATE_LIMIT_PER_MINUTE,
         metavar="N",
         help=f"requests per minute and token (default {RATE_LIMIT_PER_MINUTE})",
+    )
+    parser.add_argument(
+        "--clock-offset",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the exchange's clock this far ahead of this host's (negative: behind); default 0",
     )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     parser.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain (PEM)")
@@ -209,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
 
     tokens, demo = _tokens(args)
     context = _tls_context(args)
-    exchange = Exchange(tokens=tuple(tokens), rate_limit_per_minute=args.rate_limit)
+    exchange = Exchange(tokens=tuple(tokens), rate_limit_per_minute=args.rate_limit, clock_offset=args.clock_offset)
     if args.seed_market:
         exchange.seed_market()
     try:

@@ -12,6 +12,7 @@ import json
 import logging
 import ssl
 import sys
+import time
 import types
 from contextlib import asynccontextmanager
 from email.utils import formatdate
@@ -159,7 +160,7 @@ class _Connection:
         headers += [
             ("content-length", str(len(response.body))),
             ("server", "gameproto"),
-            ("date", formatdate(usegmt=True)),
+            ("date", formatdate(self.server.clock(), usegmt=True)),
         ]
         if close:
             headers.append(("connection", "close"))
@@ -271,6 +272,9 @@ class _Server:
     ) -> None:
         self.running = running
         self.exchange: Reactor = running.exchange
+        # The Date header tells the exchange's time, which may be shifted from the host's.
+        exchange_now = getattr(running.exchange, "now", None)
+        self.clock: Callable[[], float] = exchange_now if callable(exchange_now) else time.time
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
         self.max_body = max_body

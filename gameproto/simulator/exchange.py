@@ -5,12 +5,23 @@ and the clock is injected. It speaks the protocol of shared/GAME-API.md:
 token exchange, bearer auth, a per-trader rate limit, orders checked with
 the same rules as the clients (``gameproto._orders``), price-time matching
 (``book``), market data, last traded prices and spot data (``spot``).
+
+A contract closes at its delivery start, as on a real intraday market: its
+resting orders expire. An expired order leaves the book and the market data
+at once; the trader's order listing still shows it, with state ``Expired``
+(and ``status`` ``expired``) and its executed and remaining volumes as they
+were, for ``EXPIRED_LISTED_FOR`` seconds; then it is no longer listed.
+
+The exchange's clock may run ahead of or behind the host's (``clock_offset``):
+every "now" it uses, for the order rules, token lifetimes, stamps and the
+``/status`` timestamp, is ``clock() + clock_offset`` (see ``now``).
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import heapq
 import json
 import math
 import random
@@ -32,7 +43,7 @@ from .book import MONEY, BookOrder, Fill, OrderBook, canonical_duration
 from .contracts import contract_name, delivery_window, duration_minutes
 from .faults import FaultPlan, Reaction, react
 
-__all__ = ["Exchange", "MARKET_MAKERS"]
+__all__ = ["Exchange", "MARKET_MAKERS", "EXPIRED_LISTED_FOR"]
 
 #: The traders ``seed_market`` quotes for; no personal token belongs to them.
 MARKET_MAKERS = ("market-maker-1", "market-maker-2")
@@ -41,6 +52,9 @@ MARKET_MAKERS = ("market-maker-1", "market-maker-2")
 # Decimal of modest precision hold exactly, so money never rounds in the book.
 _MAX_AMOUNT = Decimal(10**9)
 _PLACES = Decimal("1e-20")
+
+#: Seconds an expired order stays in its trader's listing after its delivery start.
+EXPIRED_LISTED_FOR = 60.0
 
 _UTC = dt.timezone.utc
 _DAY = 86400.0
@@ -287,7 +301,14 @@ class Exchange:
         seed: int = 0,
         fee_per_mwh: Decimal = Decimal("0.05"),
         market_zone: str = "10YCH-SWISSGRIDZ",
+        clock_offset: float = 0.0,
     ) -> None:
+        if (
+            isinstance(clock_offset, bool)
+            or not isinstance(clock_offset, (int, float))
+            or not math.isfinite(clock_offset)
+        ):
+            raise ValueError(f"clock_offset must be a finite number of seconds, got {clock_offset!r}")
         if isinstance(tokens, str):  # one token, not its characters
             tokens = (tokens,)
         if isinstance(tokens, Mapping):
@@ -295,6 +316,7 @@ class Exchange:
         else:
             self._traders = {token: f"trader-{number}" for number, token in enumerate(tokens, 1)}
         self._clock = clock
+        self.clock_offset = float(clock_offset)
         self.token_lifetime = token_lifetime
         self.rate_limit_per_minute = rate_limit_per_minute
         self.allow_non_positive_price = allow_non_positive_price
@@ -309,7 +331,10 @@ class Exchange:
         self._access: Dict[str, _Access] = {}
         self._windows: Dict[str, Tuple[int, int]] = {}
         self._by_trader: Dict[str, List[BookOrder]] = {}
-        self._started = clock()
+        # Resting orders by delivery start, (start, number): the next to expire first.
+        self._closing: List[Tuple[float, int]] = []
+        self._expired: Dict[int, float] = {}
+        self._started = self.now()
         self._routes: Dict[str, Dict[str, _Handler]] = {
             "/auth/token": {"POST": self._exchange_token},
             "/status": {"GET": self._status},
@@ -324,6 +349,10 @@ class Exchange:
         }
 
     # -- the public surface -------------------------------------------------
+
+    def now(self) -> float:
+        """The exchange's time, epoch seconds: the host's clock shifted by ``clock_offset``."""
+        return self._clock() + self.clock_offset
 
     def handle(self, request: Request) -> Response:
         """The answer to ``request``; never raises and never answers 5xx."""
@@ -351,9 +380,19 @@ class Exchange:
         for key in [key for key, access in self._access.items() if access.personal == personal_token]:
             del self._access[key]
 
-    def orders_of(self, trader: str) -> List[JSONObject]:
-        """The listing view of a trader's orders (not deleted ones), oldest first."""
-        return [_order_view(order) for order in self._by_trader.get(trader, ()) if not order.deleted]
+    def orders_of(self, trader: str, now: Optional[float] = None) -> List[JSONObject]:
+        """The listing view of a trader's orders, oldest first: not deleted ones, and those expired a moment ago."""
+        moment = self.now() if now is None else now
+        self._expire(moment)
+        listed = []
+        for order in self._by_trader.get(trader, ()):
+            if not order.deleted:
+                listed.append(_order_view(order))
+                continue
+            expired = self._expired.get(order.number)
+            if expired is not None and moment < expired + EXPIRED_LISTED_FOR:
+                listed.append(dict(_order_view(order), state="Expired", status="expired"))
+        return listed
 
     @property
     def trades(self) -> List[JSONObject]:
@@ -367,7 +406,7 @@ class Exchange:
         from the next one on, never crossing; before them three trades of
         the last half hour on the first contracts.
         """
-        moment = self._clock() if now is None else now
+        moment = self.now() if now is None else now
         draw = random.Random(self.seed)
         first_slot = (math.floor(moment / _QUARTER_HOUR) + 1) * _QUARTER_HOUR
         buyer, seller = MARKET_MAKERS
@@ -396,7 +435,8 @@ class Exchange:
         handler = methods.get(request.method)
         if handler is None:
             return _error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
-        now = self._clock()
+        now = self.now()
+        self._expire(now)
         if request.path == "/auth/token":  # the one call without a bearer token, and not rate limited
             return handler(_Context(request, "", now))
         trader = self._authenticate(request, now)
@@ -478,7 +518,19 @@ class Exchange:
         )
         self._by_trader.setdefault(trader, []).append(order)
         self._book.submit(order, stamp)
+        if not order.filled:
+            heapq.heappush(self._closing, (start.timestamp(), order.number))
         return order, []
+
+    def _expire(self, now: float) -> None:
+        """Close every contract whose delivery has started: its resting orders expire."""
+        while self._closing and self._closing[0][0] <= now:
+            start, number = heapq.heappop(self._closing)
+            order = self._book.orders[number]
+            if not order.deleted and not order.filled:
+                self._book.cancel(number)
+                order.updated = start
+                self._expired[number] = start
 
     def _create_order(self, context: _Context) -> Response:
         body = _json_body(context.request)
@@ -512,7 +564,9 @@ class Exchange:
 
     def _list_orders(self, context: _Context) -> Response:
         direction = _direction(context)
-        listed = [order for order in self.orders_of(context.trader) if direction in (None, order["direction"])]
+        listed = [
+            order for order in self.orders_of(context.trader, context.now) if direction in (None, order["direction"])
+        ]
         return _answer(200, listed)
 
     def _delete_order(self, context: _Context) -> Response:

@@ -1,0 +1,483 @@
+"""Live events from polling: what changed in the orders, the trades and the market.
+
+GAME has no push channel, so a watch polls a listing and diffs it against
+the previous one. The diffing lives here, pure; so does the watch's
+schedule (which call next, how long to sleep, which failure ends it), so
+that each client's ``watch_*`` is a short loop that runs calls and sleeps.
+
+Orders (``OrderTracker``), per order id, over successive ``get_orders()`` listings:
+    ``placed``  the first time an order is listed;
+    ``filled``  its ``executed_volume`` grew: ``volume`` is the growth, measured
+                from the highest executed volume seen before (an order first
+                seen partly executed gives ``placed`` then ``filled`` with what
+                it had already executed; a volume that shrinks is ignored and
+                never counted again);
+    ``gone``    it is no longer listed, or listed in a state that ends it
+                (``expired``, ``deleted``, ``cancelled``, ``rejected``);
+                reported once.
+    Over an order's life the ``filled`` volumes add up exactly (in decimal) to
+    the highest ``executed_volume`` listed. ``complete`` says nothing is left to
+    execute.
+
+Trades (``TradeTracker``): each trade once, deduplicated by ``trade_id``;
+with ``mine`` only those where one of the caller's trader names is buyer or
+seller. The names come from the caller's own orders (each carries its
+``trader``): until one is known, a trade watch lists the orders before the
+trades, and new trades wait, unjudged, for a name. The trades listed when the watch starts are history, not news:
+they are not reported (``report_existing=True`` reports them).
+
+Market (``MarketTracker``): a ``MarketEvent(contract, bid, ask)`` when a
+contract's best bid or ask changes (first: every contract listed); a
+contract that leaves the listing gets one event with both None.
+
+When a poll fails, the trackers keep their state: the next successful
+listing is diffed against the last good one, so a failure neither invents
+an event nor loses one (a fill during the outage is reported once, when the
+listing comes back). The watch backs off on failures that pass (network,
+5xx, 408, 429, an unreadable answer) and ends on those that do not
+(authentication, a refused query): see ``Watch.failed``.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Hashable,
+    Iterable,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from . import _constants
+from ._calls import Call, get_market_data, get_orders, get_trades
+from ._errors import (
+    AuthenticationError,
+    GameAPIError,
+    NetworkError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+)
+from ._market import best_offers
+from ._retry import backoff_delay
+from ._types import MarketRow, Number, Order, Trade
+
+__all__ = [
+    "OrderEvent",
+    "MarketEvent",
+    "OrderTracker",
+    "TradeTracker",
+    "MarketTracker",
+    "Watch",
+    "OrderWatch",
+    "TradeWatch",
+    "MarketWatch",
+    "is_transient",
+    "ENDING_STATES",
+    "OrderEventKind",
+]
+
+#: Order states (``state`` or ``status``, any case) that end an order while it is still listed.
+ENDING_STATES = frozenset({"expired", "deleted", "cancelled", "canceled", "rejected"})
+
+#: Orders and trades that left the listing and are remembered, so that one
+#: listed again (a flaky listing) is not counted twice. Bounded.
+_REMEMBERED = 10_000
+
+E = TypeVar("E")
+Amount = Union[Number, Decimal]
+#: What happened to an order.
+OrderEventKind = Literal["placed", "filled", "gone"]
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """Something happened to one of the caller's orders.
+
+    ``kind`` is ``"placed"``, ``"filled"`` or ``"gone"``; ``order`` the latest
+    listing of it (for ``gone`` the last one seen); ``volume`` the newly
+    executed volume (``filled`` only, else None); ``complete`` whether nothing
+    is left to execute.
+    """
+
+    kind: OrderEventKind
+    order: Order
+    volume: Optional[Amount] = None
+    complete: bool = False
+
+    @property
+    def order_id(self) -> Any:
+        return self.order.get("order_id")
+
+
+@dataclass(frozen=True)
+class MarketEvent:
+    """A contract's best bid or ask changed; None where that side is empty."""
+
+    contract: str
+    bid: Optional[Number]
+    ask: Optional[Number]
+
+
+def _exact(value: Any) -> Optional[Decimal]:
+    """A JSON number as the decimal it was written as; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return parsed if parsed.is_finite() else None
+    return None
+
+
+def _like(amount: Decimal, *examples: Any) -> Amount:
+    """``amount`` in the type the exchange used: int for ints, Decimal for Decimals, float otherwise."""
+    if all(type(example) is int for example in examples) and amount == amount.to_integral_value():
+        return int(amount)
+    if any(isinstance(example, Decimal) for example in examples):
+        return amount
+    return float(amount)
+
+
+def _order_key(order: Order) -> Hashable:
+    raw: Any = order.get("order_id")
+    if type(raw) is int:
+        return raw
+    if isinstance(raw, str):
+        digits = raw[4:] if raw.startswith("ord_") else raw
+        if digits.isdigit() and digits.isascii():
+            return int(digits)  # "ord_12", "12" and 12 are one order
+        return raw
+    return repr(raw)
+
+
+def _ended(order: Order) -> bool:
+    fields: Dict[str, Any] = dict(order)
+    for field in ("state", "status"):
+        value = fields.get(field)
+        if isinstance(value, str) and value.strip().lower() in ENDING_STATES:
+            return True
+    return False
+
+
+def _complete(order: Order) -> bool:
+    remaining = _exact(order.get("remaining_volume"))
+    if remaining is not None:
+        return remaining <= 0
+    executed, volume = _exact(order.get("executed_volume")), _exact(order.get("volume"))
+    return executed is not None and volume is not None and executed >= volume
+
+
+class _Remembered:
+    """A bounded memory of keys that left a listing, oldest forgotten first."""
+
+    def __init__(self, size: int = _REMEMBERED) -> None:
+        self._size = size
+        self._items: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+
+    def put(self, key: Hashable, value: Any = None) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def pop(self, key: Hashable) -> Tuple[bool, Any]:
+        if key in self._items:
+            return True, self._items.pop(key)
+        return False, None
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
+
+class OrderTracker:
+    """Order events from successive ``get_orders()`` listings (see the module for the rule)."""
+
+    def __init__(self) -> None:
+        self._listed: Dict[Hashable, Order] = {}
+        # The highest executed volume counted so far, per listed order.
+        self._counted: Dict[Hashable, Decimal] = {}
+        self._ended: Set[Hashable] = set()
+        self._left = _Remembered()
+
+    def update(self, orders: Sequence[Order]) -> List[OrderEvent]:
+        """The events since the previous listing, in listing order, then the orders that left."""
+        events: List[OrderEvent] = []
+        listed: Dict[Hashable, Order] = {}
+        for order in orders:
+            key = _order_key(order)
+            if key in listed:
+                continue  # listed twice in one answer: the first stands
+            listed[key] = order
+            if key not in self._listed:
+                came_back, counted = self._left.pop(key)
+                if came_back:
+                    self._counted[key] = counted
+                    self._ended.add(key)  # it was reported gone; it does not come back to life
+                else:
+                    events.append(OrderEvent("placed", order, None, _complete(order)))
+            events.extend(self._fills(key, order))
+            if key not in self._ended and _ended(order):
+                self._ended.add(key)
+                events.append(OrderEvent("gone", order, None, _complete(order)))
+        for key, order in self._listed.items():
+            if key not in listed:
+                if key not in self._ended:
+                    events.append(OrderEvent("gone", order, None, _complete(order)))
+                self._left.put(key, self._counted.pop(key, Decimal(0)))
+                self._ended.discard(key)
+        self._listed = listed
+        return events
+
+    def _fills(self, key: Hashable, order: Order) -> List[OrderEvent]:
+        raw: Any = order.get("executed_volume")
+        executed = _exact(raw)
+        counted = self._counted.get(key, Decimal(0))
+        if executed is None or executed <= counted:
+            return []
+        self._counted[key] = executed
+        growth = executed - counted
+        return [OrderEvent("filled", order, _like(growth, raw, order.get("volume")), _complete(order))]
+
+
+def _trade_key(trade: Trade) -> Hashable:
+    trade_id: Any = trade.get("trade_id")
+    if isinstance(trade_id, (str, int)) and not isinstance(trade_id, bool):
+        return ("id", str(trade_id))
+    # No id: the trade's own facts name it.
+    fields = ("contract", "timestamp", "price", "volume", "buyer", "seller", "direction")
+    return ("facts", *(repr(trade.get(field)) for field in fields))
+
+
+class TradeTracker:
+    """New trades, each once, from successive ``get_trades()`` listings."""
+
+    def __init__(self, *, mine: bool = True, traders: Iterable[str] = (), report_existing: bool = False) -> None:
+        self.mine = mine
+        self._traders: Set[str] = {name for name in traders if isinstance(name, str) and name}
+        self._seen: Set[Hashable] = set()
+        self._left = _Remembered()
+        self._started = report_existing
+
+    @property
+    def traders(self) -> Set[str]:
+        """The caller's trader names known so far."""
+        return set(self._traders)
+
+    @property
+    def needs_traders(self) -> bool:
+        """Whether ``mine`` is asked and no trader name of the caller is known yet."""
+        return self.mine and not self._traders
+
+    def learn_traders(self, orders: Iterable[Order]) -> None:
+        """Take the caller's trader names from its own orders."""
+        for order in orders:
+            name: Any = order.get("trader")
+            if isinstance(name, str) and name:
+                self._traders.add(name)
+
+    def is_mine(self, trade: Trade) -> bool:
+        return trade.get("buyer") in self._traders or trade.get("seller") in self._traders
+
+    def update(self, trades: Sequence[Trade]) -> List[Trade]:
+        """The trades not reported before, oldest listed first; on the first listing none unless asked.
+
+        While ``mine`` is asked and no trader name is known, new trades are
+        left unjudged (neither reported nor dismissed): they are judged on a
+        later listing, once a name is known.
+        """
+        new: List[Trade] = []
+        listed: Set[Hashable] = set()
+        unjudged: Set[Hashable] = set()
+        for trade in trades:
+            key = _trade_key(trade)
+            if key in listed:
+                continue
+            listed.add(key)
+            if key in self._seen or key in self._left or not self._started:
+                continue
+            if self.needs_traders:
+                unjudged.add(key)
+            elif not self.mine or self.is_mine(trade):
+                new.append(trade)
+        for key in self._seen - listed:
+            self._left.put(key)
+        self._seen = listed - unjudged
+        self._started = True
+        return new
+
+
+def _best_price(rows: List[MarketRow]) -> Optional[Number]:
+    return rows[0].get("price") if rows else None
+
+
+class MarketTracker:
+    """Best bid and ask changes, from successive ``get_market_data()`` listings."""
+
+    def __init__(self) -> None:
+        self._best: Dict[str, Tuple[Optional[Number], Optional[Number]]] = {}
+
+    def update(self, rows: Sequence[MarketRow]) -> List[MarketEvent]:
+        """One event per contract whose best bid or ask changed, in contract order."""
+        best = {
+            contract: (_best_price(sides["buy"]), _best_price(sides["sell"]))
+            for contract, sides in best_offers(rows).items()
+            if contract
+        }
+        events = [
+            MarketEvent(contract, bid, ask)
+            for contract, (bid, ask) in best.items()
+            if self._best.get(contract) != (bid, ask)
+        ]
+        events += [
+            MarketEvent(contract, None, None)
+            for contract, was in self._best.items()
+            if contract not in best and was != (None, None)
+        ]
+        self._best = best
+        events.sort(key=lambda event: event.contract)
+        return events
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed poll may succeed later: network, 5xx, 408, 429, an unreadable answer."""
+    if isinstance(error, AuthenticationError):
+        return False
+    if isinstance(error, (NetworkError, ServerError, RateLimitError, ProtocolError, OutcomeUnknownError)):
+        return True
+    return isinstance(error, GameAPIError) and error.status_code == 408
+
+
+def _check_interval(interval: Any) -> float:
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    return float(interval)
+
+
+class Watch(Generic[E]):
+    """The schedule of a watch, for any driver.
+
+    The driver loops: run ``call``; hand its value to ``succeeded`` (yield the
+    events it returns, then sleep the seconds it returns) or its error to
+    ``failed`` (sleep what it returns; it re-raises an error that ends the
+    watch). Stopping is the caller's: leave the loop.
+    """
+
+    def __init__(self, interval: float = 1.0, *, random: Callable[[], float]) -> None:
+        self.interval = _check_interval(interval)
+        self._random = random
+        self.failures = 0
+
+    @property
+    def call(self) -> Call[Any]:
+        """The call to run next."""
+        raise NotImplementedError
+
+    def succeeded(self, value: Any) -> Tuple[List[E], float]:
+        """The events ``call``'s answer gives, and the seconds to sleep before the next call."""
+        self.failures = 0
+        return self._digest(value), self.interval
+
+    def failed(self, error: BaseException) -> float:
+        """The seconds to sleep after ``call`` failed with ``error``; raises ``error`` if it ends the watch."""
+        if not is_transient(error):
+            raise error
+        self.failures += 1
+        wait = backoff_delay(self.failures, maximum=max(_constants.BACKOFF_MAX, self.interval), random=self._random)
+        told = getattr(error, "retry_after", None)
+        if isinstance(told, (int, float)) and told > 0:
+            wait = max(wait, float(told))
+        return max(wait, self.interval)
+
+    def _digest(self, value: Any) -> List[E]:
+        raise NotImplementedError
+
+
+class OrderWatch(Watch[OrderEvent]):
+    """``watch_orders``: polls ``get_orders(direction)``."""
+
+    def __init__(self, interval: float = 1.0, direction: Optional[str] = None, *, random: Callable[[], float]) -> None:
+        super().__init__(interval, random=random)
+        self._call = get_orders(direction)
+        self.tracker = OrderTracker()
+
+    @property
+    def call(self) -> Call[Any]:
+        return self._call
+
+    def _digest(self, value: Any) -> List[OrderEvent]:
+        return self.tracker.update(value)
+
+
+class TradeWatch(Watch[Trade]):
+    """``watch_trades``: polls ``get_trades()``; with ``mine``, lists the orders first until a trader name is known."""
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        mine: bool = True,
+        *,
+        traders: Iterable[str] = (),
+        report_existing: bool = False,
+        random: Callable[[], float],
+    ) -> None:
+        super().__init__(interval, random=random)
+        self.tracker = TradeTracker(mine=mine, traders=traders, report_existing=report_existing)
+        self._trades = get_trades()
+        self._orders = get_orders()
+        self._learning = self.tracker.needs_traders
+
+    @property
+    def call(self) -> Call[Any]:
+        return self._orders if self._learning else self._trades
+
+    def succeeded(self, value: Any) -> Tuple[List[Trade], float]:
+        if self._learning:
+            self.failures = 0
+            self.tracker.learn_traders(value)
+            self._learning = False
+            return [], 0.0  # the trades next, in the same round
+        events, wait = super().succeeded(value)
+        self._learning = self.tracker.needs_traders
+        return events, wait
+
+    def _digest(self, value: Any) -> List[Trade]:
+        return self.tracker.update(value)
+
+
+class MarketWatch(Watch[MarketEvent]):
+    """``watch_market``: polls ``get_market_data(duration=duration)``."""
+
+    def __init__(self, interval: float = 1.0, duration: Optional[str] = None, *, random: Callable[[], float]) -> None:
+        super().__init__(interval, random=random)
+        self._call = get_market_data(duration=duration)
+        self.tracker = MarketTracker()
+
+    @property
+    def call(self) -> Call[Any]:
+        return self._call
+
+    def _digest(self, value: Any) -> List[MarketEvent]:
+        return self.tracker.update(value)
