@@ -33,7 +33,7 @@ from gameproto_exchange import ServerThread
 from .conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 
 PLACEHOLDER_URLS = ("https://game.example.com", "http://127.0.0.1:8765")
 PLACEHOLDER_TOKENS = ("your-personal-token", "demo-token")

@@ -94,7 +94,7 @@ asyncio.run(main())
 
 
 def test_quick_start(seed_server: Any) -> None:
-    namespace, printed = run_seed(QUICK_START, seed_server)
+    _, printed = run_seed(QUICK_START, seed_server)
     assert printed == "Connected!\n"
 
 
