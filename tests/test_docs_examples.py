@@ -8,7 +8,8 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
 - a python block preceded by ``<!-- not run: reason -->`` is skipped, with
   that reason shown by pytest;
 - a block in a language that is not Python (``bash``, ``text``, ``toml``,
-  ...) is never run; a block with no language at all fails the test, so that
+  ...) is never run (though every ``game ...`` line of a shell block must
+  parse with the command's own argument parser); a block with no language at all fails the test, so that
   nothing is left undecided.
 
 The examples are written for a reader, with placeholders this test swaps
@@ -21,13 +22,15 @@ is left alone: examples that name it are not run.
 from __future__ import annotations
 
 import re
+import shlex
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
 from gameproto.simulator.exchange import Exchange
+from gameproto_cli.main import build_parser
 from gameproto_exchange import ServerThread
 
 from .conftest import TOKEN
@@ -127,3 +130,25 @@ SKIPPED = [block for page in PAGES for block in _runnable(page) if block.skip_re
 def test_python_blocks_not_run_say_why(block: Block) -> None:
     """Each python block that is not run shows up as a skip, with the page's reason."""
     pytest.skip(f"not run: {block.skip_reason}")
+
+
+def _game_command_lines() -> List[Tuple[str, List[str]]]:
+    lines = []
+    for page in PAGES:
+        for block in blocks_of(page):
+            if block.language not in ("bash", "console"):
+                continue
+            for offset, line in enumerate(block.code.splitlines(), start=1):
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["game"]:
+                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:]))
+    return lines
+
+
+@pytest.mark.parametrize(("where", "argv"), _game_command_lines(), ids=lambda value: str(value))
+def test_the_shell_examples_name_real_game_options(where: str, argv: List[str]) -> None:
+    """Shell blocks are not run, but every ``game ...`` line in them must parse."""
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as stopped:
+        raise AssertionError(f"{where}: game {' '.join(argv)} does not parse") from stopped
