@@ -659,3 +659,156 @@ def test_rate_limiting_batches(seed_server: Any) -> None:
 
     created = asyncio.run(run())
     assert len(created) == 12
+
+
+# -- Quick Start and Environment Variables: the .env file ----------------------
+
+SEED_DOTENV = """GAME_API_TOKEN=your_authentik_personal_token
+GAME_API_URL=https://your-game-api-url.com
+GAME_API_VERIFY_SSL=false
+"""
+
+
+def test_env_example_has_the_seed_variables() -> None:
+    example = (MIGRATING.parent.parent / ".env.example").read_text(encoding="utf-8")
+    names = re.findall(r"^([A-Z_]+)=", example, re.MULTILINE)
+    assert names == ["GAME_API_TOKEN", "GAME_API_URL", "GAME_API_VERIFY_SSL"]
+
+
+def test_the_seed_dotenv_file_is_read_by_from_env(tmp_path: Path, monkeypatch: Any) -> None:
+    for name in ("GAME_API_TOKEN", "GAME_API_URL", "GAME_API_VERIFY_SSL"):
+        monkeypatch.delenv(name, raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(SEED_DOTENV, encoding="utf-8")
+
+    async def build() -> str:
+        async with GameAPI.from_env(dotenv_path=str(dotenv)) as api:
+            return repr(api)
+
+    described = asyncio.run(build())
+    assert "https://your-game-api-url.com/api/v1" in described
+    assert "your_authentik_personal_token" not in described
+
+
+# -- Order Data Format: Required Fields ------------------------------------------
+
+REQUIRED_FIELDS = """
+order = {
+    "side": "buy", # REQUIRED: "buy" or "sell"
+    "price": 100.0, # REQUIRED: Positive number (> 0)
+    "volume": 1.0, # REQUIRED: Positive number (> 0)
+    "date": "2024-01-15", # REQUIRED: Future date in YYYY-MM-DD format
+    "start_time": "14:00", # REQUIRED: HH:MM format (future time)
+    "end_time": "15:00", # REQUIRED: HH:MM format (after start_time)
+    "duration": "15m", # REQUIRED: Time duration ("15m", "30m", "1h", etc.)
+    "tz_offset_hours": 1, # OPTIONAL: Timezone offset (default: auto-detected from system)
+    "state": "displayed" # OPTIONAL: "displayed" (default) or "hidden"
+}
+"""
+
+
+def test_the_required_fields_example(seed_server: Any) -> None:
+    namespace, _ = run_seed(REQUIRED_FIELDS.replace("2024-01-15", FUTURE_DATE), seed_server)
+    order = namespace["order"]
+
+    async def place(order: Dict[str, Any]) -> Any:
+        async with GameAPI("your_token", seed_server.base_url) as api:
+            return await api.create_order(order)
+
+    # A one-hour window with a 15-minute duration: refused before sending.
+    with pytest.raises(OrderValidationError) as refused:
+        asyncio.run(place(order))
+    assert [problem.field for problem in refused.value.errors] == ["duration"], difference(
+        "The window must match the duration"
+    )
+    assert asyncio.run(place(dict(order, duration="1h")))["duration"] == "1h"
+
+
+# -- Response Formats: every field the README lists is in the answers ------------
+
+ORDER_FIELDS = {"order_id", "created_at", "direction", "volume", "price", "state", "contract", "trader", "date"} | {
+    "start_time",
+    "end_time",
+    "duration",
+    "tz_offset_hours",
+    "updated_at",
+}
+LISTED_ORDER_FIELDS = ORDER_FIELDS | {
+    "executed_volume",
+    "remaining_volume",
+    "average_price",
+    "execution_count",
+    "total_value",
+    "fees",
+    "metadata",
+}
+TRADE_FIELDS = {"trade_id", "contract", "direction", "volume", "price", "timestamp", "buyer", "seller", "fees"} | {
+    "duration",
+    "execution_time",
+}
+SPOT_FIELDS = {"contract", "price", "volume", "bid", "ask", "spread", "high_24h", "low_24h", "volume_24h"} | {
+    "change_24h",
+    "change_percent_24h",
+    "timestamp",
+    "order_book",
+}
+STATUS_FIELDS = {"status", "version", "timestamp", "services", "uptime", "response_time_ms", "rate_limit"}
+SPOT_STATUS_FIELDS = {"status", "timestamp", "active_contracts", "market_open", "next_update", "last_update"}
+
+
+def test_the_response_formats(seed_server: Any) -> None:
+    async def collect() -> Dict[str, Any]:
+        async with GameAPI("your_token", seed_server.base_url) as api:
+            single = await api.create_order(dict(VALID))
+            bulk = await api.create_order({"orders": [dict(VALID), dict(VALID, side="sell", price=200.0)]})
+            return {
+                "single": single,
+                "bulk": bulk,
+                "orders": await api.get_orders(),
+                "trades": await api.get_trades(),
+                "spot": await api.get_spot_data(),
+                "status": await api.get_status(),
+                "spot_status": await api.get_spot_status(),
+            }
+
+    answers = asyncio.run(collect())
+    assert ORDER_FIELDS <= set(answers["single"]) and answers["single"]["order_id"].startswith("ord_")
+    assert set(answers["bulk"]) == {"requested", "created", "failed"} and answers["bulk"]["requested"] == 2
+    assert [entry["index"] for entry in answers["bulk"]["created"]] == [0, 1]
+    assert all(LISTED_ORDER_FIELDS <= set(order) for order in answers["orders"])
+    assert all(type(order["order_id"]) is int for order in answers["orders"])  # "Numeric ID for deletion"
+    assert answers["trades"] and all(TRADE_FIELDS <= set(trade) for trade in answers["trades"])
+    # The README shows one spot object; the client answers a list of them.
+    assert type(answers["spot"]) is list, difference("get_spot_data always answers a list")
+    assert all(SPOT_FIELDS <= set(spot) for spot in answers["spot"])
+    assert set(answers["spot"][0]["order_book"]) == {"bids", "asks"}
+    assert STATUS_FIELDS <= set(answers["status"]) and answers["status"]["status"] == "healthy"
+    assert SPOT_STATUS_FIELDS <= set(answers["spot_status"])
+
+
+# -- Best Practices: "Validate order data before sending" -------------------------
+
+VALIDATE_BEFORE_SENDING = """
+def pre_validate(order_data):
+    # The client validates automatically, but you can pre-validate
+    required_fields = ["side", "price", "volume", "date", "start_time", "end_time"]
+    for field in required_fields:
+        if field not in order_data:
+            raise ValueError(f"Missing required field: {field}")
+"""
+
+
+def test_pre_validation_still_works_and_the_client_finds_more(seed_server: Any) -> None:
+    namespace, _ = run_seed(VALIDATE_BEFORE_SENDING, seed_server)
+    without_duration = {key: value for key, value in VALID.items() if key != "duration"}
+    namespace["pre_validate"](without_duration)  # the README's list leaves duration out
+
+    async def place() -> None:
+        async with GameAPI("your_token", seed_server.base_url) as api:
+            await api.create_order(without_duration)
+
+    with pytest.raises(OrderValidationError) as refused:
+        asyncio.run(place())
+    assert [problem.field for problem in refused.value.errors] == ["duration"], difference(
+        "The window must match the duration"
+    )
