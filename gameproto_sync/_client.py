@@ -11,6 +11,7 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
 from gameproto import _calls, _constants
@@ -145,6 +146,11 @@ class GameAPI:
         """Close the pooled connections. The client cannot be used afterwards."""
         self._closed = True
         self._transport.close()
+
+    def __del__(self) -> None:
+        # As an unclosed file does: its connections are left to the garbage collector.
+        if getattr(self, "_closed", True) is False:
+            warnings.warn(f"unclosed {self!r}: close it, or use it in a with block", ResourceWarning, source=self)
 
     # -- the driver: run a core flow --------------------------------------------
 
