@@ -42,7 +42,7 @@ PLACEHOLDER_URLS = ("https://game.example.com", "http://127.0.0.1:8765")
 PLACEHOLDER_TOKENS = ("your-personal-token", "demo-token")
 
 #: Languages of blocks that are shown, never run (shell sessions, output, files).
-NOT_PYTHON = frozenset({"bash", "console", "text", "toml", "ini", "dotenv", "json", "csv"})
+NOT_PYTHON = frozenset({"bash", "console", "text", "toml", "ini", "dotenv", "json", "csv", "mermaid"})
 RUN = frozenset({"python", "py"})
 
 _FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
