@@ -27,7 +27,7 @@ from gameproto._errors import (
     ServerValidationError,
 )
 
-__all__ = ["UsageError", "explain", "details", "require_backend", "TRIO_HINT", "USAGE", "FAILED"]
+__all__ = ["UsageError", "CommandFailed", "explain", "details", "require_backend", "TRIO_HINT", "USAGE", "FAILED"]
 
 #: Exit statuses, as the README gives them.
 USAGE = 2  # the input was wrong: nothing was sent
@@ -51,6 +51,19 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failur
 
 class UsageError(Exception):
     """The command line or its input is wrong: exit status 2, like argparse's own errors."""
+
+
+class CommandFailed(Exception):
+    """Something outside the input failed, already said in words (a port taken): exit status 1."""
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The error inside a task group's exception group: the one that says what happened."""
+    inner = getattr(error, "exceptions", None)
+    while isinstance(inner, (list, tuple)) and inner:
+        error = next((item for item in inner if isinstance(item, GameAPIError)), inner[0])
+        inner = getattr(error, "exceptions", None)
+    return error
 
 
 def require_backend(backend: str) -> None:
@@ -162,8 +175,11 @@ def _first_line(text: str) -> str:
 
 def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
     """The exit status and the one line (without the ``game: `` prefix) that ``error`` stands for."""
+    error = _leaf(error)
     if isinstance(error, UsageError):
         return USAGE, _first_line(str(error))
+    if isinstance(error, CommandFailed):
+        return FAILED, _first_line(str(error))
     if isinstance(error, OrderValidationError):
         lines = [str(problem) for problem in error.errors] or [error.message]
         more = f" (and {len(lines) - 1} more; --verbose lists all)" if len(lines) > 1 else ""
@@ -189,6 +205,7 @@ def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
 
 def details(error: BaseException) -> List[str]:
     """What ``--verbose`` adds below the line: the error itself, the server's answer, the causes."""
+    error = _leaf(error)
     lines = [f"{type(error).__name__}: {_first_line(str(error))}"]
     if isinstance(error, OrderValidationError):
         lines += [str(problem) for problem in error.errors]
