@@ -130,6 +130,9 @@ def _network(error: NetworkError, url: Optional[str]) -> str:
         return f"{where} did not answer within the call's deadline; try again, or give it longer with --timeout"
     if kind == "read_timeout":
         return f"{where} stopped answering (read timeout); try again, or give it longer with --timeout"
+    if (url or "").startswith("http://") and "closed connection without response" in text:
+        # What a TLS server does to a plain-HTTP request: it hangs up without a word.
+        return f"{where} closed the connection without an answer; if it serves HTTPS, try https://"
     return f"the connection to {where} was lost; try again"
 
 

@@ -76,6 +76,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     if verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    else:
+        # The libraries' warnings (TLS verification off, a clamped time zone) in the command's voice.
+        logging.basicConfig(level=logging.WARNING, format="game: warning: %(message)s")
     try:
         return int(handler(args) or 0)
     except BrokenPipeError:
