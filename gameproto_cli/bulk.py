@@ -26,8 +26,8 @@ from gameproto._types import BulkResult
 from .failures import explain
 from .options import UsageError, connection_parent, open_client, output_parent
 from .order import end_time, too_large
-from .tables import as_json
-from .zones import default_tz, tz_problem
+from .tables import as_json, order_name
+from .zones import default_tz, delivery_text, tz_problem
 
 __all__ = [
     "add_parsers", "Row", "Reading", "read_rows", "read_file", "check_rows", "send_rows", "settle_time_zones",
@@ -36,7 +36,7 @@ __all__ = [
 
 CHUNK = _constants.BULK_LIMIT
 MAX_PROBLEMS_SHOWN = 20
-RESULT_COLUMNS = ("row", "line", "status", "order_id", "error")
+RESULT_COLUMNS = ("row", "line", "status", "order_id", "error", "delivery")
 STATUSES = ("created", "failed", "unsent", "unknown")
 
 #: Columns a CSV file may have; ``trader_suffixe`` goes into the order's ``options``.
@@ -72,7 +72,8 @@ object a line, as the API takes it. Prices and volumes are read exactly (as Deci
 The summary says what was detected (delimiter, decimal commas, derived fields).
 
 The results file (default FILE.results.csv) has one line per row:
-  row,line,status,order_id,error    with status created, failed, unsent or unknown.
+  row,line,status,order_id,error,delivery    with status created, failed, unsent or unknown,
+and the delivery window as given and in UTC (2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)).
 "unknown" means the exchange may or may not have placed the order: check with
 `game orders` before sending that row again.
 
@@ -497,8 +498,11 @@ def write_results(target: IO[str], rows: Sequence[Row], outcomes: Sequence[Outco
     writer = csv.writer(target)
     writer.writerow(RESULT_COLUMNS)
     for row, outcome in zip(rows, outcomes):
-        order_id = "" if outcome.order_id is None else outcome.order_id
-        writer.writerow([row.number, row.line, outcome.status, order_id, outcome.error])
+        order_id = "" if outcome.order_id is None else order_name(outcome.order_id)
+        order = row.order or {}
+        window = order.get("date"), order.get("start_time"), order.get("end_time"), order.get("tz_offset_hours")
+        delivery = delivery_text(*window) if order.get("date") else ""  # as given, and in UTC
+        writer.writerow([row.number, row.line, outcome.status, order_id, outcome.error, delivery])
 
 
 def _open_results(path: str, source: str) -> IO[str]:

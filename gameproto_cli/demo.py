@@ -24,6 +24,7 @@ from gameproto._settings import parse_verify, read_dotenv
 from .failures import UsageError, require_backend
 from .options import read_token_file
 from .tables import cell, order_name, table
+from .zones import delivery_text
 
 __all__ = ["add_parsers", "run"]
 
@@ -180,7 +181,8 @@ def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first:
                     print(f"  created {len(result['created'])}, failed {len(result['failed'])}")
                     created += [entry["result"] for entry in result["created"]]
                 else:
-                    print(f"  created {order_name(result['order_id'])} ({result.get('state')})")
+                    when = delivery_text(data["date"], data["start_time"], data["end_time"], data["tz_offset_hours"])
+                    print(f"  created {order_name(result['order_id'])} ({result.get('state')}), delivery {when}")
                     created.append(result)
             _say("a crossing pair: sell 2 MW at 60, then buy 1 MW at 65")
             window = _window(4, first)

@@ -7,6 +7,7 @@ exit status, one line in words on stderr, and never a traceback or a token.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -318,6 +319,13 @@ def test_a_semicolon_csv_with_decimal_commas_and_no_end_time_uploads(game: Any, 
         "in 2 rows; times without tz_offset_hours at UTC+1 in 2 rows (this computer's zone)"
     )
     assert counts.startswith("created 2, failed 0, unsent 0, unknown 0; results in ")
+    with open(f"{source}.results.csv", encoding="utf-8", newline="") as results_file:
+        results = list(csv.DictReader(results_file))
+    assert [row["order_id"][:4] for row in results] == ["ord_", "ord_"]
+    assert [row["delivery"] for row in results] == [
+        f"{day} 14:00-14:15 UTC+1 (13:00-13:15 UTC)",
+        f"{day} 14:00-15:00 UTC+1 (13:00-14:00 UTC)",
+    ]
     with GameAPI(TOKEN, server.base_url) as api:
         orders = sorted(api.get_orders(), key=lambda order: str(order["direction"]))
     buy, sell = orders
