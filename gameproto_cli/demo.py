@@ -19,10 +19,10 @@ import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from gameproto._errors import GameAPIError
-from gameproto._settings import parse_verify, read_dotenv
+from gameproto._settings import api_url, parse_verify, read_dotenv
 
 from .failures import UsageError, require_backend
-from .options import read_token_file
+from .options import bad_url, read_token_file
 from .tables import cell, order_name, table
 from .zones import delivery_text
 
@@ -61,6 +61,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--trade", action="store_true", help="also place (and delete) orders on a configured server")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the full detail of an error")
     parser.set_defaults(handler=run)
     return parser
 
@@ -281,6 +282,11 @@ def run(args: argparse.Namespace) -> int:
     url, token, verify = _configured(args)
     if url and not token:
         raise UsageError("--url needs a token: --token-file PATH (or --token), or set GAME_API_TOKEN")
+    if url:
+        try:
+            api_url(url)
+        except ValueError as error:
+            raise bad_url(url, "--url" if args.url else "GAME_API_URL", error) from None
     with contextlib.ExitStack() as stack:
         trade = args.trade
         if not url:

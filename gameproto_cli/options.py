@@ -25,7 +25,7 @@ from .failures import UsageError
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
-__all__ = ["UsageError", "output_parent", "connection_parent", "resolve", "open_client", "read_token_file"]
+__all__ = ["UsageError", "output_parent", "connection_parent", "resolve", "open_client", "read_token_file", "bad_url"]
 
 
 def output_parent() -> argparse.ArgumentParser:
@@ -113,12 +113,15 @@ def open_client(args: argparse.Namespace, **options: Any) -> GameAPI:
     try:
         return GameAPI(token, url, verify_ssl=verify, **options)
     except ValueError as error:
-        text = str(error)
-        if not text.startswith("base_url"):
-            raise UsageError(text) from None
         # The constructor checks the URL: a typo there is the caller's input.
-        reason = re.sub(r", got .*$", "", text[len("base_url ") :])
-        shown = "the URL" if "@" in url else repr(url)  # user:password@host is never printed
-        raise UsageError(
-            f"{shown} (from {_url_source(args)}) is not a server address: it {reason}; give one like {DEFAULT_BASE_URL}"
-        ) from None
+        raise bad_url(url, _url_source(args), error) from None
+
+
+def bad_url(url: str, source: str, error: ValueError) -> UsageError:
+    """The usage error for a URL the clients refused, in words, naming where it came from."""
+    text = str(error)
+    if not text.startswith("base_url"):
+        return UsageError(text)
+    reason = re.sub(r", got .*$", "", text[len("base_url ") :])
+    shown = "the URL" if "@" in url else repr(url)  # user:password@host is never printed
+    return UsageError(f"{shown} (from {source}) is not a server address: it {reason}; give one like {DEFAULT_BASE_URL}")

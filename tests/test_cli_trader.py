@@ -549,3 +549,10 @@ def test_demo_against_a_real_server_never_prints_its_token(server: Any, token_fi
 def test_demo_url_without_a_token_is_bad_input(tmp_path: Path) -> None:
     done = run_game("demo", "--url", "http://127.0.0.1:9", cwd=tmp_path)
     assert "--url needs a token" in one_line_error(done, 2)
+
+
+def test_demo_with_a_url_that_is_no_address_is_bad_input(tmp_path: Path) -> None:
+    done = run_game("demo", cwd=tmp_path, env={"GAME_API_URL": "ftp://exchange.example", "GAME_API_TOKEN": "t0k3n-x"})
+    line = one_line_error(done, 2)
+    assert "'ftp://exchange.example' (from GAME_API_URL) is not a server address" in line
+    assert done.stdout == ""
