@@ -556,3 +556,42 @@ def test_demo_with_a_url_that_is_no_address_is_bad_input(tmp_path: Path) -> None
     line = one_line_error(done, 2)
     assert "'ftp://exchange.example' (from GAME_API_URL) is not a server address" in line
     assert done.stdout == ""
+
+
+def test_bulk_on_a_terminal_draws_its_bar_and_says_what_it_read(server: Any, token_file: Path, tmp_path: Path) -> None:
+    """Where a terminal matters: stderr is a pseudo-terminal, so the progress bar is drawn by default."""
+    source = tmp_path / "orders.csv"
+    rows = "".join(f"buy;50,{i:03d};0,1;{tomorrow()};10:00;15m;0\n" for i in range(150))
+    source.write_text("Side;Price;Volume;Date;Start_Time;Duration;TZ_Offset_Hours\n" + rows, encoding="utf-8")
+    controller, terminal = os.openpty()
+    try:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("GAME_API_")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gameproto_cli", "bulk", str(source), "--url", server.base_url,
+             "--token-file", str(token_file)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, text=True,
+            env={**clean, "PYTHONPATH": str(ROOT), "TZ": ZURICH_WINTER},
+        )  # fmt: skip
+        os.close(terminal)
+        terminal = -1
+        out, _ = process.communicate(timeout=60)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    text = screen.decode("utf-8", errors="replace")
+    assert process.returncode == 0, text
+    assert "\r" in text and "150/150 orders, request 2/2" in text and "Traceback" not in text
+    assert out.splitlines()[0].endswith(
+        "as CSV separated by ';', decimal commas; end_time from start_time + duration in 150 rows"
+    )
+    assert sent(server, "POST", "/orders/create-bulk") == 2
