@@ -426,7 +426,7 @@ def _record_error(outcomes: List[Outcome], start: int, size: int, error: GameAPI
         return
     status = "unknown" if isinstance(error, OutcomeUnknownError) else "failed"
     for position in range(start, start + size):
-        outcomes[position] = Outcome(status, error=_one_line(error))
+        outcomes[position] = Outcome(status, error=explain(error)[1])
     partial = error.partial_result if isinstance(error.partial_result, dict) else None
     if partial:
         _record_answer_parts(outcomes, start, size, partial)
