@@ -198,11 +198,19 @@ def run_market(args: argparse.Namespace) -> int:
     # contract's summary row into a bid and an ask level beside the real ones (see book_rows).
     grouped = best_offers(book_rows([row for row in rows if _wanted(row, args)]), args.best)
     if args.side is not None:
-        other = "sell" if args.side == "buy" else "buy"
-        for sides in grouped.values():
-            sides[other] = []  # type: ignore[literal-required]
-        grouped = {contract: sides for contract, sides in grouped.items() if sides[args.side]}  # type: ignore[literal-required]
+        grouped = one_side(grouped, args.side)
     return _print(args, grouped, lambda _: ladders(grouped, _filters(args)))
+
+
+def one_side(grouped: Mapping[str, BestOffers], side: str) -> Dict[str, BestOffers]:
+    """The book with only ``side``'s offers (the other side empty), without contracts that have none."""
+    kept: Dict[str, BestOffers] = {}
+    for contract, sides in grouped.items():
+        buys = sides["buy"] if side == "buy" else []
+        sells = sides["sell"] if side == "sell" else []
+        if buys or sells:
+            kept[contract] = {"buy": buys, "sell": sells}
+    return kept
 
 
 def _wanted(row: Mapping[str, Any], args: argparse.Namespace) -> bool:
