@@ -184,6 +184,8 @@ def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
     if isinstance(error, CommandFailed):
         return FAILED, _first_line(str(error))
     if isinstance(error, OrderValidationError):
+        if error.errors and all(problem.field == "order_id" for problem in error.errors):
+            return USAGE, f"bad order id, nothing was sent: {_first_line(str(error.errors[0]))}"
         lines = [str(problem) for problem in error.errors] or [error.message]
         more = f" (and {len(lines) - 1} more; --verbose lists all)" if len(lines) > 1 else ""
         return USAGE, f"invalid order, nothing was sent: {_first_line(lines[0])}{more}"
@@ -191,6 +193,9 @@ def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
         return USAGE, _first_line(_status(error, url))
     if isinstance(error, NetworkError):
         return FAILED, _network(error, url)
+    if isinstance(error, GameAPIError) and isinstance(error, ValueError):
+        # A bad argument (a duration, a direction), refused before anything was sent.
+        return USAGE, _first_line(error.message)
     if isinstance(error, GameAPIError):
         return FAILED, _first_line(_status(error, url))
     if isinstance(error, FileNotFoundError):

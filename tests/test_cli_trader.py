@@ -242,6 +242,14 @@ def test_a_url_from_the_environment_is_named_as_such(token_file: Path, tmp_path:
     assert "(from GAME_API_URL)" in one_line_error(done, 2)
 
 
+def test_a_bad_argument_the_client_refuses_is_bad_input(game: Any, server: Any) -> None:
+    line = one_line_error(game("trades", "--duration", "7x"), 2)
+    assert line == """game: duration must be a duration like "15m" or "1h", got '7x'"""
+    assert sent(server, "GET", "/trades") == 0
+    line = one_line_error(game("order", "delete", "../1"), 2)
+    assert line.startswith("game: bad order id, nothing was sent: order_id: ") and "'../1'" in line
+
+
 def test_deleting_an_order_that_is_not_there(game: Any) -> None:
     line = one_line_error(game("order", "delete", "ord_999999"), 1)
     assert "has no order ord_999999 of yours" in line and "game orders" in line
