@@ -45,8 +45,16 @@ _UNKNOWN_HOST = (
     "getaddrinfo failed",
     "No address associated",
 )
-_REFUSED = ("Connection refused", "Errno 111", "ConnectionRefusedError", "actively refused")
-_NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "http request")
+_REFUSED = (
+    "Connection refused",
+    "Errno 111",
+    "ConnectionRefusedError",
+    "actively refused",
+    "All connection attempts failed",  # anyio, when every address of the host refused
+)
+#: What OpenSSL says when an https:// client meets a plain HTTP server.
+_NOT_TLS = ("wrong version number", "record layer failure", "packet length too long")
+CHECK_URL = "check --url (or GAME_API_URL)"
 
 
 class UsageError(Exception):
@@ -82,10 +90,6 @@ def _where(url: Optional[str]) -> str:
     return url or "the exchange"
 
 
-def _fix_url(url: Optional[str]) -> str:
-    return "check --url (or GAME_API_URL)" if url else "check --url"
-
-
 def _host(url: Optional[str]) -> str:
     try:
         return urlsplit(url or "").hostname or "the host"
@@ -110,21 +114,21 @@ def _network(error: NetworkError, url: Optional[str]) -> str:
         )
     if kind == "connect":
         if any(sign in text for sign in _UNKNOWN_HOST):
-            return f"cannot connect to {where}: the host {_host(url)!r} is not known; {_fix_url(url)} for a typo"
+            return f"cannot connect to {where}: the host {_host(url)!r} is not known; {CHECK_URL} for a typo"
         if any(sign in text for sign in _REFUSED):
             return (
                 f"cannot connect to {where}: connection refused (nothing listens there); "
-                f"is the exchange running? {_fix_url(url)}"
+                f"is the exchange running? {CHECK_URL}"
             )
-        return f"cannot connect to {where}; {_fix_url(url)} and your network"
+        return f"cannot connect to {where}; {CHECK_URL} and your network"
     if kind == "connect_timeout":
-        return f"cannot connect to {where}: no answer to the connection in time; {_fix_url(url)} and your network"
+        return f"cannot connect to {where}: no answer to the connection in time; {CHECK_URL} and your network"
     if kind == "tls" or "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
         return (
             f"the TLS certificate of {where} is not trusted; pass --ca-bundle PATH "
             "(or set SSL_CERT_FILE or REQUESTS_CA_BUNDLE to your CA bundle)"
         )
-    if any(sign in text for sign in _NOT_TLS):
+    if any(sign in text.lower() for sign in _NOT_TLS):
         return f"{where} does not speak TLS; try http:// instead of https://"
     if kind == "deadline":
         return f"{where} did not answer within the call's deadline; try again, or give it longer with --timeout"

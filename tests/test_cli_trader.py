@@ -250,6 +250,20 @@ def test_a_bad_argument_the_client_refuses_is_bad_input(game: Any, server: Any) 
     assert line.startswith("game: bad order id, nothing was sent: order_id: ") and "'../1'" in line
 
 
+def test_a_failing_or_busy_exchange_says_when_to_try_again(game: Any, server: Any) -> None:
+    from gameproto.simulator.faults import Fault
+
+    server.exchange.faults.add(
+        Fault("status", 500, body=b'{"detail": "matching engine down"}'), path="/status", times=9
+    )
+    line = one_line_error(game("status", "--timeout", "20"), 1)
+    assert line == f"game: {server.base_url} failed (HTTP 500) on GET /status; try again later (-v shows its answer)"
+    server.exchange.faults.clear()
+    server.exchange.faults.add(Fault("status", 429, headers=(("Retry-After", "120"),)), path="/trades")
+    line = one_line_error(game("trades"), 1)
+    assert line == f"game: {server.base_url} is rate limiting your token; try again in 120 s"
+
+
 def test_deleting_an_order_that_is_not_there(game: Any) -> None:
     line = one_line_error(game("order", "delete", "ord_999999"), 1)
     assert "has no order ord_999999 of yours" in line and "game orders" in line
