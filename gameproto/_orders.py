@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import logging
 import math
 import re
 import time
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ._arguments import duration_minutes, show_value
 from ._errors import OrderProblem, OrderValidationError
+
+logger = logging.getLogger("gameproto")
 
 __all__ = [
     "validate_order",
@@ -185,26 +188,41 @@ def _unknown_field(key: Any) -> Tuple[str, str]:
 
 @lru_cache(maxsize=4096)
 def _local_offset_cached(year: int, month: int, day: int, hour: int, minute: int, zone: Tuple[Any, ...]) -> int:
+    """The local zone's UTC offset at that wall time in whole hours, floored, not clamped."""
     try:
         offset = _dt.datetime(year, month, day, hour, minute).astimezone().utcoffset()
     except (OverflowError, OSError, ValueError):  # outside what the platform's C library can convert
         return 0
     if offset is None:
         return 0
-    hours = int(offset.total_seconds() // 3600)  # floor: UTC+5:30 counts as 5, UTC-3:30 as -4
-    return min(max(hours, 0), 2)
+    return int(offset.total_seconds() // 3600)  # floor: UTC+5:30 counts as 5, UTC-3:30 as -4
+
+
+#: The (zone, offset) pairs already warned about: one warning per zone and offset, not one per order.
+_CLAMP_WARNED: Set[Tuple[Any, ...]] = set()
 
 
 def _local_offset(year: int, month: int, day: int, hour: int, minute: int) -> int:
     """The local zone's UTC offset at that local wall time, whole hours, clamped to 0..2.
 
     The offset at the delivery start, not now: an order placed in March for
-    a window after the clock change gets the summer offset.
+    a window after the clock change gets the summer offset. A clamp changes
+    the hour the order is for, so it is logged (once per zone and offset).
     """
     # The zone is part of the key so that a process that changes TZ (and
     # calls time.tzset) does not get answers from the old zone.
     zone = (time.timezone, time.altzone, time.daylight, time.tzname)
-    return _local_offset_cached(year, month, day, hour, minute, zone)
+    hours = _local_offset_cached(year, month, day, hour, minute, zone)
+    clamped = min(max(hours, 0), 2)
+    if clamped != hours and (zone, hours) not in _CLAMP_WARNED:
+        _CLAMP_WARNED.add((zone, hours))
+        logger.warning(
+            "the local time zone is UTC%+d at the delivery start %04d-%02d-%02d %02d:%02d, but "
+            "tz_offset_hours can only be 0, 1 or 2: the order's times are taken as UTC+%d; "
+            "give tz_offset_hours to say which offset they are in",
+            hours, year, month, day, hour, minute, clamped,
+        )  # fmt: skip
+    return clamped
 
 
 # 0001-01-01 to 1970-01-01 in microseconds: lets ``time.time()`` stand in for

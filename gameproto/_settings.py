@@ -205,27 +205,12 @@ def parse_verify(value: Optional[str]) -> Union[bool, str]:
 
 
 def read_dotenv(path: str) -> Dict[str, str]:
-    """The variables of a ``.env`` file (python-dotenv's reading when it is installed)."""
+    """The variables of a ``.env`` file, as python-dotenv reads them (quotes, ``export``, inline comments)."""
     if not os.path.isfile(path):
         return {}
-    try:
-        from dotenv import dotenv_values
-    except ImportError:
-        values: Dict[str, str] = {}
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                text = line.strip()
-                if not text or text.startswith("#") or "=" not in text:
-                    continue
-                name, _, value = text.partition("=")
-                name = name.strip()
-                if name.startswith("export "):
-                    name = name[len("export ") :].strip()
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                    value = value[1:-1]
-                values[name] = value
-        return values
+    # Imported here, not at the top: the core stays free of third-party imports until a .env is read.
+    from dotenv import dotenv_values
+
     return {name: value for name, value in dotenv_values(path).items() if value is not None}
 
 

@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import os
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -22,15 +23,20 @@ from gameproto import _constants, validate_orders
 from gameproto._errors import GameAPIError, OrderValidationError, OutcomeUnknownError
 from gameproto._types import BulkResult
 
+from .failures import explain
 from .options import UsageError, connection_parent, open_client, output_parent
-from .order import too_large
-from .tables import as_json
+from .order import end_time, too_large
+from .tables import as_json, order_name
+from .zones import default_tz, delivery_text, tz_problem
 
-__all__ = ["add_parsers", "Row", "read_rows", "check_rows", "send_rows", "Progress", "CHUNK"]
+__all__ = [
+    "add_parsers", "Row", "Reading", "read_rows", "read_file", "check_rows", "send_rows", "settle_time_zones",
+    "Progress", "CHUNK",
+]  # fmt: skip
 
 CHUNK = _constants.BULK_LIMIT
 MAX_PROBLEMS_SHOWN = 20
-RESULT_COLUMNS = ("row", "line", "status", "order_id", "error")
+RESULT_COLUMNS = ("row", "line", "status", "order_id", "error", "delivery")
 STATUSES = ("created", "failed", "unsent", "unknown")
 
 #: Columns a CSV file may have; ``trader_suffixe`` goes into the order's ``options``.
@@ -40,6 +46,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 DECIMAL_FIELDS = ("price", "volume")
 INT_FIELDS = ("tz_offset_hours",)
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 
 DESCRIPTION = """Place many orders from a CSV or JSON-lines file.
 
@@ -47,24 +54,31 @@ Every row is checked first: one bad row and nothing is sent. Then the orders
 go out in requests of 100, one after the other, and each row's outcome is
 written to a results file."""
 
-EPILOG = """example:
+EPILOG = """examples:
   game bulk orders.csv --token-file ~/.game-token
   generate-orders | game bulk - --results today.results.csv --json
 
-A CSV file has a header row naming its columns:
+A CSV file has a header row naming its columns, in any order and any case:
   side,price,volume,date,start_time,end_time,duration,tz_offset_hours,state,trader_suffixe
   buy,95.5,1,2026-12-01,14:00,14:15,15m,1,,my_bot
-the last three optional (an empty cell is an absent field). A JSON-lines file
-(.jsonl, .ndjson, or anything starting with "{") has one order object a line,
-as the API takes it. Prices and volumes are read exactly (as Decimal).
+end_time, tz_offset_hours, state and trader_suffixe are optional (an empty cell is
+an absent field): end_time is start_time + duration, tz_offset_hours is --tz or
+this computer's offset at the delivery start (refused when it is not 0, 1 or 2).
+Files separated by ';' (Excel in much of Europe) are read too, with decimal commas:
+  Side;Price;Volume;Date;Start_Time;Duration
+  buy;95,5;0,25;2026-12-01;14:00;15m
+A JSON-lines file (.jsonl, .ndjson, or anything starting with "{") has one order
+object a line, as the API takes it. Prices and volumes are read exactly (as Decimal).
+The summary says what was detected (delimiter, decimal commas, derived fields).
 
 The results file (default FILE.results.csv) has one line per row:
-  row,line,status,order_id,error    with status created, failed, unsent or unknown.
+  row,line,status,order_id,error,delivery    with status created, failed, unsent or unknown,
+and the delivery window as given and in UTC (2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)).
 "unknown" means the exchange may or may not have placed the order: check with
 `game orders` before sending that row again.
 
 exit status: 0 every row created; 1 some row was not (see the results file);
-2 the file is wrong (every problem listed) and nothing was sent.
+2 the file is wrong or missing (every problem listed) and nothing was sent.
 """
 
 
@@ -88,12 +102,57 @@ class Outcome:
 # -- reading -------------------------------------------------------------------
 
 
+@dataclass
+class Reading:
+    """What was found out about the file while reading it, for the summary."""
+
+    fmt: str = "csv"
+    delimiter: str = ","
+    decimal_commas: int = 0  # cells read with a decimal comma
+    ended: int = 0  # rows whose end_time was derived from start_time + duration
+    #: Rows without tz_offset_hours, per offset given to them, and where that offset came from.
+    tz_given: Dict[int, int] = field(default_factory=dict)
+    tz_source: str = "this computer's zone"
+
+    def describe(self) -> str:
+        """``CSV separated by ';', decimal commas; end_time from start_time + duration in 3 rows``."""
+        if self.fmt == "jsonl":
+            parts = ["JSON lines"]
+        else:
+            parts = [f"CSV separated by {self.delimiter!r}" + (", decimal commas" if self.decimal_commas else "")]
+        if self.ended:
+            parts.append(f"end_time from start_time + duration in {self.ended} row{'s' if self.ended != 1 else ''}")
+        if self.tz_given:
+            each = ", ".join(
+                f"UTC+{tz} in {count} row{'s' if count != 1 else ''}" for tz, count in sorted(self.tz_given.items())
+            )
+            parts.append(f"times without tz_offset_hours at {each} ({self.tz_source})")
+        return "; ".join(parts)
+
+    def as_dict(self) -> Dict[str, Any]:
+        found: Dict[str, Any] = {"format": self.fmt}
+        if self.fmt == "csv":
+            found.update(delimiter=self.delimiter, decimal_comma=bool(self.decimal_commas))
+        given = {str(tz): count for tz, count in sorted(self.tz_given.items())}
+        found.update(end_time_derived=self.ended, tz_offset_hours_given=given, tz_source=self.tz_source)
+        return found
+
+
 def _read_text(path: str) -> str:
     if path == "-":
         return sys.stdin.read().lstrip("\ufeff")
     # utf-8-sig: spreadsheets write a byte-order mark; newline="" keeps quoted line breaks for csv.
-    with open(path, encoding="utf-8-sig", newline="") as source:
-        return source.read()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as source:
+            return source.read()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a file of orders") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text; save it as CSV UTF-8 (or JSON lines)") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def detect_format(path: str, text: str) -> str:
@@ -105,22 +164,58 @@ def detect_format(path: str, text: str) -> str:
     return "jsonl" if text.lstrip().startswith("{") else "csv"
 
 
+def detect_delimiter(text: str) -> str:
+    """``;`` when the header row has more semicolons than commas (Excel in much of Europe), else ``,``."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    return ";" if header.count(";") > header.count(",") else ","
+
+
 def read_rows(path: str, fmt: str = "auto") -> List[Row]:
     """The orders of ``path`` (``-``: standard input), as CSV or JSON lines."""
+    return read_file(path, fmt)[0]
+
+
+def read_file(path: str, fmt: str = "auto") -> Tuple[List[Row], Reading]:
+    """The orders of ``path`` and what was detected reading them (format, delimiter, decimal commas)."""
     text = _read_text(path)
     if fmt == "auto":
         fmt = detect_format(path, text)
-    rows = _jsonl_rows(text) if fmt == "jsonl" else _csv_rows(text)
+    reading = Reading(fmt=fmt)
+    if fmt == "jsonl":
+        rows = _jsonl_rows(text)
+    else:
+        reading.delimiter = detect_delimiter(text)
+        rows = _csv_rows(text, reading)
+    for row in rows:
+        if row.order is not None and row.problem is None:
+            _derive_end(row, reading)
     if not rows:
         raise UsageError(f"no orders in {_name(path)}")
-    return rows
+    return rows, reading
+
+
+def _derive_end(row: Row, reading: Reading) -> None:
+    """``end_time`` from ``start_time`` + ``duration`` when the row gives none, as ``order create`` does."""
+    order = cast(Dict[str, Any], row.order)
+    start, duration = order.get("start_time"), order.get("duration")
+    if order.get("end_time") is not None or not isinstance(start, str) or not isinstance(duration, str):
+        return  # with start_time or duration missing, the order rules name what is missing
+    try:
+        order["end_time"] = end_time(start, duration)
+    except OrderValidationError as error:
+        row.problem = "; ".join(str(problem) for problem in error.errors)
+        return
+    reading.ended += 1
 
 
 def _name(path: str) -> str:
     return "standard input" if path == "-" else repr(path)
 
 
-def _exact(text: str) -> Any:
+def _exact(text: str, reading: Reading) -> Any:
+    if reading.delimiter == ";" and _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(",", ".")
+        reading.decimal_commas += 1
     # A cell that is not a number stays text: the order rules then name the field and the value.
     try:
         return Decimal(text)
@@ -134,24 +229,26 @@ def _whole(text: str) -> Any:
 
 
 def _csv_header(header: Sequence[str]) -> List[str]:
-    names = [name.strip() for name in header]
+    # Spreadsheets capitalise (Side, Start_Time): the names are matched without case.
+    names = [name.strip().lower() for name in header]
     unknown = [name for name in names if name not in CSV_COLUMNS]
     if unknown:
-        raise UsageError(f"unknown column {unknown[0]!r} in the header; the columns are: {', '.join(CSV_COLUMNS)}")
+        shown = header[names.index(unknown[0])].strip()
+        raise UsageError(f"unknown column {shown!r} in the header; the columns are: {', '.join(CSV_COLUMNS)}")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f"column {repeated[0]!r} appears twice in the header")
     return names
 
 
-def _csv_order(names: Sequence[str], cells: Sequence[str]) -> Tuple[Dict[str, Any], Optional[str]]:
+def _csv_order(names: Sequence[str], cells: Sequence[str], reading: Reading) -> Tuple[Dict[str, Any], Optional[str]]:
     order: Dict[str, Any] = {}
     for name, raw in zip(names, cells):
         text = raw.strip()
         if not text:
             continue  # an empty cell is an absent field, as null is in JSON
         if name in DECIMAL_FIELDS:
-            order[name] = _exact(text)
+            order[name] = _exact(text, reading)
         elif name in INT_FIELDS:
             order[name] = _whole(text)
         elif name == "trader_suffixe":
@@ -163,8 +260,8 @@ def _csv_order(names: Sequence[str], cells: Sequence[str]) -> Tuple[Dict[str, An
     return order, problem
 
 
-def _csv_rows(text: str) -> List[Row]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_rows(text: str, reading: Reading) -> List[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=reading.delimiter)
     header = next(reader, None)
     if header is None:
         return []
@@ -180,7 +277,7 @@ def _csv_rows(text: str) -> List[Row]:
             raise UsageError(f"line {line}: not valid CSV: {error}")
         if not any(cell.strip() for cell in cells):
             continue  # blank lines and the ",,,," that spreadsheets leave at the end
-        order, problem = _csv_order(names, cells)
+        order, problem = _csv_order(names, cells, reading)
         rows.append(Row(len(rows) + 1, line, order, problem))
 
 
@@ -205,6 +302,44 @@ def _jsonl_rows(text: str) -> List[Row]:
     return rows
 
 
+def settle_time_zones(rows: Sequence[Row], tz: Optional[int], reading: Reading) -> List[str]:
+    """Give every row without ``tz_offset_hours`` an offset said out loud, or say why not.
+
+    ``--tz`` when given; otherwise this computer's offset at the row's delivery
+    start, only when the exchange can take it (0, 1 or 2). Rows whose local
+    offset it cannot take are named in one problem (nothing is then sent).
+    """
+    refused: List[Row] = []
+    reason = ""
+    for row in rows:
+        order = row.order
+        if order is None or row.problem is not None or order.get("tz_offset_hours") is not None:
+            continue
+        if tz is not None:
+            order["tz_offset_hours"] = tz
+            reading.tz_source = "--tz"
+            reading.tz_given[tz] = reading.tz_given.get(tz, 0) + 1
+            continue
+        problem = tz_problem(order.get("date"), order.get("start_time"))
+        if problem:
+            refused.append(row)
+            reason = reason or problem
+            order["tz_offset_hours"] = 0  # checked for its other fields; never sent (the file is refused)
+            continue
+        local = default_tz(order.get("date"), order.get("start_time"))
+        if local is not None:
+            order["tz_offset_hours"] = local
+            reading.tz_given[local] = reading.tz_given.get(local, 0) + 1
+    if not refused:
+        return []
+    first = refused[0]
+    others = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+    return [
+        f"{_where(first)}{others}: tz_offset_hours: not given, and {reason}; add a tz_offset_hours column "
+        "(0 UTC, 1 CET, 2 CEST) or pass --tz"
+    ]
+
+
 # -- checking ------------------------------------------------------------------
 
 
@@ -213,9 +348,9 @@ def check_rows(rows: Sequence[Row], allow_non_positive_price: bool = False) -> L
     readable = [row for row in rows if row.order is not None and row.problem is None]
     found: List[Tuple[int, str]] = [(row.number, f"{_where(row)}: {row.problem}") for row in rows if row.problem]
     for row in readable:
-        for field in DECIMAL_FIELDS:
-            if too_large(cast(Dict[str, Any], row.order).get(field)):
-                found.append((row.number, f"{_where(row)}: {field}: is too large to send as a number"))
+        for name in DECIMAL_FIELDS:
+            if too_large(cast(Dict[str, Any], row.order).get(name)):
+                found.append((row.number, f"{_where(row)}: {name}: is too large to send as a number"))
     try:
         validate_orders([row.order for row in readable], allow_non_positive_price=allow_non_positive_price)
     except OrderValidationError as error:
@@ -233,8 +368,9 @@ def _where(row: Row) -> str:
     return f"row {row.number} (line {row.line})"
 
 
-def _report_problems(problems: Sequence[str], path: str) -> None:
-    print(f"game: {len(problems)} problem(s) in {_name(path)}; nothing was sent", file=sys.stderr)
+def _report_problems(problems: Sequence[str], path: str, reading: Reading) -> None:
+    read_as = f" (read as {reading.describe()})"
+    print(f"game: {len(problems)} problem(s) in {_name(path)}{read_as}; nothing was sent", file=sys.stderr)
     for text in problems[:MAX_PROBLEMS_SHOWN]:
         print(f"  {text}", file=sys.stderr)
     if len(problems) > MAX_PROBLEMS_SHOWN:
@@ -290,7 +426,7 @@ def _record_error(outcomes: List[Outcome], start: int, size: int, error: GameAPI
         return
     status = "unknown" if isinstance(error, OutcomeUnknownError) else "failed"
     for position in range(start, start + size):
-        outcomes[position] = Outcome(status, error=_one_line(error))
+        outcomes[position] = Outcome(status, error=explain(error)[1])
     partial = error.partial_result if isinstance(error.partial_result, dict) else None
     if partial:
         _record_answer_parts(outcomes, start, size, partial)
@@ -320,7 +456,9 @@ def _record_answer_parts(outcomes: List[Outcome], start: int, size: int, answer:
             outcomes[where] = Outcome("unknown", error=outcomes[where].error)
 
 
-def send_rows(api: Any, orders: Sequence[Dict[str, Any]], progress: Progress) -> Tuple[List[Outcome], Optional[str]]:
+def send_rows(
+    api: Any, orders: Sequence[Dict[str, Any]], progress: Progress, url: Optional[str] = None
+) -> Tuple[List[Outcome], Optional[str]]:
     """Send ``orders`` in requests of ``CHUNK``, one at a time; stop at the first request that fails.
 
     Returns each order's outcome and, when sending stopped early, why.
@@ -333,7 +471,7 @@ def send_rows(api: Any, orders: Sequence[Dict[str, Any]], progress: Progress) ->
             result = cast(BulkResult, api.create_order({"orders": chunk}))
         except GameAPIError as error:
             _record_error(outcomes, start, len(chunk), error)
-            return outcomes, f"request {request} failed: {_one_line(error)}"
+            return outcomes, f"request {request} failed: {explain(error, url)[1]}"
         except KeyboardInterrupt:
             for position in range(start, start + len(chunk)):
                 outcomes[position] = Outcome("unknown", error="interrupted while this request was out")
@@ -360,8 +498,11 @@ def write_results(target: IO[str], rows: Sequence[Row], outcomes: Sequence[Outco
     writer = csv.writer(target)
     writer.writerow(RESULT_COLUMNS)
     for row, outcome in zip(rows, outcomes):
-        order_id = "" if outcome.order_id is None else outcome.order_id
-        writer.writerow([row.number, row.line, outcome.status, order_id, outcome.error])
+        order_id = "" if outcome.order_id is None else order_name(outcome.order_id)
+        order = row.order or {}
+        window = order.get("date"), order.get("start_time"), order.get("end_time"), order.get("tz_offset_hours")
+        delivery = delivery_text(*window) if order.get("date") else ""  # as given, and in UTC
+        writer.writerow([row.number, row.line, outcome.status, order_id, outcome.error, delivery])
 
 
 def _open_results(path: str, source: str) -> IO[str]:
@@ -401,16 +542,26 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument(
         "--allow-non-positive-price", action="store_true", help="allow prices of zero or below (power markets see them)"
     )
+    parser.add_argument(
+        "--tz",
+        type=int,
+        metavar="{0,1,2}",
+        help="UTC offset of the times of rows without tz_offset_hours: 0 UTC, 1 CET, 2 CEST (default: this "
+        "computer's offset at each delivery start, refused when it is none of those)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # The client first: a missing token is found before a long file is read. No request yet.
+    if args.tz is not None and args.tz not in (0, 1, 2):
+        raise UsageError(f"--tz must be 0 (UTC), 1 (CET) or 2 (CEST), got {args.tz}")
     with open_client(args, allow_non_positive_price=args.allow_non_positive_price) as api:
-        rows = read_rows(args.file, args.format)
-        problems = check_rows(rows, args.allow_non_positive_price)
+        rows, reading = read_file(args.file, args.format)
+        problems = settle_time_zones(rows, args.tz, reading)
+        problems += check_rows(rows, args.allow_non_positive_price)
         if problems:
-            _report_problems(problems, args.file)
+            _report_problems(problems, args.file, reading)
             return 2
         results_path = args.results or default_results_path(args.file)
         orders = [cast(Dict[str, Any], row.order) for row in rows]
@@ -418,19 +569,23 @@ def run(args: argparse.Namespace) -> int:
         progress = Progress(len(orders), -(-len(orders) // CHUNK), sys.stderr, show)
         with _open_results(results_path, args.file) as target:
             try:
-                outcomes, stopped = send_rows(api, orders, progress)
+                outcomes, stopped = send_rows(api, orders, progress, args.resolved_url)
             finally:
                 progress.close()
             write_results(target, rows, outcomes)
-    return _finish(args, summary(outcomes), results_path, stopped)
+    return _finish(args, summary(outcomes), results_path, stopped, reading)
 
 
-def _finish(args: argparse.Namespace, counts: Dict[str, int], results_path: str, stopped: Optional[str]) -> int:
+def _finish(
+    args: argparse.Namespace, counts: Dict[str, int], results_path: str, stopped: Optional[str], reading: Reading
+) -> int:
     if stopped:
         print(f"game: bulk stopped: {stopped}", file=sys.stderr)
     if args.json:
-        print(as_json(dict(counts, rows=sum(counts.values()), results=results_path, stopped=stopped)))
+        total = sum(counts.values())
+        print(as_json(dict(counts, rows=total, results=results_path, stopped=stopped, read=reading.as_dict())))
     else:
+        print(f"read {_name(args.file)} as {reading.describe()}")
         line = ", ".join(f"{status} {counts[status]}" for status in STATUSES)
         print(f"{line}; results in {results_path}")
     if stopped == "interrupted":

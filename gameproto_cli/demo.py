@@ -4,6 +4,10 @@ With nothing configured it starts the embedded exchange on a free loopback
 port and trades against it, first with the blocking client and then with the
 async one. Given a server (``--url``/``--token`` or ``GAME_API_URL`` and
 ``GAME_API_TOKEN``) it only reads, unless ``--trade`` is given.
+
+The embedded exchange accepts one token, the sandbox's own ``demo-token``,
+which the banner prints so that the walk-through can be repeated by hand; a
+token of yours (for ``--url``) is never printed.
 """
 
 from __future__ import annotations
@@ -12,16 +16,27 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from gameproto._errors import GameAPIError
-from gameproto._settings import parse_verify, read_dotenv
+from gameproto._settings import api_url, parse_verify, read_dotenv
 
-from .tables import table
+from .failures import UsageError, require_backend
+from .options import bad_url, read_token_file
+from .tables import cell, order_name, table
+from .zones import delivery_text
 
 __all__ = ["add_parsers", "run"]
 
 DEMO_TOKEN = "demo-token"
+
+DESCRIPTION = """Walk through every call of the GAME API, run for real.
+
+With nothing configured, starts the embedded exchange on a free loopback port
+and trades against it, first with the blocking client, then with the async one.
+The embedded exchange takes only its own demo token, demo-token, which it prints.
+Given a server (--url and a token, or GAME_API_URL and GAME_API_TOKEN), it only
+reads, unless --trade is given; your token is never printed."""
 
 EXAMPLES = """examples:
   game demo                      # local exchange, blocking then asyncio client
@@ -34,7 +49,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
         help="walk through every call against a local exchange (or yours)",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,6 +61,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--trade", action="store_true", help="also place (and delete) orders on a configured server")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the full detail of an error")
     parser.set_defaults(handler=run)
     return parser
 
@@ -97,8 +113,13 @@ def _trading_script(first: int) -> List[Tuple[str, Any]]:
     ]
 
 
+TRADES_SHOWN = 5
+
+
 def _show_market(trades: List[Any], best: Dict[str, Any]) -> None:
-    print(table(trades[-5:], ["contract", "direction", "volume", "price", "buyer", "seller"]))
+    if len(trades) > TRADES_SHOWN:
+        print(f"  the last {TRADES_SHOWN} of {len(trades)} trades (game trades lists them all):")
+    print(table(trades[-TRADES_SHOWN:], ["contract", "direction", "volume", "price", "buyer", "seller"]))
     rows = []
     for contract, sides in list(best.items())[:4]:
         for side in ("sell", "buy"):
@@ -110,13 +131,43 @@ def _show_market(trades: List[Any], best: Dict[str, Any]) -> None:
     print(table(rows, ["contract", "side", "price", "volume"]))
 
 
+def what_happened(answer: Mapping[str, Any]) -> str:
+    """What the exchange did with an order just placed, from its answer: traded, rests, or both."""
+    executed = answer.get("executed_volume")
+    if not executed:
+        return "nothing traded: it rests in the book"
+    count = answer.get("execution_count")
+    fills = f" in {count} fill{'s' if count != 1 else ''}" if count else ""
+    average: Any = answer.get("average_price")
+    try:  # a quotient: 70.33, not 70.33333333333333
+        average = round(float(average), 2)
+    except (TypeError, ValueError):
+        pass
+    at = f" at {cell(average)} on average" if average is not None else ""
+    remaining = answer.get("remaining_volume")
+    left = f", {cell(remaining)} MW left in the book" if remaining else ", filled completely"
+    return f"traded {cell(executed)} MW{fills}{at}{left}"
+
+
+def _check_connection(api: Any) -> None:
+    """``test_connection()`` as the published client shows it; when False, the call that says why."""
+    if not api.test_connection():
+        api.get_status()  # raises the reason: refused, wrong URL, wrong token
+        raise GameAPIError("the connection test failed, though the status call answered")
+
+
+async def _acheck_connection(api: Any) -> None:
+    if not await api.test_connection():
+        await api.get_status()
+        raise GameAPIError("the connection test failed, though the status call answered")
+
+
 def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first: int) -> None:
     from gameproto_sync import GameAPI
 
     with GameAPI(token, base_url, verify_ssl=verify) as api:
         _say("blocking client (gameproto_sync): connection test")
-        if not api.test_connection():
-            raise GameAPIError(f"cannot connect to {base_url} with this token")
+        _check_connection(api)
         status = api.get_status()
         print(
             f"  status {status.get('status')}, version {status.get('version')}, "
@@ -131,19 +182,24 @@ def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first:
                     print(f"  created {len(result['created'])}, failed {len(result['failed'])}")
                     created += [entry["result"] for entry in result["created"]]
                 else:
-                    print(f"  created {result['order_id']} ({result.get('state')})")
+                    when = delivery_text(data["date"], data["start_time"], data["end_time"], data["tz_offset_hours"])
+                    print(f"  created {order_name(result['order_id'])} ({result.get('state')}), delivery {when}")
                     created.append(result)
             _say("a crossing pair: sell 2 MW at 60, then buy 1 MW at 65")
             window = _window(4, first)
-            api.create_order(_order("sell", 60.0, 2.0, window))
-            api.create_order(_order("buy", 65.0, 1.0, window))
+            sell: Any = api.create_order(_order("sell", 60.0, 2.0, window))
+            print(f"  sell {order_name(sell['order_id'])}, 2 MW at 60: {what_happened(sell)}")
+            buy: Any = api.create_order(_order("buy", 65.0, 1.0, window))
+            print(f"  buy {order_name(buy['order_id'])}, 1 MW at 65: {what_happened(buy)}")
             _say("trades")
             _show_market(api.get_trades(), api.get_market_best_offers(top_n=3))
             _say("lookup and deletion")
             order_id = created[0]["order_id"]
             found = api.find_order_by_id(order_id) or {}
-            print(f"  found {order_id}: {found.get('direction')} {found.get('volume')} @ {found.get('price')}")
-            print(f"  deleted: {api.delete_order(order_id)['status']}")
+            shown = order_name(order_id)
+            volume, price = cell(found.get("volume")), cell(found.get("price"))
+            print(f"  found {shown}: {found.get('direction')} {volume} MW at {price}")
+            print(f"  {api.delete_order(order_id)['status']} {shown}")
         else:
             _say("market (read-only)")
             _show_market(api.get_trades(), api.get_market_best_offers(top_n=3))
@@ -163,8 +219,7 @@ async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool,
 
     async with GameAPI(token, base_url, verify_ssl=verify) as api:
         _say("async client (gameproto_async): connection test")
-        if not await api.test_connection():
-            raise GameAPIError(f"cannot connect to {base_url} with this token")
+        await _acheck_connection(api)
         results: Dict[str, Any] = {}
 
         async def fetch(name: str, call: Any) -> None:
@@ -184,11 +239,12 @@ async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool,
             bulk: Any = await api.create_order({"orders": [_order("sell", 70.0 + i, 1.0, window) for i in range(120)]})
             print(f"  bulk of 120 (sent as 100 + 20): created {len(bulk['created'])}, failed {len(bulk['failed'])}")
             crossing: Any = await api.create_order(_order("buy", 71.0, 1.5, window))
-            print(f"  crossing buy {crossing['order_id']}: filled by the two cheapest sells")
+            print(f"  crossing buy {order_name(crossing['order_id'])}, 1.5 MW at 71: {what_happened(crossing)}")
             _say("trades (async)")
             _show_market(await api.get_trades(), await api.get_market_best_offers(top_n=2))
-            deleted = await api.delete_order(bulk["created"][-1]["result"]["order_id"])
-            print(f"  deleted the last bulk order: {deleted['status']}")
+            last = bulk["created"][-1]["result"]["order_id"]
+            deleted = await api.delete_order(last)
+            print(f"  the last bulk order, {order_name(last)}: {deleted['status']}")
 
 
 @contextlib.contextmanager
@@ -205,28 +261,38 @@ def _local_exchange() -> Iterator[str]:
         yield str(server.base_url)
 
 
-def _configured(args: argparse.Namespace) -> Tuple[Optional[str], Optional[str]]:
+def _configured(args: argparse.Namespace) -> Tuple[Optional[str], Optional[str], Union[bool, str]]:
+    """The server, token and TLS verification given (flags, then GAME_API_* and .env), if any."""
     env = dict(read_dotenv(".env"))
     env.update(os.environ)
-    token = args.token
-    if args.token_file:
-        with open(os.path.expanduser(args.token_file), encoding="utf-8") as source:
-            token = source.read().strip()
-    return args.url or env.get("GAME_API_URL") or None, token or env.get("GAME_API_TOKEN") or None
+    token = read_token_file(args.token_file) if args.token_file else args.token
+    verify = parse_verify(env.get("GAME_API_VERIFY_SSL"))
+    if isinstance(verify, str) and not os.path.exists(os.path.expanduser(verify)):
+        raise UsageError(f"GAME_API_VERIFY_SSL names {verify}, which does not exist; give the path of your CA bundle")
+    if args.insecure:
+        verify = False
+    return args.url or env.get("GAME_API_URL") or None, token or env.get("GAME_API_TOKEN") or None, verify
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before anything runs: a missing trio must not surface after the blocking half.
+    require_backend(args.backend)
     import anyio
 
-    url, token = _configured(args)
+    url, token, verify = _configured(args)
     if url and not token:
-        raise SystemExit("game demo: --url needs a token (--token-file, --token or GAME_API_TOKEN)")
-    verify: Any = False if args.insecure else parse_verify(os.environ.get("GAME_API_VERIFY_SSL"))
+        raise UsageError("--url needs a token: --token-file PATH (or --token), or set GAME_API_TOKEN")
+    if url:
+        try:
+            api_url(url)
+        except ValueError as error:
+            raise bad_url(url, "--url" if args.url else "GAME_API_URL", error) from None
     with contextlib.ExitStack() as stack:
         trade = args.trade
         if not url:
             url, token, trade = stack.enter_context(_local_exchange()), DEMO_TOKEN, True
         assert token is not None
+        args.resolved_url = url  # for the error line
         sync_walkthrough(url, token, verify, trade, first=0)
         anyio.run(async_walkthrough, url, token, verify, trade, 1, backend=args.backend)
     print("\ndemo finished: every call answered.", flush=True)

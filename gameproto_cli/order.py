@@ -17,16 +17,21 @@ from typing import Any, Dict, Optional
 from gameproto._errors import OrderProblem, OrderValidationError
 
 from .options import connection_parent, open_client, output_parent
-from .tables import as_json, fields
+from .tables import as_json, cell, fields, order_name
+from .zones import default_tz, delivery_text
 
 __all__ = ["add_parsers", "build_order", "end_time", "parse_decimal", "too_large"]
 
 CREATE_EXAMPLE = """example:
-  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01
-  game order create --side sell --price 120 --volume 0.5 --start 14:00 --duration 1h --hidden --tz 1
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side sell --price 120 --volume 0.5 --start 14:00 --duration 1h --hidden --tz 0
 """
 DELETE_EXAMPLE = """example:
-  game order delete ord_1234        # also 1234 or "1234"
+  game order delete ord_1234        # the id as game orders shows it (1234 works too)
+"""
+ORDER_EXAMPLES = """examples:
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order delete ord_1234
 """
 
 #: What a created order shows in the table, in this order (the answer may have more).
@@ -96,8 +101,11 @@ def build_order(args: argparse.Namespace) -> Dict[str, Any]:
         "end_time": args.end or end_time(args.start, args.duration),
         "duration": args.duration,
     }
-    if args.tz is not None:  # otherwise the client picks the local offset at the delivery start
-        order["tz_offset_hours"] = args.tz
+    # Without --tz, the local offset at the delivery start, said out loud in the confirmation;
+    # refused when the exchange cannot take it (New York, Tokyo), never clamped in silence.
+    tz = args.tz if args.tz is not None else default_tz(order["date"], order["start_time"])
+    if tz is not None:
+        order["tz_offset_hours"] = tz
     if args.hidden:
         order["state"] = "hidden"
     if args.suffix is not None:
@@ -110,7 +118,7 @@ def add_parsers(subparsers: Any) -> None:
         "order",
         help="create or delete one order",
         description="Create or delete one order. (For many orders from a file: game bulk.)",
-        epilog=CREATE_EXAMPLE + DELETE_EXAMPLE,
+        epilog=ORDER_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = order.add_subparsers(title="actions", metavar="ACTION")
@@ -120,8 +128,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_usage(sys.stderr)
-    print("game order: say which: create or delete", file=sys.stderr)
+    print("game order: say which: create or delete (see game order --help)", file=sys.stderr)
     return 2
 
 
@@ -146,7 +153,11 @@ def _add_create(actions: Any) -> None:
     create.add_argument("--duration", default="15m", metavar="15m", help="window length: 15m, 30m, 1h ... (15m)")
     create.add_argument("--hidden", action="store_true", help="hide the order from other participants")
     create.add_argument(
-        "--tz", type=int, metavar="{0,1,2}", help="UTC offset of the times: 0 UTC, 1 CET, 2 CEST (default: local)"
+        "--tz",
+        type=int,
+        metavar="{0,1,2}",
+        help="UTC offset of --start/--end: 0 UTC, 1 CET, 2 CEST (default: this computer's offset at the "
+        "delivery start, refused when it is none of those)",
     )
     create.add_argument("--suffix", metavar="TRADER_SUFFIX", help="a tag of at most 50 characters for your bot")
     create.add_argument(
@@ -159,12 +170,12 @@ def _add_delete(actions: Any) -> None:
     delete = actions.add_parser(
         "delete",
         help="delete one of your orders",
-        description='Delete one of your orders, given as 1234, "1234" or ord_1234.',
+        description="Delete one of your orders, given by its id as game orders shows it (ord_1234; 1234 works too).",
         epilog=DELETE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[output_parent(), connection_parent()],
     )
-    delete.add_argument("order_id", metavar="ID", help="the order's id: 1234 or ord_1234")
+    delete.add_argument("order_id", metavar="ID", help="the order's id: ord_1234 (or 1234)")
     delete.set_defaults(handler=run_delete)
 
 
@@ -175,9 +186,21 @@ def run_create(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json(created))
     else:
-        print(f"created order {created.get('order_id')}")
-        print(fields(created, CREATED_FIELDS))
+        print(f"created order {order_name(created.get('order_id'))}: {confirmation(created, order)}")
+        print(fields(dict(created, order_id=order_name(created.get("order_id"))), CREATED_FIELDS))
     return 0
+
+
+def confirmation(created: Dict[str, Any], sent: Dict[str, Any]) -> str:
+    """``buy 1 MW at 95.5, delivery 2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``."""
+
+    def given(name: str) -> Any:
+        value = created.get(name)
+        return sent.get(name) if value is None else value
+
+    window = delivery_text(given("date"), given("start_time"), given("end_time"), given("tz_offset_hours"))
+    side = created.get("direction") or sent.get("side")
+    return f"{side} {cell(given('volume'))} MW at {cell(given('price'))}, delivery {window}"
 
 
 def run_delete(args: argparse.Namespace) -> int:
@@ -187,5 +210,5 @@ def run_delete(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json(answer))
     else:
-        print(f"{answer.get('status', 'done')}: order {answer.get('order_id', order_id)}")
+        print(f"{answer.get('status', 'done')} order {order_name(answer.get('order_id', order_id))}")
     return 0

@@ -15,7 +15,8 @@ from gameproto._market import best_offers
 from gameproto._types import BestOffers, MarketRow
 
 from .options import connection_parent, open_client, output_parent
-from .tables import as_json, fields, table
+from .tables import as_json, fields, order_name, table
+from .zones import delivery_text
 
 __all__ = ["add_parsers"]
 
@@ -107,18 +108,29 @@ def add_parsers(subparsers: Any) -> None:
         "market",
         "the order book, as a ladder per contract",
         "Show the order book of each contract as a ladder: sell offers above, buy offers below,\n"
-        "the best of each side nearest the middle line, which gives the spread.",
-        "game market --duration 15m --best 3",
+        "the best of each side nearest the middle line, which gives the spread. --json prints the\n"
+        'same book: {contract: {"buy": [best first], "sell": [best first]}}, with or without --best.',
+        "game market --date 2026-12-01 --duration 15m --side sell --best 3",
         run_market,
     )
     market.add_argument("--duration", metavar="15m", help="only contracts of this duration (15m, 30m, 1h, ...)")
+    market.add_argument(
+        "--contract",
+        metavar="ID",
+        help="only this contract, e.g. 2026-12-01T14:00:00Z/PT15M; a beginning such as 2026-12-01T14 "
+        "takes every contract it starts",
+    )
+    market.add_argument(
+        "--date", type=date_arg, metavar="YYYY-MM-DD", help="only contracts delivered that day (UTC, as in their ids)"
+    )
+    market.add_argument("--side", type=direction_arg, metavar="buy|sell", help="only this side of the book")
     market.add_argument("--best", type=positive_int, metavar="N", help="only the N best offers of each side")
     ltp = _command(
         subparsers,
         "ltp",
         "last traded prices",
-        "Show the last traded price of each contract (newest first over every zone), or every\n"
-        "last traded price in one market zone with --zone, or per duration with --duration.",
+        "Show the last traded price of each contract over every zone, the most recent trade first;\n"
+        "or every last traded price in one market zone with --zone, or per duration with --duration.",
         "game ltp --zone 10YCH-SWISSGRIDZ",
         run_ltp,
     )
@@ -149,14 +161,17 @@ def _print(args: argparse.Namespace, answer: Any, render: Callable[[Any], str]) 
 
 
 def _delivery(order: Mapping[str, Any]) -> Optional[str]:
-    """``2026-12-01 14:00-14:15``: the delivery window of an order in one cell."""
+    """``2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the delivery window of an order in one cell."""
     if not order.get("date"):
         return None
-    return f"{order.get('date')} {order.get('start_time', '?')}-{order.get('end_time', '?')}"
+    return delivery_text(
+        order.get("date"), order.get("start_time", "?"), order.get("end_time", "?"), order.get("tz_offset_hours")
+    )
 
 
 def order_rows(orders: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    return [dict(order, delivery=_delivery(order)) for order in orders]
+    # One id form in every table: ord_1234, what order delete takes back.
+    return [dict(order, delivery=_delivery(order), order_id=order_name(order.get("order_id"))) for order in orders]
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -181,8 +196,33 @@ def run_market(args: argparse.Namespace) -> int:
         rows = api.get_market_data(duration=args.duration)
     # Grouped here rather than by api.get_market_best_offers, which would also turn each
     # contract's summary row into a bid and an ask level beside the real ones (see book_rows).
-    grouped = best_offers(book_rows(rows), args.best)
-    return _print(args, grouped if args.best is not None else rows, lambda _: ladders(grouped))
+    grouped = best_offers(book_rows([row for row in rows if _wanted(row, args)]), args.best)
+    if args.side is not None:
+        grouped = one_side(grouped, args.side)
+    return _print(args, grouped, lambda _: ladders(grouped, _filters(args)))
+
+
+def one_side(grouped: Mapping[str, BestOffers], side: str) -> Dict[str, BestOffers]:
+    """The book with only ``side``'s offers (the other side empty), without contracts that have none."""
+    kept: Dict[str, BestOffers] = {}
+    for contract, sides in grouped.items():
+        buys = sides["buy"] if side == "buy" else []
+        sells = sides["sell"] if side == "sell" else []
+        if buys or sells:
+            kept[contract] = {"buy": buys, "sell": sells}
+    return kept
+
+
+def _wanted(row: Mapping[str, Any], args: argparse.Namespace) -> bool:
+    contract = str(row.get("contract") or "")
+    if args.contract is not None and not contract.startswith(args.contract):
+        return False
+    return args.date is None or contract.startswith(args.date)
+
+
+def _filters(args: argparse.Namespace) -> str:
+    names = ("contract", "date", "side", "duration")
+    return " ".join(f"--{name} {getattr(args, name)}" for name in names if getattr(args, name))
 
 
 def book_rows(rows: Sequence[MarketRow]) -> List[MarketRow]:
@@ -199,12 +239,17 @@ def run_ltp(args: argparse.Namespace) -> int:
     with open_client(args) as api:
         if args.zone is not None:
             entries = api.get_market_ltp(args.zone)
-            return _print(args, entries, lambda rows: table(rows, ZONE_LTP_COLUMNS))
+            return _print(args, entries, lambda rows: table(newest_first(rows), ZONE_LTP_COLUMNS))
         if args.duration is not None:
             entries = api.get_latest_available_ltp(args.duration)
-            return _print(args, entries, lambda rows: table(rows, ZONE_LTP_COLUMNS))
+            return _print(args, entries, lambda rows: table(newest_first(rows), ZONE_LTP_COLUMNS))
         latest = api.get_latest_ltp()
-    return _print(args, latest, lambda by_contract: table(_keyed_rows(by_contract), LTP_COLUMNS))
+    return _print(args, latest, lambda by_contract: table(newest_first(_keyed_rows(by_contract)), LTP_COLUMNS))
+
+
+def newest_first(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The rows, the most recent trade first (ISO timestamps sort as text); stable among equals."""
+    return sorted(rows, key=lambda row: str(row.get("timestamp") or ""), reverse=True)
 
 
 def run_spot(args: argparse.Namespace) -> int:
@@ -259,7 +304,9 @@ def ladder(contract: str, sells: Sequence[Mapping[str, Any]], buys: Sequence[Map
     return "\n".join([contract or "(no contract)", *lines])
 
 
-def ladders(grouped: Mapping[str, BestOffers]) -> str:
+def ladders(grouped: Mapping[str, BestOffers], filters: str = "") -> str:
     books = [ladder(contract, sides["sell"], sides["buy"]) for contract, sides in grouped.items()]
     books = [book for book, sides in zip(books, grouped.values()) if sides["sell"] or sides["buy"]]
-    return "\n\n".join(books) if books else "  (the order book is empty)"
+    if books:
+        return "\n\n".join(books)
+    return f"  (no offer matches {filters})" if filters else "  (the order book is empty)"

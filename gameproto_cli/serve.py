@@ -1,8 +1,9 @@
 """``game serve``: run the embedded GAME exchange over HTTP until Ctrl-C.
 
 It listens on the loopback interface unless told otherwise. With no token
-given it accepts the built-in ``demo-token`` and prints it; tokens you give
-are never printed.
+given it accepts the sandbox's own ``demo-token`` and prints it (a public
+token of a local test exchange, printed so that clients can be pointed at
+it); tokens you give are never printed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 from gameproto._constants import API_PREFIX, RATE_LIMIT_PER_MINUTE
 
-from .options import UsageError
+from .failures import CommandFailed, UsageError, require_backend
 
 __all__ = ["add_parsers", "run", "DEMO_TOKEN"]
 
 DEMO_TOKEN = "demo-token"
 DEFAULT_PORT = 8765
+
+DESCRIPTION = """Run the embedded GAME exchange (a local test server) over HTTP until Ctrl-C.
+
+It listens on the loopback interface unless told otherwise. With no token given
+it accepts only the sandbox's own public token, demo-token, and prints it so that
+clients can be pointed at it; tokens you give (--token, --token-file) are never
+printed."""
 
 EXAMPLES = """examples:
   game serve                                   # http://127.0.0.1:8765, token demo-token
@@ -70,7 +78,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the embedded GAME exchange (a local test server)",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -196,7 +204,7 @@ async def _serve(
             except OSError as error:  # the usual one: the port is taken
                 where = f"{args.host}:{args.port}"
                 hint = "" if args.port == 0 else " (--port 0 picks a free port)"
-                raise OSError(error.errno, f"cannot listen on {where}: {error.strerror or error}{hint}") from None
+                raise CommandFailed(f"cannot listen on {where}: {error.strerror or error}{hint}") from None
             print(f"GAME exchange serving on {running.base_url} (API at {running.base_url}{API_PREFIX})", flush=True)
             if demo:
                 print(f"personal token: {DEMO_TOKEN}", flush=True)
@@ -226,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gameproto.simulator.exchange import Exchange
 
+    require_backend(args.backend)  # before anything: a missing trio is one line, not a traceback
     tokens, demo = _tokens(args)
     context = _tls_context(args)
     exchange = Exchange(tokens=tuple(tokens), rate_limit_per_minute=args.rate_limit, clock_offset=args.clock_offset)

@@ -168,7 +168,10 @@ def test_market_best_and_json(game: Any, server: Any, book: Dict[str, Any]) -> N
     for sides in best.values():
         assert len(sides["buy"]) <= 1 and len(sides["sell"]) <= 1
     code, out, _ = game("market", "--json")
-    assert code == 0 and isinstance(json.loads(out), list)
+    book = json.loads(out)  # one shape with and without --best: {contract: {"buy": [...], "sell": [...]}}
+    assert code == 0 and set(book) == set(best)
+    for contract, sides in book.items():
+        assert set(sides) == {"buy", "sell"} and len(sides["buy"]) >= len(best[contract]["buy"])
 
 
 def test_ltp_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
@@ -309,7 +312,9 @@ def test_bulk_of_1000_csv_rows_goes_in_10_requests(game: Any, server: Any, tmp_p
     code, out, err = game("bulk", str(source))
     results_path = tmp_path / "orders.csv.results.csv"
     assert code == 0, err
-    assert out.strip() == f"created 1000, failed 0, unsent 0, unknown 0; results in {results_path}"
+    read, counts = out.strip().splitlines()
+    assert read == f"read {str(source)!r} as CSV separated by ','"
+    assert counts == f"created 1000, failed 0, unsent 0, unknown 0; results in {results_path}"
     assert "\r" not in err  # stderr is no terminal here: no progress bar
     results = read_results(results_path)
     assert len(results) == 1000 and {row["status"] for row in results} == {"created"}
@@ -400,7 +405,7 @@ def test_bulk_stops_at_a_failed_request(game: Any, server: Any, tmp_path: Path) 
     source.write_text(csv_text(bulk_rows(150)), encoding="utf-8")
     code, out, err = game("bulk", str(source))
     assert code == 1
-    assert out.strip().startswith("created 0, failed 100, unsent 50, unknown 0; results in ")
+    assert out.strip().splitlines()[-1].startswith("created 0, failed 100, unsent 50, unknown 0; results in ")
     assert "bulk stopped" in err
     results = read_results(tmp_path / "orders.csv.results.csv")
     assert [row["status"] for row in results] == ["failed"] * 100 + ["unsent"] * 50
