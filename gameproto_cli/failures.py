@@ -17,6 +17,7 @@ from gameproto._errors import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
+    InvalidArgumentError,
     NetworkError,
     NotFoundError,
     OrderValidationError,
@@ -187,9 +188,9 @@ def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
         return USAGE, _first_line(str(error))
     if isinstance(error, CommandFailed):
         return FAILED, _first_line(str(error))
+    if isinstance(error, InvalidArgumentError) and str(error).startswith("order_id "):
+        return USAGE, f"bad order id, nothing was sent: {_first_line(str(error))}"
     if isinstance(error, OrderValidationError):
-        if error.errors and all(problem.field == "order_id" for problem in error.errors):
-            return USAGE, f"bad order id, nothing was sent: {_first_line(str(error.errors[0]))}"
         lines = [str(problem) for problem in error.errors] or [error.message]
         more = f" (and {len(lines) - 1} more; --verbose lists all)" if len(lines) > 1 else ""
         return USAGE, f"invalid order, nothing was sent: {_first_line(lines[0])}{more}"

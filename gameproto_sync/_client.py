@@ -150,7 +150,8 @@ class GameAPI:
     def __del__(self) -> None:
         # As an unclosed file does: its connections are left to the garbage collector.
         if getattr(self, "_closed", True) is False:
-            warnings.warn(f"unclosed {self!r}: close it, or use it in a with block", ResourceWarning, source=self)
+            warning = f"unclosed {self!r}: close it, or use it in a with block"
+            warnings.warn(warning, ResourceWarning, stacklevel=2, source=self)
 
     # -- the driver: run a core flow --------------------------------------------
 

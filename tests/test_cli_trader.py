@@ -247,7 +247,7 @@ def test_a_bad_argument_the_client_refuses_is_bad_input(game: Any, server: Any) 
     assert line == """game: duration must be a duration like "15m" or "1h", got '7x'"""
     assert sent(server, "GET", "/trades") == 0
     line = one_line_error(game("order", "delete", "../1"), 2)
-    assert line.startswith("game: bad order id, nothing was sent: order_id: ") and "'../1'" in line
+    assert line.startswith("game: bad order id, nothing was sent: order_id must be ") and "'../1'" in line
 
 
 def test_a_failing_or_busy_exchange_says_when_to_try_again(game: Any, server: Any) -> None:
