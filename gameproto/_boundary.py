@@ -94,7 +94,12 @@ class Response:
 #: exchange cannot have carried it out, so even an order may be sent again.
 NOT_SENT_KINDS = frozenset({"connect", "connect_timeout", "tls", "pool_timeout"})
 #: Failures after (part of) the request may have reached the exchange.
-SENT_KINDS = frozenset({"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline"})
+#: "too_large": the answer came, but longer than ``max_response_bytes``, so
+#: the driver stopped reading it; the request was carried out or not, and the
+#: answer that would say which was not read.
+SENT_KINDS = frozenset(
+    {"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline", "too_large"}
+)
 FAILURE_KINDS = NOT_SENT_KINDS | SENT_KINDS
 
 
