@@ -30,10 +30,10 @@ def unsendable(access_token: str) -> Optional[str]:
     """
     for character in access_token:
         code = ord(character)
-        if code > 0x7E:
-            return "it has a character outside ASCII"
         if code < 0x20 or code == 0x7F:
             return "it has a control character"
+        if code > 0x7F:
+            return "it has a character outside ASCII"
         if code == 0x20:
             return "it has a space"
     return None
@@ -135,7 +135,7 @@ class TokenState:
             # Refused here, once, rather than failing (or, worse, being sent
             # raw) on every later call. The text names the problem, never the token.
             raise AuthenticationError(
-                f"token exchange answer has an access_token the client cannot send: {problem}",
+                f"the access_token issued cannot be sent: {problem}",
                 status_code=response.status,
                 **where,
             )
