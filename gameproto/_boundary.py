@@ -81,12 +81,14 @@ class Response:
     def header(self, name: str) -> Optional[str]:
         """The value of a header, matched without regard to case."""
         value = self.headers.get(name)
-        if value is not None:
+        if value is not None or not isinstance(self.headers, dict):
+            # The drivers' header mappings match without regard to case
+            # themselves: a miss there is a miss (asked on every answer).
             return value
         wanted = name.lower()
         for key, candidate in self.headers.items():
             if key.lower() == wanted:
-                return candidate
+                return str(candidate)
         return None
 
 

@@ -106,6 +106,14 @@ class _RawHeaders(Mapping[str, str]):
                 return value.decode("latin-1")
         raise KeyError(name)
 
+    def get(self, name: str, default: Any = None) -> Any:
+        # Without the KeyError of Mapping.get: most answers lack most headers asked for.
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._raw:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return default
+
     def __iter__(self) -> Iterator[str]:
         return (key.decode("latin-1").lower() for key, _ in self._raw)
 
