@@ -234,9 +234,10 @@ DETAIL_LENGTH = 600
 #: A secret this long or longer is redacted wherever it appears. A shorter one
 #: (a test's "e", a broken issuer's "ab") would garble every word it occurs
 #: in, so it is redacted only where it stands alone: not flanked by a
-#: character a token is made of (RFC 6750's b64token alphabet).
+#: character a token is made of (RFC 6750's b64token alphabet, but for "=",
+#: which in texts mostly joins a name to a value: ``token=e``).
 WHOLE_WORD_BELOW = 8
-_TOKEN_CHARACTERS = r"A-Za-z0-9\-._~+/="
+_TOKEN_CHARACTERS = r"A-Za-z0-9\-._~+/"
 _ALONE_BEFORE = "(?<![" + _TOKEN_CHARACTERS + "])"
 _ALONE_AFTER = "(?![" + _TOKEN_CHARACTERS + "])"
 
@@ -343,7 +344,7 @@ def error_from_response(
         wait = _retry_after_seconds(response, wall_now)
         told = f", retry after {wait:g} s" if wait is not None else ""
         return RateLimitError(f"rate limited{told}: {detail or 'no detail'}", retry_after=wait, **where)
-    if status >= 500:
+    if 500 <= status <= 599:
         return ServerError(f"server error: {detail or 'no detail'}", **where)
     if status in (400, 422):
         return ServerValidationError(f"refused by the exchange: {detail}", detail=detail, **where)
