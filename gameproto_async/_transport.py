@@ -9,7 +9,7 @@ backend of the running loop).
 from __future__ import annotations
 
 import ssl
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, AsyncIterable, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
 from urllib.parse import unquote, urlsplit
 
 import httpcore
@@ -250,11 +250,21 @@ class AsyncTransport:
                 raise _TooLarge(f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}")
             chunks: List[bytes] = []
             length = 0
-            async for chunk in answer.aiter_stream():
-                length += len(chunk)
-                if length > self._max_bytes:
-                    raise _TooLarge(f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there")
-                chunks.append(chunk)
+            body = cast(AsyncIterable[bytes], answer.stream).__aiter__()
+            try:
+                async for chunk in body:
+                    length += len(chunk)
+                    if length > self._max_bytes:
+                        raise _TooLarge(
+                            f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there"
+                        )
+                    chunks.append(chunk)
+            finally:
+                # httpcore's body is an async generator: finished here, in
+                # this task, not by the garbage collector on some other one.
+                closing = getattr(body, "aclose", None)
+                if closing is not None:
+                    await closing()
         finally:
             # An answer left unread closes its connection (httpcore's rule).
             await answer.aclose()

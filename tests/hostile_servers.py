@@ -257,7 +257,7 @@ def issue_access_token(access_token: str, then: Optional[Case] = None) -> Case:
 def refuse_token_exchange(server: HostileServer, connection: socket.socket, seen: Seen) -> bool:
     """401 to every token exchange, after a moment (so that callers pile up behind it)."""
     if seen.is_token_exchange:
-        time.sleep(0.05)
+        time.sleep(0.5)  # long enough for every caller started meanwhile to be waiting for it
         return _send(connection, _json(401, {"detail": "invalid personal token"}))
     return _honestly(server, connection, seen)
 
@@ -326,6 +326,22 @@ class _Listener:
         self._listener.listen(128)
         self._listener.settimeout(0.05)
         self.port = int(self._listener.getsockname()[1])
+
+    def wait_until_idle(self, seconds: float) -> bool:
+        """Whether every connection was closed within ``seconds``."""
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            with self.lock:
+                if self.open_now == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def take_peak(self) -> int:
+        """The most connections open at once since the last ``take_peak``."""
+        with self.lock:
+            peak, self.peak_open = self.peak_open, self.open_now
+        return peak
 
     def start(self) -> None:
         thread = threading.Thread(target=self._accept, daemon=True)
