@@ -227,3 +227,18 @@ def test_an_answer_neither_success_nor_refusal_leaves_an_order_unknown(status: i
     assert len(script.calls) == 1
     error, _ = _outcome(_calls.get_status(), Response(status, {"Location": "/elsewhere"}, b""))
     assert type(error) is ProtocolError
+
+
+def test_an_exchange_answer_refused_for_its_lifetime_does_not_show_the_token() -> None:
+    clock = FakeClock()
+    session = make_session(clock)
+    answer = json_response(200, {"access_token": "leaky-access-token-123", "expires_in": "soon"})
+    script = Script([json_response(200, {"status": "healthy"})], token_replies=[answer])
+    with pytest.raises(ProtocolError) as caught:
+        drive(session, session.run(_calls.get_status()), script, clock)
+    assert "expires_in" in str(caught.value)
+    error: Any = caught.value
+    while error is not None:
+        assert "leaky-access-token-123" not in str(error) + getattr(error, "excerpt", "")
+        assert "personal-secret" not in str(error) + getattr(error, "excerpt", "")
+        error = error.__context__ or error.__cause__
