@@ -17,9 +17,36 @@ from ._errors import AuthenticationError, GameAPIError, ProtocolError, error_fro
 
 _LONGEST_LIFETIME = 10 * 365 * 86400
 
-__all__ = ["TokenState", "TOKEN_PATH"]
+__all__ = ["TokenState", "TOKEN_PATH", "unsendable", "secrets_in_answer"]
 
 TOKEN_PATH = "/auth/token"
+
+
+def unsendable(access_token: str) -> Optional[str]:
+    """Why ``access_token`` cannot go in an ``Authorization: Bearer`` header, or None.
+
+    A header value is bytes: visible ASCII only. A space would split the
+    header's meaning; a control byte or a line break would break the request.
+    """
+    for character in access_token:
+        code = ord(character)
+        if code < 0x20 or code == 0x7F:
+            return "it has a control character"
+        if code > 0x7F:
+            return "it has a character outside ASCII"
+        if code == 0x20:
+            return "it has a space"
+    return None
+
+
+def secrets_in_answer(body: bytes) -> Tuple[str, ...]:
+    """The access token an exchange's answer carries, if any: to redact from an excerpt of it."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ()
+    token = payload.get("access_token") if isinstance(payload, dict) else None
+    return (token,) if isinstance(token, str) and token else ()
 
 
 class TokenState:
@@ -96,10 +123,19 @@ class TokenState:
         except (ValueError, UnicodeDecodeError, RecursionError):
             payload = None
         token = payload.get("access_token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token or any(ch in token for ch in "\r\n\x00"):
+        if not isinstance(token, str) or not token:
             raise ProtocolError(
                 "token exchange answer has no usable access_token",
                 excerpt=excerpt(response.body, self.secrets + ((token,) if isinstance(token, str) else ())),
+                status_code=response.status,
+                **where,
+            )
+        problem = unsendable(token)
+        if problem is not None:
+            # Refused here, once, rather than failing (or, worse, being sent
+            # raw) on every later call. The text names the problem, never the token.
+            raise AuthenticationError(
+                f"the access_token issued cannot be sent: {problem}",
                 status_code=response.status,
                 **where,
             )

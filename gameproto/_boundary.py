@@ -81,12 +81,14 @@ class Response:
     def header(self, name: str) -> Optional[str]:
         """The value of a header, matched without regard to case."""
         value = self.headers.get(name)
-        if value is not None:
+        if value is not None or not isinstance(self.headers, dict):
+            # The drivers' header mappings match without regard to case
+            # themselves: a miss there is a miss (asked on every answer).
             return value
         wanted = name.lower()
         for key, candidate in self.headers.items():
             if key.lower() == wanted:
-                return candidate
+                return str(candidate)
         return None
 
 
@@ -94,7 +96,12 @@ class Response:
 #: exchange cannot have carried it out, so even an order may be sent again.
 NOT_SENT_KINDS = frozenset({"connect", "connect_timeout", "tls", "pool_timeout"})
 #: Failures after (part of) the request may have reached the exchange.
-SENT_KINDS = frozenset({"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline"})
+#: "too_large": the answer came, but longer than ``max_response_bytes``, so
+#: the driver stopped reading it; the request was carried out or not, and the
+#: answer that would say which was not read.
+SENT_KINDS = frozenset(
+    {"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline", "too_large"}
+)
 FAILURE_KINDS = NOT_SENT_KINDS | SENT_KINDS
 
 

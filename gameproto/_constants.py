@@ -20,6 +20,7 @@ __all__ = [
     "KEEPALIVE_EXPIRY",
     "SERVER_IDLE_TIMEOUT",
     "SERVER_MAX_BODY",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "RATE_LIMIT_PER_MINUTE",
     "BUDGET_WINDOW",
     "USER_AGENT",
@@ -69,6 +70,11 @@ KEEPALIVE_EXPIRY = 4.0
 SERVER_IDLE_TIMEOUT = 15.0
 #: The embedded server refuses request bodies larger than this (413).
 SERVER_MAX_BODY = 1024 * 1024
+
+#: The longest answer a client reads, in bytes. A listing of 100,000 orders
+#: is about 30 MB; a longer answer is a broken or hostile server, and reading
+#: it whole would exhaust the trader's memory.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 #: Requests per minute and access token that the embedded exchange allows.
 RATE_LIMIT_PER_MINUTE = 1000

@@ -28,6 +28,7 @@ through ``redact`` before they are kept.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
@@ -230,11 +231,27 @@ _EXCERPT_SCAN = 65536
 DETAIL_LENGTH = 600
 
 
+#: A secret this long or longer is redacted wherever it appears. A shorter one
+#: (a test's "e", a broken issuer's "ab") would garble every word it occurs
+#: in, so it is redacted only where it stands alone: not flanked by a
+#: character a token is made of (RFC 6750's b64token alphabet, but for "=",
+#: which in texts mostly joins a name to a value: ``token=e``).
+WHOLE_WORD_BELOW = 8
+_TOKEN_CHARACTERS = r"A-Za-z0-9\-._~+/"
+_ALONE_BEFORE = "(?<![" + _TOKEN_CHARACTERS + "])"
+_ALONE_AFTER = "(?![" + _TOKEN_CHARACTERS + "])"
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
+    """``text`` with every secret replaced by ``***`` (short ones only where they stand alone)."""
     for secret in secrets:
-        if secret:
+        if not secret:
+            continue
+        if len(secret) >= WHOLE_WORD_BELOW:
             text = text.replace(secret, "***")
+        elif secret in text:
+            alone = _ALONE_BEFORE + re.escape(secret) + _ALONE_AFTER
+            text = re.sub(alone, "***", text)
     return text
 
 
@@ -327,13 +344,17 @@ def error_from_response(
         wait = _retry_after_seconds(response, wall_now)
         told = f", retry after {wait:g} s" if wait is not None else ""
         return RateLimitError(f"rate limited{told}: {detail or 'no detail'}", retry_after=wait, **where)
-    if status >= 500:
+    if 500 <= status <= 599:
         return ServerError(f"server error: {detail or 'no detail'}", **where)
     if status in (400, 422):
         return ServerValidationError(f"refused by the exchange: {detail}", detail=detail, **where)
     if 300 <= status < 400:
+        # A Location may carry a token (a hostile server's, or ours echoed).
+        where_to = redact(response.header("Location") or "nowhere", secrets)
+        if len(where_to) > EXCERPT_LENGTH:
+            where_to = where_to[:EXCERPT_LENGTH] + "..."
         return ProtocolError(
-            f"unexpected redirect to {response.header('Location') or 'nowhere'}",
+            f"unexpected redirect to {where_to}",
             excerpt=detail,
             **where,
         )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar, Union
 
 from . import _constants
-from ._auth import TOKEN_PATH, TokenState
+from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
 from ._boundary import Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._budget import RequestBudget, budget_exhausted, limit_from_status
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
@@ -177,6 +177,12 @@ class Session:
             if type(reply) is Response:
                 self.exchange_clock.observe_response(sent_at, self.wall_clock(), reply)
                 status = reply.status
+                encoding = reply.header("Content-Encoding")
+                if encoding is not None and encoding.strip(" \t").lower() not in ("", "identity"):
+                    # We ask for identity and decode nothing: a compressed body
+                    # could inflate a thousandfold past the size cap.
+                    shown = redact(encoding, self.tokens.secrets)[:40]
+                    raise self._unreadable(call, request, reply, f"answer has Content-Encoding {shown!r}, not identity")
                 if 200 <= status < 300:
                     if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
                         self._record(request, attempt, status, None, clock() - started, None)
@@ -245,15 +251,21 @@ class Session:
         try:
             return call.parse(reply)
         except ProtocolError as unreadable:
-            # The parser does not know the tokens: the excerpt is made again
-            # here, with them redacted.
-            where = {"method": request.method, "path": request.path, "status_code": reply.status}
-            shown = excerpt(reply.body, self.tokens.secrets)
-            if call.creates:
-                raise OrderOutcomeUnknownProtocolError(
-                    f"{unreadable.message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where
-                ) from None
-            raise ProtocolError(unreadable.message, excerpt=shown, **where) from None
+            message = unreadable.message
+        # Raised outside the except clause: the parser's error (its excerpt
+        # made without the tokens) must not survive as this one's __context__.
+        raise self._unreadable(call, request, reply, message)
+
+    def _unreadable(self, call: Call[T], request: Request, reply: Response, message: str) -> GameAPIError:
+        """The error for an answer the client cannot read: outcome-unknown for orders."""
+        secrets = self.tokens.secrets
+        if request.path == TOKEN_PATH:
+            secrets += secrets_in_answer(reply.body)
+        where = {"method": request.method, "path": request.path, "status_code": reply.status}
+        shown = excerpt(reply.body, secrets)
+        if call.creates:
+            return OrderOutcomeUnknownProtocolError(f"{message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where)
+        return ProtocolError(message, excerpt=shown, **where)
 
     # -- the token, single-flight ------------------------------------------------
 
@@ -308,6 +320,10 @@ class Session:
         error = error_from_response(
             reply, method=request.method, path=request.path, secrets=self.tokens.secrets, wall_now=self.wall_clock()
         )
+        if call.creates and isinstance(error, ProtocolError):
+            # 1xx, 3xx, a 2xx the call does not expect, a status beyond 599:
+            # neither a success nor a refusal, so the orders may exist.
+            return self._unreadable(call, request, reply, error.message)
         if call.creates and isinstance(error, ServerError):
             # A 5xx does not prove the orders were refused.
             return OrderOutcomeUnknownServerError(
@@ -322,6 +338,13 @@ class Session:
         self, call: Call[T], request: Request, failure: TransportFailure, attempts: int
     ) -> GameAPIError:
         detail = redact(failure.detail, self.tokens.secrets) or failure.kind
+        if failure.kind == "too_large":
+            # An answer came, too long to read: unreadable rather than absent.
+            if call.creates:
+                return OrderOutcomeUnknownProtocolError(
+                    f"{detail}: {UNKNOWN_OUTCOME_HINT}", method=request.method, path=request.path
+                )
+            return ProtocolError(detail, method=request.method, path=request.path)
         if call.creates and failure.may_have_been_sent:
             return OrderOutcomeUnknownNoAnswerError(
                 f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "

@@ -7,7 +7,6 @@ clock, so that every decision is tested without waiting.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -40,11 +39,16 @@ _MONTHS = {
 # ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
 # and asctime ("Sun Nov  6 08:49:37 1994"). Written here rather than taken
 # from email.utils, which would load the socket module into the pure core.
-_IMF_DATE = re.compile(
-    r"[A-Za-z]{3},\s+(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:GMT|UTC|\+0000)"
-)
-_RFC850_DATE = re.compile(r"[A-Za-z]+,\s+(\d{1,2})-([A-Za-z]{3})-(\d{2})\s+(\d{2}):(\d{2}):(\d{2})\s+GMT")
-_ASCTIME_DATE = re.compile(r"[A-Za-z]{3}\s+([A-Za-z]{3})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(\d{4})")
+# Single spaces between the parts, "GMT" only: RFC 9110's grammar, nothing
+# looser (a laxer pattern reads things no server meant as a date).
+_IMF_DATE = re.compile(r"[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT")
+_RFC850_DATE = re.compile(r"[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT")
+_ASCTIME_DATE = re.compile(r"[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})")
+#: delay-seconds = 1*DIGIT: no sign, no fraction, no exponent, no "_" (as
+#: Python's float() would take), ASCII digits only.
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+#: More digits than this is a wait beyond any cap; kept from int() of a huge string.
+_LONGEST_DELAY_DIGITS = 12
 
 
 def parse_http_date(text: str) -> Optional[float]:
@@ -62,6 +66,7 @@ def parse_http_date(text: str) -> Optional[float]:
             if not match:
                 return None
             month, day, hour, minute, second, year = match.groups()
+            day = day.strip()
     month_number = _MONTHS.get(month.lower())
     if month_number is None:
         return None
@@ -77,23 +82,21 @@ def parse_http_date(text: str) -> Optional[float]:
 def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
     """Seconds to wait from a ``Retry-After`` value, or None when it says nothing usable.
 
-    The value is either delay-seconds or an HTTP date; ``now`` is the wall
-    clock (epoch seconds) that an HTTP date is measured from. A date in the
-    past means "now" (0 s).
+    The value is either delay-seconds (ASCII digits) or an HTTP date, the two
+    forms RFC 9110 allows; anything else (``1.5``, ``+5``, ``1_0``, ``0x10``,
+    ``1e1``) says nothing. ``now`` is the wall clock (epoch seconds) that an
+    HTTP date is measured from. A date in the past means "now" (0 s).
     """
     if value is None:
         return None
-    text = value.strip()
+    # Only the optional whitespace HTTP allows around a field value.
+    text = value.strip(" \t")
     if not text:
         return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isnan(seconds):
-            return None
-        return min(max(seconds, 0.0), 1e9)
+    if _DELAY_SECONDS.fullmatch(text):
+        if len(text.lstrip("0")) > _LONGEST_DELAY_DIGITS:
+            return 1e9
+        return min(float(int(text)), 1e9)
     when = parse_http_date(text)
     if when is None:
         return None
@@ -184,6 +187,9 @@ class RetryPolicy:
     ) -> RetryDecision:
         """The decision after a request that got no answer."""
         if creates and failure.may_have_been_sent:
+            return GIVE_UP
+        if failure.kind == "too_large":
+            # The same server would send the same oversized answer again.
             return GIVE_UP
         if retries_done >= self.max_retries:
             return GIVE_UP

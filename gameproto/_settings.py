@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _constants
@@ -29,35 +29,62 @@ __all__ = [
     "settings_from_env",
     "parse_verify",
     "read_dotenv",
+    "proxy_from_environment",
+    "ca_from_environment",
+    "bypasses_proxy",
+    "CA_VARIABLES",
 ]
 
 logger = logging.getLogger("gameproto")
 
 
 def api_url(base_url: str) -> str:
-    """The URL every path is relative to: ``base_url`` plus ``/api/v1``, once."""
+    """The URL every path is relative to: ``base_url`` plus ``/api/v1``, once.
+
+    The host is kept in its ASCII (IDNA) form, so both clients put the same
+    bytes on the wire; anything that could never be sent is refused here.
+    """
     if not isinstance(base_url, str):
         raise ValueError(f"base_url must be a URL string, got {type(base_url).__name__}")
     text = base_url.strip().rstrip("/")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ValueError(f"base_url must not contain spaces, line breaks or control characters, got {base_url!r}")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {base_url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    if parts.query or parts.fragment or parts.username or parts.password or "@" in parts.netloc:
         raise ValueError("base_url must not carry a query, a fragment or credentials")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"base_url has an invalid port, got {base_url!r}") from None
+    host = parts.hostname
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"base_url has a host name that cannot be encoded (IDNA), got {base_url!r}") from None
+    if not parts.path.isascii():
+        raise ValueError(f"base_url's path must be ASCII (percent-encode it), got {base_url!r}")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    text = f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}{parts.path}"
     if not text.endswith(_constants.API_PREFIX):
         text += _constants.API_PREFIX
     return text
 
 
-def check_verify(verify_ssl: Any) -> Union[bool, str]:
-    """``verify_ssl`` checked: True, False, or the path of a CA bundle."""
+def check_verify(verify_ssl: Any, name: str = "verify_ssl") -> Union[bool, str]:
+    """``verify_ssl`` checked: True, False, or the path of a CA bundle (a file or a directory) that exists."""
     if isinstance(verify_ssl, bool):
         return verify_ssl
-    if isinstance(verify_ssl, str) and verify_ssl:
-        return verify_ssl
     if hasattr(verify_ssl, "__fspath__"):
-        return str(verify_ssl.__fspath__())
-    raise ValueError(f"verify_ssl must be True, False or a CA bundle path, got {verify_ssl!r}")
+        verify_ssl = verify_ssl.__fspath__()
+    if isinstance(verify_ssl, str) and verify_ssl:
+        if not os.path.exists(verify_ssl):
+            raise ValueError(f"{name}: no CA bundle at {verify_ssl!r} (no such file or directory)")
+        return verify_ssl
+    raise ValueError(f"{name} must be True, False or a CA bundle path, got {verify_ssl!r}")
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -94,6 +121,16 @@ class ClientSettings:
     allow_non_positive_price: bool
     max_connections: int
     retry_policy: RetryPolicy
+    #: The longest answer read, in bytes; a longer one is a ProtocolError.
+    max_response_bytes: int
+    #: Whether the environment (proxies, CA bundle) was read.
+    trust_env: bool
+    #: The proxy to reach ``api_url`` through (may carry credentials), or None.
+    proxy: Optional[str] = field(repr=False)
+    #: The verification the transports apply: ``verify_ssl``, or the CA
+    #: bundle the environment names when ``verify_ssl`` is True.
+    verify: Union[bool, str]
+    #: The request budget's limit: a number a minute, "auto" or None.
     requests_per_minute: Union[int, str, None] = "auto"
 
     @classmethod
@@ -111,9 +148,17 @@ class ClientSettings:
         allow_non_positive_price: bool = False,
         max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
+        max_response_bytes: int = _constants.DEFAULT_MAX_RESPONSE_BYTES,
+        trust_env: bool = True,
         requests_per_minute: Union[int, str, None] = "auto",
+        environ: Optional[Mapping[str, str]] = None,
     ) -> ClientSettings:
-        """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one."""
+        """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one.
+
+        With ``trust_env`` the environment (``environ``, default ``os.environ``)
+        is read here, once: the proxy variables and the CA bundle variables
+        (see ``proxy_from_environment`` and ``ca_from_environment``).
+        """
         check_personal_token(token)
         RequestBudget(requests_per_minute)  # ValueError naming requests_per_minute when it is not a limit
         url = api_url(base_url)
@@ -124,11 +169,20 @@ class ClientSettings:
             raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
         if on_attempt is not None and not callable(on_attempt):
             raise ValueError(f"on_attempt must be callable, got {type(on_attempt).__name__}")
+        if not isinstance(trust_env, bool):
+            raise ValueError(f"trust_env must be True or False, got {trust_env!r}")
+        verify = check_verify(verify_ssl)
+        proxy: Optional[str] = None
+        if trust_env:
+            environment = os.environ if environ is None else environ
+            proxy = proxy_from_environment(url, environment)
+            if verify is True:
+                verify = ca_from_environment(environment) or True
         settings = cls(
             token=token,
             base_url=url[: -len(_constants.API_PREFIX)],
             api_url=url,
-            verify_ssl=check_verify(verify_ssl),
+            verify_ssl=check_verify(verify_ssl),  # as given: the environment's CA is in ``verify``
             timeout=timeout,
             max_retries=retry_policy.max_retries,
             # A step never outlasts the whole call.
@@ -138,6 +192,10 @@ class ClientSettings:
             allow_non_positive_price=bool(allow_non_positive_price),
             max_connections=_count("max_connections", max_connections, 1),
             retry_policy=retry_policy,
+            max_response_bytes=_count("max_response_bytes", max_response_bytes, 1),
+            trust_env=trust_env,
+            proxy=proxy,
+            verify=verify,
             requests_per_minute=requests_per_minute,
         )
         if settings.verify_ssl is False and settings.is_https:
@@ -170,6 +228,102 @@ class ClientSettings:
         return plan_orders(
             order_data, now=now, allow_non_positive_price=self.allow_non_positive_price, skip_invalid=skip_invalid
         )
+
+
+# -- the environment, read once for both clients ------------------------------------
+
+#: Where a CA bundle may be named, first found wins: requests' own variable
+#: (which users of the published client have set), then OpenSSL's.
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def _variable(environ: Mapping[str, str], name: str) -> Tuple[str, Optional[str]]:
+    """The lower-case spelling of a proxy variable wins over the upper-case one (as curl and urllib read them)."""
+    for spelling in (name.lower(), name.upper()):
+        value = environ.get(spelling)
+        if value is not None and value.strip():
+            return spelling, value.strip()
+    return name, None
+
+
+def bypasses_proxy(host: str, port: Optional[int], no_proxy: str) -> bool:
+    """Whether ``NO_PROXY``'s list names ``host``: ``*``, the host, a parent domain, or an IPv4/IPv6 network."""
+    import ipaddress
+
+    host = host.lower().strip("[]")
+    try:
+        address: Any = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy.replace(" ", ",").split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and not (entry_port.isdigit() and port is not None and int(entry_port) == port):
+            continue
+        name = name.strip("[]")
+        if address is not None and "/" in name:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = name.lstrip("*").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def proxy_from_environment(url: str, environ: Mapping[str, str]) -> Optional[str]:
+    """The proxy URL the environment names for ``url``, or None to connect directly.
+
+    ``https_proxy`` for an https URL, ``http_proxy`` for an http one, else
+    ``all_proxy``; ``no_proxy`` names the hosts reached directly. An https URL
+    always goes through a CONNECT tunnel (the drivers never forward it), so
+    no token crosses a proxy in clear.
+    """
+    parts = urlsplit(url)
+    spelling, no_proxy = _variable(environ, "no_proxy")
+    if no_proxy and bypasses_proxy(parts.hostname or "", parts.port, no_proxy):
+        return None
+    spelling, proxy = _variable(environ, f"{parts.scheme}_proxy")
+    if proxy is not None and parts.scheme == "http" and spelling == "HTTP_PROXY" and "REQUEST_METHOD" in environ:
+        # Under CGI, HTTP_PROXY is the request's "Proxy:" header (httpoxy).
+        proxy = None
+    if proxy is None:
+        spelling, proxy = _variable(environ, "all_proxy")
+    if proxy is None:
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy  # "proxy:3128", as curl reads it
+    proxy_parts = urlsplit(proxy)
+    if proxy_parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"{spelling}: only http:// and https:// proxies are supported, got a {proxy_parts.scheme}:// proxy "
+            "(pass trust_env=False to ignore the environment)"
+        )
+    try:
+        proxy_port = proxy_parts.port
+    except ValueError:
+        proxy_port = 0
+    if proxy_port == 0:
+        raise ValueError(f"{spelling}: the proxy URL has an invalid port")
+    if not proxy_parts.hostname or any(ch.isspace() or ord(ch) < 0x20 for ch in proxy) or not proxy.isascii():
+        raise ValueError(f"{spelling}: the proxy URL must be an ASCII URL with a host")
+    return proxy
+
+
+def ca_from_environment(environ: Mapping[str, str]) -> Optional[str]:
+    """The CA bundle (file or directory) the environment names, or None; one that does not exist is refused."""
+    for name in CA_VARIABLES:
+        value = environ.get(name)
+        if value:
+            return str(check_verify(value, name))
+    return None
 
 
 def check_personal_token(token: Any) -> str:

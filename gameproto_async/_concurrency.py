@@ -6,13 +6,14 @@ has the same names for threads.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Awaitable, Callable, Iterable, Optional, Tuple, TypeVar
 
 import anyio
 
 from gameproto import _constants
 
-__all__ = ["sleep", "TokenLock", "run_parts"]
+__all__ = ["sleep", "TokenLock", "run_parts", "current_loop"]
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -20,16 +21,34 @@ B = TypeVar("B")
 sleep = anyio.sleep
 
 
+def current_loop() -> object:
+    """The running event loop (asyncio's loop, or trio's run): what pools and locks belong to."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # not under asyncio: under trio, the only other loop httpcore drives
+
+        return trio.lowlevel.current_trio_token()
+
+
 class TokenLock:
-    """The client's one token lock, made on first use inside the running event loop."""
+    """The client's one token lock, made on first use inside the running event loop.
+
+    A lock belongs to its loop: used from a new one (a second
+    ``asyncio.run()``, or trio after asyncio), a new lock is made. The old
+    one, held or not, died with its loop.
+    """
 
     def __init__(self) -> None:
         self._lock: Optional[anyio.Lock] = None
+        self._loop: object = None
 
     async def acquire(self, wait: float) -> bool:
         """Take the lock, waiting at most ``wait`` seconds; whether it was taken."""
-        if self._lock is None:
+        loop = current_loop()
+        if self._lock is None or loop is not self._loop:
             self._lock = anyio.Lock()
+            self._loop = loop
         with anyio.move_on_after(min(wait, 1e6)):
             await self._lock.acquire()
             return True

@@ -9,8 +9,8 @@ backend of the running loop).
 from __future__ import annotations
 
 import ssl
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Any, AsyncIterable, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
+from urllib.parse import unquote, urlsplit
 
 import httpcore
 
@@ -18,6 +18,7 @@ from gameproto import _constants
 from gameproto._boundary import Response, Send, TransportFailure
 from gameproto._settings import ClientSettings
 
+from ._concurrency import current_loop
 from ._deadline import DeadlineBackend, set_deadline
 
 __all__ = ["AsyncTransport"]
@@ -105,6 +106,14 @@ class _RawHeaders(Mapping[str, str]):
                 return value.decode("latin-1")
         raise KeyError(name)
 
+    def get(self, name: str, default: Any = None) -> Any:
+        # Without the KeyError of Mapping.get: most answers lack most headers asked for.
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._raw:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return default
+
     def __iter__(self) -> Iterator[str]:
         return (key.decode("latin-1").lower() for key, _ in self._raw)
 
@@ -115,37 +124,82 @@ class _RawHeaders(Mapping[str, str]):
         return repr(dict(self.items()))
 
 
+class _TooLarge(Exception):
+    """The answer is longer than the client reads."""
+
+
+def _proxy(url: Optional[str], verify: Union[bool, str]) -> Optional[httpcore.Proxy]:
+    """httpcore's proxy for the URL the settings chose; its credentials go in Proxy-Authorization."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    tls = _ssl_context(verify) if parts.scheme == "https" else None
+    return httpcore.Proxy(f"{parts.scheme}://{host}{port}", auth=auth, ssl_context=tls)
+
+
 class AsyncTransport:
-    """A pool of connections to one exchange, used by many tasks of one event loop."""
+    """A pool of connections to one exchange, used by many tasks of one event loop.
+
+    A pool belongs to the event loop it was first used in. Used from a new
+    loop (a second ``asyncio.run()``, or trio after asyncio), the transport
+    drops the old loop's pool without touching it (its loop is gone, and
+    awaiting its close there is impossible) and starts a new one.
+    """
 
     def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
         self._api_url = settings.api_url
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(settings.verify_ssl) if settings.is_https else None,
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
+        self._max_bytes = settings.max_response_bytes
+        self._ssl_context = _ssl_context(settings.verify) if settings.is_https else None
+        self._proxy = _proxy(settings.proxy, settings.verify)
+        self._pool = self._new_pool()
+        self._loop: object = None
+        self._prepared: Dict[Any, httpcore.Request] = {}
+        self._host = urlsplit(settings.api_url).netloc.rpartition("@")[2].encode("idna")
+
+    def _new_pool(self) -> httpcore.AsyncConnectionPool:
+        return httpcore.AsyncConnectionPool(
+            ssl_context=self._ssl_context,
+            proxy=self._proxy,
+            max_connections=self._settings.max_connections,
+            max_keepalive_connections=self._settings.max_connections,
             keepalive_expiry=_constants.KEEPALIVE_EXPIRY,
             retries=0,
             network_backend=DeadlineBackend(),
         )
-        self._prepared: Dict[Any, httpcore.Request] = {}
-        self._host = urlsplit(settings.api_url).netloc.rpartition("@")[2].encode("idna")
 
     async def send(self, action: Send) -> Union[Response, TransportFailure]:
         """The answer to ``action.request``, or what kept it from coming."""
+        loop = current_loop()
+        if loop is not self._loop:
+            if self._loop is not None:
+                # Dropped, not closed: its connections die with their loop.
+                self._pool = self._new_pool()
+            self._loop = loop
         # The overall deadline bounds every socket wait, even against a
         # server that trickles bytes just fast enough to beat the read
         # timeout (see _deadline.py).
         set_deadline(action.time_left)
         try:
-            answer = await self._exchange(self._prepare(action))
+            return await self._exchange(self._prepare(action))
         except _TRANSPORT_ERRORS as error:
             return _failure(error)
-        return Response(answer.status, _RawHeaders(answer.headers), answer.content)
+        except _TooLarge as error:
+            return TransportFailure("too_large", str(error))
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._pool.aclose()
+        """Close the pooled connections (those of a loop that has ended are only dropped)."""
+        if self._loop is None or current_loop() is self._loop:
+            await self._pool.aclose()
+        else:
+            self._pool = self._new_pool()
 
     def _prepare(self, action: Send) -> httpcore.Request:
         """The httpcore request for ``action``; a bodiless one is built once and reused.
@@ -185,11 +239,33 @@ class AsyncTransport:
             self._prepared[key] = prepared
         return prepared
 
-    async def _exchange(self, prepared: httpcore.Request) -> httpcore.Response:
-        # What AsyncConnectionPool.request does, for a request we built ourselves.
+    async def _exchange(self, prepared: httpcore.Request) -> Response:
+        # What AsyncConnectionPool.request does, for a request we built
+        # ourselves, reading the body as it comes and no further than the cap.
         answer = await self._pool.handle_async_request(prepared)
         try:
-            await answer.aread()
+            headers = _RawHeaders(answer.headers)
+            declared = headers.get("Content-Length")
+            if declared is not None and declared.strip().isdigit() and int(declared) > self._max_bytes:
+                raise _TooLarge(f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}")
+            chunks: List[bytes] = []
+            length = 0
+            body = cast(AsyncIterable[bytes], answer.stream).__aiter__()
+            try:
+                async for chunk in body:
+                    length += len(chunk)
+                    if length > self._max_bytes:
+                        raise _TooLarge(
+                            f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there"
+                        )
+                    chunks.append(chunk)
+            finally:
+                # httpcore's body is an async generator: finished here, in
+                # this task, not by the garbage collector on some other one.
+                closing = getattr(body, "aclose", None)
+                if closing is not None:
+                    await closing()
         finally:
+            # An answer left unread closes its connection (httpcore's rule).
             await answer.aclose()
-        return answer
+        return Response(answer.status, headers, b"".join(chunks))

@@ -57,6 +57,13 @@ class GameAPI:
     call's overall deadline in seconds, retries included. Every argument is
     checked here: a bad one raises ``ValueError`` naming it.
 
+    ``max_response_bytes`` caps the length of an answer (a longer one is a
+    ``ProtocolError``, outcome-unknown for an order). With ``trust_env``
+    (default) the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``) and the CA bundle variables
+    (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``) are read
+    once, here.
+
     ``requests_per_minute`` paces every request of the client (all its
     threads or tasks, retries and token exchanges included) so that no
     60-second window holds more than the limit: ``"auto"`` starts from the
@@ -79,6 +86,8 @@ class GameAPI:
         allow_non_positive_price: bool = False,
         max_connections: int = _constants.POOL_MAX_CONNECTIONS,
         retry_policy: Optional[RetryPolicy] = None,
+        max_response_bytes: int = _constants.DEFAULT_MAX_RESPONSE_BYTES,
+        trust_env: bool = True,
         requests_per_minute: Union[int, str, None] = "auto",
     ) -> None:
         self._settings = ClientSettings.from_arguments(
@@ -93,6 +102,8 @@ class GameAPI:
             allow_non_positive_price=allow_non_positive_price,
             max_connections=max_connections,
             retry_policy=retry_policy,
+            max_response_bytes=max_response_bytes,
+            trust_env=trust_env,
             requests_per_minute=requests_per_minute,
         )
         self._session = self._settings.session()

@@ -10,6 +10,7 @@ and a wait the deadline cuts short surfaces as an ordinary read timeout.
 
 from __future__ import annotations
 
+import http.client
 import math
 import socket
 import ssl
@@ -21,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["DeadlineAdapter", "set_deadline"]
+__all__ = ["DeadlineAdapter", "set_deadline", "time_left"]
 
 
 class _Deadline(threading.local):
@@ -34,6 +35,13 @@ _DEADLINE = _Deadline()
 def set_deadline(seconds_from_now: float) -> None:
     """Bound every socket wait of this thread's next request to ``seconds_from_now``."""
     _DEADLINE.at = time.monotonic() + seconds_from_now
+
+
+def time_left() -> Optional[float]:
+    """Seconds left of this thread's call (None: no deadline set)."""
+    if _DEADLINE.at == math.inf:
+        return None
+    return max(0.0, _DEADLINE.at - time.monotonic())
 
 
 def _shorten(sock: socket.socket) -> None:
@@ -89,24 +97,70 @@ def _adopt(sock: Any) -> None:
         sock.__class__ = _DeadlineSSLSocket
 
 
+#: Informational answers skipped before the final one; more is a hostile server.
+_MOST_INFORMATIONAL = 32
+_MOST_HEADER_LINES = 200
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client's response, skipping every 1xx answer (it skips only 100).
+
+    A ``103 Early Hints`` before the ``200`` to a POST must not hide the
+    final answer, which says whether the orders were placed.
+    """
+
+    def _read_status(self) -> Any:
+        for _ in range(_MOST_INFORMATIONAL):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            for _ in range(_MOST_HEADER_LINES):
+                line = self.fp.readline(65537)
+                if len(line) > 65536:
+                    raise http.client.LineTooLong("header line")
+                if line in (b"\r\n", b"\n", b""):
+                    break
+            else:
+                raise http.client.HTTPException("an informational answer with too many header lines")
+        raise http.client.HTTPException(f"more than {_MOST_INFORMATIONAL} informational answers")
+
+
 class _Connection(HTTPConnection):
+    response_class = _FinalResponse
+
     def connect(self) -> None:
         super().connect()
         _adopt(self.sock)
 
 
 class _TLSConnection(HTTPSConnection):
+    response_class = _FinalResponse
+
     def connect(self) -> None:
         super().connect()
         _adopt(self.sock)
 
 
+def _pool_wait(timeout: Optional[float]) -> Optional[float]:
+    # The wait for a free connection is part of the call: at most its time left.
+    left = time_left()
+    if left is None:
+        return timeout
+    return left if timeout is None else min(timeout, left)
+
+
 class _Pool(HTTPConnectionPool):
     ConnectionCls = _Connection
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        return super()._get_conn(_pool_wait(timeout))
 
 
 class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        return super()._get_conn(_pool_wait(timeout))
 
 
 _POOLS = {"http": _Pool, "https": _TLSPool}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager, nullcontext
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 import requests
 from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import EmptyPoolError, HTTPError, ReadTimeoutError
 
 from gameproto._boundary import Response, Send, TransportFailure
 from gameproto._settings import ClientSettings
@@ -20,6 +21,12 @@ from gameproto._settings import ClientSettings
 from ._deadline import DeadlineAdapter, set_deadline
 
 __all__ = ["Transport"]
+
+_READ_SIZE = 65536
+
+
+class _TooLarge(Exception):
+    """The answer is longer than the client reads."""
 
 
 def _failure(error: requests.RequestException) -> TransportFailure:
@@ -49,17 +56,28 @@ def _failure(error: requests.RequestException) -> TransportFailure:
 
 
 class Transport:
-    """A pool of connections to one exchange, used by many threads at once."""
+    """A pool of connections to one exchange, used by many threads at once.
+
+    The pool holds at most ``max_connections``: a thread that finds them all
+    busy waits for one (within its call's deadline) rather than opening more.
+    """
 
     def __init__(self, settings: ClientSettings) -> None:
         self._api_url = settings.api_url
-        self._verify = settings.verify_ssl
+        self._verify = settings.verify
+        self._quiet_tls = settings.verify_ssl is False
+        self._max_bytes = settings.max_response_bytes
+        self._max_connections = settings.max_connections
         self._http = requests.Session()
-        # Settings from the environment are read once here, not on every
-        # call: trust_env makes requests look up proxies and netrc each time.
-        self._proxies = requests.utils.get_environ_proxies(settings.api_url)
+        # The environment was read once, by the core's settings; requests
+        # must not read it again (trust_env would look up proxies and netrc
+        # on every call, and honour variables the async client does not).
         self._http.trust_env = False
-        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=settings.max_connections, max_retries=0)
+        scheme = settings.api_url.partition(":")[0]
+        self._proxies = {scheme: settings.proxy} if settings.proxy else {}
+        adapter = DeadlineAdapter(
+            pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True, max_retries=0
+        )
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
         self._adapter = adapter
@@ -78,17 +96,52 @@ class Transport:
         set_deadline(action.time_left)
         try:
             # We warned once when the client was made; urllib3 would on every call.
-            with self._quiet() if self._verify is False else nullcontext():
+            with self._quiet() if self._quiet_tls else nullcontext():
                 answer = self._adapter.send(
                     prepared,
+                    stream=True,
                     timeout=(action.connect_timeout, action.read_timeout),
                     verify=self._verify,
                     proxies=self._proxies,
                 )
-                body = answer.content
+                body = self._read(answer.raw)
         except requests.RequestException as error:
             return _failure(error)
+        except EmptyPoolError:
+            return TransportFailure(
+                "pool_timeout", f"no free connection of the {self._max_connections} within the call's deadline"
+            )
+        except _TooLarge as error:
+            return TransportFailure("too_large", str(error))
+        except ReadTimeoutError as error:
+            return TransportFailure("read_timeout", f"{type(error).__name__}: {error}")
+        except (HTTPError, OSError) as error:
+            return TransportFailure("read", f"{type(error).__name__}: {error}")
         return Response(answer.status_code, answer.headers, body)
+
+    def _read(self, raw: Any) -> bytes:
+        """The body as sent (no content decoding), stopped at ``max_response_bytes``."""
+        done = False
+        try:
+            declared = raw.headers.get("Content-Length")
+            if declared is not None and declared.strip().isdigit() and int(declared) > self._max_bytes:
+                raise _TooLarge(f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}")
+            chunks = []
+            length = 0
+            for chunk in raw.stream(_READ_SIZE, decode_content=False):
+                length += len(chunk)
+                if length > self._max_bytes:
+                    raise _TooLarge(f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there")
+                chunks.append(chunk)
+            done = True
+            return b"".join(chunks)
+        finally:
+            if not done:
+                # An answer left unread leaves the connection unusable.
+                raw.close()
+            # Back to the pool (a closed one too: the pool holds a fixed
+            # number of places, and one never returned is lost for good).
+            raw.release_conn()
 
     @staticmethod
     @contextmanager

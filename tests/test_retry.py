@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,6 +85,31 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now=now) == 10.0
     assert parse_retry_after("Sun Nov  6 08:49:37 1994", now=now) == 10.0
     assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now=now + 100) == 0.0
-    assert parse_retry_after("-3", now=now) == 0.0
+    assert parse_retry_after("-3", now=now) is None  # no sign in delay-seconds (RFC 9110)
     assert parse_retry_after("soon", now=now) is None
     assert parse_http_date("Sun, 31 Feb 1994 08:49:37 GMT") is None
+
+
+@pytest.mark.parametrize("value", ["1_0", " 1e1", "+5", "0x10", "1.5", "-3", "\uff15", "1 0", "inf", "nan", "1e1"])
+def test_retry_after_takes_only_rfc_9110_forms(value: str) -> None:
+    assert parse_retry_after(value, now=0.0) is None
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500, derandomize=True)
+def test_retry_after_is_digits_or_a_date_or_nothing(value: str) -> None:
+    seconds = parse_retry_after(value, now=1_700_000_000.0)
+    text = value.strip(" \t")
+    if seconds is None:
+        return
+    if text.isascii() and text.isdigit():
+        assert seconds == min(float(int(text)), 1e9)
+    else:
+        assert parse_http_date(text) is not None
+
+
+@given(st.integers(min_value=0, max_value=10**30))
+@settings(derandomize=True)
+def test_retry_after_digits_are_seconds(seconds: int) -> None:
+    assert parse_retry_after(str(seconds), now=0.0) == min(float(seconds), 1e9)
+    assert parse_retry_after(f" {seconds}\t", now=0.0) == min(float(seconds), 1e9)
