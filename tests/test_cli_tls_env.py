@@ -20,7 +20,6 @@ trustme = pytest.importorskip("trustme")
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
-NEEDS_CLIENT_RULE = pytest.mark.xfail(strict=False, reason="needs the clients' environment rule")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,6 @@ def test_https_to_a_plain_server_and_http_to_a_tls_one(server: Any, tls_url: str
     assert "if it serves HTTPS, try https://" in one_line_error(status(hidden, tmp_path, "--timeout", "5"), 1)
 
 
-@NEEDS_CLIENT_RULE
 @pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
 def test_the_ca_from_the_environment_is_honoured(variable: str, tls_url: str, ca_pem: Path, tmp_path: Path) -> None:
     done = status(tls_url, tmp_path, "--json", **{variable: str(ca_pem)})
