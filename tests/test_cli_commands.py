@@ -15,7 +15,7 @@ import pytest
 from gameproto_cli.main import main
 from gameproto_sync import GameAPI
 
-from .conftest import OTHER_TOKEN, TOKEN, future_order
+from .support import OTHER_TOKEN, TOKEN, future_order
 
 BULK_PATH = ("POST", "/orders/create-bulk")
 SINGLE_PATH = ("POST", "/orders")

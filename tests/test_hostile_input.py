@@ -48,8 +48,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
-from .support import FakeClock, json_response, make_session
+from .support import TOKEN, FakeClock, future_order, json_response, make_session
 
 HYPOTHESIS = settings(
     derandomize=True,

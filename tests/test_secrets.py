@@ -41,7 +41,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_cli.main import main
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGGERS = ("gameproto", "gameproto.server", "urllib3", "requests", "httpcore", "hpack", "h11", "")

@@ -24,7 +24,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 Answer = Tuple[int, Dict[str, str], bytes]
 

@@ -34,7 +34,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 CALLS = 2100
 ORDERS = 500

@@ -8,7 +8,7 @@ from typing import Any
 
 from gameproto import _calls, validate_order
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stdlib_client.py"
 

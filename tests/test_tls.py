@@ -25,7 +25,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 trustme = pytest.importorskip("trustme")
 
