@@ -34,7 +34,7 @@ from gameproto_sync import GameAPI as SyncGameAPI
 
 from .support import TOKEN
 
-__all__ = ["DRIVERS", "Harness", "every_driver", "run_blocking", "Scenario"]
+__all__ = ["DRIVERS", "Harness", "every_driver", "run_blocking", "blocking_surface", "Scenario"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,11 @@ class _Blocking:
         return str(self.blocking)
 
 
+def blocking_surface(api: SyncGameAPI) -> AsyncGameAPI:
+    """``api`` behind the async client's surface: run what it returns with ``run_blocking``."""
+    return cast(AsyncGameAPI, _Blocking(api))
+
+
 class Harness:
     """The served exchange, and the means to make clients, wait, run calls at once and serve again."""
 
@@ -98,7 +103,7 @@ class Harness:
         merged = {**self.client_options, **options}
         url = base_url or self.base_url
         if self.blocking:
-            api: AsyncGameAPI = cast(AsyncGameAPI, _Blocking(SyncGameAPI(token, url, **merged)))
+            api = blocking_surface(SyncGameAPI(token, url, **merged))
         else:
             api = AsyncGameAPI(token, url, **merged)
         self._closers.append(api.aclose)
@@ -107,7 +112,7 @@ class Harness:
     def from_env(self, dotenv_path: Optional[str] = ".env", **options: Any) -> AsyncGameAPI:
         """``GameAPI.from_env(...)`` of the client under test, closed at the end of the case."""
         if self.blocking:
-            api = cast(AsyncGameAPI, _Blocking(SyncGameAPI.from_env(dotenv_path, **options)))
+            api = blocking_surface(SyncGameAPI.from_env(dotenv_path, **options))
         else:
             api = AsyncGameAPI.from_env(dotenv_path, **options)
         self._closers.append(api.aclose)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +33,7 @@ def test_a_valid_order_passes_and_comes_back_unchanged_but_for_defaults(order: D
 
 
 @given(valid_orders(), st.data())
-def test_every_single_rule_mutation_fails_naming_the_mutated_field(order: Dict[str, Any], data: Any) -> None:
+def test_every_single_rule_mutation_fails_naming_the_mutated_field(order: Dict[str, Any], data: st.DataObject) -> None:
     field, mutate = data.draw(st.sampled_from(mutations(order)))
     broken = copy.deepcopy(order)
     mutate(broken)
@@ -44,7 +44,7 @@ def test_every_single_rule_mutation_fails_naming_the_mutated_field(order: Dict[s
 
 
 @given(valid_orders(), st.data())
-def test_the_callers_dict_is_never_modified(order: Dict[str, Any], data: Any) -> None:
+def test_the_callers_dict_is_never_modified(order: Dict[str, Any], data: st.DataObject) -> None:
     order.pop("state", None)
     order.pop("tz_offset_hours", None) if data.draw(st.booleans()) else None
     if data.draw(st.booleans()):
@@ -184,7 +184,7 @@ def test_the_last_quarter_hour_of_a_day_ends_at_midnight(day: dt.date, tz: int) 
 
 
 @given(st.lists(valid_orders(), min_size=1, max_size=30), st.data())
-def test_a_bulk_names_every_bad_index_and_builds_no_request(orders: Any, data: Any) -> None:
+def test_a_bulk_names_every_bad_index_and_builds_no_request(orders: List[Dict[str, Any]], data: st.DataObject) -> None:
     bad = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(orders) - 1), min_size=1)))
     for index in bad:
         _field, mutate = data.draw(st.sampled_from(mutations(orders[index])))
@@ -197,7 +197,7 @@ def test_a_bulk_names_every_bad_index_and_builds_no_request(orders: Any, data: A
 
 
 @given(st.lists(valid_orders(), min_size=1, max_size=250))
-def test_a_valid_bulk_comes_back_whole_and_in_order(orders: Any) -> None:
+def test_a_valid_bulk_comes_back_whole_and_in_order(orders: List[Dict[str, Any]]) -> None:
     clean = validate_orders(orders, now=NOW)
     assert [order["price"] for order in clean] == [order["price"] for order in orders]
     plan = plan_orders({"orders": orders}, now=NOW)

@@ -39,6 +39,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_cli.main import main
+from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .support import TOKEN, future_order
@@ -144,7 +145,7 @@ def echo_body() -> bytes:
 # --- repr and str of the clients ---------------------------------------------------------------
 
 
-def test_sync_client_repr_never_shows_a_token(server: Any, issued: Issued) -> None:
+def test_sync_client_repr_never_shows_a_token(server: RunningServer[Exchange], issued: Issued) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
         for text in (repr(api), str(api), repr(api._settings), repr(api._session)):
             assert_clean(text, [TOKEN])
@@ -155,7 +156,7 @@ def test_sync_client_repr_never_shows_a_token(server: Any, issued: Issued) -> No
 
 
 @pytest.mark.anyio
-async def test_async_client_repr_never_shows_a_token(aserver: Any, issued: Issued) -> None:
+async def test_async_client_repr_never_shows_a_token(aserver: RunningServer[Exchange], issued: Issued) -> None:
     async with AsyncGameAPI(TOKEN, aserver.base_url) as api:
         assert_clean(repr(api) + str(api), [TOKEN])
         await api.get_status()
@@ -166,7 +167,7 @@ async def test_async_client_repr_never_shows_a_token(aserver: Any, issued: Issue
 # --- exceptions ----------------------------------------------------------------------------------
 
 
-def sync_failures(server: Any, issued: Issued) -> List[GameAPIError]:
+def sync_failures(server: RunningServer[Exchange], issued: Issued) -> List[GameAPIError]:
     """Every kind of failure the blocking client meets, each asserted and returned."""
     exchange: Exchange = server.exchange
     caught: List[GameAPIError] = []
@@ -218,7 +219,7 @@ def sync_failures(server: Any, issued: Issued) -> List[GameAPIError]:
     return caught
 
 
-def test_sync_errors_never_show_a_token(server: Any, issued: Issued) -> None:
+def test_sync_errors_never_show_a_token(server: RunningServer[Exchange], issued: Issued) -> None:
     caught = sync_failures(server, issued)
     assert len(caught) == 14
     for error in caught:
@@ -228,7 +229,7 @@ def test_sync_errors_never_show_a_token(server: Any, issued: Issued) -> None:
 
 
 def test_sync_debug_logs_never_show_a_token(
-    server: Any, issued: Issued, debug_logs: Callable[[Sequence[str]], int]
+    server: RunningServer[Exchange], issued: Issued, debug_logs: Callable[[Sequence[str]], int]
 ) -> None:
     sync_failures(server, issued)
     assert debug_logs(issued.secrets) > 20
@@ -237,7 +238,7 @@ def test_sync_debug_logs_never_show_a_token(
 
 @pytest.mark.anyio
 async def test_async_errors_and_debug_logs_never_show_a_token(
-    aserver: Any, issued: Issued, debug_logs: Callable[[Sequence[str]], int]
+    aserver: RunningServer[Exchange], issued: Issued, debug_logs: Callable[[Sequence[str]], int]
 ) -> None:
     exchange: Exchange = aserver.exchange
     caught: List[BaseException] = []
@@ -295,7 +296,7 @@ def no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_configuration")
 @pytest.mark.parametrize("how", ["--token", "--token-file"])
 def test_cli_output_never_shows_a_token(
-    server: Any,
+    server: RunningServer[Exchange],
     issued: Issued,
     how: str,
     tmp_path: Path,
@@ -352,7 +353,9 @@ def run_cli(*argv: str, env: Optional[dict] = None) -> subprocess.CompletedProce
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="runs the CLI in a subprocess with POSIX paths")
-def test_cli_verbose_logging_in_a_real_process_never_shows_a_token(server: Any, issued: Issued, tmp_path: Path) -> None:
+def test_cli_verbose_logging_in_a_real_process_never_shows_a_token(
+    server: RunningServer[Exchange], issued: Issued, tmp_path: Path
+) -> None:
     # In-process, pytest's own log handlers keep basicConfig from printing; a real process shows the log.
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN, encoding="utf-8")
@@ -432,7 +435,7 @@ def test_game_serve_never_prints_the_users_token() -> None:
 # --- leaks found by these tests: regression tests, and the ones still open (xfail) ---------------------
 
 
-def test_a_2xx_protocol_error_excerpt_holds_no_token(server: Any, issued: Issued) -> None:
+def test_a_2xx_protocol_error_excerpt_holds_no_token(server: RunningServer[Exchange], issued: Issued) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
         api.get_status()
         server.exchange.faults.add(Fault("not_json", body=b"<html>" + echo_body()), path="/spot/status")

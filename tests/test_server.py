@@ -402,7 +402,7 @@ def _call(
     return answer.status, json.loads(answer.read() or b"null")
 
 
-def test_end_to_end_with_the_real_exchange(server: Any) -> None:
+def test_end_to_end_with_the_real_exchange(server: RunningServer[Exchange]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
         status, token = _call(connection, "POST", "/auth/token", {"token": TOKEN})
@@ -421,7 +421,7 @@ def test_end_to_end_with_the_real_exchange(server: Any) -> None:
     assert server.exchange.attempts[("POST", "/orders")] == 1
 
 
-def test_the_real_exchange_fault_plan_is_carried_out(server: Any) -> None:
+def test_the_real_exchange_fault_plan_is_carried_out(server: RunningServer[Exchange]) -> None:
     server.exchange.faults.add(Fault("drop_before"), method="GET", path="/status")
     server.exchange.faults.add(Fault("status", status=503, headers=(("retry-after", "1"),)), path="/status")
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
@@ -438,7 +438,7 @@ def test_the_real_exchange_fault_plan_is_carried_out(server: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_real_exchange_on_the_test_loop(aserver: Any) -> None:
+async def test_the_real_exchange_on_the_test_loop(aserver: RunningServer[Exchange]) -> None:
     async with await anyio.connect_tcp("127.0.0.1", aserver.port) as stream:
         client = RawClient(stream)
         status, _, body = await client.request("POST", "/api/v1/auth/token", body=json.dumps({"token": TOKEN}).encode())

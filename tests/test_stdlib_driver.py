@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from gameproto import _calls, validate_order
+from gameproto.simulator.exchange import Exchange
+from gameproto_exchange import RunningServer
 
 from .support import TOKEN, future_order
 
@@ -25,7 +27,7 @@ def test_the_example_is_a_whole_driver_in_under_80_lines() -> None:
     assert len(EXAMPLE.read_text(encoding="utf-8").splitlines()) < 80
 
 
-def test_the_stdlib_driver_trades_on_the_embedded_exchange(server: Any) -> None:
+def test_the_stdlib_driver_trades_on_the_embedded_exchange(server: RunningServer[Exchange]) -> None:
     api = _load().StdlibGameAPI(TOKEN, server.base_url)
     assert api.call(_calls.get_status())["status"] == "healthy"
     created = api.call(_calls.create_order(validate_order(future_order(price=42.5))))

@@ -14,7 +14,7 @@ import ssl
 import time
 import warnings
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, List
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, List
 
 import pytest
 
@@ -27,25 +27,29 @@ from gameproto_sync import GameAPI as SyncGameAPI
 
 from .support import TOKEN, future_order
 
+if TYPE_CHECKING:
+    from trustme import CA
+
 trustme = pytest.importorskip("trustme")
 
 WARNING_TEXT = "TLS certificate verification is OFF"
 
 
 @pytest.fixture(scope="module")
-def authority() -> Any:
-    return trustme.CA()
+def authority() -> CA:
+    made: CA = trustme.CA()
+    return made
 
 
 @pytest.fixture(scope="module")
-def server_context(authority: Any) -> ssl.SSLContext:
+def server_context(authority: CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
     return context
 
 
 @pytest.fixture
-def ca_path(authority: Any, tmp_path: Path) -> str:
+def ca_path(authority: CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(path))
     return str(path)
@@ -139,7 +143,7 @@ def test_sync_ca_bundle_as_a_path_object_and_by_host_name(tls_server: RunningSer
         assert api.get_status()["status"] == "healthy"
 
 
-def test_sync_wrong_host_name_is_refused_even_with_the_ca(exchange: Exchange, authority: Any, ca_path: str) -> None:
+def test_sync_wrong_host_name_is_refused_even_with_the_ca(exchange: Exchange, authority: CA, ca_path: str) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("exchange.example").configure_cert(context)
     with ServerThread(exchange, ssl_context=context) as running:
@@ -169,7 +173,9 @@ def test_sync_verify_off_connects_and_warns_once_per_client(
     assert [str(w.message) for w in python_warnings if "Unverified HTTPS" in str(w.message)] == []
 
 
-def test_verify_off_over_plain_http_does_not_warn(server: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_verify_off_over_plain_http_does_not_warn(
+    server: RunningServer[Exchange], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="gameproto")
     with SyncGameAPI(TOKEN, server.base_url, verify_ssl=False) as api:
         api.get_status()
