@@ -12,22 +12,14 @@ from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerE
 from gameproto._market import best_offers, latest_ltp
 from gameproto._reconcile import find_matching_orders, find_order
 
+from .support import future_order
+
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def order(**fields: Any) -> Dict[str, Any]:
-    base = {
-        "side": "buy",
-        "price": 10.0,
-        "volume": 1.0,
-        "date": "2030-01-02",
-        "start_time": "10:00",
-        "end_time": "10:15",
-        "duration": "15m",
-        "tz_offset_hours": 0,
-    }
-    base.update(fields)
-    return base
+    """A valid order at 10.0 for the day after ``NOW``."""
+    return future_order(**{"price": 10.0, "now": NOW, **fields})
 
 
 def answer(count: int) -> Dict[str, Any]:

@@ -14,6 +14,8 @@ from gameproto._calls import encode_json
 from gameproto._market import best_offers
 from gameproto.simulator import MARKET_MAKERS, Exchange, Fault
 
+from .support import future_order
+
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = "2023-11-15"
 TOKENS = {"alice-token": "alice", "bob-token": "bob", "carol-token": "carol"}
@@ -31,18 +33,7 @@ class Clock:
 
 def order(side: str = "buy", price: Any = 50, volume: Any = 1, **fields: Any) -> Dict[str, Any]:
     """A valid order for 2023-11-15 10:00-10:15 UTC (the day after the clock)."""
-    made: Dict[str, Any] = {
-        "side": side,
-        "price": price,
-        "volume": volume,
-        "date": DAY,
-        "start_time": "10:00",
-        "end_time": "10:15",
-        "duration": "15m",
-        "tz_offset_hours": 0,
-    }
-    made.update(fields)
-    return made
+    return future_order(side, price, volume, day=DAY, **fields)
 
 
 def decode(response: Response) -> Any:

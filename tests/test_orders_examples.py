@@ -13,24 +13,26 @@ import pytest
 from gameproto import OrderValidationError, validate_order, validate_orders
 from gameproto.simulator.contracts import contract_name, delivery_window
 
+from .support import future_order
+
 NOW = dt.datetime(2024, 12, 14, 9, 30, tzinfo=dt.timezone.utc)
 
 
 def published_example(**changes: Any) -> Dict[str, Any]:
-    order: Dict[str, Any] = {
+    """The order of the published API documentation's example, with ``changes``."""
+    example: Dict[str, Any] = {
         "side": "buy",
         "price": 100.0,
         "volume": 1.0,
-        "date": "2024-12-15",
+        "day": "2024-12-15",
         "start_time": "14:00",
         "end_time": "14:15",
-        "duration": "15m",
         "tz_offset_hours": 1,
         "state": "displayed",
         "options": {"trader_suffixe": "my_bot"},
     }
-    order.update(changes)
-    return order
+    example.update(changes)
+    return future_order(**example)
 
 
 def problems(order: Any, **options: Any) -> Dict[str, str]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gameproto import OrderValidationError, plan_orders, validate_order, validate_orders
 
 from .strategies import NOW, mutations, valid_orders
+from .support import future_order
 
 settings.register_profile("orders", max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile("orders")
@@ -142,16 +143,15 @@ def test_accepted_exactly_when_the_delivery_start_in_utc_is_after_now(
         end_minute = start + 15
     if end_minute is None:
         return  # a quarter hour from this start would cross midnight
-    order = {
-        "side": "sell",
-        "price": 50,
-        "volume": 2,
-        "date": local.strftime("%Y-%m-%d"),
-        "start_time": local.strftime("%H:%M"),
-        "end_time": f"{end_minute // 60:02d}:{end_minute % 60:02d}",
-        "duration": "15m",
-        "tz_offset_hours": tz,
-    }
+    order = future_order(
+        "sell",
+        50,
+        2,
+        day=local.strftime("%Y-%m-%d"),
+        start_time=local.strftime("%H:%M"),
+        end_time=f"{end_minute // 60:02d}:{end_minute % 60:02d}",
+        tz_offset_hours=tz,
+    )
     if start_utc > now:
         assert validate_order(order, now=now)["tz_offset_hours"] == tz
     else:
@@ -164,16 +164,7 @@ def test_accepted_exactly_when_the_delivery_start_in_utc_is_after_now(
 
 @given(st.dates(min_value=dt.date(2025, 3, 31), max_value=dt.date(2030, 1, 1)), st.sampled_from([0, 1, 2]))
 def test_the_last_quarter_hour_of_a_day_ends_at_midnight(day: dt.date, tz: int) -> None:
-    order = {
-        "side": "buy",
-        "price": 1,
-        "volume": 1,
-        "date": day.isoformat(),
-        "start_time": "23:45",
-        "end_time": "00:00",
-        "duration": "15m",
-        "tz_offset_hours": tz,
-    }
+    order = future_order("buy", 1, 1, day=day, start_time="23:45", end_time="00:00", tz_offset_hours=tz)
     assert validate_order(order, now=NOW)["end_time"] == "00:00"
     for start, duration in (("23:00", "15m"), ("22:30", "1h"), ("00:00", "15m"), ("23:50", "15m")):
         with pytest.raises(OrderValidationError) as caught:
@@ -217,16 +208,7 @@ def test_the_default_offset_is_clamped_to_what_the_platform_knows(order: Dict[st
 
 
 def test_non_positive_prices_are_an_option() -> None:
-    order = {
-        "side": "sell",
-        "price": -5,
-        "volume": 1,
-        "date": "2026-01-01",
-        "start_time": "10:00",
-        "end_time": "10:15",
-        "duration": "15m",
-        "tz_offset_hours": 1,
-    }
+    order = future_order("sell", -5, 1, day="2026-01-01", tz_offset_hours=1)
     with pytest.raises(OrderValidationError):
         validate_order(order, now=NOW)
     assert validate_order(order, now=NOW, allow_non_positive_price=True)["price"] == -5
