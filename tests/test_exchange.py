@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -421,14 +420,17 @@ def test_a_malformed_bulk_is_a_422(alice: Trader, body: Any) -> None:
     assert alice.call("GET", "/orders") == (200, [])
 
 
-def test_a_bulk_of_100_is_fast(alice: Trader, bob: Trader) -> None:
+def test_a_bulk_of_100_crossing_a_resting_sell_trades_what_crosses(alice: Trader, bob: Trader) -> None:
+    # How fast the exchange matches a bulk is measured by ``python -m benchmarks``, not asserted here.
     bob.place(side="sell", price=50, volume=30)
     orders = [order("buy", 40 + index % 20, Decimal("0.5")) for index in range(100)]
-    started = time.perf_counter()
     status, answer = alice.call("POST", "/orders/create-bulk", {"orders": orders})
-    elapsed = time.perf_counter() - started
-    assert status == 200 and len(answer["created"]) == 100
-    assert elapsed < 0.25, elapsed  # a few ms in practice; generous for slow CI
+    assert status == 200 and len(answer["created"]) == 100 and answer["failed"] == []
+    # The 50 buys at 50 and above each take 0.5 of bob's 30 at his price; the others rest.
+    status, trades = alice.call("GET", "/trades")
+    assert status == 200 and len(trades) == 50
+    assert sum(Decimal(str(trade["volume"])) for trade in trades) == 25
+    assert {Decimal(str(trade["price"])) for trade in trades} == {50}
 
 
 # -- trades, market data, LTP ----------------------------------------------------------

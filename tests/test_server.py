@@ -11,7 +11,6 @@ import http.client
 import json
 import socket
 import ssl
-import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import anyio
@@ -234,7 +233,7 @@ async def test_many_clients_at_once(echo_server: RunningServer[Echo]) -> None:
 async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
     echo_server: RunningServer[Echo], echo: Echo
 ) -> None:
-    echo.reactions["/slow"] = Reaction(Response(200, {"content-type": "application/json"}, b"{}"), delay=0.5)
+    echo.reactions["/slow"] = Reaction(Response(200, {"content-type": "application/json"}, b"{}"), delay=2.0)
     port = echo_server.port
     async with await anyio.connect_tcp("127.0.0.1", port) as stalled, await anyio.connect_tcp(
         "127.0.0.1", port
@@ -242,12 +241,15 @@ async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
         await stalled.send(b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\n")  # and never finishes its head
         await delayed.send(b"GET /api/v1/slow HTTP/1.1\r\nHost: t\r\n\r\n")
         await garbage.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
-        started = time.monotonic()
         async with await anyio.connect_tcp("127.0.0.1", port) as healthy:
             answer = await RawClient(healthy).request("GET", "/api/v1/status")
-        assert answer[0] == 200 and time.monotonic() - started < 0.4
+        assert answer[0] == 200
+        # Answered while the delayed answer is still to come: nobody waited for the others.
+        with anyio.move_on_after(0.01) as waiting:
+            early = await delayed.receive()
+        assert waiting.cancelled_caught, early
         assert (await read_all(garbage)).startswith(b"HTTP/1.1 400 ")
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             assert (await delayed.receive()).startswith(b"HTTP/1.1 200 ")
 
 
@@ -293,13 +295,13 @@ def test_oversized_body_413_over_http_client(echo_thread: RunningServer[Echo]) -
 
 @pytest.mark.anyio
 async def test_an_idle_connection_is_closed_quietly(echo: Echo) -> None:
-    async with serve_exchange(echo, idle_timeout=0.2) as running:
+    async with serve_exchange(echo, idle_timeout=1.0) as running:
         async with await anyio.connect_tcp("127.0.0.1", running.port) as stream:
-            assert (await RawClient(stream).request("GET", "/api/v1/status"))[0] == 200
-            started = time.monotonic()
-            with anyio.fail_after(2):
-                assert await read_all(stream) == b""  # no 408, just the close
-            assert 0.15 < time.monotonic() - started < 1.0
+            client = RawClient(stream)
+            assert (await client.request("GET", "/api/v1/status"))[0] == 200
+            assert (await client.request("GET", "/api/v1/status"))[0] == 200  # kept alive while in use
+            with anyio.fail_after(10):
+                assert await read_all(stream) == b""  # then, idle, closed: no 408, just the close
         async with await anyio.connect_tcp("127.0.0.1", running.port) as silent:
             with anyio.fail_after(2):
                 assert await read_all(silent) == b""
@@ -327,11 +329,9 @@ async def test_leaving_the_block_closes_every_connection_promptly(echo: Echo) ->
     async with serve_exchange(echo, idle_timeout=30) as running:
         stream = await anyio.connect_tcp("127.0.0.1", running.port)
         assert (await RawClient(stream).request("GET", "/api/v1/status"))[0] == 200
-        started = time.monotonic()
-    with anyio.fail_after(1):
+    with anyio.fail_after(10):  # long before the idle timeout of 30 s
         assert await read_all(stream) == b""
     await stream.aclose()
-    assert time.monotonic() - started < 0.5
     with pytest.raises(OSError):
         await anyio.connect_tcp("127.0.0.1", running.port)
 
