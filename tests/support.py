@@ -21,6 +21,7 @@ __all__ = [
     "Reply",
     "drive",
     "make_session",
+    "Concurrent",
 ]
 
 T = TypeVar("T")
@@ -197,3 +198,93 @@ def order_payload(path: str, price: float = 100.0) -> Tuple[Dict[str, Any], List
         return order, [order]
     orders = [future_order("buy", price, 1.0), future_order("buy", price + 0.5, 2.0)]
     return {"orders": orders}, orders
+
+
+class Concurrent:
+    """Several flows driven at once in memory, one action per turn each, sharing one token lock.
+
+    A driver's contract, run by hand: ``Send`` costs ``request_time`` on the
+    clock; a ``RunLocked`` whose lock is held waits (the other flows go on)
+    until the lock is free, or until its ``wait`` has passed on the clock, and
+    is then resumed with None. When every flow waits, time passes to the first
+    wait's end. ``run`` gives each flow's value, or the exception it raised.
+    """
+
+    def __init__(self, transport: Callable[[Request], Reply], clock: FakeClock, request_time: float = 0.0) -> None:
+        self.transport = transport
+        self.clock = clock
+        self.request_time = request_time
+        self.holder: Optional[int] = None
+        self.lock_waits: List[float] = []
+
+    def run(self, flows: List[Flow[Any]], max_steps: int = 10_000) -> List[Any]:
+        stacks: List[List[Flow[Any]]] = [[flow] for flow in flows]
+        replies: List[Any] = [None] * len(flows)
+        waiting: Dict[int, Tuple[RunLocked, float]] = {}
+        outcomes: Dict[int, Any] = {}
+        for _ in range(max_steps):
+            if len(outcomes) == len(flows):
+                return [outcomes[index] for index in range(len(flows))]
+            moved = False
+            for index, stack in enumerate(stacks):
+                if index in outcomes:
+                    continue
+                if index in waiting:
+                    action, until = waiting[index]
+                    if self.holder is None:
+                        del waiting[index]
+                        self.holder = index
+                        stack.append(action.flow)
+                    elif self.clock() >= until:
+                        del waiting[index]
+                        action.flow.close()
+                        replies[index] = None
+                    else:
+                        continue
+                moved = True
+                self._step(index, stack, replies, waiting, outcomes)
+            if not moved:
+                self.clock.now = max(self.clock.now, min(until for _, until in waiting.values()))
+        raise AssertionError(f"the flows do not end within {max_steps} steps")
+
+    def _step(
+        self,
+        index: int,
+        stack: List[Flow[Any]],
+        replies: List[Any],
+        waiting: Dict[int, Tuple[RunLocked, float]],
+        outcomes: Dict[int, Any],
+    ) -> None:
+        flow = stack[-1]
+        try:
+            action = flow.send(replies[index])
+        except StopIteration as done:
+            stack.pop()
+            replies[index] = done.value
+            if stack:  # the flow run under the lock has ended: the lock is free again
+                self.holder = None
+            else:
+                outcomes[index] = done.value
+            return
+        except Exception as error:
+            for abandoned in reversed(stack):
+                abandoned.close()
+            if self.holder == index:
+                self.holder = None
+            outcomes[index] = error
+            return
+        replies[index] = None
+        if isinstance(action, Send):
+            self.clock.advance(self.request_time)
+            replies[index] = self.transport(action.request)
+        elif isinstance(action, Sleep):
+            self.clock.advance(action.seconds)
+        elif isinstance(action, RunLocked):
+            self.lock_waits.append(action.wait)
+            if self.holder is None:
+                self.holder = index
+                stack.append(action.flow)
+            else:
+                waiting[index] = (action, self.clock() + action.wait)
+        else:
+            raise AssertionError(f"unexpected action {action!r}")
