@@ -223,13 +223,21 @@ def run_scenario(
     assert exchange.internal_errors == []
 
 
-def every_driver(**client_options: Any) -> Callable[[Scenario], Callable[..., None]]:
+def every_driver(
+    *, xfail_on: Optional[Dict[str, str]] = None, **client_options: Any
+) -> Callable[[Scenario], Callable[..., None]]:
     """Make ``async def test_x(h: Harness, ...)`` a test run on every driver.
 
     ``client_options`` are the defaults of ``h.client()``. The test's other
     parameters are fixtures or ``parametrize`` arguments as usual (put
-    ``@pytest.mark.parametrize`` above this decorator).
+    ``@pytest.mark.parametrize`` above this decorator). ``xfail_on`` maps a
+    driver to the bug it shows: that run is ``xfail(strict=True)``.
     """
+    known = xfail_on or {}
+    drivers = [
+        pytest.param(driver, marks=pytest.mark.xfail(strict=True, reason=known[driver])) if driver in known else driver
+        for driver in DRIVERS
+    ]
 
     def decorate(scenario: Scenario) -> Callable[..., None]:
         extra = list(inspect.signature(scenario).parameters.values())[1:]
@@ -245,7 +253,7 @@ def every_driver(**client_options: Any) -> Callable[[Scenario], Callable[..., No
         test.__qualname__ = scenario.__qualname__
         test.__doc__ = scenario.__doc__
         test.__module__ = scenario.__module__
-        marked: Callable[..., None] = pytest.mark.parametrize("driver", DRIVERS)(test)
+        marked: Callable[..., None] = pytest.mark.parametrize("driver", drivers)(test)
         return marked
 
     return decorate
