@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -11,6 +11,7 @@ from gameproto._bulk import finish_bulk, plan_orders
 from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerError
 from gameproto._market import best_offers, latest_ltp
 from gameproto._reconcile import find_matching_orders, find_order
+from gameproto._types import BulkResult, LTPEntry, MarketRow, Order
 
 from .support import future_order
 
@@ -22,7 +23,7 @@ def order(**fields: Any) -> Dict[str, Any]:
     return future_order(**{"price": 10.0, "now": NOW, **fields})
 
 
-def answer(count: int) -> Dict[str, Any]:
+def answer(count: int) -> BulkResult:
     return {
         "requested": count,
         "created": [{"index": i, "result": {"order_id": f"ord_{i}"}} for i in range(count)],
@@ -68,7 +69,7 @@ def test_a_refused_part_is_unsent() -> None:
 
 
 def test_best_offers_group_and_sort() -> None:
-    rows = [
+    rows: List[MarketRow] = [
         {"contract": "A", "direction": "buy", "price": 10},
         {"contract": "A", "direction": "buy", "price": 12},
         {"contract": "A", "direction": "sell", "price": 15},
@@ -82,7 +83,7 @@ def test_best_offers_group_and_sort() -> None:
 
 
 def test_latest_ltp_per_contract_with_zones() -> None:
-    entries = [
+    entries: List[LTPEntry] = [
         {"contract": "A", "price": 1, "timestamp": "2030-01-01T10:00:00Z", "market_zone": "Z1"},
         {"contract": "A", "price": 2, "timestamp": "2030-01-01T11:00:00Z", "market_zone": "Z2"},
     ]
@@ -98,7 +99,7 @@ def test_latest_ltp_per_contract_with_zones() -> None:
 
 
 def test_find_order_and_matching_orders() -> None:
-    listing = [
+    listing: List[Order] = [
         {
             "order_id": 7,
             "direction": "buy",

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import time
 from decimal import Decimal
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -119,7 +119,8 @@ def test_non_positive_prices_only_when_allowed() -> None:
 
 
 def test_bulks_must_be_non_empty_lists() -> None:
-    for junk in ([], {}, "orders", None, 3, {"orders": []}):
+    junks: List[Any] = [[], {}, "orders", None, 3, {"orders": []}]
+    for junk in junks:
         with pytest.raises(OrderValidationError) as caught:
             validate_orders(junk, now=NOW)
         assert caught.value.errors[0].field == "orders"
