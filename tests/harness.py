@@ -21,7 +21,7 @@ import inspect
 import threading
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Coroutine, Dict, List, Optional, TypeVar, cast
+from typing import Any, AsyncIterator, Callable, Coroutine, Dict, List, Optional, TypeVar, Union, cast
 
 import anyio
 import pytest
@@ -119,7 +119,7 @@ class Harness:
         return api
 
     @staticmethod
-    def unwrapped(api: AsyncGameAPI) -> Any:
+    def unwrapped(api: AsyncGameAPI) -> Union[SyncGameAPI, AsyncGameAPI]:
         """The client object itself: ``gameproto_sync.GameAPI`` or ``gameproto_async.GameAPI``."""
         return api.blocking if isinstance(api, _Blocking) else api
 

@@ -32,7 +32,7 @@ from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .harness import Harness, every_driver
-from .support import TOKEN, Concurrent, FakeClock, Script, drive, future_order, json_response, make_session
+from .support import TOKEN, Concurrent, FakeClock, Reply, Script, drive, future_order, json_response, make_session
 
 STATUS = json_response(200, {"status": "healthy"})
 REFUSED = json_response(401, {"detail": "Invalid token"})
@@ -212,7 +212,7 @@ async def test_the_async_driver_closes_a_flow_abandoned_by_an_exception_or_a_can
         TransportFailure("read_timeout", "slow"),
     ],
 )
-def test_test_connection_is_false_on_any_game_api_error(reply: Any) -> None:
+def test_test_connection_is_false_on_any_game_api_error(reply: Reply) -> None:
     clock = FakeClock()
     session = make_session(clock)
     assert drive(session.run(_calls.test_connection()), Script([reply] * 5), clock) is False

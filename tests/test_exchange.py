@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -105,7 +105,7 @@ def carol(exchange: Exchange) -> Trader:
 
 
 @pytest.fixture(autouse=True)
-def no_internal_errors(exchange: Exchange) -> Any:
+def no_internal_errors(exchange: Exchange) -> Iterator[None]:
     yield
     assert exchange.internal_errors == []
 

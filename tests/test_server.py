@@ -357,7 +357,8 @@ def test_server_thread_starts_and_stops(echo: Echo, backend: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls() -> Any:
+def tls() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a throwaway CA's certificate, and a client context that trusts it."""
     trustme = pytest.importorskip("trustme")
     authority = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -367,7 +368,9 @@ def tls() -> Any:
     return server_context, client_context
 
 
-def test_tls_and_a_failed_handshake_does_not_stop_the_server(echo: Echo, tls: Any) -> None:
+def test_tls_and_a_failed_handshake_does_not_stop_the_server(
+    echo: Echo, tls: Tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
     server_context, client_context = tls
     with ServerThread(echo, ssl_context=server_context) as running:
         assert running.base_url.startswith("https://") and running.scheme == "https"

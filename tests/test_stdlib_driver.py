@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
-from typing import Any, List
+from types import ModuleType
+from typing import List
 
 import pytest
 
@@ -22,7 +23,7 @@ from .support import TOKEN, future_order
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stdlib_client.py"
 
 
-def _load() -> Any:
+def _load() -> ModuleType:
     spec = importlib.util.spec_from_file_location("stdlib_client", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
