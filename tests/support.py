@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from gameproto._boundary import Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from gameproto._flow import Session
 
 __all__ = [
@@ -22,6 +22,9 @@ __all__ = [
     "drive",
     "make_session",
     "Concurrent",
+    "recording",
+    "nested_failure",
+    "Boom",
 ]
 
 T = TypeVar("T")
@@ -288,3 +291,28 @@ class Concurrent:
                 waiting[index] = (action, self.clock() + action.wait)
         else:
             raise AssertionError(f"unexpected action {action!r}")
+
+
+# -- flows that record how they end: does a driver close what it abandons? -----------------------
+
+
+def recording(log: List[str], name: str, actions: Sequence[Action], fail: Optional[BaseException] = None) -> Flow[Any]:
+    """A flow that yields ``actions``, then raises ``fail`` or returns; its closing is written in ``log``."""
+    try:
+        for action in actions:  # noqa: UP028 - a list cannot be sent replies through ``yield from``
+            yield action
+        if fail is not None:
+            raise fail
+        return name
+    except GeneratorExit:
+        log.append(f"{name} closed")
+        raise
+
+
+class Boom(Exception):
+    pass
+
+
+def nested_failure(log: List[str]) -> Flow[Any]:
+    """A call flow whose locked flow raises: the driver must close the call flow on the way out."""
+    return recording(log, "call", [RunLocked(recording(log, "locked", [], fail=Boom("in the locked flow")), 5.0)])

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from gameproto import Attempt
+from gameproto import Attempt, validate_order
 from gameproto._errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -165,6 +165,10 @@ async def test_skip_invalid_sends_the_valid_orders_and_reports_the_others_by_ind
     assert result["requested"] == 150
     failed = {entry["index"]: entry["error"] for entry in result["failed"]}
     assert sorted(failed) == [3, 140, 149]
+    for index, reason in failed.items():  # the client's own reason: each field it refused, and why
+        with pytest.raises(OrderValidationError) as refused:
+            validate_order(orders[index])
+        assert all(f"{problem.field}: {problem.reason}" in reason for problem in refused.value.errors), reason
     assert "price" in failed[3] and "volumne" in failed[140] and "side" in failed[149]
     created = sorted(entry["index"] for entry in result["created"])
     assert created == [i for i in range(150) if i not in (3, 140, 149)]

@@ -9,13 +9,13 @@ for it is the core's; so are the derived calls and the bulk's stopping rule.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
 import anyio
 import pytest
 
 from gameproto import _calls
-from gameproto._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._boundary import Request, Response, RunLocked, Send, Sleep, TransportFailure
 from gameproto._bulk import BulkSending, plan_orders
 from gameproto._errors import (
     AuthenticationError,
@@ -32,7 +32,20 @@ from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from .harness import Harness, every_driver
-from .support import TOKEN, Concurrent, FakeClock, Reply, Script, drive, future_order, json_response, make_session
+from .support import (
+    TOKEN,
+    Boom,
+    Concurrent,
+    FakeClock,
+    Reply,
+    Script,
+    drive,
+    future_order,
+    json_response,
+    make_session,
+    nested_failure,
+    recording,
+)
 
 STATUS = json_response(200, {"status": "healthy"})
 REFUSED = json_response(401, {"detail": "Invalid token"})
@@ -127,28 +140,6 @@ def test_a_late_401_re_exchanges_within_the_calls_deadline() -> None:
 
 
 # -- drivers close the flow -------------------------------------------------------------------------
-
-
-def recording(log: List[str], name: str, actions: Sequence[Action], fail: Optional[BaseException] = None) -> Flow[Any]:
-    """A flow that yields ``actions``, then raises ``fail`` or returns; its closing is written in ``log``."""
-    try:
-        for action in actions:  # noqa: UP028 - a list cannot be sent replies through ``yield from``
-            yield action
-        if fail is not None:
-            raise fail
-        return name
-    except GeneratorExit:
-        log.append(f"{name} closed")
-        raise
-
-
-class Boom(Exception):
-    pass
-
-
-def nested_failure(log: List[str]) -> Flow[Any]:
-    """A call flow whose locked flow raises: the driver must close the call flow on the way out."""
-    return recording(log, "call", [RunLocked(recording(log, "locked", [], fail=Boom("in the locked flow")), 5.0)])
 
 
 def test_the_in_memory_driver_closes_an_abandoned_flow() -> None:

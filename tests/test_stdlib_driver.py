@@ -14,11 +14,11 @@ from typing import List
 
 import pytest
 
-from gameproto import AuthenticationError, _calls, validate_order
+from gameproto import AuthenticationError, RunLocked, _calls, validate_order
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import RunningServer
 
-from .support import TOKEN, future_order
+from .support import TOKEN, Boom, future_order, nested_failure, recording
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stdlib_client.py"
 
@@ -103,3 +103,12 @@ def test_a_refused_exchange_is_shared_by_every_thread_that_waited(server: Runnin
     with pytest.raises(AuthenticationError):
         api.call(_calls.get_status())
     assert server.exchange.attempts[("POST", "/auth/token")] == 2
+
+
+def test_the_stdlib_driver_closes_an_abandoned_flow_and_lets_the_lock_go(server: RunningServer[Exchange]) -> None:
+    api = _load().StdlibGameAPI(TOKEN, server.base_url)
+    log: List[str] = []
+    with pytest.raises(Boom):
+        api.drive(nested_failure(log))
+    assert log == ["call closed"]
+    assert api.drive(recording(log, "call", [RunLocked(recording(log, "again", []), 5.0)])) == "call"
