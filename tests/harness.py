@@ -241,6 +241,8 @@ def every_driver(
 
     def decorate(scenario: Scenario) -> Callable[..., None]:
         extra = list(inspect.signature(scenario).parameters.values())[1:]
+        taken = {parameter.name for parameter in extra} & {"driver", "exchange"}
+        assert not taken, f"{scenario.__name__}: use h.driver and h.exchange, not parameters {sorted(taken)}"
 
         def test(driver: str, exchange: Exchange, **kwargs: Any) -> None:
             run_scenario(driver, exchange, scenario, client_options, **kwargs)
