@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -11,26 +11,19 @@ from gameproto._bulk import finish_bulk, plan_orders
 from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerError
 from gameproto._market import best_offers, latest_ltp
 from gameproto._reconcile import find_matching_orders, find_order
+from gameproto._types import BulkResult, LTPEntry, MarketRow, Order
+
+from .support import future_order
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def order(**fields: Any) -> Dict[str, Any]:
-    base = {
-        "side": "buy",
-        "price": 10.0,
-        "volume": 1.0,
-        "date": "2030-01-02",
-        "start_time": "10:00",
-        "end_time": "10:15",
-        "duration": "15m",
-        "tz_offset_hours": 0,
-    }
-    base.update(fields)
-    return base
+    """A valid order at 10.0 for the day after ``NOW``."""
+    return future_order(**{"price": 10.0, "now": NOW, **fields})
 
 
-def answer(count: int) -> Dict[str, Any]:
+def answer(count: int) -> BulkResult:
     return {
         "requested": count,
         "created": [{"index": i, "result": {"order_id": f"ord_{i}"}} for i in range(count)],
@@ -76,7 +69,7 @@ def test_a_refused_part_is_unsent() -> None:
 
 
 def test_best_offers_group_and_sort() -> None:
-    rows = [
+    rows: List[MarketRow] = [
         {"contract": "A", "direction": "buy", "price": 10},
         {"contract": "A", "direction": "buy", "price": 12},
         {"contract": "A", "direction": "sell", "price": 15},
@@ -90,7 +83,7 @@ def test_best_offers_group_and_sort() -> None:
 
 
 def test_latest_ltp_per_contract_with_zones() -> None:
-    entries = [
+    entries: List[LTPEntry] = [
         {"contract": "A", "price": 1, "timestamp": "2030-01-01T10:00:00Z", "market_zone": "Z1"},
         {"contract": "A", "price": 2, "timestamp": "2030-01-01T11:00:00Z", "market_zone": "Z2"},
     ]
@@ -106,7 +99,7 @@ def test_latest_ltp_per_contract_with_zones() -> None:
 
 
 def test_find_order_and_matching_orders() -> None:
-    listing = [
+    listing: List[Order] = [
         {
             "order_id": 7,
             "direction": "buy",

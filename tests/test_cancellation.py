@@ -17,7 +17,7 @@ from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI
 from gameproto_exchange import RunningServer
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 pytestmark = pytest.mark.anyio
 

@@ -8,14 +8,19 @@ import io
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 
+from gameproto.simulator.exchange import Exchange
 from gameproto_cli.main import main
+from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI
 
-from .conftest import OTHER_TOKEN, TOKEN, future_order
+from .support import OTHER_TOKEN, TOKEN, future_order
+
+#: ``game(*argv)``: a command's exit status, standard output and standard error.
+Game = Callable[..., Tuple[int, str, str]]
 
 BULK_PATH = ("POST", "/orders/create-bulk")
 SINGLE_PATH = ("POST", "/orders")
@@ -37,7 +42,7 @@ def no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def game(server: Any, token_file: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+def game(server: RunningServer[Exchange], token_file: Path, capsys: pytest.CaptureFixture[str]) -> Game:
     """``game(*argv)`` runs a command against the test exchange: (exit status, stdout, stderr)."""
 
     def run(*argv: str) -> Tuple[int, str, str]:
@@ -50,7 +55,7 @@ def game(server: Any, token_file: Path, capsys: pytest.CaptureFixture[str]) -> A
     return run
 
 
-def sent(server: Any, key: Tuple[str, str]) -> int:
+def sent(server: RunningServer[Exchange], key: Tuple[str, str]) -> int:
     return int(server.exchange.attempts.get(key, 0))
 
 
@@ -59,7 +64,7 @@ def tomorrow() -> str:
 
 
 @pytest.fixture
-def book(server: Any) -> Iterator[Dict[str, Any]]:
+def book(server: RunningServer[Exchange]) -> Iterator[Dict[str, Any]]:
     """A small market: alice's resting buy at 100 and sell at 120, and one trade with bob at 60."""
     with GameAPI(TOKEN, server.base_url) as alice, GameAPI(OTHER_TOKEN, server.base_url) as bob:
         buy = alice.create_order(future_order("buy", 100.0, 1.0))
@@ -95,7 +100,7 @@ def test_help_of_every_command_has_an_example(command: List[str], capsys: pytest
 
 @pytest.mark.parametrize("command", [["status"], ["orders"], ["bulk", "orders.csv"]], ids=" ".join)
 def test_a_missing_token_is_a_usage_error(
-    command: List[str], server: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    command: List[str], server: RunningServer[Exchange], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     (tmp_path / "orders.csv").write_text("side,price\n", encoding="utf-8")
     assert main([*command, "--url", server.base_url]) == 2
@@ -112,14 +117,14 @@ def test_order_without_an_action_exits_2(capsys: pytest.CaptureFixture[str]) -> 
 # -- the read commands ---------------------------------------------------------
 
 
-def test_status_as_table_and_json(game: Any) -> None:
+def test_status_as_table_and_json(game: Game) -> None:
     code, out, _ = game("status")
     assert code == 0 and "status" in out and "healthy" in out
     code, out, _ = game("status", "--json")
     assert code == 0 and json.loads(out)["status"] == "healthy"
 
 
-def test_orders_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
+def test_orders_as_table_and_json(game: Game, book: Dict[str, Any]) -> None:
     code, out, _ = game("orders")
     assert code == 0
     assert "order id" in out and "direction" in out and "delivery" in out
@@ -129,13 +134,13 @@ def test_orders_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
     assert code == 0 and orders and {order["direction"] for order in orders} == {"sell"}
 
 
-def test_orders_refuses_an_unknown_direction(game: Any) -> None:
+def test_orders_refuses_an_unknown_direction(game: Game) -> None:
     with pytest.raises(SystemExit) as stop:
         game("orders", "--direction", "up")
     assert stop.value.code == 2
 
 
-def test_trades_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
+def test_trades_as_table_and_json(game: Game, book: Dict[str, Any]) -> None:
     code, out, _ = game("trades")
     assert code == 0 and "trade id" in out and "alice" in out and "bob" in out
     code, out, _ = game("trades", "--json", "--duration", "15m")
@@ -143,7 +148,7 @@ def test_trades_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
     assert code == 0 and len(ours) == 1 and float(ours[0]["price"]) == 60.0
 
 
-def test_market_is_a_ladder_sells_above_buys(game: Any, book: Dict[str, Any]) -> None:
+def test_market_is_a_ladder_sells_above_buys(game: Game, book: Dict[str, Any]) -> None:
     code, out, _ = game("market")
     assert code == 0
     lines = out.splitlines()
@@ -156,7 +161,7 @@ def test_market_is_a_ladder_sells_above_buys(game: Any, book: Dict[str, Any]) ->
     assert sum(line.split()[:2] == ["buy", "100"] for line in lines) == 1
 
 
-def test_market_best_and_json(game: Any, server: Any, book: Dict[str, Any]) -> None:
+def test_market_best_and_json(game: Game, server: RunningServer[Exchange], book: Dict[str, Any]) -> None:
     with GameAPI(OTHER_TOKEN, server.base_url) as bob:
         bob.create_order(future_order("buy", 90.0, 1.0))
         bob.create_order(future_order("sell", 130.0, 1.0))
@@ -174,7 +179,7 @@ def test_market_best_and_json(game: Any, server: Any, book: Dict[str, Any]) -> N
         assert set(sides) == {"buy", "sell"} and len(sides["buy"]) >= len(best[contract]["buy"])
 
 
-def test_ltp_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
+def test_ltp_as_table_and_json(game: Game, book: Dict[str, Any]) -> None:
     code, out, _ = game("ltp")
     assert code == 0 and ("contract" in out or "(none)" in out)
     code, out, _ = game("ltp", "--json")
@@ -186,7 +191,7 @@ def test_ltp_as_table_and_json(game: Any, book: Dict[str, Any]) -> None:
     assert code == 0
 
 
-def test_spot_as_table_and_json(game: Any) -> None:
+def test_spot_as_table_and_json(game: Game) -> None:
     code, out, _ = game("spot", "--area", "CH-SGD", "--limit", "5")
     assert code == 0 and ("contract" in out or "(none)" in out)
     code, out, _ = game("spot", "--json", "--from", tomorrow(), "--to", tomorrow())
@@ -195,7 +200,7 @@ def test_spot_as_table_and_json(game: Any) -> None:
     assert code == 0 and "status" in json.loads(out)
 
 
-def test_spot_refuses_a_bad_date(game: Any) -> None:
+def test_spot_refuses_a_bad_date(game: Game) -> None:
     with pytest.raises(SystemExit) as stop:
         game("spot", "--from", "01.12.2026")
     assert stop.value.code == 2
@@ -204,7 +209,7 @@ def test_spot_refuses_a_bad_date(game: Any) -> None:
 # -- one order -----------------------------------------------------------------
 
 
-def test_order_create_and_delete(game: Any, server: Any) -> None:
+def test_order_create_and_delete(game: Game, server: RunningServer[Exchange]) -> None:
     code, out, _ = game(
         "order", "create", "--side", "buy", "--price", "95.125", "--volume", "0.25",
         "--start", "14:00", "--date", tomorrow(), "--tz", "0", "--suffix", "cli_test", "--json",
@@ -222,7 +227,7 @@ def test_order_create_and_delete(game: Any, server: Any) -> None:
         assert api.find_order_by_id(order_id) is None
 
 
-def test_order_create_as_table_computes_the_end(game: Any, server: Any) -> None:
+def test_order_create_as_table_computes_the_end(game: Game, server: RunningServer[Exchange]) -> None:
     code, out, _ = game(
         "order", "create", "--side", "sell", "--price", "120", "--volume", "1", "--start", "23:00",
         "--duration", "1h", "--date", tomorrow(), "--hidden",
@@ -236,10 +241,10 @@ def test_order_create_as_table_computes_the_end(game: Any, server: Any) -> None:
 
 
 @pytest.mark.parametrize("id_form", ["plain", "prefixed"])
-def test_order_delete_takes_every_id_form(game: Any, server: Any, id_form: str) -> None:
+def test_order_delete_takes_every_id_form(game: Game, server: RunningServer[Exchange], id_form: str) -> None:
     with GameAPI(TOKEN, server.base_url) as api:
         created = api.create_order(future_order())
-        number = int(str(created["order_id"]).replace("ord_", ""))  # type: ignore[typeddict-item]
+        number = int(str(created["order_id"]).replace("ord_", ""))
     given = {"plain": str(number), "prefixed": f"ord_{number}"}[id_form]
     code, out, _ = game("order", "delete", given, "--json")
     assert code == 0 and json.loads(out)["status"] == "deleted"
@@ -258,7 +263,9 @@ def test_order_delete_takes_every_id_form(game: Any, server: Any, id_form: str) 
         (["--price", "95", "--date", "2001-01-01"], "date"),
     ],
 )
-def test_an_invalid_order_exits_2_naming_the_field(game: Any, server: Any, flags: List[str], field: str) -> None:
+def test_an_invalid_order_exits_2_naming_the_field(
+    game: Game, server: RunningServer[Exchange], flags: List[str], field: str
+) -> None:
     defaults = {"--volume": "1", "--start": "14:00", "--date": tomorrow()}
     for name, value in defaults.items():
         if name not in flags:
@@ -269,14 +276,14 @@ def test_an_invalid_order_exits_2_naming_the_field(game: Any, server: Any, flags
     assert sent(server, SINGLE_PATH) == 0
 
 
-def test_a_window_past_midnight_is_refused(game: Any, server: Any) -> None:
+def test_a_window_past_midnight_is_refused(game: Game, server: RunningServer[Exchange]) -> None:
     code, _, err = game("order", "create", "--side", "buy", "--price", "1", "--volume", "1", "--start", "23:30",
                         "--duration", "1h", "--date", tomorrow())  # fmt: skip
     assert code == 2 and "end_time" in err
     assert sent(server, SINGLE_PATH) == 0
 
 
-def test_order_delete_refuses_a_bad_id(game: Any, server: Any) -> None:
+def test_order_delete_refuses_a_bad_id(game: Game, server: RunningServer[Exchange]) -> None:
     code, _, err = game("order", "delete", "../1")
     assert code == 2 and "order_id" in err
     assert sent(server, ("DELETE", "/orders/1")) == 0
@@ -306,7 +313,7 @@ def read_results(path: Path) -> List[Dict[str, str]]:
         return list(csv.DictReader(source))
 
 
-def test_bulk_of_1000_csv_rows_goes_in_10_requests(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_of_1000_csv_rows_goes_in_10_requests(game: Game, server: RunningServer[Exchange], tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     source.write_text(csv_text(bulk_rows(1000)), encoding="utf-8")
     code, out, err = game("bulk", str(source))
@@ -326,7 +333,9 @@ def test_bulk_of_1000_csv_rows_goes_in_10_requests(game: Any, server: Any, tmp_p
     assert prices[1] == Decimal("50.001")  # no rounding on the way
 
 
-def test_bulk_json_lines_with_json_summary_and_progress(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_json_lines_with_json_summary_and_progress(
+    game: Game, server: RunningServer[Exchange], tmp_path: Path
+) -> None:
     orders = [future_order("sell", 200 + i, 0.5, state="hidden") for i in range(3)]
     orders[0]["price"] = 200.125
     orders[2]["options"] = {"trader_suffixe": "jsonl_bot"}
@@ -344,14 +353,14 @@ def test_bulk_json_lines_with_json_summary_and_progress(game: Any, server: Any, 
         assert Decimal("200.125") in {Decimal(str(order["price"])) for order in api.get_orders()}
 
 
-def test_bulk_from_standard_input(game: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bulk_from_standard_input(game: Game, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(csv_text(bulk_rows(2))))
     code, out, _ = game("bulk", "-", "--no-progress")
     assert code == 0 and out.strip().endswith("results in bulk-results.csv")
     assert len(read_results(tmp_path / "bulk-results.csv")) == 2
 
 
-def test_bulk_with_bad_rows_sends_nothing(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_with_bad_rows_sends_nothing(game: Game, server: RunningServer[Exchange], tmp_path: Path) -> None:
     rows = bulk_rows(5)
     rows[2][1] = "-1"  # row 3, line 4
     rows[3][3] = "2026-02-30"  # row 4, line 5
@@ -370,7 +379,7 @@ def test_bulk_with_bad_rows_sends_nothing(game: Any, server: Any, tmp_path: Path
     assert not (tmp_path / "orders.csv.results.csv").exists()
 
 
-def test_bulk_lists_at_most_20_problems(game: Any, tmp_path: Path) -> None:
+def test_bulk_lists_at_most_20_problems(game: Game, tmp_path: Path) -> None:
     rows = bulk_rows(30)
     for row in rows:
         row[0] = "hold"
@@ -381,7 +390,7 @@ def test_bulk_lists_at_most_20_problems(game: Any, tmp_path: Path) -> None:
     assert err.count("side:") == 20 and "and 10 more" in err
 
 
-def test_bulk_refuses_an_unknown_column(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_refuses_an_unknown_column(game: Game, server: RunningServer[Exchange], tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     source.write_text(csv_text([["buy", "1"]], header=["side", "volumne"]), encoding="utf-8")
     code, _, err = game("bulk", str(source))
@@ -389,7 +398,7 @@ def test_bulk_refuses_an_unknown_column(game: Any, server: Any, tmp_path: Path) 
     assert sent(server, BULK_PATH) == 0
 
 
-def test_bulk_bad_json_line_is_named(game: Any, tmp_path: Path) -> None:
+def test_bulk_bad_json_line_is_named(game: Game, tmp_path: Path) -> None:
     source = tmp_path / "orders.jsonl"
     source.write_text(json.dumps(future_order()) + "\n{not json\n[1]\n", encoding="utf-8")
     code, _, err = game("bulk", str(source))
@@ -397,7 +406,7 @@ def test_bulk_bad_json_line_is_named(game: Any, tmp_path: Path) -> None:
     assert "row 2 (line 2): not valid JSON" in err and "row 3 (line 3): must be a JSON object" in err
 
 
-def test_bulk_stops_at_a_failed_request(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_stops_at_a_failed_request(game: Game, server: RunningServer[Exchange], tmp_path: Path) -> None:
     from gameproto.simulator.faults import Fault
 
     server.exchange.faults.add(Fault("status", 400), method="POST", path="/orders/create-bulk")
@@ -412,7 +421,7 @@ def test_bulk_stops_at_a_failed_request(game: Any, server: Any, tmp_path: Path) 
     assert results[0]["error"]
 
 
-def test_bulk_outcome_unknown_is_recorded(game: Any, server: Any, tmp_path: Path) -> None:
+def test_bulk_outcome_unknown_is_recorded(game: Game, server: RunningServer[Exchange], tmp_path: Path) -> None:
     from gameproto.simulator.faults import Fault
 
     server.exchange.faults.add(Fault("status", 503), method="POST", path="/orders/create-bulk")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -66,7 +66,7 @@ class Served:
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
+def serve() -> Iterator[Callable[..., Served]]:
     started: List[Served] = []
 
     def start(*flags: str) -> Served:
@@ -91,7 +91,7 @@ def call(port: int, method: str, path: str, body: Any = None, access: str = "") 
         connection.close()
 
 
-def test_serve_prints_its_url_and_the_demo_token_and_stops_on_ctrl_c(serve: Any) -> None:
+def test_serve_prints_its_url_and_the_demo_token_and_stops_on_ctrl_c(serve: Callable[..., Served]) -> None:
     served = serve("--seed-market")
     assert "personal token: demo-token\n" in served.lines
     status, token = call(served.port, "POST", "/auth/token", {"token": "demo-token"})
@@ -104,7 +104,7 @@ def test_serve_prints_its_url_and_the_demo_token_and_stops_on_ctrl_c(serve: Any)
     assert "Traceback" not in err and "stopped" in out
 
 
-def test_tokens_the_user_gave_are_never_printed(serve: Any, tmp_path: Path) -> None:
+def test_tokens_the_user_gave_are_never_printed(serve: Callable[..., Served], tmp_path: Path) -> None:
     secret_file = tmp_path / "tokens"
     secret_file.write_text("file-secret-token-one\n\nfile-secret-token-two\n", encoding="utf-8")
     served = serve("--token", "cli-secret-token-0123", "--token-file", str(secret_file), "--backend", "trio")
@@ -135,7 +135,7 @@ def test_a_busy_port_is_one_line_and_status_1() -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot listen on 127.0.0.1:" in result.stderr
 
 
-def test_help_has_examples(capsys: Any) -> None:
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--help"])
     assert exit_info.value.code == 0
@@ -147,7 +147,7 @@ def test_help_has_examples(capsys: Any) -> None:
     "flags",
     [["--token-file", "/nonexistent/tokens"], ["--tls-key", "key.pem"], ["--port", "70000"], ["--rate-limit", "0"]],
 )
-def test_bad_flags_are_status_2(flags: List[str], capsys: Any) -> None:
+def test_bad_flags_are_status_2(flags: List[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:
         code = main(["serve", *flags])
     except SystemExit as exit_info:  # argparse's own refusals

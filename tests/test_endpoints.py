@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Dict, List
 
 import pytest
 from hypothesis import given, settings
@@ -47,7 +48,8 @@ def ok(value: object) -> Response:
         (_calls.get_spot_status(), "GET", "/spot/status"),
     ],
 )
-def test_requests_of_every_call(call: _calls.Call, method: str, target: str) -> None:
+def test_requests_of_every_call(call: _calls.Call[Any], method: str, target: str) -> None:
+    assert call.request is not None
     assert call.request.method == method
     assert call.request.target == target
     assert call.request.header("Authorization") is None  # the flow adds it
@@ -56,9 +58,11 @@ def test_requests_of_every_call(call: _calls.Call, method: str, target: str) -> 
 
 def test_order_requests_create() -> None:
     call = _calls.create_order({"side": "buy", "price": 1})
+    assert call.request is not None
     assert call.creates and call.request.method == "POST" and call.request.path == "/orders"
     assert json.loads(call.request.body or b"") == {"side": "buy", "price": 1}
     bulk = _calls.create_orders_bulk([{"side": "buy"}] * 100)
+    assert bulk.request is not None
     assert bulk.creates and bulk.request.path == "/orders/create-bulk"
     with pytest.raises(ValueError):
         _calls.create_orders_bulk([{}] * 101)
@@ -130,6 +134,7 @@ def test_bulk_answers_are_checked() -> None:
         "failed": [{"index": 1, "error": "x"}],
     }
     assert call.parse(ok(good)) == good
+    bad: Any
     for bad in (
         {"created": [{"index": 5, "result": {}}], "failed": []},
         {"created": [{"index": 0, "result": {}}], "failed": [{"index": 0, "error": "x"}]},
@@ -174,10 +179,10 @@ def test_fastapi_validation_detail_is_made_readable() -> None:
     st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=3),
 )
 @settings(max_examples=300)
-def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: bytes, headers: dict) -> None:
+def test_every_parser_and_error_choice_only_raise_the_family(status: int, body: bytes, headers: Dict[str, str]) -> None:
     response = Response(status, headers, body)
     assert isinstance(error_from_response(response), GameAPIError)
-    calls = [
+    calls: List[_calls.Call[Any]] = [
         _calls.get_status(),
         _calls.get_trades(),
         _calls.get_orders(),

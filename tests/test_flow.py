@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, TypeVar
 
 import pytest
 
 from gameproto import _calls
-from gameproto._boundary import Response, TransportFailure
+from gameproto._boundary import Response, Send, TransportFailure
+from gameproto._calls import Call
 from gameproto._errors import (
     AuthenticationError,
     NetworkError,
@@ -18,26 +19,18 @@ from gameproto._errors import (
     RateLimitError,
     ServerError,
 )
-from gameproto._flow import Attempt
+from gameproto._flow import Attempt, Session
 
-from .support import FakeClock, Script, drive, json_response, make_session
+from .support import FakeClock, Script, drive, future_order, json_response, make_session
+
+T = TypeVar("T")
 
 STATUS = json_response(200, {"status": "healthy"})
-ORDER = {
-    "side": "buy",
-    "price": 10,
-    "volume": 1,
-    "date": "2030-01-01",
-    "start_time": "10:00",
-    "end_time": "10:15",
-    "duration": "15m",
-    "tz_offset_hours": 0,
-    "state": "displayed",
-}
+ORDER = future_order(price=10, volume=1, day="2030-01-01", state="displayed")
 
 
-def run(session, call, script, clock, sleeps=None):
-    return drive(session, session.run(call), script, clock, sleeps)
+def run(session: Session, call: Call[T], script: Script, clock: FakeClock, sleeps: Optional[List[float]] = None) -> T:
+    return drive(session.run(call), script, clock, sleeps)
 
 
 def test_one_exchange_serves_many_calls_and_the_token_is_sent() -> None:
@@ -265,7 +258,7 @@ def test_overall_deadline_bounds_the_retries() -> None:
     session = make_session(clock, timeout=2.0, max_retries=10)
     script = Script([TransportFailure("read", "reset")] * 20)
     with pytest.raises(NetworkError):
-        drive(session, session.run(_calls.get_status()), script, clock, request_time=0.4)
+        drive(session.run(_calls.get_status()), script, clock, request_time=0.4)
     assert clock.now - 1000.0 <= 2.0 + 0.4 + 1e-9
 
 
@@ -275,6 +268,7 @@ def test_send_carries_the_time_left() -> None:
     session.tokens.accept(json_response(200, {"access_token": "t"}), clock())
     flow = session.run(_calls.get_status())
     send = next(flow)
+    assert isinstance(send, Send)
     assert send.time_left == 10.0 and send.read_timeout == 10.0 and send.connect_timeout == 3.0
 
 

@@ -34,22 +34,18 @@ from gameproto._boundary import (
     NOT_SENT_KINDS,
     Request,
     Response,
-    RunLocked,
-    Send,
-    Sleep,
     TransportFailure,
 )
 from gameproto._calls import Call
 from gameproto._errors import GameAPIError, error_from_response
-from gameproto._flow import Session
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
-from .support import FakeClock, json_response, make_session
+from .harness import Harness, blocking_surface, every_driver, run_blocking
+from .support import TOKEN, TOKEN_OK, FakeClock, Script, drive, future_order, json_response, make_session
 
 HYPOTHESIS = settings(
     derandomize=True,
@@ -320,9 +316,9 @@ def test_a_huge_expires_in_through_the_call_flow() -> None:
     clock = FakeClock()
     session = make_session(clock)
     huge = Response(200, {}, b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}")
-    transport = Replay([json_response(200, {})], [huge])
+    transport = Script([json_response(200, {})], [huge], fallback=Response(503, {}, b""))
     try:
-        run_flow(session, session.run(_calls.get_status()), transport, clock)
+        drive(session.run(_calls.get_status()), transport, clock, max_steps=200)
     except GameAPIError:
         pass
 
@@ -336,7 +332,7 @@ def test_a_bulk_answer_without_its_lists_is_completed_or_refused(body: bytes) ->
     assert type(value.get("created")) is list and type(value.get("failed")) is list
 
 
-def test_a_split_bulk_with_an_answer_missing_its_lists(server: Any) -> None:
+def test_a_split_bulk_with_an_answer_missing_its_lists(server: RunningServer[Exchange]) -> None:
     from gameproto.simulator.faults import Fault
 
     server.exchange.faults.add(Fault("status", status=200, body=b"{}"), path="/orders/create-bulk")
@@ -413,47 +409,9 @@ def test_a_detail_nested_at_the_recursion_limit_is_a_game_api_error() -> None:
 
 # --- (a) the whole call flow -------------------------------------------------------------------------
 
-TOKEN_OK = json_response(200, {"access_token": "access-hostile-1", "expires_in": 3600})
 
-
-class Replay:
-    """A transport answering from lists; when they run out, a plain 503 (or a good token)."""
-
-    def __init__(self, replies: List[Any], token_replies: List[Any]) -> None:
-        self.replies = list(replies)
-        self.token_replies = list(token_replies)
-        self.calls: List[Tuple[Request, Any]] = []
-
-    def __call__(self, request: Request) -> Any:
-        if request.path == "/auth/token":
-            return self.token_replies.pop(0) if self.token_replies else TOKEN_OK
-        reply = self.replies.pop(0) if self.replies else Response(503, {}, b"")
-        self.calls.append((request, reply))
-        return reply
-
-
-def run_flow(session: Session, flow: Any, transport: Replay, clock: FakeClock) -> Any:
-    """Like support.drive, counting actions so that a flow that never ends fails instead of hanging."""
-    reply: Any = None
-    steps = 0
-    try:
-        while True:
-            steps += 1
-            assert steps < 200, "the flow does not end"
-            action = flow.send(reply)
-            if isinstance(action, Send):
-                clock.advance(0.01)
-                reply = transport(action.request)
-            elif isinstance(action, Sleep):
-                assert 0 <= action.seconds <= _constants.RETRY_AFTER_CAP
-                clock.advance(action.seconds)
-                reply = None
-            elif isinstance(action, RunLocked):
-                reply = run_flow(session, action.flow, transport, clock)
-            else:
-                raise AssertionError(f"unexpected action {action!r}")
-    except StopIteration as done:
-        return done.value
+def _sleep_within_the_cap(seconds: float) -> None:
+    assert 0 <= seconds <= _constants.RETRY_AFTER_CAP
 
 
 def _may_repeat_a_post(reply: Any) -> bool:
@@ -476,9 +434,13 @@ def test_the_call_flow_ends_in_a_value_or_a_game_api_error(
     clock = FakeClock()
     session = make_session(clock)
     call = CALLS[name]
-    transport = Replay(answers, token_answers_)
+    # When the lists run out: a plain 503, and a good token.
+    transport = Script(answers, token_answers_, fallback=Response(503, {}, b""))
     try:
-        value = run_flow(session, session.run(call), transport, clock)
+        # A flow that never ends fails instead of hanging.
+        value = drive(
+            session.run(call), transport, clock, request_time=0.01, max_steps=200, check_sleep=_sleep_within_the_cap
+        )
     except GameAPIError:
         pass
     else:
@@ -486,9 +448,9 @@ def test_the_call_flow_ends_in_a_value_or_a_game_api_error(
     assert clock.now - 1000.0 <= session.timeout + 1.0  # the deadline holds, whatever the server says
     if call.creates:
         # An order request is repeated only when the exchange cannot have carried it out.
-        for _, reply in transport.calls[:-1]:
-            assert _may_repeat_a_post(reply), transport.calls
-    for sent, _ in transport.calls:
+        for reply in transport.answered[:-1]:
+            assert _may_repeat_a_post(reply), transport.answered
+    for sent in transport.calls:
         assert sent.header("Authorization") is not None
 
 
@@ -755,8 +717,11 @@ class Prober:
     def __init__(self, port: int) -> None:
         self.port = port
         self.access = self._token()
-        self.results: List[Tuple[int, float]] = []
+        #: Each answer's status, and whether ``busy()`` was true when it came.
+        self.results: List[Tuple[int, bool]] = []
         self.errors: List[str] = []
+        self.busy: Callable[[], bool] = lambda: False
+        self._answered = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -777,12 +742,13 @@ class Prober:
                 if connection is not None:
                     connection.close()
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            started = time.monotonic()
             try:
                 connection.request("GET", "/api/v1/status", headers={"authorization": f"Bearer {self.access}"})
                 answer = connection.getresponse()
                 answer.read()
-                self.results.append((answer.status, time.monotonic() - started))
+                with self._answered:
+                    self.results.append((answer.status, self.busy()))
+                    self._answered.notify_all()
             except (OSError, http.client.HTTPException) as error:
                 self.errors.append(f"{type(error).__name__}: {error}")
                 connection.close()
@@ -799,15 +765,21 @@ class Prober:
         self._stop.set()
         self._thread.join(10)
 
-    def check(self, at_least: int) -> None:
+    def wait_for(self, answers: int) -> None:
+        """Wait until the prober has had ``answers`` answers (the bound only keeps a broken server from hanging)."""
+        with self._answered:
+            self._answered.wait_for(lambda: len(self.results) >= answers or bool(self.errors), timeout=30)
+
+    def check(self, at_least: int, while_busy: int = 0) -> None:
+        """No errors, only 200s, ``at_least`` answers, ``while_busy`` of them while ``busy()`` held."""
         assert self.errors == []
         assert len(self.results) >= at_least, len(self.results)
         assert {status for status, _ in self.results} == {200}
-        assert max(latency for _, latency in self.results) < 1.0
+        assert sum(busy for _, busy in self.results) >= while_busy, self.results
 
 
 @pytest.fixture(params=["asyncio", "trio"])
-def raw_server(request: Any) -> Iterator[RunningServer[Exchange]]:
+def raw_server(request: pytest.FixtureRequest) -> Iterator[RunningServer[Exchange]]:
     exchange = Exchange(tokens={TOKEN: "alice"}, rate_limit_per_minute=10**6)
     with ServerThread(exchange, backend=request.param, max_body=MAX_BODY, idle_timeout=5.0) as running:
         yield running
@@ -817,10 +789,10 @@ def raw_server(request: Any) -> Iterator[RunningServer[Exchange]]:
 def test_malformed_http_is_refused_while_others_are_served(raw_server: RunningServer[Exchange], case: str) -> None:
     data, expected = MALFORMED[case]
     with Prober(raw_server.port) as prober:
-        time.sleep(0.03)
+        prober.wait_for(1)
         assert status_of(raw_exchange(raw_server.port, data)) in expected
-        time.sleep(0.03)
-    prober.check(at_least=2)
+        prober.wait_for(len(prober.results) + 2)  # still served after it
+    prober.check(at_least=3)
     assert raw_server.exchange.internal_errors == []
 
 
@@ -838,6 +810,7 @@ def test_everything_at_once_with_a_slowloris(raw_server: RunningServer[Exchange]
     threads = [threading.Thread(target=hostile, args=("slowloris", slow_request, 0.1))]
     threads += [threading.Thread(target=hostile, args=(name, data)) for name, (data, _) in MALFORMED.items()]
     with Prober(raw_server.port) as prober:
+        prober.busy = threads[0].is_alive
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -846,7 +819,8 @@ def test_everything_at_once_with_a_slowloris(raw_server: RunningServer[Exchange]
     assert outcomes == {name: outcomes[name] for name in MALFORMED}
     for name, (_, expected) in MALFORMED.items():
         assert outcomes[name] in expected, (name, outcomes[name])
-    prober.check(at_least=20)  # about 1.8 s of probing at ~10 ms apart, generously counted
+    # Served while the slowloris still held its connection (1.8 s of it): a server it blocked would answer none.
+    prober.check(at_least=3, while_busy=3)
 
 
 # --- (d) ids and query values that try to escape -------------------------------------------------------------
@@ -893,25 +867,15 @@ def _assert_refuses(error: BaseException, bad: Any) -> None:
     assert shown[:50] in text, (shown, text)
 
 
-def test_bad_ids_are_refused_by_the_sync_client_before_sending(server: Any) -> None:
-    with SyncGameAPI(TOKEN, server.base_url) as api:
-        for bad in BAD_IDS:
-            with pytest.raises(ValueError) as caught:
-                api.delete_order(bad)
-            _assert_refuses(caught.value, bad)
-            assert api.find_order_by_id(bad) is None
-    assert server.exchange.attempts == {}
-
-
-@pytest.mark.anyio
-async def test_bad_ids_are_refused_by_the_async_client_before_sending(aserver: Any) -> None:
-    async with AsyncGameAPI(TOKEN, aserver.base_url) as api:
-        for bad in BAD_IDS:
-            with pytest.raises(ValueError) as caught:
-                await api.delete_order(bad)
-            _assert_refuses(caught.value, bad)
-            assert await api.find_order_by_id(bad) is None
-    assert aserver.exchange.attempts == {}
+@every_driver()
+async def test_bad_ids_are_refused_before_sending(h: Harness) -> None:
+    api = h.client()
+    for bad in BAD_IDS:
+        with pytest.raises(ValueError) as caught:
+            await api.delete_order(bad)
+        _assert_refuses(caught.value, bad)
+        assert await api.find_order_by_id(bad) is None
+    assert h.exchange.attempts == {}
 
 
 @HYPOTHESIS
@@ -929,15 +893,18 @@ def test_an_id_reaches_the_path_only_as_ascii_digits(order_id: Union[str, int]) 
     assert re.fullmatch(r"[0-9]+", digits) and int(path[len("/orders/") :]) == int(digits)
 
 
-FILTERS: Dict[str, Callable[[Any, Any], Any]] = {
-    "direction": lambda api, value: api.get_trades(direction=value),
-    "duration": lambda api, value: api.get_market_data(duration=value),
-    "market_zone": lambda api, value: api.get_market_ltp(market_zone=value),
-    "area_name": lambda api, value: api.get_spot_data(area_name=value),
-    "date_from": lambda api, value: api.get_spot_data(date_from=value),
-    "date_to": lambda api, value: api.get_spot_data(date_to=value),
-    "limit": lambda api, value: api.get_spot_data(limit=value),
-}
+#: Each filter of the protocol: the method that takes it, and its name.
+FILTERS: List[Tuple[str, str]] = [
+    ("get_trades", "direction"),
+    ("get_orders", "direction"),
+    ("get_market_data", "duration"),
+    ("get_latest_available_ltp", "duration"),
+    ("get_market_ltp", "market_zone"),
+    ("get_spot_data", "area_name"),
+    ("get_spot_data", "date_from"),
+    ("get_spot_data", "date_to"),
+    ("get_spot_data", "limit"),
+]
 BAD_QUERY_VALUES: List[Any] = [
     "buy&direction=sell",
     "buy&x=1",
@@ -1003,10 +970,11 @@ def _valid_for(name: str, value: Any) -> bool:
     return type(value) is int and 0 < value <= 10**9
 
 
-def _check_filter(api: SyncGameAPI, seen: Seen, name: str, value: Any) -> None:
+async def _check_filter(api: AsyncGameAPI, seen: Seen, method: str, name: str, value: Any) -> None:
+    """``value`` is refused before sending, or arrives unchanged; which one, the protocol says."""
     before = len(seen.calls())
     try:
-        FILTERS[name](api, value)
+        await getattr(api, method)(**{name: value})
     except InvalidArgumentError as error:
         assert isinstance(error, ValueError) and name in str(error)
         assert not _valid_for(name, value), (name, value)
@@ -1019,53 +987,36 @@ def _check_filter(api: SyncGameAPI, seen: Seen, name: str, value: Any) -> None:
     assert request.query == ((name, value if name != "limit" else str(value)),), request.query
 
 
+def watch(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> Seen:
+    exchange.rate_limit_per_minute = 10**9
+    return Seen(exchange, monkeypatch)
+
+
 @pytest.fixture
-def seen(server: Any, monkeypatch: pytest.MonkeyPatch) -> Seen:
-    server.exchange.rate_limit_per_minute = 10**9
-    return Seen(server.exchange, monkeypatch)
+def seen(server: RunningServer[Exchange], monkeypatch: pytest.MonkeyPatch) -> Seen:
+    return watch(server.exchange, monkeypatch)
 
 
-def test_hostile_query_values_are_refused_before_sending(server: Any, seen: Seen) -> None:
-    with SyncGameAPI(TOKEN, server.base_url) as api:
-        for name in FILTERS:
-            for value in BAD_QUERY_VALUES:
-                _check_filter(api, seen, name, value)
+@every_driver()
+async def test_hostile_query_values_are_refused_before_sending(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = watch(h.exchange, monkeypatch)
+    api = h.client()
+    for method, name in FILTERS:
+        for value in BAD_QUERY_VALUES:
+            await _check_filter(api, seen, method, name, value)
     assert all(len(request.query) <= 1 for request in seen.calls())
 
 
-ASYNC_FILTERS = [
-    ("get_trades", "direction"),
-    ("get_orders", "direction"),
-    ("get_market_data", "duration"),
-    ("get_latest_available_ltp", "duration"),
-    ("get_market_ltp", "market_zone"),
-    ("get_spot_data", "area_name"),
-    ("get_spot_data", "date_from"),
-    ("get_spot_data", "date_to"),
-]
-
-
-@pytest.mark.anyio
-async def test_hostile_query_values_are_refused_by_the_async_client(aserver: Any) -> None:
-    async with AsyncGameAPI(TOKEN, aserver.base_url) as api:
-        for value in BAD_QUERY_VALUES:
-            for method, name in ASYNC_FILTERS:
-                if _valid_for(name, value):  # "2025-02-30" is a fine area name, for one
-                    continue
-                with pytest.raises(InvalidArgumentError) as caught:
-                    await getattr(api, method)(**{name: value})
-                assert name in str(caught.value)
-    assert aserver.exchange.attempts == {}
-
-
 @settings(FEWER, suppress_health_check=[*FEWER.suppress_health_check, HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(sorted(FILTERS)), value=st.one_of(st.text(max_size=16), query_values))
-def test_any_filter_value_is_refused_or_arrives_unchanged(server: Any, seen: Seen, name: str, value: str) -> None:
+@given(filter_=st.sampled_from(FILTERS), value=st.one_of(st.text(max_size=16), query_values))
+def test_any_filter_value_is_refused_or_arrives_unchanged(
+    server: RunningServer[Exchange], seen: Seen, filter_: Tuple[str, str], value: str
+) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
-        _check_filter(api, seen, name, value)
+        run_blocking(_check_filter(blocking_surface(api), seen, *filter_, value))
 
 
-def test_date_objects_arrive_as_iso_dates(server: Any, seen: Seen) -> None:
+def test_date_objects_arrive_as_iso_dates(server: RunningServer[Exchange], seen: Seen) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
         api.get_spot_data(date_from=dt.date(2025, 1, 2), date_to=dt.datetime(2025, 1, 3, 23, 59))
     assert seen.calls()[-1].query == (("date_from", "2025-01-02"), ("date_to", "2025-01-03"))

@@ -6,31 +6,33 @@ import datetime as dt
 import os
 import time
 from decimal import Decimal
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from gameproto import OrderValidationError, validate_order, validate_orders
 from gameproto.simulator.contracts import contract_name, delivery_window
 
+from .support import future_order
+
 NOW = dt.datetime(2024, 12, 14, 9, 30, tzinfo=dt.timezone.utc)
 
 
 def published_example(**changes: Any) -> Dict[str, Any]:
-    order: Dict[str, Any] = {
+    """The order of the published API documentation's example, with ``changes``."""
+    example: Dict[str, Any] = {
         "side": "buy",
         "price": 100.0,
         "volume": 1.0,
-        "date": "2024-12-15",
+        "day": "2024-12-15",
         "start_time": "14:00",
         "end_time": "14:15",
-        "duration": "15m",
         "tz_offset_hours": 1,
         "state": "displayed",
         "options": {"trader_suffixe": "my_bot"},
     }
-    order.update(changes)
-    return order
+    example.update(changes)
+    return future_order(**example)
 
 
 def problems(order: Any, **options: Any) -> Dict[str, str]:
@@ -117,7 +119,8 @@ def test_non_positive_prices_only_when_allowed() -> None:
 
 
 def test_bulks_must_be_non_empty_lists() -> None:
-    for junk in ([], {}, "orders", None, 3, {"orders": []}):
+    junks: List[Any] = [[], {}, "orders", None, 3, {"orders": []}]
+    for junk in junks:
         with pytest.raises(OrderValidationError) as caught:
             validate_orders(junk, now=NOW)
         assert caught.value.errors[0].field == "orders"

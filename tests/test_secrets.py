@@ -17,9 +17,8 @@ import subprocess
 import sys
 import threading
 import traceback
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Type, cast
+from typing import Any, Awaitable, Callable, Iterator, List, Optional, Sequence, Type
 
 import pytest
 
@@ -37,11 +36,12 @@ from gameproto._errors import (
 from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
-from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_cli.main import main
+from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
 
-from .conftest import TOKEN, future_order
+from .harness import Harness, every_driver
+from .support import TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGGERS = ("gameproto", "gameproto.server", "urllib3", "requests", "httpcore", "hpack", "h11", "")
@@ -144,142 +144,86 @@ def echo_body() -> bytes:
 # --- repr and str of the clients ---------------------------------------------------------------
 
 
-def test_sync_client_repr_never_shows_a_token(server: Any, issued: Issued) -> None:
-    with SyncGameAPI(TOKEN, server.base_url) as api:
-        for text in (repr(api), str(api), repr(api._settings), repr(api._session)):
-            assert_clean(text, [TOKEN])
-        api.get_status()
-        for text in (repr(api), str(api), repr(api._session), repr(api._session.tokens)):
-            assert_clean(text, issued.secrets)
-        assert "fresh" in repr(api)  # the repr does say a token is held, just not which
-
-
-@pytest.mark.anyio
-async def test_async_client_repr_never_shows_a_token(aserver: Any, issued: Issued) -> None:
-    async with AsyncGameAPI(TOKEN, aserver.base_url) as api:
-        assert_clean(repr(api) + str(api), [TOKEN])
-        await api.get_status()
-        assert issued.tokens
-        assert_clean(repr(api) + str(api) + repr(api._session), issued.secrets)
+@every_driver()
+async def test_client_repr_never_shows_a_token(h: Harness, issued: Issued) -> None:
+    api = h.client()
+    real = h.unwrapped(api)
+    for text in (repr(api), str(api), repr(real._settings), repr(real._session)):
+        assert_clean(text, [TOKEN])
+    await api.get_status()
+    assert issued.tokens
+    for text in (repr(api), str(api), repr(real._session), repr(real._session.tokens)):
+        assert_clean(text, issued.secrets)
+    assert "fresh" in repr(api)  # the repr does say a token is held, just not which
 
 
 # --- exceptions ----------------------------------------------------------------------------------
 
 
-def sync_failures(server: Any, issued: Issued) -> List[GameAPIError]:
-    """Every kind of failure the blocking client meets, each asserted and returned."""
-    exchange: Exchange = server.exchange
+async def failures(h: Harness) -> List[GameAPIError]:
+    """Every kind of failure a client meets, each asserted and returned."""
+    exchange = h.exchange
     caught: List[GameAPIError] = []
 
-    def expect(kind: Type[GameAPIError], call: Callable[[], Any]) -> None:
+    async def expect(kind: Type[GameAPIError], call: Callable[[], Awaitable[Any]]) -> None:
         with pytest.raises(kind) as info:
-            call()
+            await call()
         caught.append(info.value)
 
-    with SyncGameAPI("personal-token-wrong-55555555", server.base_url, retry_policy=QUICK) as wrong:
-        expect(AuthenticationError, wrong.get_status)
-    with SyncGameAPI(TOKEN, server.base_url, retry_policy=QUICK, timeout=10) as api:
-        api.get_status()
-        # 422 from the exchange's own rules (a price the client allows but this exchange does not)
-        expect(ServerValidationError, lambda: api.create_order(future_order(price=10**10)))
-        # 422, 503, 401 and 404 that quote both tokens back
-        exchange.faults.add(Fault("status", status=422, body=echo_body()), path="/orders", method="POST")
-        expect(ServerValidationError, lambda: api.create_order(future_order()))
-        exchange.faults.add(Fault("status", status=503), path="/status", times=99)
-        expect(ServerError, api.get_status)
-        exchange.faults.clear()
-        exchange.faults.add(Fault("status", status=503, body=echo_body()), path="/orders", times=99)
-        expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
-        expect(ServerError, api.get_orders)
-        exchange.faults.clear()
-        exchange.faults.add(Fault("status", status=404, body=echo_body()), path="/trades")
-        expect(NotFoundError, api.get_trades)
-        exchange.faults.add(Fault("status", status=401, body=echo_body()), path="/market", times=2)
-        expect(AuthenticationError, api.get_market_data)
-        # the token exchange answering with the personal token in its error, or in an unusable 200
-        exchange.expire_access_tokens()
-        exchange.faults.add(Fault("status", status=400, body=echo_body()), path="/auth/token")
-        expect(AuthenticationError, api.get_status)
-        exchange.faults.add(Fault("status", status=503, body=echo_body()), path="/auth/token", times=3)
-        expect(ServerError, api.get_status)
-        exchange.faults.add(Fault("not_json", body=echo_body()), path="/auth/token")
-        expect(ProtocolError, api.get_status)
-        # a 200 that is not JSON, quoting the tokens, on a call
-        api.get_status()
-        exchange.faults.add(Fault("not_json", body=b"<html>" + echo_body()), path="/spot/status")
-        expect(ProtocolError, api.get_spot_status)
-        # a connection dropped after a POST was carried out
-        exchange.faults.add(Fault("drop_after"), path="/orders", method="POST")
-        expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
-        # the personal token revoked: every later exchange is a 401
-        exchange.revoke(TOKEN)
-        exchange.expire_access_tokens()
-        expect(AuthenticationError, api.get_status)
+    wrong = h.client(token="personal-token-wrong-55555555", retry_policy=QUICK)
+    await expect(AuthenticationError, wrong.get_status)
+    api = h.client(retry_policy=QUICK, timeout=10)
+    await api.get_status()
+    # 422 from the exchange's own rules (a price the client allows but this exchange does not)
+    await expect(ServerValidationError, lambda: api.create_order(future_order(price=10**10)))
+    # 422, 503, 401 and 404 that quote both tokens back
+    exchange.faults.add(Fault("status", status=422, body=echo_body()), path="/orders", method="POST")
+    await expect(ServerValidationError, lambda: api.create_order(future_order()))
+    exchange.faults.add(Fault("status", status=503), path="/status", times=99)
+    await expect(ServerError, api.get_status)
+    exchange.faults.clear()
+    exchange.faults.add(Fault("status", status=503, body=echo_body()), path="/orders", times=99)
+    await expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
+    await expect(ServerError, api.get_orders)
+    exchange.faults.clear()
+    exchange.faults.add(Fault("status", status=404, body=echo_body()), path="/trades")
+    await expect(NotFoundError, api.get_trades)
+    exchange.faults.add(Fault("status", status=401, body=echo_body()), path="/market", times=2)
+    await expect(AuthenticationError, api.get_market_data)
+    # the token exchange answering with the personal token in its error, or in an unusable 200
+    exchange.expire_access_tokens()
+    exchange.faults.add(Fault("status", status=400, body=echo_body()), path="/auth/token")
+    await expect(AuthenticationError, api.get_status)
+    exchange.faults.add(Fault("status", status=503, body=echo_body()), path="/auth/token", times=3)
+    await expect(ServerError, api.get_status)
+    exchange.faults.add(Fault("not_json", body=echo_body()), path="/auth/token")
+    await expect(ProtocolError, api.get_status)
+    # a 200 that is not JSON, quoting the tokens, on a call
+    await api.get_status()
+    exchange.faults.add(Fault("not_json", body=b"<html>" + echo_body()), path="/spot/status")
+    await expect(ProtocolError, api.get_spot_status)
+    # a connection dropped after a POST was carried out
+    exchange.faults.add(Fault("drop_after"), path="/orders", method="POST")
+    await expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
+    # the personal token revoked: every later exchange is a 401
+    exchange.revoke(TOKEN)
+    exchange.expire_access_tokens()
+    await expect(AuthenticationError, api.get_status)
     return caught
 
 
-def test_sync_errors_never_show_a_token(server: Any, issued: Issued) -> None:
-    caught = sync_failures(server, issued)
+@every_driver()
+async def test_errors_and_debug_logs_never_show_a_token(
+    h: Harness, issued: Issued, debug_logs: Callable[[Sequence[str]], int]
+) -> None:
+    caught = await failures(h)
     assert len(caught) == 14
     for error in caught:
         assert_error_clean(error, issued.secrets)
     # the redaction left a mark where the server had quoted a token
     assert any("***" in str(error) for error in caught)
-
-
-def test_sync_debug_logs_never_show_a_token(
-    server: Any, issued: Issued, debug_logs: Callable[[Sequence[str]], int]
-) -> None:
-    sync_failures(server, issued)
     assert debug_logs(issued.secrets) > 20
     assert logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
-
-
-@pytest.mark.anyio
-async def test_async_errors_and_debug_logs_never_show_a_token(
-    aserver: Any, issued: Issued, debug_logs: Callable[[Sequence[str]], int]
-) -> None:
-    exchange: Exchange = aserver.exchange
-    caught: List[BaseException] = []
-
-    async def expect(kind: Type[GameAPIError], call: Callable[[], Any]) -> None:
-        with pytest.raises(kind) as info:
-            await call()
-        caught.append(info.value)
-
-    async with AsyncGameAPI("personal-token-wrong-55555555", aserver.base_url, retry_policy=QUICK) as wrong:
-        await expect(AuthenticationError, wrong.get_status)
-    async with AsyncGameAPI(TOKEN, aserver.base_url, retry_policy=QUICK, timeout=10) as api:
-        await api.get_status()
-        await expect(ServerValidationError, lambda: api.create_order(future_order(price=cast(float, Decimal("1e10")))))
-        exchange.faults.add(Fault("status", status=422, body=echo_body()), path="/orders", method="POST")
-        await expect(ServerValidationError, lambda: api.create_order(future_order()))
-        exchange.faults.add(Fault("status", status=503), path="/status", times=99)
-        await expect(ServerError, api.get_status)
-        exchange.faults.clear()
-        exchange.faults.add(Fault("status", status=503, body=echo_body()), path="/orders", times=99)
-        await expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
-        await expect(ServerError, api.get_orders)
-        exchange.faults.clear()
-        exchange.faults.add(Fault("status", status=401, body=echo_body()), path="/market", times=2)
-        await expect(AuthenticationError, api.get_market_data)
-        exchange.expire_access_tokens()
-        exchange.faults.add(Fault("status", status=400, body=echo_body()), path="/auth/token")
-        await expect(AuthenticationError, api.get_status)
-        exchange.faults.add(Fault("not_json", body=echo_body()), path="/auth/token")
-        await expect(ProtocolError, api.get_status)
-        await api.get_status()
-        exchange.faults.add(Fault("drop_after"), path="/orders", method="POST")
-        await expect(OutcomeUnknownError, lambda: api.create_order(future_order()))
-        exchange.revoke(TOKEN)
-        exchange.expire_access_tokens()
-        await expect(AuthenticationError, api.get_status)
-        assert_clean(repr(api), issued.secrets)
-    assert len(caught) == 11
-    for error in caught:
-        assert_error_clean(error, issued.secrets)
-    assert any("***" in str(error) for error in caught)
-    assert debug_logs(issued.secrets) > 20
 
 
 # --- the CLI --------------------------------------------------------------------------------------
@@ -295,7 +239,7 @@ def no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_configuration")
 @pytest.mark.parametrize("how", ["--token", "--token-file"])
 def test_cli_output_never_shows_a_token(
-    server: Any,
+    server: RunningServer[Exchange],
     issued: Issued,
     how: str,
     tmp_path: Path,
@@ -352,7 +296,9 @@ def run_cli(*argv: str, env: Optional[dict] = None) -> subprocess.CompletedProce
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="runs the CLI in a subprocess with POSIX paths")
-def test_cli_verbose_logging_in_a_real_process_never_shows_a_token(server: Any, issued: Issued, tmp_path: Path) -> None:
+def test_cli_verbose_logging_in_a_real_process_never_shows_a_token(
+    server: RunningServer[Exchange], issued: Issued, tmp_path: Path
+) -> None:
     # In-process, pytest's own log handlers keep basicConfig from printing; a real process shows the log.
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN, encoding="utf-8")
@@ -432,7 +378,7 @@ def test_game_serve_never_prints_the_users_token() -> None:
 # --- leaks found by these tests: regression tests, and the ones still open (xfail) ---------------------
 
 
-def test_a_2xx_protocol_error_excerpt_holds_no_token(server: Any, issued: Issued) -> None:
+def test_a_2xx_protocol_error_excerpt_holds_no_token(server: RunningServer[Exchange], issued: Issued) -> None:
     with SyncGameAPI(TOKEN, server.base_url) as api:
         api.get_status()
         server.exchange.faults.add(Fault("not_json", body=b"<html>" + echo_body()), path="/spot/status")

@@ -11,7 +11,6 @@ import http.client
 import json
 import socket
 import ssl
-import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import anyio
@@ -24,7 +23,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 Answer = Tuple[int, Dict[str, str], bytes]
 
@@ -234,7 +233,7 @@ async def test_many_clients_at_once(echo_server: RunningServer[Echo]) -> None:
 async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
     echo_server: RunningServer[Echo], echo: Echo
 ) -> None:
-    echo.reactions["/slow"] = Reaction(Response(200, {"content-type": "application/json"}, b"{}"), delay=0.5)
+    echo.reactions["/slow"] = Reaction(Response(200, {"content-type": "application/json"}, b"{}"), delay=2.0)
     port = echo_server.port
     async with await anyio.connect_tcp("127.0.0.1", port) as stalled, await anyio.connect_tcp(
         "127.0.0.1", port
@@ -242,12 +241,15 @@ async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
         await stalled.send(b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\n")  # and never finishes its head
         await delayed.send(b"GET /api/v1/slow HTTP/1.1\r\nHost: t\r\n\r\n")
         await garbage.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
-        started = time.monotonic()
         async with await anyio.connect_tcp("127.0.0.1", port) as healthy:
             answer = await RawClient(healthy).request("GET", "/api/v1/status")
-        assert answer[0] == 200 and time.monotonic() - started < 0.4
+        assert answer[0] == 200
+        # Answered while the delayed answer is still to come: nobody waited for the others.
+        with anyio.move_on_after(0.01) as waiting:
+            early = await delayed.receive()
+        assert waiting.cancelled_caught, early
         assert (await read_all(garbage)).startswith(b"HTTP/1.1 400 ")
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             assert (await delayed.receive()).startswith(b"HTTP/1.1 200 ")
 
 
@@ -255,7 +257,7 @@ async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
 async def test_garbage_gets_400_and_the_connection_closed(echo_server: RunningServer[Echo]) -> None:
     async with await anyio.connect_tcp("127.0.0.1", echo_server.port) as stream:
         await stream.send(b"NOT HTTP AT ALL\r\n\r\n")
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             received = await read_all(stream)
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head.lower()
@@ -268,7 +270,7 @@ async def test_an_oversized_body_is_refused_with_413(echo_server: RunningServer[
     async with await anyio.connect_tcp("127.0.0.1", echo_server.port) as stream:
         status, headers, body = await RawClient(stream).request("POST", "/api/v1/orders", body=b"x" * 1001)
         assert status == 413 and headers["connection"] == "close" and "detail" in json.loads(body)
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             assert await read_all(stream) == b""
     # Chunked, and more keeps coming than max_body.
     async with await anyio.connect_tcp("127.0.0.1", echo_server.port) as stream:
@@ -293,15 +295,15 @@ def test_oversized_body_413_over_http_client(echo_thread: RunningServer[Echo]) -
 
 @pytest.mark.anyio
 async def test_an_idle_connection_is_closed_quietly(echo: Echo) -> None:
-    async with serve_exchange(echo, idle_timeout=0.2) as running:
+    async with serve_exchange(echo, idle_timeout=1.0) as running:
         async with await anyio.connect_tcp("127.0.0.1", running.port) as stream:
-            assert (await RawClient(stream).request("GET", "/api/v1/status"))[0] == 200
-            started = time.monotonic()
-            with anyio.fail_after(2):
-                assert await read_all(stream) == b""  # no 408, just the close
-            assert 0.15 < time.monotonic() - started < 1.0
+            client = RawClient(stream)
+            assert (await client.request("GET", "/api/v1/status"))[0] == 200
+            assert (await client.request("GET", "/api/v1/status"))[0] == 200  # kept alive while in use
+            with anyio.fail_after(10):
+                assert await read_all(stream) == b""  # then, idle, closed: no 408, just the close
         async with await anyio.connect_tcp("127.0.0.1", running.port) as silent:
-            with anyio.fail_after(2):
+            with anyio.fail_after(10):
                 assert await read_all(silent) == b""
 
 
@@ -309,7 +311,7 @@ async def test_an_idle_connection_is_closed_quietly(echo: Echo) -> None:
 async def test_a_reaction_without_response_drops_the_connection(echo_server: RunningServer[Echo], echo: Echo) -> None:
     echo.reactions["/orders"] = Reaction(None, delay=0.05)
     async with await anyio.connect_tcp("127.0.0.1", echo_server.port) as stream:
-        with pytest.raises(ConnectionError), anyio.fail_after(2):
+        with pytest.raises(ConnectionError), anyio.fail_after(10):
             await RawClient(stream).request("POST", "/api/v1/orders", body=b"{}")
     assert echo_server.requests_served == 1
 
@@ -327,11 +329,9 @@ async def test_leaving_the_block_closes_every_connection_promptly(echo: Echo) ->
     async with serve_exchange(echo, idle_timeout=30) as running:
         stream = await anyio.connect_tcp("127.0.0.1", running.port)
         assert (await RawClient(stream).request("GET", "/api/v1/status"))[0] == 200
-        started = time.monotonic()
-    with anyio.fail_after(1):
+    with anyio.fail_after(10):  # long before the idle timeout of 30 s
         assert await read_all(stream) == b""
     await stream.aclose()
-    assert time.monotonic() - started < 0.5
     with pytest.raises(OSError):
         await anyio.connect_tcp("127.0.0.1", running.port)
 
@@ -357,7 +357,8 @@ def test_server_thread_starts_and_stops(echo: Echo, backend: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls() -> Any:
+def tls() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a throwaway CA's certificate, and a client context that trusts it."""
     trustme = pytest.importorskip("trustme")
     authority = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -367,7 +368,9 @@ def tls() -> Any:
     return server_context, client_context
 
 
-def test_tls_and_a_failed_handshake_does_not_stop_the_server(echo: Echo, tls: Any) -> None:
+def test_tls_and_a_failed_handshake_does_not_stop_the_server(
+    echo: Echo, tls: Tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
     server_context, client_context = tls
     with ServerThread(echo, ssl_context=server_context) as running:
         assert running.base_url.startswith("https://") and running.scheme == "https"
@@ -402,7 +405,7 @@ def _call(
     return answer.status, json.loads(answer.read() or b"null")
 
 
-def test_end_to_end_with_the_real_exchange(server: Any) -> None:
+def test_end_to_end_with_the_real_exchange(server: RunningServer[Exchange]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
         status, token = _call(connection, "POST", "/auth/token", {"token": TOKEN})
@@ -421,7 +424,7 @@ def test_end_to_end_with_the_real_exchange(server: Any) -> None:
     assert server.exchange.attempts[("POST", "/orders")] == 1
 
 
-def test_the_real_exchange_fault_plan_is_carried_out(server: Any) -> None:
+def test_the_real_exchange_fault_plan_is_carried_out(server: RunningServer[Exchange]) -> None:
     server.exchange.faults.add(Fault("drop_before"), method="GET", path="/status")
     server.exchange.faults.add(Fault("status", status=503, headers=(("retry-after", "1"),)), path="/status")
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
@@ -438,7 +441,7 @@ def test_the_real_exchange_fault_plan_is_carried_out(server: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_real_exchange_on_the_test_loop(aserver: Any) -> None:
+async def test_the_real_exchange_on_the_test_loop(aserver: RunningServer[Exchange]) -> None:
     async with await anyio.connect_tcp("127.0.0.1", aserver.port) as stream:
         client = RawClient(stream)
         status, _, body = await client.request("POST", "/api/v1/auth/token", body=json.dumps({"token": TOKEN}).encode())

@@ -8,20 +8,20 @@ client was given; reported failed (an error that is not OutcomeUnknownError)
 ``find_matching_orders``. Nothing lost, nothing doubled, and no answer ever
 belongs to another call.
 
-The blocking client runs the plan in sequence (fully reproducible); the
-async client runs it on eight concurrent tasks, on asyncio and on trio.
+The plan runs on every driver (tests/harness.py): the blocking client in
+sequence (fully reproducible), the async client on eight concurrent tasks, on
+asyncio and on trio. The soak asserts counts and outcomes only, never how long
+it took: throughput is measured by ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
 import collections
 import random
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Counter, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Counter, Dict, List, Optional, Tuple
 
-import anyio
 import pytest
 
 from gameproto._boundary import Request
@@ -30,11 +30,10 @@ from gameproto._flow import Attempt
 from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import FAULT_KINDS, Fault
-from gameproto_async import GameAPI as AsyncGameAPI
-from gameproto_exchange import ServerThread, serve_exchange
-from gameproto_sync import GameAPI as SyncGameAPI
+from gameproto_async import GameAPI
 
-from .conftest import TOKEN, future_order
+from .harness import Harness, every_driver
+from .support import TOKEN, future_order
 
 CALLS = 2100
 ORDERS = 500
@@ -149,11 +148,25 @@ def counting_faults(exchange: Exchange) -> Counter[str]:
     return injected
 
 
-def soak_exchange(seed: int) -> Exchange:
+#: The plan's seed on each driver.
+SEEDS = {"sync": 20240611, "asyncio": 19700101, "trio": 19700101}
+#: Concurrent callers on each driver: the blocking client in sequence, the async one on eight tasks.
+WORKERS = {"sync": 1, "asyncio": 8, "trio": 8}
+
+
+@pytest.fixture
+def exchange(driver: str) -> Exchange:
+    """The soak's exchange, in place of the usual one: one request in ten fails, at random (seeded)."""
+    seed = SEEDS[driver]
     # No rate limit worth the name: thousands of calls in seconds are the point here.
-    exchange = Exchange(tokens={TOKEN: "alice"}, seed=seed, rate_limit_per_minute=10**9)
-    exchange.faults.randomly(FAULT_RATE, FAULTS, seed=seed)
-    return exchange
+    soaked = Exchange(tokens={TOKEN: "alice"}, seed=seed, rate_limit_per_minute=10**9)
+    soaked.faults.randomly(FAULT_RATE, FAULTS, seed=seed)
+    return soaked
+
+
+@pytest.fixture
+def injected(exchange: Exchange) -> Counter[str]:
+    return counting_faults(exchange)
 
 
 def reconcile(
@@ -199,71 +212,24 @@ def reconcile(
     assert stray == [], f"orders nobody asked for: {stray}"
 
 
-# -- the blocking client, in sequence ---------------------------------------------------------
+# -- the run, on every driver ----------------------------------------------------------------
 
 
-def run_blocking(api: SyncGameAPI, plan: List[Tuple[str, int]], ledger: Ledger) -> None:
-    for kind, number in plan:
-        ledger.calls += 1
-        if kind == "create":
-            try:
-                answer = api.create_order(soak_order(number))
-            except OutcomeUnknownError as unknown:
-                ledger.unknown[number] = unknown
-            except GameAPIError as error:
-                ledger.failed[number] = error
-            else:
-                ledger.created[number] = check_created(number, answer)
-            continue
-        calls: Dict[str, Callable[[], Any]] = {
-            "status": api.get_status,
-            "spot_status": api.get_spot_status,
-            "orders": api.get_orders,
-            "orders_sell": lambda: api.get_orders(direction="sell"),
-            "trades": api.get_trades,
-            "market": api.get_market_data,
-        }
-        try:
-            if kind == "find":
-                wanted = ledger.known_id(ledger.calls)
-                if wanted is None:
-                    api.get_status()
-                else:
-                    found = api.find_order_by_id(wanted)
-                    # A listing that fails raises (counted below); None here would be a lost order.
-                    assert found is not None and f"ord_{found['order_id']}" == wanted, (wanted, found)
-            else:
-                check_read(kind, calls[kind](), ledger)
-            ledger.reads_ok += 1
-        except OutcomeUnknownError:  # pragma: no cover - a read is never "outcome unknown"
-            raise
-        except GameAPIError as error:
-            ledger.read_errors[type(error).__name__] += 1
+def reads(api: GameAPI) -> Dict[str, Callable[[], Awaitable[Any]]]:
+    return {
+        "status": api.get_status,
+        "spot_status": api.get_spot_status,
+        "orders": api.get_orders,
+        "orders_sell": lambda: api.get_orders(direction="sell"),
+        "trades": api.get_trades,
+        "market": api.get_market_data,
+    }
 
 
-def test_soak_blocking() -> None:
-    seed = 20240611
-    exchange = soak_exchange(seed)
-    injected = counting_faults(exchange)
-    ledger = Ledger()
-    started = time.monotonic()
-    with ServerThread(exchange) as running:
-        with SyncGameAPI(TOKEN, running.base_url, on_attempt=ledger.attempts.append, **CLIENT_OPTIONS) as api:
-            run_blocking(api, call_plan(seed), ledger)
-            exchange.faults.clear()
-            listing = api.get_orders()
-            matches = {number: api.find_matching_orders(soak_order(number)) for number in ledger.unknown}
-    elapsed = time.monotonic() - started
-    reconcile(exchange, ledger, listing, matches, injected)
-    assert ledger.reads_ok > (CALLS - ORDERS) * 0.9
-    assert elapsed < 45, f"the soak took {elapsed:.1f} s"
-
-
-# -- the async client, eight tasks at once ----------------------------------------------------
-
-
-async def run_async(api: AsyncGameAPI, plan: List[Tuple[str, int]], ledger: Ledger, workers: int = 8) -> None:
+async def run_plan(h: Harness, api: GameAPI, plan: List[Tuple[str, int]], ledger: Ledger, workers: int) -> None:
+    """Every call of ``plan``, taken in turn by ``workers`` callers at once; what each answered, in ``ledger``."""
     queue = list(reversed(plan))
+    calls = reads(api)
 
     async def worker() -> None:
         while queue:
@@ -286,44 +252,29 @@ async def run_async(api: AsyncGameAPI, plan: List[Tuple[str, int]], ledger: Ledg
                         await api.get_status()
                     else:
                         found = await api.find_order_by_id(wanted)
+                        # A listing that fails raises (counted below); None here would be a lost order.
                         assert found is not None and f"ord_{found['order_id']}" == wanted, (wanted, found)
-                elif kind == "status":
-                    check_read(kind, await api.get_status(), ledger)
-                elif kind == "spot_status":
-                    check_read(kind, await api.get_spot_status(), ledger)
-                elif kind == "orders":
-                    check_read(kind, await api.get_orders(), ledger)
-                elif kind == "orders_sell":
-                    check_read(kind, await api.get_orders(direction="sell"), ledger)
-                elif kind == "trades":
-                    check_read(kind, await api.get_trades(), ledger)
                 else:
-                    check_read(kind, await api.get_market_data(), ledger)
+                    check_read(kind, await calls[kind](), ledger)
                 ledger.reads_ok += 1
-            except OutcomeUnknownError:  # pragma: no cover
+            except OutcomeUnknownError:  # pragma: no cover - a read is never "outcome unknown"
                 raise
             except GameAPIError as error:
                 ledger.read_errors[type(error).__name__] += 1
 
-    async with anyio.create_task_group() as group:
-        for _ in range(workers):
-            group.start_soon(worker)
+    for outcome in await h.concurrently(*[worker] * workers):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
-@pytest.mark.anyio
-async def test_soak_async() -> None:
-    seed = 19700101
-    exchange = soak_exchange(seed)
-    injected = counting_faults(exchange)
+@every_driver(**CLIENT_OPTIONS)
+async def test_soak(h: Harness, injected: Counter[str]) -> None:
     ledger = Ledger()
-    started = time.monotonic()
-    async with serve_exchange(exchange) as running:
-        async with AsyncGameAPI(TOKEN, running.base_url, on_attempt=ledger.attempts.append, **CLIENT_OPTIONS) as api:
-            await run_async(api, call_plan(seed), ledger)
-            exchange.faults.clear()
-            listing = await api.get_orders()
-            matches = {number: await api.find_matching_orders(soak_order(number)) for number in ledger.unknown}
-    elapsed = time.monotonic() - started
-    reconcile(exchange, ledger, listing, matches, injected)
-    assert ledger.reads_ok > (CALLS - ORDERS) * 0.9
-    assert elapsed < 30, f"the soak took {elapsed:.1f} s"
+    api = h.client(on_attempt=ledger.attempts.append)
+    await run_plan(h, api, call_plan(SEEDS[h.driver]), ledger, WORKERS[h.driver])
+    h.exchange.faults.clear()
+    listing = await api.get_orders()
+    matches = {number: await api.find_matching_orders(soak_order(number)) for number in ledger.unknown}
+    reconcile(h.exchange, ledger, listing, matches, injected)
+    # A read fails only when every one of its four attempts met a fault.
+    assert ledger.reads_ok > (CALLS - ORDERS) * 0.9, ledger.read_errors
