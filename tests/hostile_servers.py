@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from gameproto._boundary import Request, Response
 from gameproto.simulator.exchange import Exchange
 
-from .conftest import TOKEN
+from .support import TOKEN
 
 __all__ = [
     "Seen",

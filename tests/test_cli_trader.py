@@ -23,7 +23,7 @@ import pytest
 
 from gameproto_sync import GameAPI
 
-from .conftest import OTHER_TOKEN, TOKEN, future_order
+from .support import OTHER_TOKEN, TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Fixed POSIX zones (no daylight saving): the tests mean the same on any day of the year.

@@ -27,7 +27,7 @@ from gameproto_cli.watch import event_json, event_line
 from gameproto_exchange import ServerThread
 from gameproto_sync import GameAPI
 
-from .conftest import future_order
+from .support import future_order
 
 ROOT = Path(__file__).resolve().parent.parent
 URL = re.compile(r"serving on (http://127\.0\.0\.1:\d+) ")

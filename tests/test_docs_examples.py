@@ -33,7 +33,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto_cli.main import build_parser
 from gameproto_exchange import ServerThread
 
-from .conftest import TOKEN
+from .support import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -184,7 +184,7 @@ def _outcome(call: Any, reply: Any) -> Any:
     session = make_session(clock)
     script = Script([reply] * 3)
     try:
-        return drive(session, session.run(call), script, clock), script
+        return drive(session.run(call), script, clock), script
     except Exception as error:
         return error, script
 
@@ -235,7 +235,7 @@ def test_an_exchange_answer_refused_for_its_lifetime_does_not_show_the_token() -
     answer = json_response(200, {"access_token": "leaky-access-token-123", "expires_in": "soon"})
     script = Script([json_response(200, {"status": "healthy"})], token_replies=[answer])
     with pytest.raises(ProtocolError) as caught:
-        drive(session, session.run(_calls.get_status()), script, clock)
+        drive(session.run(_calls.get_status()), script, clock)
     assert "expires_in" in str(caught.value)
     error: Any = caught.value
     while error is not None:

@@ -37,7 +37,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from . import hostile_servers as hs
-from .conftest import TOKEN, future_order
+from .support import TOKEN, future_order
 
 T = TypeVar("T")
 

@@ -237,14 +237,7 @@ async def test_a_refused_handshake_does_not_stop_the_server(
         assert (await h.client(running.base_url, verify_ssl=ca_path).get_status())["status"] == "healthy"
 
 
-MISSING_BUNDLE_BUG = (
-    "gameproto_sync accepts a CA bundle path that does not exist (gameproto/_settings.py check_verify checks "
-    "only the type), and its first call then raises requests' bare OSError 'Could not find a suitable TLS CA "
-    "certificate bundle', neither a ValueError at construction (as gameproto_async does) nor a GameAPIError"
-)
-
-
-@every_driver(xfail_on={"sync": MISSING_BUNDLE_BUG})
+@every_driver()
 async def test_a_missing_ca_bundle_is_refused_at_construction(h: Harness, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CA bundle"):
         h.client("https://127.0.0.1:1", verify_ssl=str(tmp_path / "missing.pem"))
