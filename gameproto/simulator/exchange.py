@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import heapq
 import json
 import math
 import random
@@ -19,7 +20,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .. import _constants
 from .._arguments import InvalidArgumentError, check_area_name, check_date, check_market_zone
@@ -49,6 +50,14 @@ _ORDER_PATH = re.compile(r"/orders/([^/]+)")
 _DIGITS = re.compile(r"[0-9]+")
 _LIMIT = re.compile(r"[0-9]{1,7}")
 _JSON_HEADERS = {"content-type": "application/json"}
+#: Distinct ``DELETE /orders/<id>`` paths counted in ``attempts`` before the rest are
+#: counted under one template key: a client must not grow the counter at will.
+_DELETE_KEYS_COUNTED = 1000
+_DELETE_TEMPLATE = "/orders/{order_id}"
+#: Live access tokens one personal token holds; a new exchange beyond that drops the oldest.
+_ACCESS_TOKENS_PER_TOKEN = 1000
+#: The token exchange body is a token in a JSON object: anything larger is refused unread.
+_TOKEN_BODY_MAX = 4096
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 JSONObject = Dict[str, Any]
@@ -62,6 +71,8 @@ class _Context:
     request: Request
     trader: str
     now: float
+    #: The caller's address as the server saw it; None in memory.
+    client: Optional[str] = None
 
     def param(self, name: str) -> Optional[str]:
         """The last value of a query parameter (as FastAPI reads one), or None."""
@@ -103,6 +114,10 @@ def _error(status: int, detail: str, headers: Optional[Mapping[str, str]] = None
 
 def _invalid(loc: Loc, msg: str, kind: str = "value_error") -> _Refused:
     return _Refused(_answer(422, {"detail": [{"loc": loc, "msg": msg, "type": kind}]}))
+
+
+def _more_problems(count: int) -> str:
+    return f"... and {count:,} more problem{'s' if count != 1 else ''}"
 
 
 def _iso(moment: float) -> str:
@@ -287,6 +302,7 @@ class Exchange:
         seed: int = 0,
         fee_per_mwh: Decimal = Decimal("0.05"),
         market_zone: str = "10YCH-SWISSGRIDZ",
+        auth_refusals_per_minute: int = _constants.AUTH_REFUSALS_PER_MINUTE,
     ) -> None:
         if isinstance(tokens, str):  # one token, not its characters
             tokens = (tokens,)
@@ -300,15 +316,24 @@ class Exchange:
         self.allow_non_positive_price = allow_non_positive_price
         self.seed = seed
         self.market_zone = market_zone
+        self.auth_refusals_per_minute = auth_refusals_per_minute
         self.faults = FaultPlan()
+        #: Requests seen per (method, path): routed ones only, and only token exchanges or
+        #: requests carrying an access token this exchange issued (so the keys stay few).
         self.attempts: collections.Counter[Tuple[str, str]] = collections.Counter()
         self.exchanges = 0
         #: Exceptions ``handle`` caught (and answered 400): a bug here; tests expect none.
         self.internal_errors: List[str] = []
         self._book = OrderBook(fee_per_mwh)
         self._access: Dict[str, _Access] = {}
+        # Access tokens of each personal token, oldest first: purged once expired, at most
+        # _ACCESS_TOKENS_PER_TOKEN live, so a loop of valid exchanges cannot grow them for good.
+        self._issued: Dict[str, Deque[str]] = {}
         self._windows: Dict[str, Tuple[int, int]] = {}
-        self._by_trader: Dict[str, List[BookOrder]] = {}
+        # Refused token exchanges per client address in the current one-minute window.
+        self._refusals: Dict[str, Tuple[int, int]] = {}
+        # Each trader's live orders per side, oldest first: listing costs what the trader holds.
+        self._by_trader: Dict[str, Dict[str, Dict[int, BookOrder]]] = {}
         self._started = clock()
         self._routes: Dict[str, Dict[str, _Handler]] = {
             "/auth/token": {"POST": self._exchange_token},
@@ -325,35 +350,67 @@ class Exchange:
 
     # -- the public surface -------------------------------------------------
 
-    def handle(self, request: Request) -> Response:
-        """The answer to ``request``; never raises and never answers 5xx."""
+    def handle(self, request: Request, client: Optional[str] = None) -> Response:
+        """The answer to ``request``; never raises and never answers 5xx.
+
+        ``client`` is the caller's address as a server saw it: refused token
+        exchanges are limited per address (None, in memory, is never limited).
+        """
         try:
-            return self._handle(request)
+            return self._handle(request, client)
         except _Refused as refused:
             return refused.response
         except Exception as error:  # a bug must not become a 500 or kill the server; it is recorded
             self.internal_errors.append(f"{request.method} {request.path}: {type(error).__name__}: {error}")
             return _error(400, "Bad Request")
 
-    def react(self, request: Request) -> Reaction:
+    def react(self, request: Request, client: Optional[str] = None) -> Reaction:
         """What a server does with ``request``: the answer, or the fault the plan injects."""
-        self.attempts[(request.method, request.path)] += 1
-        return react(self.handle, self.faults, request)
+        self._count_attempt(request)
+        return react(lambda one: self.handle(one, client), self.faults, request)
+
+    def screen(self, request: Request) -> Optional[Response]:
+        """The refusal a request earns from its head alone (404, 405, 401, 413), or None.
+
+        A server asks before it reads a body, so that a client without a valid
+        access token never gets a body buffered. Nothing is counted or changed.
+        """
+        methods = self._methods(request.path)
+        if not methods:
+            return _error(404, "Not Found")
+        if request.method not in methods:
+            return _error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
+        if request.path == "/auth/token":
+            declared = request.header("Content-Length")
+            if declared is not None and (not declared.isdigit() or int(declared) > _TOKEN_BODY_MAX):
+                return _error(413, f"a token exchange body is at most {_TOKEN_BODY_MAX} bytes")
+            return None
+        try:
+            self._authenticate(request, self._clock())
+        except _Refused as refused:
+            return refused.response
+        return None
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is expired from now on."""
+        now = self._clock()
         for access in self._access.values():
-            access.expires = -math.inf
+            access.expires = min(access.expires, now)
 
     def revoke(self, personal_token: str) -> None:
         """No more exchanges for ``personal_token``; its access tokens stop working."""
         self._traders.pop(personal_token, None)
-        for key in [key for key, access in self._access.items() if access.personal == personal_token]:
-            del self._access[key]
+        for key in self._issued.pop(personal_token, ()):
+            self._access.pop(key, None)
 
-    def orders_of(self, trader: str) -> List[JSONObject]:
-        """The listing view of a trader's orders (not deleted ones), oldest first."""
-        return [_order_view(order) for order in self._by_trader.get(trader, ()) if not order.deleted]
+    def orders_of(self, trader: str, direction: Optional[str] = None) -> List[JSONObject]:
+        """The listing view of a trader's orders (not deleted ones), oldest first; one side if given."""
+        sides = self._by_trader.get(trader, {})
+        if direction is not None:
+            chosen: Iterable[BookOrder] = sides.get(direction, {}).values()
+        else:
+            chosen = heapq.merge(*(orders.values() for orders in sides.values()), key=lambda order: order.number)
+        return [_order_view(order) for order in chosen if not order.deleted]
 
     @property
     def trades(self) -> List[JSONObject]:
@@ -389,7 +446,18 @@ class Exchange:
 
     # -- routing, auth and the rate limit -----------------------------------
 
-    def _handle(self, request: Request) -> Response:
+    def _count_attempt(self, request: Request) -> None:
+        """Count a routed request that is a token exchange or carries an access token issued here."""
+        if request.method not in self._methods(request.path):
+            return
+        if request.path != "/auth/token" and self._access.get(self._bearer(request)) is None:
+            return
+        key = (request.method, request.path)
+        if request.method == "DELETE" and key not in self.attempts and len(self.attempts) >= _DELETE_KEYS_COUNTED:
+            key = ("DELETE", _DELETE_TEMPLATE)
+        self.attempts[key] += 1
+
+    def _handle(self, request: Request, client: Optional[str]) -> Response:
         methods = self._methods(request.path)
         if not methods:
             return _error(404, "Not Found")
@@ -398,7 +466,7 @@ class Exchange:
             return _error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
         now = self._clock()
         if request.path == "/auth/token":  # the one call without a bearer token, and not rate limited
-            return handler(_Context(request, "", now))
+            return handler(_Context(request, "", now, client))
         trader = self._authenticate(request, now)
         self._count_request(trader, now)
         return handler(_Context(request, trader, now))
@@ -416,16 +484,49 @@ class Exchange:
             raise _invalid(["body", "token"], "field required (a string)", "value_error.missing")
         trader = self._traders.get(token)
         if trader is None:
-            return _error(401, "Invalid token")
+            return self._refused_exchange(context)
         access = secrets.token_urlsafe(32)
         self._access[access] = _Access(trader, token, context.now + self.token_lifetime)
+        issued = self._issued.setdefault(token, collections.deque())
+        issued.append(access)
+        self._purge(issued, context.now)
         self.exchanges += 1
         return _answer(200, {"access_token": access, "token_type": "bearer", "expires_in": self.token_lifetime})
 
+    def _purge(self, issued: Deque[str], now: float) -> None:
+        """Forget a personal token's access tokens expired a while ago, and the oldest beyond the cap."""
+        while issued:
+            access = self._access.get(issued[0])
+            stale = access is None or access.expires + _constants.ACCESS_TOKEN_PURGE_AFTER <= now
+            if not stale and len(issued) <= _ACCESS_TOKENS_PER_TOKEN:
+                break
+            self._access.pop(issued.popleft(), None)
+
+    def _refused_exchange(self, context: _Context) -> Response:
+        """401 for a wrong personal token; 429 once the address made too many this minute."""
+        client = context.client
+        if client is None:
+            return _error(401, "Invalid token")
+        window = math.floor(context.now / 60)
+        start, used = self._refusals.get(client, (window, 0))
+        if start != window:
+            used = 0
+        if used >= self.auth_refusals_per_minute:
+            wait = max(1, math.ceil((window + 1) * 60 - context.now))
+            return _error(429, "Too many refused token exchanges", {"Retry-After": str(wait)})
+        if client not in self._refusals and len(self._refusals) >= 1024:
+            # Addresses of past minutes hold nothing worth keeping: the table stays small.
+            self._refusals = {key: kept for key, kept in self._refusals.items() if kept[0] == window}
+        self._refusals[client] = (window, used + 1)
+        return _error(401, "Invalid token")
+
+    def _bearer(self, request: Request) -> str:
+        scheme, _, value = (request.header("Authorization") or "").strip().partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+
     def _authenticate(self, request: Request, now: float) -> str:
         """The trader an access token belongs to; 401 when it is missing, unknown or expired."""
-        scheme, _, value = (request.header("Authorization") or "").strip().partition(" ")
-        access = self._access.get(value.strip()) if scheme.lower() == "bearer" else None
+        access = self._access.get(self._bearer(request))
         if access is None:
             raise _Refused(_error(401, "Not authenticated", _CHALLENGE))
         if now >= access.expires:
@@ -447,8 +548,8 @@ class Exchange:
 
     def _place(
         self, raw: Any, trader: str, now: float, at: Optional[float] = None
-    ) -> Tuple[Optional[BookOrder], List[OrderProblem]]:
-        """Check one order and put it in the book (matching it); or the problems found.
+    ) -> Tuple[Optional[BookOrder], List[OrderProblem], int]:
+        """Check one order and put it in the book (matching it); or the problems found and how many more.
 
         ``now`` is the clock the rules use; ``at`` the time the order and its
         fills are stamped with (``seed_market`` backdates its trades).
@@ -458,10 +559,10 @@ class Exchange:
                 raw, now=dt.datetime.fromtimestamp(now, _UTC), allow_non_positive_price=self.allow_non_positive_price
             )
         except OrderValidationError as error:
-            return None, error.errors
+            return None, error.errors, error.omitted
         problems = _exchange_problems(valid)
         if problems:
-            return None, problems
+            return None, problems, 0
         start, minutes = delivery_window(valid)
         stamp = now if at is None else at
         order = BookOrder(
@@ -476,17 +577,21 @@ class Exchange:
             created=stamp,
             details=valid,
         )
-        self._by_trader.setdefault(trader, []).append(order)
+        self._by_trader.setdefault(trader, {}).setdefault(order.side, {})[order.number] = order
         self._book.submit(order, stamp)
-        return order, []
+        return order, [], 0
 
     def _create_order(self, context: _Context) -> Response:
         body = _json_body(context.request)
-        order, problems = self._place(body, context.trader, context.now)
+        order, problems, omitted = self._place(body, context.trader, context.now)
         if order is None:
-            detail = [
-                {"loc": ["body", problem.field], "msg": problem.reason, "type": "value_error"} for problem in problems
+            shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+            detail: List[JSONObject] = [
+                {"loc": ["body", problem.field], "msg": problem.reason, "type": "value_error"} for problem in shown
             ]
+            more = len(problems) - len(shown) + omitted
+            if more:  # counted, not listed: the answer stays small whatever the order holds
+                detail.append({"loc": ["body"], "msg": _more_problems(more), "type": "value_error.too_many"})
             return _answer(422, {"detail": detail})
         return _answer(200, _order_view(order, created=True))
 
@@ -500,9 +605,13 @@ class Exchange:
         placed: List[Tuple[int, BookOrder]] = []
         failed: List[JSONObject] = []
         for index, raw in enumerate(orders):
-            order, problems = self._place(raw, context.trader, context.now)
+            order, problems, omitted = self._place(raw, context.trader, context.now)
             if order is None:
-                error = "; ".join(str(OrderProblem(index, problem.field, problem.reason)) for problem in problems)
+                shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+                error = "; ".join(str(OrderProblem(index, problem.field, problem.reason)) for problem in shown)
+                more = len(problems) - len(shown) + omitted
+                if more:
+                    error += "; " + _more_problems(more)
                 failed.append({"index": index, "error": error})
             else:
                 placed.append((index, order))
@@ -511,9 +620,7 @@ class Exchange:
         return _answer(200, {"requested": len(orders), "created": created, "failed": failed})
 
     def _list_orders(self, context: _Context) -> Response:
-        direction = _direction(context)
-        listed = [order for order in self.orders_of(context.trader) if direction in (None, order["direction"])]
-        return _answer(200, listed)
+        return _answer(200, self.orders_of(context.trader, _direction(context)))
 
     def _delete_order(self, context: _Context) -> Response:
         raw = context.request.path[len("/orders/") :]
@@ -526,6 +633,7 @@ class Exchange:
         if order is None or order.deleted or order.trader != context.trader:
             return _error(404, "Order not found")
         self._book.cancel(number)
+        self._by_trader[order.trader][order.side].pop(number, None)
         return _answer(200, {"status": "deleted", "order_id": number})
 
     # -- market data ----------------------------------------------------------
@@ -683,6 +791,6 @@ class Exchange:
             "duration": "15m",
             "tz_offset_hours": 0,
         }
-        order, problems = self._place(raw, trader, now, at)
+        order, problems, _ = self._place(raw, trader, now, at)
         if order is None:  # our own orders break no rule; if they do, say so loudly
             raise ValueError(f"seed_market made an invalid order: {'; '.join(map(str, problems))}")
