@@ -25,6 +25,7 @@ __all__ = [
     "SERVER_MIN_RATE",
     "SERVER_MAX_CONNECTIONS",
     "SERVER_MAX_CONNECTIONS_PER_ADDRESS",
+    "SERVER_MAX_BUFFERED",
     "AUTH_REFUSALS_PER_MINUTE",
     "ACCESS_TOKEN_PURGE_AFTER",
     "ORDER_UNKNOWN_FIELDS_LISTED",
@@ -91,6 +92,9 @@ SERVER_MIN_RATE = 16 * 1024
 SERVER_MAX_CONNECTIONS = 512
 #: Connections one client address holds at once (the same eviction within the address).
 SERVER_MAX_CONNECTIONS_PER_ADDRESS = 256
+#: Request body bytes the embedded server holds across all connections at once
+#: (64 bodies of the largest size); a body that would pass it is refused with 503.
+SERVER_MAX_BUFFERED = 64 * 1024 * 1024
 #: Refused token exchanges (wrong personal tokens) one client address may make a
 #: minute before it is answered 429; valid exchanges are never limited.
 AUTH_REFUSALS_PER_MINUTE = 30

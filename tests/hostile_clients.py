@@ -172,16 +172,27 @@ def future_order(side: str = "buy", price: float = 50.0, volume: float = 1.0) ->
 
 
 class WellBehavedClient:
-    """A trader that keeps calling ``GET /status`` and ``GET /orders`` on one keep-alive connection.
+    """A trader that keeps calling ``GET /status`` and ``GET /orders`` over keep-alive connections.
 
     Runs in a thread between ``start()`` and ``stop()``; records each call's latency
-    and every failure (reconnecting after one, as a pooled client would).
+    (connecting included) and every failure. It opens a new connection every
+    ``reconnect_every`` calls, as a pool whose idle connections expire does, and
+    after a failure.
     """
 
-    def __init__(self, host: str, port: int, personal_token: str, *, timeout: float = 60.0, pause: float = 0.05):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        personal_token: str,
+        *,
+        timeout: float = 60.0,
+        pause: float = 0.05,
+        reconnect_every: int = 5,
+    ) -> None:
         _check_loopback(host)
         self.host, self.port, self.personal_token = host, port, personal_token
-        self.timeout, self.pause = timeout, pause
+        self.timeout, self.pause, self.reconnect_every = timeout, pause, reconnect_every
         self.latencies: List[float] = []
         self.statuses: Counter[int] = collections.Counter()
         self.failures: List[str] = []
@@ -235,6 +246,9 @@ class WellBehavedClient:
         calls = [("GET", "/api/v1/status"), ("GET", "/api/v1/orders")]
         turn = 0
         while not self._stop.is_set():
+            if connection is not None and turn % self.reconnect_every == 0:
+                connection.close()
+                connection = None
             if connection is None:
                 connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             if not self._access:
