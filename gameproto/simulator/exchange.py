@@ -403,6 +403,11 @@ class Exchange:
         for key in self._issued.pop(personal_token, ()):
             self._access.pop(key, None)
 
+    @property
+    def access_tokens_held(self) -> int:
+        """Access tokens the exchange remembers (live ones, and those expired a short while ago)."""
+        return len(self._access)
+
     def orders_of(self, trader: str, direction: Optional[str] = None) -> List[JSONObject]:
         """The listing view of a trader's orders (not deleted ones), oldest first; one side if given."""
         sides = self._by_trader.get(trader, {})
