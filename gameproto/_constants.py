@@ -27,6 +27,7 @@ __all__ = [
     "SERVER_MAX_CONNECTIONS_PER_ADDRESS",
     "SERVER_MAX_BUFFERED",
     "AUTH_REFUSALS_PER_MINUTE",
+    "SERVER_CLIENT_HEADER",
     "ACCESS_TOKEN_PURGE_AFTER",
     "ORDER_UNKNOWN_FIELDS_LISTED",
     "ORDER_PROBLEMS_SHOWN",
@@ -98,6 +99,9 @@ SERVER_MAX_BUFFERED = 64 * 1024 * 1024
 #: Refused token exchanges (wrong personal tokens) one client address may make a
 #: minute before it is answered 429; valid exchanges are never limited.
 AUTH_REFUSALS_PER_MINUTE = 30
+#: The header in which the embedded server tells the exchange the client's address
+#: (any such header the client sent is dropped first).
+SERVER_CLIENT_HEADER = "x-gameproto-client"
 #: An access token expired this many seconds ago is forgotten (until then a
 #: client that presents it is told "Token expired", not "Not authenticated").
 ACCESS_TOKEN_PURGE_AFTER = 300.0

@@ -45,6 +45,7 @@ from gameproto._boundary import Request, Response
 from gameproto._constants import (
     API_PREFIX,
     SERVER_BODY_TIMEOUT,
+    SERVER_CLIENT_HEADER,
     SERVER_HEAD_TIMEOUT,
     SERVER_IDLE_TIMEOUT,
     SERVER_MAX_BODY,
@@ -63,17 +64,20 @@ logger = logging.getLogger("gameproto.server")
 READ_SIZE = 64 * 1024
 #: How long a refused client may keep sending before the socket is closed on it.
 LINGER_SECONDS = 1.0
+#: The body of a request refused from its head is read (and dropped) up to this size,
+#: so that a small malformed one still earns its 400; a larger one is not read at all.
+_DROP_AT_MOST = 16 * 1024
 
 
 class Reactor(Protocol):
     """Anything the server can serve: the exchange, or a stand-in in tests.
 
-    ``client`` is the caller's address. A reactor may also offer
-    ``screen(request) -> Optional[Response]``: the refusal a request earns from
-    its head alone, asked before any body byte is read.
+    Each request carries the client's address in the ``x-gameproto-client``
+    header. A reactor may also offer ``screen(request) -> Optional[Response]``:
+    the refusal a request earns from its head alone, asked before any body byte is read.
     """
 
-    def react(self, request: Request, client: Optional[str] = None) -> Reaction: ...
+    def react(self, request: Request) -> Reaction: ...
 
 
 ExchangeT = TypeVar("ExchangeT", bound=Reactor)
@@ -175,8 +179,11 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def _to_request(event: h11.Request, body: bytes) -> Optional[Request]:
-    """The exchange's view of an HTTP request, or None when it is not under the API prefix."""
+def _to_request(event: h11.Request, body: bytes, client: str) -> Optional[Request]:
+    """The exchange's view of an HTTP request, or None when it is not under the API prefix.
+
+    The client's address rides in a header of its own; one the client sent is dropped.
+    """
     target = event.target.decode("latin-1")
     if target.startswith(("http://", "https://")):  # absolute form, as sent to a proxy
         parts = urlsplit(target)
@@ -185,15 +192,22 @@ def _to_request(event: h11.Request, body: bytes) -> Optional[Request]:
         path, _, query = target.partition("?")
     if path != API_PREFIX and not path.startswith(API_PREFIX + "/"):
         return None
+    sent = [
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in event.headers
+        if name.lower() != _CLIENT_HEADER
+    ]
     return Request(
         method=event.method.decode("ascii", "replace"),
         # The path stays percent-encoded, as Request.path is on the client side.
         path=path[len(API_PREFIX) :] or "/",
         query=tuple(parse_qsl(query, keep_blank_values=True)),
-        headers=tuple((name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in event.headers),
+        headers=(*sent, (SERVER_CLIENT_HEADER, client)),
         body=body or None,
     )
 
+
+_CLIENT_HEADER = SERVER_CLIENT_HEADER.encode("ascii")
 
 # What a connection is doing: only "busy" (a complete request being answered) is never evicted.
 _IDLE, _HEAD, _BODY, _BUSY = "idle", "head", "body", "busy"
@@ -271,24 +285,28 @@ class _Connection:
         events.append(h11.EndOfMessage())
         await self._send(*events)
 
-    def _check_head(self, event: h11.Request) -> None:
-        """Refuse, from the head alone, what must not be read: ambiguous framing, no valid token, too large."""
+    def _check_head(self, event: h11.Request) -> Optional[Response]:
+        """Refuse, from the head alone, what must not be read: ambiguous framing, too large a body.
+
+        Returns the exchange's refusal of a request with a body (no valid token,
+        say): that body is never kept, and a large one never read.
+        """
         names = [name for name, _ in event.headers]
         if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 6.3: a request with both is a smuggling attempt; answer 400 and close.
             raise _Refused(400, "a request may not have both Content-Length and Transfer-Encoding")
         declared = dict(event.headers).get(b"content-length")
-        has_body = b"transfer-encoding" in names or (declared is not None and int(declared) > 0)
-        screen = getattr(self.server.exchange, "screen", None)
-        if has_body and screen is not None:
-            request = _to_request(event, b"")
-            if request is not None:
-                refusal: Optional[Response] = screen(request)
-                if refusal is not None:  # answered before any body byte is read, then closed
-                    raise _Refused(refusal.status, "", refusal)
         max_body = self.limits.max_body
         if declared is not None and int(declared) > max_body:  # h11 has checked it is digits
             raise _Refused(413, f"request body larger than {max_body} bytes")
+        has_body = b"transfer-encoding" in names or (declared is not None and int(declared) > 0)
+        screen = getattr(self.server.exchange, "screen", None)
+        if has_body and screen is not None:
+            request = _to_request(event, b"", self.client)
+            if request is not None:
+                refusal: Optional[Response] = screen(request)
+                return refusal
+        return None
 
     def _reserve(self, size: int) -> None:
         running = self.server.running
@@ -301,13 +319,17 @@ class _Connection:
         self.server.running.buffered -= self.reserved
         self.reserved = 0
 
-    async def _read_body(self, event: h11.Request) -> bytes:
+    async def _read_body(self, event: h11.Request, refusal: Optional[Response]) -> bytes:
+        """The body, within its deadline. A refused request's body is read and dropped
+        when small (so a malformed one still earns its 400 or 413), not read at all when large."""
         max_body = self.limits.max_body
         declared = dict(event.headers).get(b"content-length")
         expected = int(declared) if declared is not None else max_body
+        if refusal is not None and (expected > _DROP_AT_MOST or self.h11.client_is_waiting_for_100_continue):
+            raise _Refused(refusal.status, "", refusal)
         self.phase = _BODY
         deadline = anyio.current_time() + self.limits.transfer_time(expected, self.limits.body_timeout)
-        if declared is not None:
+        if declared is not None and refusal is None:
             self._reserve(expected)
         if self.h11.client_is_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
@@ -322,10 +344,16 @@ class _Connection:
                 size += len(part.data)
                 if size > max_body:  # a chunked body that keeps coming
                     raise _Refused(413, f"request body larger than {max_body} bytes")
+                if refusal is not None:
+                    if size > _DROP_AT_MOST:
+                        raise _Refused(refusal.status, "", refusal)
+                    continue  # dropped, never kept
                 if declared is None:
                     self._reserve(len(part.data))
                 chunks.append(part.data)
             elif isinstance(part, h11.EndOfMessage):
+                if refusal is not None:
+                    raise _Refused(refusal.status, "", refusal)
                 return b"".join(chunks)
             else:  # pragma: no cover - h11 only yields Data then EndOfMessage here
                 raise _Refused(400, "unexpected event in the request body")
@@ -338,8 +366,8 @@ class _Connection:
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 assert isinstance(event, h11.Request)
-                self._check_head(event)
-                body = await self._read_body(event)
+                refusal = self._check_head(event)
+                body = await self._read_body(event, refusal)
             except h11.RemoteProtocolError as error:
                 status = error.error_status_hint  # 400, or 431 for a head too large
                 await self._refuse(status, "malformed HTTP request" if status == 400 else _reason(status).decode())
@@ -363,12 +391,12 @@ class _Connection:
 
     async def _answer(self, event: h11.Request, body: bytes) -> bool:
         """Answer one request; False when the connection is to be dropped instead."""
-        request = _to_request(event, body)
+        request = _to_request(event, body, self.client)
         if request is None:
             await self._respond(_json_response(404, "Not Found"), event.method)
             return True
         try:
-            reaction = self.server.exchange.react(request, self.client)
+            reaction = self.server.exchange.react(request)
         except Exception:
             # A bug in the exchange: answer 500 and keep serving (the request repr holds no headers).
             logger.error("the exchange failed on %r", request, exc_info=True)

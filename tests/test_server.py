@@ -36,7 +36,7 @@ class Echo:
         self.seen: List[Request] = []
         self.reactions: Dict[str, Reaction] = {}
 
-    def react(self, request: Request, client: Optional[str] = None) -> Reaction:
+    def react(self, request: Request) -> Reaction:
         self.seen.append(request)
         if request.path in self.reactions:
             return self.reactions[request.path]

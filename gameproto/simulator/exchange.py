@@ -350,31 +350,38 @@ class Exchange:
 
     # -- the public surface -------------------------------------------------
 
-    def handle(self, request: Request, client: Optional[str] = None) -> Response:
+    def handle(self, request: Request) -> Response:
         """The answer to ``request``; never raises and never answers 5xx.
 
-        ``client`` is the caller's address as a server saw it: refused token
-        exchanges are limited per address (None, in memory, is never limited).
+        Refused token exchanges are limited per client address, which a server
+        gives in the ``x-gameproto-client`` header (without it, in memory, never limited).
         """
         try:
-            return self._handle(request, client)
+            return self._handle(request)
         except _Refused as refused:
             return refused.response
         except Exception as error:  # a bug must not become a 500 or kill the server; it is recorded
             self.internal_errors.append(f"{request.method} {request.path}: {type(error).__name__}: {error}")
             return _error(400, "Bad Request")
 
-    def react(self, request: Request, client: Optional[str] = None) -> Reaction:
+    def react(self, request: Request) -> Reaction:
         """What a server does with ``request``: the answer, or the fault the plan injects."""
         self._count_attempt(request)
-        return react(lambda one: self.handle(one, client), self.faults, request)
+        return react(self.handle, self.faults, request)
 
     def screen(self, request: Request) -> Optional[Response]:
         """The refusal a request earns from its head alone (404, 405, 401, 413), or None.
 
         A server asks before it reads a body, so that a client without a valid
-        access token never gets a body buffered. Nothing is counted or changed.
+        access token never gets a body buffered. A refusal is counted in
+        ``attempts`` as ``react`` would count it; nothing else changes.
         """
+        refusal = self._screen(request)
+        if refusal is not None:
+            self._count_attempt(request)
+        return refusal
+
+    def _screen(self, request: Request) -> Optional[Response]:
         methods = self._methods(request.path)
         if not methods:
             return _error(404, "Not Found")
@@ -462,7 +469,7 @@ class Exchange:
             key = ("DELETE", _DELETE_TEMPLATE)
         self.attempts[key] += 1
 
-    def _handle(self, request: Request, client: Optional[str]) -> Response:
+    def _handle(self, request: Request) -> Response:
         methods = self._methods(request.path)
         if not methods:
             return _error(404, "Not Found")
@@ -471,7 +478,7 @@ class Exchange:
             return _error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
         now = self._clock()
         if request.path == "/auth/token":  # the one call without a bearer token, and not rate limited
-            return handler(_Context(request, "", now, client))
+            return handler(_Context(request, "", now, request.header(_constants.SERVER_CLIENT_HEADER)))
         trader = self._authenticate(request, now)
         self._count_request(trader, now)
         return handler(_Context(request, trader, now))
