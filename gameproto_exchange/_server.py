@@ -209,8 +209,9 @@ def _to_request(event: h11.Request, body: bytes, client: str) -> Optional[Reques
 
 _CLIENT_HEADER = SERVER_CLIENT_HEADER.encode("ascii")
 
-# What a connection is doing: only "busy" (a complete request being answered) is never evicted.
-_IDLE, _HEAD, _BODY, _BUSY = "idle", "head", "body", "busy"
+# What a connection is doing: only "busy" (a complete request being answered) is never
+# evicted; "closing" (refused, draining before the close) goes first.
+_IDLE, _HEAD, _BODY, _BUSY, _CLOSING = "idle", "head", "body", "busy", "closing"
 
 
 class _Connection:
@@ -421,6 +422,7 @@ class _Connection:
     async def _linger(self) -> None:
         # Closing with unread bytes makes the kernel send RST, and the client may lose
         # the answer we just sent; so stop writing and read (and drop) for a moment first.
+        self.phase = _CLOSING
         try:
             await self.stream.send_eof()
         except (NotImplementedError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -455,7 +457,7 @@ class _Server:
 
     def _stalest(self, among: Iterable[_Connection]) -> Optional[_Connection]:
         waiting = [one for one in among if one.phase != _BUSY]
-        return min(waiting, key=lambda one: one.waiting_since, default=None)
+        return min(waiting, key=lambda one: (one.phase != _CLOSING, one.waiting_since), default=None)
 
     def _evict(self, victim: _Connection) -> None:
         self._forget(victim)

@@ -357,3 +357,44 @@ def test_both_length_headers_are_refused_and_the_connection_closed(
     assert outcome.closed_by_server == 1
     assert hostile_exchange.orders_of("mallory") == []
     _served_meanwhile(trader)
+
+
+# -- the flags of game serve ------------------------------------------------------------------------
+
+
+def test_serve_help_shows_the_connection_limits_and_their_defaults(capsys: Any) -> None:
+    from gameproto import _constants
+    from gameproto_cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    shown = " ".join(text[text.index("connection limits") :].split())
+    for flag, default in [
+        ("--max-connections N", _constants.SERVER_MAX_CONNECTIONS),
+        ("--max-connections-per-address N", _constants.SERVER_MAX_CONNECTIONS_PER_ADDRESS),
+        ("--idle-timeout SECONDS", f"{_constants.SERVER_IDLE_TIMEOUT:g}"),
+        ("--head-timeout SECONDS", f"{_constants.SERVER_HEAD_TIMEOUT:g}"),
+        ("--body-timeout SECONDS", f"{_constants.SERVER_BODY_TIMEOUT:g}"),
+        ("--min-rate BYTES", _constants.SERVER_MIN_RATE),
+        ("--auth-refusals N", _constants.AUTH_REFUSALS_PER_MINUTE),
+    ]:
+        assert flag in shown
+        after = shown[shown.index(flag) :]
+        assert f"(default {default})" in after[: after.index(")") + 1], flag
+
+
+def test_serve_refuses_a_limit_that_is_not_positive(capsys: Any) -> None:
+    from gameproto_cli.main import main
+
+    for argv in (["--max-connections", "0"], ["--head-timeout", "-1"], ["--body-timeout", "nan"]):
+        with pytest.raises(SystemExit):
+            main(["serve", *argv])
+        assert "must be" in capsys.readouterr().err
+
+
+def test_limits_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        Limits(max_connections=0)
+    with pytest.raises(ValueError, match="head_timeout"):
+        Limits(head_timeout=0)
