@@ -206,8 +206,8 @@ def _format(row: Row) -> str:
     return (
         f"{row.attack:<22} run {row.run}  good: {row.answers:5d} answers {row.failures:3d} failures "
         f"p99 {row.p99:6.3f}s worst {row.worst:7.3f}s | "
-        f"rss start {row.rss_start / MB:6.1f} peak {row.rss_peak / MB:6.1f} after {row.rss_after / MB:6.1f} MB | attacker: {row.attacker}"
-        + (f" | trader failures: {row.extra['failures']}" if row.extra else "")
+        f"rss start {row.rss_start / MB:6.1f} peak {row.rss_peak / MB:6.1f} after {row.rss_after / MB:6.1f} MB | "
+        f"attacker: {row.attacker}" + (f" | trader failures: {row.extra['failures']}" if row.extra else "")
     )
 
 
