@@ -21,6 +21,17 @@ __all__ = [
     "SERVER_IDLE_TIMEOUT",
     "SERVER_MAX_BODY",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "SERVER_HEAD_TIMEOUT",
+    "SERVER_BODY_TIMEOUT",
+    "SERVER_MIN_RATE",
+    "SERVER_MAX_CONNECTIONS",
+    "SERVER_MAX_CONNECTIONS_PER_ADDRESS",
+    "SERVER_MAX_BUFFERED",
+    "AUTH_REFUSALS_PER_MINUTE",
+    "SERVER_CLIENT_HEADER",
+    "ACCESS_TOKEN_PURGE_AFTER",
+    "ORDER_UNKNOWN_FIELDS_LISTED",
+    "ORDER_PROBLEMS_SHOWN",
     "RATE_LIMIT_PER_MINUTE",
     "BUDGET_WINDOW",
     "USER_AGENT",
@@ -70,6 +81,38 @@ KEEPALIVE_EXPIRY = 4.0
 SERVER_IDLE_TIMEOUT = 15.0
 #: The embedded server refuses request bodies larger than this (413).
 SERVER_MAX_BODY = 1024 * 1024
+#: The whole request head must arrive within this many seconds of its first byte
+#: (a deadline, not an idle timeout: a byte every few seconds does not extend it).
+SERVER_HEAD_TIMEOUT = 10.0
+#: The whole request body must arrive within this many seconds, however fast it trickles.
+SERVER_BODY_TIMEOUT = 30.0
+#: Bytes per second a body (and an answer) must move at, after a grace of one
+#: head timeout: a 1 MB body gets min(30 s, 10 s + 64 s) at most, a small order 10 s.
+SERVER_MIN_RATE = 16 * 1024
+#: Connections the embedded server holds at once. Below ``ulimit -n 1024`` with
+#: room to spare; when full, a new connection closes the stalest idle or
+#: still-incomplete one rather than wait (attackers and traders share addresses).
+SERVER_MAX_CONNECTIONS = 512
+#: Connections one client address holds at once (the same eviction within the address).
+SERVER_MAX_CONNECTIONS_PER_ADDRESS = 256
+#: Request body bytes the embedded server holds across all connections at once
+#: (64 bodies of the largest size); a body that would pass it is refused with 503.
+SERVER_MAX_BUFFERED = 64 * 1024 * 1024
+#: Refused token exchanges (wrong personal tokens) one client address may make a
+#: minute before it is answered 429; valid exchanges are never limited.
+AUTH_REFUSALS_PER_MINUTE = 30
+#: The header in which the embedded server tells the exchange the client's address
+#: (any such header the client sent is dropped first).
+SERVER_CLIENT_HEADER = "x-gameproto-client"
+#: An access token expired this many seconds ago is forgotten (until then a
+#: client that presents it is told "Token expired", not "Not authenticated").
+ACCESS_TOKEN_PURGE_AFTER = 300.0
+
+#: Unknown fields of one order named in a validation error (each with a "did you
+#: mean" suggestion); the rest are counted, so a hostile order costs one pass.
+ORDER_UNKNOWN_FIELDS_LISTED = 10
+#: Problems an order validation error (and the exchange's 422 answer) lists; the rest are counted.
+ORDER_PROBLEMS_SHOWN = 20
 
 #: The longest answer a client reads, in bytes. A listing of 100,000 orders
 #: is about 30 MB; a longer answer is a broken or hostile server, and reading

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 from ._boundary import Response
+from ._constants import ORDER_PROBLEMS_SHOWN
 
 __all__ = [
     "GameAPIError",
@@ -118,14 +119,17 @@ class OrderValidationError(GameAPIError, ValueError):
     ``errors`` lists every problem found, across every order of a bulk.
     """
 
-    def __init__(self, errors: Sequence[OrderProblem]) -> None:
+    def __init__(self, errors: Sequence[OrderProblem], *, omitted: int = 0) -> None:
         self.errors: List[OrderProblem] = list(errors)
-        lines = "; ".join(str(problem) for problem in self.errors[:20])
-        more = len(self.errors) - 20
+        #: Problems found but not listed in ``errors`` (an order of 60,000 unknown fields lists a few).
+        self.omitted = omitted
+        count = len(self.errors) + omitted
+        shown = self.errors[:ORDER_PROBLEMS_SHOWN]
+        lines = "; ".join(str(problem) for problem in shown)
+        more = count - len(shown)
         if more > 0:
-            lines += f"; and {more} more"
-        count = len(self.errors)
-        super().__init__(f"invalid order ({count} problem{'s' if count != 1 else ''}): {lines}")
+            lines += f"; ... and {more:,} more problem{'s' if more != 1 else ''}"
+        super().__init__(f"invalid order ({count:,} problem{'s' if count != 1 else ''}): {lines}")
 
     @property
     def indices(self) -> List[int]:

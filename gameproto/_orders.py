@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ._arguments import duration_minutes, show_value
+from ._constants import ORDER_UNKNOWN_FIELDS_LISTED
 from ._errors import OrderProblem, OrderValidationError
 
 logger = logging.getLogger("gameproto")
@@ -309,14 +310,21 @@ def _duration(value: Any, problems: List[Tuple[str, str]]) -> Optional[int]:
     return minutes
 
 
-def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]]]:
-    """The clean copy of one order and its problems as (field, reason) pairs."""
+def _check(
+    order: Any, now_us: int, allow_non_positive_price: bool
+) -> Tuple[Dict[str, Any], List[Tuple[str, str]], int]:
+    """The clean copy of one order, its problems as (field, reason) pairs, and how many more were not listed."""
     problems: List[Tuple[str, str]] = []
+    omitted = 0
     if not isinstance(order, Mapping):
         problems.append(("order", f"must be an object of order fields, got {_got(order)}"))
-        return {}, problems
+        return {}, problems, omitted
     if not order.keys() <= _KNOWN:
-        problems.extend(_unknown_field(key) for key in order if key not in _KNOWN)
+        # Only the first few are named (with a suggestion each): an order of
+        # 60,000 unknown keys costs one pass over them, not 60,000 fuzzy matches.
+        unknown = [key for key in order if key not in _KNOWN]
+        problems.extend(_unknown_field(key) for key in unknown[:ORDER_UNKNOWN_FIELDS_LISTED])
+        omitted = max(0, len(unknown) - ORDER_UNKNOWN_FIELDS_LISTED)
     get = order.get
 
     side = get("side")
@@ -402,7 +410,7 @@ def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dic
             problems.append((field, f"delivery start {date} {start_time} UTC+{tz} {_NOT_IN_FUTURE}"))
 
     if problems:
-        return {}, problems
+        return {}, problems, omitted
     # Built in the documented field order; strings as plain str, numbers as given.
     clean = {
         "side": str(side),
@@ -417,7 +425,7 @@ def _check(order: Any, now_us: int, allow_non_positive_price: bool) -> Tuple[Dic
     }
     if options is not None:
         clean["options"] = options
-    return clean, problems
+    return clean, problems, omitted
 
 
 def _missing(name: str, order: Mapping[Any, Any]) -> Tuple[str, str]:
@@ -444,13 +452,13 @@ def _problems(index: Optional[int], found: List[Tuple[str, str]], now: Optional[
     ]
 
 
-def _guarded(order: Any, now_us: int, allow: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]]]:
+def _guarded(order: Any, now_us: int, allow: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]], int]:
     try:
         return _check(order, now_us, allow)
     except (RecursionError, MemoryError):
-        return {}, [("order", "is too deeply nested or too large to check")]
+        return {}, [("order", "is too deeply nested or too large to check")], 0
     except Exception as error:  # a hostile Mapping or number type: report it, never crash
-        return {}, [("order", f"could not be read ({type(error).__name__})")]
+        return {}, [("order", f"could not be read ({type(error).__name__})")], 0
 
 
 def validate_order(
@@ -462,9 +470,9 @@ def validate_order(
     datetime; default the current UTC time; a naive one is taken as UTC).
     Raises ``OrderValidationError`` naming every field that is wrong.
     """
-    clean, found = _guarded(order, _now_microseconds(now), allow_non_positive_price)
+    clean, found, omitted = _guarded(order, _now_microseconds(now), allow_non_positive_price)
     if found:
-        raise OrderValidationError(_problems(None, found, now))
+        raise OrderValidationError(_problems(None, found, now), omitted=omitted)
     return clean
 
 
@@ -482,12 +490,14 @@ def validate_orders(
     now_us = _now_microseconds(now)
     cleaned: List[Dict[str, Any]] = []
     problems: List[OrderProblem] = []
+    omitted = 0
     for index, order in enumerate(orders):
-        clean, found = _guarded(order, now_us, allow_non_positive_price)
+        clean, found, more = _guarded(order, now_us, allow_non_positive_price)
+        omitted += more
         if found:
             problems.extend(_problems(index, found, now))
         elif not problems:
             cleaned.append(clean)
     if problems:
-        raise OrderValidationError(problems)
+        raise OrderValidationError(problems, omitted=omitted)
     return cleaned

@@ -18,7 +18,17 @@ import ssl
 import sys
 from typing import Any, Iterator, List, Optional, Tuple
 
-from gameproto._constants import API_PREFIX, RATE_LIMIT_PER_MINUTE
+from gameproto._constants import (
+    API_PREFIX,
+    AUTH_REFUSALS_PER_MINUTE,
+    RATE_LIMIT_PER_MINUTE,
+    SERVER_BODY_TIMEOUT,
+    SERVER_HEAD_TIMEOUT,
+    SERVER_IDLE_TIMEOUT,
+    SERVER_MAX_CONNECTIONS,
+    SERVER_MAX_CONNECTIONS_PER_ADDRESS,
+    SERVER_MIN_RATE,
+)
 
 from .failures import CommandFailed, UsageError, require_backend
 
@@ -69,6 +79,17 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
+
+
+def _offset(text: str) -> float:
+    """A clock offset in seconds: any finite number, negative meaning behind."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
     return value
@@ -110,10 +131,63 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--clock-offset",
-        type=_seconds,
+        type=_offset,
         default=0.0,
         metavar="SECONDS",
         help="run the exchange's clock this far ahead of this host's (negative: behind); default 0",
+    )
+    limits = parser.add_argument_group("connection limits (one client must not stop the others being served)")
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=SERVER_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections held at once; when full, a new one closes the stalest idle or incomplete one "
+        f"(default {SERVER_MAX_CONNECTIONS})",
+    )
+    limits.add_argument(
+        "--max-connections-per-address",
+        type=_positive,
+        default=SERVER_MAX_CONNECTIONS_PER_ADDRESS,
+        metavar="N",
+        help=f"connections one client address holds at once (default {SERVER_MAX_CONNECTIONS_PER_ADDRESS})",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=SERVER_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a connection that starts no request for this long (default {SERVER_IDLE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--head-timeout",
+        type=_seconds,
+        default=SERVER_HEAD_TIMEOUT,
+        metavar="SECONDS",
+        help=f"the whole request head must arrive within this (default {SERVER_HEAD_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=SERVER_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help=f"the whole request body must arrive within this (default {SERVER_BODY_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--min-rate",
+        type=_positive,
+        default=SERVER_MIN_RATE,
+        metavar="BYTES",
+        help=f"bytes a second a body or an answer must move at, after a grace of --head-timeout "
+        f"(default {SERVER_MIN_RATE})",
+    )
+    limits.add_argument(
+        "--auth-refusals",
+        type=_positive,
+        default=AUTH_REFUSALS_PER_MINUTE,
+        metavar="N",
+        help=f"wrong personal tokens one address may try a minute before 429; valid ones are never limited "
+        f"(default {AUTH_REFUSALS_PER_MINUTE})",
     )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     parser.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain (PEM)")
@@ -192,14 +266,23 @@ async def _serve(
 ) -> None:
     import anyio
 
-    from gameproto_exchange import serve_exchange
+    from gameproto_exchange import Limits, serve_exchange
+
+    limits = Limits(
+        idle_timeout=args.idle_timeout,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        min_rate=args.min_rate,
+        max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+    )
 
     # Watch the signals before saying we listen, so a signal right after the banner stops us cleanly.
     with _stop_signals() as signals:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 running = await stack.enter_async_context(
-                    serve_exchange(exchange, args.host, args.port, ssl_context=context)
+                    serve_exchange(exchange, args.host, args.port, ssl_context=context, limits=limits)
                 )
             except OSError as error:  # the usual one: the port is taken
                 where = f"{args.host}:{args.port}"
@@ -237,7 +320,12 @@ def run(args: argparse.Namespace) -> int:
     require_backend(args.backend)  # before anything: a missing trio is one line, not a traceback
     tokens, demo = _tokens(args)
     context = _tls_context(args)
-    exchange = Exchange(tokens=tuple(tokens), rate_limit_per_minute=args.rate_limit, clock_offset=args.clock_offset)
+    exchange = Exchange(
+        tokens=tuple(tokens),
+        rate_limit_per_minute=args.rate_limit,
+        clock_offset=args.clock_offset,
+        auth_refusals_per_minute=args.auth_refusals,
+    )
     if args.seed_market:
         exchange.seed_market()
     try:

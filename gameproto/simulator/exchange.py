@@ -30,7 +30,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .. import _constants
 from .._arguments import InvalidArgumentError, check_area_name, check_date, check_market_zone
@@ -63,6 +63,14 @@ _ORDER_PATH = re.compile(r"/orders/([^/]+)")
 _DIGITS = re.compile(r"[0-9]+")
 _LIMIT = re.compile(r"[0-9]{1,7}")
 _JSON_HEADERS = {"content-type": "application/json"}
+#: Distinct ``DELETE /orders/<id>`` paths counted in ``attempts`` before the rest are
+#: counted under one template key: a client must not grow the counter at will.
+_DELETE_KEYS_COUNTED = 1000
+_DELETE_TEMPLATE = "/orders/{order_id}"
+#: Live access tokens one personal token holds; a new exchange beyond that drops the oldest.
+_ACCESS_TOKENS_PER_TOKEN = 1000
+#: The token exchange body is a token in a JSON object: anything larger is refused unread.
+_TOKEN_BODY_MAX = 4096
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 JSONObject = Dict[str, Any]
@@ -76,6 +84,8 @@ class _Context:
     request: Request
     trader: str
     now: float
+    #: The caller's address as the server saw it; None in memory.
+    client: Optional[str] = None
 
     def param(self, name: str) -> Optional[str]:
         """The last value of a query parameter (as FastAPI reads one), or None."""
@@ -117,6 +127,10 @@ def _error(status: int, detail: str, headers: Optional[Mapping[str, str]] = None
 
 def _invalid(loc: Loc, msg: str, kind: str = "value_error") -> _Refused:
     return _Refused(_answer(422, {"detail": [{"loc": loc, "msg": msg, "type": kind}]}))
+
+
+def _more_problems(count: int) -> str:
+    return f"... and {count:,} more problem{'s' if count != 1 else ''}"
 
 
 def _iso(moment: float) -> str:
@@ -302,6 +316,7 @@ class Exchange:
         fee_per_mwh: Decimal = Decimal("0.05"),
         market_zone: str = "10YCH-SWISSGRIDZ",
         clock_offset: float = 0.0,
+        auth_refusals_per_minute: int = _constants.AUTH_REFUSALS_PER_MINUTE,
     ) -> None:
         if (
             isinstance(clock_offset, bool)
@@ -322,17 +337,27 @@ class Exchange:
         self.allow_non_positive_price = allow_non_positive_price
         self.seed = seed
         self.market_zone = market_zone
+        self.auth_refusals_per_minute = auth_refusals_per_minute
         self.faults = FaultPlan()
+        #: Requests seen per (method, path): routed ones only, and only token exchanges or
+        #: requests carrying an access token this exchange issued (so the keys stay few).
         self.attempts: collections.Counter[Tuple[str, str]] = collections.Counter()
         self.exchanges = 0
         #: Exceptions ``handle`` caught (and answered 400): a bug here; tests expect none.
         self.internal_errors: List[str] = []
         self._book = OrderBook(fee_per_mwh)
         self._access: Dict[str, _Access] = {}
+        # Access tokens of each personal token, oldest first: purged once expired, at most
+        # _ACCESS_TOKENS_PER_TOKEN live, so a loop of valid exchanges cannot grow them for good.
+        self._issued: Dict[str, Deque[str]] = {}
         self._windows: Dict[str, Tuple[int, int]] = {}
-        self._by_trader: Dict[str, List[BookOrder]] = {}
+        # Refused token exchanges per client address in the current one-minute window.
+        self._refusals: Dict[str, Tuple[int, int]] = {}
+        # Each trader's listed orders per side, oldest first: listing costs what the trader holds.
+        self._by_trader: Dict[str, Dict[str, Dict[int, BookOrder]]] = {}
         # Resting orders by delivery start, (start, number): the next to expire first.
         self._closing: List[Tuple[float, int]] = []
+        # Expired orders, still listed until EXPIRED_LISTED_FOR after their expiry, oldest first.
         self._expired: Dict[int, float] = {}
         self._started = self.now()
         self._routes: Dict[str, Dict[str, _Handler]] = {
@@ -355,7 +380,11 @@ class Exchange:
         return self._clock() + self.clock_offset
 
     def handle(self, request: Request) -> Response:
-        """The answer to ``request``; never raises and never answers 5xx."""
+        """The answer to ``request``; never raises and never answers 5xx.
+
+        Refused token exchanges are limited per client address, which a server
+        gives in the ``x-gameproto-client`` header (without it, in memory, never limited).
+        """
         try:
             return self._handle(request)
         except _Refused as refused:
@@ -366,31 +395,73 @@ class Exchange:
 
     def react(self, request: Request) -> Reaction:
         """What a server does with ``request``: the answer, or the fault the plan injects."""
-        self.attempts[(request.method, request.path)] += 1
+        self._count_attempt(request)
         return react(self.handle, self.faults, request)
+
+    def screen(self, request: Request) -> Optional[Response]:
+        """The refusal a request earns from its head alone (404, 405, 401, 413), or None.
+
+        A server asks before it reads a body, so that a client without a valid
+        access token never gets a body buffered. A refusal is counted in
+        ``attempts`` as ``react`` would count it; nothing else changes.
+        """
+        refusal = self._screen(request)
+        if refusal is not None:
+            self._count_attempt(request)
+        return refusal
+
+    def _screen(self, request: Request) -> Optional[Response]:
+        methods = self._methods(request.path)
+        if not methods:
+            return _error(404, "Not Found")
+        if request.method not in methods:
+            return _error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
+        if request.path == "/auth/token":
+            declared = request.header("Content-Length")
+            if declared is not None and (not declared.isdigit() or int(declared) > _TOKEN_BODY_MAX):
+                return _error(413, f"a token exchange body is at most {_TOKEN_BODY_MAX} bytes")
+            return None
+        try:
+            self._authenticate(request, self._clock())
+        except _Refused as refused:
+            return refused.response
+        return None
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is expired from now on."""
+        now = self._clock()
         for access in self._access.values():
-            access.expires = -math.inf
+            access.expires = min(access.expires, now)
 
     def revoke(self, personal_token: str) -> None:
         """No more exchanges for ``personal_token``; its access tokens stop working."""
         self._traders.pop(personal_token, None)
-        for key in [key for key, access in self._access.items() if access.personal == personal_token]:
-            del self._access[key]
+        for key in self._issued.pop(personal_token, ()):
+            self._access.pop(key, None)
 
-    def orders_of(self, trader: str, now: Optional[float] = None) -> List[JSONObject]:
-        """The listing view of a trader's orders, oldest first: not deleted ones, and those expired a moment ago."""
+    @property
+    def access_tokens_held(self) -> int:
+        """Access tokens the exchange remembers (live ones, and those expired a short while ago)."""
+        return len(self._access)
+
+    def orders_of(self, trader: str, direction: Optional[str] = None, now: Optional[float] = None) -> List[JSONObject]:
+        """The listing view of a trader's orders, oldest first; one side if given.
+
+        Live orders, and those that expired at their delivery start less than
+        ``EXPIRED_LISTED_FOR`` ago (shown as expired).
+        """
         moment = self.now() if now is None else now
         self._expire(moment)
+        sides = self._by_trader.get(trader, {})
+        if direction is not None:
+            chosen: Iterable[BookOrder] = sides.get(direction, {}).values()
+        else:
+            chosen = heapq.merge(*(orders.values() for orders in sides.values()), key=lambda order: order.number)
         listed = []
-        for order in self._by_trader.get(trader, ()):
+        for order in chosen:
             if not order.deleted:
                 listed.append(_order_view(order))
-                continue
-            expired = self._expired.get(order.number)
-            if expired is not None and moment < expired + EXPIRED_LISTED_FOR:
+            elif order.number in self._expired:
                 listed.append(dict(_order_view(order), state="Expired", status="expired"))
         return listed
 
@@ -428,6 +499,17 @@ class Exchange:
 
     # -- routing, auth and the rate limit -----------------------------------
 
+    def _count_attempt(self, request: Request) -> None:
+        """Count a routed request that is a token exchange or carries an access token issued here."""
+        if request.method not in self._methods(request.path):
+            return
+        if request.path != "/auth/token" and self._access.get(self._bearer(request)) is None:
+            return
+        key = (request.method, request.path)
+        if request.method == "DELETE" and key not in self.attempts and len(self.attempts) >= _DELETE_KEYS_COUNTED:
+            key = ("DELETE", _DELETE_TEMPLATE)
+        self.attempts[key] += 1
+
     def _handle(self, request: Request) -> Response:
         methods = self._methods(request.path)
         if not methods:
@@ -438,7 +520,7 @@ class Exchange:
         now = self.now()
         self._expire(now)
         if request.path == "/auth/token":  # the one call without a bearer token, and not rate limited
-            return handler(_Context(request, "", now))
+            return handler(_Context(request, "", now, request.header(_constants.SERVER_CLIENT_HEADER)))
         trader = self._authenticate(request, now)
         self._count_request(trader, now)
         return handler(_Context(request, trader, now))
@@ -456,16 +538,49 @@ class Exchange:
             raise _invalid(["body", "token"], "field required (a string)", "value_error.missing")
         trader = self._traders.get(token)
         if trader is None:
-            return _error(401, "Invalid token")
+            return self._refused_exchange(context)
         access = secrets.token_urlsafe(32)
         self._access[access] = _Access(trader, token, context.now + self.token_lifetime)
+        issued = self._issued.setdefault(token, collections.deque())
+        issued.append(access)
+        self._purge(issued, context.now)
         self.exchanges += 1
         return _answer(200, {"access_token": access, "token_type": "bearer", "expires_in": self.token_lifetime})
 
+    def _purge(self, issued: Deque[str], now: float) -> None:
+        """Forget a personal token's access tokens expired a while ago, and the oldest beyond the cap."""
+        while issued:
+            access = self._access.get(issued[0])
+            stale = access is None or access.expires + _constants.ACCESS_TOKEN_PURGE_AFTER <= now
+            if not stale and len(issued) <= _ACCESS_TOKENS_PER_TOKEN:
+                break
+            self._access.pop(issued.popleft(), None)
+
+    def _refused_exchange(self, context: _Context) -> Response:
+        """401 for a wrong personal token; 429 once the address made too many this minute."""
+        client = context.client
+        if client is None:
+            return _error(401, "Invalid token")
+        window = math.floor(context.now / 60)
+        start, used = self._refusals.get(client, (window, 0))
+        if start != window:
+            used = 0
+        if used >= self.auth_refusals_per_minute:
+            wait = max(1, math.ceil((window + 1) * 60 - context.now))
+            return _error(429, "Too many refused token exchanges", {"Retry-After": str(wait)})
+        if client not in self._refusals and len(self._refusals) >= 1024:
+            # Addresses of past minutes hold nothing worth keeping: the table stays small.
+            self._refusals = {key: kept for key, kept in self._refusals.items() if kept[0] == window}
+        self._refusals[client] = (window, used + 1)
+        return _error(401, "Invalid token")
+
+    def _bearer(self, request: Request) -> str:
+        scheme, _, value = (request.header("Authorization") or "").strip().partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+
     def _authenticate(self, request: Request, now: float) -> str:
         """The trader an access token belongs to; 401 when it is missing, unknown or expired."""
-        scheme, _, value = (request.header("Authorization") or "").strip().partition(" ")
-        access = self._access.get(value.strip()) if scheme.lower() == "bearer" else None
+        access = self._access.get(self._bearer(request))
         if access is None:
             raise _Refused(_error(401, "Not authenticated", _CHALLENGE))
         if now >= access.expires:
@@ -487,8 +602,8 @@ class Exchange:
 
     def _place(
         self, raw: Any, trader: str, now: float, at: Optional[float] = None
-    ) -> Tuple[Optional[BookOrder], List[OrderProblem]]:
-        """Check one order and put it in the book (matching it); or the problems found.
+    ) -> Tuple[Optional[BookOrder], List[OrderProblem], int]:
+        """Check one order and put it in the book (matching it); or the problems found and how many more.
 
         ``now`` is the clock the rules use; ``at`` the time the order and its
         fills are stamped with (``seed_market`` backdates its trades).
@@ -498,10 +613,10 @@ class Exchange:
                 raw, now=dt.datetime.fromtimestamp(now, _UTC), allow_non_positive_price=self.allow_non_positive_price
             )
         except OrderValidationError as error:
-            return None, error.errors
+            return None, error.errors, error.omitted
         problems = _exchange_problems(valid)
         if problems:
-            return None, problems
+            return None, problems, 0
         start, minutes = delivery_window(valid)
         stamp = now if at is None else at
         order = BookOrder(
@@ -516,14 +631,18 @@ class Exchange:
             created=stamp,
             details=valid,
         )
-        self._by_trader.setdefault(trader, []).append(order)
+        self._by_trader.setdefault(trader, {}).setdefault(order.side, {})[order.number] = order
         self._book.submit(order, stamp)
         if not order.filled:
             heapq.heappush(self._closing, (start.timestamp(), order.number))
-        return order, []
+        return order, [], 0
 
     def _expire(self, now: float) -> None:
-        """Close every contract whose delivery has started: its resting orders expire."""
+        """Close every contract whose delivery has started: its resting orders expire.
+
+        An expired order stays listed for ``EXPIRED_LISTED_FOR``, then leaves
+        the trader's index, so that nothing grows for good.
+        """
         while self._closing and self._closing[0][0] <= now:
             start, number = heapq.heappop(self._closing)
             order = self._book.orders[number]
@@ -531,14 +650,26 @@ class Exchange:
                 self._book.cancel(number)
                 order.updated = start
                 self._expired[number] = start
+        # Oldest first (dicts keep insertion order, and expiries come in time order).
+        while self._expired:
+            number, expired = next(iter(self._expired.items()))
+            if now < expired + EXPIRED_LISTED_FOR:
+                break
+            del self._expired[number]
+            order = self._book.orders[number]
+            self._by_trader.get(order.trader, {}).get(order.side, {}).pop(number, None)
 
     def _create_order(self, context: _Context) -> Response:
         body = _json_body(context.request)
-        order, problems = self._place(body, context.trader, context.now)
+        order, problems, omitted = self._place(body, context.trader, context.now)
         if order is None:
-            detail = [
-                {"loc": ["body", problem.field], "msg": problem.reason, "type": "value_error"} for problem in problems
+            shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+            detail: List[JSONObject] = [
+                {"loc": ["body", problem.field], "msg": problem.reason, "type": "value_error"} for problem in shown
             ]
+            more = len(problems) - len(shown) + omitted
+            if more:  # counted, not listed: the answer stays small whatever the order holds
+                detail.append({"loc": ["body"], "msg": _more_problems(more), "type": "value_error.too_many"})
             return _answer(422, {"detail": detail})
         return _answer(200, _order_view(order, created=True))
 
@@ -552,9 +683,13 @@ class Exchange:
         placed: List[Tuple[int, BookOrder]] = []
         failed: List[JSONObject] = []
         for index, raw in enumerate(orders):
-            order, problems = self._place(raw, context.trader, context.now)
+            order, problems, omitted = self._place(raw, context.trader, context.now)
             if order is None:
-                error = "; ".join(str(OrderProblem(index, problem.field, problem.reason)) for problem in problems)
+                shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+                error = "; ".join(str(OrderProblem(index, problem.field, problem.reason)) for problem in shown)
+                more = len(problems) - len(shown) + omitted
+                if more:
+                    error += "; " + _more_problems(more)
                 failed.append({"index": index, "error": error})
             else:
                 placed.append((index, order))
@@ -563,11 +698,7 @@ class Exchange:
         return _answer(200, {"requested": len(orders), "created": created, "failed": failed})
 
     def _list_orders(self, context: _Context) -> Response:
-        direction = _direction(context)
-        listed = [
-            order for order in self.orders_of(context.trader, context.now) if direction in (None, order["direction"])
-        ]
-        return _answer(200, listed)
+        return _answer(200, self.orders_of(context.trader, _direction(context), context.now))
 
     def _delete_order(self, context: _Context) -> Response:
         raw = context.request.path[len("/orders/") :]
@@ -580,6 +711,7 @@ class Exchange:
         if order is None or order.deleted or order.trader != context.trader:
             return _error(404, "Order not found")
         self._book.cancel(number)
+        self._by_trader[order.trader][order.side].pop(number, None)
         return _answer(200, {"status": "deleted", "order_id": number})
 
     # -- market data ----------------------------------------------------------
@@ -737,6 +869,6 @@ class Exchange:
             "duration": "15m",
             "tz_offset_hours": 0,
         }
-        order, problems = self._place(raw, trader, now, at)
+        order, problems, _ = self._place(raw, trader, now, at)
         if order is None:  # our own orders break no rule; if they do, say so loudly
             raise ValueError(f"seed_market made an invalid order: {'; '.join(map(str, problems))}")
