@@ -57,7 +57,8 @@ logger = logging.getLogger("gameproto")
 #: ARGV: 1 op (reserve, learn, pause), 2 window in microseconds, 3 the fixed
 #: limit (0: "auto"), 4 the "auto" start, 5 the idle expiry of the learnt
 #: limit in ms, 6 a member suffix unique to this grant, 7 the learnt limit or
-#: the pause in microseconds.
+#: the pause in microseconds, 8 (empty but in the rule's property test) the
+#: time in microseconds to use instead of the server's clock.
 #: Returns {wait in microseconds, grant time in microseconds (0: none),
 #: limit in force, 1 when the wait is a pause}.
 SCRIPT = """
@@ -67,8 +68,11 @@ local op = ARGV[1]
 local window = tonumber(ARGV[2])
 local fixed = tonumber(ARGV[3])
 local idle = tonumber(ARGV[5])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now = tonumber(ARGV[8])
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
 if op == 'learn' then
   redis.call('SET', learnt, ARGV[7], 'PX', idle)
   return {0, 0, tonumber(ARGV[7]), 0}
@@ -87,7 +91,7 @@ if pause_end > now then return {pause_end - now, 0, limit, 1} end
 redis.call('ZREMRANGEBYSCORE', grants, '-inf', string.format('%.17g', now - window))
 local taken = redis.call('ZCARD', grants)
 if taken < limit then
-  local stamp = time[1] .. string.format('%06d', tonumber(time[2]))
+  local stamp = string.format('%.17g', now)
   redis.call('ZADD', grants, stamp, stamp .. ':' .. ARGV[6])
   redis.call('PEXPIRE', grants, math.ceil(window / 1000))
   if fixed == 0 then redis.call('PEXPIRE', learnt, idle) end
@@ -299,9 +303,10 @@ class SharedBudget:
 
     # -- Redis and its absence ------------------------------------------------------
 
-    def _run(self, op: str, amount: int) -> Tuple[int, int, int, int]:
+    def _run(self, op: str, amount: int, now_us: Optional[int] = None) -> Tuple[int, int, int, int]:
         member = f"{self._client_id}{next(self._grants)}"
-        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount)
+        at = "" if now_us is None else now_us
+        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at)
         try:
             reply = self._redis.evalsha(SCRIPT_SHA, 3, *args)
         except NoScriptError:  # a Redis that restarted, or never saw the script: EVAL loads it
