@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Iterator, List, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("redis", reason="needs redis-py (the 'redis' extra)")
@@ -81,6 +81,10 @@ def redis_server() -> Iterator[RedisServer]:
 
 @RULE
 @given(limits, asks)
+@example("auto", [(0, "pause", 6), (0, "pause", 1), (500_000, "reserve", 1)])  # a pause is never shortened
+@example(2, [(0, "pause", 1), (249_999, "reserve", 1), (1, "reserve", 1)])  # the pause's last microsecond
+@example(1, [(0, "reserve", 1), (1_999_999, "reserve", 1), (1, "reserve", 1), (0, "reserve", 1)])  # the window's edge
+@example("auto", [(0, "reserve", 1)] * 4 + [(0, "learn", 2), (0, "reserve", 1), (1, "learn", 5), (0, "reserve", 1)])
 def test_the_lua_script_answers_as_the_local_rule(
     redis_server: RedisServer, limit: object, session: List[Tuple[int, str, int]]
 ) -> None:
