@@ -4,7 +4,8 @@ Starts its own ``redis-server`` on a free loopback port (nothing saved to
 disk), then times ``SharedBudget.reserve()`` (one EVALSHA round trip) against
 the same rule in memory (the local window under its lock, as the fallback
 runs it): the median microseconds per reserve over batches, a slot granted and
-a slot refused, from one thread and from four at once, and with Redis stopped
+a slot refused, from one thread and from four at once, from an asyncio and a
+trio event loop through ``anyio.to_thread.run_sync``, and with Redis stopped
 (the local fallback, Redis asked again every few seconds). Figures are
 reported, never asserted.
 """
@@ -37,8 +38,9 @@ def _free_port() -> int:
 class _Redis:
     """A throwaway redis-server on 127.0.0.1."""
 
-    def __init__(self, binary: str) -> None:
-        self.port = _free_port()
+    def __init__(self, binary: str, port: Optional[int] = None) -> None:
+        self.binary = binary
+        self.port = port or _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -54,6 +56,10 @@ class _Redis:
         else:
             raise RuntimeError("redis-server did not answer PING")
         client.close()
+
+    def again(self) -> _Redis:
+        """A new (empty) server on this one's port, once this one has stopped."""
+        return _Redis(self.binary, self.port)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -93,6 +99,26 @@ def _threads_per_second(reserve: Callable[[], float], threads: int, per_thread: 
     return threads * per_thread / (time.perf_counter() - started)
 
 
+def _median_us_in_thread(reserve: Callable[[], float], backend: str, batches: int, per_batch: int) -> float:
+    """``_median_us`` of ``reserve`` called from an event loop in a worker thread, as the async client would."""
+    import anyio
+    import anyio.to_thread
+
+    samples: List[float] = []
+
+    async def main() -> None:
+        for _ in range(min(per_batch, 100)):
+            await anyio.to_thread.run_sync(reserve)
+        for _ in range(batches):
+            started = time.perf_counter()
+            for _ in range(per_batch):
+                await anyio.to_thread.run_sync(reserve)
+            samples.append((time.perf_counter() - started) / per_batch * 1e6)
+
+    anyio.run(main, backend=backend)
+    return statistics.median(samples)
+
+
 def _local(limit: int) -> Callable[[], float]:
     """The in-memory window as the fallback runs it: under a lock, on the monotonic clock."""
     window = LocalWindow(limit, 60.0)
@@ -115,6 +141,10 @@ def measure(batches: int, per_batch: int) -> Dict[str, float]:
         # Granted: a limit no run reaches; refused: a full window (1,000 grants, then only waits).
         with SharedBudget(server.url, "bench:granted", limit=10**9) as granted:
             results["shared, granted (us)"] = _median_us(granted.reserve, batches, per_batch)
+            for backend in ("asyncio", "trio"):
+                results[f"shared, from {backend} via a thread (us)"] = _median_us_in_thread(
+                    granted.reserve, backend, batches, per_batch
+                )
             results["shared, 4 threads (reserves/s)"] = _threads_per_second(
                 granted.reserve, 4, batches * per_batch // 4
             )
