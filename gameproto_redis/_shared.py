@@ -159,6 +159,9 @@ class SharedBudget:
     the budget's name in it (``default_key``). Every method blocks for one
     round trip to Redis (or none, while it is down): call it from a worker
     thread in an event loop. Thread-safe; one instance per process is enough.
+    Every client of one key must use the same ``window`` (each forgets the
+    grants older than its own); the limit may differ (a fixed one is the
+    client's own).
     ``on_grant`` is called with each ``Grant`` this client takes (metrics).
     """
 

@@ -290,3 +290,21 @@ def test_a_frozen_redis_times_out_into_the_local_window(
     client.reserve()
     assert client.shared
     client.close()
+
+
+# -- an optional extra ------------------------------------------------------------------
+
+
+def test_the_core_never_imports_redis_and_the_clients_run_without_it() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import gameproto\n"
+        "assert 'redis' not in sys.modules and 'gameproto_redis' not in sys.modules, 'the core imported redis'\n"
+        "sys.modules['redis'] = None  # as on a machine without the extra\n"
+        "import gameproto_sync, gameproto_async\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
