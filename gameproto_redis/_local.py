@@ -7,9 +7,10 @@ meanings are the same. It is not thread-safe; ``SharedBudget`` holds its lock
 around every use.
 
 The rule, the same as the shared window's: a slot is granted at ``now`` when
-fewer than ``limit`` slots were granted in ``(now - window, now]`` and no pause
-runs; otherwise nothing is taken and the answer is the time until the pause
-ends, or until enough old grants leave the window for one slot to be free.
+fewer than ``limit`` slots (``limit // share`` when ``share`` clients divide
+the account's limit) were granted in ``(now - window, now]`` and no pause runs;
+otherwise nothing is taken and the answer is the time until the pause ends, or
+until enough old grants leave the window for one slot to be free.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class LocalWindow:
         self.limit = self.fixed if self.fixed is not None else AUTO_START
         self.window = check_window(window)
         self.paused_until = float("-inf")
+        #: The clients the account's limit is shared by: this one may take its share.
+        self.share = 1
         self._grants: Deque[float] = deque()
 
     def reserve(self, now: float) -> float:
@@ -55,11 +58,12 @@ class LocalWindow:
             return self.paused_until - now
         self._forget(now)
         taken = len(self._grants)
-        if taken < self.limit:
+        allowed = max(1, self.limit // self.share)
+        if taken < allowed:
             self._grants.append(now)
             return 0.0
         # The grant whose leaving frees a slot (more than one when the limit was lowered).
-        return self._grants[taken - self.limit] + self.window - now
+        return self._grants[taken - allowed] + self.window - now
 
     def record(self, now: float) -> None:
         """Count a slot granted elsewhere (by the shared window) at ``now``, whatever the local count."""

@@ -24,8 +24,13 @@ When Redis does not answer (connection refused, a 0.5 s timeout, any Redis
 error), the client paces alone with a local window of the same rule (one
 warning on the ``gameproto`` logger per outage, the URL shown without its
 password) and asks Redis again at most every ``retry_interval`` seconds; the
-first answer puts it back on the shared window. The local window also counts
-the slots this process took from the shared one, so the switch does not burst.
+first answer puts it back on the shared window. So that the clients together
+stay near the limit meanwhile, the local window allows each client its share:
+the limit divided by the number of clients that asked Redis in the last window
+(at least 1 a window), and it counts the slots this client took from the shared
+window, so the switch does not burst. A Redis that restarted empty has
+forgotten the window: until the exchange's 429s pause the clients, a burst of
+up to one limit can follow.
 """
 
 from __future__ import annotations
@@ -53,17 +58,18 @@ __all__ = ["Grant", "SharedBudget", "default_key", "redacted_url"]
 logger = logging.getLogger("gameproto")
 
 #: KEYS: 1 the grant times (sorted set, score = server microseconds), 2 the
-#: learnt limit, 3 the pause's end (server microseconds).
+#: learnt limit, 3 the pause's end (server microseconds), 4 the clients that
+#: asked in the last window (sorted set of client ids, score = last ask).
 #: ARGV: 1 op (reserve, learn, pause), 2 window in microseconds, 3 the fixed
 #: limit (0: "auto"), 4 the "auto" start, 5 the idle expiry of the learnt
 #: limit in ms, 6 a member suffix unique to this grant, 7 the learnt limit or
 #: the pause in microseconds, 8 (empty but in the rule's property test) the
-#: time in microseconds to use instead of the server's clock.
+#: time in microseconds to use instead of the server's clock, 9 the client's id.
 #: Returns {wait in microseconds, grant time in microseconds (0: none),
-#: limit in force, 1 when the wait is a pause}.
+#: limit in force, 1 when the wait is a pause, clients asking (reserve only)}.
 SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end
-local grants, learnt, paused = KEYS[1], KEYS[2], KEYS[3]
+local grants, learnt, paused, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op = ARGV[1]
 local window = tonumber(ARGV[2])
 local fixed = tonumber(ARGV[3])
@@ -75,7 +81,7 @@ if not now then
 end
 if op == 'learn' then
   redis.call('SET', learnt, ARGV[7], 'PX', idle)
-  return {0, 0, tonumber(ARGV[7]), 0}
+  return {0, 0, tonumber(ARGV[7]), 0, 0}
 end
 local limit = fixed
 if limit == 0 then limit = tonumber(redis.call('GET', learnt) or ARGV[4]) end
@@ -85,20 +91,25 @@ if op == 'pause' then
   if wanted > pause_end then
     redis.call('SET', paused, string.format('%.17g', wanted), 'PX', math.ceil(tonumber(ARGV[7]) / 1000) + 1)
   end
-  return {0, 0, limit, 0}
+  return {0, 0, limit, 0, 0}
 end
-if pause_end > now then return {pause_end - now, 0, limit, 1} end
-redis.call('ZREMRANGEBYSCORE', grants, '-inf', string.format('%.17g', now - window))
+local horizon = string.format('%.17g', now - window)
+redis.call('ZADD', clients, string.format('%.17g', now), ARGV[9])
+redis.call('ZREMRANGEBYSCORE', clients, '-inf', horizon)
+redis.call('PEXPIRE', clients, math.ceil(window / 1000))
+local asking = redis.call('ZCARD', clients)
+if pause_end > now then return {pause_end - now, 0, limit, 1, asking} end
+redis.call('ZREMRANGEBYSCORE', grants, '-inf', horizon)
 local taken = redis.call('ZCARD', grants)
 if taken < limit then
   local stamp = string.format('%.17g', now)
   redis.call('ZADD', grants, stamp, stamp .. ':' .. ARGV[6])
   redis.call('PEXPIRE', grants, math.ceil(window / 1000))
   if fixed == 0 then redis.call('PEXPIRE', learnt, idle) end
-  return {0, now, limit, 0}
+  return {0, now, limit, 0, asking}
 end
 local blocking = redis.call('ZRANGE', grants, taken - limit, taken - limit, 'WITHSCORES')
-return {tonumber(blocking[2]) + window - now, 0, limit, 0}
+return {tonumber(blocking[2]) + window - now, 0, limit, 0, asking}
 """
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode("utf-8")).hexdigest()
 
@@ -196,7 +207,7 @@ class SharedBudget:
         self._url = redacted_url(url)
         self._key = key
         # One hash tag for the three keys: one slot, so the script also runs on a cluster.
-        self._keys = (f"{{{key}}}:grants", f"{{{key}}}:limit", f"{{{key}}}:pause")
+        self._keys = (f"{{{key}}}:grants", f"{{{key}}}:limit", f"{{{key}}}:pause", f"{{{key}}}:clients")
         self._fixed_args = (
             round(self._window * 1e6),
             self._fixed or 0,
@@ -224,7 +235,8 @@ class SharedBudget:
         self._down: Optional[str] = None  # what went wrong, while Redis does not answer
         self._retry_at = 0.0
         self._grants = itertools.count()
-        self._client_id = os.urandom(6).hex()
+        self._pid = -1
+        self._client_id = ""
 
     def __repr__(self) -> str:
         limit = "auto" if self._fixed is None else str(self._fixed)
@@ -262,7 +274,7 @@ class SharedBudget:
         """0.0: a slot is taken for a request sent now; > 0: the seconds to wait before asking again."""
         if self._may_ask_redis():
             try:
-                wait_us, granted_us, limit, paused = self._run("reserve", 0)
+                wait_us, granted_us, limit, paused, asking = self._run("reserve", 0)
             except RedisError as error:
                 self._lost(error)
             else:
@@ -271,6 +283,7 @@ class SharedBudget:
                     now = self._clock()
                     if self._fixed is None:
                         self._local.learn_limit(limit)
+                    self._local.share = max(1, asking)
                     if granted_us:
                         self._local.record(now)
                     elif paused:
@@ -306,16 +319,19 @@ class SharedBudget:
 
     # -- Redis and its absence ------------------------------------------------------
 
-    def _run(self, op: str, amount: int, now_us: Optional[int] = None) -> Tuple[int, int, int, int]:
-        member = f"{self._client_id}{next(self._grants)}"
+    def _run(self, op: str, amount: int, now_us: Optional[int] = None) -> Tuple[int, int, int, int, int]:
+        if self._pid != os.getpid():  # a forked child is a client of its own
+            self._pid = os.getpid()
+            self._client_id = f"{self._pid}-{os.urandom(6).hex()}"
+        member = f"{self._client_id}-{next(self._grants)}"
         at = "" if now_us is None else now_us
-        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at)
+        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at, self._client_id)
         try:
-            reply = self._redis.evalsha(SCRIPT_SHA, 3, *args)
+            reply = self._redis.evalsha(SCRIPT_SHA, 4, *args)
         except NoScriptError:  # a Redis that restarted, or never saw the script: EVAL loads it
-            reply = self._redis.eval(SCRIPT, 3, *args)
-        wait_us, granted_us, limit, paused = (int(value) for value in cast(List[Any], reply))
-        return wait_us, granted_us, limit, paused
+            reply = self._redis.eval(SCRIPT, 4, *args)
+        wait_us, granted_us, limit, paused, asking = (int(value) for value in cast(List[Any], reply))
+        return wait_us, granted_us, limit, paused, asking
 
     def _tell_redis(self, op: str, amount: int) -> None:
         if not self._may_ask_redis():

@@ -270,6 +270,30 @@ def test_redis_stopped_paces_locally_with_one_warning_then_shares_again(
         server.stop()
 
 
+def test_while_redis_is_down_each_client_paces_to_its_share_of_the_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = RedisServer()
+    server.start()
+    clock = ManualClock()
+    caplog.set_level(logging.WARNING, logger="gameproto")
+    try:
+        first = SharedBudget(server.url, "desk", limit=6, window=WINDOW, clock=clock)
+        second = SharedBudget(server.url, "desk", limit=6, window=WINDOW, clock=clock)
+        assert first.reserve() == 0.0
+        assert second.reserve() == 0.0  # Redis has seen two clients of the key ask
+        assert first.reserve() == 0.0
+        server.stop()
+        # Each may take 6 // 2 = 3 a window, counting what it took from the shared window.
+        assert [first.reserve() for _ in range(2)] == [0.0, pytest.approx(WINDOW)]
+        assert [second.reserve() for _ in range(3)] == [0.0, 0.0, pytest.approx(WINDOW)]
+        assert len(warnings_of(caplog)) == 2  # one each
+        first.close()
+        second.close()
+    finally:
+        server.stop()
+
+
 def test_a_frozen_redis_times_out_into_the_local_window(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

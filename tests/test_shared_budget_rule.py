@@ -92,7 +92,7 @@ def test_the_lua_script_answers_as_the_local_rule(
     # that the same session can be played against both rules.
     shared = SharedBudget(redis_server.url, "rule", limit=limit, window=WINDOW / 1e6)  # type: ignore[arg-type]
     local = LocalWindow(limit, WINDOW)  # type: ignore[arg-type]
-    redis_server.client().delete(*(f"{{{shared.key}}}:{part}" for part in ("grants", "limit", "pause")))
+    redis_server.client().delete(*(f"{{{shared.key}}}:{part}" for part in ("grants", "limit", "pause", "clients")))
     now_us = 1_800_000_000_000_000
     try:
         for step, ask, amount in session:
@@ -105,7 +105,8 @@ def test_the_lua_script_answers_as_the_local_rule(
                 local.pause(amount * PAUSE_UNIT, now_us)
                 shared._run("pause", amount * PAUSE_UNIT, now_us)
             else:
-                wait_us, granted_us, limit_used, _ = shared._run("reserve", 0, now_us)
+                wait_us, granted_us, limit_used, _, asking = shared._run("reserve", 0, now_us)
+                assert asking == 1
                 assert limit_used == local.limit
                 assert wait_us == local.reserve(now_us)
                 assert granted_us == (now_us if wait_us == 0 else 0)
