@@ -6,7 +6,7 @@ each firing 60 ``get_status`` calls from 4 concurrent workers under one
 personal token and one shared budget. It reports the 429s the exchange sent
 (the goal: none) and how long the 180 calls took against what the limit
 allows (the goal: within 10%). ``--outage START:END`` stops Redis START
-seconds in and starts it again at END: the calls go on, paced locally, each
+seconds after the processes start firing and starts it (empty) again at END: the calls go on, paced locally, each
 process logs one warning, and sharing resumes.
 
 Two ways to pace, chosen by what the clients offer:
@@ -50,6 +50,11 @@ class _Counters:
         self.too_many = 0
         self.errors: List[str] = []
         self.warnings = 0
+        #: (epoch seconds, from the shared window?) of each slot taken (unwired pacing only).
+        self.grants: List[Any] = []
+
+    def granted(self, grant: Any) -> None:
+        self.grants.append((time.time(), grant.shared))
 
     def take(self) -> bool:
         with self.lock:
@@ -88,7 +93,7 @@ def _run_sync(base_url: str, redis_url: str, counters: _Counters) -> str:
 
     wired = _wired(GameAPI)
     options: Dict[str, Any] = {"budget_url": redis_url} if wired else {}
-    budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN))
+    budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN), on_grant=counters.granted)
     with GameAPI(TOKEN, base_url, on_attempt=counters.attempt, **options) as api:
 
         def worker() -> None:
@@ -122,7 +127,7 @@ def _run_async(backend: str, base_url: str, redis_url: str, counters: _Counters)
 
     wired = _wired(GameAPI)
     options: Dict[str, Any] = {"budget_url": redis_url} if wired else {}
-    budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN))
+    budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN), on_grant=counters.granted)
 
     async def main() -> None:
         async with GameAPI(TOKEN, base_url, on_attempt=counters.attempt, **options) as api:
@@ -151,9 +156,11 @@ def _run_async(backend: str, base_url: str, redis_url: str, counters: _Counters)
     return "GameAPI(budget_url=...)" if wired else "SharedBudget before each call"
 
 
-def _worker(flavour: str, base_url: str, redis_url: str) -> int:
+def _worker(flavour: str, base_url: str, redis_url: str, start_at: float) -> int:
     counters = _Counters()
     logging.getLogger("gameproto").addHandler(_WarningCount(counters))
+    # Every process starts firing at once, whatever its imports cost.
+    time.sleep(max(0.0, start_at - time.time()))
     started = time.time()
     if flavour == "sync":
         pacing = _run_sync(base_url, redis_url, counters)
@@ -168,6 +175,7 @@ def _worker(flavour: str, base_url: str, redis_url: str) -> int:
         "429s": counters.too_many,
         "errors": counters.errors[:5],
         "budget warnings": counters.warnings,
+        "grants": counters.grants,
     }
     print(json.dumps(result), flush=True)
     return 0
@@ -179,9 +187,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--worker", choices=("sync", "asyncio", "trio"), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return _worker(args.worker, args.base_url, args.redis_url)
+        return _worker(args.worker, args.base_url, args.redis_url, args.start_at)
 
     binary = shutil.which("redis-server")
     if binary is None:
@@ -191,16 +200,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with ServerProcess(extra=["--rate-limit", str(RATE_LIMIT)]) as exchange:
             command = [sys.executable, "-m", "benchmarks.shared_budget_e2e", "--base-url", exchange.base_url]
-            command += ["--redis-url", redis_server.url]
+            start_at = time.time() + 5.0
+            command += ["--redis-url", redis_server.url, "--start-at", repr(start_at)]
             processes = [
                 subprocess.Popen([*command, "--worker", flavour], stdout=subprocess.PIPE, text=True)
                 for flavour in ("sync", "asyncio", "trio")
             ]
             if outage is not None:
-                time.sleep(outage[0])
+                time.sleep(max(0.0, start_at + outage[0] - time.time()))
                 redis_server.stop()
                 print(f"Redis stopped at {outage[0]:g} s", flush=True)
-                time.sleep(outage[1] - outage[0])
+                time.sleep(max(0.0, start_at + outage[1] - time.time()))
                 redis_server = redis_server.again()
                 print(f"Redis started again at {outage[1]:g} s", flush=True)
             results = [
@@ -220,6 +230,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     print(f"{calls} calls in {elapsed:.1f} s; the limit allows {allowed:.0f} s: {elapsed / allowed:.3f} of it")
     print(f"429s in total: {sum(result['429s'] for result in results)}")
+    grants = [grant for result in results for grant in result["grants"]]
+    if grants:
+        first = min(result["started"] for result in results)
+        buckets: Dict[int, List[int]] = {}
+        for at, shared in grants:
+            bucket = buckets.setdefault(int((at - first) // 10), [0, 0])
+            bucket[0 if shared else 1] += 1
+        timeline = ", ".join(f"{10 * key}s: {shared}+{local}" for key, (shared, local) in sorted(buckets.items()))
+        print(f"slots taken per 10 s (shared+local): {timeline}")
     return 0
 
 

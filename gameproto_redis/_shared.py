@@ -28,9 +28,9 @@ first answer puts it back on the shared window. So that the clients together
 stay near the limit meanwhile, the local window allows each client its share:
 the limit divided by the number of clients that asked Redis in the last window
 (at least 1 a window), and it counts the slots this client took from the shared
-window, so the switch does not burst. A Redis that restarted empty has
-forgotten the window: until the exchange's 429s pause the clients, a burst of
-up to one limit can follow.
+window, so the switch does not burst. Back on the shared window, a client
+first adds the slots it took alone (those still in the window) to it, so that
+a Redis that restarted empty knows them too.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Union, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -64,7 +65,9 @@ logger = logging.getLogger("gameproto")
 #: limit (0: "auto"), 4 the "auto" start, 5 the idle expiry of the learnt
 #: limit in ms, 6 a member suffix unique to this grant, 7 the learnt limit or
 #: the pause in microseconds, 8 (empty but in the rule's property test) the
-#: time in microseconds to use instead of the server's clock, 9 the client's id.
+#: time in microseconds to use instead of the server's clock, 9 the client's id,
+#: 10 and on (replay only) the ages in microseconds of the slots this client
+#: took alone while Redis did not answer.
 #: Returns {wait in microseconds, grant time in microseconds (0: none),
 #: limit in force, 1 when the wait is a pause, clients asking (reserve only)}.
 SCRIPT = """
@@ -86,6 +89,14 @@ end
 local limit = fixed
 if limit == 0 then limit = tonumber(redis.call('GET', learnt) or ARGV[4]) end
 local pause_end = tonumber(redis.call('GET', paused) or '0')
+if op == 'replay' then
+  for index = 10, #ARGV do
+    local at = string.format('%.17g', now - tonumber(ARGV[index]))
+    redis.call('ZADD', grants, at, at .. ':' .. ARGV[6] .. ':' .. index)
+  end
+  redis.call('PEXPIRE', grants, math.ceil(window / 1000))
+  return {0, 0, limit, 0, 0}
+end
 if op == 'pause' then
   local wanted = now + tonumber(ARGV[7])
   if wanted > pause_end then
@@ -237,6 +248,7 @@ class SharedBudget:
         self._grants = itertools.count()
         self._pid = -1
         self._client_id = ""
+        self._alone: Deque[float] = deque()  # slots taken while Redis did not answer, in the window
 
     def __repr__(self) -> str:
         limit = "auto" if self._fixed is None else str(self._fixed)
@@ -274,6 +286,7 @@ class SharedBudget:
         """0.0: a slot is taken for a request sent now; > 0: the seconds to wait before asking again."""
         if self._may_ask_redis():
             try:
+                self._rejoin()
                 wait_us, granted_us, limit, paused, asking = self._run("reserve", 0)
             except RedisError as error:
                 self._lost(error)
@@ -295,6 +308,10 @@ class SharedBudget:
         with self._lock:
             now = self._clock()
             wait = self._local.reserve(now)
+            if wait == 0.0:
+                while self._alone and self._alone[0] <= now - self._window:
+                    self._alone.popleft()
+                self._alone.append(now)
         if wait == 0.0:
             self._granted(Grant(now, False))
         return wait
@@ -319,13 +336,15 @@ class SharedBudget:
 
     # -- Redis and its absence ------------------------------------------------------
 
-    def _run(self, op: str, amount: int, now_us: Optional[int] = None) -> Tuple[int, int, int, int, int]:
+    def _run(
+        self, op: str, amount: int, now_us: Optional[int] = None, ages_us: Sequence[int] = ()
+    ) -> Tuple[int, int, int, int, int]:
         if self._pid != os.getpid():  # a forked child is a client of its own
             self._pid = os.getpid()
             self._client_id = f"{self._pid}-{os.urandom(6).hex()}"
         member = f"{self._client_id}-{next(self._grants)}"
         at = "" if now_us is None else now_us
-        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at, self._client_id)
+        args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at, self._client_id, *ages_us)
         try:
             reply = self._redis.evalsha(SCRIPT_SHA, 4, *args)
         except NoScriptError:  # a Redis that restarted, or never saw the script: EVAL loads it
@@ -337,12 +356,29 @@ class SharedBudget:
         if not self._may_ask_redis():
             return
         try:
+            self._rejoin()
             self._run(op, amount)
         except RedisError as error:
             self._lost(error)
         else:
             with self._lock:
                 self._answered()
+
+    def _rejoin(self) -> None:
+        """After an outage, put the slots this client took alone (still in the window) into the shared window.
+
+        A Redis that restarted empty then knows them; one that kept its state
+        never saw them. Raises RedisError when Redis still does not answer.
+        """
+        if self._down is None or not self._alone:
+            return
+        with self._lock:
+            now = self._clock()
+            ages = [round((now - at) * 1e6) for at in self._alone if now - at < self._window]
+        if ages:
+            self._run("replay", 0, ages_us=ages)
+        with self._lock:
+            self._alone.clear()
 
     def _may_ask_redis(self) -> bool:
         """True while Redis answers; while it does not, True for one caller every ``retry_interval``."""

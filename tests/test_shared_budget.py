@@ -270,6 +270,24 @@ def test_redis_stopped_paces_locally_with_one_warning_then_shares_again(
         server.stop()
 
 
+def test_back_on_a_redis_that_restarted_empty_the_slots_taken_alone_still_count(redis_server: RedisServer) -> None:
+    clock = ManualClock()
+    alone = SharedBudget(redis_server.url, "desk", limit=5, window=WINDOW, retry_interval=0.5, clock=clock)
+    assert alone.reserve() == 0.0
+    redis_server.stop()
+    assert [alone.reserve() for _ in range(3)] == [0.0] * 3
+    redis_server.start()  # empty
+    clock.advance(0.6)
+    assert alone.reserve() == 0.0
+    assert alone.shared
+    # The three slots taken alone are in the shared window again (the first was lost with Redis).
+    assert redis_server.client().zcard("{desk}:grants") == 4
+    with budget(redis_server, limit=5) as other:
+        assert other.reserve() == 0.0  # the one slot left of five
+        assert other.reserve() > 0.0
+    alone.close()
+
+
 def test_while_redis_is_down_each_client_paces_to_its_share_of_the_limit(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
