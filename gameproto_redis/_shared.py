@@ -17,8 +17,9 @@ The rule (the local budget's, applied to every client of one key at once):
   until then; a pause already running longer stays.
 - "now" is the Redis server's clock (``TIME``), so the hosts' clocks do not
   matter. One Lua script does the whole decision atomically: the grant times
-  are a sorted set, the learnt limit and the pause end are two small keys;
-  every key expires when idle (the grants ``window`` after the last one).
+  and the clients asking are sorted sets, the learnt limit and the pause end
+  two small keys; every key expires when idle (the grants ``window`` after
+  the last one, the learnt limit after ``idle_expiry``).
 
 When Redis does not answer (connection refused, a 0.5 s timeout, any Redis
 error), the client paces alone with a local window of the same rule (one
@@ -61,7 +62,7 @@ logger = logging.getLogger("gameproto")
 #: KEYS: 1 the grant times (sorted set, score = server microseconds), 2 the
 #: learnt limit, 3 the pause's end (server microseconds), 4 the clients that
 #: asked in the last window (sorted set of client ids, score = last ask).
-#: ARGV: 1 op (reserve, learn, pause), 2 window in microseconds, 3 the fixed
+#: ARGV: 1 op (reserve, learn, pause, replay), 2 window in microseconds, 3 the fixed
 #: limit (0: "auto"), 4 the "auto" start, 5 the idle expiry of the learnt
 #: limit in ms, 6 a member suffix unique to this grant, 7 the learnt limit or
 #: the pause in microseconds, 8 (empty but in the rule's property test) the
