@@ -12,12 +12,10 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from gameproto import Call, Flow, Response, Send, Session, Sleep, TransportFailure, _calls
-
-T = TypeVar("T")
+from gameproto import Blocking, Call, Flow, Response, Send, Session, Sleep, TransportFailure, _calls
 
 
 class StdlibGameAPI:
@@ -59,6 +57,8 @@ class StdlibGameAPI:
                     reply = self.send(action)
                 elif isinstance(action, Sleep):
                     reply = time.sleep(action.seconds)  # type: ignore[func-returns-value]
+                elif isinstance(action, Blocking):  # asked only by a budget shared through Redis
+                    reply = action.function()
                 elif self.lock.acquire(timeout=action.wait):  # a RunLocked
                     try:
                         reply = self.drive(action.flow)
@@ -71,8 +71,8 @@ class StdlibGameAPI:
         finally:
             flow.close()
 
-    def call(self, call: Call[T]) -> T:  # any call built by gameproto._calls
-        return self.drive(self.session.run(call))  # type: ignore[no-any-return]
+    def call(self, call: Call[Any]) -> Any:  # any call built by gameproto._calls
+        return self.drive(self.session.run(call))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ._arguments import order_number, order_number_or_none
 from ._auth import TokenState
-from ._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, budget_exhausted, limit_from_status
+from ._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
 from ._clock import ClockEstimator
@@ -78,6 +78,7 @@ __all__ = [
     "Send",
     "Sleep",
     "RunLocked",
+    "Blocking",
     "Action",
     "Flow",
     "Session",
@@ -120,6 +121,7 @@ __all__ = [
     "parse_retry_after",
     # the request budget and the exchange's clock
     "RequestBudget",
+    "SharedBudget",
     "limit_from_status",
     "budget_exhausted",
     "ClockEstimator",

@@ -7,7 +7,7 @@ a ``TransportFailure`` (named by the step at which the request got no answer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generator, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Generator, Mapping, Optional, Tuple, TypeVar, Union
 
 __all__ = [
     "Request",
@@ -18,6 +18,7 @@ __all__ = [
     "Send",
     "Sleep",
     "RunLocked",
+    "Blocking",
     "Action",
     "Flow",
 ]
@@ -171,6 +172,18 @@ class RunLocked:
     wait: float
 
 
-Action = Union[Send, Sleep, RunLocked]
+@dataclass(frozen=True)
+class Blocking:
+    """Call ``function`` where blocking I/O is allowed; resume the flow with what it returned.
+
+    Only a budget shared with other processes asks for this (its Redis round
+    trip): the blocking client calls it, the async client runs it in a
+    worker thread so that the event loop never waits on it.
+    """
+
+    function: Callable[[], Any]
+
+
+Action = Union[Send, Sleep, RunLocked, Blocking]
 #: A flow: yields Actions, is resumed with their outcome, returns the answer.
 Flow = Generator[Action, Any, T]

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Deque, Optional, Union
+from typing import Any, Deque, Optional, Protocol, Union
 
 from . import _constants
 from ._errors import RateLimitError
@@ -176,6 +176,25 @@ class RequestBudget:
         """How many granted requests are within the window ending at ``now`` (for display and tests)."""
         with self._lock:
             return sum(1 for granted in self._granted if granted > now - self._window)
+
+
+class SharedBudget(Protocol):
+    """A budget shared with other processes (``gameproto_redis.SharedBudget``): the same rule, kept elsewhere.
+
+    Its methods block on I/O, so the flow asks for them through ``Blocking``.
+    """
+
+    def reserve(self) -> float:
+        """0.0 when a slot was taken; else the seconds to wait before asking again."""
+
+    def learn_limit(self, n: int) -> None:
+        """Follow the exchange's advertised limit (``"auto"`` only)."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every client of the budget for ``seconds`` (a 429's ``Retry-After``)."""
+
+    def close(self) -> None:
+        """Let go of the connection to the shared store."""
 
 
 def limit_from_status(status: Any) -> Optional[int]:

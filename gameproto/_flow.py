@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import logging
 import random as _random
 import time
@@ -23,8 +24,8 @@ from typing import Callable, Optional, TypeVar, Union
 
 from . import _constants
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
-from ._boundary import Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, budget_exhausted, limit_from_status
+from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
@@ -96,6 +97,7 @@ class Session:
         random: Callable[[], float] = _random.random,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         budget: Optional[RequestBudget] = None,
+        shared_budget: Optional[SharedBudget] = None,
     ) -> None:
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -111,6 +113,8 @@ class Session:
         self.on_attempt = on_attempt
         #: Every request of the client passes this one budget (None: no pacing).
         self.budget = budget if budget is not None else RequestBudget(None)
+        #: A budget shared with other processes, which then decides instead of ``budget``.
+        self.shared_budget = shared_budget
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
         self.exchange_clock = ClockEstimator()
 
@@ -161,14 +165,15 @@ class Session:
             started = clock()
             if started >= deadline:
                 raise self._deadline_error(request, attempt)
-            wait = self.budget.reserve(started)
+            shared = self.shared_budget
+            wait = self.budget.reserve(started) if shared is None else (yield Blocking(shared.reserve))
             while wait > 0:
                 # No slot yet: wait for one, within the call's deadline.
                 if started + wait >= deadline:
                     raise budget_exhausted(wait, method=request.method, path=request.path)
                 yield Sleep(wait)
                 started = clock()
-                wait = self.budget.reserve(started)
+                wait = self.budget.reserve(started) if shared is None else (yield Blocking(shared.reserve))
             time_left = deadline - started
             sent_at = self.wall_clock()
             reply = yield Send(
@@ -188,7 +193,7 @@ class Session:
                         self._record(request, attempt, status, None, clock() - started, None)
                     answer = self._parse(call, request, reply)
                     if request.path == STATUS_PATH:
-                        self._learn_from_status(answer, sent_at)
+                        yield from self._learn_from_status(answer, sent_at)
                     return answer
                 if authorised and status == 401 and not reauthorised:
                     # 401: the call was not carried out. One new exchange, one repeat.
@@ -198,8 +203,11 @@ class Session:
                     continue
                 retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
                 if status == 429:
-                    # The pause holds every caller of this client, not only this one.
+                    # The pause holds every caller of this client (of the account,
+                    # when the budget is shared), not only this one.
                     self.budget.refused(clock(), retry_after)
+                    if self.shared_budget is not None and retry_after is not None:
+                        yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
                 decision = self.retry_policy.after_status(
                     status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
                 )
@@ -222,11 +230,13 @@ class Session:
             if decision.wait > 0:
                 yield Sleep(decision.wait)
 
-    def _learn_from_status(self, status: object, sent_at: float) -> None:
+    def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
         limit = limit_from_status(status)
         if limit is not None:
             self.budget.learn_limit(limit)
+            if self.shared_budget is not None:
+                yield Blocking(functools.partial(self.shared_budget.learn_limit, limit))
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe(sent_at, self.wall_clock(), timestamp=stamp)

@@ -132,6 +132,10 @@ class ClientSettings:
     verify: Union[bool, str]
     #: The request budget's limit: a number a minute, "auto" or None.
     requests_per_minute: Union[int, str, None] = "auto"
+    #: The Redis that holds a budget shared with other processes, or None.
+    budget_url: Optional[str] = field(default=None, repr=False)
+    #: The shared budget's key; None: derived from the base URL and a hash of the token.
+    budget_key: Optional[str] = None
 
     @classmethod
     def from_arguments(
@@ -151,6 +155,8 @@ class ClientSettings:
         max_response_bytes: int = _constants.DEFAULT_MAX_RESPONSE_BYTES,
         trust_env: bool = True,
         requests_per_minute: Union[int, str, None] = "auto",
+        budget_url: Optional[str] = None,
+        budget_key: Optional[str] = None,
         environ: Optional[Mapping[str, str]] = None,
     ) -> ClientSettings:
         """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one.
@@ -161,6 +167,7 @@ class ClientSettings:
         """
         check_personal_token(token)
         RequestBudget(requests_per_minute)  # ValueError naming requests_per_minute when it is not a limit
+        check_budget(budget_url, budget_key, requests_per_minute)
         url = api_url(base_url)
         timeout = _seconds("timeout", timeout)
         if retry_policy is None:
@@ -197,6 +204,8 @@ class ClientSettings:
             proxy=proxy,
             verify=verify,
             requests_per_minute=requests_per_minute,
+            budget_url=budget_url,
+            budget_key=budget_key,
         )
         if settings.verify_ssl is False and settings.is_https:
             logger.warning(
@@ -210,8 +219,11 @@ class ClientSettings:
     def is_https(self) -> bool:
         return self.api_url.startswith("https://")
 
-    def session(self, **clocks: Any) -> Session:
-        """A new session (token, retries, deadline) with these settings; ``clocks`` for tests."""
+    def session(self, **options: Any) -> Session:
+        """A new session (token, retries, deadline, budget) with these settings.
+
+        ``options`` go to ``Session``: a shared budget, or clocks for tests.
+        """
         return Session(
             self.token,
             retry_policy=self.retry_policy,
@@ -220,7 +232,7 @@ class ClientSettings:
             read_timeout=self.read_timeout,
             on_attempt=self.on_attempt,
             budget=RequestBudget(self.requests_per_minute, window=_constants.BUDGET_WINDOW),
-            **clocks,
+            **options,
         )
 
     def plan_orders(self, order_data: Any, now: Optional[dt.datetime] = None, skip_invalid: bool = False) -> OrderPlan:
@@ -324,6 +336,23 @@ def ca_from_environment(environ: Mapping[str, str]) -> Optional[str]:
         if value:
             return str(check_verify(value, name))
     return None
+
+
+def check_budget(budget_url: Any, budget_key: Any, requests_per_minute: Any) -> None:
+    """A shared budget's settings checked: a Redis URL, an optional key, and a limit to share."""
+    if budget_url is None:
+        if budget_key is not None:
+            raise ValueError("budget_key needs a budget_url (the Redis that holds the shared budget)")
+        return
+    if not isinstance(budget_url, str) or urlsplit(budget_url).scheme not in ("redis", "rediss", "unix"):
+        shown = "a URL" if isinstance(budget_url, str) else type(budget_url).__name__
+        raise ValueError(f"budget_url must be a redis://, rediss:// or unix:// URL, got {shown}")
+    if any(ch in budget_url for ch in "\r\n\x00 "):
+        raise ValueError("budget_url has a space, a line break or NUL in it")
+    if budget_key is not None and (not isinstance(budget_key, str) or not budget_key.strip()):
+        raise ValueError(f"budget_key must be a non-empty string, got {type(budget_key).__name__}")
+    if requests_per_minute is None:
+        raise ValueError("budget_url with requests_per_minute=None: there is no limit to share")
 
 
 def check_personal_token(token: Any) -> str:

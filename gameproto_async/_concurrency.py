@@ -10,13 +10,15 @@ import asyncio
 from typing import Awaitable, Callable, Iterable, Optional, Tuple, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from gameproto import _constants
 
-__all__ = ["sleep", "TokenLock", "run_parts", "current_loop"]
+__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "current_loop"]
 
 A = TypeVar("A")
 B = TypeVar("B")
+R = TypeVar("R")
 
 sleep = anyio.sleep
 
@@ -57,6 +59,11 @@ class TokenLock:
     def release(self) -> None:
         assert self._lock is not None
         self._lock.release()
+
+
+async def run_blocking(function: Callable[[], R]) -> R:
+    """``function()`` in a worker thread: the event loop goes on while it waits on I/O."""
+    return await anyio.to_thread.run_sync(function)
 
 
 async def run_parts(send: Callable[[A, B], Awaitable[None]], parts: Iterable[Tuple[A, B]]) -> None:

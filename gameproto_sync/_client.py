@@ -15,7 +15,8 @@ import warnings
 from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
 from gameproto import _calls, _constants
-from gameproto._boundary import Flow, RunLocked, Send, Sleep
+from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
+from gameproto._budget import SharedBudget
 from gameproto._bulk import BulkSending, OrderPlan
 from gameproto._calls import Call
 from gameproto._errors import GameAPIError
@@ -38,7 +39,7 @@ from gameproto._types import (
     Trade,
 )
 
-from ._concurrency import TokenLock, run_parts, sleep
+from ._concurrency import TokenLock, run_blocking, run_parts, sleep
 from ._transport import Transport
 
 __all__ = ["GameAPI"]
@@ -46,6 +47,20 @@ __all__ = ["GameAPI"]
 T = TypeVar("T")
 E = TypeVar("E")
 _Self = TypeVar("_Self", bound="GameAPI")
+
+
+def _shared_budget(settings: ClientSettings) -> Optional[SharedBudget]:
+    """The budget shared through Redis that ``budget_url`` names, or None."""
+    if settings.budget_url is None:
+        return None
+    try:
+        from gameproto_redis import SharedBudget as RedisBudget
+        from gameproto_redis import default_key
+    except ImportError as missing:  # redis-py is an extra
+        raise ImportError(f'budget_url needs redis-py: pip install "gameproto[redis]" ({missing})') from None
+    key = default_key(settings.base_url, settings.token, budget_key=settings.budget_key)
+    limit = settings.requests_per_minute if settings.requests_per_minute is not None else "auto"
+    return RedisBudget(settings.budget_url, key, limit=limit, window=_constants.BUDGET_WINDOW)
 
 
 class GameAPI:
@@ -69,7 +84,10 @@ class GameAPI:
     60-second window holds more than the limit: ``"auto"`` starts from the
     advertised 1,000 and follows what the exchange says (``/status``, and a
     429's ``Retry-After`` pauses every caller), a number fixes it, None
-    turns pacing off.
+    turns pacing off. With ``budget_url`` (``redis://host:6379/0``) the
+    budget is shared, through Redis, by every client of every process that
+    names the same Redis and ``budget_key`` (by default one key per base URL
+    and personal token, never the token itself).
     """
 
     def __init__(
@@ -89,6 +107,8 @@ class GameAPI:
         max_response_bytes: int = _constants.DEFAULT_MAX_RESPONSE_BYTES,
         trust_env: bool = True,
         requests_per_minute: Union[int, str, None] = "auto",
+        budget_url: Optional[str] = None,
+        budget_key: Optional[str] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -105,8 +125,10 @@ class GameAPI:
             max_response_bytes=max_response_bytes,
             trust_env=trust_env,
             requests_per_minute=requests_per_minute,
+            budget_url=budget_url,
+            budget_key=budget_key,
         )
-        self._session = self._settings.session()
+        self._session = self._settings.session(shared_budget=_shared_budget(self._settings))
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
@@ -156,6 +178,8 @@ class GameAPI:
     def close(self) -> None:
         """Close the pooled connections. The client cannot be used afterwards."""
         self._closed = True
+        if self._session.shared_budget is not None:
+            self._session.shared_budget.close()
         self._transport.close()
 
     def __del__(self) -> None:
@@ -176,6 +200,8 @@ class GameAPI:
                 elif type(action) is Sleep:
                     sleep(action.seconds)
                     reply = None
+                elif type(action) is Blocking:
+                    reply = run_blocking(action.function)
                 else:
                     reply = self._locked(cast(RunLocked, action))
         except StopIteration as done:

@@ -10,16 +10,22 @@ import threading
 import time
 from typing import Callable, Iterable, Tuple, TypeVar
 
-__all__ = ["sleep", "TokenLock", "run_parts"]
+__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking"]
 
 Offset = TypeVar("Offset")
 Part = TypeVar("Part")
+Result = TypeVar("Result")
 
 
 def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset, Part]]) -> None:
     """``send`` each part, one after another: a blocking call sends from its own thread alone."""
     for offset, part in parts:
         send(offset, part)
+
+
+def run_blocking(function: Callable[[], Result]) -> Result:
+    """``function()``, here: a blocking client may wait on I/O in its caller's thread."""
+    return function()
 
 
 class TokenLock:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from gameproto._boundary import Action, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from gameproto._flow import Session
 
 __all__ = [
@@ -180,6 +180,8 @@ def drive(
                     max_steps=max_steps,
                     check_sleep=check_sleep,
                 )
+            elif isinstance(action, Blocking):
+                reply = action.function()
             else:
                 raise AssertionError(f"unexpected action {action!r}")
     except StopIteration as done:
