@@ -56,12 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gameproto {VERSION}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:  # a real import problem inside the module, not a missing command
-                raise
-            continue
+        module = importlib.import_module(name)
         adder = getattr(module, "add_parsers", None) or module.add_parser
         adder(subparsers)
     return parser

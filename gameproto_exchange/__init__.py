@@ -5,6 +5,6 @@ Neither client imports it; ``game serve`` and ``game demo`` do, and so do the te
 
 from __future__ import annotations
 
-from ._server import Limits, RunningServer, ServerThread, serve_exchange, serve_forever
+from ._server import Limits, RunningServer, ServerThread, serve_exchange
 
-__all__ = ["Limits", "RunningServer", "ServerThread", "serve_exchange", "serve_forever"]
+__all__ = ["Limits", "RunningServer", "ServerThread", "serve_exchange"]

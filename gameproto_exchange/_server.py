@@ -57,7 +57,7 @@ from gameproto._constants import (
 )
 from gameproto.simulator.faults import Reaction
 
-__all__ = ["Limits", "Reactor", "RunningServer", "ServerThread", "serve_exchange", "serve_forever"]
+__all__ = ["Limits", "Reactor", "RunningServer", "ServerThread", "serve_exchange"]
 
 logger = logging.getLogger("gameproto.server")
 
@@ -577,25 +577,6 @@ async def serve_exchange(
     finally:
         await anyio.aclose_forcefully(listener)
 
-
-async def serve_forever(
-    exchange: ExchangeT,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    ready: Optional[Callable[[RunningServer[ExchangeT]], None]] = None,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    idle_timeout: Optional[float] = None,
-    max_body: Optional[int] = None,
-    limits: Optional[Limits] = None,
-) -> None:
-    """Serve ``exchange`` until cancelled, calling ``ready`` once it listens."""
-    async with serve_exchange(
-        exchange, host, port, ssl_context=ssl_context, idle_timeout=idle_timeout, max_body=max_body, limits=limits
-    ) as running:
-        if ready is not None:
-            ready(running)
-        await anyio.sleep_forever()
 
 
 class ServerThread(Generic[ExchangeT]):
