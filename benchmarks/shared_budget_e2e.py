@@ -92,7 +92,7 @@ def _run_sync(base_url: str, redis_url: str, counters: _Counters) -> str:
     from gameproto_sync import GameAPI
 
     wired = _wired(GameAPI)
-    options: Dict[str, Any] = {"budget_url": redis_url} if wired else {}
+    options: Dict[str, Any] = {"budget_url": redis_url, "timeout": 300.0} if wired else {}
     budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN), on_grant=counters.granted)
     with GameAPI(TOKEN, base_url, on_attempt=counters.attempt, **options) as api:
 
@@ -126,7 +126,7 @@ def _run_async(backend: str, base_url: str, redis_url: str, counters: _Counters)
     from gameproto_async import GameAPI
 
     wired = _wired(GameAPI)
-    options: Dict[str, Any] = {"budget_url": redis_url} if wired else {}
+    options: Dict[str, Any] = {"budget_url": redis_url, "timeout": 300.0} if wired else {}
     budget = None if wired else SharedBudget(redis_url, default_key(base_url, TOKEN), on_grant=counters.granted)
 
     async def main() -> None:
