@@ -27,6 +27,7 @@ from gameproto_async import AuthenticationError, OrderValidationError, RateLimit
 
 from .conftest import OTHER_TOKEN, TOKEN, future_order
 from .trading_harness import (
+    FaultProxy,
     GameServe,
     Harness,
     Scenario,
@@ -178,11 +179,19 @@ def _filled(events: List[Any]) -> Dict[Any, Decimal]:
     return totals
 
 
-@scenario("events: partial fills through faults, each counted once", two_traders())
-async def fills_through_faults(h: Harness) -> None:
-    attempts, record = recorder()
-    alice = h.trader(TOKEN, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
-    bob = h.trader(OTHER_TOKEN, timeout=5)
+async def fills_through_faults(
+    h: Harness,
+    alice: Any,
+    bob: Any,
+    attempts: List[Attempt],
+    inject: Callable[[int], None],
+    polls: Callable[[str], int],
+) -> None:
+    """Bob crosses Alice's two resting sells in five partial fills while Alice watches, faults injected.
+
+    ``inject(i)`` sets the faults before Bob's ``i``-th crossing; ``polls(path)``
+    counts Alice's GETs of ``path`` that reached the exchange.
+    """
     first = await alice.call("create_order", future_order("sell", 100.0, 5.0))
     second = await alice.call("create_order", future_order("sell", 101.0, 3.0))
     ids = [int(str(first["order_id"])[len("ord_") :]), int(str(second["order_id"])[len("ord_") :])]
@@ -198,9 +207,9 @@ async def fills_through_faults(h: Harness) -> None:
 
     async def cross() -> None:
         # The trade watch's first listing is history: Bob trades once it has been read.
-        await h.wait_until(lambda: h.exchange.attempts[("GET", "/trades")] >= 1, "the trade watch's first listing")
-        for (price, volume), (fault, path) in zip(CROSSINGS, WATCH_FAULTS):
-            h.exchange.faults.add(fault, method="GET", path=path, times=2)
+        await h.wait_until(lambda: polls("/trades") >= 1, "the trade watch's first listing")
+        for index, (price, volume) in enumerate(CROSSINGS):
+            inject(index)
             await bob.call("create_order", future_order("buy", price, volume))
             await h.sleep(0.1)
 
@@ -214,12 +223,26 @@ async def fills_through_faults(h: Harness) -> None:
     assert _filled(order_events) == {key: Decimal(str(listed[key]["executed_volume"])) for key in ids} == expected
     assert [event.kind for event in order_events if event.kind == "placed"] == ["placed", "placed"]
     assert any(event.complete for event in order_events if event.kind == "filled")
-    sold = sorted(trade["trade_id"] for trade in h.exchange.trades if trade["seller"] == "alice")
+    name = listed[ids[0]]["trader"]
+    sold = sorted(trade["trade_id"] for trade in await bob.call("get_trades") if trade["seller"] == name)
     assert len(sold) == len(CROSSINGS)
     assert sorted(trade["trade_id"] for trade in trades) == sold  # each once
     # The faults did reach the watches (a 503 or a lost connection), and were waited out.
     assert any(attempt.status == 503 for attempt in attempts)
     assert any(attempt.failure is not None for attempt in attempts)
+
+
+@scenario("events: partial fills through faults, each counted once", two_traders())
+async def fills_through_exchange_faults(h: Harness) -> None:
+    attempts, record = recorder()
+    alice = h.trader(TOKEN, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
+    bob = h.trader(OTHER_TOKEN, timeout=5)
+
+    def inject(index: int) -> None:
+        fault, path = WATCH_FAULTS[index % len(WATCH_FAULTS)]
+        h.exchange.faults.add(fault, method="GET", path=path, times=2)
+
+    await fills_through_faults(h, alice, bob, attempts, inject, lambda path: h.exchange.attempts[("GET", path)])
 
 
 @scenario("events: an authentication error ends the watch", two_traders())
@@ -336,3 +359,47 @@ def test_clock_blocking(shifted_exchange: Tuple[str, int]) -> None:
 async def test_clock_async(shifted_exchange: Tuple[str, int], anyio_backend: str) -> None:
     url, offset = shifted_exchange
     await run_scenario_async(clock_scenario(offset), base_url=url)
+
+
+# -- 3 again, on ``game serve`` with two tokens, faults from a proxy in front of Alice ------------
+
+ALICE_TOKEN = "personal-token-serve-alice-0123"
+BOB_TOKEN = "personal-token-serve-bob-456789"
+#: What the proxy does to Alice's polls before each of Bob's crossings (each twice in a row).
+PROXY_FAULTS = [("drop", "/orders"), ("503", "/trades"), ("drop", "/trades"), ("503", "/orders"), ("drop", "/orders")]
+
+
+@pytest.fixture
+def served_pair() -> Iterator[Tuple[str, FaultProxy]]:
+    """``game serve`` with two tokens in a child process, and a fault proxy in front of it for Alice."""
+    with GameServe("--token", ALICE_TOKEN, "--token", BOB_TOKEN) as served, FaultProxy(served.base_url) as proxy:
+        yield served.base_url, proxy
+
+
+def serve_fills_scenario(url: str, proxy: FaultProxy) -> Scenario:
+    async def run(h: Harness) -> None:
+        attempts, record = recorder()
+        alice = h.trader(ALICE_TOKEN, base_url=proxy.base_url, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
+        bob = h.trader(BOB_TOKEN, base_url=url, timeout=5)
+
+        def inject(index: int) -> None:
+            kind, path = PROXY_FAULTS[index % len(PROXY_FAULTS)]
+            proxy.fail(kind, "/api/v1" + path, times=2)
+
+        await fills_through_faults(
+            h, alice, bob, attempts, inject, lambda path: proxy.forwarded.get(("GET", "/api/v1" + path), 0)
+        )
+        assert proxy.injected >= 2 * len(PROXY_FAULTS) - 2  # the last faults may come after the watches ended
+
+    return run
+
+
+def test_events_on_game_serve_blocking(served_pair: Tuple[str, FaultProxy]) -> None:
+    url, proxy = served_pair
+    run_scenario_blocking(serve_fills_scenario(url, proxy), base_url=url)
+
+
+@pytest.mark.anyio
+async def test_events_on_game_serve_async(served_pair: Tuple[str, FaultProxy], anyio_backend: str) -> None:
+    url, proxy = served_pair
+    await run_scenario_async(serve_fills_scenario(url, proxy), base_url=url)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -95,11 +96,11 @@ class Harness:
         assert self._exchange is not None, "this scenario's exchange runs in another process"
         return self._exchange
 
-    def trader(self, token: str, **options: Any) -> Trader:
-        """A client of the exchange, closed at the end of the scenario."""
+    def trader(self, token: str, base_url: Optional[str] = None, **options: Any) -> Trader:
+        """A client of the exchange (or of ``base_url``), closed at the end of the scenario."""
         options.setdefault("trust_env", False)
         kind = SyncGameAPI if self.blocking else AsyncGameAPI
-        api = kind(token, self.base_url, **options)
+        api = kind(token, base_url or self.base_url, **options)
         self._apis.append(api)
         return Trader(api, self.blocking)
 
@@ -278,3 +279,125 @@ class GameServe:
             except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
                 self._process.kill()
                 self._process.communicate()
+
+
+class FaultProxy:
+    """A loopback TCP proxy in front of a server, that can fail the next requests to a path.
+
+    ``fail(kind, path, times)``: the next ``times`` requests whose path ends
+    with ``path`` are met with ``"drop"`` (the connection closed, nothing
+    forwarded) or ``"503"`` (a 503 answer, then the connection closed). It
+    reads requests one chunk at a time, which holds for the small GETs it is
+    meant for. ``forwarded[(method, path)]`` counts what went through.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition("//")[2].partition(":")
+        self._target = (host, int(port))
+        self._faults: List[List[Any]] = []
+        self.forwarded: Dict[Any, int] = {}
+        self.injected = 0
+        self._lock = threading.Lock()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def fail(self, kind: str, path: str, times: int = 1) -> None:
+        assert kind in ("drop", "503"), kind
+        with self._lock:
+            self._faults.append([kind, path, times])
+
+    def __enter__(self) -> FaultProxy:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            upstream = socket.create_connection(self._target, timeout=5)
+            for end in (client, upstream):
+                end.settimeout(0.05)
+            self._spawn(self._requests, client, upstream)
+            self._spawn(self._answers, upstream, client)
+
+    def _fault_for(self, chunk: bytes) -> Optional[str]:
+        method, _, rest = chunk.partition(b" ")
+        path = rest.partition(b" ")[0].decode("latin-1").partition("?")[0]
+        with self._lock:
+            for rule in self._faults:
+                if path.endswith(rule[1]) and rule[2] > 0:
+                    rule[2] -= 1
+                    self.injected += 1
+                    return str(rule[0])
+            key = (method.decode("latin-1"), path)
+            self.forwarded[key] = self.forwarded.get(key, 0) + 1
+        return None
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = client.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return
+                fault = self._fault_for(chunk) if chunk[:1].isalpha() else None
+                if fault == "503":
+                    body = b'{"detail":"Service Unavailable"}'
+                    client.sendall(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                if fault is not None:
+                    return
+                upstream.sendall(chunk)
+        except OSError:
+            return
+        finally:
+            _close(client, upstream)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = upstream.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return
+                client.sendall(chunk)
+        except OSError:
+            return
+        finally:
+            _close(client, upstream)
+
+
+def _close(*ends: socket.socket) -> None:
+    for end in ends:
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()
