@@ -16,6 +16,7 @@ import time
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
+import anyio
 import pytest
 
 import gameproto
@@ -274,6 +275,43 @@ async def break_leaves_client_usable(h: Harness) -> None:
     assert await alice.call("test_connection") is True
 
 
+class MovableClock:
+    """The host's clock plus a shift the test moves."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
+CLOSING_CLOCK = MovableClock()
+
+
+@scenario(
+    "events: a contract that closes makes its resting orders gone",
+    lambda: Exchange(tokens={TOKEN: "alice", OTHER_TOKEN: "bob"}, clock=CLOSING_CLOCK),
+)
+async def closing_contract(h: Harness) -> None:
+    CLOSING_CLOCK.shift = 0.0
+    alice = h.trader(TOKEN, timeout=5)
+    bob = h.trader(OTHER_TOKEN, timeout=5)
+    created = await alice.call("create_order", future_order("sell", 100.0, 4.0))
+    await bob.call("create_order", future_order("buy", 100.0, 1.0))
+    events = alice.watch("watch_orders", interval=0.05)
+    try:
+        placed, filled = await events.__anext__(), await events.__anext__()
+        assert (placed.kind, filled.kind, filled.volume, filled.complete) == ("placed", "filled", 1.0, False)
+        order = future_order("sell")
+        start = dt.datetime.fromisoformat(f"{order['date']}T{order['start_time']}+00:00").timestamp()
+        CLOSING_CLOCK.shift = start + 10 - time.time()  # ten seconds past the delivery start: closed
+        gone = await events.__anext__()
+    finally:
+        await events.aclose()
+    assert gone.kind == "gone" and str(gone.order_id) == created["order_id"][len("ord_") :]
+    assert gone.order["status"] == "expired" and gone.order["executed_volume"] == 1.0 and not gone.complete
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_blocking(name: str) -> None:
     function, exchange = SCENARIOS[name]
@@ -403,3 +441,21 @@ def test_events_on_game_serve_blocking(served_pair: Tuple[str, FaultProxy]) -> N
 async def test_events_on_game_serve_async(served_pair: Tuple[str, FaultProxy], anyio_backend: str) -> None:
     url, proxy = served_pair
     await run_scenario_async(serve_fills_scenario(url, proxy), base_url=url)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_watch_leaves_the_client_usable(aserver: Any) -> None:
+    from gameproto_async import GameAPI
+
+    async with GameAPI(TOKEN, aserver.base_url, timeout=5) as api:
+        await api.create_order(future_order("sell", 100.0, 1.0))
+        seen: List[Any] = []
+        with anyio.move_on_after(0.5):  # cancelled while it polls: nothing new after the first listing
+            async for event in api.watch_orders(interval=0.05):
+                seen.append(event)
+        assert [event.kind for event in seen] == ["placed"]
+        assert len(await api.get_orders()) == 1
+        with anyio.move_on_after(0.3):
+            async for trade in api.watch_trades(interval=0.05, mine=False):
+                raise AssertionError(f"no trade happened, yet {trade!r}")
+        assert (await api.get_status())["status"] == "healthy"
