@@ -1,7 +1,7 @@
 """The request budget at full size: ``python -m benchmarks.budget [--only NAME ...] [--calls N]``.
 
-Workers (8 asyncio tasks on one async client, or 8 threads on one blocking
-client) each make ``--calls`` ``get_status`` calls (300) against a server that
+Workers (8 tasks on one async client, on asyncio or with ``--backend trio``
+on trio, or 8 threads on one blocking client) each make ``--calls`` ``get_status`` calls (300) against a server that
 allows ``--limit`` requests a minute (600):
 
 ``serve``
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import math
 import threading
@@ -183,7 +184,7 @@ class Result:
     def line(self) -> str:
         most = "" if self.most_in_60s is None else f", at most {self.most_in_60s} in any 60 s"
         return (
-            f"{self.scenario:<13} {self.workers} x {self.calls_per_worker} get_status, limit {self.limit}/min "
+            f"{self.scenario:<22} {self.workers} x {self.calls_per_worker} get_status, limit {self.limit}/min "
             f"(client {self.client_limit}): {self.answered} answered, {self.failed} failed, "
             f"{self.refusals_429} x 429; server carried out {self.requests_at_server}{most}; "
             f"{self.seconds:.1f} s vs {self.allowed_seconds:.0f} s allowed ({self.over_allowed:+.1%})"
@@ -201,7 +202,9 @@ def _counting() -> Tuple[List[Attempt], Callable[[Attempt], None]]:
     return seen, record
 
 
-def _run_async(url: str, token: str, workers: int, calls: int, limit: Any) -> Tuple[int, int, List[Attempt], float]:
+def _run_async(
+    url: str, token: str, workers: int, calls: int, limit: Any, backend: str = "asyncio"
+) -> Tuple[int, int, List[Attempt], float]:
     attempts, record = _counting()
     outcome = {"answered": 0, "failed": 0}
 
@@ -224,11 +227,13 @@ def _run_async(url: str, token: str, workers: int, calls: int, limit: Any) -> Tu
                     group.start_soon(worker)
             return time.perf_counter() - started
 
-    seconds = anyio.run(main)
+    seconds = anyio.run(main, backend=backend)
     return outcome["answered"], outcome["failed"], attempts, seconds
 
 
-def _run_sync(url: str, token: str, workers: int, calls: int, limit: Any) -> Tuple[int, int, List[Attempt], float]:
+def _run_sync(
+    url: str, token: str, workers: int, calls: int, limit: Any, backend: str = ""
+) -> Tuple[int, int, List[Attempt], float]:
     attempts, record = _counting()
     outcome: Dict[str, int] = {"answered": 0, "failed": 0}
     lock = threading.Lock()
@@ -254,10 +259,12 @@ def _run_sync(url: str, token: str, workers: int, calls: int, limit: Any) -> Tup
     return outcome["answered"], outcome["failed"], attempts, seconds
 
 
-def run_case(scenario: str, *, workers: int = 8, calls: int = 300, limit: int = 600) -> Result:
-    """One scenario of ``SCENARIOS``, measured."""
+def run_case(
+    scenario: str, *, workers: int = 8, calls: int = 300, limit: int = 600, backend: str = "asyncio"
+) -> Result:
+    """One scenario of ``SCENARIOS``, measured; ``backend`` is the async client's event loop."""
     driver, server_kind = scenario.split("-")
-    run = _run_async if driver == "async" else _run_sync
+    run = functools.partial(_run_async if driver == "async" else _run_sync, backend=backend)
     if server_kind == "serve":
         client_limit: Any = "auto"
         with ServerProcess(["--rate-limit", str(limit)]) as served:
@@ -270,7 +277,7 @@ def run_case(scenario: str, *, workers: int = 8, calls: int = 300, limit: int = 
         requests, most = len(strict.carried_out), strict.most_in_a_window()
     refusals = sum(1 for attempt in attempts if attempt.status == 429)
     return Result(
-        scenario=scenario,
+        scenario=scenario if driver == "sync" else f"{scenario} ({backend})",
         workers=workers,
         calls_per_worker=calls,
         limit=limit,
@@ -291,10 +298,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="tasks or threads (8)")
     parser.add_argument("--calls", type=int, default=300, help="get_status calls per worker (300)")
     parser.add_argument("--limit", type=int, default=600, help="the servers' requests per minute (600)")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="for async-*: the loop")
     parser.add_argument("--json", action="store_true", help="print each result as a JSON line too")
     args = parser.parse_args(argv)
     for scenario in args.only or SCENARIOS:
-        result = run_case(scenario, workers=args.workers, calls=args.calls, limit=args.limit)
+        result = run_case(scenario, workers=args.workers, calls=args.calls, limit=args.limit, backend=args.backend)
         print(result.line(), flush=True)
         if args.json:
             print(json.dumps(dict(asdict(result), over_allowed=round(result.over_allowed, 4))), flush=True)
