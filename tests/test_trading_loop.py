@@ -132,6 +132,28 @@ async def auto_limit(h: Harness) -> None:
     assert_refused_by_the_budget([outcome for outcome in outcomes if not isinstance(outcome, dict)])
 
 
+def _frozen_clock() -> Callable[[], float]:
+    frozen = time.time()
+    return lambda: frozen
+
+
+# The exchange's clock stands still, so that its one-minute window cannot turn over during the case.
+@scenario(
+    "budget: None turns pacing off, and the exchange refuses",
+    lambda: Exchange(tokens={TOKEN: "alice"}, rate_limit_per_minute=20, clock=_frozen_clock()),
+)
+async def no_pacing(h: Harness) -> None:
+    attempts, record = recorder()
+    no_retry = RetryPolicy(max_retries=0)
+    trader = h.trader(TOKEN, requests_per_minute=None, timeout=2, retry_policy=no_retry, on_attempt=record)
+    outcomes = await status_calls(h, trader, [7, 6, 6, 6])
+    # Without the budget, the calls past the exchange's limit reach it and are answered 429.
+    assert sum(1 for outcome in outcomes if isinstance(outcome, dict)) == 20
+    assert [attempt.status for attempt in attempts].count(429) == 5
+    assert h.exchange.attempts[("GET", "/status")] == 25
+    assert all(isinstance(outcome, RateLimitError) for outcome in outcomes if not isinstance(outcome, dict))
+
+
 @scenario("budget: a 429's Retry-After pauses every caller", lambda: TimedExchange(tokens={TOKEN: "alice"}))
 async def retry_after_pauses_everyone(h: Harness) -> None:
     exchange = h.exchange
