@@ -394,6 +394,9 @@ def clock_scenario(offset: int) -> Scenario:
             with pytest.raises(OrderValidationError) as refused:
                 await trader.call("create_order", order)
             assert "by the exchange's clock" in str(refused.value)
+            with pytest.raises(OrderValidationError) as bulk_refused:  # a bulk is judged by the same clock
+                await trader.call("create_order", {"orders": [order, order]})
+            assert str(bulk_refused.value).count("by the exchange's clock") == 2
             assert len(attempts) == sent  # nothing was sent
             # An explicit now still wins: by the local clock the order is in the future.
             gameproto.validate_order(order, now=dt.datetime.now(dt.timezone.utc))
