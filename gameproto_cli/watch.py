@@ -1,7 +1,8 @@
 """``game watch orders|trades|market``: a line per event, until Ctrl-C.
 
-Polls the exchange every ``--interval`` seconds and prints what changed:
-your orders placed, filled (with the newly executed volume) and gone; your
+Polls the exchange every ``--interval`` seconds (the client's own
+``watch_orders``, ``watch_trades`` and ``watch_market``) and prints what
+changed: your orders placed, filled (with the newly executed volume) and gone; your
 trades (every trade of the market with ``--all``), each once; a contract's
 best bid and ask when either moves. A network failure or a 5xx does not end
 the watch: it waits longer and resumes, and prints nothing false. A refused
@@ -14,13 +15,14 @@ import argparse
 import datetime as dt
 import json
 import math
-import random
 import sys
-import time
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, TextIO
 
-from gameproto._errors import GameAPIError
-from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
+from gameproto import Attempt
+from gameproto._events import MarketEvent, OrderEvent
+
+if TYPE_CHECKING:
+    from gameproto_sync import GameAPI
 
 from .options import connection_parent, open_client, output_parent
 from .read import direction_arg
@@ -102,73 +104,52 @@ def event_json(event: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def _watch(args: argparse.Namespace) -> Watch[Any]:
+def _events(api: GameAPI, args: argparse.Namespace) -> Iterator[Any]:
+    """The client's own watch of ``args.what``: it polls, diffs and waits out failures."""
     if args.what == "orders":
-        return OrderWatch(args.interval, args.direction, random=random.random)
+        return api.watch_orders(args.interval, direction=args.direction)
     if args.what == "trades":
-        return TradeWatch(args.interval, mine=not args.all, random=random.random)
-    return MarketWatch(args.interval, args.duration, random=random.random)
+        return api.watch_trades(args.interval, mine=not args.all)
+    return api.watch_market(args.interval, duration=args.duration)
 
 
-def follow(
-    watch: Watch[Any],
-    fetch: Callable[[str], Any],
-    emit: Callable[[Any], None],
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    err: TextIO = sys.stderr,
-    verbose: bool = False,
-    ready: Optional[Callable[[], None]] = None,
-) -> None:
-    """Run ``watch`` for ever: ``fetch`` answers the path of its next call; each event goes to ``emit``.
+#: The listing whose first answer completes a watch's first round (a trade watch may list orders before).
+_LISTING = {"orders": "/orders", "trades": "/trades", "market": "/market"}
 
-    ``ready`` is called once, when the first round of polls has succeeded:
-    from then on every change is reported.
-    """
-    while True:
-        try:
-            request = watch.call.request
-            assert request is not None  # a watch always polls a listing
-            value = fetch(request.path)
-        except GameAPIError as error:
-            wait = watch.failed(error)  # re-raises what ends the watch
-            if verbose:
-                stamp = dt.datetime.now().strftime("%H:%M:%S")
-                print(f"{stamp} {type(error).__name__}: {error}; polling again in {wait:.1f} s", file=err, flush=True)
-        else:
-            events, wait = watch.succeeded(value)
-            for event in events:
-                emit(event)
-            if ready is not None and wait > 0:
-                ready()
-                ready = None
-        if wait > 0:
-            sleep(wait)
+
+def _observer(args: argparse.Namespace, err: TextIO) -> Callable[[Attempt], None]:
+    """The client's ``on_attempt`` hook: says "watching" once the first round is read; with ``--verbose``, failures."""
+    announced = False
+
+    def observe(attempt: Attempt) -> None:
+        nonlocal announced
+        if not announced and attempt.status == 200 and attempt.path == _LISTING[args.what]:
+            announced = True
+            # From this answer on every change is reported. On stderr, so that stdout holds the events alone.
+            print(f"watching {args.what} every {args.interval:g} s; Ctrl-C to stop", file=err, flush=True)
+        failed = attempt.failure is not None or (attempt.status is not None and not 200 <= attempt.status < 300)
+        if args.verbose and failed and attempt.status not in (401, 403):
+            stamp = dt.datetime.now().strftime("%H:%M:%S")
+            outcome = attempt.failure if attempt.failure is not None else f"status {attempt.status}"
+            then = "polling again" if attempt.retry_in is None else f"retrying in {attempt.retry_in:.1f} s"
+            print(f"{stamp} {attempt.method} {attempt.path}: {outcome}; {then}", file=err, flush=True)
+
+    return observe
 
 
 def run(args: argparse.Namespace) -> int:
     """Print events until Ctrl-C (status 0)."""
-    watch = _watch(args)
-    api = open_client(args)
-    # The calls a watch makes, through the client's public methods.
-    fetchers: Dict[str, Callable[[], Any]] = {
-        "/orders": lambda: api.get_orders(args.direction if args.what == "orders" else None),
-        "/trades": api.get_trades,
-        "/market": lambda: api.get_market_data(duration=args.duration),
-    }
+    api = open_client(args, on_attempt=_observer(args, sys.stderr))
     render = event_json if args.json else event_line
-
-    def emit(event: Any) -> None:
-        print(render(event), flush=True)
-
-    def announce() -> None:
-        # On stderr, so that stdout holds the events alone.
-        print(f"watching {args.what} every {args.interval:g} s; Ctrl-C to stop", file=sys.stderr, flush=True)
-
+    events = _events(api, args)
     try:
-        follow(watch, lambda path: fetchers[path](), emit, verbose=args.verbose, ready=announce)
+        for event in events:
+            print(render(event), flush=True)
     except KeyboardInterrupt:
         return 0
     finally:
+        stop = getattr(events, "close", None)  # a generator: its connection work ends here, not at collection
+        if stop is not None:
+            stop()
         api.close()
-    return 0  # pragma: no cover (follow returns only by an exception)
+    return 0  # pragma: no cover (a watch ends only by an exception)
