@@ -620,7 +620,12 @@ RSS_PROBE = textwrap.dedent(
     from gameproto_sync import GameAPI as SyncGameAPI
 
     driver, url, token, cap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def peak_kib():
+        # VmHWM: this process's own peak. ru_maxrss would carry the parent's
+        # peak across fork and exec (Linux keeps the larger), a pytest worker's.
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    before = peak_kib()
     options = dict(max_response_bytes=cap, timeout=120, read_timeout=60, trust_env=False)
     try:
         if driver == "sync":
@@ -634,7 +639,7 @@ RSS_PROBE = textwrap.dedent(
         pass
     else:
         raise SystemExit("the endless answer was taken")
-    print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(before, peak_kib())
     """
 )
 

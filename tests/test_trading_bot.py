@@ -17,7 +17,7 @@ from typing import Any, Dict
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ServerThread
 
-from .conftest import TOKEN
+from .support import TOKEN
 from .test_docs_examples import blocks_of
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -26,7 +26,7 @@ from gameproto.simulator import Fault
 from gameproto.simulator.exchange import Exchange
 from gameproto_async import AuthenticationError, OrderValidationError, RateLimitError
 
-from .conftest import OTHER_TOKEN, TOKEN, future_order
+from .support import OTHER_TOKEN, TOKEN, future_order
 from .trading_harness import (
     FaultProxy,
     GameServe,
