@@ -1,7 +1,8 @@
 """The request budget: how many requests a client may send, and when.
 
-One ``RequestBudget`` is shared by every request of a client (all threads,
-all tasks, retries and token exchanges included). It is a **sliding
+One ``RequestBudget`` is shared by every call of a client (all threads, all
+tasks, retries included; the token exchange waits out a pause, but takes no
+slot: GAME counts requests per access token, and the exchange carries none). It is a **sliding
 window**, not a token bucket: a bucket refills continuously and lets a full
 burst through right after a quiet minute, which puts up to twice the limit in
 some 60-second window; an exchange that counts a sliding window answers 429
@@ -171,6 +172,10 @@ class RequestBudget:
                 granted.popleft()
             if granted:
                 granted.pop()
+
+    def paused_for(self, now: float) -> float:
+        """The seconds until a 429's pause ends, 0.0 when none runs: what a request that takes no slot waits."""
+        return max(0.0, self._paused_until - now) if self._limit is not None else 0.0
 
     def in_window(self, now: float) -> int:
         """How many granted requests are within the window ending at ``now`` (for display and tests)."""

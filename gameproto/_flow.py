@@ -165,15 +165,14 @@ class Session:
             started = clock()
             if started >= deadline:
                 raise self._deadline_error(request, attempt)
-            shared = self.shared_budget
-            wait = self.budget.reserve(started) if shared is None else (yield Blocking(shared.reserve))
+            wait = yield from self._slot(started, authorised)
             while wait > 0:
                 # No slot yet: wait for one, within the call's deadline.
                 if started + wait >= deadline:
                     raise budget_exhausted(wait, method=request.method, path=request.path)
                 yield Sleep(wait)
                 started = clock()
-                wait = self.budget.reserve(started) if shared is None else (yield Blocking(shared.reserve))
+                wait = yield from self._slot(started, authorised)
             time_left = deadline - started
             sent_at = self.wall_clock()
             reply = yield Send(
@@ -229,6 +228,20 @@ class Session:
             retries += 1
             if decision.wait > 0:
                 yield Sleep(decision.wait)
+
+    def _slot(self, now: float, authorised: bool) -> Flow[float]:
+        """The seconds to wait before a request may leave; 0.0 when it may leave now.
+
+        A call takes a slot of the request budget. The token exchange takes
+        none: GAME counts requests per access token, and the exchange carries
+        none (the embedded exchange does not count it either); but it waits
+        out a 429's pause like every other request of the client.
+        """
+        if not authorised:
+            return self.budget.paused_for(now)
+        if self.shared_budget is None:
+            return self.budget.reserve(now)
+        return (yield Blocking(self.shared_budget.reserve))  # type: ignore[no-any-return]
 
     def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""

@@ -80,7 +80,7 @@ class GameAPI:
     once, here.
 
     ``requests_per_minute`` paces every request of the client (all its
-    threads or tasks, retries and token exchanges included) so that no
+    threads or tasks, retries included) so that no
     60-second window holds more than the limit: ``"auto"`` starts from the
     advertised 1,000 and follows what the exchange says (``/status``, and a
     429's ``Retry-After`` pauses every caller), a number fixes it, None

@@ -8,6 +8,7 @@ import pytest
 
 from gameproto import _calls
 from gameproto._boundary import Response, Send, TransportFailure
+from gameproto._budget import RequestBudget
 from gameproto._calls import Call
 from gameproto._errors import (
     AuthenticationError,
@@ -320,3 +321,20 @@ def test_answers_of_the_wrong_shape_are_protocol_errors() -> None:
     script = Script([json_response(200, {"orders": []})])
     with pytest.raises(ProtocolError):
         run(session, _calls.get_orders(), script, clock)
+
+
+def test_calls_take_budget_slots_and_the_token_exchange_waits_out_a_pause() -> None:
+    clock = FakeClock()
+    session = make_session(clock, budget=RequestBudget(2))
+    script = Script([STATUS, STATUS])
+    run(session, _calls.get_status(), script, clock)
+    run(session, _calls.get_status(), script, clock)
+    assert script.exchanges == 1  # the exchange took no slot: both calls went
+    with pytest.raises(RateLimitError, match="nothing was sent"):
+        run(session, _calls.get_status(), script, clock)  # the third waits past the 30 s deadline
+    # A 429's pause holds the token exchange too.
+    paused = make_session(clock, budget=RequestBudget(5))
+    paused.budget.pause(4.0, clock())
+    sleeps: List[float] = []
+    run(paused, _calls.get_status(), Script([STATUS]), clock, sleeps)
+    assert sleeps[:1] == [4.0]

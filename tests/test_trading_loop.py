@@ -110,12 +110,13 @@ async def fixed_limit(h: Harness) -> None:
     attempts, record = recorder()
     trader = h.trader(TOKEN, requests_per_minute=20, timeout=2, on_attempt=record)
     outcomes = await status_calls(h, trader, [7, 6, 6, 6])
-    # 20 requests: the token exchange and 19 calls; the rest get no slot before their deadline.
-    assert requests_counted(h.exchange) == 20
-    assert h.exchange.attempts[("GET", "/status")] == 19
+    # 20 calls, and the token exchange (which takes no slot: the exchange
+    # counts requests per access token); the rest get no slot before their deadline.
+    assert requests_counted(h.exchange) == 21
+    assert h.exchange.attempts[("GET", "/status")] == 20
     assert [attempt.status for attempt in attempts if attempt.status != 200] == []
     answered = [outcome for outcome in outcomes if isinstance(outcome, dict)]
-    assert len(answered) == 19
+    assert len(answered) == 20
     assert_refused_by_the_budget([outcome for outcome in outcomes if not isinstance(outcome, dict)])
 
 
@@ -126,9 +127,9 @@ async def auto_limit(h: Harness) -> None:
     status = await trader.call("get_status")
     assert status["rate_limit"]["requests_per_minute"] == 20
     outcomes = await status_calls(h, trader, [7, 6, 6, 6])
-    assert requests_counted(h.exchange) == 20  # the exchange, the first call, 18 more
+    assert requests_counted(h.exchange) == 21  # the token exchange, the first call, 19 more
     assert [attempt.status for attempt in attempts if attempt.status != 200] == []
-    assert sum(1 for outcome in outcomes if isinstance(outcome, dict)) == 18
+    assert sum(1 for outcome in outcomes if isinstance(outcome, dict)) == 19
     assert_refused_by_the_budget([outcome for outcome in outcomes if not isinstance(outcome, dict)])
 
 
