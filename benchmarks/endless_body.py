@@ -2,7 +2,7 @@
 
 A loopback server answers the token exchange, then every call with a
 chunked body that never ends. Each client (blocking, asyncio, trio) runs in
-a fresh process, which reports its peak RSS (``ru_maxrss``) before the call
+a fresh process, which reports its peak RSS (``VmHWM``) before the call
 and after the client gave up at ``max_response_bytes``. The promise: the
 peak stays under twice the cap plus 100 MB. Figures are printed, not
 asserted (tests/test_hostile_servers.py asserts the bound with a small cap).
@@ -118,10 +118,10 @@ class EndlessServer:
         self.listener.close()
 
 
-def measure(driver: str, url: str, cap: int) -> Tuple[float, float, float]:
+def measure(driver: str, url: str, cap: int, token: str = TOKEN) -> Tuple[float, float, float]:
     """(peak RSS before, peak RSS after, seconds) of one client process, in MB and seconds."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, driver, url, TOKEN, str(cap)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", PROBE, driver, url, token, str(cap)], capture_output=True, text=True, timeout=600
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr)

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Tup
 import anyio
 import pytest
 
+from benchmarks import endless_body
 from gameproto._errors import (
     AuthenticationError,
     GameAPIError,
@@ -611,54 +609,17 @@ def test_an_async_client_closed_after_its_loop_ended() -> None:
 # -- peak memory against an endless body, in a process of its own -----------------------------------------
 
 
-RSS_PROBE = textwrap.dedent(
-    """
-    import resource, sys
-    import anyio
-    from gameproto import ProtocolError
-    from gameproto_async import GameAPI as AsyncGameAPI
-    from gameproto_sync import GameAPI as SyncGameAPI
-
-    driver, url, token, cap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    def peak_kib():
-        # VmHWM: this process's own peak. ru_maxrss would carry the parent's
-        # peak across fork and exec (Linux keeps the larger), a pytest worker's.
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    before = peak_kib()
-    options = dict(max_response_bytes=cap, timeout=120, read_timeout=60, trust_env=False)
-    try:
-        if driver == "sync":
-            SyncGameAPI(token, url, **options).get_orders()
-        else:
-            async def main():
-                async with AsyncGameAPI(token, url, **options) as api:
-                    await api.get_orders()
-            anyio.run(main, backend=driver)
-    except ProtocolError:
-        pass
-    else:
-        raise SystemExit("the endless answer was taken")
-    print(before, peak_kib())
-    """
-)
-
-
 def peak_rss(driver: str, base_url: str, cap: int) -> Tuple[int, int]:
-    """Peak RSS in bytes of a fresh process before and after reading an endless answer under ``cap``."""
-    done = subprocess.run(
-        [sys.executable, "-c", RSS_PROBE, driver, base_url, TOKEN, str(cap)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    before, after = (int(value) * 1024 for value in done.stdout.split())  # Linux: kilobytes
-    return before, after
+    """Peak RSS in bytes of a fresh process before and after reading an endless answer under ``cap``.
+
+    The process is ``benchmarks/endless_body.py``'s probe: one probe for the
+    test (which asserts the bound) and the benchmark (which prints figures).
+    """
+    before, after, _ = endless_body.measure(driver, base_url, cap, TOKEN)
+    return int(before * 1024 * 1024), int(after * 1024 * 1024)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kilobytes is Linux's")
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe reads /proc/self/status")
 @pytest.mark.parametrize("case", ["endless chunked", "endless until close"])
 def test_peak_memory_against_an_endless_body(driver: str, case: str) -> None:
     cap = 8 * 1024 * 1024
