@@ -13,6 +13,7 @@ the client finds, including what ``SSL_CERT_FILE``, ``SSL_CERT_DIR`` and
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from typing import TYPE_CHECKING, Any, Tuple, Union
@@ -25,7 +26,40 @@ from .failures import UsageError
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
-__all__ = ["UsageError", "output_parent", "connection_parent", "resolve", "open_client", "read_token_file", "bad_url"]
+__all__ = [
+    "UsageError",
+    "output_parent",
+    "connection_parent",
+    "resolve",
+    "open_client",
+    "read_token_file",
+    "bad_url",
+    "seconds_arg",
+    "offset_arg",
+]
+
+
+def _number_of_seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+
+
+def seconds_arg(text: str) -> float:
+    """A flag's number of seconds: above 0 and finite (an interval, a timeout)."""
+    value = _number_of_seconds(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
+
+
+def offset_arg(text: str) -> float:
+    """A flag's clock offset in seconds: any finite number, negative meaning behind."""
+    value = _number_of_seconds(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
+    return value
 
 
 def output_parent() -> argparse.ArgumentParser:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import math
 import os
 import signal
 import ssl
@@ -31,6 +30,7 @@ from gameproto._constants import (
 )
 
 from .failures import CommandFailed, UsageError, require_backend
+from .options import offset_arg, seconds_arg
 
 __all__ = ["add_parsers", "run", "DEMO_TOKEN"]
 
@@ -74,27 +74,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
-    return value
-
-
-def _offset(text: str) -> float:
-    """A clock offset in seconds: any finite number, negative meaning behind."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
-    return value
-
-
 def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
@@ -131,7 +110,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--clock-offset",
-        type=_offset,
+        type=offset_arg,
         default=0.0,
         metavar="SECONDS",
         help="run the exchange's clock this far ahead of this host's (negative: behind); default 0",
@@ -154,21 +133,21 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--idle-timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=SERVER_IDLE_TIMEOUT,
         metavar="SECONDS",
         help=f"close a connection that starts no request for this long (default {SERVER_IDLE_TIMEOUT:g})",
     )
     limits.add_argument(
         "--head-timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=SERVER_HEAD_TIMEOUT,
         metavar="SECONDS",
         help=f"the whole request head must arrive within this (default {SERVER_HEAD_TIMEOUT:g})",
     )
     limits.add_argument(
         "--body-timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=SERVER_BODY_TIMEOUT,
         metavar="SECONDS",
         help=f"the whole request body must arrive within this (default {SERVER_BODY_TIMEOUT:g})",

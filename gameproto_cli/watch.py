@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, TextIO
 
@@ -24,7 +23,7 @@ from gameproto._events import MarketEvent, OrderEvent
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
-from .options import connection_parent, open_client, output_parent
+from .options import connection_parent, open_client, output_parent, seconds_arg
 from .read import direction_arg
 
 __all__ = ["add_parsers", "run", "event_line", "event_json"]
@@ -37,16 +36,6 @@ EXAMPLES = """examples:
 """
 
 
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "watch",
@@ -57,7 +46,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         parents=[output_parent(), connection_parent()],
     )
     parser.add_argument("what", choices=("orders", "trades", "market"), help="what to follow")
-    parser.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between polls (1)")
+    parser.add_argument("--interval", type=seconds_arg, default=1.0, metavar="S", help="seconds between polls (1)")
     parser.add_argument("--direction", type=direction_arg, metavar="buy|sell", help="orders: only this side")
     parser.add_argument("--duration", metavar="15m", help="market: only contracts of this duration")
     parser.add_argument("--all", action="store_true", help="trades: every trade of the market, not only yours")
