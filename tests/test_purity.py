@@ -18,12 +18,25 @@ def test_importing_the_core_loads_no_io_module() -> None:
     assert result.stdout.strip() == "", f"gameproto loaded: {result.stdout.strip()}"
 
 
+def test_the_clients_load_no_server_and_no_redis() -> None:
+    code = (
+        "import sys\n"
+        "import gameproto_sync, gameproto_async\n"
+        "apart = ('gameproto_exchange', 'gameproto_cli', 'gameproto_redis', 'redis')\n"
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in apart))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"a client loaded: {result.stdout.strip()}"
+
+
 def test_every_package_has_an_explicit_all() -> None:
     import gameproto
     import gameproto_async
+    import gameproto_exchange
+    import gameproto_redis
     import gameproto_sync
 
-    for package in (gameproto, gameproto_sync, gameproto_async):
+    for package in (gameproto, gameproto_sync, gameproto_async, gameproto_exchange, gameproto_redis):
         assert isinstance(package.__all__, list)
         for name in package.__all__:
             assert hasattr(package, name), f"{package.__name__}.{name}"
