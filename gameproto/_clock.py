@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import math
 import re
 import threading
 from typing import Deque, List, Optional, Tuple
@@ -113,6 +114,7 @@ class ClockEstimator:
         self._samples: Deque[Interval] = collections.deque(maxlen=keep)
         self._interval: Optional[Interval] = None
         self._last_date: Optional[str] = None
+        self._last_status = -math.inf
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -146,6 +148,17 @@ class ClockEstimator:
             self._samples.append(sample)
             self._interval = _marzullo(list(self._samples))
         return True
+
+    def observe_status(self, sent: float, received: float, timestamp: str) -> bool:
+        """``observe`` with a ``/status`` answer's ``timestamp``, at most once a second.
+
+        A bot that polls ``/status`` in a tight loop would otherwise combine
+        the samples on every call; one a second keeps the estimate as good.
+        """
+        if received - self._last_status < 1.0:
+            return False
+        self._last_status = received
+        return self.observe(sent, received, timestamp=timestamp)
 
     def observe_response(self, sent: float, received: float, response: Response) -> bool:
         """``observe`` with the ``Date`` header of ``response`` (a ``/status`` timestamp is passed to ``observe``).

@@ -252,7 +252,7 @@ class Session:
                 yield Blocking(functools.partial(self.shared_budget.learn_limit, limit))
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
-            self.exchange_clock.observe(sent_at, self.wall_clock(), timestamp=stamp)
+            self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
 
     def _retrying(
         self,
