@@ -246,8 +246,13 @@ class AsyncTransport:
         try:
             headers = _RawHeaders(answer.headers)
             declared = headers.get("Content-Length")
-            if declared is not None and declared.strip().isdigit() and int(declared) > self._max_bytes:
-                raise _TooLarge(f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}")
+            if declared is not None and declared.strip().isdigit():
+                if int(declared) > self._max_bytes:
+                    raise _TooLarge(
+                        f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}"
+                    )
+                # h11 reads no further than a declared length: bounded, so read it whole (the fast path).
+                return Response(answer.status, headers, await answer.aread())
             chunks: List[bytes] = []
             length = 0
             body = cast(AsyncIterable[bytes], answer.stream).__aiter__()
