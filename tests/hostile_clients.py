@@ -12,12 +12,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import http.client
+import itertools
 import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Counter, Dict, List, Optional, Tuple
+from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optional, Tuple
 
 __all__ = [
     "Outcome",
@@ -275,6 +276,40 @@ class WellBehavedClient:
             connection.close()
 
 
+def _keep_alive(
+    outcome: Outcome, host: str, port: int, messages: Iterable[bytes], end: float, timeout: float = 5.0
+) -> Iterator[Tuple[int, Dict[str, str], bytes, int]]:
+    """Send ``messages`` one after another on a keep-alive connection, reopened when the server closes it.
+
+    Yields each answer; counts connections, requests, closes and statuses in
+    ``outcome``; stops at ``end`` (a ``time.monotonic()`` reading).
+    """
+    sock: Optional[socket.socket] = None
+    try:
+        for message in messages:
+            if time.monotonic() > end:
+                break
+            if sock is None:
+                sock = _connect(host, port, timeout=timeout)
+                outcome.connections += 1
+            try:
+                sock.sendall(message)
+                outcome.requests += 1
+                answer = read_answer(sock)
+            except OSError:
+                answer = None
+            if answer is None:
+                outcome.closed_by_server += 1
+                sock.close()
+                sock = None
+                continue
+            outcome.statuses[answer[0]] += 1
+            yield answer
+    finally:
+        if sock is not None:
+            sock.close()
+
+
 # -- the attacks ----------------------------------------------------------------------------
 
 
@@ -289,29 +324,10 @@ def unknown_fields_order(
     body = json.dumps(order, separators=(",", ":")).encode()
     message = _request("POST", "/api/v1/orders", body, {"Authorization": f"Bearer {access}"})
     end = time.monotonic() + deadline
-    sock: Optional[socket.socket] = None
-    try:
-        for _ in range(repeat):
-            if time.monotonic() > end:
-                break
-            if sock is None:
-                sock = _connect(host, port, timeout=deadline)
-                outcome.connections += 1
-            sock.sendall(message)
-            outcome.requests += 1
-            answer = read_answer(sock)
-            if answer is None:
-                outcome.closed_by_server += 1
-                sock.close()
-                sock = None
-                continue
-            outcome.statuses[answer[0]] += 1
-            outcome.largest_answer = max(outcome.largest_answer, answer[3])
-            if answer[0] == 422 and not outcome.note:
-                outcome.note = answer[2][-300:].decode("utf-8", "replace")
-    finally:
-        if sock is not None:
-            sock.close()
+    for answer in _keep_alive(outcome, host, port, itertools.repeat(message, repeat), end, timeout=deadline):
+        outcome.largest_answer = max(outcome.largest_answer, answer[3])
+        if answer[0] == 422 and not outcome.note:
+            outcome.note = answer[2][-300:].decode("utf-8", "replace")
     return outcome
 
 
@@ -452,98 +468,31 @@ def unique_paths(
 ) -> Outcome:
     """``requests`` GETs, each to a new ``path_length``-character path under ``/api/v1/``, on keep-alive."""
     outcome = Outcome("unique_paths")
-    end = time.monotonic() + deadline
-    sock: Optional[socket.socket] = None
     headers = {"Authorization": f"Bearer {access}"} if access else {}
-    try:
-        for number in range(requests):
-            if time.monotonic() > end:
-                break
-            if sock is None:
-                sock = _connect(host, port)
-                outcome.connections += 1
-            stem = f"/api/v1/{number:08d}/"
-            path = stem + "p" * max(0, path_length - len(stem))
-            try:
-                sock.sendall(_request("GET", path, headers=headers))
-                outcome.requests += 1
-                answer = read_answer(sock)
-            except OSError:
-                answer = None
-            if answer is None:
-                outcome.closed_by_server += 1
-                sock.close()
-                sock = None
-                continue
-            outcome.statuses[answer[0]] += 1
-    finally:
-        if sock is not None:
-            sock.close()
+    stems = (f"/api/v1/{number:08d}/" for number in range(requests))
+    messages = (_request("GET", stem + "p" * max(0, path_length - len(stem)), headers=headers) for stem in stems)
+    for _ in _keep_alive(outcome, host, port, messages, time.monotonic() + deadline):
+        pass
     return outcome
 
 
 def token_guesses(host: str, port: int, *, guesses: int, deadline: float = 60.0) -> Outcome:
     """``guesses`` wrong personal tokens on one keep-alive connection (reopened when closed)."""
     outcome = Outcome("token_guesses")
-    end = time.monotonic() + deadline
-    sock: Optional[socket.socket] = None
-    try:
-        for number in range(guesses):
-            if time.monotonic() > end:
-                break
-            if sock is None:
-                sock = _connect(host, port)
-                outcome.connections += 1
-            body = json.dumps({"token": f"guess-{number:08d}"}).encode()
-            try:
-                sock.sendall(_request("POST", "/api/v1/auth/token", body))
-                outcome.requests += 1
-                answer = read_answer(sock)
-            except OSError:
-                answer = None
-            if answer is None:
-                outcome.closed_by_server += 1
-                sock.close()
-                sock = None
-                continue
-            outcome.statuses[answer[0]] += 1
-            if "retry-after" in answer[1] and len(outcome.retry_after) < 10:
-                outcome.retry_after.append(answer[1]["retry-after"])
-    finally:
-        if sock is not None:
-            sock.close()
+    bodies = (json.dumps({"token": f"guess-{number:08d}"}).encode() for number in range(guesses))
+    messages = (_request("POST", "/api/v1/auth/token", body) for body in bodies)
+    for answer in _keep_alive(outcome, host, port, messages, time.monotonic() + deadline):
+        if "retry-after" in answer[1] and len(outcome.retry_after) < 10:
+            outcome.retry_after.append(answer[1]["retry-after"])
     return outcome
 
 
 def token_exchanges(host: str, port: int, personal_token: str, *, count: int, deadline: float = 120.0) -> Outcome:
     """``count`` valid token exchanges on one keep-alive connection (each makes an access token)."""
     outcome = Outcome("token_exchanges")
-    end = time.monotonic() + deadline
-    body = json.dumps({"token": personal_token}).encode()
-    message = _request("POST", "/api/v1/auth/token", body)
-    sock: Optional[socket.socket] = None
-    try:
-        for _ in range(count):
-            if time.monotonic() > end:
-                break
-            if sock is None:
-                sock = _connect(host, port)
-                outcome.connections += 1
-            try:
-                sock.sendall(message)
-                outcome.requests += 1
-                answer = read_answer(sock)
-            except OSError:
-                answer = None
-            if answer is None:
-                outcome.closed_by_server += 1
-                sock.close()
-                sock = None
-                continue
-            outcome.statuses[answer[0]] += 1
-    finally:
-        if sock is not None:
-            sock.close()
+    message = _request("POST", "/api/v1/auth/token", json.dumps({"token": personal_token}).encode())
+    for _ in _keep_alive(outcome, host, port, itertools.repeat(message, count), time.monotonic() + deadline):
+        pass
     return outcome
 
 
