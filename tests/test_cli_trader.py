@@ -140,8 +140,10 @@ def test_a_local_zone_the_exchange_takes_is_used_and_said(game: Any) -> None:
 
 
 def test_a_window_crossing_midnight_in_utc_shows_both_dates(game: Any) -> None:
-    done = game(*CREATE[:-1], "00:30", "--date", tomorrow(), "--tz", "2")
-    day = dt.date.fromisoformat(tomorrow())
+    # Two days ahead: 00:30 at UTC+2 starts the evening before in UTC, which
+    # must still be in the future at any hour of today.
+    day = dt.date.fromisoformat(tomorrow()) + dt.timedelta(days=1)
+    done = game(*CREATE[:-1], "00:30", "--date", day.isoformat(), "--tz", "2")
     before = (day - dt.timedelta(days=1)).isoformat()
     assert f"delivery {day} 00:30-00:45 UTC+2 ({before} 22:30 to {before} 22:45 UTC)" in done.stdout
 
