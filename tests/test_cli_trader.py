@@ -72,9 +72,7 @@ def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:  # type
 
 
 def tomorrow() -> str:
-    # Two days ahead in UTC: a window early in the day at UTC+2 starts the
-    # evening before in UTC, which must still be in the future at any hour.
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).date().isoformat()
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).date().isoformat()
 
 
 def closed_port() -> int:
