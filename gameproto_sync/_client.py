@@ -19,9 +19,10 @@ from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
 from gameproto._budget import SharedBudget
 from gameproto._bulk import BulkSending, OrderPlan
 from gameproto._calls import Call
-from gameproto._errors import GameAPIError
+from gameproto._errors import GameAPIError, JournalError
 from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
 from gameproto._flow import Attempt
+from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled
 from gameproto._retry import RetryPolicy
 from gameproto._settings import ClientSettings, settings_from_env
 from gameproto._types import (
@@ -42,7 +43,7 @@ from gameproto._types import (
 from ._concurrency import TokenLock, run_blocking, run_parts, sleep
 from ._transport import Transport
 
-__all__ = ["GameAPI"]
+__all__ = ["GameAPI", "Journal"]
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -61,6 +62,69 @@ def _shared_budget(settings: ClientSettings) -> Optional[SharedBudget]:
     key = default_key(settings.base_url, settings.token, budget_key=settings.budget_key)
     limit = settings.requests_per_minute if settings.requests_per_minute is not None else "auto"
     return RedisBudget(settings.budget_url, key, limit=limit, window=_constants.BUDGET_WINDOW)
+
+
+def _journal(
+    journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
+) -> Optional[JournalFlows]:
+    """The journal ``journal=`` names (a URL, or a store already open), or None."""
+    if journal is None:
+        return None
+    writer = "default"
+    if isinstance(journal, str):
+        # Imported only here: a client without a journal never loads the stores.
+        from gameproto_journal import open_journal, split_writer
+
+        writer = split_writer(journal)[1]
+        store: JournalStore = open_journal(journal)
+    else:
+        store = journal
+        writer = getattr(journal, "writer", writer)
+    return JournalFlows(
+        store,
+        exchange_now=session.exchange_now,
+        wall_clock=session.wall_clock,
+        clock=session.clock,
+        random=session.random,
+        timeout=settings.timeout,
+        writer=writer,
+    )
+
+
+class Journal:
+    """A client's order journal, read back: ``api.journal.orders()``, ``api.journal.trades()``.
+
+    Every order the client sent (its intent written before the request
+    left), what came of it, each state change with its time by the
+    exchange's clock, its fills; and every trade of the account, once.
+    """
+
+    def __init__(self, api: GameAPI, flows: JournalFlows) -> None:
+        self._api = api
+        self._flows = flows
+
+    @property
+    def url(self) -> str:
+        """Where the journal is kept (without a password)."""
+        return self._flows.store.url
+
+    @property
+    def writer(self) -> str:
+        """This process's name in the journal."""
+        return self._flows.writer
+
+    def orders(
+        self, *, state: Optional[str] = None, exchange_id: Optional[int] = None, since: Optional[str] = None
+    ) -> List[JournalOrder]:
+        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``."""
+        return self._api._drive(self._flows.read_orders(state=state, exchange_id=exchange_id, since=since))
+
+    def trades(self, *, since: Optional[str] = None) -> List[JournalTrade]:
+        """The account's trades the journal recorded, oldest first; optionally those ``since`` a time (ISO 8601)."""
+        return self._api._drive(self._flows.read_trades(since=since))
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.url!r} writer={self.writer!r}>"
 
 
 class GameAPI:
@@ -88,6 +152,13 @@ class GameAPI:
     budget is shared, through Redis, by every client of every process that
     names the same Redis and ``budget_key`` (by default one key per base URL
     and personal token, never the token itself).
+
+    ``journal`` (``"sqlite:///bot.db"``, ``"postgresql://host/db"``) keeps a
+    durable record of every order: its intent is committed before the
+    request leaves (``JournalError`` and nothing sent when it cannot be),
+    its outcome after; fills and trades are recorded once; ``reconcile()``
+    settles what a crash left open; the watchers resume. See
+    docs/journal.md.
     """
 
     def __init__(
@@ -109,6 +180,7 @@ class GameAPI:
         requests_per_minute: Union[int, str, None] = "auto",
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
+        journal: Union[str, JournalStore, None] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -132,6 +204,7 @@ class GameAPI:
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
+        self._journal = _journal(journal, self._session, self._settings)
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -158,6 +231,13 @@ class GameAPI:
         return self._settings.timeout
 
     @property
+    def journal(self) -> Journal:
+        """The order journal (``journal=`` given); ``JournalError`` when the client keeps none."""
+        if self._journal is None:
+            raise JournalError('this client keeps no journal: GameAPI(..., journal="sqlite:///bot.db")')
+        return Journal(self, self._journal)
+
+    @property
     def clock_offset(self) -> Optional[float]:
         """The exchange's clock minus the local one, in seconds; None until an answer told it.
 
@@ -180,6 +260,8 @@ class GameAPI:
         self._closed = True
         if self._session.shared_budget is not None:
             self._session.shared_budget.close()
+        if self._journal is not None:
+            self._journal.store.close()
         self._transport.close()
 
     def __del__(self) -> None:
@@ -222,6 +304,12 @@ class GameAPI:
             raise RuntimeError("this GameAPI client is closed; make a new one")
         return self._drive(self._session.run(call))
 
+    def _run_flow(self, flow: Flow[T]) -> T:
+        if self._closed:
+            flow.close()
+            raise RuntimeError("this GameAPI client is closed; make a new one")
+        return self._drive(flow)
+
     def _send_bulk(self, plan: OrderPlan) -> BulkResult:
         if self._closed:
             raise RuntimeError("this GameAPI client is closed; make a new one")
@@ -230,6 +318,8 @@ class GameAPI:
         def send_part(offset: int, call: Call[BulkResult]) -> None:
             if not sending.stopped:
                 part = self._session.outcome(call)
+                if self._journal is not None:  # the journal's hook: intents committed first
+                    part = self._journal.create_bulk(self._session.outcome, call)
                 sending.record(offset, self._drive(part))
 
         run_parts(send_part, plan.parts)
@@ -267,12 +357,17 @@ class GameAPI:
         """
         plan = self._settings.plan_orders(order_data, now=self._session.exchange_now(), skip_invalid=skip_invalid)
         if plan.single is not None:
+            if self._journal is not None:  # the journal's hook: the intent committed first
+                return self._run_flow(self._journal.create(self._session.run, plan.single))
             return self._run(plan.single)
         return self._send_bulk(plan)
 
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return self._run(_calls.delete_order(order_id))
+        call = _calls.delete_order(order_id)
+        if self._journal is not None:  # the journal's hook: the deletion committed first
+            return self._run_flow(self._journal.delete(self._session.run, call, order_id))
+        return self._run(call)
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -342,24 +437,51 @@ class GameAPI:
         order's ``filled`` events add up to its ``executed_volume``. Network
         errors and 5xx answers are waited out; an authentication error ends it.
         """
-        return self._watch(OrderWatch(interval, direction, random=self._session.random))
+        return self._watch(OrderWatch(interval, direction, random=self._session.random), "orders")
 
     def watch_trades(self, interval: float = 1.0, mine: bool = True) -> Iterator[Trade]:
         """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only."""
-        return self._watch(TradeWatch(interval, mine, random=self._session.random))
+        return self._watch(TradeWatch(interval, mine, random=self._session.random), "trades" if mine else None)
 
     def watch_market(self, interval: float = 1.0, duration: Optional[str] = None) -> Iterator[MarketEvent]:
         """A ``MarketEvent`` (contract, bid, ask) whenever a contract's best bid or ask changes."""
         return self._watch(MarketWatch(interval, duration, random=self._session.random))
 
-    def _watch(self, watch: Watch[E]) -> Iterator[E]:
+    def _watch(self, watch: Watch[E], stream: Optional[str] = None) -> Iterator[E]:
+        # With a journal, a watch resumes where the last run stopped: what it
+        # reported before is not reported again (the journal's hook).
+        journal = self._journal if stream is not None else None
+        resumed = False
+        first = True
+        if journal is not None and stream is not None:
+            resumed = self._drive(journal.resume(stream, watch))
         while True:
             try:
                 value = self._run(watch.call)
             except GameAPIError as error:
                 sleep(watch.failed(error))  # raises what ends the watch
                 continue
+            if journal is not None and stream is not None:
+                if self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
+                    first = False
             events, wait = watch.succeeded(value)
             for event in events:
                 yield event
+                if journal is not None and stream is not None:
+                    self._drive(journal.event_reported(stream, event))
             sleep(wait)
+
+    # -- the journal ------------------------------------------------------------------
+
+    def reconcile(self) -> Reconciled:
+        """Settle every intent the journal holds without an outcome, against the exchange's listing.
+
+        An intent is matched with a listed order by window, side, price,
+        volume and the time it was sent: created (with the exchange's id) or
+        not placed. Listed orders the journal does not know are recorded as
+        foreign (reported in the answer, not adopted); fills and the
+        account's trades are recorded. Returns what it settled and found.
+        """
+        if self._journal is None:
+            raise JournalError('reconcile() needs a journal: GameAPI(..., journal="sqlite:///bot.db")')
+        return self._run_flow(self._journal.reconcile(self._session.run))
