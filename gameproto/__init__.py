@@ -22,6 +22,7 @@ from ._errors import (
     AuthenticationError,
     GameAPIError,
     InvalidArgumentError,
+    JournalError,
     NetworkError,
     NetworkTimeoutError,
     NotFoundError,
@@ -49,6 +50,7 @@ from ._events import (
     is_transient,
 )
 from ._flow import Attempt, Session
+from ._journal import JournalFill, JournalOrder, JournalStore, JournalTrade, Reconciled, StateChange
 from ._market import best_offers, latest_ltp, sort_by_price
 from ._orders import validate_order, validate_orders
 from ._reconcile import find_matching_orders, find_order
@@ -106,6 +108,14 @@ __all__ = [
     "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
+    "JournalError",
+    # the order journal
+    "JournalOrder",
+    "JournalTrade",
+    "JournalFill",
+    "StateChange",
+    "Reconciled",
+    "JournalStore",
     # order rules
     "validate_order",
     "validate_orders",

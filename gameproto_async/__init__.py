@@ -11,6 +11,7 @@ from gameproto._errors import (
     AuthenticationError,
     GameAPIError,
     InvalidArgumentError,
+    JournalError,
     NetworkError,
     NetworkTimeoutError,
     NotFoundError,
@@ -25,14 +26,16 @@ from gameproto._errors import (
     ServerValidationError,
 )
 
-from ._client import GameAPI
+from ._client import GameAPI, Journal
 
 __all__ = [
     "GameAPI",
+    "Journal",
     "APIStatusError",
     "AuthenticationError",
     "GameAPIError",
     "InvalidArgumentError",
+    "JournalError",
     "NetworkError",
     "NetworkTimeoutError",
     "NotFoundError",

@@ -464,9 +464,10 @@ class GameAPI:
                     first = False
             events, wait = watch.succeeded(value)
             for event in events:
-                yield event
                 if journal is not None and stream is not None:
+                    # Marked before it is given: a restart never gives it again.
                     await self._drive(journal.event_reported(stream, event))
+                yield event
             await sleep(wait)
 
     # -- the journal ------------------------------------------------------------------
