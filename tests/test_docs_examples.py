@@ -94,7 +94,8 @@ PAGES_WITH_CODE = [page for page in PAGES if _runnable(page)]
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
-def test_the_examples_of_a_page_run(page: Path, capsys: Any) -> None:
+def test_the_examples_of_a_page_run(page: Path, capsys: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # what an example writes (a journal's file) goes to a fresh folder
     exchange = Exchange(tokens={TOKEN: "alice"}, seed=7)
     exchange.seed_market()
     skipped: List[str] = []
