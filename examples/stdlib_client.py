@@ -15,17 +15,17 @@ import time
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from gameproto import Blocking, Call, Flow, Response, Send, Session, Sleep, TransportFailure, _calls
+from gameproto import Blocking, Call, ClientSettings, Flow, Response, Send, Session, Sleep, TransportFailure, calls
 
 
 class StdlibGameAPI:
     """The smallest blocking GAME client: one http.client connection, reopened when lost."""
 
     def __init__(self, token: str, base_url: str) -> None:
-        self.session, self.lock = Session(token), threading.Lock()
-        url = urlsplit(base_url)
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        self.connect = lambda timeout: kind(url.hostname or "", url.port, timeout=timeout)
+        settings = ClientSettings.from_arguments(token, base_url)  # every argument checked, as GameAPI's
+        self.session, self.lock, self.url = Session(settings), threading.Lock(), urlsplit(settings.api_url)
+        kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
+        self.connect = lambda timeout: kind(self.url.hostname or "", self.url.port, timeout=timeout)
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def send(self, send: Send) -> Union[Response, TransportFailure]:
@@ -39,7 +39,8 @@ class StdlibGameAPI:
         try:
             self.conn.sock.settimeout(min(send.read_timeout, send.time_left))
             request = send.request
-            self.conn.request(request.method, "/api/v1" + request.target, request.body, dict(request.headers))
+            path = self.url.path + request.target  # the settings' URL ends in /api/v1
+            self.conn.request(request.method, path, request.body, dict(request.headers))
             answer = self.conn.getresponse()
             return Response(answer.status, dict(answer.getheaders()), answer.read())
         except (OSError, http.client.HTTPException) as error:
@@ -71,9 +72,9 @@ class StdlibGameAPI:
         finally:
             flow.close()
 
-    def call(self, call: Call[Any]) -> Any:  # any call built by gameproto._calls
+    def call(self, call: Call[Any]) -> Any:  # any call built by gameproto.calls
         return self.drive(self.session.run(call))
 
 
 if __name__ == "__main__":
-    print(StdlibGameAPI(sys.argv[2], sys.argv[1]).call(_calls.get_status())["status"])
+    print(StdlibGameAPI(sys.argv[2], sys.argv[1]).call(calls.get_status())["status"])

@@ -1,14 +1,17 @@
-"""The call flow: token, retries and errors, written once for every driver.
+"""The call flow: token, attempts and retries, written once for every driver.
 
 A call is a generator. It yields what it needs done (``Send`` a request,
 ``Sleep`` a while, ``RunLocked`` a token exchange under the client's one
-lock) and is resumed with the outcome. It returns the parsed answer or raises
-a ``GameAPIError``. A driver runs it with ``.send()`` and does nothing else;
-tests run it with no I/O and no real waiting.
+lock, ``Blocking`` for a budget shared through Redis) and is resumed with
+the outcome. It returns the parsed answer or raises a ``GameAPIError``. A
+driver runs it with ``.send()`` and does nothing else; tests run it with no
+I/O and no real waiting.
 
 One attempt loop (``Session._attempts``) serves the calls and the token
-exchange alike: the deadline, the transport failures, the retry decisions and
-the sleeps between attempts are written here once.
+exchange alike, one step a method: the token, the deadline, the budget's
+slot, the send, then the answer (success, a 401's repeat, a refusal) or the
+failure, each asking the ``RetryPolicy`` whether to go on. Which error ends a
+call is chosen in ``_errors``; what an attempt reports, in ``_attempt``.
 """
 
 from __future__ import annotations
@@ -20,51 +23,33 @@ import logging
 import random as _random
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
+from ._attempt import Attempt, logger, report
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
 from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
-    UNKNOWN_OUTCOME_HINT,
-    APIStatusError,
     AuthenticationError,
     GameAPIError,
-    NetworkError,
-    NetworkTimeoutError,
-    OrderOutcomeUnknownNoAnswerError,
-    OrderOutcomeUnknownProtocolError,
-    OrderOutcomeUnknownServerError,
     ProtocolError,
-    ServerError,
-    error_from_response,
-    excerpt,
-    redact,
+    error_for_answer,
+    error_for_deadline,
+    error_for_encoding,
+    error_for_failure,
+    error_for_token_exchange,
+    error_for_unreadable,
 )
 from ._orders import EXCHANGE_CLOCK
-from ._retry import RetryDecision, RetryPolicy, parse_retry_after
+from ._retry import RetryDecision, parse_retry_after
+from ._settings import ClientSettings
 
 __all__ = ["Attempt", "Session"]
 
-logger = logging.getLogger("gameproto")
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt of a call, as the ``on_attempt`` hook sees it."""
-
-    method: str
-    path: str
-    attempt: int
-    status: Optional[int]
-    failure: Optional[str]
-    elapsed: float
-    retry_in: Optional[float]
 
 
 def _own_copy(error: GameAPIError) -> GameAPIError:
@@ -75,44 +60,55 @@ def _own_copy(error: GameAPIError) -> GameAPIError:
         return error
 
 
-class Session:
-    """The pure state a client carries: its token, its policy, its clock.
+@dataclass
+class _Tries(Generic[T]):
+    """One request's attempts so far: what the steps of ``Session._attempts`` share."""
 
-    ``clock`` is monotonic seconds (deadlines, token expiry), ``wall_clock``
-    epoch seconds (HTTP dates in Retry-After), ``random`` a float in [0, 1)
-    (backoff jitter). ``on_attempt`` is called after every attempt.
+    call: Call[T]
+    request: Request
+    deadline: float
+    authorised: bool
+    attempt: int = 0
+    retries: int = 0
+    reauthorised: bool = False
+    access: Optional[str] = None
+    started: float = 0.0
+
+
+class Session:
+    """The pure state a client carries: its token, its policy, its budget, its clock.
+
+    Made from a client's ``ClientSettings`` (checked there, once). ``clock``
+    is monotonic seconds (deadlines, token expiry), ``wall_clock`` epoch
+    seconds (HTTP dates in Retry-After), ``random`` a float in [0, 1)
+    (backoff jitter). ``budget`` replaces the one the settings describe;
+    ``shared_budget`` is a budget shared with other processes.
     """
 
     def __init__(
         self,
-        token: str,
+        settings: ClientSettings,
         *,
-        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
-        timeout: float = _constants.DEFAULT_TIMEOUT,
-        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
-        retry_policy: Optional[RetryPolicy] = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
-        on_attempt: Optional[Callable[[Attempt], None]] = None,
         budget: Optional[RequestBudget] = None,
         shared_budget: Optional[SharedBudget] = None,
     ) -> None:
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-        self.tokens = TokenState(token)
-        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(max_retries=max_retries)
-        self.timeout = float(timeout)
-        self.connect_timeout = float(min(connect_timeout, timeout))
-        self.read_timeout = float(min(read_timeout, timeout))
+        self.settings = settings
+        self.tokens = TokenState(settings.token)
+        self.retry_policy = settings.retry_policy
+        self.timeout = settings.timeout
+        self.connect_timeout = settings.connect_timeout
+        self.read_timeout = settings.read_timeout
+        self.on_attempt = settings.on_attempt
         self.clock = clock
         self.wall_clock = wall_clock
         self.random = random
-        self.on_attempt = on_attempt
         #: Every request of the client passes this one budget (None: no pacing).
-        self.budget = budget if budget is not None else RequestBudget(None)
+        if budget is None:
+            budget = RequestBudget(settings.requests_per_minute, window=_constants.BUDGET_WINDOW)
+        self.budget = budget
         #: A budget shared with other processes, which then decides instead of ``budget``.
         self.shared_budget = shared_budget
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
@@ -130,7 +126,11 @@ class Session:
     # -- the flow of a call ----------------------------------------------------
 
     def run(self, call: Call[T]) -> Flow[T]:
-        """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s)."""
+        """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s).
+
+        What must happen once before anything of a call is sent (a check, a
+        record written ahead) is a step here, before ``_attempts``.
+        """
         try:
             if call.request is None:
                 return call.parse(NOTHING_SENT)
@@ -149,85 +149,56 @@ class Session:
 
     def _attempts(self, call: Call[T], request: Request, deadline: float, *, authorised: bool) -> Flow[T]:
         """Attempts of ``request`` until an answer, a final failure or the deadline."""
-        clock = self.clock
-        retries = 0
-        attempt = 0
-        reauthorised = False
-        access = None
+        tries = _Tries(call, request, deadline, authorised)
         while True:
-            sending = request
-            if authorised:
-                access = self.tokens.current(clock())
-                if access is None:
-                    access = yield from self._fresh_token(request, deadline, attempt)
-                sending = request.with_bearer(access)
-            attempt += 1
-            started = clock()
+            sending = (yield from self._authorise(tries)) if authorised else request
+            tries.attempt += 1
+            started = self.clock()
             if started >= deadline:
-                raise self._deadline_error(request, attempt)
-            wait = yield from self._slot(started, authorised)
-            while wait > 0:
-                # No slot yet: wait for one, within the call's deadline.
-                if started + wait >= deadline:
-                    raise budget_exhausted(wait, method=request.method, path=request.path)
-                yield Sleep(wait)
-                started = clock()
-                wait = yield from self._slot(started, authorised)
-            time_left = deadline - started
+                raise error_for_deadline(request, self.timeout, tries.attempt - 1)
+            tries.started = yield from self._wait_for_slot(tries, started)
+            time_left = deadline - tries.started
             sent_at = self.wall_clock()
             reply = yield Send(
                 sending, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
             )
             if type(reply) is Response:
                 self.exchange_clock.observe_response(sent_at, self.wall_clock(), reply)
-                status = reply.status
-                encoding = reply.header("Content-Encoding")
-                if encoding is not None and encoding.strip(" \t").lower() not in ("", "identity"):
-                    # We ask for identity and decode nothing: a compressed body
-                    # could inflate a thousandfold past the size cap.
-                    shown = redact(encoding, self.tokens.secrets)[:40]
-                    raise self._unreadable(call, request, reply, f"answer has Content-Encoding {shown!r}, not identity")
-                if 200 <= status < 300:
-                    if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
-                        self._record(request, attempt, status, None, clock() - started, None)
-                    answer = self._parse(call, request, reply)
-                    if request.path == STATUS_PATH:
-                        yield from self._learn_from_status(answer, sent_at)
-                    return answer
-                if authorised and status == 401 and not reauthorised:
-                    # 401: the call was not carried out. One new exchange, one repeat.
-                    self._record(request, attempt, status, None, clock() - started, 0.0)
-                    reauthorised = True
-                    self.tokens.invalidate(access)
+                self._check_encoding(tries, reply)
+                if 200 <= reply.status < 300:
+                    return (yield from self._succeeded(tries, reply, sent_at))
+                if self._reauthorise(tries, reply):
                     continue
-                retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
-                if status == 429:
-                    # The pause holds every caller of this client (of the account,
-                    # when the budget is shared), not only this one.
-                    self.budget.refused(clock(), retry_after)
-                    if self.shared_budget is not None and retry_after is not None:
-                        yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
-                decision = self.retry_policy.after_status(
-                    status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
-                )
-                if not self._retrying(decision, deadline, request, attempt, status, None, started):
-                    raise self._refusal(call, request, reply)
+                decision = yield from self._refused(tries, reply)
             elif isinstance(reply, TransportFailure):
-                if clock() >= deadline and reply.may_have_been_sent:
-                    # Drivers cut every socket wait short at the deadline, so
-                    # what they see there is an ordinary timeout; the flow,
-                    # which owns the deadline, names it.
-                    reply = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
-                decision = self.retry_policy.after_transport_failure(
-                    reply, creates=call.creates, retries_done=retries, random=self.random
-                )
-                if not self._retrying(decision, deadline, request, attempt, None, reply.kind, started):
-                    raise self._transport_error(call, request, reply, attempt)
+                decision = self._failed(tries, reply, time_left)
             else:
                 raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
-            retries += 1
+            tries.retries += 1
             if decision.wait > 0:
                 yield Sleep(decision.wait)
+
+    def _authorise(self, tries: _Tries[Any]) -> Flow[Request]:
+        """The request with the bearer of a current access token (one exchange when there is none)."""
+        access = self.tokens.current(self.clock())
+        if access is None:
+            access = yield from self._fresh_token(tries.request, tries.deadline, tries.attempt)
+        tries.access = access
+        return tries.request.with_bearer(access)
+
+    # -- the request budget ----------------------------------------------------------
+
+    def _wait_for_slot(self, tries: _Tries[Any], now: float) -> Flow[float]:
+        """Wait for a slot of the budget within the deadline; the time the request may leave."""
+        wait = yield from self._slot(now, tries.authorised)
+        while wait > 0:
+            # No slot yet: wait for one, within the call's deadline.
+            if now + wait >= tries.deadline:
+                raise budget_exhausted(wait, method=tries.request.method, path=tries.request.path)
+            yield Sleep(wait)
+            now = self.clock()
+            wait = yield from self._slot(now, tries.authorised)
+        return now
 
     def _slot(self, now: float, authorised: bool) -> Flow[float]:
         """The seconds to wait before a request may leave; 0.0 when it may leave now.
@@ -243,6 +214,12 @@ class Session:
             return self.budget.reserve(now)
         return (yield Blocking(self.shared_budget.reserve))  # type: ignore[no-any-return]
 
+    def _pause(self, retry_after: Optional[float]) -> Flow[None]:
+        """A 429 holds every caller of this client (of the account, when the budget is shared), not only this one."""
+        self.budget.refused(self.clock(), retry_after)
+        if self.shared_budget is not None and retry_after is not None:
+            yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
+
     def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
         limit = limit_from_status(status)
@@ -254,41 +231,113 @@ class Session:
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
 
+    # -- what came back -----------------------------------------------------------------
+
+    def _check_encoding(self, tries: _Tries[Any], reply: Response) -> None:
+        refused = error_for_encoding(
+            tries.request, reply, creates=tries.call.creates, secrets=self._secrets(tries.request, reply)
+        )
+        if refused is not None:
+            raise refused
+
+    def _succeeded(self, tries: _Tries[T], reply: Response, sent_at: float) -> Flow[T]:
+        """The parsed answer of a 2xx (a ``/status`` answer also teaches the budget and the clock)."""
+        if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
+            self._record(tries, reply.status, None, None)
+        answer = self._parse(tries, reply)
+        if tries.request.path == STATUS_PATH:
+            yield from self._learn_from_status(answer, sent_at)
+        return answer
+
+    def _reauthorise(self, tries: _Tries[Any], reply: Response) -> bool:
+        """Whether to repeat at once: a first 401 (the call was not carried out) drops the token."""
+        if not tries.authorised or reply.status != 401 or tries.reauthorised:
+            return False
+        self._record(tries, reply.status, None, 0.0)
+        tries.reauthorised = True
+        self.tokens.invalidate(tries.access)
+        return True
+
+    def _refused(self, tries: _Tries[Any], reply: Response) -> Flow[RetryDecision]:
+        """The retry after an error status; its error when there is none."""
+        retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
+        if reply.status == 429:
+            yield from self._pause(retry_after)
+        decision = self.retry_policy.after_status(
+            reply.status,
+            creates=tries.call.creates,
+            retries_done=tries.retries,
+            retry_after=retry_after,
+            random=self.random,
+        )
+        if not self._retrying(tries, decision, reply.status, None):
+            raise error_for_answer(
+                tries.request,
+                reply,
+                creates=tries.call.creates,
+                secrets=self.tokens.secrets,
+                wall_now=self.wall_clock(),
+            )
+        return decision
+
+    def _failed(self, tries: _Tries[Any], failure: TransportFailure, time_left: float) -> RetryDecision:
+        """The retry after a request got no answer; its error when there is none."""
+        if self.clock() >= tries.deadline and failure.may_have_been_sent:
+            # Drivers cut every socket wait short at the deadline, so what
+            # they see there is an ordinary timeout; the flow, which owns the
+            # deadline, names it.
+            failure = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
+        decision = self.retry_policy.after_transport_failure(
+            failure, creates=tries.call.creates, retries_done=tries.retries, random=self.random
+        )
+        if not self._retrying(tries, decision, None, failure.kind):
+            raise error_for_failure(
+                tries.request,
+                failure,
+                creates=tries.call.creates,
+                secrets=self.tokens.secrets,
+                attempts=tries.attempt,
+            )
+        return decision
+
     def _retrying(
-        self,
-        decision: RetryDecision,
-        deadline: float,
-        request: Request,
-        attempt: int,
-        status: Optional[int],
-        failure: Optional[str],
-        started: float,
+        self, tries: _Tries[Any], decision: RetryDecision, status: Optional[int], failure: Optional[str]
     ) -> bool:
         """Whether to try again: the policy says so and the wait ends before the deadline."""
         now = self.clock()
-        retry = decision.retry and now + decision.wait < deadline
-        self._record(request, attempt, status, failure, now - started, decision.wait if retry else None)
+        retry = decision.retry and now + decision.wait < tries.deadline
+        report(
+            self.on_attempt,
+            tries.request,
+            tries.attempt,
+            status,
+            failure,
+            now - tries.started,
+            decision.wait if retry else None,
+        )
         return retry
 
-    def _parse(self, call: Call[T], request: Request, reply: Response) -> T:
+    def _record(
+        self, tries: _Tries[Any], status: Optional[int], failure: Optional[str], retry_in: Optional[float]
+    ) -> None:
+        report(self.on_attempt, tries.request, tries.attempt, status, failure, self.clock() - tries.started, retry_in)
+
+    def _parse(self, tries: _Tries[T], reply: Response) -> T:
         try:
-            return call.parse(reply)
+            return tries.call.parse(reply)
         except ProtocolError as unreadable:
             message = unreadable.message
         # Raised outside the except clause: the parser's error (its excerpt
         # made without the tokens) must not survive as this one's __context__.
-        raise self._unreadable(call, request, reply, message)
+        raise error_for_unreadable(
+            tries.request, reply, message, creates=tries.call.creates, secrets=self._secrets(tries.request, reply)
+        )
 
-    def _unreadable(self, call: Call[T], request: Request, reply: Response, message: str) -> GameAPIError:
-        """The error for an answer the client cannot read: outcome-unknown for orders."""
-        secrets = self.tokens.secrets
+    def _secrets(self, request: Request, reply: Response) -> Tuple[str, ...]:
+        """What an error about ``reply`` must not show: our tokens, and those the token exchange's answer holds."""
         if request.path == TOKEN_PATH:
-            secrets += secrets_in_answer(reply.body)
-        where = {"method": request.method, "path": request.path, "status_code": reply.status}
-        shown = excerpt(reply.body, secrets)
-        if call.creates:
-            return OrderOutcomeUnknownProtocolError(f"{message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where)
-        return ProtocolError(message, excerpt=shown, **where)
+            return (*self.tokens.secrets, *secrets_in_answer(reply.body))
+        return tuple(self.tokens.secrets)
 
     # -- the token, single-flight ------------------------------------------------
 
@@ -306,7 +355,7 @@ class Session:
             if self.clock() >= deadline:
                 # The exchange (ours, or the one we waited for) ran out of
                 # this call's time; nothing of this call is in doubt.
-                raise self._deadline_error(request, attempt + 1)
+                raise error_for_deadline(request, self.timeout, attempt)
         raise AuthenticationError("no access token after the exchange", method=request.method, path=request.path)
 
     def _exchange(self, generation: int, deadline: float) -> Flow[Optional[GameAPIError]]:
@@ -324,93 +373,8 @@ class Session:
         exchange: Call[str] = Call(request, lambda answer: tokens.accept(answer, clock()))
         try:
             yield from self._attempts(exchange, request, min(deadline, clock() + self.timeout), authorised=False)
-        except APIStatusError as refused:
-            status = refused.status_code or 0
-            if isinstance(refused, AuthenticationError) or (400 <= status < 500 and status != 429):
-                refused = AuthenticationError(
-                    f"token exchange refused: {refused.message}", method="POST", path=TOKEN_PATH, status_code=status
-                )
-            tokens.failed(refused)
-            return refused
         except GameAPIError as error:
-            tokens.failed(error)
-            return error
+            failure = error_for_token_exchange(error, TOKEN_PATH)
+            tokens.failed(failure)
+            return failure
         return None
-
-    # -- errors and records --------------------------------------------------------
-
-    def _refusal(self, call: Call[T], request: Request, reply: Response) -> GameAPIError:
-        error = error_from_response(
-            reply, method=request.method, path=request.path, secrets=self.tokens.secrets, wall_now=self.wall_clock()
-        )
-        if call.creates and isinstance(error, ProtocolError):
-            # 1xx, 3xx, a 2xx the call does not expect, a status beyond 599:
-            # neither a success nor a refusal, so the orders may exist.
-            return self._unreadable(call, request, reply, error.message)
-        if call.creates and isinstance(error, ServerError):
-            # A 5xx does not prove the orders were refused.
-            return OrderOutcomeUnknownServerError(
-                f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
-                method=request.method,
-                path=request.path,
-                status_code=reply.status,
-            )
-        return error
-
-    def _transport_error(
-        self, call: Call[T], request: Request, failure: TransportFailure, attempts: int
-    ) -> GameAPIError:
-        detail = redact(failure.detail, self.tokens.secrets) or failure.kind
-        if failure.kind == "too_large":
-            # An answer came, too long to read: unreadable rather than absent.
-            if call.creates:
-                return OrderOutcomeUnknownProtocolError(
-                    f"{detail}: {UNKNOWN_OUTCOME_HINT}", method=request.method, path=request.path
-                )
-            return ProtocolError(detail, method=request.method, path=request.path)
-        if call.creates and failure.may_have_been_sent:
-            return OrderOutcomeUnknownNoAnswerError(
-                f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
-                f"so {UNKNOWN_OUTCOME_HINT}",
-                method=request.method,
-                path=request.path,
-            )
-        kind = NetworkTimeoutError if failure.timed_out else NetworkError
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
-        return kind(f"{failure.kind}: {detail}{tries}", method=request.method, path=request.path)
-
-    def _deadline_error(self, request: Request, attempts: int) -> GameAPIError:
-        # A call whose deadline passes between attempts sent nothing more, so
-        # its outcome is what the earlier attempts left: for a request that
-        # creates orders those attempts were never sent (or were answered).
-        return NetworkTimeoutError(
-            f"deadline of {self.timeout:g} s exceeded after {attempts - 1} attempt{'s' if attempts != 2 else ''}",
-            method=request.method,
-            path=request.path,
-        )
-
-    def _record(
-        self,
-        request: Request,
-        attempt: int,
-        status: Optional[int],
-        failure: Optional[str],
-        elapsed: float,
-        retry_in: Optional[float],
-    ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            outcome = status if status is not None else failure
-            logger.debug(
-                "%s %s -> %s (attempt %d, %.1f ms)%s",
-                request.method,
-                request.path,
-                outcome,
-                attempt,
-                elapsed * 1000.0,
-                f", retrying in {retry_in:.2f} s" if retry_in is not None else "",
-            )
-        if self.on_attempt is not None:
-            try:
-                self.on_attempt(Attempt(request.method, request.path, attempt, status, failure, elapsed, retry_in))
-            except Exception:  # a metrics hook must never break a trade
-                logger.exception("on_attempt hook failed")
