@@ -39,15 +39,14 @@ class StdlibGameAPI:
         try:
             self.conn.sock.settimeout(min(send.read_timeout, send.time_left))
             request = send.request
-            path = self.url.path + request.target  # the settings' URL ends in /api/v1
-            self.conn.request(request.method, path, request.body, dict(request.headers))
+            self.conn.request(request.method, self.url.path + request.target, request.body, dict(request.headers))
             answer = self.conn.getresponse()
             return Response(answer.status, dict(answer.getheaders()), answer.read())
         except (OSError, http.client.HTTPException) as error:
             self.conn.close()
             self.conn = None
-            kind = "read_timeout" if isinstance(error, socket.timeout) else "read"
-            return TransportFailure(kind, type(error).__name__)
+            timed_out = isinstance(error, socket.timeout)
+            return TransportFailure("read_timeout" if timed_out else "read", type(error).__name__)
 
     def drive(self, flow: Flow[Any]) -> Any:
         reply: Any = None
