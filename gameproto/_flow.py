@@ -22,8 +22,7 @@ import functools
 import logging
 import random as _random
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Generic, Optional, Tuple, TypeVar, Union
+from typing import Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
 from ._attempt import Attempt, logger, report
@@ -58,21 +57,6 @@ def _own_copy(error: GameAPIError) -> GameAPIError:
         return copy.copy(error).with_traceback(None)
     except Exception:  # pragma: no cover - every error of the family copies
         return error
-
-
-@dataclass
-class _Tries(Generic[T]):
-    """One request's attempts so far: what the steps of ``Session._attempts`` share."""
-
-    call: Call[T]
-    request: Request
-    deadline: float
-    authorised: bool
-    attempt: int = 0
-    retries: int = 0
-    reauthorised: bool = False
-    access: Optional[str] = None
-    started: float = 0.0
 
 
 class Session:
@@ -149,55 +133,27 @@ class Session:
 
     def _attempts(self, call: Call[T], request: Request, deadline: float, *, authorised: bool) -> Flow[T]:
         """Attempts of ``request`` until an answer, a final failure or the deadline."""
-        tries = _Tries(call, request, deadline, authorised)
-        while True:
-            sending = (yield from self._authorise(tries)) if authorised else request
-            tries.attempt += 1
-            started = self.clock()
-            if started >= deadline:
-                raise error_for_deadline(request, self.timeout, tries.attempt - 1)
-            tries.started = yield from self._wait_for_slot(tries, started)
-            time_left = deadline - tries.started
-            sent_at = self.wall_clock()
-            reply = yield Send(
-                sending, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
-            )
-            if type(reply) is Response:
-                self.exchange_clock.observe_response(sent_at, self.wall_clock(), reply)
-                self._check_encoding(tries, reply)
-                if 200 <= reply.status < 300:
-                    return (yield from self._succeeded(tries, reply, sent_at))
-                if self._reauthorise(tries, reply):
-                    continue
-                decision = yield from self._refused(tries, reply)
-            elif isinstance(reply, TransportFailure):
-                decision = self._failed(tries, reply, time_left)
-            else:
-                raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
-            tries.retries += 1
-            if decision.wait > 0:
-                yield Sleep(decision.wait)
+        return (yield from _Attempts(self, call, request, deadline, authorised).run())
 
-    def _authorise(self, tries: _Tries[Any]) -> Flow[Request]:
-        """The request with the bearer of a current access token (one exchange when there is none)."""
+    def _authorise(self, request: Request, deadline: float, attempt: int) -> Flow[str]:
+        """A current access token (one exchange when there is none)."""
         access = self.tokens.current(self.clock())
         if access is None:
-            access = yield from self._fresh_token(tries.request, tries.deadline, tries.attempt)
-        tries.access = access
-        return tries.request.with_bearer(access)
+            access = yield from self._fresh_token(request, deadline, attempt)
+        return access
 
     # -- the request budget ----------------------------------------------------------
 
-    def _wait_for_slot(self, tries: _Tries[Any], now: float) -> Flow[float]:
+    def _wait_for_slot(self, request: Request, deadline: float, authorised: bool, now: float) -> Flow[float]:
         """Wait for a slot of the budget within the deadline; the time the request may leave."""
-        wait = yield from self._slot(now, tries.authorised)
+        wait = yield from self._slot(now, authorised)
         while wait > 0:
             # No slot yet: wait for one, within the call's deadline.
-            if now + wait >= tries.deadline:
-                raise budget_exhausted(wait, method=tries.request.method, path=tries.request.path)
+            if now + wait >= deadline:
+                raise budget_exhausted(wait, method=request.method, path=request.path)
             yield Sleep(wait)
             now = self.clock()
-            wait = yield from self._slot(now, tries.authorised)
+            wait = yield from self._slot(now, authorised)
         return now
 
     def _slot(self, now: float, authorised: bool) -> Flow[float]:
@@ -230,114 +186,6 @@ class Session:
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
-
-    # -- what came back -----------------------------------------------------------------
-
-    def _check_encoding(self, tries: _Tries[Any], reply: Response) -> None:
-        refused = error_for_encoding(
-            tries.request, reply, creates=tries.call.creates, secrets=self._secrets(tries.request, reply)
-        )
-        if refused is not None:
-            raise refused
-
-    def _succeeded(self, tries: _Tries[T], reply: Response, sent_at: float) -> Flow[T]:
-        """The parsed answer of a 2xx (a ``/status`` answer also teaches the budget and the clock)."""
-        if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
-            self._record(tries, reply.status, None, None)
-        answer = self._parse(tries, reply)
-        if tries.request.path == STATUS_PATH:
-            yield from self._learn_from_status(answer, sent_at)
-        return answer
-
-    def _reauthorise(self, tries: _Tries[Any], reply: Response) -> bool:
-        """Whether to repeat at once: a first 401 (the call was not carried out) drops the token."""
-        if not tries.authorised or reply.status != 401 or tries.reauthorised:
-            return False
-        self._record(tries, reply.status, None, 0.0)
-        tries.reauthorised = True
-        self.tokens.invalidate(tries.access)
-        return True
-
-    def _refused(self, tries: _Tries[Any], reply: Response) -> Flow[RetryDecision]:
-        """The retry after an error status; its error when there is none."""
-        retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
-        if reply.status == 429:
-            yield from self._pause(retry_after)
-        decision = self.retry_policy.after_status(
-            reply.status,
-            creates=tries.call.creates,
-            retries_done=tries.retries,
-            retry_after=retry_after,
-            random=self.random,
-        )
-        if not self._retrying(tries, decision, reply.status, None):
-            raise error_for_answer(
-                tries.request,
-                reply,
-                creates=tries.call.creates,
-                secrets=self.tokens.secrets,
-                wall_now=self.wall_clock(),
-            )
-        return decision
-
-    def _failed(self, tries: _Tries[Any], failure: TransportFailure, time_left: float) -> RetryDecision:
-        """The retry after a request got no answer; its error when there is none."""
-        if self.clock() >= tries.deadline and failure.may_have_been_sent:
-            # Drivers cut every socket wait short at the deadline, so what
-            # they see there is an ordinary timeout; the flow, which owns the
-            # deadline, names it.
-            failure = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
-        decision = self.retry_policy.after_transport_failure(
-            failure, creates=tries.call.creates, retries_done=tries.retries, random=self.random
-        )
-        if not self._retrying(tries, decision, None, failure.kind):
-            raise error_for_failure(
-                tries.request,
-                failure,
-                creates=tries.call.creates,
-                secrets=self.tokens.secrets,
-                attempts=tries.attempt,
-            )
-        return decision
-
-    def _retrying(
-        self, tries: _Tries[Any], decision: RetryDecision, status: Optional[int], failure: Optional[str]
-    ) -> bool:
-        """Whether to try again: the policy says so and the wait ends before the deadline."""
-        now = self.clock()
-        retry = decision.retry and now + decision.wait < tries.deadline
-        report(
-            self.on_attempt,
-            tries.request,
-            tries.attempt,
-            status,
-            failure,
-            now - tries.started,
-            decision.wait if retry else None,
-        )
-        return retry
-
-    def _record(
-        self, tries: _Tries[Any], status: Optional[int], failure: Optional[str], retry_in: Optional[float]
-    ) -> None:
-        report(self.on_attempt, tries.request, tries.attempt, status, failure, self.clock() - tries.started, retry_in)
-
-    def _parse(self, tries: _Tries[T], reply: Response) -> T:
-        try:
-            return tries.call.parse(reply)
-        except ProtocolError as unreadable:
-            message = unreadable.message
-        # Raised outside the except clause: the parser's error (its excerpt
-        # made without the tokens) must not survive as this one's __context__.
-        raise error_for_unreadable(
-            tries.request, reply, message, creates=tries.call.creates, secrets=self._secrets(tries.request, reply)
-        )
-
-    def _secrets(self, request: Request, reply: Response) -> Tuple[str, ...]:
-        """What an error about ``reply`` must not show: our tokens, and those the token exchange's answer holds."""
-        if request.path == TOKEN_PATH:
-            return (*self.tokens.secrets, *secrets_in_answer(reply.body))
-        return tuple(self.tokens.secrets)
 
     # -- the token, single-flight ------------------------------------------------
 
@@ -378,3 +226,136 @@ class Session:
             tokens.failed(failure)
             return failure
         return None
+
+
+class _Attempts(Generic[T]):
+    """The attempts of one request, one step a method; the session holds what outlives them."""
+
+    def __init__(self, session: Session, call: Call[T], request: Request, deadline: float, authorised: bool) -> None:
+        self.session = session
+        self.call = call
+        self.creates = call.creates
+        self.request = request
+        self.deadline = deadline
+        self.authorised = authorised
+        self.attempt = 0
+        self.retries = 0
+        self.reauthorised = False
+        self.access: Optional[str] = None
+        self.started = 0.0
+
+    def run(self) -> Flow[T]:
+        session, request, deadline = self.session, self.request, self.deadline
+        while True:
+            sending = request
+            if self.authorised:
+                self.access = yield from session._authorise(request, deadline, self.attempt)
+                sending = request.with_bearer(self.access)
+            self.attempt += 1
+            started = session.clock()
+            if started >= deadline:
+                raise error_for_deadline(request, session.timeout, self.attempt - 1)
+            self.started = yield from session._wait_for_slot(request, deadline, self.authorised, started)
+            time_left = deadline - self.started
+            sent_at = session.wall_clock()
+            reply = yield Send(
+                sending, min(session.connect_timeout, time_left), min(session.read_timeout, time_left), time_left
+            )
+            if type(reply) is Response:
+                session.exchange_clock.observe_response(sent_at, session.wall_clock(), reply)
+                self._check_encoding(reply)
+                if 200 <= reply.status < 300:
+                    return (yield from self._succeeded(reply, sent_at))
+                if self._reauthorise(reply):
+                    continue
+                decision = yield from self._refused(reply)
+            elif isinstance(reply, TransportFailure):
+                decision = self._failed(reply, time_left)
+            else:
+                raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
+            self.retries += 1
+            if decision.wait > 0:
+                yield Sleep(decision.wait)
+
+    def _check_encoding(self, reply: Response) -> None:
+        refused = error_for_encoding(self.request, reply, creates=self.creates, secrets=self._secrets(reply))
+        if refused is not None:
+            raise refused
+
+    def _succeeded(self, reply: Response, sent_at: float) -> Flow[T]:
+        """The parsed answer of a 2xx (a ``/status`` answer also teaches the budget and the clock)."""
+        if self.session.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
+            self._record(reply.status, None, None)
+        answer = self._parse(reply)
+        if self.request.path == STATUS_PATH:
+            yield from self.session._learn_from_status(answer, sent_at)
+        return answer
+
+    def _reauthorise(self, reply: Response) -> bool:
+        """Whether to repeat at once: a first 401 (the call was not carried out) drops the token."""
+        if not self.authorised or reply.status != 401 or self.reauthorised:
+            return False
+        self._record(reply.status, None, 0.0)
+        self.reauthorised = True
+        self.session.tokens.invalidate(self.access)
+        return True
+
+    def _refused(self, reply: Response) -> Flow[RetryDecision]:
+        """The retry after an error status; the call's error when there is none."""
+        session = self.session
+        retry_after = parse_retry_after(reply.header("Retry-After"), now=session.wall_clock())
+        if reply.status == 429:
+            yield from session._pause(retry_after)
+        decision = session.retry_policy.after_status(
+            reply.status,
+            creates=self.creates,
+            retries_done=self.retries,
+            retry_after=retry_after,
+            random=session.random,
+        )
+        if not self._retrying(decision, reply.status, None):
+            secrets, now = session.tokens.secrets, session.wall_clock()
+            raise error_for_answer(self.request, reply, creates=self.creates, secrets=secrets, wall_now=now)
+        return decision
+
+    def _failed(self, failure: TransportFailure, time_left: float) -> RetryDecision:
+        """The retry after a request got no answer; the call's error when there is none."""
+        session = self.session
+        if session.clock() >= self.deadline and failure.may_have_been_sent:
+            # Drivers cut every socket wait short at the deadline, so what
+            # they see there is an ordinary timeout; the flow, which owns the
+            # deadline, names it.
+            failure = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
+        decision = session.retry_policy.after_transport_failure(
+            failure, creates=self.creates, retries_done=self.retries, random=session.random
+        )
+        if not self._retrying(decision, None, failure.kind):
+            secrets = session.tokens.secrets
+            raise error_for_failure(self.request, failure, creates=self.creates, secrets=secrets, attempts=self.attempt)
+        return decision
+
+    def _retrying(self, decision: RetryDecision, status: Optional[int], failure: Optional[str]) -> bool:
+        """Whether to try again: the policy says so and the wait ends before the deadline."""
+        retry = decision.retry and self.session.clock() + decision.wait < self.deadline
+        self._record(status, failure, decision.wait if retry else None)
+        return retry
+
+    def _record(self, status: Optional[int], failure: Optional[str], retry_in: Optional[float]) -> None:
+        elapsed = self.session.clock() - self.started
+        report(self.session.on_attempt, self.request, self.attempt, status, failure, elapsed, retry_in)
+
+    def _parse(self, reply: Response) -> T:
+        try:
+            return self.call.parse(reply)
+        except ProtocolError as unreadable:
+            message = unreadable.message
+        # Raised outside the except clause: the parser's error (its excerpt
+        # made without the tokens) must not survive as this one's __context__.
+        raise error_for_unreadable(self.request, reply, message, creates=self.creates, secrets=self._secrets(reply))
+
+    def _secrets(self, reply: Response) -> Tuple[str, ...]:
+        """What an error about ``reply`` must not show: our tokens, and those the token exchange's answer holds."""
+        secrets = tuple(self.session.tokens.secrets)
+        if self.request.path == TOKEN_PATH:
+            return (*secrets, *secrets_in_answer(reply.body))
+        return secrets
