@@ -100,6 +100,36 @@ def _count(name: str, value: Any, least: int) -> int:
     return int(value)
 
 
+def _retry_policy(retry_policy: Any, max_retries: Any) -> RetryPolicy:
+    """The policy given, or the default one with ``max_retries`` (which it checks)."""
+    if retry_policy is None:
+        return RetryPolicy(max_retries=max_retries)
+    if not isinstance(retry_policy, RetryPolicy):
+        raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+    return retry_policy
+
+
+_UNVERIFIED = (
+    "TLS certificate verification is OFF for %s: anyone on the path can read and change "
+    "orders and tokens. Pass verify_ssl=True or a CA bundle path in production."
+)
+
+
+def _from_environment(
+    url: str, verify: Union[bool, str], trust_env: Any, environ: Optional[Mapping[str, str]]
+) -> Tuple[Optional[str], Union[bool, str]]:
+    """The proxy for ``url`` and the verification, read from the environment when ``trust_env``."""
+    if not isinstance(trust_env, bool):
+        raise ValueError(f"trust_env must be True or False, got {trust_env!r}")
+    if not trust_env:
+        return None, verify
+    environment = os.environ if environ is None else environ
+    proxy = proxy_from_environment(url, environment)
+    if verify is True:
+        verify = ca_from_environment(environment) or True
+    return proxy, verify
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Everything one client is configured with, checked once when it is made.
@@ -172,22 +202,11 @@ class ClientSettings:
         check_budget(budget_url, budget_key, requests_per_minute)
         url = api_url(base_url)
         timeout = _seconds("timeout", timeout)
-        if retry_policy is None:
-            retry_policy = RetryPolicy(max_retries=max_retries)  # which checks it
-        elif not isinstance(retry_policy, RetryPolicy):
-            raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+        retry_policy = _retry_policy(retry_policy, max_retries)
         if on_attempt is not None and not callable(on_attempt):
             raise ValueError(f"on_attempt must be callable, got {type(on_attempt).__name__}")
-        if not isinstance(trust_env, bool):
-            raise ValueError(f"trust_env must be True or False, got {trust_env!r}")
         given = check_verify(verify_ssl)
-        verify = given
-        proxy: Optional[str] = None
-        if trust_env:
-            environment = os.environ if environ is None else environ
-            proxy = proxy_from_environment(url, environment)
-            if verify is True:
-                verify = ca_from_environment(environment) or True
+        proxy, verify = _from_environment(url, given, trust_env, environ)
         settings = cls(
             token=token,
             base_url=url[: -len(_constants.API_PREFIX)],
@@ -211,11 +230,7 @@ class ClientSettings:
             budget_key=budget_key,
         )
         if settings.verify_ssl is False and settings.is_https:
-            logger.warning(
-                "TLS certificate verification is OFF for %s: anyone on the path can read and change "
-                "orders and tokens. Pass verify_ssl=True or a CA bundle path in production.",
-                settings.api_url,
-            )
+            logger.warning(_UNVERIFIED, settings.api_url)
         return settings
 
     @property
