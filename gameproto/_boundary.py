@@ -110,8 +110,14 @@ NotSentKind = Literal["connect", "connect_timeout", "tls", "pool_timeout"]
 #: the driver stopped reading it; the request was carried out or not, and the
 #: answer that would say which was not read.
 SentKind = Literal["write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline", "too_large"]
-#: The step at which a request got no answer, as a driver names it.
 FailureKind = Literal[NotSentKind, SentKind]
+"""The step at which a request got no answer, as a driver names it (``TransportFailure.kind``).
+
+``connect``, ``connect_timeout``, ``tls``, ``pool_timeout``: nothing was
+sent. ``write``, ``write_timeout``, ``read``, ``read_timeout``, ``closed``,
+``protocol``, ``too_large``: the exchange may have carried the request out.
+``deadline`` is the flow's own: no answer within the call's deadline.
+"""
 NOT_SENT_KINDS = frozenset(get_args(NotSentKind))
 SENT_KINDS = frozenset(get_args(SentKind))
 FAILURE_KINDS = NOT_SENT_KINDS | SENT_KINDS
@@ -196,5 +202,6 @@ class Blocking:
 
 
 Action = Union[Send, Sleep, RunLocked, Blocking]
-#: A flow: yields Actions, is resumed with their outcome, returns the answer.
+"""What a flow asks of its driver."""
 Flow = Generator[Action, Any, T]
+"""A flow: yields ``Action``s, is resumed with their outcome, returns the answer (or raises a ``GameAPIError``)."""
