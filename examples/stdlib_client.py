@@ -24,14 +24,13 @@ class StdlibGameAPI:
     def __init__(self, token: str, base_url: str) -> None:
         settings = ClientSettings.from_arguments(token, base_url)  # every argument checked, as GameAPI's
         self.session, self.lock, self.url = Session(settings), threading.Lock(), urlsplit(settings.api_url)
-        kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
-        self.connect = lambda timeout: kind(self.url.hostname or "", self.url.port, timeout=timeout)
+        self.kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def send(self, send: Send) -> Union[Response, TransportFailure]:
         try:
             if self.conn is None:
-                self.conn = self.connect(send.connect_timeout)
+                self.conn = self.kind(self.url.hostname or "", self.url.port, timeout=send.connect_timeout)
                 self.conn.connect()
         except OSError as error:  # ssl.SSLError included: nothing was sent either way
             self.conn = None

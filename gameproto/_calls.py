@@ -47,10 +47,11 @@ from ._types import (
     Trade,
 )
 
+#: What ``gameproto.calls`` publishes: the ``Call`` and its builders. The
+#: helpers of the core (``encode_json``, ``decode_json``, ``answered``,
+#: ``NOTHING_SENT``, ``STATUS_PATH``) are imported by name where needed.
 __all__ = [
     "Call",
-    "encode_json",
-    "decode_json",
     "get_status",
     "get_trades",
     "get_orders",
@@ -67,8 +68,6 @@ __all__ = [
     "find_matching_orders",
     "get_market_best_offers",
     "get_latest_ltp",
-    "answered",
-    "NOTHING_SENT",
 ]
 
 T = TypeVar("T")

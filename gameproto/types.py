@@ -6,34 +6,5 @@ kept. Annotate with them (``orders: List[Order] = api.get_orders()``).
 
 from __future__ import annotations
 
-from ._types import (
-    BestOffers,
-    BulkFailed,
-    BulkRequest,
-    BulkResult,
-    DeleteResult,
-    LatestLTP,
-    LTPEntry,
-    MarketRow,
-    Order,
-    SpotData,
-    SpotStatus,
-    Status,
-    Trade,
-)
-
-__all__ = [
-    "Order",
-    "BulkRequest",
-    "BulkResult",
-    "BulkFailed",
-    "DeleteResult",
-    "Trade",
-    "MarketRow",
-    "LTPEntry",
-    "SpotData",
-    "SpotStatus",
-    "Status",
-    "BestOffers",
-    "LatestLTP",
-]
+from ._types import *  # noqa: F403 - the shapes, listed once in _types.__all__
+from ._types import __all__ as __all__
