@@ -61,6 +61,7 @@ __all__ = [
     "error_for_failure",
     "error_for_deadline",
     "error_for_token_exchange",
+    "error_for_no_token",
     "readable_detail",
     "excerpt",
     "redact",
@@ -475,3 +476,8 @@ def error_for_token_exchange(error: GameAPIError, path: str) -> GameAPIError:
             f"token exchange refused: {error.message}", method="POST", path=path, status_code=status
         )
     return error
+
+
+def error_for_no_token(request: Request) -> AuthenticationError:
+    """The error of a call that found no access token even after a fresh exchange."""
+    return AuthenticationError("no access token after the exchange", method=request.method, path=request.path)

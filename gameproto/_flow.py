@@ -32,13 +32,13 @@ from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_s
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
-    AuthenticationError,
     GameAPIError,
     ProtocolError,
     error_for_answer,
     error_for_deadline,
     error_for_encoding,
     error_for_failure,
+    error_for_no_token,
     error_for_token_exchange,
     error_for_unreadable,
 )
@@ -204,7 +204,7 @@ class Session:
                 # The exchange (ours, or the one we waited for) ran out of
                 # this call's time; nothing of this call is in doubt.
                 raise error_for_deadline(request, self.timeout, attempt)
-        raise AuthenticationError("no access token after the exchange", method=request.method, path=request.path)
+        raise error_for_no_token(request)
 
     def _exchange(self, generation: int, deadline: float) -> Flow[Optional[GameAPIError]]:
         """The token exchange, run under the token lock; returns its failure (None: a fresh token).

@@ -83,6 +83,17 @@ def test_the_session_and_the_functions_of_the_core_are_short() -> None:
     assert long == {}
 
 
+def test_the_flow_chooses_no_error_itself() -> None:
+    """Which error ends a call is decided in ``_errors``: the flow only raises what it is given."""
+    tree = ast.parse((CORE / "_flow.py").read_text(encoding="utf-8"))
+    made = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.endswith("Error")
+    }
+    assert made == {"TypeError"}  # a driver's bug, not an outcome of a call
+
+
 # -- Response.header: alike whatever mapping a driver hands over ----------------------------
 
 PAIRS = (("Retry-After", "1"), ("retry-after", "2"), ("X-Kind", "plain"))
