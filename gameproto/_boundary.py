@@ -94,10 +94,12 @@ class Response:
         """
         folded = self._folded
         if folded is None:
-            folded = {}
-            for key, value in self.headers.items():
-                lower = str(key).lower()
-                folded[lower] = f"{folded[lower]}, {value}" if lower in folded else str(value)
+            folded = {key.lower(): value for key, value in self.headers.items()}
+            if len(folded) != len(self.headers):  # one name under several spellings: rare, and joined
+                folded = {}
+                for key, value in self.headers.items():
+                    lower = key.lower()
+                    folded[lower] = f"{folded[lower]}, {value}" if lower in folded else value
             object.__setattr__(self, "_folded", folded)
         return folded.get(name.lower())
 

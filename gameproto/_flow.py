@@ -133,7 +133,7 @@ class Session:
 
     def _attempts(self, call: Call[T], request: Request, deadline: float, *, authorised: bool) -> Flow[T]:
         """Attempts of ``request`` until an answer, a final failure or the deadline."""
-        return (yield from _Attempts(self, call, request, deadline, authorised).run())
+        return _Attempts(self, call, request, deadline, authorised).run()
 
     def _authorise(self, request: Request, deadline: float, attempt: int) -> Flow[str]:
         """A current access token (one exchange when there is none)."""
@@ -230,6 +230,11 @@ class Session:
 
 class _Attempts(Generic[T]):
     """The attempts of one request, one step a method; the session holds what outlives them."""
+
+    # fmt: off
+    __slots__ = ("access", "attempt", "authorised", "call", "creates", "deadline", "reauthorised", "request",
+                 "retries", "session", "started")
+    # fmt: on
 
     def __init__(self, session: Session, call: Call[T], request: Request, deadline: float, authorised: bool) -> None:
         self.session = session
