@@ -147,8 +147,8 @@ def foreign_uuid(exchange_id: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"gameproto-journal:foreign:{exchange_id}"))
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(moment: dt.datetime, timespec: str = "milliseconds") -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def parse_time(text: Any) -> Optional[dt.datetime]:
@@ -595,6 +595,7 @@ class JournalFlows:
         #: This process's intents whose answer has not come yet.
         self.in_flight: Set[str] = set()
         self.traders: Set[str] = set()
+        self._last: Optional[dt.datetime] = None
 
     def _now(self) -> dt.datetime:
         """The exchange's time (the session's estimate); the local clock before any answer told it."""
@@ -604,7 +605,16 @@ class JournalFlows:
         return moment
 
     def now(self) -> str:
-        return _iso(self._now())
+        """The exchange's time as the journal writes it; never earlier than the last stamp of this process.
+
+        The estimate of the exchange's clock moves as answers come: a stamp
+        that went back would put this process's records out of order.
+        """
+        moment = self._now()
+        if self._last is not None and moment <= self._last:
+            moment = self._last + dt.timedelta(microseconds=1)
+        self._last = moment
+        return _iso(moment, "microseconds")
 
     # -- one store step, through the driver's Blocking ----------------------------------
 
