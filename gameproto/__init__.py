@@ -12,7 +12,7 @@ author of a driver needs. The rest lives in private modules and may change.
 
 from __future__ import annotations
 
-from . import calls, types
+from . import calls, journal, types
 from ._attempt import Attempt
 from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._calls import Call
@@ -22,7 +22,6 @@ from ._errors import (
     AuthenticationError,
     GameAPIError,
     InvalidArgumentError,
-    JournalError,
     NetworkError,
     NetworkTimeoutError,
     NotFoundError,
@@ -39,7 +38,6 @@ from ._errors import (
 )
 from ._events import MarketEvent, OrderEvent
 from ._flow import Session
-from ._journal import JournalFill, JournalOrder, JournalStore, JournalTrade, Reconciled, StateChange
 from ._orders import validate_order, validate_orders
 from ._reconcile import find_matching_orders
 from ._retry import RetryPolicy
@@ -83,14 +81,6 @@ __all__ = [
     "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
-    "JournalError",
-    # the order journal: its records, what reconcile() returns, the storage interface
-    "JournalOrder",
-    "JournalTrade",
-    "JournalFill",
-    "StateChange",
-    "Reconciled",
-    "JournalStore",
     # order rules and reconciling
     "validate_order",
     "validate_orders",
@@ -99,4 +89,6 @@ __all__ = [
     "OrderEvent",
     "MarketEvent",
     "types",
+    # the order journal: its records, JournalError, the storage interface
+    "journal",
 ]

@@ -11,7 +11,6 @@ from gameproto import (
     AuthenticationError,
     GameAPIError,
     InvalidArgumentError,
-    JournalError,
     NetworkError,
     NetworkTimeoutError,
     NotFoundError,
@@ -25,6 +24,7 @@ from gameproto import (
     ServerError,
     ServerValidationError,
 )
+from gameproto.journal import JournalError
 
 from ._client import GameAPI, Journal
 

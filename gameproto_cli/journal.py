@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any, Dict, Iterator, List, Sequence, TextIO
 
-from gameproto._journal import JournalOrder, JournalStore, JournalTrade
+from gameproto.journal import JournalOrder, JournalStore, JournalTrade
 
 from .failures import UsageError
 from .options import connection_parent, open_client, output_parent

@@ -18,8 +18,9 @@ from typing import Any, List
 
 import pytest
 
-from gameproto import JournalError, OutcomeUnknownError
+from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, NOT_PLACED, JournalOrder, match_listing
+from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
 
 from .harness import Harness, every_driver

@@ -11,8 +11,9 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from gameproto import JournalError, OutcomeUnknownError
+from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, Observed, foreign_record
+from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
 from gameproto_journal import PostgresJournal, open_journal
 
