@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ._arguments import order_number, order_number_or_none
 from ._auth import TokenState
-from ._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
+from ._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure, Unanswered
+from ._budget import BudgetStore, RequestBudget, budget_exhausted, limit_from_status
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
 from ._clock import ClockEstimator
@@ -79,6 +79,7 @@ __all__ = [
     "Sleep",
     "RunLocked",
     "Blocking",
+    "Unanswered",
     "Action",
     "Flow",
     "Session",
@@ -121,7 +122,7 @@ __all__ = [
     "parse_retry_after",
     # the request budget and the exchange's clock
     "RequestBudget",
-    "SharedBudget",
+    "BudgetStore",
     "limit_from_status",
     "budget_exhausted",
     "ClockEstimator",

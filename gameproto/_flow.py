@@ -20,12 +20,12 @@ import logging
 import random as _random
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import _constants
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
-from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
+from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure, Unanswered
+from ._budget import BudgetStore, RequestBudget, budget_exhausted, limit_from_status, usable_wait
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
@@ -45,7 +45,7 @@ from ._errors import (
     redact,
 )
 from ._orders import EXCHANGE_CLOCK
-from ._retry import RetryDecision, RetryPolicy, parse_retry_after
+from ._retry import RetryDecision, RetryPolicy, read_retry_after
 
 __all__ = ["Attempt", "Session"]
 
@@ -65,6 +65,14 @@ class Attempt:
     failure: Optional[str]
     elapsed: float
     retry_in: Optional[float]
+
+
+def _unfailing(function: Callable[..., T], *args: Any) -> Union[T, Unanswered]:
+    """``function(*args)``, or its failure as ``Unanswered``: a ``Blocking`` function never raises."""
+    try:
+        return function(*args)
+    except Exception as error:
+        return Unanswered(f"{type(error).__name__}: {error}")
 
 
 def _own_copy(error: GameAPIError) -> GameAPIError:
@@ -97,7 +105,7 @@ class Session:
         random: Callable[[], float] = _random.random,
         on_attempt: Optional[Callable[[Attempt], None]] = None,
         budget: Optional[RequestBudget] = None,
-        shared_budget: Optional[SharedBudget] = None,
+        shared_budget: Optional[BudgetStore] = None,
     ) -> None:
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -115,6 +123,10 @@ class Session:
         self.budget = budget if budget is not None else RequestBudget(None)
         #: A budget shared with other processes, which then decides instead of ``budget``.
         self.shared_budget = shared_budget
+        #: Why the shared budget gave no usable answer, while it gives none (warned once).
+        self.shared_trouble: Optional[str] = None
+        #: Whether an absurd Retry-After was logged (once a client).
+        self._told_absurd_pause = False
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
         self.exchange_clock = ClockEstimator()
 
@@ -165,14 +177,18 @@ class Session:
             started = clock()
             if started >= deadline:
                 raise self._deadline_error(request, attempt)
-            wait = yield from self._slot(started, authorised)
+            wait = yield from self._slot(started, authorised, deadline)
             while wait > 0:
                 # No slot yet: wait for one, within the call's deadline.
                 if started + wait >= deadline:
                     raise budget_exhausted(wait, method=request.method, path=request.path)
                 yield Sleep(wait)
                 started = clock()
-                wait = yield from self._slot(started, authorised)
+                wait = yield from self._slot(started, authorised, deadline)
+            if self.shared_budget is not None and authorised:
+                started = clock()  # the shared budget's round trip took some of the time
+                if started >= deadline:
+                    raise self._deadline_error(request, attempt)
             time_left = deadline - started
             sent_at = self.wall_clock()
             reply = yield Send(
@@ -192,7 +208,7 @@ class Session:
                         self._record(request, attempt, status, None, clock() - started, None)
                     answer = self._parse(call, request, reply)
                     if request.path == STATUS_PATH:
-                        yield from self._learn_from_status(answer, sent_at)
+                        yield from self._learn_from_status(answer, sent_at, deadline)
                     return answer
                 if authorised and status == 401 and not reauthorised:
                     # 401: the call was not carried out. One new exchange, one repeat.
@@ -200,13 +216,15 @@ class Session:
                     reauthorised = True
                     self.tokens.invalidate(access)
                     continue
-                retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
+                retry_after, said = read_retry_after(reply.header("Retry-After"), now=self.wall_clock())
+                if said is not None:
+                    self._absurd_pause(request, said, retry_after)
                 if status == 429:
                     # The pause holds every caller of this client (of the account,
                     # when the budget is shared), not only this one.
                     self.budget.refused(clock(), retry_after)
                     if self.shared_budget is not None and retry_after is not None:
-                        yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
+                        yield from self._ask_store(self.shared_budget.pause, retry_after, deadline=deadline)
                 decision = self.retry_policy.after_status(
                     status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
                 )
@@ -229,27 +247,67 @@ class Session:
             if decision.wait > 0:
                 yield Sleep(decision.wait)
 
-    def _slot(self, now: float, authorised: bool) -> Flow[float]:
+    def _slot(self, now: float, authorised: bool, deadline: float) -> Flow[float]:
         """The seconds to wait before a request may leave; 0.0 when it may leave now.
 
         A call takes a slot of the request budget. The token exchange takes
         none: GAME counts requests per access token, and the exchange carries
         none (the embedded exchange does not count it either); but it waits
-        out a 429's pause like every other request of the client.
+        out a 429's pause like every other request of the client. A shared
+        budget that gives no usable answer in the call's time (it failed, it
+        was too slow, it said something that is not a wait) leaves the client
+        to pace alone with its own budget, as during an outage.
         """
         if not authorised:
             return self.budget.paused_for(now)
         if self.shared_budget is None:
             return self.budget.reserve(now)
-        return (yield Blocking(self.shared_budget.reserve))  # type: ignore[no-any-return]
+        answer = yield from self._ask_store(self.shared_budget.reserve, deadline=deadline)
+        wait = usable_wait(answer)
+        if wait is None:
+            self._shared_failed(answer)
+            return self.budget.reserve(self.clock())
+        if self.shared_trouble is not None:
+            self.shared_trouble = None
+            logger.info("shared request budget: usable answers again; back to the shared window")
+        if wait == 0.0:
+            self.budget.record(self.clock())  # so that pacing alone later does not burst
+        return wait
 
-    def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
+    def _ask_store(self, function: Callable[..., Any], *args: Any, deadline: float) -> Flow[Any]:
+        """``function(*args, time_left)`` of the shared budget, where blocking is allowed; ``Unanswered`` on failure."""
+        time_left = max(0.0, deadline - self.clock())
+        return (yield Blocking(functools.partial(_unfailing, function, *args), time_left))
+
+    def _shared_failed(self, answer: object) -> None:
+        detail = answer.detail if isinstance(answer, Unanswered) else f"an answer that is not a wait: {answer!r:.60}"
+        if self.shared_trouble is None:
+            logger.warning(
+                "shared request budget: no usable answer (%s); pacing this client alone with its own budget "
+                "until it answers again",
+                redact(detail, self.tokens.secrets),
+            )
+        self.shared_trouble = detail
+
+    def _absurd_pause(self, request: Request, said: float, taken: Optional[float]) -> None:
+        if not self._told_absurd_pause:
+            self._told_absurd_pause = True
+            logger.warning(
+                "%s %s: the answer's Retry-After asks for a pause of %.3g s; taking %g s, the longest pause "
+                "an answer may impose (later ones are capped without a word)",
+                request.method,
+                request.path,
+                said,
+                taken,
+            )
+
+    def _learn_from_status(self, status: object, sent_at: float, deadline: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
         limit = limit_from_status(status)
         if limit is not None:
             self.budget.learn_limit(limit)
             if self.shared_budget is not None:
-                yield Blocking(functools.partial(self.shared_budget.learn_limit, limit))
+                yield from self._ask_store(self.shared_budget.learn_limit, limit, deadline=deadline)
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
