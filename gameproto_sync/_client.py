@@ -188,7 +188,7 @@ class GameAPI:
         if getattr(self, "_closed", True) is False:
             # Shown at the caller's line that made the client, not where the collector ran.
             filename, line, module = self._made_at
-            warning = f"unclosed {self!r}: close it, or use it in an with block"
+            warning = f"unclosed {self!r}: close it, or use it in a block: `with GameAPI(...) as api:`"
             warnings.warn_explicit(warning, ResourceWarning, filename, line, module=module, source=self)
 
     # -- the driver: run a core flow --------------------------------------------
