@@ -84,14 +84,22 @@ calls from many threads); the lock is never held while anyone waits.
 from __future__ import annotations
 
 import collections
-import threading
 import math
+import threading
 from typing import Any, Deque, Optional, Protocol, Union
 
 from . import _constants
 from ._errors import RateLimitError
 
-__all__ = ["RequestBudget", "BudgetStore", "AUTO", "WINDOW_SECONDS", "limit_from_status", "budget_exhausted", "usable_wait"]
+__all__ = [
+    "RequestBudget",
+    "BudgetStore",
+    "AUTO",
+    "WINDOW_SECONDS",
+    "limit_from_status",
+    "budget_exhausted",
+    "usable_wait",
+]
 
 #: The limit spelt this way follows what the exchange says.
 AUTO = "auto"

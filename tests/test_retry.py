@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from gameproto._boundary import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
 from gameproto._constants import RETRY_AFTER_MAX
-from gameproto._retry import RETRYABLE_STATUSES, RetryPolicy, backoff_delay, parse_http_date, parse_retry_after, read_retry_after
+from gameproto._retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    backoff_delay,
+    parse_http_date,
+    parse_retry_after,
+    read_retry_after,
+)
 
 randoms = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
