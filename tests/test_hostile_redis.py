@@ -80,21 +80,21 @@ ABANDONING = {
     "asyncio": """
         import asyncio
         async def main():
-            async with GameAPI(TOKEN, BASE_URL, budget_url=BUDGET_URL, timeout=30.0) as api:
-                try:
-                    await asyncio.wait_for(api.get_status(), 0.3)
-                except asyncio.TimeoutError:
-                    print("abandoned")
+            api = GameAPI(TOKEN, BASE_URL, budget_url=BUDGET_URL, timeout=30.0)  # never closed, as in the report
+            try:
+                await asyncio.wait_for(api.get_status(), 0.3)
+            except asyncio.TimeoutError:
+                print("abandoned")
         asyncio.run(main())
     """,
     "trio": """
         import trio
         async def main():
-            async with GameAPI(TOKEN, BASE_URL, budget_url=BUDGET_URL, timeout=30.0) as api:
-                with trio.move_on_after(0.3) as scope:
-                    await api.get_status()
-                if scope.cancelled_caught:
-                    print("abandoned")
+            api = GameAPI(TOKEN, BASE_URL, budget_url=BUDGET_URL, timeout=30.0)  # never closed, as in the report
+            with trio.move_on_after(0.3) as scope:
+                await api.get_status()
+            if scope.cancelled_caught:
+                print("abandoned")
         trio.run(main)
     """,
 }
