@@ -24,6 +24,7 @@ pytest.importorskip("redis", reason="needs redis-py (the 'redis' extra)")
 
 from gameproto import NetworkTimeoutError, RateLimitError
 from gameproto.simulator.exchange import Exchange
+from gameproto.simulator.faults import Fault
 from gameproto_exchange import ServerThread
 from gameproto_redis import default_key
 
@@ -201,3 +202,24 @@ async def test_a_pause_redis_cannot_read_means_pacing_locally(
             outcomes.append(type(error))
     assert outcomes == ["healthy"] * 3 + [RateLimitError] * 2
     assert len(budget_warnings(caplog)) == 1
+
+
+# -- one absurd Retry-After ------------------------------------------------------------------
+
+
+@every_driver()
+async def test_an_absurd_retry_after_pauses_the_account_five_minutes_not_years(
+    h: Harness, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gameproto")
+    h.faults.add(Fault("status", status=429, headers=(("Retry-After", "999999999"),)), method="GET", path="/status")
+    api = h.client(budget_url=redis_server.url, timeout=2.0)
+    for _ in range(2):
+        with pytest.raises(RateLimitError) as caught:
+            await api.get_status()
+        assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 300
+    assert "frees one in 300 s" in str(caught.value)
+    key = default_key(h.base_url, TOKEN)
+    assert 0 < redis_server.client().pttl(f"{{{key}}}:pause") <= 300_001
+    told = [record.getMessage() for record in caplog.records if "Retry-After" in record.getMessage()]
+    assert len(told) == 1, told
