@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import anyio
 import pytest
@@ -25,6 +25,7 @@ pytest.importorskip("redis", reason="needs redis-py (the 'redis' extra)")
 from gameproto import NetworkTimeoutError, RateLimitError
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault
+from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import ServerThread
 from gameproto_redis import default_key
 
@@ -42,6 +43,17 @@ def budget_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:
         for record in caplog.records
         if record.levelno >= logging.WARNING and "shared request budget" in record.getMessage()
     ]
+
+
+async def five_status_calls(api: AsyncGameAPI) -> List[object]:
+    """Five ``get_status()`` calls: each one's status, or the type of the budget's refusal."""
+    outcomes: List[object] = []
+    for _ in range(5):
+        try:
+            outcomes.append((await api.get_status())["status"])
+        except RateLimitError as error:
+            outcomes.append(type(error))
+    return outcomes
 
 
 # -- a budget_url that answers one byte every 0.15 s, for ever ------------------------------
@@ -127,12 +139,7 @@ async def test_something_that_is_not_redis_at_budget_url_leads_to_local_pacing(
     caplog.set_level(logging.WARNING, logger="gameproto")
     with RedisImpostor(NOT_REDIS[case]) as impostor:
         api = h.client(budget_url=impostor.url, requests_per_minute=3, timeout=2.0)
-        outcomes: List[object] = []
-        for _ in range(5):
-            try:
-                outcomes.append((await api.get_status())["status"])
-            except RateLimitError as error:
-                outcomes.append(type(error))
+        outcomes = await five_status_calls(api)
         await api.aclose()
     assert outcomes == ["healthy"] * 3 + [RateLimitError] * 2
     assert h.attempts("GET", "/status") == 3
@@ -141,16 +148,6 @@ async def test_something_that_is_not_redis_at_budget_url_leads_to_local_pacing(
 
 
 # -- a real Redis whose keys are poisoned --------------------------------------------------------
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 POISONS = {
@@ -194,12 +191,7 @@ async def test_a_pause_redis_cannot_read_means_pacing_locally(
     key = default_key(h.base_url, TOKEN)
     redis_server.client().set(f"{{{key}}}:pause", value)
     api = h.client(budget_url=redis_server.url, requests_per_minute=3, timeout=2.0)
-    outcomes: List[object] = []
-    for _ in range(5):
-        try:
-            outcomes.append((await api.get_status())["status"])
-        except RateLimitError as error:
-            outcomes.append(type(error))
+    outcomes = await five_status_calls(api)
     assert outcomes == ["healthy"] * 3 + [RateLimitError] * 2
     assert len(budget_warnings(caplog)) == 1
 

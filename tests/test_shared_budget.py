@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -32,16 +32,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def budget(server: RedisServer, key: str = "desk", **options: object) -> SharedBudget:
