@@ -14,19 +14,7 @@ from __future__ import annotations
 
 from . import calls, types
 from ._attempt import Attempt
-from ._boundary import (
-    Action,
-    Blocking,
-    FailureKind,
-    Flow,
-    Request,
-    Response,
-    RunLocked,
-    Send,
-    Sleep,
-    TransportFailure,
-    Unanswered,
-)
+from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._calls import Call
 from ._constants import VERSION as __version__
 from ._errors import (
@@ -70,7 +58,6 @@ __all__ = [
     "Sleep",
     "RunLocked",
     "Blocking",
-    "Unanswered",
     "Action",
     "Flow",
     # a client's options: retries and the attempt hook

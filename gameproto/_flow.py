@@ -60,6 +60,34 @@ def _unfailing(function: Callable[..., T], *args: Any) -> Union[T, Unanswered]:
         return Unanswered(f"{type(error).__name__}: {error}")
 
 
+def _blocking(time_left: float, function: Callable[..., Any], *args: Any) -> Blocking:
+    """The action that asks a shared budget for ``function(*args, time_left)``, where blocking is allowed."""
+    return Blocking(functools.partial(_unfailing, function, *args), max(0.0, time_left))
+
+
+def _warn_unusable(answer: object, secrets: Tuple[str, ...]) -> str:
+    """Say (once an outage) that the shared budget gave no usable answer; what it gave."""
+    detail = answer.detail if isinstance(answer, Unanswered) else f"an answer that is not a wait: {answer!r:.60}"
+    logger.warning(
+        "shared request budget: no usable answer (%s); pacing this client alone with its own budget "
+        "until it answers again",
+        redact(detail, secrets),
+    )
+    return detail
+
+
+def _warn_absurd_pause(request: Request, said: float, taken: Optional[float]) -> None:
+    """Say (once a client) that an answer asked for a pause longer than ``RETRY_AFTER_MAX``."""
+    logger.warning(
+        "%s %s: the answer's Retry-After asks for a pause of %.3g s; taking %g s, the longest pause "
+        "an answer may impose (later ones are capped without a word)",
+        request.method,
+        request.path,
+        said,
+        taken,
+    )
+
+
 def _own_copy(error: GameAPIError) -> GameAPIError:
     """``error`` for one more caller: its own object, so that tracebacks are not shared across tasks."""
     try:
@@ -107,7 +135,7 @@ class Session:
         #: Why the shared budget gave no usable answer, while it gives none (warned once).
         self.shared_trouble: Optional[str] = None
         #: Whether an absurd Retry-After was logged (once a client).
-        self._told_absurd_pause = False
+        self.told_absurd_pause = False
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
         self.exchange_clock = ClockEstimator()
 
@@ -186,10 +214,11 @@ class Session:
             return self.budget.paused_for(now)
         if self.shared_budget is None:
             return self.budget.reserve(now)
-        answer = yield from self._ask_store(self.shared_budget.reserve, deadline=deadline)
+        answer = yield _blocking(deadline - self.clock(), self.shared_budget.reserve)
         wait = usable_wait(answer)
         if wait is None:
-            self._shared_failed(answer)
+            if self.shared_trouble is None:
+                self.shared_trouble = _warn_unusable(answer, tuple(self.tokens.secrets))
             return self.budget.reserve(self.clock())
         if self.shared_trouble is not None:
             self.shared_trouble = None
@@ -198,39 +227,11 @@ class Session:
             self.budget.record(self.clock())  # so that pacing alone later does not burst
         return wait
 
-    def _ask_store(self, function: Callable[..., Any], *args: Any, deadline: float) -> Flow[Any]:
-        """``function(*args, time_left)`` of the shared budget, where blocking is allowed; ``Unanswered`` on failure."""
-        time_left = max(0.0, deadline - self.clock())
-        return (yield Blocking(functools.partial(_unfailing, function, *args), time_left))
-
-    def _shared_failed(self, answer: object) -> None:
-        detail = answer.detail if isinstance(answer, Unanswered) else f"an answer that is not a wait: {answer!r:.60}"
-        if self.shared_trouble is None:
-            logger.warning(
-                "shared request budget: no usable answer (%s); pacing this client alone with its own budget "
-                "until it answers again",
-                redact(detail, self.tokens.secrets),
-            )
-        self.shared_trouble = detail
-
     def _pause(self, retry_after: Optional[float], deadline: float) -> Flow[None]:
         """A 429 holds every caller of this client (of the account, when the budget is shared), not only this one."""
         self.budget.refused(self.clock(), retry_after)
         if self.shared_budget is not None and retry_after is not None:
-            yield from self._ask_store(self.shared_budget.pause, retry_after, deadline=deadline)
-
-    def _absurd_pause(self, request: Request, said: float, taken: Optional[float]) -> None:
-        """An answer asked for a pause longer than ``RETRY_AFTER_MAX``: said once a client."""
-        if not self._told_absurd_pause:
-            self._told_absurd_pause = True
-            logger.warning(
-                "%s %s: the answer's Retry-After asks for a pause of %.3g s; taking %g s, the longest pause "
-                "an answer may impose (later ones are capped without a word)",
-                request.method,
-                request.path,
-                said,
-                taken,
-            )
+            yield _blocking(deadline - self.clock(), self.shared_budget.pause, retry_after)
 
     def _learn_from_status(self, status: object, sent_at: float, deadline: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
@@ -238,7 +239,7 @@ class Session:
         if limit is not None:
             self.budget.learn_limit(limit)
             if self.shared_budget is not None:
-                yield from self._ask_store(self.shared_budget.learn_limit, limit, deadline=deadline)
+                yield _blocking(deadline - self.clock(), self.shared_budget.learn_limit, limit)
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
@@ -367,8 +368,9 @@ class _Attempts(Generic[T]):
         """The retry after an error status; the call's error when there is none."""
         session = self.session
         retry_after, said = read_retry_after(reply.header("Retry-After"), now=session.wall_clock())
-        if said is not None:
-            session._absurd_pause(self.request, said, retry_after)
+        if said is not None and not session.told_absurd_pause:
+            session.told_absurd_pause = True
+            _warn_absurd_pause(self.request, said, retry_after)
         if reply.status == 429:
             yield from session._pause(retry_after, self.deadline)
         decision = session.retry_policy.after_status(
