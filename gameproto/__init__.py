@@ -15,6 +15,8 @@ from ._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Sen
 from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
+from ._cancel_all import CancelAllResult
+from ._contract import Contract, quarter_hours_in_day, zurich_offset_hours
 from ._clock import ClockEstimator
 from ._constants import VERSION as __version__
 from ._errors import (
@@ -33,6 +35,8 @@ from ._errors import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskBreach,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
@@ -51,8 +55,10 @@ from ._events import (
 from ._flow import Attempt, Session
 from ._market import best_offers, latest_ltp, sort_by_price
 from ._orders import validate_order, validate_orders
+from ._positions import DayPosition, Position, Positions, positions
 from ._reconcile import find_matching_orders, find_order
 from ._retry import RetryPolicy, backoff_delay, parse_retry_after
+from ._risk import RiskLimits
 from ._settings import ClientSettings, Settings, settings_from_env
 from ._types import (
     BestOffers,
@@ -97,6 +103,8 @@ __all__ = [
     "AuthenticationError",
     "NotFoundError",
     "RateLimitError",
+    "RiskLimitError",
+    "RiskBreach",
     "ServerValidationError",
     "ServerError",
     "ProtocolError",
@@ -142,6 +150,16 @@ __all__ = [
     "sort_by_price",
     "find_order",
     "find_matching_orders",
+    # the trader's view and brakes: delivery periods, positions, limits, the kill switch
+    "Contract",
+    "zurich_offset_hours",
+    "quarter_hours_in_day",
+    "positions",
+    "Positions",
+    "Position",
+    "DayPosition",
+    "RiskLimits",
+    "CancelAllResult",
     # answer shapes
     "Order",
     "BulkRequest",

@@ -235,10 +235,16 @@ class ClientSettings:
             **options,
         )
 
-    def plan_orders(self, order_data: Any, now: Optional[dt.datetime] = None, skip_invalid: bool = False) -> OrderPlan:
-        """Validate and plan ``create_order``'s requests; nothing is sent."""
+    def plan_orders(
+        self, order_data: Any, now: Optional[dt.datetime] = None, skip_invalid: bool = False, screen: Any = None
+    ) -> OrderPlan:
+        """Validate and plan ``create_order``'s requests; nothing is sent. ``screen``: the risk limits' check."""
         return plan_orders(
-            order_data, now=now, allow_non_positive_price=self.allow_non_positive_price, skip_invalid=skip_invalid
+            order_data,
+            now=now,
+            allow_non_positive_price=self.allow_non_positive_price,
+            skip_invalid=skip_invalid,
+            screen=screen,
         )
 
 

@@ -36,6 +36,7 @@ SUBSTITUTIONS: List[Tuple[str, str]] = [
     (r"\bStopAsyncIteration\b", "StopIteration"),
     (r"\b__aiter__\b", "__iter__"),
     (r"\b__anext__\b", "__next__"),
+    (r"\basynccontextmanager\b", "contextmanager"),
     # The package docstring says which client it is.
     (
         r"the GAME client for asyncio and trio, on ``httpcore`` and ``anyio``",
