@@ -6,13 +6,15 @@ of the exchange's zone, Europe/Zurich, which has 96 quarter-hours, 92 on the
 last Sunday of March and 100 on the last Sunday of October. The zone's rule
 is written here once, without ``zoneinfo`` (Python 3.8 has none): EU summer
 time runs from the last Sunday of March 01:00 UTC to the last Sunday of
-October 01:00 UTC at UTC+2; the rest of the year is UTC+1. The tests hold it
+October 01:00 UTC at UTC+2; the rest of the year is UTC+1 (the rule in force
+since 1996; earlier years ended summer time in September). The tests hold it
 to ``zoneinfo`` on every quarter-hour of 2024-2035.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Tuple, Union
@@ -41,6 +43,7 @@ def _last_sunday(year: int, month: int) -> dt.date:
     return last - dt.timedelta(days=(last.weekday() - 6) % 7)
 
 
+@functools.lru_cache(maxsize=512)
 def _summer_time(year: int) -> Tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(_last_sunday(year, 3), dt.time(1), UTC)
     end = dt.datetime.combine(_last_sunday(year, 10), dt.time(1), UTC)
@@ -51,7 +54,7 @@ def zurich_offset_hours(moment: dt.datetime) -> int:
     """The Europe/Zurich UTC offset in hours (1 or 2) in force at ``moment`` (an aware datetime)."""
     if moment.tzinfo is None:
         raise ValueError(f"moment must be timezone-aware, got {moment!r}")
-    instant = moment.astimezone(UTC)
+    instant = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     start, end = _summer_time(instant.year)
     return 2 if start <= instant < end else 1
 
