@@ -16,9 +16,9 @@ from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_s
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call
 from ._cancel_all import CancelAllResult
-from ._contract import Contract, quarter_hours_in_day, zurich_offset_hours
 from ._clock import ClockEstimator
 from ._constants import VERSION as __version__
+from ._contract import Contract, quarter_hours_in_day, zurich_offset_hours
 from ._errors import (
     APIStatusError,
     AuthenticationError,

@@ -101,7 +101,11 @@ class CancelAll:
         for number, outcome in list(self._outcome.items()):
             if isinstance(outcome, GameAPIError) and number not in listed:
                 self._outcome[number] = "gone"
-        return [number for number in listed if number not in self._outcome or self._outcome[number] not in ("cancelled", "gone")]
+        return [
+            number
+            for number in listed
+            if number not in self._outcome or self._outcome[number] not in ("cancelled", "gone")
+        ]
 
     def record(self, number: int, outcome: Any) -> None:
         """A delete's answer (cancelled), ``NotFoundError`` (already gone) or another error (failed)."""

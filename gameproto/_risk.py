@@ -46,7 +46,16 @@ from ._contract import Contract
 from ._errors import GameAPIError, OutcomeUnknownError, RiskBreach, RiskLimitError
 from ._positions import decimal_of, positions, trader_names
 
-__all__ = ["RiskLimits", "RiskBook", "RiskGuard", "RiskBreach", "RiskLimitError", "Reservation", "RestingOrder", "is_resting"]
+__all__ = [
+    "RiskLimits",
+    "RiskBook",
+    "RiskGuard",
+    "RiskBreach",
+    "RiskLimitError",
+    "Reservation",
+    "RestingOrder",
+    "is_resting",
+]
 
 _ZERO = Decimal(0)
 _LIMIT_NAMES = ("max_order_volume", "max_net_position", "max_open_volume", "price_band")
@@ -87,13 +96,17 @@ class RiskLimits:
                 continue
             number = decimal_of(value, f"RiskLimits.{name}")
             if number < 0 or (number == 0 and name != "price_band"):
-                raise ValueError(f"RiskLimits.{name} must be {'>= 0' if name == 'price_band' else '> 0'}, got {value!r}")
+                raise ValueError(
+                    f"RiskLimits.{name} must be {'>= 0' if name == 'price_band' else '> 0'}, got {value!r}"
+                )
             object.__setattr__(self, name, number)
         count = self.max_open_orders
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
             raise ValueError(f"RiskLimits.max_open_orders must be a whole number >= 1, got {count!r}")
         if not isinstance(self.self_trade_prevention, bool):
-            raise ValueError(f"RiskLimits.self_trade_prevention must be True or False, got {self.self_trade_prevention!r}")
+            raise ValueError(
+                f"RiskLimits.self_trade_prevention must be True or False, got {self.self_trade_prevention!r}"
+            )
         age = self.max_state_age
         if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 <= age < float("inf"):
             raise ValueError(f"RiskLimits.max_state_age must be a number of seconds >= 0, got {age!r}")
@@ -205,7 +218,9 @@ class RiskBook:
                 if name not in self.traders:
                     self.traders.append(name)
             # Orders still on their way keep their reservation; unknown outcomes are settled by the listing.
-            pending = {key: held for key, held in self._resting.items() if key[0] == "pending" and key not in self._unknown}
+            pending = {
+                key: held for key, held in self._resting.items() if key[0] == "pending" and key not in self._unknown
+            }
             self._resting = {**resting, **pending}
             self._unknown.clear()
             if trades is not None:
@@ -307,7 +322,12 @@ class RiskBook:
             found.append(RiskBreach(index, limit, value, allowed, f"{why} ({where})"))
 
         if limits.max_order_volume is not None and volume > limits.max_order_volume:
-            breach("max_order_volume", volume, limits.max_order_volume, f"volume {volume} is over {limits.max_order_volume}")
+            breach(
+                "max_order_volume",
+                volume,
+                limits.max_order_volume,
+                f"volume {volume} is over {limits.max_order_volume}",
+            )
         same = [held for held in self._resting.values() if held.contract == contract]
         if limits.max_net_position is not None:
             filled = self._filled.get(contract, _ZERO)
@@ -326,13 +346,20 @@ class RiskBook:
             open_volume = sum((held.remaining for held in self._resting.values()), _ZERO) + volume
             if open_volume > limits.max_open_volume:
                 breach(
-                    "max_open_volume", open_volume, limits.max_open_volume,
+                    "max_open_volume",
+                    open_volume,
+                    limits.max_open_volume,
                     f"open volume {open_volume} is over {limits.max_open_volume}",
                 )
         if limits.max_open_orders is not None:
             count = len(self._resting) + 1
             if count > limits.max_open_orders:
-                breach("max_open_orders", count, limits.max_open_orders, f"{count} open orders, over {limits.max_open_orders}")
+                breach(
+                    "max_open_orders",
+                    count,
+                    limits.max_open_orders,
+                    f"{count} open orders, over {limits.max_open_orders}",
+                )
         if limits.price_band is not None:
             reference = self._reference_price(contract, order.side)
             if reference is not None and abs(order.price - reference) > limits.price_band:
@@ -350,7 +377,9 @@ class RiskBook:
             if crossed:
                 own = min(crossed) if order.side == "buy" else max(crossed)
                 breach(
-                    "self_trade_prevention", order.price, own,
+                    "self_trade_prevention",
+                    order.price,
+                    own,
                     f"would cross the account's own resting {'sell' if order.side == 'buy' else 'buy'} at {own}",
                 )
         return found

@@ -16,9 +16,9 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Type, Typ
 from gameproto import _calls, _constants
 from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
 from gameproto._budget import SharedBudget
-from gameproto._cancel_all import CancelAll, CancelAllResult
 from gameproto._bulk import BulkSending, OrderPlan
 from gameproto._calls import Call
+from gameproto._cancel_all import CancelAll, CancelAllResult
 from gameproto._errors import GameAPIError
 from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
 from gameproto._flow import Attempt

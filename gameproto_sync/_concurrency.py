@@ -24,7 +24,7 @@ def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset
         send(offset, part)
 
 
-def shielded() -> "contextlib.nullcontext[None]":
+def shielded() -> contextlib.nullcontext[None]:
     """Nothing to shield from in a thread: the async client's scope that cancellation does not reach."""
     return contextlib.nullcontext()
 

@@ -106,7 +106,7 @@ def test_an_order_s_offset_is_checked_against_the_zone() -> None:
     summer = {"date": "2030-07-01", "start_time": "10:00", "duration": "15m"}
     assert Contract.from_order({**summer, "tz_offset_hours": 2}).start == dt.datetime(2030, 7, 1, 8, tzinfo=UTC)
     assert Contract.from_order({**summer, "tz_offset_hours": 0}).start == dt.datetime(2030, 7, 1, 10, tzinfo=UTC)
-    with pytest.raises(ValueError, match="tz_offset_hours 1 is not the Europe/Zurich offset.*UTC\\+2"):
+    with pytest.raises(ValueError, match=r"tz_offset_hours 1 is not the Europe/Zurich offset.*UTC\+2"):
         Contract.from_order({**summer, "tz_offset_hours": 1})
     assert Contract.from_order({**summer, "tz_offset_hours": 1}, check_offset=False).start.hour == 9
     listed = {"contract": "2030-07-01T08:00:00Z/PT15M", "order_id": 3}
@@ -115,8 +115,16 @@ def test_an_order_s_offset_is_checked_against_the_zone() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "2030-01-15T14:00:00Z", "2030-01-15T14:00:00Z/PT", "2030-13-15T14:00:00Z/PT15M", "2030-01-15 14:00/PT15M",
-     "2030-01-15T14:00:30Z/PT15M", "2030-01-15T14:00:00Z/PT0M", 15],
+    [
+        "",
+        "2030-01-15T14:00:00Z",
+        "2030-01-15T14:00:00Z/PT",
+        "2030-13-15T14:00:00Z/PT15M",
+        "2030-01-15 14:00/PT15M",
+        "2030-01-15T14:00:30Z/PT15M",
+        "2030-01-15T14:00:00Z/PT0M",
+        15,
+    ],
 )
 def test_a_bad_contract_id_is_named(text: Any) -> None:
     with pytest.raises(ValueError, match="contract id"):
