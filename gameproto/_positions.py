@@ -106,10 +106,34 @@ class DayPosition:
     def fees(self) -> Decimal:
         return sum((period.fees for period in self.periods), _ZERO)
 
+    def quarter_hours(self) -> List[Tuple[Contract, Decimal]]:
+        """Every quarter-hour of the day (92, 96 or 100) with the net MW delivered in it.
+
+        A contract longer than a quarter-hour (an hour, a block) counts in
+        each quarter-hour it covers: what the trader holds for delivery then.
+        """
+        quarters = Contract.day(self.day)
+        net: Dict[Contract, Decimal] = {quarter: _ZERO for quarter in quarters}
+        for period in self.periods:
+            for quarter in quarters:
+                if period.contract.start <= quarter.start < period.contract.end:
+                    net[quarter] += period.net
+        return [(quarter, net[quarter]) for quarter in quarters]
+
     @property
     def energy(self) -> Decimal:
         """The net energy of the day in MWh: each contract's net times its length in hours."""
-        return sum((period.net * Decimal(period.contract.minutes) / 60 for period in self.periods), _ZERO)
+        return self.bought_energy - self.sold_energy
+
+    @property
+    def bought_energy(self) -> Decimal:
+        """The energy bought for the day in MWh (MW times hours of delivery)."""
+        return sum((period.bought * Decimal(period.contract.minutes) / 60 for period in self.periods), _ZERO)
+
+    @property
+    def sold_energy(self) -> Decimal:
+        """The energy sold for the day in MWh."""
+        return sum((period.sold * Decimal(period.contract.minutes) / 60 for period in self.periods), _ZERO)
 
 
 @dataclass(frozen=True)
