@@ -30,6 +30,8 @@ refreshes:
   refreshed before the next order;
 - the orders listing is read before the trades, so a fill between the two
   is counted twice (strict), never missed;
+- an order created by another thread or task while a refresh reads the
+  listing is kept (the listing may be older than it): strict, never missed;
 - the best prices for the price band are as old as the book: a fast market
   can move them within ``max_state_age``.
 """
@@ -184,6 +186,11 @@ class RiskBook:
         self.traders: List[str] = []
         self._refreshed_at: Optional[float] = None
         self._counter = itertools.count(1)
+        # When each entry was added (a number that only grows): a listing read before an
+        # entry was added cannot know it, so a refresh keeps what came after it began.
+        self._epoch = itertools.count(1)
+        self._added: Dict[Tuple[str, int], int] = {}
+        self._last_epoch = 0
 
     # -- freshness ------------------------------------------------------------
 
@@ -199,6 +206,15 @@ class RiskBook:
         with self._lock:
             self._refreshed_at = None
 
+    def begin_refresh(self) -> int:
+        """Mark the moment before the orders are listed; hand the mark to ``refresh``."""
+        with self._lock:
+            return self._last_epoch
+
+    def _stamp(self, key: Tuple[str, int]) -> None:
+        self._last_epoch = next(self._epoch)
+        self._added[key] = self._last_epoch
+
     def refresh(
         self,
         orders: Sequence[Mapping[str, Any]],
@@ -206,8 +222,15 @@ class RiskBook:
         market: Optional[Sequence[Mapping[str, Any]]],
         last_prices: Optional[Sequence[Mapping[str, Any]]],
         now: float,
+        since: Optional[int] = None,
     ) -> None:
-        """Replace the book with the exchange's view (orders listed before trades were read)."""
+        """Replace the book with the exchange's view (orders listed before trades were read).
+
+        ``since`` is ``begin_refresh()``'s mark, taken before the orders were
+        listed: what the book learnt after it (an order created or reserved
+        by another thread or task meanwhile) is kept, as the listing may not
+        show it yet. Without it the listing is taken as current.
+        """
         resting: Dict[Tuple[str, int], RestingOrder] = {}
         for order in orders:
             listed = _listed(order)
@@ -217,12 +240,17 @@ class RiskBook:
             for name in trader_names(orders):
                 if name not in self.traders:
                     self.traders.append(name)
-            # Orders still on their way keep their reservation; unknown outcomes are settled by the listing.
-            pending = {
-                key: held for key, held in self._resting.items() if key[0] == "pending" and key not in self._unknown
+            mark = self._last_epoch if since is None else since
+            # Orders still on their way keep their reservation, and what was learnt after the listing
+            # began is kept; an outcome unknown before it began is settled by the listing.
+            kept = {
+                key: held
+                for key, held in self._resting.items()
+                if (key[0] == "pending" and key not in self._unknown) or self._added.get(key, 0) > mark
             }
-            self._resting = {**resting, **pending}
-            self._unknown.clear()
+            self._resting = {**resting, **kept}
+            self._unknown = {key for key in self._unknown if self._added.get(key, 0) > mark}
+            self._added = {key: epoch for key, epoch in self._added.items() if key in self._resting}
             if trades is not None:
                 held_positions = positions(_readable(trades), self.traders).contracts
                 self._filled = {contract: position.net for contract, position in held_positions.items()}
@@ -251,6 +279,7 @@ class RiskBook:
                 self._refreshed_at = None  # an answer without an id: ask the exchange
                 return
             self._resting.setdefault(("order", number), held)
+            self._stamp(("order", number))
 
     def released(self, reservation: Reservation, index: Optional[int] = None) -> None:
         """The order at ``index`` (every order of the call when None) was refused or never sent."""
@@ -260,6 +289,7 @@ class RiskBook:
                 key = reservation.keys.pop(each, None)
                 if key is not None:
                     self._resting.pop(key, None)
+                    self._added.pop(key, None)
 
     def unknown(self, reservation: Reservation, index: Optional[int] = None) -> None:
         """The order at ``index`` (every one when None) may or may not rest: count it, and refresh first."""
@@ -299,6 +329,7 @@ class RiskBook:
                     continue
                 key = ("pending", next(self._counter))
                 self._resting[key] = held
+                self._stamp(key)
                 reservation.keys[index] = key
         return reservation, breaches
 

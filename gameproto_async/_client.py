@@ -305,6 +305,7 @@ class GameAPI:
 
     async def _refresh_risk(self, book: RiskBook) -> None:
         started = self._session.clock()
+        since = book.begin_refresh()
         trades: Optional[List[Trade]] = None
         market: Optional[List[MarketRow]] = None
         last: Optional[List[LTPEntry]] = None
@@ -315,7 +316,7 @@ class GameAPI:
         if book.limits.needs_prices:
             market = await self._run(_calls.get_market_data())
             last = await self._run(_calls.get_latest_available_ltp())
-        book.refresh(orders, trades, market, last, now=started)
+        book.refresh(orders, trades, market, last, now=started, since=since)
 
     async def positions(self, traders: Optional[List[str]] = None) -> Positions:
         """The account's positions per contract and per local delivery day, from its trades.

@@ -196,3 +196,22 @@ async def test_cancel_all_on_exit_runs_when_the_task_is_cancelled(aserver: Any, 
             await placed.wait()
             group.cancel_scope.cancel()
     assert [order for order in aserver.exchange.orders_of("alice") if is_resting(order)] == []
+
+
+@every_driver()
+async def test_orders_sent_at_once_are_judged_against_one_another(h: Harness) -> None:
+    """Threads (blocking) or tasks (async) sharing one client: the limit holds for them together."""
+    alice = h.client(risk=RiskLimits(max_net_position=5, max_state_age=3600))
+    await alice.get_status()
+    outcomes = await h.concurrently(*[lambda n=n: alice.create_order(at("buy", 50 + n, 2)) for n in range(8)])
+    accepted = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+    assert len(accepted) == 2 and all(
+        isinstance(outcome, RiskLimitError) for outcome in outcomes if outcome not in accepted
+    )
+    assert sum(order["remaining_volume"] for order in resting(h)) == 4
+
+
+@every_driver()
+async def test_a_bad_risk_argument_is_named(h: Harness) -> None:
+    with pytest.raises(ValueError, match="risk must be a RiskLimits, got dict"):
+        h.client(risk={"max_order_volume": 5})

@@ -191,8 +191,10 @@ def test_no_accepted_sequence_ends_past_the_net_position_limit(
             filled = min(step[2], held["left"])
             held["left"] -= filled
             trades.append(trade(held["side"], held["price"], filled, held["contract"]))
-        elif step[0] == "cancel" and resting:
-            key = sorted(resting)[step[1] % len(resting)]
+        elif step[0] == "cancel" and any(held["left"] for held in resting.values()):
+            # Only what rests can be deleted; a filled order stays listed, as on the exchange.
+            live = sorted(key for key, held in resting.items() if held["left"])
+            key = live[step[1] % len(live)]
             del resting[key]
             book.cancelled(key)
         elif step[0] == "refresh" or book.needs_refresh(0.0):
