@@ -19,7 +19,7 @@ from gameproto._budget import SharedBudget
 from gameproto._bulk import BulkSending, OrderPlan
 from gameproto._calls import Call
 from gameproto._cancel_all import CancelAll, CancelAllResult
-from gameproto._errors import GameAPIError
+from gameproto._errors import GameAPIError, InvalidArgumentError
 from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
 from gameproto._flow import Attempt
 from gameproto._positions import Positions, positions, trader_names
@@ -324,6 +324,8 @@ class GameAPI:
         The caller's trader names are learnt from its own orders (or given as
         ``traders``); ``gameproto.positions(trades, traders)`` is the same, pure.
         """
+        if traders is not None and (isinstance(traders, str) or not all(isinstance(n, str) for n in traders)):
+            raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
         names = list(traders) if traders is not None else []
         if traders is None:
             orders: List[Order] = await self._run(_calls.get_orders())

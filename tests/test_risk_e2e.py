@@ -215,3 +215,16 @@ async def test_orders_sent_at_once_are_judged_against_one_another(h: Harness) ->
 async def test_a_bad_risk_argument_is_named(h: Harness) -> None:
     with pytest.raises(ValueError, match="risk must be a RiskLimits, got dict"):
         h.client(risk={"max_order_volume": 5})
+
+
+@every_driver()
+async def test_positions_of_named_traders(h: Harness) -> None:
+    alice = h.client()
+    bob = h.client(token=OTHER_TOKEN)
+    await alice.create_order(at("buy", 70, 2))
+    await bob.create_order(at("sell", 70, 2))
+    contract = Contract.from_order(at("buy", 70, 2))
+    assert (await alice.positions(traders=["bob"])).net(contract) == -2
+    assert (await bob.positions()).net(contract) == -2 and (await alice.positions()).net(contract) == 2
+    with pytest.raises(ValueError, match="traders must be a list of trader names"):
+        await alice.positions(traders="alice")  # type: ignore[arg-type]
