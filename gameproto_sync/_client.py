@@ -383,7 +383,10 @@ class GameAPI:
 
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return self._run(_calls.delete_order(order_id))
+        answer = self._run(_calls.delete_order(order_id))
+        if self._risk is not None:
+            self._risk.cancelled(order_id)  # the limits' book: it rests no more
+        return answer
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
