@@ -213,3 +213,23 @@ def test_no_accepted_sequence_ends_past_the_net_position_limit(
             short = filled_net - sum(o["left"] for o in rest if o["side"] == "sell")
             assert -limit <= filled_net <= limit
             assert long <= limit and short >= -limit
+
+
+def test_a_bulk_that_failed_part_way_settles_each_order() -> None:
+    """Created orders rest under their number, unknown ones are counted until the next read, unsent ones freed."""
+    from gameproto import ServerError
+
+    book = book_of(RiskLimits(max_net_position=100, max_state_age=1e9))
+    guard = RiskGuard(book)
+    assert guard.screen([(0, order("buy", 55, 1)), (1, order("buy", 55, 2)), (2, order("buy", 55, 4))]) == []
+    assert not book.needs_refresh(0.0)
+    error = ServerError("part 2 failed")
+    error.partial_result = {"created": [{"index": 0, "result": {"order_id": "ord_7"}}], "unknown": [1], "unsent": [2]}
+    guard.failed(error)
+    counted = sorted((number or 0, held.remaining) for number, held in book.resting() if held.side == "buy")
+    assert counted == [(0, Decimal(2)), (1, Decimal(4)), (7, Decimal(1))]  # 0: the unknown one, no number
+    assert book.needs_refresh(0.0)  # the unknown one is settled by the next listing
+    book.refresh(
+        [listed(1, "buy", 50, 4), listed(7, "buy", 55, 1)], [], None, None, now=0.0, since=book.begin_refresh()
+    )
+    assert sorted(number or 0 for number, _ in book.resting()) == [1, 7] and not book.needs_refresh(0.0)
