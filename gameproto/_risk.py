@@ -344,76 +344,81 @@ class RiskBook:
             return self._filled.get(contract, _ZERO)
 
     def _breaches(self, index: int, order: RestingOrder) -> List[RiskBreach]:
-        limits = self.limits
-        found: List[RiskBreach] = []
-        contract, volume = order.contract, order.remaining
-        where = f"{contract.id} {order.side} {volume} @ {order.price}"
+        """Every limit ``order`` would cross, in the order of ``RiskLimits``' fields."""
+        where = f"({order.contract.id} {order.side} {order.remaining} @ {order.price})"
+        same = [held for held in self._resting.values() if held.contract == order.contract]
+        judged = (
+            self._order_volume(order),
+            self._net_position(order, same),
+            self._open_volume(order),
+            self._open_orders(),
+            self._price_band(order),
+            self._self_trade(order, same),
+        )
+        return [
+            RiskBreach(index, limit, value, allowed, f"{why} {where}")
+            for limit, value, allowed, why in (found for found in judged if found is not None)
+        ]
 
-        def breach(limit: str, value: Any, allowed: Any, why: str) -> None:
-            found.append(RiskBreach(index, limit, value, allowed, f"{why} ({where})"))
+    def _order_volume(self, order: RestingOrder) -> Optional[Tuple[str, Any, Any, str]]:
+        allowed = self.limits.max_order_volume
+        if allowed is None or order.remaining <= allowed:
+            return None
+        return "max_order_volume", order.remaining, allowed, f"volume {order.remaining} is over {allowed}"
 
-        if limits.max_order_volume is not None and volume > limits.max_order_volume:
-            breach(
-                "max_order_volume",
-                volume,
-                limits.max_order_volume,
-                f"volume {volume} is over {limits.max_order_volume}",
-            )
-        same = [held for held in self._resting.values() if held.contract == contract]
-        if limits.max_net_position is not None:
-            filled = self._filled.get(contract, _ZERO)
-            if order.side == "buy":
-                worst = filled + sum((held.remaining for held in same if held.side == "buy"), _ZERO) + volume
-            else:
-                worst = filled - sum((held.remaining for held in same if held.side == "sell"), _ZERO) - volume
-            if worst > limits.max_net_position or worst < -limits.max_net_position:
-                breach(
-                    "max_net_position",
-                    worst,
-                    limits.max_net_position,
-                    f"net position {worst} if every resting order filled, past +/-{limits.max_net_position}",
-                )
-        if limits.max_open_volume is not None:
-            open_volume = sum((held.remaining for held in self._resting.values()), _ZERO) + volume
-            if open_volume > limits.max_open_volume:
-                breach(
-                    "max_open_volume",
-                    open_volume,
-                    limits.max_open_volume,
-                    f"open volume {open_volume} is over {limits.max_open_volume}",
-                )
-        if limits.max_open_orders is not None:
-            count = len(self._resting) + 1
-            if count > limits.max_open_orders:
-                breach(
-                    "max_open_orders",
-                    count,
-                    limits.max_open_orders,
-                    f"{count} open orders, over {limits.max_open_orders}",
-                )
-        if limits.price_band is not None:
-            reference = self._reference_price(contract, order.side)
-            if reference is not None and abs(order.price - reference) > limits.price_band:
-                breach(
-                    "price_band",
-                    order.price,
-                    limits.price_band,
-                    f"price {order.price} is more than {limits.price_band} from {reference}",
-                )
-        if limits.self_trade_prevention:
-            if order.side == "buy":
-                crossed = [held.price for held in same if held.side == "sell" and held.price <= order.price]
-            else:
-                crossed = [held.price for held in same if held.side == "buy" and held.price >= order.price]
-            if crossed:
-                own = min(crossed) if order.side == "buy" else max(crossed)
-                breach(
-                    "self_trade_prevention",
-                    order.price,
-                    own,
-                    f"would cross the account's own resting {'sell' if order.side == 'buy' else 'buy'} at {own}",
-                )
-        return found
+    def _net_position(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
+        """The order's side at its worst: filled, plus every resting order of that side filled, plus this one."""
+        allowed = self.limits.max_net_position
+        if allowed is None:
+            return None
+        resting = sum((held.remaining for held in same if held.side == order.side), _ZERO) + order.remaining
+        worst = self._filled.get(order.contract, _ZERO) + (resting if order.side == "buy" else -resting)
+        if -allowed <= worst <= allowed:
+            return None
+        return (
+            "max_net_position",
+            worst,
+            allowed,
+            f"net position {worst} if every resting order filled, past +/-{allowed}",
+        )
+
+    def _open_volume(self, order: RestingOrder) -> Optional[Tuple[str, Any, Any, str]]:
+        allowed = self.limits.max_open_volume
+        if allowed is None:
+            return None
+        open_volume = sum((held.remaining for held in self._resting.values()), _ZERO) + order.remaining
+        if open_volume <= allowed:
+            return None
+        return "max_open_volume", open_volume, allowed, f"open volume {open_volume} is over {allowed}"
+
+    def _open_orders(self) -> Optional[Tuple[str, Any, Any, str]]:
+        allowed = self.limits.max_open_orders
+        count = len(self._resting) + 1
+        if allowed is None or count <= allowed:
+            return None
+        return "max_open_orders", count, allowed, f"{count} open orders, over {allowed}"
+
+    def _price_band(self, order: RestingOrder) -> Optional[Tuple[str, Any, Any, str]]:
+        band = self.limits.price_band
+        if band is None:
+            return None
+        reference = self._reference_price(order.contract, order.side)
+        if reference is None or abs(order.price - reference) <= band:
+            return None
+        return "price_band", order.price, band, f"price {order.price} is more than {band} from {reference}"
+
+    def _self_trade(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
+        if not self.limits.self_trade_prevention:
+            return None
+        if order.side == "buy":
+            crossed = [held.price for held in same if held.side == "sell" and held.price <= order.price]
+        else:
+            crossed = [held.price for held in same if held.side == "buy" and held.price >= order.price]
+        if not crossed:
+            return None
+        own = min(crossed) if order.side == "buy" else max(crossed)
+        opposite = "sell" if order.side == "buy" else "buy"
+        return "self_trade_prevention", order.price, own, f"would cross the account's own resting {opposite} at {own}"
 
     def _reference_price(self, contract: Contract, side: str) -> Optional[Decimal]:
         opposite = "sell" if side == "buy" else "buy"

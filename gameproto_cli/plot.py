@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
-from gameproto._positions import DayPosition
+from gameproto.risk import DayPosition
 
 from .options import UsageError
 

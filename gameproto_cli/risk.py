@@ -15,9 +15,7 @@ import sys
 from decimal import Decimal
 from typing import Any, Dict, List
 
-from gameproto._cancel_all import CancelAll
-from gameproto._contract import Contract, delivery_day_of
-from gameproto._positions import DayPosition
+from gameproto.risk import CancelAll, Contract, DayPosition, delivery_day_of
 
 from .options import connection_parent, open_client, output_parent
 from .read import date_arg, direction_arg, order_rows

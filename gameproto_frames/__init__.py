@@ -21,8 +21,7 @@ try:
 except ImportError as missing:  # pragma: no cover - the extra is not installed
     raise ImportError(f'gameproto_frames needs pandas: pip install "gameproto[pandas]" ({missing})') from None
 
-from gameproto._contract import Contract
-from gameproto._positions import Positions
+from gameproto.risk import Contract, Positions
 
 __all__ = ["frame", "NUMERIC_FIELDS", "TIME_FIELDS"]
 

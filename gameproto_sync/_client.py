@@ -13,20 +13,31 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
-from gameproto import _calls, _constants
-from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
+from gameproto import (
+    Attempt,
+    Blocking,
+    Call,
+    ClientSettings,
+    Flow,
+    GameAPIError,
+    InvalidArgumentError,
+    MarketEvent,
+    OrderEvent,
+    RetryPolicy,
+    RunLocked,
+    Send,
+    Session,
+    Sleep,
+    _constants,
+    calls,
+)
 from gameproto._budget import SharedBudget
-from gameproto._bulk import BulkSending, OrderPlan
-from gameproto._calls import Call
-from gameproto._cancel_all import CancelAll, CancelAllResult
-from gameproto._errors import GameAPIError, InvalidArgumentError
-from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
-from gameproto._flow import Attempt
-from gameproto._positions import Positions, positions, trader_names
-from gameproto._retry import RetryPolicy
-from gameproto._risk import RiskBook, RiskGuard, RiskLimits
-from gameproto._settings import ClientSettings, settings_from_env
-from gameproto._types import (
+from gameproto._bulk import BulkSending, OrderPlan, plan_orders
+from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from gameproto._risk import RiskBook, RiskGuard
+from gameproto._settings import settings_from_env
+from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
+from gameproto.types import (
     BestOffers,
     BulkRequest,
     BulkResult,
@@ -135,7 +146,7 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
-        self._session = self._settings.session(shared_budget=_shared_budget(self._settings))
+        self._session = Session(self._settings, shared_budget=_shared_budget(self._settings))
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
@@ -248,15 +259,15 @@ class GameAPI:
 
     def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return self._run(_calls.get_status())
+        return self._run(calls.get_status())
 
     def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return self._run(_calls.get_trades(direction, duration))
+        return self._run(calls.get_trades(direction, duration))
 
     def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return self._run(_calls.get_orders(direction))
+        return self._run(calls.get_orders(direction))
 
     @overload
     def create_order(self, order_data: BulkRequest, *, skip_invalid: bool = False) -> BulkResult: ...
@@ -276,7 +287,12 @@ class GameAPI:
         """
         if self._risk is not None:
             return self._create_under_limits(self._risk, order_data, skip_invalid)
-        plan = self._settings.plan_orders(order_data, now=self._session.exchange_now(), skip_invalid=skip_invalid)
+        plan = plan_orders(
+            order_data,
+            now=self._session.exchange_now(),
+            allow_non_positive_price=self._settings.allow_non_positive_price,
+            skip_invalid=skip_invalid,
+        )
         if plan.single is not None:
             return self._run(plan.single)
         return self._send_bulk(plan)
@@ -291,7 +307,13 @@ class GameAPI:
         guard = RiskGuard(book)
         try:
             now = self._session.exchange_now()
-            plan = self._settings.plan_orders(order_data, now=now, skip_invalid=skip_invalid, screen=guard.screen)
+            plan = plan_orders(
+                order_data,
+                now=now,
+                allow_non_positive_price=self._settings.allow_non_positive_price,
+                skip_invalid=skip_invalid,
+                screen=guard.screen,
+            )
             if plan.single is not None:
                 order = self._run(plan.single)
                 guard.sent_one(order)
@@ -310,12 +332,12 @@ class GameAPI:
         market: Optional[List[MarketRow]] = None
         last: Optional[List[LTPEntry]] = None
         # The orders before the trades: a fill in between counts twice, never not at all.
-        orders: List[Order] = self._run(_calls.get_orders())
+        orders: List[Order] = self._run(calls.get_orders())
         if book.limits.needs_trades:
-            trades = self._run(_calls.get_trades())
+            trades = self._run(calls.get_trades())
         if book.limits.needs_prices:
-            market = self._run(_calls.get_market_data())
-            last = self._run(_calls.get_latest_available_ltp())
+            market = self._run(calls.get_market_data())
+            last = self._run(calls.get_latest_available_ltp())
         book.refresh(orders, trades, market, last, now=started, since=since)
 
     def positions(self, traders: Optional[List[str]] = None) -> Positions:
@@ -328,10 +350,10 @@ class GameAPI:
             raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
         names = list(traders) if traders is not None else []
         if traders is None:
-            orders: List[Order] = self._run(_calls.get_orders())
+            orders: List[Order] = self._run(calls.get_orders())
             names = trader_names(orders)
             names += [name for name in (self._risk.traders if self._risk else []) if name not in names]
-        trades: List[Trade] = self._run(_calls.get_trades())
+        trades: List[Trade] = self._run(calls.get_trades())
         return positions(trades, names)
 
     def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
@@ -345,7 +367,7 @@ class GameAPI:
         sweep = CancelAll(contract, side)
         while sweep.next_round():
             try:
-                listed = self._run(_calls.get_orders(sweep.side))
+                listed = self._run(calls.get_orders(sweep.side))
             except GameAPIError:
                 if sweep.round == 1:
                     raise
@@ -358,7 +380,7 @@ class GameAPI:
                 if self._risk is not None and not isinstance(outcome, GameAPIError):
                     self._risk.cancelled(number)
 
-            run_parts(cancel, [(number, _calls.delete_order(number)) for number in sweep.targets(listed)])
+            run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
         if self._risk is not None:
             self._risk.mark_stale()
         return sweep.result()
@@ -383,7 +405,7 @@ class GameAPI:
 
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        answer = self._run(_calls.delete_order(order_id))
+        answer = self._run(calls.delete_order(order_id))
         if self._risk is not None:
             self._risk.cancelled(order_id)  # the limits' book: it rests no more
         return answer
@@ -395,15 +417,15 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        return self._run(_calls.get_market_data(direction, duration, sort_by_price))
+        return self._run(calls.get_market_data(direction, duration, sort_by_price))
 
     def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return self._run(_calls.get_market_ltp(market_zone))
+        return self._run(calls.get_market_ltp(market_zone))
 
     def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return self._run(_calls.get_latest_available_ltp(duration))
+        return self._run(calls.get_latest_available_ltp(duration))
 
     def get_spot_data(
         self,
@@ -413,38 +435,38 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return self._run(_calls.get_spot_data(area_name, date_from, date_to, limit))
+        return self._run(calls.get_spot_data(area_name, date_from, date_to, limit))
 
     def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return self._run(_calls.get_spot_status())
+        return self._run(calls.get_spot_status())
 
     # -- helpers built on those calls ----------------------------------------------
 
     def test_connection(self) -> bool:
         """True when the exchange answers ``/status`` to our token; never raises for that."""
-        return self._run(_calls.test_connection())
+        return self._run(calls.test_connection())
 
     def find_order_by_id(self, order_id: Union[int, str]) -> Optional[Order]:
         """The caller's order with that id (``1234``, ``"1234"``, ``"ord_1234"``), or None.
 
         An id that no order can have (``"some_id"``) is None without a request.
         """
-        return self._run(_calls.find_order_by_id(order_id))
+        return self._run(calls.find_order_by_id(order_id))
 
     def find_matching_orders(self, order: Dict[str, Any]) -> List[Order]:
         """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
-        return self._run(_calls.find_matching_orders(order))
+        return self._run(calls.find_matching_orders(order))
 
     def get_market_best_offers(
         self, duration: Optional[str] = None, top_n: Optional[int] = 5
     ) -> Dict[str, BestOffers]:
         """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
-        return self._run(_calls.get_market_best_offers(duration, top_n))
+        return self._run(calls.get_market_best_offers(duration, top_n))
 
     def get_latest_ltp(self) -> Dict[str, LatestLTP]:
         """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
-        return self._run(_calls.get_latest_ltp())
+        return self._run(calls.get_latest_ltp())
 
     # -- live events, polled within the request budget ------------------------------
 

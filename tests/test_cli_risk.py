@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from gameproto import Contract
-from gameproto._risk import is_resting
+from gameproto.risk import is_resting
 from gameproto_sync import GameAPI
 
 from .support import OTHER_TOKEN, TOKEN, future_order

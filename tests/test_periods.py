@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gameproto import Contract, quarter_hours_in_day, zurich_offset_hours
-from gameproto._contract import delivery_day_of, local_day_start
+from gameproto.risk import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
 
 from .strategies import contracts, dst_days
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from gameproto import Contract, RiskLimitError, RiskLimits
-from gameproto._risk import is_resting
+from gameproto.risk import is_resting
 from gameproto.simulator.faults import Fault
 
 from .harness import Harness, every_driver

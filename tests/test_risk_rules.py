@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gameproto import Contract, RiskLimitError, RiskLimits, plan_orders
+from gameproto import Contract, RiskLimitError, RiskLimits
+from gameproto._bulk import plan_orders
 from gameproto._risk import RiskBook, RiskGuard
 
 UTC = dt.timezone.utc
