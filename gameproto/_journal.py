@@ -52,7 +52,7 @@ from typing import (
 )
 
 from ._arguments import order_number_or_none
-from ._boundary import Blocking, Flow
+from ._boundary import Blocking, Flow, Unanswered
 from ._calls import Call, get_orders, get_trades
 from ._errors import (
     GameAPIError,
@@ -623,9 +623,9 @@ class JournalFlows:
         time_left = deadline - self.clock()
         if time_left <= 0:
             raise JournalError(f"journal: no time left to {what} (the call's deadline passed)")
-        outcome = yield Blocking(functools.partial(_guarded, function, *args, time_left))
-        if isinstance(outcome, _Failed):
-            raise JournalError(f"journal ({self.store.url}): could not {what}: {outcome.error}")
+        outcome = yield Blocking(functools.partial(_guarded, function, *args), time_left)
+        if isinstance(outcome, Unanswered):
+            raise JournalError(f"journal ({self.store.url}): could not {what}: {outcome.detail}")
         return outcome  # type: ignore[no-any-return]
 
     def _deadline(self) -> float:
@@ -948,14 +948,9 @@ def _orders_of(store: JournalStore, time_left: float) -> List[JournalOrder]:
     return store.orders(time_left=time_left)
 
 
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
 def _guarded(function: Callable[..., T], *args: Any) -> Any:
-    """``function(*args)``, its exception returned (the flow raises JournalError from it)."""
+    """``function(*args, time_left)``; a failure returned as ``Unanswered`` (the flow raises JournalError)."""
     try:
         return function(*args)
     except Exception as error:  # a store failure of any kind
-        return _Failed(error)
+        return Unanswered(f"{type(error).__name__}: {error}")

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "gameproto_cli.demo",
     "gameproto_cli.watch",
     "gameproto_cli.journal",
+    "gameproto_cli.risk",  # positions, cancel-all (issue 23)
 )
 
 EXAMPLES = """examples:

@@ -21,9 +21,11 @@ from gameproto import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
+from gameproto._risk import RiskLimits
 from gameproto.journal import JournalError
 
 from ._client import GameAPI, Journal
@@ -46,6 +48,8 @@ __all__ = [
     "OutcomeUnknownError",
     "ProtocolError",
     "RateLimitError",
+    "RiskLimitError",
+    "RiskLimits",
     "ServerError",
     "ServerValidationError",
 ]

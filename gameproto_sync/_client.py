@@ -9,8 +9,10 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 
 from __future__ import annotations  # GENERATED from gameproto_async/_client.py by tools/unasync.py: do not edit.
 
+import sys
 import warnings
-from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
+from contextlib import contextmanager
+from typing import Any, Iterator, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union, cast, overload
 
 from gameproto import (
     Attempt,
@@ -19,6 +21,7 @@ from gameproto import (
     ClientSettings,
     Flow,
     GameAPIError,
+    InvalidArgumentError,
     MarketEvent,
     OrderEvent,
     RetryPolicy,
@@ -29,12 +32,14 @@ from gameproto import (
     _constants,
     calls,
 )
-from gameproto._budget import SharedBudget
+from gameproto._budget import BudgetStore
 from gameproto._bulk import BulkSending, OrderPlan, plan_orders
 from gameproto._errors import JournalError
 from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
 from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled
+from gameproto._risk import RiskBook, RiskGuard
 from gameproto._settings import settings_from_env
+from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
 from gameproto.types import (
     BestOffers,
     BulkRequest,
@@ -50,7 +55,7 @@ from gameproto.types import (
     Trade,
 )
 
-from ._concurrency import TokenLock, run_blocking, run_parts, sleep
+from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
 from ._transport import Transport
 
 __all__ = ["GameAPI", "Journal"]
@@ -60,18 +65,12 @@ E = TypeVar("E")
 _Self = TypeVar("_Self", bound="GameAPI")
 
 
-def _shared_budget(settings: ClientSettings) -> Optional[SharedBudget]:
-    """The budget shared through Redis that ``budget_url`` names, or None."""
-    if settings.budget_url is None:
-        return None
-    try:
-        from gameproto_redis import SharedBudget as RedisBudget
-        from gameproto_redis import default_key
-    except ImportError as missing:  # redis-py is an extra
-        raise ImportError(f'budget_url needs redis-py: pip install "gameproto[redis]" ({missing})') from None
-    key = default_key(settings.base_url, settings.token, budget_key=settings.budget_key)
-    limit = settings.requests_per_minute if settings.requests_per_minute is not None else "auto"
-    return RedisBudget(settings.budget_url, key, limit=limit, window=_constants.BUDGET_WINDOW)
+def _made_at() -> Tuple[str, int, str]:
+    """Where the caller made the client: the file, line and module of the first frame outside this package."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(__package__ or "gameproto_sync"):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
 
 
 def _journal(
@@ -163,6 +162,10 @@ class GameAPI:
     names the same Redis and ``budget_key`` (by default one key per base URL
     and personal token, never the token itself).
 
+    ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
+    net position, open volume, price band, open orders, self-trades): a
+    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
+
     ``journal`` (``"sqlite:///bot.db"``, ``"postgresql://host/db"``) keeps a
     durable record of every order: its intent is committed before the
     request leaves (``JournalError`` and nothing sent when it cannot be),
@@ -190,6 +193,7 @@ class GameAPI:
         requests_per_minute: Union[int, str, None] = "auto",
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
+        risk: Optional[RiskLimits] = None,
         journal: Union[str, JournalStore, None] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
@@ -210,11 +214,19 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
-        self._session = Session(self._settings, shared_budget=_shared_budget(self._settings))
+        shared: Optional[BudgetStore] = None
+        if self._settings.budget_url is not None:
+            from gameproto_redis import budget_for  # redis-py, an extra, is imported only when asked for
+
+            shared = budget_for(self._settings)
+        self._session = Session(self._settings, shared_budget=shared)
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
+        self._made_at = _made_at()
         self._closed = False
         self._journal = _journal(journal, self._session, self._settings)
+        # Pre-trade limits (issue 23): what the client knows of its account.
+        self._risk = RiskBook(risk) if risk is not None else None
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -277,8 +289,10 @@ class GameAPI:
     def __del__(self) -> None:
         # As an unclosed file does: its connections are left to the garbage collector.
         if getattr(self, "_closed", True) is False:
-            warning = f"unclosed {self!r}: close it, or use it in a with block"
-            warnings.warn(warning, ResourceWarning, stacklevel=2, source=self)
+            # Shown at the caller's line that made the client, not where the collector ran.
+            filename, line, module = self._made_at
+            warning = f"unclosed {self!r}: close it, or use it in a block: `with GameAPI(...) as api:`"
+            warnings.warn_explicit(warning, ResourceWarning, filename, line, module=module, source=self)
 
     # -- the driver: run a core flow --------------------------------------------
 
@@ -293,7 +307,7 @@ class GameAPI:
                     sleep(action.seconds)
                     reply = None
                 elif type(action) is Blocking:
-                    reply = run_blocking(action.function)
+                    reply = run_blocking(action.function, action.time_left)
                 else:
                     reply = self._locked(cast(RunLocked, action))
         except StopIteration as done:
@@ -365,6 +379,8 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
+        if self._risk is not None:
+            return self._create_under_limits(self._risk, order_data, skip_invalid)
         plan = plan_orders(
             order_data,
             now=self._session.exchange_now(),
@@ -372,17 +388,130 @@ class GameAPI:
             skip_invalid=skip_invalid,
         )
         if plan.single is not None:
-            if self._journal is not None:  # the journal's hook: the intent committed first
-                return self._run_flow(self._journal.create(self._session.run, plan.single))
-            return self._run(plan.single)
+            return self._send_single(plan.single)
         return self._send_bulk(plan)
+
+    def _send_single(self, call: Call[Order]) -> Order:
+        if self._journal is not None:  # the journal's hook: the intent committed first
+            return self._run_flow(self._journal.create(self._session.run, call))
+        return self._run(call)
+
+    # -- risk limits and the kill switch (issue 23) --------------------------------
+
+    def _create_under_limits(
+        self, book: RiskBook, order_data: Union[BulkRequest, Dict[str, Any]], skip_invalid: bool
+    ) -> Union[Order, BulkResult]:
+        if book.needs_refresh(self._session.clock()):
+            self._refresh_risk(book)
+        guard = RiskGuard(book)
+        try:
+            now = self._session.exchange_now()
+            plan = plan_orders(
+                order_data,
+                now=now,
+                allow_non_positive_price=self._settings.allow_non_positive_price,
+                skip_invalid=skip_invalid,
+                screen=guard.screen,
+            )
+            if plan.single is not None:
+                order = self._send_single(plan.single)
+                guard.sent_one(order)
+                return order
+            result = self._send_bulk(plan)
+            guard.sent_bulk(result)
+            return result
+        except BaseException as error:
+            guard.failed(error)
+            raise
+
+    def _refresh_risk(self, book: RiskBook) -> None:
+        started = self._session.clock()
+        since = book.begin_refresh()
+        trades: Optional[List[Trade]] = None
+        market: Optional[List[MarketRow]] = None
+        last: Optional[List[LTPEntry]] = None
+        # The orders before the trades: a fill in between counts twice, never not at all.
+        orders: List[Order] = self._run(calls.get_orders())
+        if book.limits.needs_trades:
+            trades = self._run(calls.get_trades())
+        if book.limits.needs_prices:
+            market = self._run(calls.get_market_data())
+            last = self._run(calls.get_latest_available_ltp())
+        book.refresh(orders, trades, market, last, now=started, since=since)
+
+    def positions(self, traders: Optional[List[str]] = None) -> Positions:
+        """The account's positions per contract and per local delivery day, from its trades.
+
+        The caller's trader names are learnt from its own orders (or given as
+        ``traders``); ``gameproto.positions(trades, traders)`` is the same, pure.
+        """
+        if traders is not None and (isinstance(traders, str) or not all(isinstance(n, str) for n in traders)):
+            raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
+        names = list(traders) if traders is not None else []
+        if traders is None:
+            orders: List[Order] = self._run(calls.get_orders())
+            names = trader_names(orders)
+            names += [name for name in (self._risk.traders if self._risk else []) if name not in names]
+        trades: List[Trade] = self._run(calls.get_trades())
+        return positions(trades, names)
+
+    def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
+        """Delete every resting order of the account (or of ``contract`` and ``side``): the kill switch.
+
+        The deletes go at once (the async client) within the request budget;
+        one failure never stops the others, and orders whose delete failed are
+        listed and tried again (three rounds). Returns the ids cancelled,
+        already gone and failed (with the error); running it twice is harmless.
+        """
+        sweep = CancelAll(contract, side)
+        while sweep.next_round():
+            try:
+                listed = self._run(calls.get_orders(sweep.side))
+            except GameAPIError:
+                if sweep.round == 1:
+                    raise
+                break  # the failed deletes stay reported as failed
+
+            def cancel(number: int, call: Call[DeleteResult]) -> None:
+                deleting = self._session.outcome(call)
+                outcome = self._drive(deleting)
+                sweep.record(number, outcome)
+                if self._risk is not None and not isinstance(outcome, GameAPIError):
+                    self._risk.cancelled(number)
+
+            run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
+        if self._risk is not None:
+            self._risk.mark_stale()
+        return sweep.result()
+
+    @contextmanager
+    def cancel_all_on_exit(self, contract: Any = None, side: Optional[str] = None) -> Iterator[None]:
+        """``with api.cancel_all_on_exit():`` cancels the resting orders when the block ends by an exception.
+
+        Ctrl-C (``KeyboardInterrupt``) and a cancelled task included; the
+        exception is raised again afterwards. A block that ends normally
+        leaves the orders resting.
+        """
+        try:
+            yield
+        except BaseException:
+            with shielded():
+                try:
+                    self.cancel_all_orders(contract, side)
+                except GameAPIError as failure:
+                    warnings.warn(f"cancel_all_on_exit could not cancel: {failure}", RuntimeWarning, stacklevel=2)
+            raise
 
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
         call = calls.delete_order(order_id)
         if self._journal is not None:  # the journal's hook: the deletion committed first
-            return self._run_flow(self._journal.delete(self._session.run, call, order_id))
-        return self._run(call)
+            answer = self._run_flow(self._journal.delete(self._session.run, call, order_id))
+        else:
+            answer = self._run(call)
+        if self._risk is not None:
+            self._risk.cancelled(order_id)  # the limits' book: it rests no more
+        return answer
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False

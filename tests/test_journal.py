@@ -104,7 +104,10 @@ async def test_nothing_is_sent_when_the_intent_cannot_be_committed(h: Harness, t
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert await journaled(api) == []
+    # The async client abandons the store's thread at the deadline: its commit may
+    # land later. Such an intent was never sent; reconcile says so.
+    await api.reconcile()
+    assert {order.state for order in await journaled(api)} <= {NOT_PLACED}
 
 
 @every_driver()

@@ -33,12 +33,14 @@ FILES = [
 SUBSTITUTIONS: List[Tuple[str, str]] = [
     (r"\basync def\b", "def"),
     (r"\bawait ", ""),
+    (r"\basync with\b", "with"),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\bAsyncTransport\b", "Transport"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bgameproto_async\b", "gameproto_sync"),
+    (r"\basynccontextmanager\b", "contextmanager"),  # cancel_all_on_exit: ``async with`` / ``with``
     # The package docstring says which client it is.
     (
         r"the GAME client for asyncio and trio, on ``httpcore`` and ``anyio``",
