@@ -88,7 +88,7 @@ class Sandbox:
             saved_clock = store.load(exchange)
             self.restored = saved_clock is not None
             if saved_clock is not None and clock is not None:
-                clock.set(max(saved_clock, clock()))
+                clock.resume(saved_clock)
 
     # -- the reactor the server serves ------------------------------------------------
 
