@@ -17,6 +17,7 @@ from typing import Any, Deque, Dict, List, Optional
 
 from gameproto.simulator.answers import JSONObject, iso
 from gameproto.simulator.exchange import Exchange
+from gameproto.simulator.seeding import MARKET_MAKERS
 from gameproto.simulator.views import public_book
 
 __all__ = ["view", "static_file", "STATIC", "CONTRACTS_SHOWN", "TRADES_SHOWN", "LEVELS_SHOWN"]
@@ -26,8 +27,11 @@ STATIC = Path(__file__).with_name("static")
 CONTRACTS_SHOWN = 8
 #: Price levels of each side of a ladder.
 LEVELS_SHOWN = 5
+#: A trader's live orders listed in the admin view.
+ORDERS_SHOWN = 12
 #: The latest trades listed.
 TRADES_SHOWN = 25
+MAKERS = frozenset(MARKET_MAKERS)
 _ORDER_FIELDS = ("order_id", "direction", "price", "volume", "remaining_volume", "state", "contract", "status")
 _FILES = {"index.html", "sandbox.js", "sandbox.css", "favicon.svg"}
 
@@ -90,26 +94,35 @@ def _trades(exchange: Exchange, admin: bool) -> List[JSONObject]:
     return listed
 
 
-def _positions(exchange: Exchange) -> Dict[str, Dict[str, Decimal]]:
-    """Each trader's net bought volume per contract (sold counts negative), contracts that net to zero left out."""
+def _positions(exchange: Exchange, now: float) -> Dict[str, Dict[str, Decimal]]:
+    """Each trader's net bought volume (sold counts negative) per contract not yet delivered; flat ones left out."""
     net: Dict[str, Dict[str, Decimal]] = {}
-    for fill in exchange.ledger.book.fills:
-        for trader, sign in ((fill.buyer, 1), (fill.seller, -1)):
-            per = net.setdefault(trader, {})
-            per[fill.contract] = per.get(fill.contract, Decimal(0)) + sign * fill.volume
-    return {trader: {c: v for c, v in sorted(per.items()) if v} for trader, per in sorted(net.items())}
+    for contract, fills in exchange.ledger.book.fills_by_contract.items():
+        if _start(contract) <= now:
+            continue
+        for fill in fills:
+            for trader, sign in ((fill.buyer, 1), (fill.seller, -1)):
+                per = net.setdefault(trader, {})
+                per[contract] = per.get(contract, Decimal(0)) + sign * fill.volume
+    return {trader: {c: v for c, v in sorted(per.items()) if v} for trader, per in net.items()}
 
 
-def _traders(exchange: Exchange) -> List[JSONObject]:
-    positions = _positions(exchange)
-    names = sorted(set(exchange.ledger.by_trader) | set(positions))
+def _traders(exchange: Exchange, now: float) -> List[JSONObject]:
+    """Every trader's live (and just expired) orders, at most ``ORDERS_SHOWN`` each, and positions; makers last."""
+    positions = _positions(exchange, now)
+    names = sorted(set(exchange.ledger.by_trader) | set(positions), key=lambda name: (name in MAKERS, name))
     traders = []
     for name in names:
-        orders = [
-            {key: order[key] for key in _ORDER_FIELDS}
-            for order in exchange.desk.orders_of(name)
-        ]
-        traders.append({"trader": name, "orders": orders, "positions": positions.get(name, {})})
+        live = [order for order in exchange.desk.orders_of(name) if order["status"] != "filled"]
+        orders = [{key: order[key] for key in _ORDER_FIELDS} for order in live[:ORDERS_SHOWN]]
+        traders.append(
+            {
+                "trader": name,
+                "orders": orders,
+                "more_orders": len(live) - len(orders),
+                "positions": positions.get(name, {}),
+            }
+        )
     return traders
 
 
@@ -125,6 +138,6 @@ def view(exchange: Exchange, now: float, key: str, *, admin: bool, cancels: Dequ
         "trades": _trades(exchange, admin),
     }
     if admin:
-        shown["traders"] = _traders(exchange)
+        shown["traders"] = _traders(exchange, now)
         shown["cancels"] = list(reversed(cancels))
     return shown

@@ -13,7 +13,7 @@ import email.utils
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import pytest
 

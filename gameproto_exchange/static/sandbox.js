@@ -58,10 +58,11 @@
         tr.setAttribute("data-order", String(o.order_id));
         orders.append(tr);
       }
-      if (!trader.orders.length) orders.append(row([["no listed order", "empty"]]));
+      if (!trader.orders.length) orders.append(row([["no live order", "empty"]]));
+      if (trader.more_orders) orders.append(row([["… and " + trader.more_orders + " more", "empty"]]));
       box.append(orders);
       const positions = Object.entries(trader.positions);
-      box.append(el("p", { class: "positions" }, "positions: " +
+      box.append(el("p", { class: "positions" }, "open positions: " +
         (positions.length ? positions.map(([c, v]) => c + " " + (Number(v) > 0 ? "+" : "") + v + " MW").join(", ") : "flat")));
       return box;
     });
