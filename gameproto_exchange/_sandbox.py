@@ -26,6 +26,7 @@ import collections
 import hmac
 import json
 import math
+import time
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from gameproto._boundary import Request, Response
@@ -45,6 +46,8 @@ __all__ = ["Sandbox", "EMPTY_STATE"]
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
 _QUARTER_HOUR = 900
+#: The shortest time between two renders of the page's view.
+VIEW_EVERY = 0.25
 _CANCELS_KEPT = 20
 _READS = ("GET", "HEAD")
 # The page may load its own files and call its own server, nothing else.
@@ -82,7 +85,8 @@ class Sandbox:
         self.version = 0
         self.cancels: Deque[JSONObject] = collections.deque(maxlen=_CANCELS_KEPT)
         self._quoted_quarter: Optional[int] = None
-        self._views: Dict[Tuple[str, bool], bytes] = {}
+        # The latest rendered view, public and admin: (key, JSON, time.monotonic() of the render).
+        self._views: Dict[bool, Tuple[str, bytes, float]] = {}
         self.restored = False
         if store is not None:
             saved_clock = store.load(exchange)
@@ -123,7 +127,6 @@ class Sandbox:
         if self.store is not None:
             self.store.save(self.exchange, self.now())
         self.version += 1
-        self._views.clear()
 
     def quote(self, force: bool = False) -> None:
         """Let the makers top up their quotes, once per quarter hour of the exchange's clock."""
@@ -177,16 +180,26 @@ class Sandbox:
         if admin is None:
             return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
         self.quote()
-        key = self._key()
+        key, body = self._rendered(admin)
         if dict(request.query).get("known") == key:
             return Response(204, {"cache-control": "no-store"}, b"")
-        body = self._views.get((key, admin))
-        if body is None:
-            if len(self._views) > 4:
-                self._views.clear()
-            shown = _web.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels)
-            body = self._views[(key, admin)] = encode_json(shown)
         return Response(200, {"content-type": "application/json", "cache-control": "no-store"}, body)
+
+    def _rendered(self, admin: bool) -> Tuple[str, bytes]:
+        """The latest view (its key and JSON), rendered at most every ``VIEW_EVERY`` seconds.
+
+        However many pages poll and however fast the traders change the book,
+        the view costs the server a few renders a second: a page is at most
+        ``VIEW_EVERY`` behind, and its next poll brings it up to date.
+        """
+        key = self._key()
+        kept = self._views.get(admin)
+        moment = time.monotonic()
+        if kept is not None and (kept[0] == key or moment - kept[2] < VIEW_EVERY):
+            return kept[0], kept[1]
+        shown = _web.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels)
+        self._views[admin] = (key, encode_json(shown), moment)
+        return key, self._views[admin][1]
 
     # -- /_sandbox/: the admin endpoints -------------------------------------------------
 
