@@ -55,7 +55,8 @@ def _order(day: dt.date, side: str = "buy", price: float = 50.0) -> Dict[str, An
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_an_order_expires_at_gate_closure_when_the_manual_clock_says_so(manual_sandbox: Serving, driver: str) -> None:
     url = manual_sandbox.base_url
-    day = dt.date(2030, 1, 15) + dt.timedelta(days=DRIVERS.index(driver))  # the clock never goes back
+    shown = admin_call(url, "GET", "/_sandbox/clock")["now"]
+    day = max(dt.date(2030, 1, 15), dt.date.fromisoformat(shown[:10]) + dt.timedelta(days=1))  # never back
 
     async def bot(h: Harness) -> None:
         api = h.client(url, token=DEMO)
@@ -78,11 +79,18 @@ def test_an_order_expires_at_gate_closure_when_the_manual_clock_says_so(manual_s
         admin_call(url, "POST", "/_sandbox/clock/advance", {"by": "2m"})  # past the minute it stays listed
         assert number not in {order["order_id"] for order in await api.get_orders()}
 
+        admin_call(url, "POST", "/_sandbox/clock/advance", {"by": "2h"})  # the access token has expired meanwhile
+        assert (await api.get_status())["timestamp"].startswith(f"{day.isoformat()}T16:02:00")
+
     run_on(driver, bot)
 
 
-def test_the_date_header_and_status_follow_the_manual_clock(manual_sandbox: Serving) -> None:
-    url = manual_sandbox.base_url
+def test_the_date_header_and_status_follow_the_manual_clock() -> None:
+    with Serving("--clock", "manual", "--admin-token", ADMIN) as served:
+        _date_header_follows(served.base_url)
+
+
+def _date_header_follows(url: str) -> None:
     moved = admin_call(url, "POST", "/_sandbox/clock/set", {"to": "2031-06-01T08:00Z"})
     assert moved == {"now": "2031-06-01T08:00:00.000Z", "clock": "manual"}
     status, headers, _ = plain_call(url, "GET", "/_sandbox/clock", token=ADMIN)
