@@ -6,7 +6,7 @@
 
 from __future__ import annotations  # GENERATED from gameproto_async/__init__.py by tools/unasync.py: do not edit.
 
-from gameproto._errors import (
+from gameproto import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
