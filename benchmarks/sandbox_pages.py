@@ -9,7 +9,8 @@ changed), or a real headless Chromium tab on ``/`` (``--kind browser``: the
 browser's own CPU then competes with the server's on a small machine, which
 the figure includes). ``--admin`` opens the admin view instead (every trader's
 orders and positions). Printed: the trader's p50, p99 and max per page count,
-and what the pages fetched.
+the share of one core the server used meanwhile, and the views the pages read
+(``--kind poll``).
 """
 
 from __future__ import annotations
@@ -140,7 +141,17 @@ def _browser_pages(url: str, count: int, admin: bool) -> Tuple[Any, List[Any]]:
     return (playwright, browser), pages
 
 
-def measure(url: str, pages: int, calls: int, kind: str, admin: bool) -> Dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds the process used so far (Linux's /proc), 0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as source:
+            fields = source.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, pages: int, calls: int, kind: str, admin: bool, server_pid: int) -> Dict[str, Any]:
     stop = threading.Event()
     pollers: List[Poller] = []
     opened: Optional[Tuple[Any, List[Any]]] = None
@@ -151,8 +162,11 @@ def measure(url: str, pages: int, calls: int, kind: str, admin: bool) -> Dict[st
     elif pages:
         opened = _browser_pages(url, pages, admin)
     time.sleep(2 * POLL_SECONDS if pages else 0)  # every page has loaded and polls
+    cpu_before, began = _cpu_seconds(server_pid), time.perf_counter()
     try:
         timings = _trade(url, calls)
+        cpu = _cpu_seconds(server_pid) - cpu_before
+        elapsed = time.perf_counter() - began
     finally:
         stop.set()
         for poller in pollers:
@@ -169,6 +183,7 @@ def measure(url: str, pages: int, calls: int, kind: str, admin: bool) -> Dict[st
         "views": sum(poller.views for poller in pollers),
         "unchanged": sum(poller.unchanged for poller in pollers),
         "page_failures": sum(poller.failures for poller in pollers),
+        "server_cpu_share": cpu / elapsed,
     }
 
 
@@ -181,13 +196,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     process, url = _serve()
     try:
-        print(f"{'pages':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'views read':>10} {'unchanged':>9}")
+        print(f"{'pages':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'server CPU':>10} {'views read':>10}")
         for count in args.pages:
-            found = measure(url, count, args.calls, args.kind, args.admin)
+            found = measure(url, count, args.calls, args.kind, args.admin, process.pid)
+            failures = f"  ({found['page_failures']} page failures)" if found["page_failures"] else ""
             print(
                 f"{found['pages']:>5} {found['p50_ms']:>8.2f} {found['p99_ms']:>8.2f} {found['max_ms']:>8.2f} "
-                f"{found['views']:>10} {found['unchanged']:>9}" + (f"  ({found['page_failures']} page failures)"
-                if found["page_failures"] else ""),
+                f"{found['server_cpu_share']:>9.0%} {found['views']:>10}{failures}",
                 flush=True,
             )
     finally:

@@ -4,6 +4,7 @@
 
 (function () {
   const POLL_MS = 500;
+  const HIDDEN_POLL_MS = 5000;
   const admin = new URLSearchParams(location.hash.slice(1)).get("admin");
   let known = "";
 
@@ -41,6 +42,16 @@
     return box;
   }
 
+  // The JSON each section was last drawn from: a section is redrawn only when its data changed.
+  const drawn = {};
+
+  function changed(id, data) {
+    const text = JSON.stringify(data);
+    if (drawn[id] === text) return false;
+    drawn[id] = text;
+    return true;
+  }
+
   function replace(id, nodes, empty) {
     const target = document.getElementById(id);
     target.replaceChildren(...(nodes.length ? nodes : [el(target.tagName === "TBODY" ? "tr" : "p", { class: "empty" }, empty)]));
@@ -75,17 +86,22 @@
     mode.textContent = view.admin ? "admin view" : "public view";
     mode.classList.toggle("admin", view.admin);
     document.getElementById("now").textContent = view.now.replace("T", " ").replace(".000Z", "Z");
-    replace("closing", view.closing.map((c) => el("li", {}, c.contract + " closes in " + Math.round(c.seconds_left / 60) + " min")), "no open contract");
-    replace("books", view.contracts.map(ladder), "no open contract");
-    const trades = view.trades.map((t) => {
-      const tr = row([[time(t.time), ""], [t.contract, ""], [t.direction, t.direction === "buy" ? "bid" : "ask"],
-        [t.price, "num"], [t.volume, "num"], [t.buyer || "", "admin-only"], [t.seller || "", "admin-only"]]);
-      tr.setAttribute("data-trade", t.trade_id);
-      return tr;
-    });
-    replace("trades-body", trades, "no trade yet");
-    if (view.admin) {
-      replace("traders", traders(view.traders), "no trader yet");
+    const closing = view.closing.map((c) => [c.contract, Math.round(c.seconds_left / 60)]);
+    if (changed("closing", closing)) {
+      replace("closing", closing.map(([contract, minutes]) => el("li", {}, contract + " closes in " + minutes + " min")), "no open contract");
+    }
+    if (changed("books", view.contracts)) replace("books", view.contracts.map(ladder), "no open contract");
+    if (changed("trades", view.trades)) {
+      const trades = view.trades.map((t) => {
+        const tr = row([[time(t.time), ""], [t.contract, ""], [t.direction, t.direction === "buy" ? "bid" : "ask"],
+          [t.price, "num"], [t.volume, "num"], [t.buyer || "", "admin-only"], [t.seller || "", "admin-only"]]);
+        tr.setAttribute("data-trade", t.trade_id);
+        return tr;
+      });
+      replace("trades-body", trades, "no trade yet");
+    }
+    if (view.admin && changed("traders", view.traders)) replace("traders", traders(view.traders), "no trader yet");
+    if (view.admin && changed("cancels", view.cancels)) {
       replace("cancels", view.cancels.map((c) => {
         const li = el("li", {}, time(c.time) + "  " + c.trader + " cancelled order " + c.order_id + " (" + c.contract + ")");
         li.setAttribute("data-cancelled", String(c.order_id));
@@ -94,7 +110,13 @@
     }
   }
 
+  let timer = null;
+  let polling = false;
+
   async function poll() {
+    if (polling) return; // one poll at a time, whoever asks
+    polling = true;
+    clearTimeout(timer);
     const live = document.getElementById("live");
     try {
       const answer = await fetch("/_view?known=" + encodeURIComponent(known), {
@@ -107,9 +129,16 @@
     } catch (failure) {
       live.classList.add("stale");
       live.title = "the server does not answer";
+    } finally {
+      polling = false;
     }
-    setTimeout(poll, POLL_MS);
+    // A tab nobody looks at asks seldom; it catches up as soon as it is shown again.
+    timer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) poll();
+  });
 
   document.querySelector("#trades tbody").id = "trades-body";
   poll();
