@@ -184,6 +184,9 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN)",
     )
     sandbox.add_argument(
+        "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
+    )
+    sandbox.add_argument(
         "--state",
         metavar="PATH",
         help="keep orders, trades, trader names and the clock in this SQLite file across restarts",
@@ -338,7 +341,12 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
     from gameproto.simulator.makers import Scenario
     from gameproto_exchange import ManualClock, Sandbox, ScenarioError, Store, load_scenario
 
-    if args.admin_token is not None and not args.admin_token.strip():
+    admin_token = args.admin_token
+    if args.admin_token_file:
+        if admin_token is not None:
+            raise UsageError("give --admin-token or --admin-token-file, not both")
+        admin_token = _read_tokens(args.admin_token_file)[0]
+    if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
     scenario = None
     if args.scenario:
@@ -366,7 +374,7 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         except (sqlite3.Error, OSError) as error:
             raise UsageError(f"cannot open the state file {args.state!r}: {error}") from None
     sandbox = Sandbox(
-        exchange, clock=clock, admin_token=args.admin_token and args.admin_token.strip(), store=store, scenario=scenario
+        exchange, clock=clock, admin_token=admin_token and admin_token.strip(), store=store, scenario=scenario
     )
     if args.seed_market and not sandbox.restored:
         exchange.seed_market()

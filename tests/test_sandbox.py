@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, Iterator
@@ -111,6 +115,32 @@ def test_the_clock_endpoints_refuse_hostile_clients(manual_sandbox: Serving) -> 
     outcome = hostile.sandbox_bad_clock_values(host, port, ADMIN)
     assert set(outcome.statuses) == {422}, outcome
     assert admin_call(manual_sandbox.base_url, "GET", "/_sandbox/clock") == before  # nothing moved
+
+
+def _game(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gameproto_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env), timeout=60)
+
+
+def test_game_sandbox_moves_the_clock_from_a_shell(manual_sandbox: Serving, tmp_path: Path) -> None:
+    url = manual_sandbox.base_url
+    shown = _game("sandbox", "clock", "--url", url, "--json", GAME_ADMIN_TOKEN=ADMIN)
+    assert shown.returncode == 0, shown.stderr
+    before = dt.datetime.fromisoformat(json.loads(shown.stdout)["now"].replace("Z", "+00:00"))
+    moved = _game("sandbox", "clock", "advance", "1h30m", "--url", url, "--admin-token", ADMIN)
+    assert moved.returncode == 0, moved.stderr
+    assert (before + dt.timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%S") in moved.stdout
+    (tmp_path / "admin.token").write_text(ADMIN + "\n")
+    later = (before + dt.timedelta(days=400)).strftime("%Y-%m-%dT%H:%MZ")
+    done = _game("sandbox", "clock", "set", later, "--url", url, "--admin-token-file", str(tmp_path / "admin.token"))
+    assert done.returncode == 0 and later[:16] in done.stdout, done.stderr
+    back = _game("sandbox", "clock", "set", "2020-01-01T00:00Z", "--url", url, "--admin-token", ADMIN)
+    assert back.returncode == 2 and "only moves forward" in back.stderr
+    wrong = _game("sandbox", "clock", "advance", "15m", "--url", url, "--admin-token", "wrong")
+    assert wrong.returncode == 2 and "401" in wrong.stderr
+    missing = _game("sandbox", "reset", "--url", url, GAME_ADMIN_TOKEN="")
+    assert missing.returncode == 2 and "admin token" in missing.stderr
+    assert ADMIN not in shown.stdout + moved.stdout + done.stdout + back.stderr + wrong.stderr
 
 
 def test_without_an_admin_token_there_are_no_sandbox_endpoints() -> None:
