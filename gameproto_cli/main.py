@@ -29,7 +29,8 @@ COMMAND_MODULES = (
     "gameproto_cli.serve",
     "gameproto_cli.demo",
     "gameproto_cli.watch",
-    "gameproto_cli.sandbox",
+    "gameproto_cli.risk",  # positions, cancel-all (issue 23)
+    "gameproto_cli.sandbox",  # the sandbox's clock and reset (issue 24)
 )
 
 EXAMPLES = """examples:
