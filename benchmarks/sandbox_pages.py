@@ -10,7 +10,8 @@ browser's own CPU then competes with the server's on a small machine, which
 the figure includes). ``--admin`` opens the admin view instead (every trader's
 orders and positions). Printed: the trader's p50, p99 and max per page count,
 the share of one core the server used meanwhile, and the views the pages read
-(``--kind poll``).
+(``--kind poll``). ``--state PATH`` serves with its state on disk, to see what
+committing each change costs.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ POLL_SECONDS = 0.5
 _URL = re.compile(r"serving on (http://\S+?) ")
 
 
-def _serve() -> Tuple[subprocess.Popen[str], str]:
+def _serve(state: Optional[str]) -> Tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "gameproto_cli", "serve", "--port", "0", "--seed-market"]
+    command += ["--state", state] if state else []
     command += ["--token", TOKEN, "--admin-token", ADMIN, "--rate-limit", "1000000"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
@@ -193,8 +195,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--calls", type=int, default=600, help="the trader's calls per run (default 600)")
     parser.add_argument("--kind", choices=("poll", "browser"), default="poll", help="what a page is")
     parser.add_argument("--admin", action="store_true", help="the pages open the admin view")
+    parser.add_argument("--state", metavar="PATH", help="serve with --state PATH (each change committed to SQLite)")
     args = parser.parse_args(argv)
-    process, url = _serve()
+    process, url = _serve(args.state)
     try:
         print(f"{'pages':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'server CPU':>10} {'views read':>10}")
         for count in args.pages:
