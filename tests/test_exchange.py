@@ -325,11 +325,36 @@ def test_hidden_orders_trade_but_never_show(alice: Trader, bob: Trader) -> None:
 def test_deleted_orders_never_trade(alice: Trader, bob: Trader) -> None:
     created = alice.place(side="sell", price=40)
     assert alice.call("DELETE", "/orders/1") == (200, {"status": "deleted", "order_id": 1})
-    assert alice.call("DELETE", "/orders/1") == (404, {"detail": "Order not found"})
+    assert alice.call("DELETE", "/orders/1") == (
+        404,
+        {"detail": "Order 1 was deleted already: nothing is left to cancel"},
+    )
     assert alice.call("GET", "/orders") == (200, [])
     bob.place(side="buy", price=45)
     assert bob.call("GET", "/trades") == (200, [])
     assert created["order_id"] == "ord_1"
+
+
+def test_a_fully_executed_order_is_not_cancellable(alice: Trader, bob: Trader) -> None:
+    alice.place(side="sell", price=40, volume=2)
+    bob.place(side="buy", price=45, volume=2)  # takes all of it
+    gone = {"detail": "Order 1 is fully executed: nothing is left to cancel"}
+    assert alice.call("DELETE", "/orders/1") == (404, gone)
+    assert alice.call("DELETE", "/orders/ord_1") == (404, gone)
+    assert bob.call("DELETE", "/orders/2") == (404, {"detail": "Order 2 is fully executed: nothing is left to cancel"})
+    assert bob.call("DELETE", "/orders/1") == (404, {"detail": "Order not found"})  # not bob's: nothing said
+    # Nothing changed: the order is listed as filled, the trade stands.
+    (listed,) = alice.call("GET", "/orders")[1]
+    assert listed["status"] == "filled" and listed["remaining_volume"] == 0 and listed["executed_volume"] == 2
+    assert len(alice.call("GET", "/trades")[1]) == 1
+
+
+def test_a_partly_executed_order_cancels_what_is_left(alice: Trader, bob: Trader) -> None:
+    alice.place(side="sell", price=40, volume=3)
+    bob.place(side="buy", price=45, volume=1)
+    assert alice.call("DELETE", "/orders/1") == (200, {"status": "deleted", "order_id": 1})
+    assert bob.call("GET", "/market")[1] == []  # the 2 MW left are out of the book
+    assert len(bob.call("GET", "/trades")[1]) == 1  # the trade stands
 
 
 def test_delete_refuses_other_traders_unknown_and_malformed_ids(alice: Trader, bob: Trader) -> None:

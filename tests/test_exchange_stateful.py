@@ -144,10 +144,16 @@ class ExchangeMachine(RuleBasedStateMachine):
         number = data.draw(st.sampled_from(live), label="order")
         owner = self.model[number].trader
         stranger = data.draw(st.sampled_from([name for name in TRADERS if name != owner]), label="stranger")
-        assert self._call(stranger, "DELETE", f"/orders/{number}")[0] == 404
+        assert self._call(stranger, "DELETE", f"/orders/{number}") == (404, {"detail": "Order not found"})
+        if self.model[number].remaining == 0:  # a fully executed order is not cancellable: nothing is left
+            gone = {"detail": f"Order {number} is fully executed: nothing is left to cancel"}
+            assert self._call(owner, "DELETE", f"/orders/{number}") == (404, gone)
+            return
         assert self._call(owner, "DELETE", f"/orders/{number}") == (200, {"status": "deleted", "order_id": number})
         self.model[number].deleted = True
         self.deleted_after[number] = len(self.trades)
+        again = {"detail": f"Order {number} was deleted already: nothing is left to cancel"}
+        assert self._call(owner, "DELETE", f"/orders/{number}") == (404, again)
 
     @rule(seconds=st.integers(min_value=0, max_value=120))
     def wait(self, seconds: int) -> None:

@@ -50,7 +50,10 @@ class BookOrder:
     total_value: Decimal = _ZERO
     fees: Decimal = _ZERO
     execution_count: int = 0
+    #: Out of the book for good: cancelled by its trader, or expired.
     deleted: bool = False
+    #: Out of the book because its contract closed (delivery started) with volume left.
+    expired: bool = False
 
     @property
     def remaining(self) -> Decimal:

@@ -91,6 +91,7 @@ class Ledger:
             if not order.deleted and not order.filled:
                 self.book.cancel(number)
                 self._leaves(order)
+                order.expired = True
                 order.updated = start
                 self.expired[number] = start
         # Oldest first (dicts keep insertion order, and expiries come in time order).

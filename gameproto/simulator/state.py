@@ -39,6 +39,7 @@ def _order(order: BookOrder) -> JSONObject:
         "updated": order.updated,
         "execution_count": order.execution_count,
         "deleted": order.deleted,
+        "expired": order.expired,
         "details": {key: value for key, value in order.details.items() if key not in ("price", "volume")},
     }
     saved.update({name: str(getattr(order, name)) for name in _AMOUNTS})

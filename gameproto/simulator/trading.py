@@ -165,7 +165,26 @@ class Desk:
         """``DELETE /orders/{order_id}``."""
         number = order_number(context.request.path[len("/orders/") :])
         order = self.ledger.book.orders.get(number)
-        if order is None or order.deleted or order.trader != context.trader:
-            return error(404, "Order not found")
+        if order is None or order.trader != context.trader:
+            return error(404, "Order not found")  # another trader's order is none of the caller's business
+        gone = _nothing_to_cancel(order)
+        if gone is not None:
+            return error(404, f"Order {number} {gone}: nothing is left to cancel")
         self.ledger.cancel(order)
         return answer(200, {"status": "deleted", "order_id": number})
+
+
+def _nothing_to_cancel(order: BookOrder) -> Optional[str]:
+    """Why an order of the caller's has nothing left to cancel, or None when some of it rests.
+
+    An order with nothing left is not cancellable (GAME-API.md): a fully
+    executed order traded, and a 200 ``deleted`` would read as if the trade
+    were undone. The 404 says which case it is.
+    """
+    if order.filled:
+        return "is fully executed"
+    if order.expired:
+        return "expired at its delivery start"
+    if order.deleted:
+        return "was deleted already"
+    return None
