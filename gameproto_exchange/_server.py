@@ -63,6 +63,8 @@ logger = logging.getLogger("gameproto.server")
 
 #: Bytes asked of the socket at a time.
 READ_SIZE = 64 * 1024
+#: The largest piece of an answer written at once; a larger answer is written piece by piece.
+SEND_PIECE = 256 * 1024
 #: How long a refused client may keep sending before the socket is closed on it.
 LINGER_SECONDS = 1.0
 #: The body of a request refused from its head is read (and dropped) up to this size,
@@ -266,7 +268,13 @@ class _Connection:
             # A client that stops reading must not hold its task forever; a large answer gets its time.
             allowed = max(self.limits.idle_timeout, self.limits.transfer_time(len(data), math.inf))
             with anyio.fail_after(allowed):
-                await self.stream.send(data)
+                if len(data) <= SEND_PIECE:
+                    await self.stream.send(data)
+                    return
+                # A large answer goes in pieces, each send a checkpoint: the other connections are
+                # served between them, instead of waiting for megabytes to be handed to the kernel.
+                for start in range(0, len(data), SEND_PIECE):
+                    await self.stream.send(data[start : start + SEND_PIECE])
 
     async def _respond(self, response: Response, method: bytes, close: bool = False) -> None:
         skip = {"content-length", "transfer-encoding", "connection", "server", "date"}

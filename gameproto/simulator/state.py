@@ -71,6 +71,7 @@ def dump(ledger: Ledger) -> JSONObject:
         "orders": [_order(order) for order in book.orders.values()],
         "fills": [_fill(fill) for fill in book.fills],
         "expired": [[number, at] for number, at in ledger.expired.items()],
+        "changed": {contract: at for contract, (_, at) in book.versions.items()},
     }
 
 
@@ -100,4 +101,5 @@ def restore(ledger: Ledger, saved: Mapping[str, Any]) -> None:
         [_load_fill(fill) for fill in saved["fills"]],
         int(saved["last_number"]),
         expired,
+        {str(contract): float(at) for contract, at in saved["changed"].items()},
     )
