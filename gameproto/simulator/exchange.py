@@ -99,7 +99,11 @@ class Exchange:
         )
         self.market = MarketData(self.ledger.book, market_zone=market_zone, seed=seed)
         self._started = self.now()
-        self.router = Router(
+        self.router = self._router()
+
+    def _router(self) -> Router:
+        """The one routing table of the exchange."""
+        return Router(
             [
                 ("POST", "/auth/token", self.access.exchange_token),
                 ("GET", "/status", self._status),
