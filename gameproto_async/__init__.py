@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from gameproto._errors import (
+from gameproto import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,

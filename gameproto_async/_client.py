@@ -12,17 +12,28 @@ from __future__ import annotations
 import warnings
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
-from gameproto import _calls, _constants
-from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
+from gameproto import (
+    Attempt,
+    Blocking,
+    Call,
+    ClientSettings,
+    Flow,
+    GameAPIError,
+    MarketEvent,
+    OrderEvent,
+    RetryPolicy,
+    RunLocked,
+    Send,
+    Session,
+    Sleep,
+    _constants,
+    calls,
+)
 from gameproto._budget import SharedBudget
-from gameproto._bulk import BulkSending, OrderPlan
-from gameproto._calls import Call
-from gameproto._errors import GameAPIError
-from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
-from gameproto._flow import Attempt
-from gameproto._retry import RetryPolicy
-from gameproto._settings import ClientSettings, settings_from_env
-from gameproto._types import (
+from gameproto._bulk import BulkSending, OrderPlan, plan_orders
+from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from gameproto._settings import settings_from_env
+from gameproto.types import (
     BestOffers,
     BulkRequest,
     BulkResult,
@@ -126,7 +137,7 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
-        self._session = self._settings.session(shared_budget=_shared_budget(self._settings))
+        self._session = Session(self._settings, shared_budget=_shared_budget(self._settings))
         self._transport = AsyncTransport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
@@ -237,15 +248,15 @@ class GameAPI:
 
     async def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return await self._run(_calls.get_status())
+        return await self._run(calls.get_status())
 
     async def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return await self._run(_calls.get_trades(direction, duration))
+        return await self._run(calls.get_trades(direction, duration))
 
     async def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return await self._run(_calls.get_orders(direction))
+        return await self._run(calls.get_orders(direction))
 
     @overload
     async def create_order(self, order_data: BulkRequest, *, skip_invalid: bool = False) -> BulkResult: ...
@@ -263,7 +274,12 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
-        plan = self._settings.plan_orders(order_data, now=self._session.exchange_now(), skip_invalid=skip_invalid)
+        plan = plan_orders(
+            order_data,
+            now=self._session.exchange_now(),
+            allow_non_positive_price=self._settings.allow_non_positive_price,
+            skip_invalid=skip_invalid,
+        )
         if plan.single is not None:
             return await self._run(plan.single)
         return await self._send_bulk(plan)
@@ -276,7 +292,7 @@ class GameAPI:
         ``NotFoundError`` (whose message says which), as for an order that is
         not yours. Trades already made stand.
         """
-        return await self._run(_calls.delete_order(order_id))
+        return await self._run(calls.delete_order(order_id))
 
     async def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -285,15 +301,15 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        return await self._run(_calls.get_market_data(direction, duration, sort_by_price))
+        return await self._run(calls.get_market_data(direction, duration, sort_by_price))
 
     async def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return await self._run(_calls.get_market_ltp(market_zone))
+        return await self._run(calls.get_market_ltp(market_zone))
 
     async def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return await self._run(_calls.get_latest_available_ltp(duration))
+        return await self._run(calls.get_latest_available_ltp(duration))
 
     async def get_spot_data(
         self,
@@ -303,38 +319,38 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return await self._run(_calls.get_spot_data(area_name, date_from, date_to, limit))
+        return await self._run(calls.get_spot_data(area_name, date_from, date_to, limit))
 
     async def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return await self._run(_calls.get_spot_status())
+        return await self._run(calls.get_spot_status())
 
     # -- helpers built on those calls ----------------------------------------------
 
     async def test_connection(self) -> bool:
         """True when the exchange answers ``/status`` to our token; never raises for that."""
-        return await self._run(_calls.test_connection())
+        return await self._run(calls.test_connection())
 
     async def find_order_by_id(self, order_id: Union[int, str]) -> Optional[Order]:
         """The caller's order with that id (``1234``, ``"1234"``, ``"ord_1234"``), or None.
 
         An id that no order can have (``"some_id"``) is None without a request.
         """
-        return await self._run(_calls.find_order_by_id(order_id))
+        return await self._run(calls.find_order_by_id(order_id))
 
     async def find_matching_orders(self, order: Dict[str, Any]) -> List[Order]:
         """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
-        return await self._run(_calls.find_matching_orders(order))
+        return await self._run(calls.find_matching_orders(order))
 
     async def get_market_best_offers(
         self, duration: Optional[str] = None, top_n: Optional[int] = 5
     ) -> Dict[str, BestOffers]:
         """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
-        return await self._run(_calls.get_market_best_offers(duration, top_n))
+        return await self._run(calls.get_market_best_offers(duration, top_n))
 
     async def get_latest_ltp(self) -> Dict[str, LatestLTP]:
         """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
-        return await self._run(_calls.get_latest_ltp())
+        return await self._run(calls.get_latest_ltp())
 
     # -- live events, polled within the request budget ------------------------------
 

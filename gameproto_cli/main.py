@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NoReturn, Optional, Sequence
 
-from gameproto._constants import VERSION
+from gameproto import __version__ as VERSION
 
 from .failures import details, explain
 
