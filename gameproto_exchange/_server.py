@@ -268,13 +268,7 @@ class _Connection:
             # A client that stops reading must not hold its task forever; a large answer gets its time.
             allowed = max(self.limits.idle_timeout, self.limits.transfer_time(len(data), math.inf))
             with anyio.fail_after(allowed):
-                if len(data) <= SEND_PIECE:
-                    await self.stream.send(data)
-                    return
-                # A large answer goes in pieces, each send a checkpoint: the other connections are
-                # served between them, instead of waiting for megabytes to be handed to the kernel.
-                for start in range(0, len(data), SEND_PIECE):
-                    await self.stream.send(data[start : start + SEND_PIECE])
+                await self.stream.send(data)
 
     async def _respond(self, response: Response, method: bytes, close: bool = False) -> None:
         skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
@@ -289,11 +283,16 @@ class _Connection:
         if close:
             headers.append(("connection", "close"))
         head = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
-        events: List[Any] = [head]
-        if response.body and method != b"HEAD":
-            events.append(h11.Data(data=response.body))
-        events.append(h11.EndOfMessage())
-        await self._send(*events)
+        body = response.body if method != b"HEAD" else b""
+        if len(body) <= SEND_PIECE:
+            await self._send(head, *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
+            return
+        # A large answer goes in pieces, each its own write: the other connections are served
+        # between them, and no copy of the whole answer is made on the way out.
+        await self._send(head, h11.Data(data=body[:SEND_PIECE]))
+        for start in range(SEND_PIECE, len(body), SEND_PIECE):
+            await self._send(h11.Data(data=body[start : start + SEND_PIECE]))
+        await self._send(h11.EndOfMessage())
 
     def _check_head(self, event: h11.Request) -> Optional[Response]:
         """Refuse, from the head alone, what must not be read: ambiguous framing, too large a body.
@@ -584,7 +583,6 @@ async def serve_exchange(
                 task_group.cancel_scope.cancel()
     finally:
         await anyio.aclose_forcefully(listener)
-
 
 
 class ServerThread(Generic[ExchangeT]):
