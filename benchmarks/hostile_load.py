@@ -179,7 +179,15 @@ def _attacks(
     def book_flood() -> hostile.Outcome:
         accesses = [hostile.access_token(host, port, token) for token in FLOOD_TRADERS]
         return hostile.book_flood(
-            host, port, accesses, orders=sized(10_000), pollers=10, polls=sized(5), deadline=900, polling=polling
+            host,
+            port,
+            accesses,
+            orders=sized(10_000),
+            pollers=10,
+            polls=sized(5),
+            deadline=900,
+            polling=polling,
+            processes=True,
         )
 
     def both_headers() -> hostile.Outcome:
