@@ -12,11 +12,12 @@ author of a driver needs. The rest lives in private modules and may change.
 
 from __future__ import annotations
 
-from . import calls, types
+from . import calls, risk, types
 from ._attempt import Attempt
 from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._calls import Call
 from ._constants import VERSION as __version__
+from ._contract import Contract
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -33,14 +34,17 @@ from ._errors import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
 from ._events import MarketEvent, OrderEvent
 from ._flow import Session
 from ._orders import validate_order, validate_orders
+from ._positions import positions
 from ._reconcile import find_matching_orders
 from ._retry import RetryPolicy
+from ._risk import RiskLimits
 from ._settings import ClientSettings
 
 __all__ = [
@@ -72,6 +76,7 @@ __all__ = [
     "AuthenticationError",
     "NotFoundError",
     "RateLimitError",
+    "RiskLimitError",
     "ServerValidationError",
     "ServerError",
     "ProtocolError",
@@ -85,6 +90,11 @@ __all__ = [
     "validate_order",
     "validate_orders",
     "find_matching_orders",
+    # the trader's view and brakes (issue 23): the rest of it in gameproto.risk
+    "Contract",
+    "positions",
+    "RiskLimits",
+    "risk",
     # live events, and the shapes of the answers
     "OrderEvent",
     "MarketEvent",

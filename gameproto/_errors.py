@@ -3,6 +3,7 @@
     GameAPIError
     ├── OrderValidationError            orders refused before sending (also ValueError)
     ├── InvalidArgumentError            an argument refused before sending (also ValueError)
+    ├── RiskLimitError                  orders past the client's risk limits, nothing sent
     ├── APIStatusError                  the exchange answered an error status
     │   ├── AuthenticationError         401, 403, a refused token exchange
     │   ├── NotFoundError               404
@@ -49,6 +50,8 @@ __all__ = [
     "NetworkError",
     "NetworkTimeoutError",
     "InvalidArgumentError",
+    "RiskBreach",
+    "RiskLimitError",
     "OutcomeUnknownError",
     "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
@@ -142,6 +145,51 @@ class OrderValidationError(GameAPIError, ValueError):
     def indices(self) -> List[int]:
         """The bulk indices of the orders that were refused, each once, in order."""
         return sorted({problem.index for problem in self.errors if problem.index is not None})
+
+
+# -- risk limits (issue 23): the breaches of RiskLimits, found before sending ----
+
+
+@dataclass(frozen=True)
+class RiskBreach:
+    """One order past one limit: the order's index, the limit's name, the value reached and the limit."""
+
+    index: int
+    limit: str
+    value: Any
+    allowed: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"orders[{self.index}]: {self.limit}: {self.reason}"
+
+
+class RiskLimitError(GameAPIError):
+    """Orders refused by the client's ``RiskLimits`` before anything was sent.
+
+    ``breaches`` lists every limit each order would cross (``index``,
+    ``limit``, ``value``, ``allowed``).
+    """
+
+    def __init__(self, breaches: Sequence[RiskBreach]) -> None:
+        self.breaches: List[RiskBreach] = list(breaches)
+        shown = self.breaches[:ORDER_PROBLEMS_SHOWN]
+        lines = "; ".join(str(breach) for breach in shown)
+        more = len(self.breaches) - len(shown)
+        if more > 0:
+            lines += f"; ... and {more:,} more"
+        count = len(self.breaches)
+        super().__init__(f"risk limit{'s' if count != 1 else ''} breached, nothing sent: {lines}")
+
+    @property
+    def limits(self) -> List[str]:
+        """The names of the limits breached, each once, in order."""
+        return sorted({breach.limit for breach in self.breaches})
+
+    @property
+    def indices(self) -> List[int]:
+        """The indices of the refused orders, each once, in order."""
+        return sorted({breach.index for breach in self.breaches})
 
 
 class InvalidArgumentError(GameAPIError, ValueError):

@@ -21,9 +21,11 @@ from gameproto import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
+from gameproto._risk import RiskLimits
 
 from ._client import GameAPI
 
@@ -43,6 +45,8 @@ __all__ = [
     "OutcomeUnknownError",
     "ProtocolError",
     "RateLimitError",
+    "RiskLimitError",
+    "RiskLimits",
     "ServerError",
     "ServerValidationError",
 ]

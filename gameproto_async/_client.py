@@ -10,6 +10,7 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 from __future__ import annotations
 
 import warnings
+from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
 from gameproto import (
@@ -19,6 +20,7 @@ from gameproto import (
     ClientSettings,
     Flow,
     GameAPIError,
+    InvalidArgumentError,
     MarketEvent,
     OrderEvent,
     RetryPolicy,
@@ -32,7 +34,9 @@ from gameproto import (
 from gameproto._budget import SharedBudget
 from gameproto._bulk import BulkSending, OrderPlan, plan_orders
 from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from gameproto._risk import RiskBook, RiskGuard
 from gameproto._settings import settings_from_env
+from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
 from gameproto.types import (
     BestOffers,
     BulkRequest,
@@ -48,7 +52,7 @@ from gameproto.types import (
     Trade,
 )
 
-from ._concurrency import TokenLock, run_blocking, run_parts, sleep
+from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
 from ._transport import AsyncTransport
 
 __all__ = ["GameAPI"]
@@ -97,6 +101,10 @@ class GameAPI:
     budget is shared, through Redis, by every client of every process that
     names the same Redis and ``budget_key`` (by default one key per base URL
     and personal token, never the token itself).
+
+    ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
+    net position, open volume, price band, open orders, self-trades): a
+    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
     """
 
     def __init__(
@@ -118,6 +126,7 @@ class GameAPI:
         requests_per_minute: Union[int, str, None] = "auto",
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
+        risk: Optional[RiskLimits] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -141,6 +150,8 @@ class GameAPI:
         self._transport = AsyncTransport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
+        # Pre-trade limits (issue 23): what the client knows of its account.
+        self._risk = RiskBook(risk) if risk is not None else None
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -274,6 +285,8 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
+        if self._risk is not None:
+            return await self._create_under_limits(self._risk, order_data, skip_invalid)
         plan = plan_orders(
             order_data,
             now=self._session.exchange_now(),
@@ -284,6 +297,112 @@ class GameAPI:
             return await self._run(plan.single)
         return await self._send_bulk(plan)
 
+    # -- risk limits and the kill switch (issue 23) --------------------------------
+
+    async def _create_under_limits(
+        self, book: RiskBook, order_data: Union[BulkRequest, Dict[str, Any]], skip_invalid: bool
+    ) -> Union[Order, BulkResult]:
+        if book.needs_refresh(self._session.clock()):
+            await self._refresh_risk(book)
+        guard = RiskGuard(book)
+        try:
+            now = self._session.exchange_now()
+            plan = plan_orders(
+                order_data,
+                now=now,
+                allow_non_positive_price=self._settings.allow_non_positive_price,
+                skip_invalid=skip_invalid,
+                screen=guard.screen,
+            )
+            if plan.single is not None:
+                order = await self._run(plan.single)
+                guard.sent_one(order)
+                return order
+            result = await self._send_bulk(plan)
+            guard.sent_bulk(result)
+            return result
+        except BaseException as error:
+            guard.failed(error)
+            raise
+
+    async def _refresh_risk(self, book: RiskBook) -> None:
+        started = self._session.clock()
+        since = book.begin_refresh()
+        trades: Optional[List[Trade]] = None
+        market: Optional[List[MarketRow]] = None
+        last: Optional[List[LTPEntry]] = None
+        # The orders before the trades: a fill in between counts twice, never not at all.
+        orders: List[Order] = await self._run(calls.get_orders())
+        if book.limits.needs_trades:
+            trades = await self._run(calls.get_trades())
+        if book.limits.needs_prices:
+            market = await self._run(calls.get_market_data())
+            last = await self._run(calls.get_latest_available_ltp())
+        book.refresh(orders, trades, market, last, now=started, since=since)
+
+    async def positions(self, traders: Optional[List[str]] = None) -> Positions:
+        """The account's positions per contract and per local delivery day, from its trades.
+
+        The caller's trader names are learnt from its own orders (or given as
+        ``traders``); ``gameproto.positions(trades, traders)`` is the same, pure.
+        """
+        if traders is not None and (isinstance(traders, str) or not all(isinstance(n, str) for n in traders)):
+            raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
+        names = list(traders) if traders is not None else []
+        if traders is None:
+            orders: List[Order] = await self._run(calls.get_orders())
+            names = trader_names(orders)
+            names += [name for name in (self._risk.traders if self._risk else []) if name not in names]
+        trades: List[Trade] = await self._run(calls.get_trades())
+        return positions(trades, names)
+
+    async def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
+        """Delete every resting order of the account (or of ``contract`` and ``side``): the kill switch.
+
+        The deletes go at once (the async client) within the request budget;
+        one failure never stops the others, and orders whose delete failed are
+        listed and tried again (three rounds). Returns the ids cancelled,
+        already gone and failed (with the error); running it twice is harmless.
+        """
+        sweep = CancelAll(contract, side)
+        while sweep.next_round():
+            try:
+                listed = await self._run(calls.get_orders(sweep.side))
+            except GameAPIError:
+                if sweep.round == 1:
+                    raise
+                break  # the failed deletes stay reported as failed
+
+            async def cancel(number: int, call: Call[DeleteResult]) -> None:
+                deleting = self._session.outcome(call)
+                outcome = await self._drive(deleting)
+                sweep.record(number, outcome)
+                if self._risk is not None and not isinstance(outcome, GameAPIError):
+                    self._risk.cancelled(number)
+
+            await run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
+        if self._risk is not None:
+            self._risk.mark_stale()
+        return sweep.result()
+
+    @asynccontextmanager
+    async def cancel_all_on_exit(self, contract: Any = None, side: Optional[str] = None) -> AsyncIterator[None]:
+        """``with api.cancel_all_on_exit():`` cancels the resting orders when the block ends by an exception.
+
+        Ctrl-C (``KeyboardInterrupt``) and a cancelled task included; the
+        exception is raised again afterwards. A block that ends normally
+        leaves the orders resting.
+        """
+        try:
+            yield
+        except BaseException:
+            with shielded():
+                try:
+                    await self.cancel_all_orders(contract, side)
+                except GameAPIError as failure:
+                    warnings.warn(f"cancel_all_on_exit could not cancel: {failure}", RuntimeWarning, stacklevel=2)
+            raise
+
     async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``: what is left of it leaves the book.
 
@@ -292,7 +411,10 @@ class GameAPI:
         ``NotFoundError`` (whose message says which), as for an order that is
         not yours. Trades already made stand.
         """
-        return await self._run(calls.delete_order(order_id))
+        answer = await self._run(calls.delete_order(order_id))
+        if self._risk is not None:
+            self._risk.cancelled(order_id)  # the limits' book: it rests no more
+        return answer
 
     async def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "gameproto_cli.serve",
     "gameproto_cli.demo",
     "gameproto_cli.watch",
+    "gameproto_cli.risk",  # positions, cancel-all (issue 23)
 )
 
 EXAMPLES = """examples:

@@ -47,7 +47,8 @@ def test_every_public_name_of_the_core_is_documented() -> None:
     for name in gameproto.__all__:
         shown = f"`gameproto.{name}`" if name.startswith("__") else f"::: gameproto.{name}\n"
         assert shown in reference, f"gameproto.{name} is not in docs/reference/core.md"
-    assert len(gameproto.__all__) <= 40
+    # 40, and issue 23's trader's view: Contract, positions, RiskLimits, RiskLimitError, and gameproto.risk for the rest
+    assert len(gameproto.__all__) <= 45
 
 
 def test_the_example_driver_and_the_cli_use_public_names_of_the_core() -> None:
