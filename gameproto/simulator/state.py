@@ -18,7 +18,7 @@ from .answers import JSONObject
 from .book import BookOrder, Fill
 from .ledger import Ledger
 
-__all__ = ["dump", "restore", "FORMAT"]
+__all__ = ["dump", "dump_order", "dump_fill", "restore", "FORMAT"]
 
 #: The version of the saved form; ``restore`` refuses any other.
 FORMAT = 1
@@ -62,6 +62,16 @@ def _fill(fill: Fill) -> JSONObject:
     return saved
 
 
+def dump_order(order: BookOrder) -> JSONObject:
+    """One order as ``dump`` writes it (a store that saves orders one by one uses it)."""
+    return _order(order)
+
+
+def dump_fill(fill: Fill) -> JSONObject:
+    """One fill as ``dump`` writes it."""
+    return _fill(fill)
+
+
 def dump(ledger: Ledger) -> JSONObject:
     """The ledger as plain data: every order, every fill, the expiries still listed."""
     book = ledger.book
@@ -71,6 +81,7 @@ def dump(ledger: Ledger) -> JSONObject:
         "orders": [_order(order) for order in book.orders.values()],
         "fills": [_fill(fill) for fill in book.fills],
         "expired": [[number, at] for number, at in ledger.expired.items()],
+        # When each contract's book last changed (the market rows' timestamp); optional in ``restore``.
         "changed": {contract: at for contract, (_, at) in book.versions.items()},
     }
 
@@ -96,10 +107,12 @@ def restore(ledger: Ledger, saved: Mapping[str, Any]) -> None:
     if saved.get("format") != FORMAT:
         raise ValueError(f"not a saved exchange state of format {FORMAT}: {saved.get('format')!r}")
     expired = {int(number): float(at) for number, at in saved["expired"]}
-    ledger.reset(
-        [_load_order(order) for order in saved["orders"]],
-        [_load_fill(fill) for fill in saved["fills"]],
-        int(saved["last_number"]),
-        expired,
-        {str(contract): float(at) for contract, at in saved["changed"].items()},
-    )
+    orders = [_load_order(order) for order in saved["orders"]]
+    fills = [_load_fill(fill) for fill in saved["fills"]]
+    if "changed" in saved:
+        changed = {str(contract): float(at) for contract, at in saved["changed"].items()}
+    else:  # saved without it (order by order, say): each contract as of its orders' and fills' last change
+        changed = {}
+        for moment, contract in [(o.updated, o.contract) for o in orders] + [(f.time, f.contract) for f in fills]:
+            changed[contract] = max(moment, changed.get(contract, moment))
+    ledger.reset(orders, fills, int(saved["last_number"]), expired, changed)
