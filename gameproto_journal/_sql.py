@@ -232,6 +232,8 @@ class SQLStore:
                     continue
                 if state == FOREIGN and wanted not in (FILLED, DELETED, EXPIRED, GONE):
                     continue
+                if state == FILLED and wanted in (GONE, DELETED):
+                    continue  # a filled order is not cancellable (404): it stays filled
                 if db.run(
                     "UPDATE journal_orders SET state = ?, updated_at = ? WHERE intent_id = ? AND state = ?",
                     (wanted, item.at, intent_id, state),
