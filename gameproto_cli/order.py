@@ -24,14 +24,14 @@ from .zones import default_tz, delivery_text
 __all__ = ["add_parsers", "build_order", "end_time", "parse_decimal", "too_large"]
 
 CREATE_EXAMPLE = """example:
-  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2030-01-15 --tz 1
   game order create --side sell --price 120 --volume 0.5 --start 14:00 --duration 1h --hidden --tz 0
 """
 DELETE_EXAMPLE = """example:
   game order delete ord_1234        # the id as game orders shows it (1234 works too)
 """
 ORDER_EXAMPLES = """examples:
-  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2030-01-15 --tz 1
   game order delete ord_1234
 """
 
@@ -214,7 +214,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def confirmation(created: Dict[str, Any], sent: Dict[str, Any]) -> str:
-    """``buy 1 MW at 95.5, delivery 2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``."""
+    """``buy 1 MW at 95.5, delivery 2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)``."""
 
     def given(name: str) -> Any:
         value = created.get(name)

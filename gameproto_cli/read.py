@@ -110,14 +110,14 @@ def add_parsers(subparsers: Any) -> None:
         "Show the order book of each contract as a ladder: sell offers above, buy offers below,\n"
         "the best of each side nearest the middle line, which gives the spread. --json prints the\n"
         'same book: {contract: {"buy": [best first], "sell": [best first]}}, with or without --best.',
-        "game market --date 2026-12-01 --duration 15m --side sell --best 3",
+        "game market --date 2030-01-15 --duration 15m --side sell --best 3",
         run_market,
     )
     market.add_argument("--duration", metavar="15m", help="only contracts of this duration (15m, 30m, 1h, ...)")
     market.add_argument(
         "--contract",
         metavar="ID",
-        help="only this contract, e.g. 2026-12-01T14:00:00Z/PT15M; a beginning such as 2026-12-01T14 "
+        help="only this contract, e.g. 2030-01-15T14:00:00Z/PT15M; a beginning such as 2030-01-15T14 "
         "takes every contract it starts",
     )
     market.add_argument(
@@ -161,7 +161,7 @@ def _print(args: argparse.Namespace, answer: Any, render: Callable[[Any], str]) 
 
 
 def _delivery(order: Mapping[str, Any]) -> Optional[str]:
-    """``2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the delivery window of an order in one cell."""
+    """``2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the delivery window of an order in one cell."""
     if not order.get("date"):
         return None
     return delivery_text(

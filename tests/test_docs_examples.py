@@ -20,10 +20,15 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
+import os
 import re
 import shlex
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -227,3 +232,93 @@ def test_the_shell_examples_name_real_game_options(where: str, argv: List[str]) 
         build_parser().parse_args(argv)
     except SystemExit as stopped:
         raise AssertionError(f"{where}: game {' '.join(argv)} does not parse") from stopped
+
+
+def test_the_shell_examples_use_delivery_dates_still_to_come() -> None:
+    """A copied ``--date`` is a delivery day: one already past is refused by the exchange."""
+    today = dt.date.today()
+    for where, argv in _game_command_lines():
+        for flag, value in zip(argv, argv[1:]):
+            if flag == "--date":
+                assert dt.date.fromisoformat(value) > today + dt.timedelta(days=365), f"{where}: --date {value}"
+
+
+#: ``game`` lines that run until stopped: started, read until they say they are ready, then Ctrl-C.
+LONG_RUNNING = {"serve": "personal token", "watch": "watching"}
+
+
+def _shell_home(tmp: Path) -> Dict[str, str]:
+    """A reader's machine: the token in ``~/.game-token`` and in the environment, the cli page's CSV file."""
+    (tmp / ".game-token").write_text(SANDBOX_TOKEN + "\n", encoding="utf-8")
+    (csv,) = [block.code for block in blocks_of(ROOT / "docs" / "cli.md") if block.language == "csv"]
+    (tmp / "orders.csv").write_text(csv, encoding="utf-8")
+    for name in ("alice", "bob"):  # the simulator page's own token files
+        (tmp / f"{name}.token").write_text(f"personal-token-of-{name}\n", encoding="utf-8")
+    trustme = pytest.importorskip("trustme")
+    certificate = trustme.CA().issue_cert("127.0.0.1", "localhost")  # the simulator page's cert.pem and key.pem
+    certificate.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
+    certificate.private_key_pem.write_to_path(str(tmp / "key.pem"))
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("GAME_API_")}
+    return {**clean, "HOME": str(tmp), "GAME_API_TOKEN": SANDBOX_TOKEN, "PYTHONPATH": str(ROOT)}
+
+
+def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, str]:
+    command = [sys.executable, "-m", "gameproto_cli", *argv]
+    ready = LONG_RUNNING.get(argv[0]) if argv else None
+    if ready is None:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: List[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            said.append(line)
+            if ready in line:
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, "".join(said) + rest, ""
+
+
+SHELL_LINES = _game_command_lines()
+
+
+@pytest.mark.parametrize(("where", "argv"), SHELL_LINES, ids=lambda value: str(value))
+def test_the_shell_examples_run_as_printed(where: str, argv: List[str], tmp_path: Path) -> None:
+    """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
+
+    ``game serve`` takes the printed port itself (no other sandbox runs then);
+    every other line talks to the sandbox on it. ``game order delete ord_1234``
+    deletes the order it names, placed first. The other lines of shell blocks
+    (``pip install``, ``tox``, ``mkdocs``) install or build, and run in ``.ci/run``.
+    """
+    env = _shell_home(tmp_path)
+    with _printed_ports():
+        _wait_free(SANDBOX_PORT)
+        if argv[:1] == ["serve"]:
+            status, out, err = _game(argv, tmp_path, env)
+        else:
+            exchange = sandbox()
+            with ServerThread(exchange, port=SANDBOX_PORT) as running:
+                if argv[:2] == ["order", "delete"]:
+                    _place_until(exchange, running.base_url, argv[2])
+                status, out, err = _game(argv, tmp_path, env)
+    assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
+    assert "Traceback" not in out + err
+
+
+def _place_until(exchange: Exchange, url: str, name: str) -> None:
+    """Orders in the sandbox until one has the id a printed ``game order delete`` names."""
+    from gameproto_sync import GameAPI
+
+    order = {"side": "buy", "price": 1.0, "volume": 1.0, "date": "2030-01-15",
+             "start_time": "10:00", "end_time": "10:15", "duration": "15m"}  # fmt: skip
+    with GameAPI(SANDBOX_TOKEN, url) as api:
+        while api.find_order_by_id(name) is None:
+            api.create_order({"orders": [order] * 100})
+            assert len(api.get_orders()) < 20_000
