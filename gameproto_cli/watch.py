@@ -90,8 +90,9 @@ def event_line(event: Any) -> str:
         mark = "existing " if event.existing else ""
         return f"{mark}market {event.contract} bid {_plain(event.bid)} ask {_plain(event.ask)}"
     trade: Dict[str, Any] = dict(event)
+    mark = "existing " if trade.get("existing") else ""
     return (
-        f"{'existing ' if trade.get('existing') else ''}trade  {trade.get('trade_id')} {trade.get('direction')} {trade.get('volume')} @ {trade.get('price')}"
+        f"{mark}trade  {trade.get('trade_id')} {trade.get('direction')} {trade.get('volume')} @ {trade.get('price')}"
         f" {trade.get('contract')} {trade.get('seller')} -> {trade.get('buyer')} {trade.get('timestamp', '')}"
     ).rstrip()
 

@@ -328,7 +328,7 @@ def test_ctrl_c_leaves_the_prompt_on_a_line_of_its_own(run: Any) -> None:
     url = _serve(run, "--token", ALICE)
     watcher = run("watch", "orders", "--url", url, "--token", ALICE, "--interval", "0.1")
     watcher.wait_err("watching")
-    status, rest, err = watcher.stop()
+    status, _, err = watcher.stop()
     assert status == 0 and err.endswith("Ctrl-C to stop\n\n"), err  # the terminal's ^C, then a newline
 
 
