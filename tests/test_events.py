@@ -123,13 +123,13 @@ def test_polls_that_fail_or_come_late_still_see_every_fill_once(
             listing = [_order(key, _number(value, form), 10_000) for key, value in sorted(executed.items())]
             for event in tracker.update(listing):
                 if event.kind == "filled":
-                    key: Any = event.order["order_id"]
-                    reported[key] = reported.get(key, Decimal(0)) + _exact(event.volume)
+                    listed: Any = event.order["order_id"]
+                    reported[listed] = reported.get(listed, Decimal(0)) + _exact(event.volume)
     listing = [_order(key, _number(value, form), 10_000) for key, value in sorted(executed.items())]
     for event in tracker.update(listing):
         if event.kind == "filled":
-            key: Any = event.order["order_id"]
-            reported[key] = reported.get(key, Decimal(0)) + _exact(event.volume)
+            last: Any = event.order["order_id"]
+            reported[last] = reported.get(last, Decimal(0)) + _exact(event.volume)
     for number, value in executed.items():
         assert reported.get(number, Decimal(0)) == _exact(_number(value, form))
 
