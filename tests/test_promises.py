@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ def _text(name: str) -> str:
 
 
 @pytest.mark.parametrize("module", [gameproto_sync, gameproto_async], ids=lambda module: module.__name__)
-def test_best_offers_give_every_level_by_default_as_published(module: object) -> None:
-    method = getattr(module, "GameAPI").get_market_best_offers
+def test_best_offers_give_every_level_by_default_as_published(module: Any) -> None:
+    method = module.GameAPI.get_market_best_offers
     assert inspect.signature(method).parameters["top_n"].default is None
 
 
