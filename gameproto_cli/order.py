@@ -14,8 +14,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from gameproto import validate_order
-from gameproto._errors import OrderProblem, OrderValidationError
+from gameproto import OrderProblem, OrderValidationError, validate_order
 
 from .options import connection_parent, open_client, output_parent
 from .tables import as_json, cell, fields, order_name

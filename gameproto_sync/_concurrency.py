@@ -6,11 +6,12 @@ event loop; the generated client uses whichever its package has.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Callable, Iterable, Tuple, TypeVar
 
-__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking"]
+__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "shielded"]
 
 Offset = TypeVar("Offset")
 Part = TypeVar("Part")
@@ -23,9 +24,15 @@ def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset
         send(offset, part)
 
 
-def run_blocking(function: Callable[[], Result]) -> Result:
-    """``function()``, here: a blocking client may wait on I/O in its caller's thread."""
-    return function()
+def shielded() -> contextlib.nullcontext[None]:
+    """Nothing to shield from in a thread: the async client's scope that cancellation does not reach."""
+    return contextlib.nullcontext()
+
+
+def run_blocking(function: Callable[[float], Result], time_left: float) -> Result:
+    """``function(time_left)``, here: a blocking client may wait on I/O in its caller's thread
+    (the function bounds its own waits by ``time_left``)."""
+    return function(time_left)
 
 
 class TokenLock:

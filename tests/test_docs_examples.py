@@ -285,34 +285,80 @@ def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, st
     return process.returncode, "".join(said) + rest, ""
 
 
-SHELL_LINES = _game_command_lines()
+def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]]]]:
+    """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any."""
+    lines = []
+    for page in PAGES:
+        for block in blocks_of(page):
+            if block.language not in ("bash", "console"):
+                continue
+            commands = [
+                (offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)
+            ]
+            games = [(offset, words[1:]) for offset, words in commands if words[:1] == ["game"]]
+            serve = next((argv for _, argv in games if argv[:1] == ["serve"]), None)
+            lines += [(f"{_label(page)}:{block.line + offset}", argv, serve) for offset, argv in games]
+    return lines
 
 
-@pytest.mark.parametrize(("where", "argv"), SHELL_LINES, ids=lambda value: str(value))
-def test_the_shell_examples_run_as_printed(where: str, argv: List[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("where", "argv", "serve"), _shell_lines(), ids=lambda value: str(value))
+def test_the_shell_examples_run_as_printed(
+    where: str, argv: List[str], serve: Optional[List[str]], tmp_path: Path
+) -> None:
     """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
 
-    ``game serve`` takes the printed port itself (no other sandbox runs then);
-    every other line talks to the sandbox on it. ``game order delete ord_1234``
-    deletes the order it names, placed first. The other lines of shell blocks
-    (``pip install``, ``tox``, ``mkdocs``) install or build, and run in ``.ci/run``.
+    The sandbox is the block's own ``game serve`` line where it has one (run
+    as printed, then stopped with Ctrl-C), else the embedded exchange as
+    ``game serve --seed-market`` serves it; both on the printed port.
+    ``game order delete ord_1234`` deletes the order it names, placed first.
+    The other lines of shell blocks (``pip install``, ``tox``, ``mkdocs``)
+    install or build, and run in ``.ci/run``.
     """
     env = _shell_home(tmp_path)
     with _printed_ports():
         _wait_free(SANDBOX_PORT)
         if argv[:1] == ["serve"]:
             status, out, err = _game(argv, tmp_path, env)
-        else:
-            exchange = sandbox()
-            with ServerThread(exchange, port=SANDBOX_PORT) as running:
+        elif serve is not None:
+            with _serving(serve, tmp_path, env):
                 if argv[:2] == ["order", "delete"]:
-                    _place_until(exchange, running.base_url, argv[2])
+                    _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
+                status, out, err = _game(argv, tmp_path, env)
+        else:
+            with ServerThread(sandbox(), port=SANDBOX_PORT) as running:
+                if argv[:2] == ["order", "delete"]:
+                    _place_until(running.base_url, argv[2])
                 status, out, err = _game(argv, tmp_path, env)
     assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
     assert "Traceback" not in out + err
 
 
-def _place_until(exchange: Exchange, url: str, name: str) -> None:
+@contextlib.contextmanager
+def _serving(serve: List[str], cwd: Path, env: Dict[str, str]) -> Iterator[None]:
+    """The block's ``game serve`` line, running until the block's other line is done."""
+    command = [sys.executable, "-m", "gameproto_cli", *serve]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        said = []
+        for line in process.stdout:
+            said.append(line)
+            if LONG_RUNNING["serve"] in line:
+                break
+        else:
+            pytest.fail(f"game {' '.join(serve)} ended: {''.join(said)}")
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _place_until(url: str, name: str) -> None:
     """Orders in the sandbox until one has the id a printed ``game order delete`` names."""
     from gameproto_sync import GameAPI
 
