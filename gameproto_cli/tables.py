@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any, Iterable, List, Mapping, Sequence, Tuple
-
-from gameproto._arguments import order_id_as_created, order_number_or_none
 
 __all__ = ["table", "cell", "fields", "flatten", "as_json", "order_name"]
 
 LIST_SHOWN = 4
+_ORDER_NUMBER = re.compile(r"(?:ord_)?([0-9]+)")
 
 
 def order_name(order_id: Any) -> str:
     """An order's id in the one form every table and message shows: ``ord_1234``.
 
     The exchange answers ``"ord_1234"`` on creation and ``1234`` in listings;
-    the library's ``order_id_as_created`` writes either in the creation's form,
-    and every command takes either back.
+    every command takes either back.
     """
-    if order_number_or_none(order_id) is None:
-        return cell(order_id)
-    return str(order_id_as_created(order_id))
+    if type(order_id) is int and order_id >= 0:
+        return f"ord_{order_id}"
+    match = _ORDER_NUMBER.fullmatch(str(order_id)) if isinstance(order_id, str) else None
+    return f"ord_{match.group(1)}" if match else cell(order_id)
 
 
 def _number_text(value: float) -> str:
