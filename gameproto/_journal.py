@@ -847,6 +847,12 @@ class JournalFlows:
         """
         if isinstance(watch, OrderWatch):
             yield from self.observe_orders(value)
+            if first and not resumed:
+                marks = started_mark()
+                for listed in value:  # the baseline: given (or not) now, never again after a restart
+                    marks.update(order_mark(listed, ended=False))
+                yield from self.reported(stream, marks)
+                return True
         elif isinstance(watch, TradeWatch):
             if watch.call is not watch._trades:  # the trader names, before the trades
                 self.traders |= traders_of(value)
@@ -878,6 +884,15 @@ class JournalFlows:
 
 #: The key that says a stream was watched before (so a restart resumes rather than starts).
 _STARTED = "*started*"
+
+
+def order_mark(order: Order, *, ended: bool) -> Dict[str, str]:
+    """The reported state of an order as listed: ``executed|ended`` by the order's key."""
+    try:
+        executed = canonical(order.get("executed_volume") or 0)
+    except ValueError:
+        executed = "0"
+    return {str(_order_key(order)): f"{executed}|{'1' if ended else '0'}"}
 
 
 def order_event_mark(event: Any) -> Dict[str, str]:
@@ -912,6 +927,7 @@ def resume_orders(tracker: OrderTracker, reported: Mapping[str, str]) -> None:
         else:
             tracker._listed[ident] = {"order_id": ident}
             tracker._counted[ident] = executed
+    tracker._started = True  # what was listed before the restart is no baseline: changes since are news
 
 
 def resume_trades(tracker: TradeTracker, reported: Mapping[str, str]) -> None:

@@ -115,15 +115,23 @@ def _url(args: argparse.Namespace) -> str:
     return str(url)
 
 
+def _missing(args: argparse.Namespace) -> bool:
+    """Whether the journal is a SQLite file not made yet (said on stderr: nothing is recorded)."""
+    url = _url(args)
+    path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
+    if path and path != ":memory:" and not os.path.exists(path):
+        print(
+            f"game journal: no journal at {path} yet: nothing recorded (a bot with journal=... makes it)",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
 def _store(args: argparse.Namespace) -> JournalStore:
     from gameproto_journal import open_journal
 
-    url = _url(args)
-    if url.startswith("sqlite:///") and "?" not in url:
-        path = url[len("sqlite:///") :]
-        if path != ":memory:" and not os.path.exists(path):
-            raise UsageError(f"no journal at {path}: a bot with journal={url!r} creates it")
-    return open_journal(url)
+    return open_journal(_url(args))
 
 
 def _plain(value: Any) -> str:
@@ -191,11 +199,13 @@ def csv_rows(records: Sequence[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        orders = store.orders(state=args.state)
-    finally:
-        store.close()
+    orders: List[JournalOrder] = []
+    if not _missing(args):
+        store = _store(args)
+        try:
+            orders = store.orders(state=args.state)
+        finally:
+            store.close()
     out = sys.stdout
     if args.json:
         json.dump([order_json(order) for order in orders], out, indent=2)
@@ -228,11 +238,13 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        records = remit_records(store.orders(), store.trades())
-    finally:
-        store.close()
+    records: List[Dict[str, Any]] = []
+    if not _missing(args):
+        store = _store(args)
+        try:
+            records = remit_records(store.orders(), store.trades())
+        finally:
+            store.close()
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="") as target:
             _write(records, args.format, target)

@@ -80,7 +80,8 @@ def test_show_export_and_reconcile(
 def test_a_missing_journal_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = game(capsys, "journal", "show")
     assert code == 2 and "no journal" in err
-    code, _, err = game(capsys, "journal", "show", "--journal", f"sqlite:///{tmp_path / 'none.db'}")
-    assert code == 2 and "no journal at" in err
+    code, out, err = game(capsys, "journal", "show", "--journal", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code == 0 and "no journal at" in err and "(none)" in out
+    assert not (tmp_path / "none.db").exists()
     code, _, err = game(capsys, "journal")
     assert code == 2

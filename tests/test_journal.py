@@ -168,15 +168,19 @@ async def test_a_deletion_is_recorded(h: Harness, tmp_path: Path) -> None:
 async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Path) -> None:
     url = journal_url(tmp_path)
     api = h.client(journal=url)
-    await api.create_order(future_order(price=50.0, volume=2.0))
-    await api.create_order(future_order(price=40.0, volume=1.0))
-    seen = [(event.kind, event.order_id) for event in await events(api, "watch_orders", 2, interval=0.05)]
-    assert seen == [("placed", 1), ("placed", 2)]
+    await api.create_order(future_order(price=50.0, volume=2.0))  # the first watch's baseline
+
+    async def later() -> None:
+        await h.sleep(0.3)  # after the watch's first listing
+        await api.create_order(future_order(price=40.0, volume=1.0))
+
+    first, _ = await h.concurrently(lambda: events(api, "watch_orders", 1, interval=0.05), later)
+    assert [(event.kind, str(event.order_id)) for event in first] == [("placed", "ord_2")]
     bob = h.client(token=OTHER_TOKEN)
     await bob.create_order(future_order("sell", price=50.0, volume=0.5))  # while the bot is down
     restarted = h.client(journal=url)
-    again = [(e.kind, e.order_id, e.volume) for e in await events(restarted, "watch_orders", 1, interval=0.05)]
-    assert again == [("filled", 1, 0.5)]
+    again = [(e.kind, str(e.order_id), e.volume) for e in await events(restarted, "watch_orders", 1, interval=0.05)]
+    assert again == [("filled", "ord_1", 0.5)]
 
 
 @every_driver()
