@@ -1,7 +1,7 @@
 """The journal in PostgreSQL, for a desk: several processes on several hosts write one journal.
 
 psycopg 3, installed with the ``postgres`` extra (``pip install
-"gameproto[postgres]"``). Every write is one transaction whose
+".[postgres]"``). Every write is one transaction whose
 ``statement_timeout`` and ``lock_timeout`` are the call's time left, so a
 stalled server cannot hold a call past its deadline. Records are never
 duplicated when writers race: the tables' constraints decide, with
@@ -29,7 +29,7 @@ class PostgresJournal(SQLStore):
             import psycopg
         except ImportError as missing:  # an extra
             raise ImportError(
-                f'a PostgreSQL journal needs psycopg 3: pip install "gameproto[postgres]" ({missing})'
+                f'a PostgreSQL journal needs psycopg 3: pip install ".[postgres]" ({missing})'
             ) from None
         super().__init__()
         self._psycopg = psycopg
