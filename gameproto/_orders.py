@@ -26,7 +26,7 @@ import re
 import time
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ._arguments import duration_minutes, show_value
 from ._constants import ORDER_UNKNOWN_FIELDS_LISTED
@@ -310,122 +310,151 @@ def _duration(value: Any, problems: List[Tuple[str, str]]) -> Optional[int]:
     return minutes
 
 
+def _side(value: Any, problems: List[Tuple[str, str]], allow: bool) -> Any:
+    if not (type(value) is str and value in _SIDES):
+        problems.append(("side", f"must be 'buy' or 'sell', got {_got(value)}"))
+        return None
+    return value
+
+
+def _price(value: Any, problems: List[Tuple[str, str]], allow: bool) -> Any:
+    return _number(value, "price", not allow, problems)
+
+
+def _volume(value: Any, problems: List[Tuple[str, str]], allow: bool) -> Any:
+    return _number(value, "volume", True, problems)
+
+
+def _tz_offset(value: Any, problems: List[Tuple[str, str]], allow: bool) -> Any:
+    if type(value) is int and value in _TZ_OFFSETS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and int(value) in _TZ_OFFSETS:
+        return int(value)
+    problems.append(("tz_offset_hours", f"must be the int 0, 1 or 2, got {_got(value)}"))
+    return None
+
+
+def _state(value: Any, problems: List[Tuple[str, str]], allow: bool) -> Any:
+    if not (type(value) is str and value in _STATES):
+        problems.append(("state", f"must be 'displayed' or 'hidden', got {_got(value)}"))
+        return None
+    return value
+
+
+_Parse = Callable[[Any, List[Tuple[str, str]], bool], Any]
+
+#: Every field in the documented order, with its parser: the value it gives
+#: (None after a problem, which the parser records). A required field that is
+#: absent is a problem of its own; an optional one is simply left out.
+_FIELD_RULES: Tuple[Tuple[str, bool, _Parse], ...] = (
+    ("side", True, _side),
+    ("price", True, _price),
+    ("volume", True, _volume),
+    ("date", True, lambda value, problems, allow: _day(value, problems)),
+    ("start_time", True, lambda value, problems, allow: _clock_time(value, "start_time", problems)),
+    ("end_time", True, lambda value, problems, allow: _clock_time(value, "end_time", problems)),
+    ("duration", True, lambda value, problems, allow: _duration(value, problems)),
+    ("tz_offset_hours", False, _tz_offset),
+    ("state", False, _state),
+    ("options", False, lambda value, problems, allow: _options(value, problems)),
+)
+
+
+def _window_rule(
+    raw: Mapping[str, Any], parsed: Mapping[str, Any], problems: List[Tuple[str, str]], now_us: int
+) -> None:
+    """Rules 1 and 2: the end is after the start, and the window is ``duration`` long.
+
+    An end of 00:00 after a later start is the midnight that closes ``date``,
+    so 23:45-00:00 is tradable.
+    """
+    start, end, minutes = parsed["start_time"], parsed["end_time"], parsed["duration"]
+    if start is None or end is None:
+        return
+    if end == 0 and start > 0:
+        end = _MINUTES_PER_DAY
+    if end <= start:
+        problems.append(("end_time", f"must be after start_time ({raw['end_time']} is not after {raw['start_time']})"))
+    elif minutes is not None and end - start != minutes:
+        window = f"{raw['start_time']}-{raw['end_time']} ({end - start} minutes)"
+        problems.append(("duration", f"{raw['duration']!s} does not match the window {window}"))
+
+
+def _future_rule(
+    raw: Mapping[str, Any], parsed: Mapping[str, Any], problems: List[Tuple[str, str]], now_us: int
+) -> None:
+    """Rule 3: the delivery start, at UTC+tz, lies ahead of now."""
+    day, start, tz = parsed["date"], parsed["start_time"], parsed["tz_offset_hours"]
+    if day is None or start is None or tz is None:
+        return
+    local_minute = day[0] * _MINUTES_PER_DAY + start
+    if (local_minute - tz * 60) * _US_PER_MINUTE <= now_us:
+        now_local_day = (now_us // _US_PER_MINUTE + tz * 60) // _MINUTES_PER_DAY
+        field = "date" if day[0] < now_local_day else "start_time"
+        problems.append((field, f"delivery start {raw['date']} {raw['start_time']} UTC+{tz} {_NOT_IN_FUTURE}"))
+
+
+#: The rules across fields, in the order their problems are listed.
+_ORDER_RULES = (_window_rule, _future_rule)
+
+
+def _unknown_fields(order: Mapping[Any, Any], problems: List[Tuple[str, str]]) -> int:
+    """Name the first few unknown fields (a suggestion each); return how many more there are.
+
+    An order of 60,000 unknown keys costs one pass over them, not 60,000 fuzzy matches.
+    """
+    if order.keys() <= _KNOWN:
+        return 0
+    unknown = [key for key in order if key not in _KNOWN]
+    problems.extend(_unknown_field(key) for key in unknown[:ORDER_UNKNOWN_FIELDS_LISTED])
+    return max(0, len(unknown) - ORDER_UNKNOWN_FIELDS_LISTED)
+
+
 def _check(
     order: Any, now_us: int, allow_non_positive_price: bool
 ) -> Tuple[Dict[str, Any], List[Tuple[str, str]], int]:
     """The clean copy of one order, its problems as (field, reason) pairs, and how many more were not listed."""
     problems: List[Tuple[str, str]] = []
-    omitted = 0
     if not isinstance(order, Mapping):
         problems.append(("order", f"must be an object of order fields, got {_got(order)}"))
-        return {}, problems, omitted
-    if not order.keys() <= _KNOWN:
-        # Only the first few are named (with a suggestion each): an order of
-        # 60,000 unknown keys costs one pass over them, not 60,000 fuzzy matches.
-        unknown = [key for key in order if key not in _KNOWN]
-        problems.extend(_unknown_field(key) for key in unknown[:ORDER_UNKNOWN_FIELDS_LISTED])
-        omitted = max(0, len(unknown) - ORDER_UNKNOWN_FIELDS_LISTED)
-    get = order.get
-
-    side = get("side")
-    if side is None:
-        problems.append(_missing("side", order))
-    elif not (type(side) is str and side in _SIDES):
-        problems.append(("side", f"must be 'buy' or 'sell', got {_got(side)}"))
-
-    price = get("price")
-    if price is None:
-        problems.append(_missing("price", order))
-    else:
-        price = _number(price, "price", not allow_non_positive_price, problems)
-    volume = get("volume")
-    if volume is None:
-        problems.append(_missing("volume", order))
-    else:
-        volume = _number(volume, "volume", True, problems)
-
-    date = get("date")
-    day = None
-    if date is None:
-        problems.append(_missing("date", order))
-    else:
-        day = _day(date, problems)
-    start_time = get("start_time")
-    start = None
-    if start_time is None:
-        problems.append(_missing("start_time", order))
-    else:
-        start = _clock_time(start_time, "start_time", problems)
-    end_time = get("end_time")
-    end = None
-    if end_time is None:
-        problems.append(_missing("end_time", order))
-    else:
-        end = _clock_time(end_time, "end_time", problems)
-    duration = get("duration")
-    minutes = None
-    if duration is None:
-        problems.append(_missing("duration", order))
-    else:
-        minutes = _duration(duration, problems)
-
-    tz = get("tz_offset_hours")
-    if tz is None:
-        if day is not None and start is not None:
-            tz = _local_offset(day[1], day[2], day[3], start // 60, start % 60)
-    elif type(tz) is not int or tz not in _TZ_OFFSETS:
-        if isinstance(tz, int) and not isinstance(tz, bool) and int(tz) in _TZ_OFFSETS:
-            tz = int(tz)
+        return {}, problems, 0
+    omitted = _unknown_fields(order, problems)
+    raw: Dict[str, Any] = {}
+    parsed: Dict[str, Any] = {}
+    for name, required, parse in _FIELD_RULES:
+        value = raw[name] = order.get(name)
+        if value is not None:
+            parsed[name] = parse(value, problems, allow_non_positive_price)
         else:
-            problems.append(("tz_offset_hours", f"must be the int 0, 1 or 2, got {_got(tz)}"))
-            tz = None
-
-    state = get("state")
-    if state is None:
-        state = "displayed"
-    elif not (type(state) is str and state in _STATES):
-        problems.append(("state", f"must be 'displayed' or 'hidden', got {_got(state)}"))
-
-    options = get("options")
-    if options is not None:
-        options = _options(options, problems)
-
-    # Rules 1 and 2: the window. An end of 00:00 after a later start is the
-    # midnight that closes ``date``, so 23:45-00:00 is tradable.
-    if start is not None and end is not None:
-        if end == 0 and start > 0:
-            end = _MINUTES_PER_DAY
-        if end <= start:
-            problems.append(("end_time", f"must be after start_time ({end_time} is not after {start_time})"))
-        elif minutes is not None and end - start != minutes:
-            window = f"{start_time}-{end_time} ({end - start} minutes)"
-            problems.append(("duration", f"{duration!s} does not match the window {window}"))
-
-    # Rule 3: the delivery start, at UTC+tz, lies ahead of now.
-    if day is not None and start is not None and tz is not None:
-        local_minute = day[0] * _MINUTES_PER_DAY + start
-        if (local_minute - tz * 60) * _US_PER_MINUTE <= now_us:
-            now_local_day = (now_us // _US_PER_MINUTE + tz * 60) // _MINUTES_PER_DAY
-            field = "date" if day[0] < now_local_day else "start_time"
-            problems.append((field, f"delivery start {date} {start_time} UTC+{tz} {_NOT_IN_FUTURE}"))
-
+            parsed[name] = None
+            if required:
+                problems.append(_missing(name, order))
+    day, start = parsed["date"], parsed["start_time"]
+    if raw["tz_offset_hours"] is None and day is not None and start is not None:
+        parsed["tz_offset_hours"] = _local_offset(day[1], day[2], day[3], start // 60, start % 60)
+    for rule in _ORDER_RULES:
+        rule(raw, parsed, problems, now_us)
     if problems:
         return {}, problems, omitted
-    # Built in the documented field order; strings as plain str, numbers as given.
+    return _clean(raw, parsed), problems, omitted
+
+
+def _clean(raw: Mapping[str, Any], parsed: Mapping[str, Any]) -> Dict[str, Any]:
+    """The order in the documented field order; strings as plain str, numbers as given."""
     clean = {
-        "side": str(side),
-        "price": price,
-        "volume": volume,
-        "date": str(date),
-        "start_time": str(start_time),
-        "end_time": str(end_time),
-        "duration": str(duration),
-        "tz_offset_hours": tz,
-        "state": str(state),
+        "side": str(raw["side"]),
+        "price": parsed["price"],
+        "volume": parsed["volume"],
+        "date": str(raw["date"]),
+        "start_time": str(raw["start_time"]),
+        "end_time": str(raw["end_time"]),
+        "duration": str(raw["duration"]),
+        "tz_offset_hours": parsed["tz_offset_hours"],
+        "state": "displayed" if raw["state"] is None else str(raw["state"]),
     }
-    if options is not None:
-        clean["options"] = options
-    return clean, problems, omitted
+    if parsed["options"] is not None:
+        clean["options"] = parsed["options"]
+    return clean
 
 
 def _missing(name: str, order: Mapping[Any, Any]) -> Tuple[str, str]:

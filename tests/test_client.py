@@ -286,7 +286,7 @@ async def test_attempts_are_logged_and_observed_without_tokens(h: Harness, caplo
 async def test_repr_hides_the_token(h: Harness) -> None:
     api = h.client()
     await api.get_status()
-    access = list(h.exchange._access)  # the access tokens the exchange issued
+    access = list(h.exchange.access.tokens)  # the access tokens the exchange issued
     assert len(access) == 1
     for text in (repr(api), str(api)):
         assert TOKEN not in text and access[0] not in text

@@ -217,6 +217,17 @@ class ExchangeMachine(RuleBasedStateMachine):
                 expected[key] = expected.get(key, Decimal(0)) + order.remaining
         assert shown == expected
 
+    @invariant()
+    def a_saved_state_loads_into_an_exchange_that_answers_the_same(self) -> None:
+        saved = json.loads(encode_json(self.exchange.save()), parse_float=Decimal)  # through JSON text
+        twin = Exchange({f"{name}-token": name for name in TRADERS}, clock=self.clock)
+        twin.load(saved)
+        for trader in TRADERS:
+            assert twin.orders_of(trader) == self.exchange.orders_of(trader)
+        assert twin.trades == self.exchange.trades
+        assert twin.public_market() == self.exchange.public_market()
+        assert twin.save() == self.exchange.save()
+
     def teardown(self) -> None:
         assert self.exchange.internal_errors == []
 

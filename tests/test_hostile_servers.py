@@ -36,11 +36,11 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from . import hostile_servers as hs
+from .harness import DRIVERS, Harness, run_on
 from .support import TOKEN, future_order
 
 T = TypeVar("T")
 
-DRIVERS = ["sync", "asyncio", "trio"]
 FAST: Dict[str, Any] = {
     "timeout": 10,
     "read_timeout": 5,
@@ -65,48 +65,21 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
-# -- running a scenario on any driver ---------------------------------------------------------
+# -- running a scenario on any driver (tests/harness.py) ---------------------------------------------
 
 
-class Blocking:
-    """The blocking client, its methods made awaitable (they return before the first suspension)."""
-
-    def __init__(self, api: SyncGameAPI) -> None:
-        self.api = api
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.api, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-
-        return call
-
-
-def run_blocking(coroutine: Awaitable[T]) -> T:
-    """Run a coroutine that never suspends to its end."""
-    try:
-        coroutine.send(None)  # type: ignore[attr-defined]
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    raise RuntimeError("a blocking scenario suspended")
-
-
-def run(driver: str, scenario: Callable[[Any], Awaitable[T]], base_url: str, **options: Any) -> T:
+def run(driver: str, scenario: Callable[[AsyncGameAPI], Awaitable[T]], base_url: str, **options: Any) -> T:
     """``scenario(client)`` with a client of ``base_url`` on ``driver``; the client is closed after."""
-    options = {**FAST, **options}
-    if driver == "sync":
-        with SyncGameAPI(TOKEN, base_url, **options) as api:
-            return run_blocking(scenario(Blocking(api)))
 
-    async def main() -> T:
-        async with AsyncGameAPI(TOKEN, base_url, **options) as api:
-            return await scenario(api)
+    async def behaviour(h: Harness) -> T:
+        return await scenario(h.client(base_url, **{**FAST, **options}))
 
-    return anyio.run(main, backend=driver)
+    return run_on(driver, behaviour)
 
 
-def raised(driver: str, scenario: Callable[[Any], Awaitable[Any]], base_url: str, **options: Any) -> BaseException:
+def raised(
+    driver: str, scenario: Callable[[AsyncGameAPI], Awaitable[Any]], base_url: str, **options: Any
+) -> BaseException:
     """The exception ``scenario`` raises on ``driver`` (it must raise)."""
     try:
         run(driver, scenario, base_url, **options)
@@ -226,42 +199,12 @@ def test_a_compressed_answer_is_not_inflated(driver: str, encoding: str) -> None
 
 def _many_at_once(driver: str, base_url: str, calls: int, **options: Any) -> List[Any]:
     """``calls`` get_status calls at once (threads for the blocking client, tasks otherwise)."""
-    options = {**FAST, **options}
-    if driver == "sync":
-        outcomes: List[Any] = []
-        start = threading.Barrier(calls)
-        with SyncGameAPI(TOKEN, base_url, **options) as api:
 
-            def one() -> None:
-                start.wait()
-                try:
-                    outcomes.append(api.get_status())
-                except Exception as error:
-                    outcomes.append(error)
+    async def behaviour(h: Harness) -> List[Any]:
+        api = h.client(base_url, **{**FAST, **options})
+        return await h.concurrently(*[api.get_status] * calls)
 
-            threads = [threading.Thread(target=one) for _ in range(calls)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        return outcomes
-
-    async def main() -> List[Any]:
-        found: List[Any] = []
-        async with AsyncGameAPI(TOKEN, base_url, **options) as api:
-
-            async def one() -> None:
-                try:
-                    found.append(await api.get_status())
-                except Exception as error:
-                    found.append(error)
-
-            async with anyio.create_task_group() as group:
-                for _ in range(calls):
-                    group.start_soon(one)
-        return found
-
-    return anyio.run(main, backend=driver)
+    return run_on(driver, behaviour)
 
 
 def test_connections_stay_within_max_connections(driver: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -288,54 +231,25 @@ def test_a_wait_for_a_free_connection_ends_at_the_deadline_and_sends_nothing(dri
         return hs._honestly(server, connection, seen)
 
     with hs.HostileServer(hs.on_api(hold, paths=("/status",))) as server:
-        options = {**FAST, "max_connections": 1}
-        outcome: List[BaseException] = []
-        if driver == "sync":
-            with SyncGameAPI(TOKEN, server.base_url, **options) as api:
-                api.get_orders()  # the token, and the one connection, made first
-                busy = threading.Thread(target=api.get_status)
-                busy.start()
-                assert holding.wait(10)
-                try:
-                    _sync_order(api)
-                except GameAPIError as error:
-                    outcome.append(error)
-                busy.join()
-        else:
 
-            async def main() -> None:
-                async with AsyncGameAPI(TOKEN, server.base_url, **options) as api:
-                    await api.get_orders()
-                    async with anyio.create_task_group() as group:
-                        group.start_soon(api.get_status)
-                        while not holding.is_set():
-                            await anyio.sleep(0.01)
-                        try:
-                            await _async_order(api)
-                        except GameAPIError as error:
-                            outcome.append(error)
+        async def behaviour(h: Harness) -> List[Any]:
+            api = h.client(server.base_url, **{**FAST, "max_connections": 1})
+            await api.get_orders()  # the token, and the one connection, made first
 
-            anyio.run(main, backend=driver)
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], NetworkError)  # nothing was sent: not "outcome unknown"
-        assert not isinstance(outcome[0], OutcomeUnknownError)
+            async def order() -> None:
+                await h.wait_until(holding.is_set, "the busy call")
+                # A deadline shorter than the busy call's hold, for the calls made from
+                # now on (the busy call keeps the deadline it started with).
+                h.unwrapped(api)._session.timeout = 0.3
+                await api.create_order(future_order())
+
+            return await h.concurrently(api.get_status, order)
+
+        busy, outcome = run_on(driver, behaviour)
+        assert isinstance(busy, dict)
+        assert isinstance(outcome, NetworkError)  # nothing was sent: not "outcome unknown"
+        assert not isinstance(outcome, OutcomeUnknownError)
         assert server.count("/orders", "POST") == 0
-
-
-def _short_deadline(api: Any) -> None:
-    # A deadline shorter than the busy call's hold, for the calls made from
-    # now on (the busy call keeps the deadline it started with).
-    api._session.timeout = 0.3
-
-
-def _sync_order(api: SyncGameAPI) -> None:
-    _short_deadline(api)
-    api.create_order(future_order())
-
-
-async def _async_order(api: AsyncGameAPI) -> None:
-    _short_deadline(api)
-    await api.create_order(future_order())
 
 
 # -- 4. informational answers, and answers an order request cannot read ------------------------------

@@ -21,7 +21,7 @@ import pytest
 from gameproto._boundary import Request
 from gameproto._errors import OrderValidationError
 from gameproto._orders import validate_order, validate_orders
-from gameproto.simulator import exchange as exchange_module
+from gameproto.simulator import trading as trading_module
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import Limits, RunningServer, ServerThread
 
@@ -315,7 +315,7 @@ def test_listing_costs_what_the_trader_holds(
 ) -> None:
     access = hostile.access_token(HOST, served.port, OTHER_TOKEN)
     rendered: List[int] = []
-    real = exchange_module._order_view
+    real = trading_module.order_view
 
     def counting(order: Any, **kwargs: Any) -> Any:
         rendered.append(order.number)
@@ -323,7 +323,7 @@ def test_listing_costs_what_the_trader_holds(
 
     outcome = hostile.big_book(HOST, served.port, access, orders=300, listings=0)
     assert outcome.note == "300 orders placed"
-    monkeypatch.setattr(exchange_module, "_order_view", counting)
+    monkeypatch.setattr(trading_module, "order_view", counting)
     listed = hostile.big_book(HOST, served.port, access, orders=0, listings=5)
     assert listed.statuses == {200: 5} and listed.largest_answer == 2  # "[]": no sell order
     mallory_orders = rendered[:]

@@ -1,6 +1,6 @@
 """The trading loop end to end: the request budget, the exchange's clock and live events.
 
-Each scenario is written once (``tests/trading_harness.py``) and runs on the
+Each scenario is written once (``tests/harness.py``) and runs on the
 blocking client and on the async client under asyncio and trio. Nothing here
 asserts a duration: the budget is judged by the requests the exchange
 counted and the order of their arrivals, the clock by the offset the exchange
@@ -26,30 +26,10 @@ from gameproto.simulator import Fault
 from gameproto.simulator.exchange import Exchange
 from gameproto_async import AuthenticationError, OrderValidationError, RateLimitError
 
+from .harness import DRIVERS, FaultProxy, GameServe, Harness, Scenario, collect, every_driver, run_on
 from .support import OTHER_TOKEN, TOKEN, future_order
-from .trading_harness import (
-    FaultProxy,
-    GameServe,
-    Harness,
-    Scenario,
-    collect,
-    run_scenario_async,
-    run_scenario_blocking,
-)
 
 FAST_RETRY = RetryPolicy(max_retries=1, backoff_initial=0.01, backoff_max=0.02)
-
-#: name -> (scenario, the exchange it runs on)
-SCENARIOS: Dict[str, Tuple[Scenario, Callable[[], Exchange]]] = {}
-
-
-def scenario(name: str, exchange: Callable[[], Exchange]) -> Callable[[Scenario], Scenario]:
-    def add(function: Scenario) -> Scenario:
-        assert name not in SCENARIOS, name
-        SCENARIOS[name] = (function, exchange)
-        return function
-
-    return add
 
 
 def two_traders(**options: Any) -> Callable[[], Exchange]:
@@ -85,7 +65,7 @@ async def status_calls(h: Harness, trader: Any, per_worker: List[int]) -> List[A
             outcomes: List[Any] = []
             for _ in range(calls):
                 try:
-                    outcomes.append(await trader.call("get_status"))
+                    outcomes.append(await trader.get_status())
                 except Exception as error:
                     outcomes.append(error)
             return outcomes
@@ -105,10 +85,11 @@ def assert_refused_by_the_budget(failures: List[Any]) -> None:
 # -- 1. the request budget --------------------------------------------------------------------
 
 
-@scenario("budget: a fixed limit is never passed", two_traders(rate_limit_per_minute=20))
-async def fixed_limit(h: Harness) -> None:
+@every_driver(exchange=two_traders(rate_limit_per_minute=20), trust_env=False)
+async def test_a_fixed_limit_is_never_passed(h: Harness) -> None:
+    """Budget: a fixed limit is never passed."""
     attempts, record = recorder()
-    trader = h.trader(TOKEN, requests_per_minute=20, timeout=2, on_attempt=record)
+    trader = h.client(token=TOKEN, requests_per_minute=20, timeout=2, on_attempt=record)
     outcomes = await status_calls(h, trader, [7, 6, 6, 6])
     # 20 calls, and the token exchange (which takes no slot: the exchange
     # counts requests per access token); the rest get no slot before their deadline.
@@ -120,11 +101,12 @@ async def fixed_limit(h: Harness) -> None:
     assert_refused_by_the_budget([outcome for outcome in outcomes if not isinstance(outcome, dict)])
 
 
-@scenario("budget: auto learns the limit from /status", two_traders(rate_limit_per_minute=20))
-async def auto_limit(h: Harness) -> None:
+@every_driver(exchange=two_traders(rate_limit_per_minute=20), trust_env=False)
+async def test_auto_learns_the_limit_from_status(h: Harness) -> None:
+    """Budget: auto learns the limit from /status."""
     attempts, record = recorder()
-    trader = h.trader(TOKEN, timeout=2, on_attempt=record)  # requests_per_minute="auto": 1,000 until told
-    status = await trader.call("get_status")
+    trader = h.client(token=TOKEN, timeout=2, on_attempt=record)  # requests_per_minute="auto": 1,000 until told
+    status = await trader.get_status()
     assert status["rate_limit"]["requests_per_minute"] == 20
     outcomes = await status_calls(h, trader, [7, 6, 6, 6])
     assert requests_counted(h.exchange) == 21  # the token exchange, the first call, 19 more
@@ -139,14 +121,15 @@ def _frozen_clock() -> Callable[[], float]:
 
 
 # The exchange's clock stands still, so that its one-minute window cannot turn over during the case.
-@scenario(
-    "budget: None turns pacing off, and the exchange refuses",
-    lambda: Exchange(tokens={TOKEN: "alice"}, rate_limit_per_minute=20, clock=_frozen_clock()),
+@every_driver(
+    exchange=lambda: Exchange(tokens={TOKEN: "alice"}, rate_limit_per_minute=20, clock=_frozen_clock()),
+    trust_env=False,
 )
-async def no_pacing(h: Harness) -> None:
+async def test_none_turns_pacing_off_and_the_exchange_refuses(h: Harness) -> None:
+    """Budget: None turns pacing off, and the exchange refuses."""
     attempts, record = recorder()
     no_retry = RetryPolicy(max_retries=0)
-    trader = h.trader(TOKEN, requests_per_minute=None, timeout=2, retry_policy=no_retry, on_attempt=record)
+    trader = h.client(token=TOKEN, requests_per_minute=None, timeout=2, retry_policy=no_retry, on_attempt=record)
     outcomes = await status_calls(h, trader, [7, 6, 6, 6])
     # Without the budget, the calls past the exchange's limit reach it and are answered 429.
     assert sum(1 for outcome in outcomes if isinstance(outcome, dict)) == 20
@@ -155,16 +138,17 @@ async def no_pacing(h: Harness) -> None:
     assert all(isinstance(outcome, RateLimitError) for outcome in outcomes if not isinstance(outcome, dict))
 
 
-@scenario("budget: a 429's Retry-After pauses every caller", lambda: TimedExchange(tokens={TOKEN: "alice"}))
-async def retry_after_pauses_everyone(h: Harness) -> None:
+@every_driver(exchange=lambda: TimedExchange(tokens={TOKEN: "alice"}), trust_env=False)
+async def test_a_retry_after_pauses_every_caller(h: Harness) -> None:
+    """Budget: a 429's Retry-After pauses every caller."""
     exchange = h.exchange
     assert isinstance(exchange, TimedExchange)
     exchange.faults.add(Fault("status", 429, headers=(("Retry-After", "1"),)), method="GET", path="/status")
     attempts, record = recorder()
-    trader = h.trader(TOKEN, timeout=20, on_attempt=record)
+    trader = h.client(token=TOKEN, timeout=20, on_attempt=record)
 
     async def first() -> Any:
-        return await trader.call("get_status")
+        return await trader.get_status()
 
     async def the_others() -> Any:
         # Once the first caller has met the 429, three more callers come.
@@ -216,17 +200,17 @@ async def fills_through_faults(
     ``inject(i)`` sets the faults before Bob's ``i``-th crossing; ``polls(path)``
     counts Alice's GETs of ``path`` that reached the exchange.
     """
-    first = await alice.call("create_order", future_order("sell", 100.0, 5.0))
-    second = await alice.call("create_order", future_order("sell", 101.0, 3.0))
+    first = await alice.create_order(future_order("sell", 100.0, 5.0))
+    second = await alice.create_order(future_order("sell", 101.0, 3.0))
     ids = [int(str(first["order_id"])[len("ord_") :]), int(str(second["order_id"])[len("ord_") :])]
     expected = {ids[0]: Decimal(5), ids[1]: Decimal(3)}
 
     async def watch_orders() -> List[Any]:
-        events = alice.watch("watch_orders", interval=0.05)
+        events = alice.watch_orders(interval=0.05)
         return await collect(events, lambda seen: all(_filled(seen)[key] >= want for key, want in expected.items()))
 
     async def watch_trades() -> List[Any]:
-        events = alice.watch("watch_trades", interval=0.05, mine=True)
+        events = alice.watch_trades(interval=0.05, mine=True)
         return await collect(events, lambda seen: len(seen) >= len(CROSSINGS))
 
     async def cross() -> None:
@@ -234,7 +218,7 @@ async def fills_through_faults(
         await h.wait_until(lambda: polls("/trades") >= 1, "the trade watch's first listing")
         for index, (price, volume) in enumerate(CROSSINGS):
             inject(index)
-            await bob.call("create_order", future_order("buy", price, volume))
+            await bob.create_order(future_order("buy", price, volume))
             await h.sleep(0.1)
 
     order_events, trades, crossed = await h.concurrently(watch_orders, watch_trades, cross)
@@ -243,12 +227,12 @@ async def fills_through_faults(
     assert not isinstance(trades, BaseException), trades
 
     # Breaking out left the client usable; the exchange's own record is the truth.
-    listed = {order["order_id"]: order for order in await alice.call("get_orders")}
+    listed = {order["order_id"]: order for order in await alice.get_orders()}
     assert _filled(order_events) == {key: Decimal(str(listed[key]["executed_volume"])) for key in ids} == expected
     assert [event.kind for event in order_events if event.kind == "placed"] == ["placed", "placed"]
     assert any(event.complete for event in order_events if event.kind == "filled")
     name = listed[ids[0]]["trader"]
-    sold = sorted(trade["trade_id"] for trade in await bob.call("get_trades") if trade["seller"] == name)
+    sold = sorted(trade["trade_id"] for trade in await bob.get_trades() if trade["seller"] == name)
     assert len(sold) == len(CROSSINGS)
     assert sorted(trade["trade_id"] for trade in trades) == sold  # each once
     # The faults did reach the watches (a 503 or a lost connection), and were waited out.
@@ -256,11 +240,12 @@ async def fills_through_faults(
     assert any(attempt.failure is not None for attempt in attempts)
 
 
-@scenario("events: partial fills through faults, each counted once", two_traders())
-async def fills_through_exchange_faults(h: Harness) -> None:
+@every_driver(exchange=two_traders(), trust_env=False)
+async def test_partial_fills_through_faults_each_counted_once(h: Harness) -> None:
+    """Events: partial fills through faults, each counted once."""
     attempts, record = recorder()
-    alice = h.trader(TOKEN, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
-    bob = h.trader(OTHER_TOKEN, timeout=5)
+    alice = h.client(token=TOKEN, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
+    bob = h.client(token=OTHER_TOKEN, timeout=5)
 
     def inject(index: int) -> None:
         fault, path = WATCH_FAULTS[index % len(WATCH_FAULTS)]
@@ -269,11 +254,12 @@ async def fills_through_exchange_faults(h: Harness) -> None:
     await fills_through_faults(h, alice, bob, attempts, inject, lambda path: h.exchange.attempts[("GET", path)])
 
 
-@scenario("events: an authentication error ends the watch", two_traders())
-async def refused_token_ends_the_watch(h: Harness) -> None:
-    alice = h.trader(TOKEN, timeout=5, retry_policy=FAST_RETRY)
-    await alice.call("create_order", future_order("sell", 100.0, 1.0))
-    events = alice.watch("watch_orders", interval=0.05)
+@every_driver(exchange=two_traders(), trust_env=False)
+async def test_an_authentication_error_ends_the_watch(h: Harness) -> None:
+    """Events: an authentication error ends the watch."""
+    alice = h.client(token=TOKEN, timeout=5, retry_policy=FAST_RETRY)
+    await alice.create_order(future_order("sell", 100.0, 1.0))
+    events = alice.watch_orders(interval=0.05)
     try:
         placed = await events.__anext__()
         assert placed.kind == "placed"
@@ -284,18 +270,19 @@ async def refused_token_ends_the_watch(h: Harness) -> None:
         await events.aclose()
 
 
-@scenario("events: breaking out of a watch leaves the client usable", two_traders())
-async def break_leaves_client_usable(h: Harness) -> None:
-    alice = h.trader(TOKEN, timeout=5)
-    bob = h.trader(OTHER_TOKEN, timeout=5)
-    await bob.call("create_order", future_order("buy", 90.0, 1.0))
-    market = await collect(alice.watch("watch_market", interval=0.05), lambda seen: len(seen) >= 1)
+@every_driver(exchange=two_traders(), trust_env=False)
+async def test_breaking_out_of_a_watch_leaves_the_client_usable(h: Harness) -> None:
+    """Events: breaking out of a watch leaves the client usable."""
+    alice = h.client(token=TOKEN, timeout=5)
+    bob = h.client(token=OTHER_TOKEN, timeout=5)
+    await bob.create_order(future_order("buy", 90.0, 1.0))
+    market = await collect(alice.watch_market(interval=0.05), lambda seen: len(seen) >= 1)
     assert market[0].bid == 90.0 and market[0].ask is None
-    trades = alice.watch("watch_trades", interval=0.05, mine=False)
+    trades = alice.watch_trades(interval=0.05, mine=False)
     await trades.aclose()  # closed before it ever ran
-    created = await alice.call("create_order", future_order("sell", 95.0, 1.0))
+    created = await alice.create_order(future_order("sell", 95.0, 1.0))
     assert created["order_id"].startswith("ord_")
-    assert await alice.call("test_connection") is True
+    assert await alice.test_connection() is True
 
 
 class MovableClock:
@@ -311,17 +298,18 @@ class MovableClock:
 CLOSING_CLOCK = MovableClock()
 
 
-@scenario(
-    "events: a contract that closes makes its resting orders gone",
-    lambda: Exchange(tokens={TOKEN: "alice", OTHER_TOKEN: "bob"}, clock=CLOSING_CLOCK),
+@every_driver(
+    exchange=lambda: Exchange(tokens={TOKEN: "alice", OTHER_TOKEN: "bob"}, clock=CLOSING_CLOCK),
+    trust_env=False,
 )
-async def closing_contract(h: Harness) -> None:
+async def test_a_contract_that_closes_makes_its_resting_orders_gone(h: Harness) -> None:
+    """Events: a contract that closes makes its resting orders gone."""
     CLOSING_CLOCK.shift = 0.0
-    alice = h.trader(TOKEN, timeout=5)
-    bob = h.trader(OTHER_TOKEN, timeout=5)
-    created = await alice.call("create_order", future_order("sell", 100.0, 4.0))
-    await bob.call("create_order", future_order("buy", 100.0, 1.0))
-    events = alice.watch("watch_orders", interval=0.05)
+    alice = h.client(token=TOKEN, timeout=5)
+    bob = h.client(token=OTHER_TOKEN, timeout=5)
+    created = await alice.create_order(future_order("sell", 100.0, 4.0))
+    await bob.create_order(future_order("buy", 100.0, 1.0))
+    events = alice.watch_orders(interval=0.05)
     try:
         placed, filled = await events.__anext__(), await events.__anext__()
         assert (placed.kind, filled.kind, filled.volume, filled.complete) == ("placed", "filled", 1.0, False)
@@ -333,19 +321,6 @@ async def closing_contract(h: Harness) -> None:
         await events.aclose()
     assert gone.kind == "gone" and str(gone.order_id) == created["order_id"][len("ord_") :]
     assert gone.order["status"] == "expired" and gone.order["executed_volume"] == 1.0 and not gone.complete
-
-
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_blocking(name: str) -> None:
-    function, exchange = SCENARIOS[name]
-    run_scenario_blocking(function, exchange())
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("name", list(SCENARIOS))
-async def test_async(name: str, anyio_backend: str) -> None:
-    function, exchange = SCENARIOS[name]
-    await run_scenario_async(function, exchange())
 
 
 # -- 2. the exchange's clock, with ``game serve --clock-offset`` --------------------------------
@@ -380,12 +355,12 @@ def _minute(moment: float, up: bool) -> dt.datetime:
     return dt.datetime.fromtimestamp(rounded, dt.timezone.utc)
 
 
-def clock_scenario(offset: int) -> Scenario:
+def clock_scenario(url: str, offset: int) -> Scenario:
     async def run(h: Harness) -> None:
         attempts, record = recorder()
-        trader = h.trader(CLOCK_TOKEN, timeout=10, on_attempt=record)
+        trader = h.client(url, CLOCK_TOKEN, timeout=10, on_attempt=record)
         assert trader.clock_offset is None
-        await trader.call("get_status")
+        await trader.get_status()
         assert trader.clock_offset is not None and abs(trader.clock_offset - offset) < 1.0, trader.clock_offset
         sent = len(attempts)
         local_now = time.time()
@@ -393,10 +368,10 @@ def clock_scenario(offset: int) -> Scenario:
             # Two to three minutes ahead of the local clock, so already started by the exchange's.
             order = _one_minute_order(_minute(local_now + 120, up=True))
             with pytest.raises(OrderValidationError) as refused:
-                await trader.call("create_order", order)
+                await trader.create_order(order)
             assert "by the exchange's clock" in str(refused.value)
             with pytest.raises(OrderValidationError) as bulk_refused:  # a bulk is judged by the same clock
-                await trader.call("create_order", {"orders": [order, order]})
+                await trader.create_order({"orders": [order, order]})
             assert str(bulk_refused.value).count("by the exchange's clock") == 2
             assert len(attempts) == sent  # nothing was sent
             # An explicit now still wins: by the local clock the order is in the future.
@@ -404,9 +379,9 @@ def clock_scenario(offset: int) -> Scenario:
         else:
             # Two to three minutes ago by the local clock: in the future by the exchange's.
             order = _one_minute_order(_minute(local_now - 120, up=False))
-            created = await trader.call("create_order", order)
+            created = await trader.create_order(order)
             assert created["order_id"].startswith("ord_")
-            placed = await trader.call("find_order_by_id", created["order_id"])
+            placed = await trader.find_order_by_id(created["order_id"])
             assert placed is not None and placed["start_time"] == order["start_time"]
             with pytest.raises(gameproto.OrderValidationError):
                 gameproto.validate_order(order, now=dt.datetime.now(dt.timezone.utc))
@@ -414,15 +389,10 @@ def clock_scenario(offset: int) -> Scenario:
     return run
 
 
-def test_clock_blocking(shifted_exchange: Tuple[str, int]) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_exchanges_clock(driver: str, shifted_exchange: Tuple[str, int]) -> None:
     url, offset = shifted_exchange
-    run_scenario_blocking(clock_scenario(offset), base_url=url)
-
-
-@pytest.mark.anyio
-async def test_clock_async(shifted_exchange: Tuple[str, int], anyio_backend: str) -> None:
-    url, offset = shifted_exchange
-    await run_scenario_async(clock_scenario(offset), base_url=url)
+    run_on(driver, clock_scenario(url, offset), client_options={"trust_env": False})
 
 
 # -- 3 again, on ``game serve`` with two tokens, faults from a proxy in front of Alice ------------
@@ -443,8 +413,8 @@ def served_pair() -> Iterator[Tuple[str, FaultProxy]]:
 def serve_fills_scenario(url: str, proxy: FaultProxy) -> Scenario:
     async def run(h: Harness) -> None:
         attempts, record = recorder()
-        alice = h.trader(ALICE_TOKEN, base_url=proxy.base_url, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
-        bob = h.trader(BOB_TOKEN, base_url=url, timeout=5)
+        alice = h.client(proxy.base_url, ALICE_TOKEN, timeout=5, retry_policy=FAST_RETRY, on_attempt=record)
+        bob = h.client(url, BOB_TOKEN, timeout=5)
 
         def inject(index: int) -> None:
             kind, path = PROXY_FAULTS[index % len(PROXY_FAULTS)]
@@ -458,15 +428,10 @@ def serve_fills_scenario(url: str, proxy: FaultProxy) -> Scenario:
     return run
 
 
-def test_events_on_game_serve_blocking(served_pair: Tuple[str, FaultProxy]) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_events_on_game_serve(driver: str, served_pair: Tuple[str, FaultProxy]) -> None:
     url, proxy = served_pair
-    run_scenario_blocking(serve_fills_scenario(url, proxy), base_url=url)
-
-
-@pytest.mark.anyio
-async def test_events_on_game_serve_async(served_pair: Tuple[str, FaultProxy], anyio_backend: str) -> None:
-    url, proxy = served_pair
-    await run_scenario_async(serve_fills_scenario(url, proxy), base_url=url)
+    run_on(driver, serve_fills_scenario(url, proxy), client_options={"trust_env": False})
 
 
 @pytest.mark.anyio

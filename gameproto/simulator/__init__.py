@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .exchange import MARKET_MAKERS, Exchange
+from .exchange import EXPIRED_LISTED_FOR, MARKET_MAKERS, Exchange
 from .faults import FAULT_KINDS, Fault, FaultPlan, FaultRule, Reaction, react
 
-__all__ = ["Exchange", "MARKET_MAKERS", "Fault", "FaultPlan", "FaultRule", "FAULT_KINDS", "Reaction", "react"]
+__all__ = [
+    "Exchange",
+    "MARKET_MAKERS",
+    "EXPIRED_LISTED_FOR",
+    "Fault",
+    "FaultPlan",
+    "FaultRule",
+    "FAULT_KINDS",
+    "Reaction",
+    "react",
+]

@@ -104,6 +104,24 @@ class OrderBook:
         self._queues: Dict[Tuple[str, str], List[_Entry]] = {}
         self._last_number = 0
 
+    @property
+    def last_number(self) -> int:
+        """The number of the last order taken, 0 before the first."""
+        return self._last_number
+
+    def reset(self, orders: List[BookOrder], fills: List[Fill], last_number: int) -> None:
+        """Hold these orders and fills (a saved book); the unfilled, undeleted orders rest again."""
+        self.orders = {order.number: order for order in orders}
+        self.fills = list(fills)
+        self.fills_by_contract = {}
+        for fill in self.fills:
+            self.fills_by_contract.setdefault(fill.contract, []).append(fill)
+        self._queues = {}
+        for order in self.orders.values():
+            if not order.deleted and not order.filled:
+                bisect.insort(self._queue(order.contract, order.side), order.priority())
+        self._last_number = last_number
+
     def next_number(self) -> int:
         """The number of the next order, counted from 1 across the exchange."""
         self._last_number += 1
@@ -139,6 +157,13 @@ class OrderBook:
     def contracts(self) -> List[str]:
         """The contracts with at least one resting order, in name order."""
         return sorted({contract for (contract, _), queue in self._queues.items() if queue})
+
+    def contract_minutes(self, contract: str) -> int:
+        """The delivery length of a contract with resting orders, 0 when none rests."""
+        for side in _SIDES:
+            for order in self.resting(contract, side):
+                return order.minutes
+        return 0
 
     def _queue(self, contract: str, side: str) -> List[_Entry]:
         return self._queues.setdefault((contract, side), [])

@@ -1,0 +1,171 @@
+"""The order calls: create one, create a bulk, list, delete.
+
+Orders are checked with the clients' own rules (``gameproto._orders``), then
+with this exchange's limits on sizes, then put in the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, List, Optional, Tuple
+
+from .. import _constants
+from .._boundary import Response
+from .._calls import encode_json
+from .._errors import OrderProblem, OrderValidationError
+from .._orders import validate_order
+from .answers import (
+    Context,
+    JSONObject,
+    answer,
+    decimal,
+    direction_param,
+    error,
+    invalid,
+    json_body,
+    more_problems,
+    order_number,
+)
+from .book import MONEY, BookOrder
+from .contracts import contract_name, delivery_window
+from .ledger import Ledger
+from .views import PLACES, order_view
+
+__all__ = ["Desk"]
+
+# The exchange's own limits on top of the order rules: sizes a double and a
+# Decimal of modest precision hold exactly, so money never rounds in the book.
+_MAX_AMOUNT = Decimal(10**9)
+_UTC = dt.timezone.utc
+
+
+def _size_problem(value: Decimal) -> Optional[str]:
+    if value.copy_abs() > _MAX_AMOUNT:
+        return f"must be at most {_MAX_AMOUNT} in size on this exchange"
+    if value.quantize(PLACES, context=MONEY) != value:
+        return "must have at most 20 decimal places on this exchange"
+    return None
+
+
+def _exchange_problems(valid: JSONObject) -> List[OrderProblem]:
+    """What this exchange refuses beyond the order rules: sizes it cannot keep exact, options it cannot echo."""
+    problems = []
+    for name in ("price", "volume"):
+        reason = _size_problem(decimal(valid[name]))
+        if reason is not None:
+            problems.append(OrderProblem(None, name, reason))
+    if "options" in valid:
+        try:
+            encode_json(valid["options"])
+        except (ValueError, ArithmeticError, TypeError, RecursionError):
+            problems.append(OrderProblem(None, "options", "must hold numbers within the range of a double"))
+    return problems
+
+
+class Desk:
+    """Takes orders into the ledger, and answers the order calls."""
+
+    def __init__(self, ledger: Ledger, *, allow_non_positive_price: bool = False) -> None:
+        self.ledger = ledger
+        self.allow_non_positive_price = allow_non_positive_price
+
+    def place(
+        self, raw: Any, trader: str, now: float, at: Optional[float] = None
+    ) -> Tuple[Optional[BookOrder], List[OrderProblem], int]:
+        """Check one order and put it in the book (matching it); or the problems found and how many more.
+
+        ``now`` is the clock the rules use; ``at`` the time the order and its
+        fills are stamped with (seeding backdates its trades).
+        """
+        try:
+            valid = validate_order(
+                raw, now=dt.datetime.fromtimestamp(now, _UTC), allow_non_positive_price=self.allow_non_positive_price
+            )
+        except OrderValidationError as error:
+            return None, error.errors, error.omitted
+        problems = _exchange_problems(valid)
+        if problems:
+            return None, problems, 0
+        start, minutes = delivery_window(valid)
+        stamp = now if at is None else at
+        order = BookOrder(
+            number=self.ledger.book.next_number(),
+            trader=trader,
+            side=valid["side"],
+            price=decimal(valid["price"]),
+            volume=decimal(valid["volume"]),
+            contract=contract_name(start, minutes),
+            minutes=minutes,
+            hidden=valid["state"] == "hidden",
+            created=stamp,
+            details=valid,
+        )
+        self.ledger.add(order, start.timestamp(), stamp)
+        return order, [], 0
+
+    def create_order(self, context: Context) -> Response:
+        """``POST /orders``."""
+        order, problems, omitted = self.place(json_body(context.request), context.trader, context.now)
+        if order is None:
+            shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+            detail: List[JSONObject] = [
+                {"loc": ["body", problem.field], "msg": problem.reason, "type": "value_error"} for problem in shown
+            ]
+            more = len(problems) - len(shown) + omitted
+            if more:  # counted, not listed: the answer stays small whatever the order holds
+                detail.append({"loc": ["body"], "msg": more_problems(more), "type": "value_error.too_many"})
+            return answer(422, {"detail": detail})
+        return answer(200, order_view(order, created=True))
+
+    def create_bulk(self, context: Context) -> Response:
+        """``POST /orders/create-bulk``: each order placed or refused on its own."""
+        body = json_body(context.request)
+        orders = body.get("orders") if isinstance(body, dict) else None
+        if type(orders) is not list:
+            raise invalid(["body", "orders"], "must be a list of orders")
+        if len(orders) > _constants.BULK_LIMIT:
+            raise invalid(["body", "orders"], f"must hold at most {_constants.BULK_LIMIT} orders, got {len(orders)}")
+        placed: List[Tuple[int, BookOrder]] = []
+        failed: List[JSONObject] = []
+        for index, raw in enumerate(orders):
+            order, problems, omitted = self.place(raw, context.trader, context.now)
+            if order is None:
+                shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
+                reason = "; ".join(str(OrderProblem(index, problem.field, problem.reason)) for problem in shown)
+                more = len(problems) - len(shown) + omitted
+                if more:
+                    reason += "; " + more_problems(more)
+                failed.append({"index": index, "error": reason})
+            else:
+                placed.append((index, order))
+        # Rendered after the whole bulk, so an answer shows fills by later orders of the same bulk.
+        created = [{"index": index, "result": order_view(order, created=True)} for index, order in placed]
+        return answer(200, {"requested": len(orders), "created": created, "failed": failed})
+
+    def orders_of(self, trader: str, direction: Optional[str] = None) -> List[JSONObject]:
+        """The listing view of a trader's orders, oldest first; one side if given.
+
+        Live orders, and those that expired at their delivery start less than
+        ``EXPIRED_LISTED_FOR`` ago (shown as expired).
+        """
+        listed = []
+        for order in self.ledger.listed(trader, direction):
+            if not order.deleted:
+                listed.append(order_view(order))
+            elif order.number in self.ledger.expired:
+                listed.append(order_view(order, expired=True))
+        return listed
+
+    def list_orders(self, context: Context) -> Response:
+        """``GET /orders``."""
+        return answer(200, self.orders_of(context.trader, direction_param(context)))
+
+    def delete_order(self, context: Context) -> Response:
+        """``DELETE /orders/{order_id}``."""
+        number = order_number(context.request.path[len("/orders/") :])
+        order = self.ledger.book.orders.get(number)
+        if order is None or order.deleted or order.trader != context.trader:
+            return error(404, "Order not found")
+        self.ledger.cancel(order)
+        return answer(200, {"status": "deleted", "order_id": number})
