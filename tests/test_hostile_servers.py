@@ -36,7 +36,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from . import hostile_servers as hs
-from .harness import DRIVERS, Harness, run_on
+from .harness import DRIVERS, Harness, collect, run_on
 from .support import TOKEN, future_order
 
 T = TypeVar("T")
@@ -546,11 +546,6 @@ def test_peak_memory_against_an_endless_body(driver: str, case: str) -> None:
 # -- absurd values in answers: the client's own errors, or the value set aside ------------------------------
 
 
-def _client(api: Any) -> Any:
-    """The client itself (its properties), behind the blocking wrapper or not."""
-    return api.api if isinstance(api, Blocking) else api
-
-
 async def _first_event(api: Any, server: hs.HostileServer, watcher: str, path: str, *orders: Dict[str, Any]) -> Any:
     """The first event of ``watcher`` when another client places ``orders`` once the watch has polled ``path``.
 
@@ -569,19 +564,10 @@ async def _first_event(api: Any, server: hs.HostileServer, watcher: str, path: s
     placing = threading.Thread(target=place, daemon=True)
     placing.start()
     try:
-        if isinstance(api, Blocking):
-            events = getattr(api.api, watcher)(interval=0.02)
-            try:
-                return next(events)
-            finally:
-                events.close()
-        watching = getattr(api, watcher)(interval=0.02)
-        try:
-            return await watching.__anext__()
-        finally:
-            await watching.aclose()
+        (event,) = await collect(getattr(api, watcher)(interval=0.02), lambda events: len(events) == 1)
     finally:
         placing.join()
+    return event
 
 
 YEAR_9999 = "Fri, 31 Dec 9999 23:59:59 GMT"
@@ -590,7 +576,7 @@ YEAR_9999 = "Fri, 31 Dec 9999 23:59:59 GMT"
 def test_a_date_of_year_9999_is_set_aside(driver: str) -> None:
     async def scenario(api: Any) -> Any:
         placed = [await api.create_order(future_order()) for _ in range(3)]
-        return placed, _client(api).clock_offset
+        return placed, api.clock_offset
 
     with hs.HostileServer(hs.dated(YEAR_9999)) as server:
         placed, offset = run(driver, scenario, server.base_url)
@@ -607,7 +593,7 @@ def test_a_status_timestamp_with_an_impossible_zone_is_set_aside(driver: str, ti
     async def scenario(api: Any) -> Any:
         await api.get_status()
         placed = [await api.create_order(future_order()) for _ in range(2)]
-        return placed, _client(api).clock_offset
+        return placed, api.clock_offset
 
     with hs.HostileServer(hs.status_timestamp(timestamp)) as server:
         placed, offset = run(driver, scenario, server.base_url)
