@@ -39,7 +39,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import anyio
 
-from gameproto._flow import Attempt
+from gameproto import Attempt
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
 

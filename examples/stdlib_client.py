@@ -15,23 +15,22 @@ import time
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from gameproto import Blocking, Call, Flow, Response, Send, Session, Sleep, TransportFailure, _calls
+from gameproto import Blocking, Call, ClientSettings, Flow, Response, Send, Session, Sleep, TransportFailure, calls
 
 
 class StdlibGameAPI:
     """The smallest blocking GAME client: one http.client connection, reopened when lost."""
 
     def __init__(self, token: str, base_url: str) -> None:
-        self.session, self.lock = Session(token), threading.Lock()
-        url = urlsplit(base_url)
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        self.connect = lambda timeout: kind(url.hostname or "", url.port, timeout=timeout)
+        settings = ClientSettings.from_arguments(token, base_url)  # every argument checked, as GameAPI's
+        self.session, self.lock, self.url = Session(settings), threading.Lock(), urlsplit(settings.api_url)
+        self.kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def send(self, send: Send) -> Union[Response, TransportFailure]:
         try:
             if self.conn is None:
-                self.conn = self.connect(send.connect_timeout)
+                self.conn = self.kind(self.url.hostname or "", self.url.port, timeout=send.connect_timeout)
                 self.conn.connect()
         except OSError as error:  # ssl.SSLError included: nothing was sent either way
             self.conn = None
@@ -39,14 +38,14 @@ class StdlibGameAPI:
         try:
             self.conn.sock.settimeout(min(send.read_timeout, send.time_left))
             request = send.request
-            self.conn.request(request.method, "/api/v1" + request.target, request.body, dict(request.headers))
+            self.conn.request(request.method, self.url.path + request.target, request.body, dict(request.headers))
             answer = self.conn.getresponse()
             return Response(answer.status, dict(answer.getheaders()), answer.read())
         except (OSError, http.client.HTTPException) as error:
             self.conn.close()
             self.conn = None
-            kind = "read_timeout" if isinstance(error, socket.timeout) else "read"
-            return TransportFailure(kind, type(error).__name__)
+            timed_out = isinstance(error, socket.timeout)
+            return TransportFailure("read_timeout" if timed_out else "read", type(error).__name__)
 
     def drive(self, flow: Flow[Any]) -> Any:
         reply: Any = None
@@ -71,9 +70,9 @@ class StdlibGameAPI:
         finally:
             flow.close()
 
-    def call(self, call: Call[Any]) -> Any:  # any call built by gameproto._calls
+    def call(self, call: Call[Any]) -> Any:  # any call built by gameproto.calls
         return self.drive(self.session.run(call))
 
 
 if __name__ == "__main__":
-    print(StdlibGameAPI(sys.argv[2], sys.argv[1]).call(_calls.get_status())["status"])
+    print(StdlibGameAPI(sys.argv[2], sys.argv[1]).call(calls.get_status())["status"])

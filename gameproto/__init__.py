@@ -4,19 +4,20 @@ Builds every request, parses every answer and error, holds the order rules,
 the token lifecycle, the retry policy and a simulator of the exchange. The
 drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes; a driver
 runs the flows of ``Session`` and answers their actions (``Send``, ``Sleep``,
-``RunLocked``): see docs/design.md.
+``RunLocked``, ``Blocking``): see docs/design.md.
+
+What is named here is the public surface: what a user of the clients or the
+author of a driver needs. The rest lives in private modules and may change.
 """
 
 from __future__ import annotations
 
-from ._arguments import order_number, order_number_or_none
-from ._auth import TokenState
-from ._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
-from ._bulk import BulkSending, OrderPlan, plan_orders
+from . import calls, risk, types
+from ._attempt import Attempt
+from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._calls import Call
-from ._clock import ClockEstimator
 from ._constants import VERSION as __version__
+from ._contract import Contract
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -33,61 +34,39 @@ from ._errors import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
-from ._events import (
-    MarketEvent,
-    MarketTracker,
-    MarketWatch,
-    OrderEvent,
-    OrderTracker,
-    OrderWatch,
-    TradeTracker,
-    TradeWatch,
-    Watch,
-    is_transient,
-)
-from ._flow import Attempt, Session
-from ._market import best_offers, latest_ltp, sort_by_price
+from ._events import MarketEvent, OrderEvent
+from ._flow import Session
 from ._orders import validate_order, validate_orders
-from ._reconcile import find_matching_orders, find_order
-from ._retry import RetryPolicy, backoff_delay, parse_retry_after
-from ._settings import ClientSettings, Settings, settings_from_env
-from ._types import (
-    BestOffers,
-    BulkRequest,
-    BulkResult,
-    DeleteResult,
-    LatestLTP,
-    LTPEntry,
-    MarketRow,
-    Order,
-    SpotData,
-    SpotStatus,
-    Status,
-    Trade,
-)
+from ._positions import positions
+from ._reconcile import find_matching_orders
+from ._retry import RetryPolicy
+from ._risk import RiskLimits
+from ._settings import ClientSettings
 
 __all__ = [
     "__version__",
-    # the boundary between the core and a driver
+    # driving the core: the calls, the session that runs them, the values a driver exchanges with it
+    "calls",
+    "Call",
+    "ClientSettings",
+    "Session",
     "Request",
     "Response",
     "TransportFailure",
+    "FailureKind",
     "Send",
     "Sleep",
     "RunLocked",
     "Blocking",
     "Action",
     "Flow",
-    "Session",
-    "Call",
+    # a client's options: retries and the attempt hook
+    "RetryPolicy",
     "Attempt",
-    # settings
-    "ClientSettings",
-    "Settings",
-    "settings_from_env",
     # errors
     "GameAPIError",
     "OrderValidationError",
@@ -97,6 +76,7 @@ __all__ = [
     "AuthenticationError",
     "NotFoundError",
     "RateLimitError",
+    "RiskLimitError",
     "ServerValidationError",
     "ServerError",
     "ProtocolError",
@@ -106,53 +86,17 @@ __all__ = [
     "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
-    # order rules
+    # order rules and reconciling
     "validate_order",
     "validate_orders",
-    "order_number",
-    "order_number_or_none",
-    "plan_orders",
-    "OrderPlan",
-    "BulkSending",
-    # tokens and retries
-    "TokenState",
-    "RetryPolicy",
-    "backoff_delay",
-    "parse_retry_after",
-    # the request budget and the exchange's clock
-    "RequestBudget",
-    "SharedBudget",
-    "limit_from_status",
-    "budget_exhausted",
-    "ClockEstimator",
-    # live events
+    "find_matching_orders",
+    # the trader's view and brakes (issue 23): the rest of it in gameproto.risk
+    "Contract",
+    "positions",
+    "RiskLimits",
+    "risk",
+    # live events, and the shapes of the answers
     "OrderEvent",
     "MarketEvent",
-    "OrderTracker",
-    "TradeTracker",
-    "MarketTracker",
-    "Watch",
-    "OrderWatch",
-    "TradeWatch",
-    "MarketWatch",
-    "is_transient",
-    # views over answers
-    "best_offers",
-    "latest_ltp",
-    "sort_by_price",
-    "find_order",
-    "find_matching_orders",
-    # answer shapes
-    "Order",
-    "BulkRequest",
-    "BulkResult",
-    "DeleteResult",
-    "Trade",
-    "MarketRow",
-    "LTPEntry",
-    "SpotData",
-    "SpotStatus",
-    "Status",
-    "BestOffers",
-    "LatestLTP",
+    "types",
 ]

@@ -15,6 +15,7 @@ from ._errors import InvalidArgumentError
 
 __all__ = [
     "InvalidArgumentError",
+    "is_number",
     "order_number",
     "order_number_or_none",
     "check_direction",
@@ -32,6 +33,31 @@ _DURATION = re.compile(r"([1-9][0-9]{0,5})([mh])")
 _ZONE = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-]{0,63}")
 _AREA = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-]{0,63}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def is_number(
+    value: Any,
+    *,
+    whole: bool = False,
+    above: Optional[float] = None,
+    least: Optional[float] = None,
+    below: Optional[float] = None,
+    most: Optional[float] = None,
+) -> bool:
+    """Whether ``value`` is a number within the bounds given: an int, or a float unless ``whole``.
+
+    Never a bool (``True`` is an int to Python, not a count or a number of
+    seconds to anyone) and never NaN. ``above``/``below`` are open bounds,
+    ``least``/``most`` closed ones.
+    """
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value != value:
+        return False
+    return (
+        (above is None or value > above)
+        and (least is None or value >= least)
+        and (below is None or value < below)
+        and (most is None or value <= most)
+    )
 
 
 def show_value(value: Any, plain_decimal: bool = False) -> str:

@@ -12,6 +12,7 @@ import json
 from typing import Any, Optional, Tuple
 
 from . import _constants
+from ._arguments import is_number
 from ._boundary import Request, Response
 from ._errors import AuthenticationError, GameAPIError, ProtocolError, error_from_response, excerpt
 
@@ -144,7 +145,7 @@ class TokenState:
             lifetime = _constants.DEFAULT_TOKEN_LIFETIME
         elif isinstance(lifetime, str) and lifetime.strip().isascii() and lifetime.strip().isdigit():
             lifetime = int(lifetime.strip()[:12])  # "3600": some servers quote it; the meaning is plain
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0:
+        if not is_number(lifetime, above=0):
             raise ProtocolError(
                 "token exchange answer has an unusable expires_in",
                 excerpt=excerpt(response.body, (*self.secrets, token)),

@@ -7,12 +7,13 @@ a ``TransportFailure`` (named by the step at which the request got no answer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Literal, Mapping, Optional, Tuple, TypeVar, Union, get_args
 
 __all__ = [
     "Request",
     "Response",
     "TransportFailure",
+    "FailureKind",
     "NOT_SENT_KINDS",
     "FAILURE_KINDS",
     "Send",
@@ -73,36 +74,54 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """An HTTP answer as a driver received it: status, headers and raw body."""
+    """An HTTP answer as a driver received it: status, headers and raw body.
+
+    ``headers`` may be any mapping (a ``dict``, requests' case-insensitive
+    one, a driver's own): ``header`` reads them all alike.
+    """
 
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    _folded: Optional[Dict[str, str]] = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> Optional[str]:
-        """The value of a header, matched without regard to case."""
-        value = self.headers.get(name)
-        if value is not None or not isinstance(self.headers, dict):
-            # The drivers' header mappings match without regard to case
-            # themselves: a miss there is a miss (asked on every answer).
-            return value
-        wanted = name.lower()
-        for key, candidate in self.headers.items():
-            if key.lower() == wanted:
-                return str(candidate)
-        return None
+        """The value of a header, matched without regard to case; None when it is absent.
+
+        A header given more than once (under one spelling or several) is its
+        values joined by ", " in the order given, as RFC 9110 combines a
+        repeated field and urllib3 hands it over.
+        """
+        folded = self._folded
+        if folded is None:
+            folded = {key.lower(): value for key, value in self.headers.items()}
+            if len(folded) != len(self.headers):  # one name under several spellings: rare, and joined
+                folded = {}
+                for key, value in self.headers.items():
+                    lower = key.lower()
+                    folded[lower] = f"{folded[lower]}, {value}" if lower in folded else value
+            object.__setattr__(self, "_folded", folded)
+        return folded.get(name.lower())
 
 
 #: Failures that happen before a single byte of the request left: the
 #: exchange cannot have carried it out, so even an order may be sent again.
-NOT_SENT_KINDS = frozenset({"connect", "connect_timeout", "tls", "pool_timeout"})
+NotSentKind = Literal["connect", "connect_timeout", "tls", "pool_timeout"]
 #: Failures after (part of) the request may have reached the exchange.
 #: "too_large": the answer came, but longer than ``max_response_bytes``, so
 #: the driver stopped reading it; the request was carried out or not, and the
 #: answer that would say which was not read.
-SENT_KINDS = frozenset(
-    {"write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline", "too_large"}
-)
+SentKind = Literal["write", "write_timeout", "read", "read_timeout", "closed", "protocol", "deadline", "too_large"]
+FailureKind = Literal[NotSentKind, SentKind]
+"""The step at which a request got no answer, as a driver names it (``TransportFailure.kind``).
+
+``connect``, ``connect_timeout``, ``tls``, ``pool_timeout``: nothing was
+sent. ``write``, ``write_timeout``, ``read``, ``read_timeout``, ``closed``,
+``protocol``, ``too_large``: the exchange may have carried the request out.
+``deadline`` is the flow's own: no answer within the call's deadline.
+"""
+NOT_SENT_KINDS = frozenset(get_args(NotSentKind))
+SENT_KINDS = frozenset(get_args(SentKind))
 FAILURE_KINDS = NOT_SENT_KINDS | SENT_KINDS
 
 
@@ -114,7 +133,7 @@ class TransportFailure:
     never put headers in it).
     """
 
-    kind: str
+    kind: FailureKind
     detail: str = ""
 
     def __post_init__(self) -> None:
@@ -185,5 +204,6 @@ class Blocking:
 
 
 Action = Union[Send, Sleep, RunLocked, Blocking]
-#: A flow: yields Actions, is resumed with their outcome, returns the answer.
+"""What a flow asks of its driver."""
 Flow = Generator[Action, Any, T]
+"""A flow: yields ``Action``s, is resumed with their outcome, returns the answer (or raises a ``GameAPIError``)."""

@@ -72,9 +72,10 @@ import threading
 from typing import Any, Deque, Optional, Protocol, Union
 
 from . import _constants
+from ._arguments import is_number
 from ._errors import RateLimitError
 
-__all__ = ["RequestBudget", "AUTO", "WINDOW_SECONDS", "limit_from_status", "budget_exhausted"]
+__all__ = ["RequestBudget", "check_limit", "AUTO", "WINDOW_SECONDS", "limit_from_status", "budget_exhausted"]
 
 #: The limit spelt this way follows what the exchange says.
 AUTO = "auto"
@@ -88,6 +89,13 @@ def _positive_whole(value: Any) -> bool:
     return type(value) is int and value > 0
 
 
+def check_limit(limit: Any) -> Limit:
+    """``limit`` if it is a budget's limit: a positive whole number, ``"auto"`` or None."""
+    if limit is not None and limit != AUTO and not _positive_whole(limit):
+        raise ValueError(f"requests_per_minute must be a positive whole number, 'auto' or None, got {limit!r}")
+    return limit  # type: ignore[no-any-return]
+
+
 class RequestBudget:
     """The sliding-window request budget of one client; see the module for the rule.
 
@@ -97,9 +105,8 @@ class RequestBudget:
     """
 
     def __init__(self, limit: Limit = AUTO, window: float = WINDOW_SECONDS) -> None:
-        if limit is not None and limit != AUTO and not _positive_whole(limit):
-            raise ValueError(f"requests_per_minute must be a positive whole number, 'auto' or None, got {limit!r}")
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
+        check_limit(limit)
+        if not is_number(window, above=0):
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")
         self._auto = limit == AUTO
         self._limit: Optional[int] = _constants.RATE_LIMIT_PER_MINUTE if self._auto else limit  # type: ignore[assignment]

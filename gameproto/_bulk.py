@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _constants
 from ._calls import Call, create_order, create_orders_bulk
-from ._errors import GameAPIError, OrderProblem, OrderValidationError, OutcomeUnknownError
+from ._errors import GameAPIError, OrderProblem, OrderValidationError, OutcomeUnknownError, RiskBreach, RiskLimitError
 from ._orders import validate_order, validate_orders
 from ._types import BulkFailed, BulkResult, Order
 
-__all__ = ["OrderPlan", "BulkSending", "plan_orders", "merge_bulk_results", "finish_bulk", "is_bulk"]
+#: Judges validated orders (each with its index in the caller's list) against
+#: risk limits before anything is sent: the breaches found (issue 23).
+Screen = Callable[[Sequence[Tuple[int, Dict[str, Any]]]], List[RiskBreach]]
+
+__all__ = ["Screen", "OrderPlan", "BulkSending", "plan_orders", "merge_bulk_results", "finish_bulk", "is_bulk"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +57,24 @@ def plan_orders(
     allow_non_positive_price: bool = False,
     bulk_limit: int = _constants.BULK_LIMIT,
     skip_invalid: bool = False,
+    screen: Optional[Screen] = None,
 ) -> OrderPlan:
     """Validate ``order_data`` in full and plan its requests; nothing is sent.
 
     Raises ``OrderValidationError`` naming every bad order and field. With
     ``skip_invalid`` a bulk's invalid orders are left out and reported in
-    the answer's ``failed`` instead, the valid ones sent.
+    the answer's ``failed`` instead, the valid ones sent. ``screen`` (risk
+    limits) judges the valid orders: a breach raises ``RiskLimitError``, or
+    with ``skip_invalid`` reports the order in ``failed`` too.
     """
     if not isinstance(skip_invalid, bool):
         raise OrderValidationError([OrderProblem(None, "skip_invalid", f"must be True or False, got {skip_invalid!r}")])
     if not is_bulk(order_data):
         order = validate_order(order_data, now=now, allow_non_positive_price=allow_non_positive_price)
+        if screen is not None:
+            breaches = screen([(0, order)])
+            if breaches:
+                raise RiskLimitError(breaches)
         return OrderPlan(create_order(order), (), 1)
     extra = [key for key in order_data if key != "orders"]
     if extra:
@@ -86,6 +97,18 @@ def plan_orders(
         for index in sorted(bad):
             found = [problem for problem in invalid.errors if problem.index == index]
             refused.append({"index": index, "error": _reason(OrderValidationError(found))})
+    if screen is not None:
+        breaches = screen(list(zip(positions, orders)))
+        if breaches and not skip_invalid:
+            raise RiskLimitError(breaches)
+        if breaches:
+            refused_by_risk = {breach.index for breach in breaches}
+            kept = [(index, order) for index, order in zip(positions, orders) if index not in refused_by_risk]
+            positions, orders = tuple(index for index, _ in kept), [order for _, order in kept]
+            for index in sorted(refused_by_risk):
+                reason = "; ".join(f"{b.limit}: {b.reason}" for b in breaches if b.index == index)
+                refused.append({"index": index, "error": f"risk limit: {reason}"})
+            refused.sort(key=lambda entry: entry["index"])
     parts = tuple(
         (offset, create_orders_bulk(orders[offset : offset + bulk_limit]))
         for offset in range(0, len(orders), bulk_limit)

@@ -24,6 +24,7 @@ from ._arguments import (
     check_duration,
     check_limit,
     check_market_zone,
+    is_number,
     order_number,
     order_number_or_none,
 )
@@ -46,10 +47,11 @@ from ._types import (
     Trade,
 )
 
+#: What ``gameproto.calls`` publishes: the ``Call`` and its builders. The
+#: helpers of the core (``encode_json``, ``decode_json``, ``answered``,
+#: ``NOTHING_SENT``, ``STATUS_PATH``) are imported by name where needed.
 __all__ = [
     "Call",
-    "encode_json",
-    "decode_json",
     "get_status",
     "get_trades",
     "get_orders",
@@ -66,8 +68,6 @@ __all__ = [
     "find_matching_orders",
     "get_market_best_offers",
     "get_latest_ltp",
-    "answered",
-    "NOTHING_SENT",
 ]
 
 T = TypeVar("T")
@@ -396,7 +396,7 @@ def find_matching_orders(order: Dict[str, Any]) -> Call[List[Order]]:
 
 def get_market_best_offers(duration: Optional[str] = None, top_n: Optional[int] = 5) -> Call[Dict[str, BestOffers]]:
     """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+    if top_n is not None and not is_number(top_n, whole=True, least=1):
         raise InvalidArgumentError(f"top_n must be a whole number >= 1 or None, got {top_n!r}")
     return get_market_data(duration=duration).then(lambda rows: best_offers(rows, top_n))
 

@@ -3,6 +3,7 @@
     GameAPIError
     ├── OrderValidationError            orders refused before sending (also ValueError)
     ├── InvalidArgumentError            an argument refused before sending (also ValueError)
+    ├── RiskLimitError                  orders past the client's risk limits, nothing sent
     ├── APIStatusError                  the exchange answered an error status
     │   ├── AuthenticationError         401, 403, a refused token exchange
     │   ├── NotFoundError               404
@@ -32,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
-from ._boundary import Response
+from ._boundary import Request, Response, TransportFailure
 from ._constants import ORDER_PROBLEMS_SHOWN
 
 __all__ = [
@@ -49,12 +50,21 @@ __all__ = [
     "NetworkError",
     "NetworkTimeoutError",
     "InvalidArgumentError",
+    "RiskBreach",
+    "RiskLimitError",
     "OutcomeUnknownError",
     "OrderOutcomeUnknownNoAnswerError",
     "OrderOutcomeUnknownServerError",
     "OrderOutcomeUnknownProtocolError",
     "UNKNOWN_OUTCOME_HINT",
     "error_from_response",
+    "error_for_answer",
+    "error_for_unreadable",
+    "error_for_encoding",
+    "error_for_failure",
+    "error_for_deadline",
+    "error_for_token_exchange",
+    "error_for_no_token",
     "readable_detail",
     "excerpt",
     "redact",
@@ -135,6 +145,51 @@ class OrderValidationError(GameAPIError, ValueError):
     def indices(self) -> List[int]:
         """The bulk indices of the orders that were refused, each once, in order."""
         return sorted({problem.index for problem in self.errors if problem.index is not None})
+
+
+# -- risk limits (issue 23): the breaches of RiskLimits, found before sending ----
+
+
+@dataclass(frozen=True)
+class RiskBreach:
+    """One order past one limit: the order's index, the limit's name, the value reached and the limit."""
+
+    index: int
+    limit: str
+    value: Any
+    allowed: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"orders[{self.index}]: {self.limit}: {self.reason}"
+
+
+class RiskLimitError(GameAPIError):
+    """Orders refused by the client's ``RiskLimits`` before anything was sent.
+
+    ``breaches`` lists every limit each order would cross (``index``,
+    ``limit``, ``value``, ``allowed``).
+    """
+
+    def __init__(self, breaches: Sequence[RiskBreach]) -> None:
+        self.breaches: List[RiskBreach] = list(breaches)
+        shown = self.breaches[:ORDER_PROBLEMS_SHOWN]
+        lines = "; ".join(str(breach) for breach in shown)
+        more = len(self.breaches) - len(shown)
+        if more > 0:
+            lines += f"; ... and {more:,} more"
+        count = len(self.breaches)
+        super().__init__(f"risk limit{'s' if count != 1 else ''} breached, nothing sent: {lines}")
+
+    @property
+    def limits(self) -> List[str]:
+        """The names of the limits breached, each once, in order."""
+        return sorted({breach.limit for breach in self.breaches})
+
+    @property
+    def indices(self) -> List[int]:
+        """The indices of the refused orders, each once, in order."""
+        return sorted({breach.index for breach in self.breaches})
 
 
 class InvalidArgumentError(GameAPIError, ValueError):
@@ -367,3 +422,110 @@ def error_from_response(
     if 100 <= status < 200 or status > 599:
         return ProtocolError(f"unexpected status: {detail}", excerpt=detail, **where)
     return APIStatusError(f"request refused: {detail or 'no detail'}", detail=detail, **where)
+
+
+# -- the error of a call: what the flow raises ---------------------------------------
+#
+# The flow knows which request a failure belongs to and whether it places
+# orders (``creates``); these functions, and nothing else, choose the error.
+# A request that places orders never fails with an error that invites a
+# retry when the exchange may have carried it out: it is outcome-unknown.
+
+
+def error_for_answer(
+    request: Request, response: Response, *, creates: bool, secrets: Sequence[str], wall_now: Optional[float]
+) -> GameAPIError:
+    """The error an unsuccessful answer to ``request`` stands for (after the client's own retries)."""
+    error = error_from_response(response, method=request.method, path=request.path, secrets=secrets, wall_now=wall_now)
+    if creates and isinstance(error, ProtocolError):
+        # 1xx, 3xx, a 2xx the call does not expect, a status beyond 599:
+        # neither a success nor a refusal, so the orders may exist.
+        return error_for_unreadable(request, response, error.message, creates=creates, secrets=secrets)
+    if creates and isinstance(error, ServerError):
+        # A 5xx does not prove the orders were refused.
+        return OrderOutcomeUnknownServerError(
+            f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
+            method=request.method,
+            path=request.path,
+            status_code=response.status,
+        )
+    return error
+
+
+def error_for_unreadable(
+    request: Request, response: Response, message: str, *, creates: bool, secrets: Sequence[str]
+) -> GameAPIError:
+    """The error for an answer the client cannot read: outcome-unknown for orders."""
+    where: Any = {"method": request.method, "path": request.path, "status_code": response.status}
+    shown = excerpt(response.body, secrets)
+    if creates:
+        return OrderOutcomeUnknownProtocolError(f"{message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where)
+    return ProtocolError(message, excerpt=shown, **where)
+
+
+def error_for_encoding(
+    request: Request, response: Response, *, creates: bool, secrets: Sequence[str]
+) -> Optional[GameAPIError]:
+    """The error for an answer with a content coding, None for an identity answer.
+
+    We ask for identity and decode nothing: a compressed body could inflate
+    a thousandfold past the size cap.
+    """
+    encoding = response.header("Content-Encoding")
+    if encoding is None or encoding.strip(" \t").lower() in ("", "identity"):
+        return None
+    shown = redact(encoding, secrets)[:40]
+    message = f"answer has Content-Encoding {shown!r}, not identity"
+    return error_for_unreadable(request, response, message, creates=creates, secrets=secrets)
+
+
+def error_for_failure(
+    request: Request, failure: TransportFailure, *, creates: bool, secrets: Sequence[str], attempts: int
+) -> GameAPIError:
+    """The error for a request that got no answer, on its last attempt."""
+    detail = redact(failure.detail, secrets) or failure.kind
+    where: Any = {"method": request.method, "path": request.path}
+    if failure.kind == "too_large":
+        # An answer came, too long to read: unreadable rather than absent.
+        if creates:
+            return OrderOutcomeUnknownProtocolError(f"{detail}: {UNKNOWN_OUTCOME_HINT}", **where)
+        return ProtocolError(detail, **where)
+    if creates and failure.may_have_been_sent:
+        return OrderOutcomeUnknownNoAnswerError(
+            f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
+            f"so {UNKNOWN_OUTCOME_HINT}",
+            **where,
+        )
+    kind = NetworkTimeoutError if failure.timed_out else NetworkError
+    tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    return kind(f"{failure.kind}: {detail}{tries}", **where)
+
+
+def error_for_deadline(request: Request, timeout: float, attempts: int) -> NetworkTimeoutError:
+    """The error of a call whose deadline passed between attempts, ``attempts`` of them sent.
+
+    It sent nothing more, so its outcome is what the earlier attempts left:
+    for a request that creates orders those were never sent (or were answered).
+    """
+    return NetworkTimeoutError(
+        f"deadline of {timeout:g} s exceeded after {attempts} attempt{'s' if attempts != 1 else ''}",
+        method=request.method,
+        path=request.path,
+    )
+
+
+def error_for_token_exchange(error: GameAPIError, path: str) -> GameAPIError:
+    """The error of a failed token exchange: a refusal of the token is an ``AuthenticationError``."""
+    if not isinstance(error, APIStatusError):
+        return error
+    status = error.status_code or 0
+    if isinstance(error, AuthenticationError) or (400 <= status < 500 and status != 429):
+        return AuthenticationError(
+            f"token exchange refused: {error.message}", method="POST", path=path, status_code=status
+        )
+    return error
+
+
+def error_for_no_token(request: Request) -> AuthenticationError:
+    """The error of a call that found no access token even after a fresh exchange."""
+    return AuthenticationError("no access token after the exchange", method=request.method, path=request.path)

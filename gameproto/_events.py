@@ -62,7 +62,7 @@ from typing import (
 )
 
 from . import _constants
-from ._arguments import order_number_or_none
+from ._arguments import is_number, order_number_or_none
 from ._calls import Call, get_market_data, get_orders, get_trades
 from ._errors import (
     AuthenticationError,
@@ -378,7 +378,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _check_interval(interval: Any) -> float:
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+    if not is_number(interval, above=0, below=math.inf):
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     return float(interval)
 

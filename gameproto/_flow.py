@@ -1,14 +1,17 @@
-"""The call flow: token, retries and errors, written once for every driver.
+"""The call flow: token, attempts and retries, written once for every driver.
 
 A call is a generator. It yields what it needs done (``Send`` a request,
 ``Sleep`` a while, ``RunLocked`` a token exchange under the client's one
-lock) and is resumed with the outcome. It returns the parsed answer or raises
-a ``GameAPIError``. A driver runs it with ``.send()`` and does nothing else;
-tests run it with no I/O and no real waiting.
+lock, ``Blocking`` for a budget shared through Redis) and is resumed with
+the outcome. It returns the parsed answer or raises a ``GameAPIError``. A
+driver runs it with ``.send()`` and does nothing else; tests run it with no
+I/O and no real waiting.
 
 One attempt loop (``Session._attempts``) serves the calls and the token
-exchange alike: the deadline, the transport failures, the retry decisions and
-the sleeps between attempts are written here once.
+exchange alike, one step a method: the token, the deadline, the budget's
+slot, the send, then the answer (success, a 401's repeat, a refusal) or the
+failure, each asking the ``RetryPolicy`` whether to go on. Which error ends a
+call is chosen in ``_errors``; what an attempt reports, in ``_attempt``.
 """
 
 from __future__ import annotations
@@ -19,52 +22,33 @@ import functools
 import logging
 import random as _random
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar, Union
+from typing import Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
+from ._attempt import Attempt, logger, report
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
 from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
-    UNKNOWN_OUTCOME_HINT,
-    APIStatusError,
-    AuthenticationError,
     GameAPIError,
-    NetworkError,
-    NetworkTimeoutError,
-    OrderOutcomeUnknownNoAnswerError,
-    OrderOutcomeUnknownProtocolError,
-    OrderOutcomeUnknownServerError,
     ProtocolError,
-    ServerError,
-    error_from_response,
-    excerpt,
-    redact,
+    error_for_answer,
+    error_for_deadline,
+    error_for_encoding,
+    error_for_failure,
+    error_for_no_token,
+    error_for_token_exchange,
+    error_for_unreadable,
 )
 from ._orders import EXCHANGE_CLOCK
-from ._retry import RetryDecision, RetryPolicy, parse_retry_after
+from ._retry import RetryDecision, parse_retry_after
+from ._settings import ClientSettings
 
 __all__ = ["Attempt", "Session"]
 
-logger = logging.getLogger("gameproto")
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt of a call, as the ``on_attempt`` hook sees it."""
-
-    method: str
-    path: str
-    attempt: int
-    status: Optional[int]
-    failure: Optional[str]
-    elapsed: float
-    retry_in: Optional[float]
 
 
 def _own_copy(error: GameAPIError) -> GameAPIError:
@@ -76,43 +60,39 @@ def _own_copy(error: GameAPIError) -> GameAPIError:
 
 
 class Session:
-    """The pure state a client carries: its token, its policy, its clock.
+    """The pure state a client carries: its token, its policy, its budget, its clock.
 
-    ``clock`` is monotonic seconds (deadlines, token expiry), ``wall_clock``
-    epoch seconds (HTTP dates in Retry-After), ``random`` a float in [0, 1)
-    (backoff jitter). ``on_attempt`` is called after every attempt.
+    Made from a client's ``ClientSettings`` (checked there, once). ``clock``
+    is monotonic seconds (deadlines, token expiry), ``wall_clock`` epoch
+    seconds (HTTP dates in Retry-After), ``random`` a float in [0, 1)
+    (backoff jitter). ``budget`` replaces the one the settings describe;
+    ``shared_budget`` is a budget shared with other processes.
     """
 
     def __init__(
         self,
-        token: str,
+        settings: ClientSettings,
         *,
-        max_retries: int = _constants.DEFAULT_MAX_RETRIES,
-        timeout: float = _constants.DEFAULT_TIMEOUT,
-        connect_timeout: float = _constants.DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = _constants.DEFAULT_READ_TIMEOUT,
-        retry_policy: Optional[RetryPolicy] = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
-        on_attempt: Optional[Callable[[Attempt], None]] = None,
         budget: Optional[RequestBudget] = None,
         shared_budget: Optional[SharedBudget] = None,
     ) -> None:
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-        self.tokens = TokenState(token)
-        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(max_retries=max_retries)
-        self.timeout = float(timeout)
-        self.connect_timeout = float(min(connect_timeout, timeout))
-        self.read_timeout = float(min(read_timeout, timeout))
+        self.settings = settings
+        self.tokens = TokenState(settings.token)
+        self.retry_policy = settings.retry_policy
+        self.timeout = settings.timeout
+        self.connect_timeout = settings.connect_timeout
+        self.read_timeout = settings.read_timeout
+        self.on_attempt = settings.on_attempt
         self.clock = clock
         self.wall_clock = wall_clock
         self.random = random
-        self.on_attempt = on_attempt
         #: Every request of the client passes this one budget (None: no pacing).
-        self.budget = budget if budget is not None else RequestBudget(None)
+        if budget is None:
+            budget = RequestBudget(settings.requests_per_minute, window=_constants.BUDGET_WINDOW)
+        self.budget = budget
         #: A budget shared with other processes, which then decides instead of ``budget``.
         self.shared_budget = shared_budget
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
@@ -130,7 +110,11 @@ class Session:
     # -- the flow of a call ----------------------------------------------------
 
     def run(self, call: Call[T]) -> Flow[T]:
-        """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s)."""
+        """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s).
+
+        What must happen once before anything of a call is sent (a check, a
+        record written ahead) is a step here, before ``_attempts``.
+        """
         try:
             if call.request is None:
                 return call.parse(NOTHING_SENT)
@@ -149,85 +133,28 @@ class Session:
 
     def _attempts(self, call: Call[T], request: Request, deadline: float, *, authorised: bool) -> Flow[T]:
         """Attempts of ``request`` until an answer, a final failure or the deadline."""
-        clock = self.clock
-        retries = 0
-        attempt = 0
-        reauthorised = False
-        access = None
-        while True:
-            sending = request
-            if authorised:
-                access = self.tokens.current(clock())
-                if access is None:
-                    access = yield from self._fresh_token(request, deadline, attempt)
-                sending = request.with_bearer(access)
-            attempt += 1
-            started = clock()
-            if started >= deadline:
-                raise self._deadline_error(request, attempt)
-            wait = yield from self._slot(started, authorised)
-            while wait > 0:
-                # No slot yet: wait for one, within the call's deadline.
-                if started + wait >= deadline:
-                    raise budget_exhausted(wait, method=request.method, path=request.path)
-                yield Sleep(wait)
-                started = clock()
-                wait = yield from self._slot(started, authorised)
-            time_left = deadline - started
-            sent_at = self.wall_clock()
-            reply = yield Send(
-                sending, min(self.connect_timeout, time_left), min(self.read_timeout, time_left), time_left
-            )
-            if type(reply) is Response:
-                self.exchange_clock.observe_response(sent_at, self.wall_clock(), reply)
-                status = reply.status
-                encoding = reply.header("Content-Encoding")
-                if encoding is not None and encoding.strip(" \t").lower() not in ("", "identity"):
-                    # We ask for identity and decode nothing: a compressed body
-                    # could inflate a thousandfold past the size cap.
-                    shown = redact(encoding, self.tokens.secrets)[:40]
-                    raise self._unreadable(call, request, reply, f"answer has Content-Encoding {shown!r}, not identity")
-                if 200 <= status < 300:
-                    if self.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
-                        self._record(request, attempt, status, None, clock() - started, None)
-                    answer = self._parse(call, request, reply)
-                    if request.path == STATUS_PATH:
-                        yield from self._learn_from_status(answer, sent_at)
-                    return answer
-                if authorised and status == 401 and not reauthorised:
-                    # 401: the call was not carried out. One new exchange, one repeat.
-                    self._record(request, attempt, status, None, clock() - started, 0.0)
-                    reauthorised = True
-                    self.tokens.invalidate(access)
-                    continue
-                retry_after = parse_retry_after(reply.header("Retry-After"), now=self.wall_clock())
-                if status == 429:
-                    # The pause holds every caller of this client (of the account,
-                    # when the budget is shared), not only this one.
-                    self.budget.refused(clock(), retry_after)
-                    if self.shared_budget is not None and retry_after is not None:
-                        yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
-                decision = self.retry_policy.after_status(
-                    status, creates=call.creates, retries_done=retries, retry_after=retry_after, random=self.random
-                )
-                if not self._retrying(decision, deadline, request, attempt, status, None, started):
-                    raise self._refusal(call, request, reply)
-            elif isinstance(reply, TransportFailure):
-                if clock() >= deadline and reply.may_have_been_sent:
-                    # Drivers cut every socket wait short at the deadline, so
-                    # what they see there is an ordinary timeout; the flow,
-                    # which owns the deadline, names it.
-                    reply = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
-                decision = self.retry_policy.after_transport_failure(
-                    reply, creates=call.creates, retries_done=retries, random=self.random
-                )
-                if not self._retrying(decision, deadline, request, attempt, None, reply.kind, started):
-                    raise self._transport_error(call, request, reply, attempt)
-            else:
-                raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
-            retries += 1
-            if decision.wait > 0:
-                yield Sleep(decision.wait)
+        return _Attempts(self, call, request, deadline, authorised).run()
+
+    def _authorise(self, request: Request, deadline: float, attempt: int) -> Flow[str]:
+        """A current access token (one exchange when there is none)."""
+        access = self.tokens.current(self.clock())
+        if access is None:
+            access = yield from self._fresh_token(request, deadline, attempt)
+        return access
+
+    # -- the request budget ----------------------------------------------------------
+
+    def _wait_for_slot(self, request: Request, deadline: float, authorised: bool, now: float) -> Flow[float]:
+        """Wait for a slot of the budget within the deadline; the time the request may leave."""
+        wait = yield from self._slot(now, authorised)
+        while wait > 0:
+            # No slot yet: wait for one, within the call's deadline.
+            if now + wait >= deadline:
+                raise budget_exhausted(wait, method=request.method, path=request.path)
+            yield Sleep(wait)
+            now = self.clock()
+            wait = yield from self._slot(now, authorised)
+        return now
 
     def _slot(self, now: float, authorised: bool) -> Flow[float]:
         """The seconds to wait before a request may leave; 0.0 when it may leave now.
@@ -243,6 +170,12 @@ class Session:
             return self.budget.reserve(now)
         return (yield Blocking(self.shared_budget.reserve))  # type: ignore[no-any-return]
 
+    def _pause(self, retry_after: Optional[float]) -> Flow[None]:
+        """A 429 holds every caller of this client (of the account, when the budget is shared), not only this one."""
+        self.budget.refused(self.clock(), retry_after)
+        if self.shared_budget is not None and retry_after is not None:
+            yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
+
     def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
         limit = limit_from_status(status)
@@ -253,42 +186,6 @@ class Session:
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
-
-    def _retrying(
-        self,
-        decision: RetryDecision,
-        deadline: float,
-        request: Request,
-        attempt: int,
-        status: Optional[int],
-        failure: Optional[str],
-        started: float,
-    ) -> bool:
-        """Whether to try again: the policy says so and the wait ends before the deadline."""
-        now = self.clock()
-        retry = decision.retry and now + decision.wait < deadline
-        self._record(request, attempt, status, failure, now - started, decision.wait if retry else None)
-        return retry
-
-    def _parse(self, call: Call[T], request: Request, reply: Response) -> T:
-        try:
-            return call.parse(reply)
-        except ProtocolError as unreadable:
-            message = unreadable.message
-        # Raised outside the except clause: the parser's error (its excerpt
-        # made without the tokens) must not survive as this one's __context__.
-        raise self._unreadable(call, request, reply, message)
-
-    def _unreadable(self, call: Call[T], request: Request, reply: Response, message: str) -> GameAPIError:
-        """The error for an answer the client cannot read: outcome-unknown for orders."""
-        secrets = self.tokens.secrets
-        if request.path == TOKEN_PATH:
-            secrets += secrets_in_answer(reply.body)
-        where = {"method": request.method, "path": request.path, "status_code": reply.status}
-        shown = excerpt(reply.body, secrets)
-        if call.creates:
-            return OrderOutcomeUnknownProtocolError(f"{message}: {UNKNOWN_OUTCOME_HINT}", excerpt=shown, **where)
-        return ProtocolError(message, excerpt=shown, **where)
 
     # -- the token, single-flight ------------------------------------------------
 
@@ -306,8 +203,8 @@ class Session:
             if self.clock() >= deadline:
                 # The exchange (ours, or the one we waited for) ran out of
                 # this call's time; nothing of this call is in doubt.
-                raise self._deadline_error(request, attempt + 1)
-        raise AuthenticationError("no access token after the exchange", method=request.method, path=request.path)
+                raise error_for_deadline(request, self.timeout, attempt)
+        raise error_for_no_token(request)
 
     def _exchange(self, generation: int, deadline: float) -> Flow[Optional[GameAPIError]]:
         """The token exchange, run under the token lock; returns its failure (None: a fresh token).
@@ -324,93 +221,146 @@ class Session:
         exchange: Call[str] = Call(request, lambda answer: tokens.accept(answer, clock()))
         try:
             yield from self._attempts(exchange, request, min(deadline, clock() + self.timeout), authorised=False)
-        except APIStatusError as refused:
-            status = refused.status_code or 0
-            if isinstance(refused, AuthenticationError) or (400 <= status < 500 and status != 429):
-                refused = AuthenticationError(
-                    f"token exchange refused: {refused.message}", method="POST", path=TOKEN_PATH, status_code=status
-                )
-            tokens.failed(refused)
-            return refused
         except GameAPIError as error:
-            tokens.failed(error)
-            return error
+            failure = error_for_token_exchange(error, TOKEN_PATH)
+            tokens.failed(failure)
+            return failure
         return None
 
-    # -- errors and records --------------------------------------------------------
 
-    def _refusal(self, call: Call[T], request: Request, reply: Response) -> GameAPIError:
-        error = error_from_response(
-            reply, method=request.method, path=request.path, secrets=self.tokens.secrets, wall_now=self.wall_clock()
+class _Attempts(Generic[T]):
+    """The attempts of one request, one step a method; the session holds what outlives them."""
+
+    # fmt: off
+    __slots__ = ("access", "attempt", "authorised", "call", "creates", "deadline", "reauthorised", "request",
+                 "retries", "session", "started")
+    # fmt: on
+
+    def __init__(self, session: Session, call: Call[T], request: Request, deadline: float, authorised: bool) -> None:
+        self.session = session
+        self.call = call
+        self.creates = call.creates
+        self.request = request
+        self.deadline = deadline
+        self.authorised = authorised
+        self.attempt = 0
+        self.retries = 0
+        self.reauthorised = False
+        self.access: Optional[str] = None
+        self.started = 0.0
+
+    def run(self) -> Flow[T]:
+        session, request, deadline = self.session, self.request, self.deadline
+        while True:
+            sending = request
+            if self.authorised:
+                self.access = yield from session._authorise(request, deadline, self.attempt)
+                sending = request.with_bearer(self.access)
+            self.attempt += 1
+            started = session.clock()
+            if started >= deadline:
+                raise error_for_deadline(request, session.timeout, self.attempt - 1)
+            self.started = yield from session._wait_for_slot(request, deadline, self.authorised, started)
+            time_left = deadline - self.started
+            sent_at = session.wall_clock()
+            reply = yield Send(
+                sending, min(session.connect_timeout, time_left), min(session.read_timeout, time_left), time_left
+            )
+            if type(reply) is Response:
+                session.exchange_clock.observe_response(sent_at, session.wall_clock(), reply)
+                self._check_encoding(reply)
+                if 200 <= reply.status < 300:
+                    return (yield from self._succeeded(reply, sent_at))
+                if self._reauthorise(reply):
+                    continue
+                decision = yield from self._refused(reply)
+            elif isinstance(reply, TransportFailure):
+                decision = self._failed(reply, time_left)
+            else:
+                raise TypeError(f"a Send must be answered with a Response or TransportFailure, got {reply!r}")
+            self.retries += 1
+            if decision.wait > 0:
+                yield Sleep(decision.wait)
+
+    def _check_encoding(self, reply: Response) -> None:
+        refused = error_for_encoding(self.request, reply, creates=self.creates, secrets=self._secrets(reply))
+        if refused is not None:
+            raise refused
+
+    def _succeeded(self, reply: Response, sent_at: float) -> Flow[T]:
+        """The parsed answer of a 2xx (a ``/status`` answer also teaches the budget and the clock)."""
+        if self.session.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
+            self._record(reply.status, None, None)
+        answer = self._parse(reply)
+        if self.request.path == STATUS_PATH:
+            yield from self.session._learn_from_status(answer, sent_at)
+        return answer
+
+    def _reauthorise(self, reply: Response) -> bool:
+        """Whether to repeat at once: a first 401 (the call was not carried out) drops the token."""
+        if not self.authorised or reply.status != 401 or self.reauthorised:
+            return False
+        self._record(reply.status, None, 0.0)
+        self.reauthorised = True
+        self.session.tokens.invalidate(self.access)
+        return True
+
+    def _refused(self, reply: Response) -> Flow[RetryDecision]:
+        """The retry after an error status; the call's error when there is none."""
+        session = self.session
+        retry_after = parse_retry_after(reply.header("Retry-After"), now=session.wall_clock())
+        if reply.status == 429:
+            yield from session._pause(retry_after)
+        decision = session.retry_policy.after_status(
+            reply.status,
+            creates=self.creates,
+            retries_done=self.retries,
+            retry_after=retry_after,
+            random=session.random,
         )
-        if call.creates and isinstance(error, ProtocolError):
-            # 1xx, 3xx, a 2xx the call does not expect, a status beyond 599:
-            # neither a success nor a refusal, so the orders may exist.
-            return self._unreadable(call, request, reply, error.message)
-        if call.creates and isinstance(error, ServerError):
-            # A 5xx does not prove the orders were refused.
-            return OrderOutcomeUnknownServerError(
-                f"{error.message}: {UNKNOWN_OUTCOME_HINT}",
-                method=request.method,
-                path=request.path,
-                status_code=reply.status,
-            )
-        return error
+        if not self._retrying(decision, reply.status, None):
+            secrets, now = session.tokens.secrets, session.wall_clock()
+            raise error_for_answer(self.request, reply, creates=self.creates, secrets=secrets, wall_now=now)
+        return decision
 
-    def _transport_error(
-        self, call: Call[T], request: Request, failure: TransportFailure, attempts: int
-    ) -> GameAPIError:
-        detail = redact(failure.detail, self.tokens.secrets) or failure.kind
-        if failure.kind == "too_large":
-            # An answer came, too long to read: unreadable rather than absent.
-            if call.creates:
-                return OrderOutcomeUnknownProtocolError(
-                    f"{detail}: {UNKNOWN_OUTCOME_HINT}", method=request.method, path=request.path
-                )
-            return ProtocolError(detail, method=request.method, path=request.path)
-        if call.creates and failure.may_have_been_sent:
-            return OrderOutcomeUnknownNoAnswerError(
-                f"outcome unknown ({failure.kind}: {detail}): the request was sent but no answer came, "
-                f"so {UNKNOWN_OUTCOME_HINT}",
-                method=request.method,
-                path=request.path,
-            )
-        kind = NetworkTimeoutError if failure.timed_out else NetworkError
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
-        return kind(f"{failure.kind}: {detail}{tries}", method=request.method, path=request.path)
-
-    def _deadline_error(self, request: Request, attempts: int) -> GameAPIError:
-        # A call whose deadline passes between attempts sent nothing more, so
-        # its outcome is what the earlier attempts left: for a request that
-        # creates orders those attempts were never sent (or were answered).
-        return NetworkTimeoutError(
-            f"deadline of {self.timeout:g} s exceeded after {attempts - 1} attempt{'s' if attempts != 2 else ''}",
-            method=request.method,
-            path=request.path,
+    def _failed(self, failure: TransportFailure, time_left: float) -> RetryDecision:
+        """The retry after a request got no answer; the call's error when there is none."""
+        session = self.session
+        if session.clock() >= self.deadline and failure.may_have_been_sent:
+            # Drivers cut every socket wait short at the deadline, so what
+            # they see there is an ordinary timeout; the flow, which owns the
+            # deadline, names it.
+            failure = TransportFailure("deadline", f"no answer within the call's deadline of {time_left:.1f} s")
+        decision = session.retry_policy.after_transport_failure(
+            failure, creates=self.creates, retries_done=self.retries, random=session.random
         )
+        if not self._retrying(decision, None, failure.kind):
+            secrets = session.tokens.secrets
+            raise error_for_failure(self.request, failure, creates=self.creates, secrets=secrets, attempts=self.attempt)
+        return decision
 
-    def _record(
-        self,
-        request: Request,
-        attempt: int,
-        status: Optional[int],
-        failure: Optional[str],
-        elapsed: float,
-        retry_in: Optional[float],
-    ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            outcome = status if status is not None else failure
-            logger.debug(
-                "%s %s -> %s (attempt %d, %.1f ms)%s",
-                request.method,
-                request.path,
-                outcome,
-                attempt,
-                elapsed * 1000.0,
-                f", retrying in {retry_in:.2f} s" if retry_in is not None else "",
-            )
-        if self.on_attempt is not None:
-            try:
-                self.on_attempt(Attempt(request.method, request.path, attempt, status, failure, elapsed, retry_in))
-            except Exception:  # a metrics hook must never break a trade
-                logger.exception("on_attempt hook failed")
+    def _retrying(self, decision: RetryDecision, status: Optional[int], failure: Optional[str]) -> bool:
+        """Whether to try again: the policy says so and the wait ends before the deadline."""
+        retry = decision.retry and self.session.clock() + decision.wait < self.deadline
+        self._record(status, failure, decision.wait if retry else None)
+        return retry
+
+    def _record(self, status: Optional[int], failure: Optional[str], retry_in: Optional[float]) -> None:
+        elapsed = self.session.clock() - self.started
+        report(self.session.on_attempt, self.request, self.attempt, status, failure, elapsed, retry_in)
+
+    def _parse(self, reply: Response) -> T:
+        try:
+            return self.call.parse(reply)
+        except ProtocolError as unreadable:
+            message = unreadable.message
+        # Raised outside the except clause: the parser's error (its excerpt
+        # made without the tokens) must not survive as this one's __context__.
+        raise error_for_unreadable(self.request, reply, message, creates=self.creates, secrets=self._secrets(reply))
+
+    def _secrets(self, reply: Response) -> Tuple[str, ...]:
+        """What an error about ``reply`` must not show: our tokens, and those the token exchange's answer holds."""
+        secrets = tuple(self.session.tokens.secrets)
+        if self.request.path == TOKEN_PATH:
+            return (*secrets, *secrets_in_answer(reply.body))
+        return secrets

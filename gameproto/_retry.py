@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import _constants
+from ._arguments import is_number
 from ._boundary import TransportFailure
 
 __all__ = [
@@ -150,8 +151,8 @@ class RetryPolicy:
     retry_after_cap: float = _constants.RETRY_AFTER_CAP
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        if not is_number(self.max_retries, whole=True, least=0):
+            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
 
     def after_status(
         self,

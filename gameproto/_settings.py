@@ -1,13 +1,14 @@
 """A client's settings: its constructor's arguments checked once, and the environment.
 
-Both clients turn their arguments into one ``ClientSettings``; ``from_env``
-reads ``GAME_API_TOKEN``, ``GAME_API_URL`` and ``GAME_API_VERIFY_SSL`` (and a
-``.env`` file) as the published client does.
+Both clients turn their arguments into one ``ClientSettings``, from which
+the ``Session`` and the transport are made; ``from_env`` reads
+``GAME_API_TOKEN``, ``GAME_API_URL`` and ``GAME_API_VERIFY_SSL`` (and a
+``.env`` file) as the published client does. A leaf of the core: values and
+their checks only, nothing of the flow.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _constants
-from ._budget import RequestBudget
-from ._bulk import OrderPlan, plan_orders
-from ._flow import Attempt, Session
+from ._arguments import is_number
+from ._attempt import Attempt
+from ._budget import check_limit
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -88,15 +89,45 @@ def check_verify(verify_ssl: Any, name: str = "verify_ssl") -> Union[bool, str]:
 
 
 def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+    if not is_number(value, above=0):
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
 
 
 def _count(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    if not is_number(value, whole=True, least=least):
         raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    return value
+    return int(value)
+
+
+def _retry_policy(retry_policy: Any, max_retries: Any) -> RetryPolicy:
+    """The policy given, or the default one with ``max_retries`` (which it checks)."""
+    if retry_policy is None:
+        return RetryPolicy(max_retries=max_retries)
+    if not isinstance(retry_policy, RetryPolicy):
+        raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+    return retry_policy
+
+
+_UNVERIFIED = (
+    "TLS certificate verification is OFF for %s: anyone on the path can read and change "
+    "orders and tokens. Pass verify_ssl=True or a CA bundle path in production."
+)
+
+
+def _from_environment(
+    url: str, verify: Union[bool, str], trust_env: Any, environ: Optional[Mapping[str, str]]
+) -> Tuple[Optional[str], Union[bool, str]]:
+    """The proxy for ``url`` and the verification, read from the environment when ``trust_env``."""
+    if not isinstance(trust_env, bool):
+        raise ValueError(f"trust_env must be True or False, got {trust_env!r}")
+    if not trust_env:
+        return None, verify
+    environment = os.environ if environ is None else environ
+    proxy = proxy_from_environment(url, environment)
+    if verify is True:
+        verify = ca_from_environment(environment) or True
+    return proxy, verify
 
 
 @dataclass(frozen=True)
@@ -104,9 +135,10 @@ class ClientSettings:
     """Everything one client is configured with, checked once when it is made.
 
     Both clients take the same constructor arguments and turn them into this
-    one value; the transport, the session and the surface read it, so a new
-    option is added here and nowhere else. The personal token is kept out of
-    the ``repr``.
+    one value; the transport, the session and the surface read it. A new
+    option is a field here, checked in ``from_arguments``, and an argument of
+    ``GameAPI.__init__`` (written once, in the async source) that passes it
+    on. The personal token is kept out of the ``repr``.
     """
 
     token: str = field(repr=False)
@@ -166,30 +198,20 @@ class ClientSettings:
         (see ``proxy_from_environment`` and ``ca_from_environment``).
         """
         check_personal_token(token)
-        RequestBudget(requests_per_minute)  # ValueError naming requests_per_minute when it is not a limit
+        check_limit(requests_per_minute)
         check_budget(budget_url, budget_key, requests_per_minute)
         url = api_url(base_url)
         timeout = _seconds("timeout", timeout)
-        if retry_policy is None:
-            retry_policy = RetryPolicy(max_retries=_count("max_retries", max_retries, 0))
-        elif not isinstance(retry_policy, RetryPolicy):
-            raise ValueError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+        retry_policy = _retry_policy(retry_policy, max_retries)
         if on_attempt is not None and not callable(on_attempt):
             raise ValueError(f"on_attempt must be callable, got {type(on_attempt).__name__}")
-        if not isinstance(trust_env, bool):
-            raise ValueError(f"trust_env must be True or False, got {trust_env!r}")
-        verify = check_verify(verify_ssl)
-        proxy: Optional[str] = None
-        if trust_env:
-            environment = os.environ if environ is None else environ
-            proxy = proxy_from_environment(url, environment)
-            if verify is True:
-                verify = ca_from_environment(environment) or True
+        given = check_verify(verify_ssl)
+        proxy, verify = _from_environment(url, given, trust_env, environ)
         settings = cls(
             token=token,
             base_url=url[: -len(_constants.API_PREFIX)],
             api_url=url,
-            verify_ssl=check_verify(verify_ssl),  # as given: the environment's CA is in ``verify``
+            verify_ssl=given,  # as given: the environment's CA is in ``verify``
             timeout=timeout,
             max_retries=retry_policy.max_retries,
             # A step never outlasts the whole call.
@@ -208,38 +230,12 @@ class ClientSettings:
             budget_key=budget_key,
         )
         if settings.verify_ssl is False and settings.is_https:
-            logger.warning(
-                "TLS certificate verification is OFF for %s: anyone on the path can read and change "
-                "orders and tokens. Pass verify_ssl=True or a CA bundle path in production.",
-                settings.api_url,
-            )
+            logger.warning(_UNVERIFIED, settings.api_url)
         return settings
 
     @property
     def is_https(self) -> bool:
         return self.api_url.startswith("https://")
-
-    def session(self, **options: Any) -> Session:
-        """A new session (token, retries, deadline, budget) with these settings.
-
-        ``options`` go to ``Session``: a shared budget, or clocks for tests.
-        """
-        return Session(
-            self.token,
-            retry_policy=self.retry_policy,
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            on_attempt=self.on_attempt,
-            budget=RequestBudget(self.requests_per_minute, window=_constants.BUDGET_WINDOW),
-            **options,
-        )
-
-    def plan_orders(self, order_data: Any, now: Optional[dt.datetime] = None, skip_invalid: bool = False) -> OrderPlan:
-        """Validate and plan ``create_order``'s requests; nothing is sent."""
-        return plan_orders(
-            order_data, now=now, allow_non_positive_price=self.allow_non_positive_price, skip_invalid=skip_invalid
-        )
 
 
 # -- the environment, read once for both clients ------------------------------------

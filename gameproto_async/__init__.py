@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from gameproto._errors import (
+from gameproto import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,
@@ -21,9 +21,11 @@ from gameproto._errors import (
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
+    RiskLimitError,
     ServerError,
     ServerValidationError,
 )
+from gameproto._risk import RiskLimits
 
 from ._client import GameAPI
 
@@ -43,6 +45,8 @@ __all__ = [
     "OutcomeUnknownError",
     "ProtocolError",
     "RateLimitError",
+    "RiskLimitError",
+    "RiskLimits",
     "ServerError",
     "ServerValidationError",
 ]

@@ -14,13 +14,18 @@ import anyio.to_thread
 
 from gameproto import _constants
 
-__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "current_loop"]
+__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "current_loop", "shielded"]
 
 A = TypeVar("A")
 B = TypeVar("B")
 R = TypeVar("R")
 
 sleep = anyio.sleep
+
+
+def shielded() -> anyio.CancelScope:
+    """A scope that a cancellation does not reach: the kill switch runs even when its task is cancelled."""
+    return anyio.CancelScope(shield=True)
 
 
 def current_loop() -> object:

@@ -9,14 +9,12 @@ backend of the running loop).
 from __future__ import annotations
 
 import ssl
-from typing import Any, AsyncIterable, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
+from typing import Any, AsyncIterable, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Union, cast
 from urllib.parse import unquote, urlsplit
 
 import httpcore
 
-from gameproto import _constants
-from gameproto._boundary import Response, Send, TransportFailure
-from gameproto._settings import ClientSettings
+from gameproto import ClientSettings, FailureKind, Response, Send, TransportFailure, _constants
 
 from ._concurrency import current_loop
 from ._deadline import DeadlineBackend, set_deadline
@@ -24,7 +22,7 @@ from ._deadline import DeadlineBackend, set_deadline
 __all__ = ["AsyncTransport"]
 
 # httpcore's exceptions, by the step they happened at; mapped at this one place.
-_FAILURE_KINDS = (
+_FAILURE_KINDS: Tuple[Tuple[Type[Exception], FailureKind], ...] = (
     (httpcore.ConnectTimeout, "connect_timeout"),
     (httpcore.PoolTimeout, "pool_timeout"),
     (httpcore.ConnectError, "connect"),
@@ -91,7 +89,8 @@ class _RawHeaders(Mapping[str, str]):
     """An answer's headers as the core reads them, decoded only when asked for.
 
     Most answers are read for their body alone; decoding every header of
-    every answer would be wasted work on the hot path.
+    every answer would be wasted work on the hot path. A header sent more
+    than once is one name whose value joins them (``Response.header``'s rule).
     """
 
     __slots__ = ("_raw",)
@@ -100,25 +99,22 @@ class _RawHeaders(Mapping[str, str]):
         self._raw = raw
 
     def __getitem__(self, name: str) -> str:
-        wanted = name.lower().encode("latin-1")
-        for key, value in self._raw:
-            if key.lower() == wanted:
-                return value.decode("latin-1")
-        raise KeyError(name)
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value  # type: ignore[no-any-return]
 
     def get(self, name: str, default: Any = None) -> Any:
         # Without the KeyError of Mapping.get: most answers lack most headers asked for.
         wanted = name.lower().encode("latin-1")
-        for key, value in self._raw:
-            if key.lower() == wanted:
-                return value.decode("latin-1")
-        return default
+        values = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
+        return ", ".join(values) if values else default
 
     def __iter__(self) -> Iterator[str]:
-        return (key.decode("latin-1").lower() for key, _ in self._raw)
+        return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len({key.lower() for key, _ in self._raw})
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))

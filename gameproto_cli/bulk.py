@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, cast
 
-from gameproto import _constants, validate_orders
-from gameproto._errors import GameAPIError, OrderValidationError, OutcomeUnknownError
-from gameproto._types import BulkResult
+from gameproto import GameAPIError, OrderValidationError, OutcomeUnknownError, _constants, validate_orders
+from gameproto.types import BulkResult
 
 from .failures import explain
 from .options import UsageError, connection_parent, open_client, output_parent

@@ -18,7 +18,7 @@ import datetime as dt
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from gameproto._errors import GameAPIError
+from gameproto import GameAPIError
 from gameproto._settings import api_url, parse_verify, read_dotenv
 
 from .failures import UsageError, require_backend

@@ -13,7 +13,7 @@ import re
 from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from gameproto._errors import (
+from gameproto import (
     APIStatusError,
     AuthenticationError,
     GameAPIError,

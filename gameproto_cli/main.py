@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NoReturn, Optional, Sequence
 
-from gameproto._constants import VERSION
+from gameproto import __version__ as VERSION
 
 from .failures import details, explain
 
@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "gameproto_cli.serve",
     "gameproto_cli.demo",
     "gameproto_cli.watch",
+    "gameproto_cli.risk",  # positions, cancel-all (issue 23)
 )
 
 EXAMPLES = """examples:

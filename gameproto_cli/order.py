@@ -14,7 +14,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, Optional
 
-from gameproto._errors import OrderProblem, OrderValidationError
+from gameproto import OrderProblem, OrderValidationError
 
 from .options import connection_parent, open_client, output_parent
 from .tables import as_json, cell, fields, order_name

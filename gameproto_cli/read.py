@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from gameproto._market import best_offers
-from gameproto._types import BestOffers, MarketRow
+from gameproto.types import BestOffers, MarketRow
 
 from .options import connection_parent, open_client, output_parent
 from .tables import as_json, fields, order_name, table

@@ -17,8 +17,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, TextIO
 
-from gameproto import Attempt
-from gameproto._events import MarketEvent, OrderEvent
+from gameproto import Attempt, MarketEvent, OrderEvent
 
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI

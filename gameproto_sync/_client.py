@@ -10,19 +10,34 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 from __future__ import annotations  # GENERATED from gameproto_async/_client.py by tools/unasync.py: do not edit.
 
 import warnings
+from contextlib import contextmanager
 from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
 
-from gameproto import _calls, _constants
-from gameproto._boundary import Blocking, Flow, RunLocked, Send, Sleep
+from gameproto import (
+    Attempt,
+    Blocking,
+    Call,
+    ClientSettings,
+    Flow,
+    GameAPIError,
+    InvalidArgumentError,
+    MarketEvent,
+    OrderEvent,
+    RetryPolicy,
+    RunLocked,
+    Send,
+    Session,
+    Sleep,
+    _constants,
+    calls,
+)
 from gameproto._budget import SharedBudget
-from gameproto._bulk import BulkSending, OrderPlan
-from gameproto._calls import Call
-from gameproto._errors import GameAPIError
-from gameproto._events import MarketEvent, MarketWatch, OrderEvent, OrderWatch, TradeWatch, Watch
-from gameproto._flow import Attempt
-from gameproto._retry import RetryPolicy
-from gameproto._settings import ClientSettings, settings_from_env
-from gameproto._types import (
+from gameproto._bulk import BulkSending, OrderPlan, plan_orders
+from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from gameproto._risk import RiskBook, RiskGuard
+from gameproto._settings import settings_from_env
+from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
+from gameproto.types import (
     BestOffers,
     BulkRequest,
     BulkResult,
@@ -37,7 +52,7 @@ from gameproto._types import (
     Trade,
 )
 
-from ._concurrency import TokenLock, run_blocking, run_parts, sleep
+from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
 from ._transport import Transport
 
 __all__ = ["GameAPI"]
@@ -86,6 +101,10 @@ class GameAPI:
     budget is shared, through Redis, by every client of every process that
     names the same Redis and ``budget_key`` (by default one key per base URL
     and personal token, never the token itself).
+
+    ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
+    net position, open volume, price band, open orders, self-trades): a
+    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
     """
 
     def __init__(
@@ -107,6 +126,7 @@ class GameAPI:
         requests_per_minute: Union[int, str, None] = "auto",
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
+        risk: Optional[RiskLimits] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -126,10 +146,12 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
-        self._session = self._settings.session(shared_budget=_shared_budget(self._settings))
+        self._session = Session(self._settings, shared_budget=_shared_budget(self._settings))
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
         self._closed = False
+        # Pre-trade limits (issue 23): what the client knows of its account.
+        self._risk = RiskBook(risk) if risk is not None else None
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -237,15 +259,15 @@ class GameAPI:
 
     def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return self._run(_calls.get_status())
+        return self._run(calls.get_status())
 
     def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return self._run(_calls.get_trades(direction, duration))
+        return self._run(calls.get_trades(direction, duration))
 
     def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return self._run(_calls.get_orders(direction))
+        return self._run(calls.get_orders(direction))
 
     @overload
     def create_order(self, order_data: BulkRequest, *, skip_invalid: bool = False) -> BulkResult: ...
@@ -263,14 +285,130 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
-        plan = self._settings.plan_orders(order_data, now=self._session.exchange_now(), skip_invalid=skip_invalid)
+        if self._risk is not None:
+            return self._create_under_limits(self._risk, order_data, skip_invalid)
+        plan = plan_orders(
+            order_data,
+            now=self._session.exchange_now(),
+            allow_non_positive_price=self._settings.allow_non_positive_price,
+            skip_invalid=skip_invalid,
+        )
         if plan.single is not None:
             return self._run(plan.single)
         return self._send_bulk(plan)
 
+    # -- risk limits and the kill switch (issue 23) --------------------------------
+
+    def _create_under_limits(
+        self, book: RiskBook, order_data: Union[BulkRequest, Dict[str, Any]], skip_invalid: bool
+    ) -> Union[Order, BulkResult]:
+        if book.needs_refresh(self._session.clock()):
+            self._refresh_risk(book)
+        guard = RiskGuard(book)
+        try:
+            now = self._session.exchange_now()
+            plan = plan_orders(
+                order_data,
+                now=now,
+                allow_non_positive_price=self._settings.allow_non_positive_price,
+                skip_invalid=skip_invalid,
+                screen=guard.screen,
+            )
+            if plan.single is not None:
+                order = self._run(plan.single)
+                guard.sent_one(order)
+                return order
+            result = self._send_bulk(plan)
+            guard.sent_bulk(result)
+            return result
+        except BaseException as error:
+            guard.failed(error)
+            raise
+
+    def _refresh_risk(self, book: RiskBook) -> None:
+        started = self._session.clock()
+        since = book.begin_refresh()
+        trades: Optional[List[Trade]] = None
+        market: Optional[List[MarketRow]] = None
+        last: Optional[List[LTPEntry]] = None
+        # The orders before the trades: a fill in between counts twice, never not at all.
+        orders: List[Order] = self._run(calls.get_orders())
+        if book.limits.needs_trades:
+            trades = self._run(calls.get_trades())
+        if book.limits.needs_prices:
+            market = self._run(calls.get_market_data())
+            last = self._run(calls.get_latest_available_ltp())
+        book.refresh(orders, trades, market, last, now=started, since=since)
+
+    def positions(self, traders: Optional[List[str]] = None) -> Positions:
+        """The account's positions per contract and per local delivery day, from its trades.
+
+        The caller's trader names are learnt from its own orders (or given as
+        ``traders``); ``gameproto.positions(trades, traders)`` is the same, pure.
+        """
+        if traders is not None and (isinstance(traders, str) or not all(isinstance(n, str) for n in traders)):
+            raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
+        names = list(traders) if traders is not None else []
+        if traders is None:
+            orders: List[Order] = self._run(calls.get_orders())
+            names = trader_names(orders)
+            names += [name for name in (self._risk.traders if self._risk else []) if name not in names]
+        trades: List[Trade] = self._run(calls.get_trades())
+        return positions(trades, names)
+
+    def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
+        """Delete every resting order of the account (or of ``contract`` and ``side``): the kill switch.
+
+        The deletes go at once (the async client) within the request budget;
+        one failure never stops the others, and orders whose delete failed are
+        listed and tried again (three rounds). Returns the ids cancelled,
+        already gone and failed (with the error); running it twice is harmless.
+        """
+        sweep = CancelAll(contract, side)
+        while sweep.next_round():
+            try:
+                listed = self._run(calls.get_orders(sweep.side))
+            except GameAPIError:
+                if sweep.round == 1:
+                    raise
+                break  # the failed deletes stay reported as failed
+
+            def cancel(number: int, call: Call[DeleteResult]) -> None:
+                deleting = self._session.outcome(call)
+                outcome = self._drive(deleting)
+                sweep.record(number, outcome)
+                if self._risk is not None and not isinstance(outcome, GameAPIError):
+                    self._risk.cancelled(number)
+
+            run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
+        if self._risk is not None:
+            self._risk.mark_stale()
+        return sweep.result()
+
+    @contextmanager
+    def cancel_all_on_exit(self, contract: Any = None, side: Optional[str] = None) -> Iterator[None]:
+        """``with api.cancel_all_on_exit():`` cancels the resting orders when the block ends by an exception.
+
+        Ctrl-C (``KeyboardInterrupt``) and a cancelled task included; the
+        exception is raised again afterwards. A block that ends normally
+        leaves the orders resting.
+        """
+        try:
+            yield
+        except BaseException:
+            with shielded():
+                try:
+                    self.cancel_all_orders(contract, side)
+                except GameAPIError as failure:
+                    warnings.warn(f"cancel_all_on_exit could not cancel: {failure}", RuntimeWarning, stacklevel=2)
+            raise
+
     def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
-        return self._run(_calls.delete_order(order_id))
+        answer = self._run(calls.delete_order(order_id))
+        if self._risk is not None:
+            self._risk.cancelled(order_id)  # the limits' book: it rests no more
+        return answer
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -279,15 +417,15 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        return self._run(_calls.get_market_data(direction, duration, sort_by_price))
+        return self._run(calls.get_market_data(direction, duration, sort_by_price))
 
     def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return self._run(_calls.get_market_ltp(market_zone))
+        return self._run(calls.get_market_ltp(market_zone))
 
     def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return self._run(_calls.get_latest_available_ltp(duration))
+        return self._run(calls.get_latest_available_ltp(duration))
 
     def get_spot_data(
         self,
@@ -297,38 +435,38 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return self._run(_calls.get_spot_data(area_name, date_from, date_to, limit))
+        return self._run(calls.get_spot_data(area_name, date_from, date_to, limit))
 
     def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return self._run(_calls.get_spot_status())
+        return self._run(calls.get_spot_status())
 
     # -- helpers built on those calls ----------------------------------------------
 
     def test_connection(self) -> bool:
         """True when the exchange answers ``/status`` to our token; never raises for that."""
-        return self._run(_calls.test_connection())
+        return self._run(calls.test_connection())
 
     def find_order_by_id(self, order_id: Union[int, str]) -> Optional[Order]:
         """The caller's order with that id (``1234``, ``"1234"``, ``"ord_1234"``), or None.
 
         An id that no order can have (``"some_id"``) is None without a request.
         """
-        return self._run(_calls.find_order_by_id(order_id))
+        return self._run(calls.find_order_by_id(order_id))
 
     def find_matching_orders(self, order: Dict[str, Any]) -> List[Order]:
         """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
-        return self._run(_calls.find_matching_orders(order))
+        return self._run(calls.find_matching_orders(order))
 
     def get_market_best_offers(
         self, duration: Optional[str] = None, top_n: Optional[int] = 5
     ) -> Dict[str, BestOffers]:
         """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
-        return self._run(_calls.get_market_best_offers(duration, top_n))
+        return self._run(calls.get_market_best_offers(duration, top_n))
 
     def get_latest_ltp(self) -> Dict[str, LatestLTP]:
         """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
-        return self._run(_calls.get_latest_ltp())
+        return self._run(calls.get_latest_ltp())
 
     # -- live events, polled within the request budget ------------------------------
 

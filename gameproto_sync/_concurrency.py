@@ -6,11 +6,12 @@ event loop; the generated client uses whichever its package has.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Callable, Iterable, Tuple, TypeVar
 
-__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking"]
+__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "shielded"]
 
 Offset = TypeVar("Offset")
 Part = TypeVar("Part")
@@ -21,6 +22,11 @@ def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset
     """``send`` each part, one after another: a blocking call sends from its own thread alone."""
     for offset, part in parts:
         send(offset, part)
+
+
+def shielded() -> contextlib.nullcontext[None]:
+    """Nothing to shield from in a thread: the async client's scope that cancellation does not reach."""
+    return contextlib.nullcontext()
 
 
 def run_blocking(function: Callable[[], Result]) -> Result:

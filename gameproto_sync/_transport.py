@@ -15,8 +15,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import EmptyPoolError, HTTPError, ReadTimeoutError
 
-from gameproto._boundary import Response, Send, TransportFailure
-from gameproto._settings import ClientSettings
+from gameproto import ClientSettings, Response, Send, TransportFailure
 
 from ._deadline import DeadlineAdapter, set_deadline
 

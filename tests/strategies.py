@@ -151,3 +151,54 @@ def mutations(order: Dict[str, Any]) -> List[Mutation]:
     # Rule 2: one more minute of window than the duration says.
     found += [("duration", _set("duration", "16m" if order["duration"] != "16m" else "17m"))]
     return found
+
+
+# -- delivery periods, positions and risk limits (issue 23) ----------------------
+
+
+@st.composite
+def dst_days(draw: Callable[..., Any]) -> dt.date:
+    """The last Sunday of March or of October of a year 1980-2100: a day of 92 or 100 quarter-hours."""
+    year = draw(st.integers(min_value=1980, max_value=2100))
+    month = draw(st.sampled_from([3, 10]))
+    last = dt.date(year, month, 31)
+    return last - dt.timedelta(days=(last.weekday() - 6) % 7)
+
+
+@st.composite
+def contracts(draw: Callable[..., Any]) -> Any:
+    """A contract of 15, 30, 60 or 90 minutes starting on a quarter-hour of 2000-2080, clock-change days often."""
+    from gameproto import Contract
+
+    if draw(st.booleans()):
+        day = draw(dst_days())
+        start = dt.datetime.combine(day, dt.time(0), UTC) - dt.timedelta(hours=2)
+        start += dt.timedelta(minutes=15 * draw(st.integers(min_value=0, max_value=110)))
+    else:
+        moment = draw(st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2080, 1, 1)))
+        start = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0, tzinfo=UTC)
+    return Contract(start, draw(st.sampled_from([15, 30, 60, 90])))
+
+
+#: Names on the two sides of a trade: the caller's own (alice, alice-2) and others'.
+trader_names = st.sampled_from(["alice", "alice-2", "bob", "carol"])
+
+
+@st.composite
+def trades(draw: Callable[..., Any]) -> Dict[str, Any]:
+    """A trade as ``GET /trades`` lists it, between any two of ``trader_names``."""
+    contract = draw(contracts())
+    number = st.one_of(
+        st.integers(min_value=1, max_value=1000),
+        st.decimals(min_value=Decimal("0.1"), max_value=Decimal("500"), places=1),
+        st.floats(min_value=0.1, max_value=500).map(lambda value: round(value, 2)),
+    )
+    return {
+        "trade_id": f"trd_{draw(st.integers(min_value=1, max_value=10**6))}",
+        "contract": contract.id,
+        "volume": draw(number),
+        "price": draw(number),
+        "buyer": draw(trader_names),
+        "seller": draw(trader_names),
+        "fees": draw(st.sampled_from([0, 0.5, None])),
+    }

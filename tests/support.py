@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from gameproto._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from gameproto._flow import Session
+from gameproto._settings import ClientSettings
 
 __all__ = [
     "TOKEN",
@@ -190,10 +191,20 @@ def drive(
         flow.close()
 
 
+#: The options of ``Session`` itself; the others are a client's settings.
+_SESSION_OPTIONS = ("random", "budget", "shared_budget")
+
+
 def make_session(clock: FakeClock, **options: Any) -> Session:
-    """A session on ``clock`` with jitter pinned to the middle (``random() == 0.5``)."""
-    options.setdefault("random", lambda: 0.5)
-    return Session("personal-secret", clock=clock, wall_clock=clock.wall, **options)
+    """A session on ``clock`` with jitter pinned to the middle (``random() == 0.5``).
+
+    ``options`` are the settings of a client (``timeout=``, ``on_attempt=``...)
+    and the session's own (``random``, ``budget``, ``shared_budget``).
+    """
+    own = {name: options.pop(name) for name in _SESSION_OPTIONS if name in options}
+    own.setdefault("random", lambda: 0.5)
+    settings = ClientSettings.from_arguments("personal-secret", trust_env=False, **options)
+    return Session(settings, clock=clock, wall_clock=clock.wall, **own)
 
 
 def order_payload(path: str, price: float = 100.0) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gameproto import OrderValidationError, plan_orders, validate_order, validate_orders
+from gameproto import OrderValidationError, validate_order, validate_orders
+from gameproto._bulk import plan_orders
 
 from .strategies import NOW, mutations, valid_orders
 from .support import future_order

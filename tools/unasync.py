@@ -39,6 +39,7 @@ SUBSTITUTIONS: List[Tuple[str, str]] = [
     (r"\bAsyncTransport\b", "Transport"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bgameproto_async\b", "gameproto_sync"),
+    (r"\basynccontextmanager\b", "contextmanager"),  # cancel_all_on_exit: ``async with`` / ``with``
     # The package docstring says which client it is.
     (
         r"the GAME client for asyncio and trio, on ``httpcore`` and ``anyio``",

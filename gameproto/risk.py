@@ -1,0 +1,37 @@
+"""The trader's view and brakes: delivery periods, positions, pre-trade limits, the kill switch's answer.
+
+``Contract`` places a contract in the exchange's local delivery day
+(Europe/Zurich: 92, 96 or 100 quarter-hours); ``positions(trades, traders)``
+sums a trader's trades per contract and per day; ``RiskLimits`` is what
+``GameAPI(..., risk=...)`` holds every order to, before it is sent, and
+``RiskLimitError`` what a breach raises; ``CancelAll`` decides which orders
+the kill switch deletes, and ``CancelAllResult`` is what it answers. All of
+it is pure (docs/risk.md).
+"""
+
+from __future__ import annotations
+
+from ._cancel_all import CancelAll, CancelAllResult
+from ._contract import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
+from ._errors import RiskBreach, RiskLimitError
+from ._positions import DayPosition, Position, Positions, positions, trader_names
+from ._risk import RiskLimits, is_resting
+
+__all__ = [
+    "Contract",
+    "zurich_offset_hours",
+    "quarter_hours_in_day",
+    "local_day_start",
+    "delivery_day_of",
+    "positions",
+    "trader_names",
+    "Positions",
+    "Position",
+    "DayPosition",
+    "RiskLimits",
+    "RiskLimitError",
+    "RiskBreach",
+    "is_resting",
+    "CancelAll",
+    "CancelAllResult",
+]
