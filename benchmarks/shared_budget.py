@@ -23,8 +23,8 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
+from gameproto._budget import RequestBudget
 from gameproto_redis import SharedBudget
-from gameproto_redis._local import LocalWindow
 
 __all__ = ["main"]
 
@@ -120,13 +120,11 @@ def _median_us_in_thread(reserve: Callable[[], float], backend: str, batches: in
 
 
 def _local(limit: int) -> Callable[[], float]:
-    """The in-memory window as the fallback runs it: under a lock, on the monotonic clock."""
-    window = LocalWindow(limit, 60.0)
-    lock = threading.Lock()
+    """The in-memory window as the fallback runs it: the core's RequestBudget, on the monotonic clock."""
+    window = RequestBudget(limit, 60.0)
 
     def reserve() -> float:
-        with lock:
-            return window.reserve(time.monotonic())
+        return window.reserve(time.monotonic())
 
     return reserve
 

@@ -57,7 +57,7 @@ class StdlibGameAPI:
                 elif isinstance(action, Sleep):
                     reply = time.sleep(action.seconds)  # type: ignore[func-returns-value]
                 elif isinstance(action, Blocking):  # asked only by a budget shared through Redis
-                    reply = action.function()
+                    reply = action.function(action.time_left)
                 elif self.lock.acquire(timeout=action.wait):  # a RunLocked
                     try:
                         reply = self.drive(action.flow)

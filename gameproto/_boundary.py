@@ -20,6 +20,7 @@ __all__ = [
     "Sleep",
     "RunLocked",
     "Blocking",
+    "Unanswered",
     "Action",
     "Flow",
 ]
@@ -193,14 +194,31 @@ class RunLocked:
 
 @dataclass(frozen=True)
 class Blocking:
-    """Call ``function`` where blocking I/O is allowed; resume the flow with what it returned.
+    """Call ``function(time_left)`` where blocking I/O is allowed; resume the flow with what it returned.
 
-    Only a budget shared with other processes asks for this (its Redis round
-    trip): the blocking client calls it, the async client runs it in a
-    worker thread so that the event loop never waits on it.
+    ``time_left`` is what remains of the call's deadline, in seconds: the
+    function bounds its own I/O by it (a store's socket timeouts) and returns
+    by then, so the call keeps its deadline. The blocking client calls it in
+    the caller's thread. The async client runs it in a worker thread so that
+    the event loop never waits on it; a cancellation abandons that thread
+    (its late result is dropped), and when ``time_left`` passes without an
+    answer the driver resumes the flow with ``Unanswered``. The core hands
+    drivers functions that never raise (a failure is returned as
+    ``Unanswered``), so a driver passes on whatever comes back.
+
+    A budget shared with other processes asks for this (its Redis round
+    trip), and so may any other store the core writes to or reads from.
     """
 
-    function: Callable[[], Any]
+    function: Callable[[float], Any]
+    time_left: float
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """What a ``Blocking`` function gave instead of an answer: it failed, or did not return in time."""
+
+    detail: str
 
 
 Action = Union[Send, Sleep, RunLocked, Blocking]

@@ -36,8 +36,9 @@ State
     the client.
 
 ``pause(seconds, now)``
-    ``P = max(P, now + seconds)``: a 429's ``Retry-After`` holds every caller,
-    not only the one that got it.
+    ``P = max(P, now + min(seconds, RETRY_AFTER_MAX))``: a 429's
+    ``Retry-After`` holds every caller, not only the one that got it, for at
+    most 5 minutes (a longer one is a broken or hostile server's).
 
 ``refused(now, retry_after)`` (a request we sent was answered 429)
     ``pause(retry_after, now)`` when the server said how long; forget the
@@ -47,6 +48,21 @@ State
     the account), and "auto" follows only what the exchange says, its
     ``/status`` limit and its ``Retry-After``. A server that enforces a
     limit it never states is met with a fixed ``requests_per_minute``.
+
+Pacing alone while a budget shared with other processes is out of reach
+(``gameproto_redis``), the same rule runs locally with two more steps:
+
+``record(now)``
+    A slot the shared store granted at ``now``: append ``max(now, last of G)``
+    to ``G`` whatever its length, then keep only the newest ``L`` times. So
+    the switch to pacing alone does not burst.
+
+``share(n)``
+    ``n`` clients of the account asked the shared store in the last window:
+    alone, this one takes ``A = max(1, L // n)`` (``A = L`` when ``n`` is 1).
+    Step 4 then compares ``len(G)`` with ``A``, and step 5 answers
+    ``G[len(G) - A] + W - now``: the moment enough grants have left the
+    window for one slot to be free.
 
 What follows: in every half-open interval ``[s, s + W)`` at most ``L``
 requests are granted (the last of ``L + 1`` would have found the other ``L``
@@ -68,6 +84,7 @@ calls from many threads); the lock is never held while anyone waits.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 from typing import Any, Deque, Optional, Protocol, Union
 
@@ -75,7 +92,16 @@ from . import _constants
 from ._arguments import is_number
 from ._errors import RateLimitError
 
-__all__ = ["RequestBudget", "check_limit", "AUTO", "WINDOW_SECONDS", "limit_from_status", "budget_exhausted"]
+__all__ = [
+    "RequestBudget",
+    "BudgetStore",
+    "check_limit",
+    "AUTO",
+    "WINDOW_SECONDS",
+    "limit_from_status",
+    "budget_exhausted",
+    "usable_wait",
+]
 
 #: The limit spelt this way follows what the exchange says.
 AUTO = "auto"
@@ -113,6 +139,7 @@ class RequestBudget:
         self._window = float(window)
         self._granted: Deque[float] = collections.deque()
         self._paused_until = 0.0
+        self._share = 1
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -145,10 +172,26 @@ class RequestBudget:
             horizon = now - self._window
             while granted and granted[0] <= horizon:
                 granted.popleft()
-            if len(granted) < self._limit:
+            allowed = max(1, self._limit // self._share)
+            taken = len(granted)
+            if taken < allowed:
                 granted.append(max(now, granted[-1]) if granted else now)
                 return 0.0
-            return granted[0] + self._window - now
+            return granted[taken - allowed] + self._window - now
+
+    def record(self, now: float) -> None:
+        """Count a slot granted elsewhere (by a shared store) at ``now``, whatever the local count."""
+        if self._limit is None:
+            return
+        with self._lock:
+            granted = self._granted
+            granted.append(max(now, granted[-1]) if granted else now)
+            while len(granted) > self._limit:
+                granted.popleft()
+
+    def share(self, clients: int) -> None:
+        """``clients`` clients of the account share the limit: alone, this one takes its part of it."""
+        self._share = clients if _positive_whole(clients) else 1
 
     def learn_limit(self, requests_per_window: Any) -> bool:
         """Follow the exchange's advertised limit (``"auto"`` only); True when it was taken."""
@@ -165,7 +208,7 @@ class RequestBudget:
         if self._limit is None or not seconds > 0:  # also refuses NaN
             return
         with self._lock:
-            self._paused_until = max(self._paused_until, now + min(float(seconds), 1e9))
+            self._paused_until = max(self._paused_until, now + min(float(seconds), _constants.RETRY_AFTER_MAX))
 
     def refused(self, now: float, retry_after: Optional[float] = None) -> None:
         """A request sent under this budget was answered 429: pause every caller, give its slot back."""
@@ -190,23 +233,40 @@ class RequestBudget:
             return sum(1 for granted in self._granted if granted > now - self._window)
 
 
-class SharedBudget(Protocol):
-    """A budget shared with other processes (``gameproto_redis.SharedBudget``): the same rule, kept elsewhere.
+class BudgetStore(Protocol):
+    """A request budget shared with other processes (``gameproto_redis.SharedBudget``): the same rule, kept elsewhere.
 
-    Its methods block on I/O, so the flow asks for them through ``Blocking``.
+    Its methods block on I/O, so the flow asks for them through ``Blocking``,
+    with the call's time left: each bounds its I/O by it. What a store
+    answers is not trusted (``usable_wait``): a wait that is not a number
+    >= 0 is no answer, and the client paces alone.
     """
 
-    def reserve(self) -> float:
+    def reserve(self, time_left: Optional[float] = None) -> float:
         """0.0 when a slot was taken; else the seconds to wait before asking again."""
 
-    def learn_limit(self, n: int) -> None:
+    def learn_limit(self, n: int, time_left: Optional[float] = None) -> None:
         """Follow the exchange's advertised limit (``"auto"`` only)."""
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, time_left: Optional[float] = None) -> None:
         """Hold every client of the budget for ``seconds`` (a 429's ``Retry-After``)."""
 
     def close(self) -> None:
         """Let go of the connection to the shared store."""
+
+
+def usable_wait(answer: Any) -> Optional[float]:
+    """A store's answer to ``reserve`` as a wait (0.0: granted), or None when it is not one.
+
+    Only a real number from 0 up to a window and a pause is a wait: a
+    negative one (an overflow in the store) is never a grant.
+    """
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return None
+    wait = float(answer)
+    if not (0.0 <= wait <= _constants.RETRY_AFTER_MAX + _constants.BUDGET_WINDOW) or math.isnan(wait):
+        return None
+    return wait
 
 
 def limit_from_status(status: Any) -> Optional[int]:

@@ -12,6 +12,7 @@ __all__ = [
     "BACKOFF_INITIAL",
     "BACKOFF_MAX",
     "RETRY_AFTER_CAP",
+    "RETRY_AFTER_MAX",
     "TOKEN_REFRESH_MARGIN",
     "DEFAULT_TOKEN_LIFETIME",
     "BULK_LIMIT",
@@ -60,6 +61,11 @@ BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
 #: The longest Retry-After we honour by sleeping; longer raises RateLimitError.
 RETRY_AFTER_CAP = 60.0
+#: The longest pause an answer's Retry-After imposes (on the call, on every
+#: caller of the request budget, on a budget shared through Redis): 5 minutes.
+#: A longer one (``Retry-After: 999999999``, a date in the year 9999) comes from
+#: a broken or hostile server; it is taken as this, and logged once.
+RETRY_AFTER_MAX = 300.0
 
 #: Refresh the access token this many seconds before it expires.
 TOKEN_REFRESH_MARGIN = 60.0

@@ -22,13 +22,13 @@ import functools
 import logging
 import random as _random
 import time
-from typing import Callable, Generic, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
 from ._attempt import Attempt, logger, report
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
-from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
-from ._budget import RequestBudget, SharedBudget, budget_exhausted, limit_from_status
+from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure, Unanswered
+from ._budget import BudgetStore, RequestBudget, budget_exhausted, limit_from_status, usable_wait
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator
 from ._errors import (
@@ -41,14 +41,51 @@ from ._errors import (
     error_for_no_token,
     error_for_token_exchange,
     error_for_unreadable,
+    redact,
 )
 from ._orders import EXCHANGE_CLOCK
-from ._retry import RetryDecision, parse_retry_after
+from ._retry import RetryDecision, read_retry_after
 from ._settings import ClientSettings
 
 __all__ = ["Attempt", "Session"]
 
 T = TypeVar("T")
+
+
+def _unfailing(function: Callable[..., T], *args: Any) -> Union[T, Unanswered]:
+    """``function(*args)``, or its failure as ``Unanswered``: a ``Blocking`` function never raises."""
+    try:
+        return function(*args)
+    except Exception as error:
+        return Unanswered(f"{type(error).__name__}: {error}")
+
+
+def _blocking(time_left: float, function: Callable[..., Any], *args: Any) -> Blocking:
+    """The action that asks a shared budget for ``function(*args, time_left)``, where blocking is allowed."""
+    return Blocking(functools.partial(_unfailing, function, *args), max(0.0, time_left))
+
+
+def _warn_unusable(answer: object, secrets: Tuple[str, ...]) -> str:
+    """Say (once an outage) that the shared budget gave no usable answer; what it gave."""
+    detail = answer.detail if isinstance(answer, Unanswered) else f"an answer that is not a wait: {answer!r:.60}"
+    logger.warning(
+        "shared request budget: no usable answer (%s); pacing this client alone with its own budget "
+        "until it answers again",
+        redact(detail, secrets),
+    )
+    return detail
+
+
+def _warn_absurd_pause(request: Request, said: float, taken: Optional[float]) -> None:
+    """Say (once a client) that an answer asked for a pause longer than ``RETRY_AFTER_MAX``."""
+    logger.warning(
+        "%s %s: the answer's Retry-After asks for a pause of %.3g s; taking %g s, the longest pause "
+        "an answer may impose (later ones are capped without a word)",
+        request.method,
+        request.path,
+        said,
+        taken,
+    )
 
 
 def _own_copy(error: GameAPIError) -> GameAPIError:
@@ -77,7 +114,7 @@ class Session:
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
         budget: Optional[RequestBudget] = None,
-        shared_budget: Optional[SharedBudget] = None,
+        shared_budget: Optional[BudgetStore] = None,
     ) -> None:
         self.settings = settings
         self.tokens = TokenState(settings.token)
@@ -95,6 +132,10 @@ class Session:
         self.budget = budget
         #: A budget shared with other processes, which then decides instead of ``budget``.
         self.shared_budget = shared_budget
+        #: Why the shared budget gave no usable answer, while it gives none (warned once).
+        self.shared_trouble: Optional[str] = None
+        #: Whether an absurd Retry-After was logged (once a client).
+        self.told_absurd_pause = False
         #: The exchange's clock, learnt from the answers' ``Date`` and ``/status``'s ``timestamp``.
         self.exchange_clock = ClockEstimator()
 
@@ -146,43 +187,59 @@ class Session:
 
     def _wait_for_slot(self, request: Request, deadline: float, authorised: bool, now: float) -> Flow[float]:
         """Wait for a slot of the budget within the deadline; the time the request may leave."""
-        wait = yield from self._slot(now, authorised)
+        wait = yield from self._slot(now, authorised, deadline)
         while wait > 0:
             # No slot yet: wait for one, within the call's deadline.
             if now + wait >= deadline:
                 raise budget_exhausted(wait, method=request.method, path=request.path)
             yield Sleep(wait)
             now = self.clock()
-            wait = yield from self._slot(now, authorised)
+            wait = yield from self._slot(now, authorised, deadline)
+        if self.shared_budget is not None and authorised:
+            now = self.clock()  # the shared budget's round trip took some of the time
         return now
 
-    def _slot(self, now: float, authorised: bool) -> Flow[float]:
+    def _slot(self, now: float, authorised: bool, deadline: float) -> Flow[float]:
         """The seconds to wait before a request may leave; 0.0 when it may leave now.
 
         A call takes a slot of the request budget. The token exchange takes
         none: GAME counts requests per access token, and the exchange carries
         none (the embedded exchange does not count it either); but it waits
-        out a 429's pause like every other request of the client.
+        out a 429's pause like every other request of the client. A shared
+        budget that gives no usable answer in the call's time (it failed, it
+        was too slow, it said something that is not a wait) leaves the client
+        to pace alone with its own budget, as during an outage.
         """
         if not authorised:
             return self.budget.paused_for(now)
         if self.shared_budget is None:
             return self.budget.reserve(now)
-        return (yield Blocking(self.shared_budget.reserve))  # type: ignore[no-any-return]
+        answer = yield _blocking(deadline - self.clock(), self.shared_budget.reserve)
+        wait = usable_wait(answer)
+        if wait is None:
+            if self.shared_trouble is None:
+                self.shared_trouble = _warn_unusable(answer, tuple(self.tokens.secrets))
+            return self.budget.reserve(self.clock())
+        if self.shared_trouble is not None:
+            self.shared_trouble = None
+            logger.info("shared request budget: usable answers again; back to the shared window")
+        if wait == 0.0:
+            self.budget.record(self.clock())  # so that pacing alone later does not burst
+        return wait
 
-    def _pause(self, retry_after: Optional[float]) -> Flow[None]:
+    def _pause(self, retry_after: Optional[float], deadline: float) -> Flow[None]:
         """A 429 holds every caller of this client (of the account, when the budget is shared), not only this one."""
         self.budget.refused(self.clock(), retry_after)
         if self.shared_budget is not None and retry_after is not None:
-            yield Blocking(functools.partial(self.shared_budget.pause, retry_after))
+            yield _blocking(deadline - self.clock(), self.shared_budget.pause, retry_after)
 
-    def _learn_from_status(self, status: object, sent_at: float) -> Flow[None]:
+    def _learn_from_status(self, status: object, sent_at: float, deadline: float) -> Flow[None]:
         """A ``/status`` answer tells the exchange's limit and its time."""
         limit = limit_from_status(status)
         if limit is not None:
             self.budget.learn_limit(limit)
             if self.shared_budget is not None:
-                yield Blocking(functools.partial(self.shared_budget.learn_limit, limit))
+                yield _blocking(deadline - self.clock(), self.shared_budget.learn_limit, limit)
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str):
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
@@ -261,6 +318,8 @@ class _Attempts(Generic[T]):
             if started >= deadline:
                 raise error_for_deadline(request, session.timeout, self.attempt - 1)
             self.started = yield from session._wait_for_slot(request, deadline, self.authorised, started)
+            if self.started >= deadline:  # a shared budget's round trip took the rest of the time
+                raise error_for_deadline(request, session.timeout, self.attempt - 1)
             time_left = deadline - self.started
             sent_at = session.wall_clock()
             reply = yield Send(
@@ -293,7 +352,7 @@ class _Attempts(Generic[T]):
             self._record(reply.status, None, None)
         answer = self._parse(reply)
         if self.request.path == STATUS_PATH:
-            yield from self.session._learn_from_status(answer, sent_at)
+            yield from self.session._learn_from_status(answer, sent_at, self.deadline)
         return answer
 
     def _reauthorise(self, reply: Response) -> bool:
@@ -308,9 +367,12 @@ class _Attempts(Generic[T]):
     def _refused(self, reply: Response) -> Flow[RetryDecision]:
         """The retry after an error status; the call's error when there is none."""
         session = self.session
-        retry_after = parse_retry_after(reply.header("Retry-After"), now=session.wall_clock())
+        retry_after, said = read_retry_after(reply.header("Retry-After"), now=session.wall_clock())
+        if said is not None and not session.told_absurd_pause:
+            session.told_absurd_pause = True
+            _warn_absurd_pause(self.request, said, retry_after)
         if reply.status == 429:
-            yield from session._pause(retry_after)
+            yield from session._pause(retry_after, self.deadline)
         decision = session.retry_policy.after_status(
             reply.status,
             creates=self.creates,

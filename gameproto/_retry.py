@@ -10,7 +10,7 @@ import datetime as _dt
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from . import _constants
 from ._arguments import is_number
@@ -21,6 +21,7 @@ __all__ = [
     "RetryDecision",
     "RETRYABLE_STATUSES",
     "parse_retry_after",
+    "read_retry_after",
     "parse_http_date",
     "backoff_delay",
 ]
@@ -86,24 +87,33 @@ def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> O
     The value is either delay-seconds (ASCII digits) or an HTTP date, the two
     forms RFC 9110 allows; anything else (``1.5``, ``+5``, ``1_0``, ``0x10``,
     ``1e1``) says nothing. ``now`` is the wall clock (epoch seconds) that an
-    HTTP date is measured from. A date in the past means "now" (0 s).
+    HTTP date is measured from. A date in the past means "now" (0 s). A wait
+    longer than ``RETRY_AFTER_MAX`` (5 minutes) is taken as that.
     """
+    return read_retry_after(value, now=now)[0]
+
+
+def read_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Tuple[Optional[float], Optional[float]]:
+    """``parse_retry_after``'s wait, and what the value said when it was longer than the cap (else None)."""
     if value is None:
-        return None
+        return None, None
     # Only the optional whitespace HTTP allows around a field value.
     text = value.strip(" \t")
     if not text:
-        return None
+        return None, None
     if _DELAY_SECONDS.fullmatch(text):
-        if len(text.lstrip("0")) > _LONGEST_DELAY_DIGITS:
-            return 1e9
-        return min(float(int(text)), 1e9)
-    when = parse_http_date(text)
-    if when is None:
-        return None
-    if now is None:
-        now = time.time()
-    return max(when - now, 0.0)
+        digits = text.lstrip("0")
+        said = float(int(digits)) if digits and len(digits) <= _LONGEST_DELAY_DIGITS else (1e12 if digits else 0.0)
+    else:
+        when = parse_http_date(text)
+        if when is None:
+            return None, None
+        if now is None:
+            now = time.time()
+        said = max(when - now, 0.0)
+    if said > _constants.RETRY_AFTER_MAX:
+        return _constants.RETRY_AFTER_MAX, said
+    return said, None
 
 
 def backoff_delay(

@@ -7,12 +7,13 @@ has the same names for threads.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Optional, Tuple, TypeVar
+from typing import Awaitable, Callable, Iterable, Optional, Tuple, TypeVar, Union
 
 import anyio
 import anyio.to_thread
 
 from gameproto import _constants
+from gameproto._boundary import Unanswered
 
 __all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "current_loop", "shielded"]
 
@@ -66,9 +67,15 @@ class TokenLock:
         self._lock.release()
 
 
-async def run_blocking(function: Callable[[], R]) -> R:
-    """``function()`` in a worker thread: the event loop goes on while it waits on I/O."""
-    return await anyio.to_thread.run_sync(function)
+async def run_blocking(function: Callable[[float], R], time_left: float) -> Union[R, Unanswered]:
+    """``function(time_left)`` in a worker thread: the event loop goes on while it waits on I/O.
+
+    The wait ends at ``time_left`` (``Unanswered``) or at a cancellation;
+    either way the thread is abandoned, and its late result dropped.
+    """
+    with anyio.move_on_after(max(0.0, min(time_left, 1e6))):
+        return await anyio.to_thread.run_sync(function, time_left, abandon_on_cancel=True)
+    return Unanswered(f"no answer within the call's {time_left:.3g} s left")
 
 
 async def run_parts(send: Callable[[A, B], Awaitable[None]], parts: Iterable[Tuple[A, B]]) -> None:

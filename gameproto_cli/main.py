@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "gameproto_cli.demo",
     "gameproto_cli.watch",
     "gameproto_cli.risk",  # positions, cancel-all (issue 23)
+    "gameproto_cli.sandbox",  # the sandbox's clock and reset (issue 24)
 )
 
 EXAMPLES = """examples:

@@ -15,6 +15,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 from typing import Any, Iterator, List, Optional, Tuple
 
 from gameproto._constants import (
@@ -50,6 +51,7 @@ EXAMPLES = """examples:
   game serve --token-file alice.token --token-file bob.token   # your own tokens, kept out of history
   game serve --tls-cert cert.pem --tls-key key.pem --backend trio
   game serve --clock-offset 300                # the exchange's clock 5 minutes ahead of yours
+  game serve --seed-market --clock manual --admin-token s3cret --state sandbox.db   # a team's sandbox
   game status --url http://127.0.0.1:8765 --token demo-token   # then talk to it
 """
 
@@ -168,6 +170,35 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         help=f"wrong personal tokens one address may try a minute before 429; valid ones are never limited "
         f"(default {AUTH_REFUSALS_PER_MINUTE})",
     )
+    sandbox = parser.add_argument_group("sandbox (a web view at /, a test clock, state on disk, moving makers)")
+    sandbox.add_argument(
+        "--clock",
+        choices=("real", "manual"),
+        default="real",
+        help="real: the host's time (default); manual: starts at the host's time and moves only when told "
+        "(game sandbox clock advance 15m)",
+    )
+    sandbox.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN)",
+    )
+    sandbox.add_argument(
+        "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
+    )
+    sandbox.add_argument(
+        "--state",
+        metavar="PATH",
+        help="keep orders, trades, trader names and the clock in this SQLite file across restarts",
+    )
+    sandbox.add_argument(
+        "--scenario",
+        metavar="PATH",
+        help="market makers that keep quoting, described in this TOML file (see docs/sandbox.md)",
+    )
+    sandbox.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the prices and the makers' draws (default 0)"
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     parser.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert, if not in the same file")
@@ -268,6 +299,8 @@ async def _serve(
                 hint = "" if args.port == 0 else " (--port 0 picks a free port)"
                 raise CommandFailed(f"cannot listen on {where}: {error.strerror or error}{hint}") from None
             print(f"GAME exchange serving on {running.base_url} (API at {running.base_url}{API_PREFIX})", flush=True)
+            print(f"web view: {running.base_url}/", flush=True)
+            print(_sandbox_line(exchange), flush=True)
             if demo:
                 print(f"personal token: {DEMO_TOKEN}", flush=True)
             else:
@@ -290,25 +323,79 @@ async def _serve(
     print(f"stopped after {served}", flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM; 0 when stopped that way."""
-    import anyio
+def _sandbox_line(sandbox: Any) -> str:
+    """One line on the sandbox's clock, state and admin endpoints (never the admin token)."""
+    import datetime as dt
 
+    now = dt.datetime.fromtimestamp(sandbox.now(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parts = [f"clock: {'manual' if sandbox.clock is not None else 'real'} ({now})"]
+    if sandbox.store is not None:
+        parts.append(f"state: {sandbox.store.path} ({'restored' if sandbox.restored else 'new'})")
+    parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token)"))
+    return "; ".join(parts)
+
+
+def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
+    """The exchange wrapped in the sandbox the flags ask for."""
     from gameproto.simulator.exchange import Exchange
+    from gameproto.simulator.makers import Scenario
+    from gameproto_exchange import ManualClock, Sandbox, ScenarioError, Store, load_scenario
 
-    require_backend(args.backend)  # before anything: a missing trio is one line, not a traceback
-    tokens, demo = _tokens(args)
-    context = _tls_context(args)
+    admin_token = args.admin_token
+    if args.admin_token_file:
+        if admin_token is not None:
+            raise UsageError("give --admin-token or --admin-token-file, not both")
+        admin_token = _read_tokens(args.admin_token_file)[0]
+    if admin_token is not None and not admin_token.strip():
+        raise UsageError("--admin-token needs a non-empty value")
+    scenario = None
+    if args.scenario:
+        try:
+            scenario = load_scenario(args.scenario)
+        except ScenarioError as problem:
+            raise UsageError(str(problem)) from None
+    elif args.seed_market:
+        scenario = Scenario()
+    clock = ManualClock() if args.clock == "manual" else None
     exchange = Exchange(
+        clock=clock if clock is not None else time.time,
         tokens=tuple(tokens),
         rate_limit_per_minute=args.rate_limit,
         clock_offset=args.clock_offset,
         auth_refusals_per_minute=args.auth_refusals,
+        seed=args.seed,
     )
-    if args.seed_market:
+    store = None
+    if args.state:
+        import sqlite3
+
+        try:
+            store = Store(args.state)
+        except (sqlite3.Error, OSError) as error:
+            raise UsageError(f"cannot open the state file {args.state!r}: {error}") from None
+    sandbox = Sandbox(
+        exchange, clock=clock, admin_token=admin_token and admin_token.strip(), store=store, scenario=scenario
+    )
+    if args.seed_market and not sandbox.restored:
         exchange.seed_market()
+        sandbox.changed()
+    sandbox.quote()
+    return sandbox
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; 0 when stopped that way."""
+    import anyio
+
+    require_backend(args.backend)  # before anything: a missing trio is one line, not a traceback
+    tokens, demo = _tokens(args)
+    context = _tls_context(args)
+    exchange = _sandbox(args, tokens)
     try:
         anyio.run(_serve, args, exchange, context, len(tokens), demo, backend=args.backend)
     except KeyboardInterrupt:  # only where signals cannot be watched, or before they are
         print("stopped", flush=True)
+    finally:
+        if exchange.store is not None:
+            exchange.store.close()
     return 0

@@ -5,6 +5,21 @@ Neither client imports it; ``game serve`` and ``game demo`` do, and so do the te
 
 from __future__ import annotations
 
+from ._clock import ClockRefused, ManualClock
+from ._persist import Store
+from ._sandbox import Sandbox
+from ._scenario import ScenarioError, load_scenario
 from ._server import Limits, RunningServer, ServerThread, serve_exchange
 
-__all__ = ["Limits", "RunningServer", "ServerThread", "serve_exchange"]
+__all__ = [
+    "Limits",
+    "RunningServer",
+    "ServerThread",
+    "serve_exchange",
+    "Sandbox",
+    "ManualClock",
+    "ClockRefused",
+    "Store",
+    "load_scenario",
+    "ScenarioError",
+]

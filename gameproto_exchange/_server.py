@@ -180,8 +180,8 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def _to_request(event: h11.Request, body: bytes, client: str) -> Optional[Request]:
-    """The exchange's view of an HTTP request, or None when it is not under the API prefix.
+def _to_request(event: h11.Request, body: bytes, client: str, prefix: str = API_PREFIX) -> Optional[Request]:
+    """The exchange's view of an HTTP request, or None when it is not under ``prefix``.
 
     The client's address rides in a header of its own; one the client sent is dropped.
     """
@@ -191,7 +191,7 @@ def _to_request(event: h11.Request, body: bytes, client: str) -> Optional[Reques
         path, query = parts.path or "/", parts.query
     else:
         path, _, query = target.partition("?")
-    if path != API_PREFIX and not path.startswith(API_PREFIX + "/"):
+    if prefix and path != prefix and not path.startswith(prefix + "/"):
         return None
     sent = [
         (name.decode("latin-1").lower(), value.decode("latin-1"))
@@ -201,7 +201,7 @@ def _to_request(event: h11.Request, body: bytes, client: str) -> Optional[Reques
     return Request(
         method=event.method.decode("ascii", "replace"),
         # The path stays percent-encoded, as Request.path is on the client side.
-        path=path[len(API_PREFIX) :] or "/",
+        path=path[len(prefix) :] or "/",
         query=tuple(parse_qsl(query, keep_blank_values=True)),
         headers=(*sent, (SERVER_CLIENT_HEADER, client)),
         body=body or None,
@@ -395,7 +395,7 @@ class _Connection:
         """Answer one request; False when the connection is to be dropped instead."""
         request = _to_request(event, body, self.client)
         if request is None:
-            await self._respond(_json_response(404, "Not Found"), event.method)
+            await self._respond(self._outside_api(event, body), event.method)
             return True
         try:
             reaction = self.server.exchange.react(request)
@@ -411,6 +411,18 @@ class _Connection:
             return False  # the fault asked for a dropped connection
         await self._respond(reaction.response, event.method)
         return True
+
+    def _outside_api(self, event: h11.Request, body: bytes) -> Response:
+        """A path outside the API prefix: the reactor's ``outside_api`` answers it (the sandbox's page), else 404."""
+        outside = getattr(self.server.exchange, "outside_api", None)
+        if outside is None:
+            return _json_response(404, "Not Found")
+        try:
+            response: Response = outside(_to_request(event, body, self.client, prefix=""))
+        except Exception:
+            logger.error("the sandbox failed on %s", event.target[:200], exc_info=True)
+            return _json_response(500, "Internal Server Error")
+        return response
 
     async def _refuse(self, status: int, detail: str, response: Optional[Response] = None) -> None:
         """Answer an error if h11 still allows it, then close after draining what the client sends."""

@@ -1,14 +1,21 @@
 """gameproto_redis: one account's request budget, shared by every process and host through Redis.
 
 ``SharedBudget(url, key)`` paces the requests of every client that names the
-same Redis and key with one sliding window (the local budget's rule), decided
-atomically in Redis on the Redis server's clock; ``default_key(base_url,
-token)`` names an account's budget without configuration. Installed with the
-``redis`` extra: ``pip install "gameproto[redis]"``.
+same Redis and key with one sliding window (the core's ``RequestBudget``
+rule), decided atomically in Redis on the Redis server's clock;
+``default_key(base_url, token)`` names an account's budget without
+configuration; ``budget_for(settings)`` is the budget a client's
+``budget_url`` names (the clients import this package only then). Installed
+with the ``redis`` extra: ``pip install "gameproto[redis]"``.
 """
 
 from __future__ import annotations
 
-from ._shared import Grant, SharedBudget, default_key
+try:
+    import redis as _redis  # noqa: F401
+except ImportError as missing:  # redis-py is an extra
+    raise ImportError(f'budget_url needs redis-py: pip install "gameproto[redis]" ({missing})') from None
 
-__all__ = ["Grant", "SharedBudget", "default_key"]
+from ._shared import Grant, SharedBudget, budget_for, default_key
+
+__all__ = ["Grant", "SharedBudget", "budget_for", "default_key"]

@@ -21,8 +21,21 @@ The rule (the local budget's, applied to every client of one key at once):
   two small keys; every key expires when idle (the grants ``window`` after
   the last one, the learnt limit after ``idle_expiry``).
 
-When Redis does not answer (connection refused, a 0.5 s timeout, any Redis
-error), the client paces alone with a local window of the same rule (one
+Every value read from Redis is untrusted: the script clamps a pause to at
+most 5 minutes (``RETRY_AFTER_MAX``) and rewrites it to end by then, takes a
+grant stamped in the future as granted now, and ignores a learnt limit that
+is not a whole number from 1 to 2**31 - 1; a pause it cannot read is an error.
+The client checks the script's answer too.
+
+Each exchange with Redis ends by a deadline: ``connect_timeout`` plus
+``read_timeout``, or the caller's ``time_left`` when that is sooner. Each
+socket wait is bounded by what remains of it, and a watchdog thread shuts
+the socket of an exchange still running at its deadline (a server that
+dribbles a byte at a time never reaches a socket timeout).
+
+When Redis does not answer (connection refused, a timeout, the deadline, any
+error at all, an answer that is not the script's: something that is not
+Redis), the client paces alone with the core's ``RequestBudget`` (one
 warning on the ``gameproto`` logger per outage, the URL shown without its
 password) and asks Redis again at most every ``retry_interval`` seconds; the
 first answer puts it back on the shared window. So that the clients together
@@ -37,27 +50,38 @@ a Redis that restarted empty knows them too.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
-from ._local import AUTO_START, LocalWindow, check_limit, check_window
+from gameproto import _constants
+from gameproto._budget import RequestBudget
 
-__all__ = ["Grant", "SharedBudget", "default_key", "redacted_url"]
+if TYPE_CHECKING:
+    from gameproto._settings import ClientSettings
+
+__all__ = ["Grant", "SharedBudget", "budget_for", "default_key", "redacted_url"]
 
 logger = logging.getLogger("gameproto")
+
+#: The longest pause, in microseconds (the core's cap on what an answer may impose).
+MAX_PAUSE_US = round(_constants.RETRY_AFTER_MAX * 1e6)
+#: The largest limit the script takes from Redis.
+LARGEST_LIMIT = 2**31 - 1
 
 #: KEYS: 1 the grant times (sorted set, score = server microseconds), 2 the
 #: learnt limit, 3 the pause's end (server microseconds), 4 the clients that
@@ -78,18 +102,36 @@ local op = ARGV[1]
 local window = tonumber(ARGV[2])
 local fixed = tonumber(ARGV[3])
 local idle = tonumber(ARGV[5])
+local max_pause = MAX_PAUSE_US
 local now = tonumber(ARGV[8])
 if not now then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
+local stamp = string.format('%.17g', now)
 if op == 'learn' then
   redis.call('SET', learnt, ARGV[7], 'PX', idle)
   return {0, 0, tonumber(ARGV[7]), 0, 0}
 end
 local limit = fixed
-if limit == 0 then limit = tonumber(redis.call('GET', learnt) or ARGV[4]) end
-local pause_end = tonumber(redis.call('GET', paused) or '0')
+if limit == 0 then
+  -- Untrusted: a whole number from 1 to LARGEST_LIMIT, or the start.
+  limit = tonumber(redis.call('GET', learnt) or ARGV[4])
+  if not limit or limit ~= limit or limit < 1 or limit > LARGEST_LIMIT or limit % 1 ~= 0 then
+    limit = tonumber(ARGV[4])
+  end
+end
+local pause_end = 0
+local told = redis.call('GET', paused)
+if told then
+  pause_end = tonumber(told)
+  if not pause_end or pause_end ~= pause_end then return redis.error_reply('ERR unreadable pause in ' .. paused) end
+  if pause_end > now + max_pause then
+    -- Untrusted: no pause outlasts the cap from now; it is rewritten to end then.
+    pause_end = now + max_pause
+    redis.call('SET', paused, string.format('%.17g', pause_end), 'PX', math.ceil(max_pause / 1000) + 1)
+  end
+end
 if op == 'replay' then
   for index = 10, #ARGV do
     local at = string.format('%.17g', now - tonumber(ARGV[index]))
@@ -99,22 +141,28 @@ if op == 'replay' then
   return {0, 0, limit, 0, 0}
 end
 if op == 'pause' then
-  local wanted = now + tonumber(ARGV[7])
+  local seconds = math.min(tonumber(ARGV[7]), max_pause)
+  local wanted = now + seconds
   if wanted > pause_end then
-    redis.call('SET', paused, string.format('%.17g', wanted), 'PX', math.ceil(tonumber(ARGV[7]) / 1000) + 1)
+    redis.call('SET', paused, string.format('%.17g', wanted), 'PX', math.ceil(seconds / 1000) + 1)
   end
   return {0, 0, limit, 0, 0}
 end
 local horizon = string.format('%.17g', now - window)
-redis.call('ZADD', clients, string.format('%.17g', now), ARGV[9])
+redis.call('ZADD', clients, stamp, ARGV[9])
 redis.call('ZREMRANGEBYSCORE', clients, '-inf', horizon)
 redis.call('PEXPIRE', clients, math.ceil(window / 1000))
 local asking = redis.call('ZCARD', clients)
 if pause_end > now then return {pause_end - now, 0, limit, 1, asking} end
 redis.call('ZREMRANGEBYSCORE', grants, '-inf', horizon)
+if redis.call('ZCOUNT', grants, '(' .. stamp, '+inf') > 0 then
+  -- Untrusted: a grant stamped after now (inf, 1e30, another server's clock) was granted now.
+  local ahead = redis.call('ZRANGEBYSCORE', grants, '(' .. stamp, '+inf')
+  redis.call('ZREMRANGEBYSCORE', grants, '(' .. stamp, '+inf')
+  for _, member in ipairs(ahead) do redis.call('ZADD', grants, stamp, member) end
+end
 local taken = redis.call('ZCARD', grants)
 if taken < limit then
-  local stamp = string.format('%.17g', now)
   redis.call('ZADD', grants, stamp, stamp .. ':' .. ARGV[6])
   redis.call('PEXPIRE', grants, math.ceil(window / 1000))
   if fixed == 0 then redis.call('PEXPIRE', learnt, idle) end
@@ -122,7 +170,7 @@ if taken < limit then
 end
 local blocking = redis.call('ZRANGE', grants, taken - limit, taken - limit, 'WITHSCORES')
 return {tonumber(blocking[2]) + window - now, 0, limit, 0, asking}
-"""
+""".replace("MAX_PAUSE_US", str(MAX_PAUSE_US)).replace("LARGEST_LIMIT", str(LARGEST_LIMIT))
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode("utf-8")).hexdigest()
 
 
@@ -175,16 +223,189 @@ def default_key(base_url: str, personal_token: str, *, budget_key: Optional[str]
     return f"gameproto:budget:{exchange}:{account}"
 
 
+def budget_for(settings: ClientSettings) -> SharedBudget:
+    """The shared budget a client's settings name: ``budget_url``, ``budget_key`` (or the account's
+    default key) and ``requests_per_minute``; what ``GameAPI(budget_url=...)`` uses."""
+    if settings.budget_url is None:
+        raise ValueError("budget_for needs settings with a budget_url")
+    key = default_key(settings.base_url, settings.token, budget_key=settings.budget_key)
+    limit = settings.requests_per_minute if settings.requests_per_minute is not None else "auto"
+    return SharedBudget(settings.budget_url, key, limit=limit, window=_constants.BUDGET_WINDOW)
+
+
+class _Watchdog:
+    """One daemon thread for the process: it shuts the socket of a Redis exchange still running at its deadline.
+
+    A socket timeout bounds each read, not the exchange: a server that sends a
+    byte every 0.15 s never reaches one. Shutting the socket down ends the
+    read at once (the reader sees the connection closed), in whatever thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._watched: Dict[int, Tuple[float, Any]] = {}
+        self._deadlines: List[Tuple[float, int]] = []  # a heap of (deadline, token)
+        self._fired: Set[int] = set()
+        self._tokens = itertools.count()
+        self._pid = -1
+
+    def watch(self, deadline: float, connection: Any) -> int:
+        """Watch ``connection`` until ``done``; at ``deadline`` (monotonic) its socket is shut."""
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child: the thread is its own
+                self._pid = os.getpid()
+                self._watched.clear()
+                self._deadlines.clear()
+                self._fired.clear()
+                threading.Thread(target=self._run, name="gameproto-redis-watchdog", daemon=True).start()
+            token = next(self._tokens)
+            self._watched[token] = (deadline, connection)
+            heapq.heappush(self._deadlines, (deadline, token))
+            if self._deadlines[0][1] == token:
+                self._lock.notify()
+            return token
+
+    def done(self, token: int) -> bool:
+        """Stop watching; whether the deadline came first (the socket was shut)."""
+        with self._lock:
+            self._watched.pop(token, None)
+            if token in self._fired:
+                self._fired.discard(token)
+                return True
+            return False
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._deadlines and (self._deadlines[0][0] <= now or self._deadlines[0][1] not in self._watched):
+                    _, token = heapq.heappop(self._deadlines)
+                    watched = self._watched.pop(token, None)
+                    if watched is not None:
+                        self._fired.add(token)
+                        sock = getattr(watched[1], "_sock", None)
+                        if sock is not None:
+                            try:
+                                sock.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+                self._lock.wait(self._deadlines[0][0] - now if self._deadlines else None)
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Connections:
+    """The budget's own connections to Redis, one per exchange at a time, each exchange bounded by a deadline.
+
+    redis-py's pool and retries are left aside: an exchange must end by its
+    deadline, and the watchdog must know which socket to shut.
+    """
+
+    def __init__(self, url: str, connect_timeout: float, read_timeout: float) -> None:
+        self._pool = redis.ConnectionPool.from_url(
+            url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=read_timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+        )
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._idle: List[Any] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+
+    def call(self, deadline: float, *command: Any) -> Any:
+        """Send ``command`` and read its answer, by ``deadline`` (monotonic); one new connection when a kept one
+        turns out stale (Redis restarted). Raises whatever went wrong, RedisError or not."""
+        connection, kept = self._take()
+        try:
+            return self._exchange(connection, deadline, command)
+        except redis.ConnectionError:
+            if not kept or time.monotonic() >= deadline:
+                raise
+        connection, _ = self._take(fresh=True)
+        return self._exchange(connection, deadline, command)
+
+    def _exchange(self, connection: Any, deadline: float, command: Sequence[Any]) -> Any:
+        token = _WATCHDOG.watch(deadline, connection)
+        sound = False
+        try:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise redis.TimeoutError("no time left for Redis")
+            # Each socket wait ends by the deadline too (the connection's own timeouts, or less).
+            connection.socket_connect_timeout = min(self._connect_timeout, left)
+            connection.socket_timeout = min(self._read_timeout, left)
+            sock = getattr(connection, "_sock", None)
+            if sock is not None:
+                sock.settimeout(connection.socket_timeout)
+            connection.send_command(*command)
+            try:
+                reply = connection.read_response()
+            except ResponseError:
+                sound = True  # an error answer leaves the connection in step
+                raise
+            sound = True
+            return reply
+        finally:
+            if _WATCHDOG.done(token):
+                sound = False
+            self._give_back(connection, sound)
+
+    def _take(self, fresh: bool = False) -> Tuple[Any, bool]:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child shares no socket with its parent
+                self._pid = os.getpid()
+                self._idle.clear()
+            if self._idle and not fresh:
+                return self._idle.pop(), True
+        return self._pool.connection_class(**self._pool.connection_kwargs), False
+
+    def _give_back(self, connection: Any, sound: bool) -> None:
+        with self._lock:
+            if sound and not self._closed and self._pid == os.getpid():
+                self._idle.append(connection)
+                return
+        try:
+            connection.disconnect()
+        except Exception:  # a connection that cannot even be closed is dropped
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            try:
+                connection.disconnect()
+            except Exception:
+                pass
+
+
+def _script_answer(reply: Any, window_us: int) -> Tuple[int, int, int, int, int]:
+    """The script's five numbers, checked: anything else came from something that is not the script."""
+    if not isinstance(reply, list) or len(reply) != 5 or any(type(value) is not int for value in reply):
+        raise ValueError(f"not the budget script's answer: {reply!r:.80}")
+    wait_us, granted_us, limit, paused, asking = reply
+    if not (0 <= wait_us <= MAX_PAUSE_US + window_us and granted_us >= 0 and 1 <= limit and asking >= 0):
+        raise ValueError(f"the budget script answered numbers out of bounds: {reply!r:.80}")
+    return wait_us, granted_us, limit, paused, asking
+
+
 class SharedBudget:
     """A sliding-window request budget shared through Redis (see the module's rule).
 
     ``url`` is a redis-py URL (``redis://[:password@]host:6379/0``), ``key``
     the budget's name in it (``default_key``). Every method blocks for one
-    round trip to Redis (or none, while it is down): call it from a worker
-    thread in an event loop. Thread-safe; one instance per process is enough.
-    Every client of one key must use the same ``window`` (each forgets the
-    grants older than its own); the limit may differ (a fixed one is the
-    client's own).
+    exchange with Redis (or none, while it is down), which ends by
+    ``connect_timeout + read_timeout`` or by the ``time_left`` given, sooner:
+    call it from a worker thread in an event loop. Thread-safe; one instance
+    per process is enough. Every client of one key must use the same
+    ``window`` (each forgets the grants older than its own); the limit may
+    differ (a fixed one is the client's own).
     ``on_grant`` is called with each ``Grant`` this client takes (metrics).
     """
 
@@ -206,8 +427,15 @@ class SharedBudget:
             raise ValueError("url must be a redis:// (or rediss://, unix://) URL")
         if not isinstance(key, str) or not key.strip():
             raise ValueError("key must be a non-empty string")
-        self._fixed = check_limit(limit)
-        self._window = check_window(window)
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window < math.inf:
+            raise ValueError(f"window must be a number of seconds > 0, got {window!r}")
+        try:
+            # The core's rule, for pacing alone while Redis does not answer.
+            self._local = RequestBudget(limit, window) if limit is not None else RequestBudget(0)
+        except ValueError:
+            raise ValueError(f'limit must be a whole number of requests >= 1 or "auto", got {limit!r}') from None
+        self._fixed = None if self._local.auto else self._local.limit
+        self._window = float(window)
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("read_timeout", read_timeout),
@@ -218,32 +446,25 @@ class SharedBudget:
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
         self._url = redacted_url(url)
         self._key = key
-        # One hash tag for the three keys: one slot, so the script also runs on a cluster.
+        # One hash tag for the keys: one slot, so the script also runs on a cluster.
         self._keys = (f"{{{key}}}:grants", f"{{{key}}}:limit", f"{{{key}}}:pause", f"{{{key}}}:clients")
+        self._window_us = round(self._window * 1e6)
         self._fixed_args = (
-            round(self._window * 1e6),
+            self._window_us,
             self._fixed or 0,
-            AUTO_START,
+            _constants.RATE_LIMIT_PER_MINUTE,
             max(int(idle_expiry * 1000), int(self._window * 1000) + 1),
         )
+        self._exchange_timeout = float(connect_timeout) + float(read_timeout)
         self._retry_interval = float(retry_interval)
         self._on_grant = on_grant
         self._clock = clock
         self._password = urlsplit(url).password if "@" in url else None
         try:
-            self._redis: redis.Redis = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=read_timeout,
-                # One immediate new connection when a pooled one went stale
-                # (Redis restarted); never a wait: the caller is pacing a trade.
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                retry_on_timeout=False,
-            )
+            self._redis = _Connections(url, float(connect_timeout), float(read_timeout))
         except ValueError as error:
             raise ValueError(f"Redis URL {self._url} is not usable: {self._redact(str(error))}") from None
         self._lock = threading.Lock()
-        self._local = LocalWindow(limit, self._window)
         self._down: Optional[str] = None  # what went wrong, while Redis does not answer
         self._retry_at = 0.0
         self._grants = itertools.count()
@@ -275,7 +496,7 @@ class SharedBudget:
     @property
     def limit(self) -> int:
         """The limit in force as this client last saw it."""
-        return self._local.limit
+        return self._local.limit or 0
 
     def close(self) -> None:
         """Close the connections to Redis."""
@@ -283,13 +504,18 @@ class SharedBudget:
 
     # -- the three operations ----------------------------------------------------
 
-    def reserve(self) -> float:
-        """0.0: a slot is taken for a request sent now; > 0: the seconds to wait before asking again."""
-        if self._may_ask_redis():
+    def reserve(self, time_left: Optional[float] = None) -> float:
+        """0.0: a slot is taken for a request sent now; > 0: the seconds to wait before asking again.
+
+        ``time_left`` bounds the exchange with Redis (the caller's deadline):
+        when Redis has not answered by then, this client paces alone.
+        """
+        deadline = self._deadline(time_left)
+        if deadline is not None and self._may_ask_redis():
             try:
-                self._rejoin()
-                wait_us, granted_us, limit, paused, asking = self._run("reserve", 0)
-            except RedisError as error:
+                self._rejoin(deadline)
+                wait_us, granted_us, limit, paused, asking = self._run("reserve", 0, deadline)
+            except Exception as error:  # whatever answers at the URL, a failure is an outage
                 self._lost(error)
             else:
                 with self._lock:
@@ -297,7 +523,7 @@ class SharedBudget:
                     now = self._clock()
                     if self._fixed is None:
                         self._local.learn_limit(limit)
-                    self._local.share = max(1, asking)
+                    self._local.share(max(1, asking))
                     if granted_us:
                         self._local.record(now)
                     elif paused:
@@ -317,28 +543,37 @@ class SharedBudget:
             self._granted(Grant(now, False))
         return wait
 
-    def learn_limit(self, n: int) -> None:
+    def learn_limit(self, n: int, time_left: Optional[float] = None) -> None:
         """Follow the exchange's advertised requests per minute ("auto" only), for every client of the key."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"a learnt limit must be a whole number of requests >= 1, got {n!r}")
         if self._fixed is not None:
             return
-        with self._lock:
-            self._local.learn_limit(n)
-        self._tell_redis("learn", n)
+        self._local.learn_limit(n)
+        self._tell_redis("learn", n, time_left)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every client of the key for ``seconds`` (a 429's Retry-After)."""
+    def pause(self, seconds: float, time_left: Optional[float] = None) -> None:
+        """Hold every client of the key for ``seconds`` (a 429's Retry-After), at most ``RETRY_AFTER_MAX``."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
             raise ValueError(f"a pause must be a number of seconds >= 0, got {seconds!r}")
+        seconds = min(float(seconds), _constants.RETRY_AFTER_MAX)
         with self._lock:
             self._local.pause(seconds, self._clock())
-        self._tell_redis("pause", math.ceil(seconds * 1e6))
+        self._tell_redis("pause", math.ceil(seconds * 1e6), time_left)
 
     # -- Redis and its absence ------------------------------------------------------
 
+    def _deadline(self, time_left: Optional[float]) -> Optional[float]:
+        """The monotonic time an exchange with Redis must end by; None when there is no time for one."""
+        bound = self._exchange_timeout
+        if time_left is not None:
+            if not time_left > 0:  # also NaN
+                return None
+            bound = min(bound, time_left)
+        return time.monotonic() + bound
+
     def _run(
-        self, op: str, amount: int, now_us: Optional[int] = None, ages_us: Sequence[int] = ()
+        self, op: str, amount: int, deadline: float, now_us: Optional[int] = None, ages_us: Sequence[int] = ()
     ) -> Tuple[int, int, int, int, int]:
         if self._pid != os.getpid():  # a forked child is a client of its own
             self._pid = os.getpid()
@@ -347,29 +582,29 @@ class SharedBudget:
         at = "" if now_us is None else now_us
         args: Sequence[Any] = (*self._keys, op, *self._fixed_args, member, amount, at, self._client_id, *ages_us)
         try:
-            reply = self._redis.evalsha(SCRIPT_SHA, 4, *args)
+            reply = self._redis.call(deadline, "EVALSHA", SCRIPT_SHA, 4, *args)
         except NoScriptError:  # a Redis that restarted, or never saw the script: EVAL loads it
-            reply = self._redis.eval(SCRIPT, 4, *args)
-        wait_us, granted_us, limit, paused, asking = (int(value) for value in cast(List[Any], reply))
-        return wait_us, granted_us, limit, paused, asking
+            reply = self._redis.call(deadline, "EVAL", SCRIPT, 4, *args)
+        return _script_answer(reply, self._window_us)
 
-    def _tell_redis(self, op: str, amount: int) -> None:
-        if not self._may_ask_redis():
+    def _tell_redis(self, op: str, amount: int, time_left: Optional[float]) -> None:
+        deadline = self._deadline(time_left)
+        if deadline is None or not self._may_ask_redis():
             return
         try:
-            self._rejoin()
-            self._run(op, amount)
-        except RedisError as error:
+            self._rejoin(deadline)
+            self._run(op, amount, deadline)
+        except Exception as error:  # whatever answers at the URL, a failure is an outage
             self._lost(error)
         else:
             with self._lock:
                 self._answered()
 
-    def _rejoin(self) -> None:
+    def _rejoin(self, deadline: float) -> None:
         """After an outage, put the slots this client took alone (still in the window) into the shared window.
 
         A Redis that restarted empty then knows them; one that kept its state
-        never saw them. Raises RedisError when Redis still does not answer.
+        never saw them. Raises when Redis still does not answer.
         """
         if self._down is None or not self._alone:
             return
@@ -377,7 +612,7 @@ class SharedBudget:
             now = self._clock()
             ages = [round((now - at) * 1e6) for at in self._alone if now - at < self._window]
         if ages:
-            self._run("replay", 0, ages_us=ages)
+            self._run("replay", 0, deadline, ages_us=ages)
         with self._lock:
             self._alone.clear()
 
@@ -395,8 +630,8 @@ class SharedBudget:
             self._retry_at = now + self._retry_interval
             return True
 
-    def _lost(self, error: RedisError) -> None:
-        detail = f"{type(error).__name__}: {self._redact(str(error))}"
+    def _lost(self, error: Exception) -> None:
+        detail = f"{type(error).__name__}: {self._redact(str(error))}"[:300]
         with self._lock:
             first = self._down is None
             self._down = detail
@@ -407,7 +642,7 @@ class SharedBudget:
                 "with a local window of %d requests per %g s, and asking Redis again every %g s",
                 self._url,
                 detail,
-                self._local.limit,
+                self.limit,
                 self._window,
                 self._retry_interval,
             )

@@ -9,9 +9,10 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 
 from __future__ import annotations  # GENERATED from gameproto_async/_client.py by tools/unasync.py: do not edit.
 
+import sys
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator, Callable, Dict, List, Optional, Type, TypeVar, Union, cast, overload
+from typing import Any, Iterator, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union, cast, overload
 
 from gameproto import (
     Attempt,
@@ -31,7 +32,7 @@ from gameproto import (
     _constants,
     calls,
 )
-from gameproto._budget import SharedBudget
+from gameproto._budget import BudgetStore
 from gameproto._bulk import BulkSending, OrderPlan, plan_orders
 from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
 from gameproto._risk import RiskBook, RiskGuard
@@ -62,18 +63,12 @@ E = TypeVar("E")
 _Self = TypeVar("_Self", bound="GameAPI")
 
 
-def _shared_budget(settings: ClientSettings) -> Optional[SharedBudget]:
-    """The budget shared through Redis that ``budget_url`` names, or None."""
-    if settings.budget_url is None:
-        return None
-    try:
-        from gameproto_redis import SharedBudget as RedisBudget
-        from gameproto_redis import default_key
-    except ImportError as missing:  # redis-py is an extra
-        raise ImportError(f'budget_url needs redis-py: pip install "gameproto[redis]" ({missing})') from None
-    key = default_key(settings.base_url, settings.token, budget_key=settings.budget_key)
-    limit = settings.requests_per_minute if settings.requests_per_minute is not None else "auto"
-    return RedisBudget(settings.budget_url, key, limit=limit, window=_constants.BUDGET_WINDOW)
+def _made_at() -> Tuple[str, int, str]:
+    """Where the caller made the client: the file, line and module of the first frame outside this package."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(__package__ or "gameproto_sync"):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
 
 
 class GameAPI:
@@ -146,9 +141,15 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
-        self._session = Session(self._settings, shared_budget=_shared_budget(self._settings))
+        shared: Optional[BudgetStore] = None
+        if self._settings.budget_url is not None:
+            from gameproto_redis import budget_for  # redis-py, an extra, is imported only when asked for
+
+            shared = budget_for(self._settings)
+        self._session = Session(self._settings, shared_budget=shared)
         self._transport = Transport(self._settings)
         self._token_lock = TokenLock()
+        self._made_at = _made_at()
         self._closed = False
         # Pre-trade limits (issue 23): what the client knows of its account.
         self._risk = RiskBook(risk) if risk is not None else None
@@ -205,8 +206,10 @@ class GameAPI:
     def __del__(self) -> None:
         # As an unclosed file does: its connections are left to the garbage collector.
         if getattr(self, "_closed", True) is False:
-            warning = f"unclosed {self!r}: close it, or use it in a with block"
-            warnings.warn(warning, ResourceWarning, stacklevel=2, source=self)
+            # Shown at the caller's line that made the client, not where the collector ran.
+            filename, line, module = self._made_at
+            warning = f"unclosed {self!r}: close it, or use it in a block: `with GameAPI(...) as api:`"
+            warnings.warn_explicit(warning, ResourceWarning, filename, line, module=module, source=self)
 
     # -- the driver: run a core flow --------------------------------------------
 
@@ -221,7 +224,7 @@ class GameAPI:
                     sleep(action.seconds)
                     reply = None
                 elif type(action) is Blocking:
-                    reply = run_blocking(action.function)
+                    reply = run_blocking(action.function, action.time_left)
                 else:
                     reply = self._locked(cast(RunLocked, action))
         except StopIteration as done:

@@ -29,9 +29,10 @@ def shielded() -> contextlib.nullcontext[None]:
     return contextlib.nullcontext()
 
 
-def run_blocking(function: Callable[[], Result]) -> Result:
-    """``function()``, here: a blocking client may wait on I/O in its caller's thread."""
-    return function()
+def run_blocking(function: Callable[[float], Result], time_left: float) -> Result:
+    """``function(time_left)``, here: a blocking client may wait on I/O in its caller's thread
+    (the function bounds its own waits by ``time_left``)."""
+    return function(time_left)
 
 
 class TokenLock:

@@ -9,6 +9,7 @@ import pytest
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 
+from .redis_support import RedisServer
 from .support import OTHER_TOKEN, TOKEN
 
 
@@ -34,3 +35,14 @@ async def aserver(exchange: Exchange) -> AsyncIterator[RunningServer[Exchange]]:
     """The exchange served on the test's own event loop (asyncio or trio)."""
     async with serve_exchange(exchange) as running:
         yield running
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of the test's own (skipped, with the reason, where there is none)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

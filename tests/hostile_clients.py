@@ -28,6 +28,9 @@ __all__ = [
     "both_length_headers",
     "connection_flood",
     "read_answer",
+    "sandbox_bad_clock_values",
+    "sandbox_without_admin_token",
+    "sandbox_wrong_admin_token",
     "slow_body",
     "slowloris",
     "token_exchanges",
@@ -588,3 +591,50 @@ def run_in_thread(attack: Callable[[], Outcome]) -> Tuple[threading.Thread, List
     thread = threading.Thread(target=lambda: result.append(attack()), daemon=True)
     thread.start()
     return thread, result
+
+
+# -- the sandbox's admin endpoints (game serve --admin-token) ---------------------------------------------
+
+_SANDBOX_MOVES = (("/_sandbox/clock/advance", {"by": "15m"}), ("/_sandbox/clock/set", {"to": "2099-01-01T00:00Z"}))
+
+
+def _sandbox_calls(outcome: Outcome, host: str, port: int, messages: Iterable[bytes]) -> None:
+    for _ in _keep_alive(outcome, host, port, iter(list(messages)), time.monotonic() + 30.0):
+        pass
+
+
+def sandbox_without_admin_token(host: str, port: int) -> Outcome:
+    """Every admin endpoint called with no Authorization header at all: each must be refused (401)."""
+    outcome = Outcome("sandbox_without_admin_token")
+    calls = [_request("POST", path, json.dumps(body).encode()) for path, body in _SANDBOX_MOVES]
+    calls += [_request("POST", "/_sandbox/reset", b"{}"), _request("GET", "/_sandbox/clock", b"")]
+    _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+def sandbox_wrong_admin_token(host: str, port: int, *, guesses: int) -> Outcome:
+    """``guesses`` wrong admin tokens (a prefix of none, empty, other schemes among them) on the admin endpoints."""
+    outcome = Outcome("sandbox_wrong_admin_token")
+    tries = ["Bearer ", "Basic YWRtaW46YWRtaW4=", "Bearer " + "x" * 4096]
+    tries += [f"Bearer guess-{number:06d}" for number in range(max(0, guesses - len(tries)))]
+    calls = []
+    for number, authorization in enumerate(tries):
+        path, body = _SANDBOX_MOVES[number % 2]
+        calls.append(_request("POST", path, json.dumps(body).encode(), {"Authorization": authorization}))
+    _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
+    """The right admin token with clock values that are no time, go back, or go too far: each 422."""
+    outcome = Outcome("sandbox_bad_clock_values")
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    advances: List[Any] = ["-15m", "0", "0s", "fifteen minutes", "1e400", "15m;drop", None, True, [], {}, -1, 10**12]
+    sets: List[Any] = ["1999-01-01T00:00Z", "not a time", "2030-13-45T99:99Z", 1893456000, None]
+    sets += ["9999-12-31T23:59Z", "2030-01-01T00:00+99:00"]
+    raw_bodies = [b"", b"not json", b"[1,2]", b'{"by": NaN}', b'{"by": Infinity}']
+    calls = [_request("POST", "/_sandbox/clock/advance", json.dumps({"by": by}).encode(), auth) for by in advances]
+    calls += [_request("POST", "/_sandbox/clock/set", json.dumps({"to": to}).encode(), auth) for to in sets]
+    calls += [_request("POST", "/_sandbox/clock/advance", body, auth) for body in raw_bodies]
+    _sandbox_calls(outcome, host, port, calls)
+    return outcome

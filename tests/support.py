@@ -182,7 +182,7 @@ def drive(
                     check_sleep=check_sleep,
                 )
             elif isinstance(action, Blocking):
-                reply = action.function()
+                reply = action.function(action.time_left)
             else:
                 raise AssertionError(f"unexpected action {action!r}")
     except StopIteration as done:

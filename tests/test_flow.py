@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import List, Optional, TypeVar
 
 import pytest
@@ -181,10 +182,10 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
 def test_retry_after_beyond_the_cap_raises_at_once() -> None:
     clock = FakeClock()
     session = make_session(clock)
-    script = Script([json_response(429, {"detail": "slow down"}, Retry_After="600")])
+    script = Script([json_response(429, {"detail": "slow down"}, Retry_After="120")])
     with pytest.raises(RateLimitError) as caught:
         run(session, _calls.get_status(), script, clock)
-    assert caught.value.retry_after == 600
+    assert caught.value.retry_after == 120
     assert len(script.calls) == 1
 
 
@@ -338,3 +339,84 @@ def test_calls_take_budget_slots_and_the_token_exchange_waits_out_a_pause() -> N
     sleeps: List[float] = []
     run(paused, _calls.get_status(), Script([STATUS]), clock, sleeps)
     assert sleeps[:1] == [4.0]
+
+
+# -- a shared budget's answers are not trusted; an answer's pause is capped ----------------
+
+
+class AnsweringStore:
+    """A shared budget (a ``BudgetStore``) that answers every ``reserve`` with ``answer``, or raises it."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.time_left: List[Optional[float]] = []
+        self.paused: List[float] = []
+
+    def reserve(self, time_left: Optional[float] = None) -> float:
+        self.time_left.append(time_left)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer  # type: ignore[return-value]
+
+    def learn_limit(self, n: int, time_left: Optional[float] = None) -> None:
+        pass
+
+    def pause(self, seconds: float, time_left: Optional[float] = None) -> None:
+        self.paused.append(seconds)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [-9.2e12, -1.0, float("nan"), float("-inf"), float("inf"), 1e30, "0", None, True, AttributeError("'bytes'")],
+)
+def test_a_shared_budget_answer_that_is_not_a_wait_is_never_a_grant(
+    answer: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With three a minute, ten calls send three requests: the client paces alone, with one warning.
+    clock = FakeClock()
+    store = AnsweringStore(answer)
+    session = make_session(clock, budget=RequestBudget(3), shared_budget=store)
+    script = Script([STATUS] * 10)
+    caplog.set_level(logging.WARNING, logger="gameproto")
+    answered = refused = 0
+    for _ in range(10):
+        try:
+            run(session, _calls.get_status(), script, clock)
+            answered += 1
+        except RateLimitError as error:
+            assert "nothing was sent" in str(error)
+            refused += 1
+    assert (answered, refused, len(script.calls)) == (3, 7, 3)
+    assert len(store.time_left) == 10
+    warnings = [record.getMessage() for record in caplog.records if "shared request budget" in record.getMessage()]
+    assert len(warnings) == 1, warnings
+
+
+def test_a_shared_budget_is_asked_with_the_time_left_of_the_call() -> None:
+    clock = FakeClock()
+    store = AnsweringStore(0.0)
+    session = make_session(clock, timeout=7.0, budget=RequestBudget(3), shared_budget=store)
+    run(session, _calls.get_status(), Script([STATUS]), clock)
+    assert store.time_left == [7.0]
+
+
+def test_an_absurd_retry_after_pauses_five_minutes_everywhere_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    store = AnsweringStore(0.0)
+    budget = RequestBudget("auto")
+    session = make_session(clock, budget=budget, shared_budget=store)
+    caplog.set_level(logging.WARNING, logger="gameproto")
+    refusal = json_response(429, {"detail": "go away"}, Retry_After="999999999")
+    for _ in range(2):
+        with pytest.raises(RateLimitError) as caught:
+            run(session, _calls.get_status(), Script([refusal]), clock)
+        assert caught.value.retry_after == 300.0
+    assert store.paused == [300.0, 300.0]
+    assert budget.paused_for(clock()) == 300.0
+    told = [record.getMessage() for record in caplog.records if "Retry-After" in record.getMessage()]
+    assert len(told) == 1 and "1e+09" in told[0] and "300" in told[0], told

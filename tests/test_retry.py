@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gameproto._boundary import FAILURE_KINDS, NOT_SENT_KINDS, TransportFailure
-from gameproto._retry import RETRYABLE_STATUSES, RetryPolicy, backoff_delay, parse_http_date, parse_retry_after
+from gameproto._constants import RETRY_AFTER_MAX
+from gameproto._retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    backoff_delay,
+    parse_http_date,
+    parse_retry_after,
+    read_retry_after,
+)
 
 randoms = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
@@ -103,7 +111,7 @@ def test_retry_after_is_digits_or_a_date_or_nothing(value: str) -> None:
     if seconds is None:
         return
     if text.isascii() and text.isdigit():
-        assert seconds == min(float(int(text)), 1e9)
+        assert seconds == min(float(int(text)), RETRY_AFTER_MAX)
     else:
         assert parse_http_date(text) is not None
 
@@ -111,5 +119,19 @@ def test_retry_after_is_digits_or_a_date_or_nothing(value: str) -> None:
 @given(st.integers(min_value=0, max_value=10**30))
 @settings(derandomize=True)
 def test_retry_after_digits_are_seconds(seconds: int) -> None:
-    assert parse_retry_after(str(seconds), now=0.0) == min(float(seconds), 1e9)
-    assert parse_retry_after(f" {seconds}\t", now=0.0) == min(float(seconds), 1e9)
+    assert parse_retry_after(str(seconds), now=0.0) == min(float(seconds), RETRY_AFTER_MAX)
+    assert parse_retry_after(f" {seconds}\t", now=0.0) == min(float(seconds), RETRY_AFTER_MAX)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("999999999", 999999999.0), ("301", 301.0), ("9" * 40, 1e12), ("Fri, 31 Dec 9999 23:59:59 GMT", None)],
+)
+def test_a_retry_after_longer_than_five_minutes_is_taken_as_five_minutes(value: str, said: object) -> None:
+    assert RETRY_AFTER_MAX == 300.0
+    seconds, told = read_retry_after(value, now=1_700_000_000.0)
+    assert seconds == RETRY_AFTER_MAX
+    assert told is not None and told > RETRY_AFTER_MAX
+    if said is not None:
+        assert told == said
+    assert read_retry_after("300", now=0.0) == (300.0, None)

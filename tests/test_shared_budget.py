@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -32,16 +32,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def budget(server: RedisServer, key: str = "desk", **options: object) -> SharedBudget:
@@ -350,3 +340,26 @@ def test_the_core_never_imports_redis_and_the_clients_run_without_it() -> None:
     )
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 0, finished.stderr
+
+
+# -- what no Redis, slow or poisoned, may do ---------------------------------------------
+
+
+def test_an_absurd_pause_is_five_minutes_in_redis_too(redis_server: RedisServer) -> None:
+    with budget(redis_server, "absurd") as client, budget(redis_server, "absurd") as other:
+        client.pause(999_999_999.0)
+        wait = other.reserve()
+    assert 299.0 < wait <= 300.0
+    assert 0 < redis_server.client().pttl("{absurd}:pause") <= 300_001
+
+
+def test_a_reserve_ends_by_its_time_left_whatever_answers(caplog: pytest.LogCaptureFixture) -> None:
+    from .hostile_redis import RedisImpostor, dribble
+
+    caplog.set_level(logging.WARNING, logger="gameproto")
+    with RedisImpostor(dribble, lifetime=10.0) as impostor:
+        with SharedBudget(impostor.url, "desk", limit=2, read_timeout=5.0, connect_timeout=5.0) as client:
+            assert [client.reserve(time_left=0.5) for _ in range(3)][:2] == [0.0, 0.0]
+            assert not client.shared
+    assert not impostor.lifetime_reached
+    assert len(warnings_of(caplog)) == 1

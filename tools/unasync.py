@@ -33,6 +33,7 @@ FILES = [
 SUBSTITUTIONS: List[Tuple[str, str]] = [
     (r"\basync def\b", "def"),
     (r"\bawait ", ""),
+    (r"\basync with\b", "with"),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),

@@ -18,7 +18,7 @@ from .answers import JSONObject
 from .book import BookOrder, Fill
 from .ledger import Ledger
 
-__all__ = ["dump", "restore", "FORMAT"]
+__all__ = ["dump", "dump_order", "dump_fill", "restore", "FORMAT"]
 
 #: The version of the saved form; ``restore`` refuses any other.
 FORMAT = 1
@@ -59,6 +59,16 @@ def _fill(fill: Fill) -> JSONObject:
     }
     saved.update({name: str(getattr(fill, name)) for name in _FILL_AMOUNTS})
     return saved
+
+
+def dump_order(order: BookOrder) -> JSONObject:
+    """One order as ``dump`` writes it (a store that saves orders one by one uses it)."""
+    return _order(order)
+
+
+def dump_fill(fill: Fill) -> JSONObject:
+    """One fill as ``dump`` writes it."""
+    return _fill(fill)
 
 
 def dump(ledger: Ledger) -> JSONObject:

@@ -1,0 +1,178 @@
+"""Market makers that keep quoting as the clock moves: a sandbox left alone for a day still trades.
+
+``quote(place, book, scenario, seed, now)`` tops the book up: for every
+quarter hour from the next one to ``scenario.horizon_hours`` ahead, each
+maker rests a bid and an ask around the price path's mid, unless it already
+has one there (a quote a trader took is put back on the next call). On the
+nearest contract the first two makers trade once, at the mid, so that trades
+keep coming. Everything is a function of (scenario, seed, slot): calling it
+often or seldom, before or after a restart, gives the same quotes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Dict, List, Sequence, Tuple
+
+from . import spot
+from .book import OrderBook
+from .contracts import contract_name
+from .seeding import MARKET_MAKERS, Place
+
+__all__ = ["Maker", "PricePath", "Scenario", "quote", "mid_price"]
+
+_UTC = dt.timezone.utc
+_QUARTER_HOUR = 900
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Maker:
+    """One market maker: its name, the distance between its bid and ask, the volume of each quote."""
+
+    name: str
+    spread: Decimal = Decimal("1.00")
+    volume: Decimal = Decimal("5")
+    #: Quotes per side, each ``spread / 2`` further from the mid than the one before.
+    levels: int = 1
+
+
+@dataclass(frozen=True)
+class PricePath:
+    """Where the mid price comes from: hourly prices of the day (UTC, repeated daily), a replayed
+    series of (epoch seconds, price), or, when neither is given, the spot curve of the seed.
+
+    ``noise`` adds a draw of at most that much, a function of the seed and the slot.
+    """
+
+    hourly: Tuple[Decimal, ...] = ()
+    replay: Tuple[Tuple[float, Decimal], ...] = ()
+    noise: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the makers do: who quotes, how far ahead, along which price path."""
+
+    makers: Tuple[Maker, ...] = field(
+        default_factory=lambda: tuple(
+            Maker(name, Decimal("1.50") + Decimal(number) / 2) for number, name in enumerate(MARKET_MAKERS)
+        )
+    )
+    horizon_hours: float = 4.0
+    path: PricePath = field(default_factory=PricePath)
+    #: Whether the first two makers trade once on each nearest contract.
+    trades: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.makers:
+            raise ValueError("a scenario needs at least one maker")
+        if len({maker.name for maker in self.makers}) != len(self.makers):
+            raise ValueError("maker names must differ")
+        for maker in self.makers:
+            if maker.spread <= 0 or maker.volume <= 0 or maker.levels < 1:
+                raise ValueError(f"maker {maker.name!r}: spread and volume must be > 0, levels at least 1")
+        if not 0 < self.horizon_hours <= 48:
+            raise ValueError(f"horizon_hours must be more than 0 and at most 48, got {self.horizon_hours}")
+
+
+def _replayed(replay: Sequence[Tuple[float, Decimal]], slot: float) -> Decimal:
+    """The last replayed price at or before ``slot`` (the first one before the series starts)."""
+    chosen = replay[0][1]
+    for at, price in replay:
+        if at > slot:
+            break
+        chosen = price
+    return chosen
+
+
+def mid_price(scenario: Scenario, seed: int, slot: float) -> Decimal:
+    """The mid price of the quarter hour starting at ``slot`` (epoch seconds), to the cent."""
+    path = scenario.path
+    hour = int(slot // 3600)
+    if path.replay:
+        base = _replayed(path.replay, slot)
+    elif path.hourly:
+        base = path.hourly[hour % 24 % len(path.hourly)]
+    else:
+        base = spot.hourly_point(seed, spot.DEFAULT_AREA, dt.datetime.fromtimestamp(hour * 3600, _UTC))[0]
+    if path.noise:
+        draw = random.Random(f"{seed}|mid|{int(slot)}")
+        base += path.noise * Decimal(repr(draw.uniform(-1.0, 1.0)))
+    return base.quantize(_CENT)
+
+
+def _order(side: str, price: Decimal, volume: Decimal, slot: float) -> Dict[str, Any]:
+    start = dt.datetime.fromtimestamp(slot, _UTC)
+    end = start + dt.timedelta(minutes=15)
+    return {
+        "side": side,
+        "price": price,
+        "volume": volume,
+        "date": start.strftime("%Y-%m-%d"),
+        "start_time": start.strftime("%H:%M"),
+        "end_time": end.strftime("%H:%M"),
+        "duration": "15m",
+        "tz_offset_hours": 0,
+    }
+
+
+def _resting_prices(book: OrderBook, contract: str, side: str, trader: str) -> List[Decimal]:
+    return [order.price for order in book.resting(contract, side) if order.trader == trader]
+
+
+def _place(place: Place, raw: Dict[str, Any], trader: str, now: float) -> None:
+    order, problems, _ = place(raw, trader, now, None)
+    if order is None:  # our own orders break no rule; if they do, say so loudly
+        raise ValueError(f"a market maker made an invalid order: {'; '.join(map(str, problems))}")
+
+
+def _maker_trade(place: Place, book: OrderBook, scenario: Scenario, seed: int, slot: float, now: float) -> None:
+    """The first two makers trade 1 MW at the mid of ``slot``, once per contract."""
+    if len(scenario.makers) < 2:
+        return
+    seller, buyer = scenario.makers[0].name, scenario.makers[1].name
+    contract = contract_name(dt.datetime.fromtimestamp(slot, _UTC), 15)
+    if any(fill.seller == seller and fill.buyer == buyer for fill in book.fills_by_contract.get(contract, ())):
+        return
+    mid = mid_price(scenario, seed, slot)
+    best_bid = next(book.resting(contract, "buy"), None)
+    best_ask = next(book.resting(contract, "sell"), None)
+    if (best_bid is not None and best_bid.price >= mid) or (best_ask is not None and best_ask.price <= mid):
+        return  # a trader's order would take the makers' trade: leave the contract to them
+    _place(place, _order("sell", mid, Decimal(1), slot), seller, now)
+    _place(place, _order("buy", mid, Decimal(1), slot), buyer, now)
+
+
+def quote(place: Place, book: OrderBook, scenario: Scenario, seed: int, now: float) -> int:
+    """Top the book up to the scenario's quotes for the coming hours; the orders placed.
+
+    The ledger must have expired what closed before ``now`` (the exchange does
+    it on every request; ``Exchange.public_market(now)`` does it too).
+    """
+    first = (math.floor(now / _QUARTER_HOUR) + 1) * _QUARTER_HOUR
+    last = now + scenario.horizon_hours * 3600
+    placed_before = book.last_number
+    if scenario.trades:
+        _maker_trade(place, book, scenario, seed, first, now)
+    slot = float(first)
+    while slot <= last:
+        contract = contract_name(dt.datetime.fromtimestamp(slot, _UTC), 15)
+        mid = mid_price(scenario, seed, slot)
+        for maker in scenario.makers:
+            draw = random.Random(f"{seed}|{maker.name}|{int(slot)}")
+            for side, sign in (("buy", -1), ("sell", 1)):
+                held = _resting_prices(book, contract, side, maker.name)
+                for level in range(maker.levels):
+                    offset = maker.spread / 2 * (level + 1) + Decimal(draw.randint(0, 4)) / 4
+                    price = (mid + sign * offset).quantize(_CENT)
+                    if price <= 0 or price in held:
+                        continue
+                    volume = maker.volume * (level + 1)
+                    _place(place, _order(side, price, volume, slot), maker.name, now)
+        slot += _QUARTER_HOUR
+    return book.last_number - placed_before

@@ -1,0 +1,103 @@
+"""``game sandbox``: steer a ``game serve`` sandbox: its test clock, and a reset.
+
+``game sandbox clock`` shows the exchange's time; ``clock advance 15m`` and
+``clock set 2030-01-15T13:59Z`` move a manual clock (``game serve --clock
+manual``); ``reset`` empties the book and the trades. Each needs the admin
+token the server was started with (``--admin-token``, ``--admin-token-file``
+or ``GAME_ADMIN_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Dict, Optional
+
+from .failures import CommandFailed, UsageError
+
+__all__ = ["add_parsers", "run"]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+EXAMPLES = """examples:
+  game serve --clock manual --admin-token s3cret --state sandbox.db --seed-market   # in one shell
+  game sandbox clock --admin-token s3cret                        # the exchange's time
+  game sandbox clock advance 15m --admin-token s3cret            # 15 minutes later
+  game sandbox clock set 2030-01-15T13:59Z --admin-token s3cret  # a minute before the 14:00 gate closes
+  game sandbox reset --admin-token s3cret                        # an empty book
+"""
+
+
+def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "sandbox",
+        help="steer a game serve sandbox: move its test clock, reset it",
+        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=("clock", "reset"), help="clock: show or move it; reset: empty the book")
+    parser.add_argument("move", nargs="?", choices=("advance", "set"), help="advance DURATION or set TIME")
+    parser.add_argument("value", nargs="?", help="a duration (15m, 1h30m, 90s, 2d) or a time (2030-01-15T13:59Z)")
+    parser.add_argument("--url", help=f"the sandbox (default: GAME_API_URL, else {DEFAULT_URL})")
+    parser.add_argument("--admin-token", metavar="TOKEN", help="the sandbox's admin token (or GAME_ADMIN_TOKEN)")
+    parser.add_argument("--admin-token-file", metavar="PATH", help="read the admin token from this file")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _admin_token(args: argparse.Namespace) -> str:
+    if args.admin_token_file:
+        try:
+            with open(os.path.expanduser(args.admin_token_file), encoding="utf-8") as source:
+                token = source.read().strip()
+        except OSError as error:
+            raise UsageError(f"cannot read the admin token file {args.admin_token_file!r}: {error.strerror}") from None
+    else:
+        token = (args.admin_token or os.environ.get("GAME_ADMIN_TOKEN") or "").strip()
+    if not token:
+        raise UsageError("say the sandbox's admin token: --admin-token, --admin-token-file or GAME_ADMIN_TOKEN")
+    return token
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+    import requests
+
+    base = (args.url or os.environ.get("GAME_API_URL") or DEFAULT_URL).rstrip("/")
+    if base.endswith("/api/v1"):
+        base = base[: -len("/api/v1")]
+    headers = {"Authorization": f"Bearer {_admin_token(args)}"}
+    try:
+        answer = requests.request(method, base + path, json=body, headers=headers, timeout=30)
+    except requests.RequestException as error:
+        raise CommandFailed(f"cannot reach the sandbox at {base}: {type(error).__name__}") from None
+    try:
+        data = answer.json()
+    except ValueError:
+        data = {}
+    if answer.status_code != 200:
+        detail = data.get("detail") if isinstance(data, dict) else None
+        message = f"the sandbox at {base} answered {answer.status_code}: {detail or answer.reason}"
+        raise (UsageError if answer.status_code in (401, 404, 409, 422) else CommandFailed)(message)
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "reset":
+        if args.move or args.value:
+            raise UsageError("game sandbox reset takes no further argument")
+        data = _call(args, "POST", "/_sandbox/reset")
+        print(json.dumps(data) if args.json else f"reset: the book and the trades are empty (clock {data['now']})")
+        return 0
+    if args.move is None:
+        data = _call(args, "GET", "/_sandbox/clock")
+    elif args.value is None:
+        raise UsageError(f"game sandbox clock {args.move} needs a value (15m, or 2030-01-15T13:59Z)")
+    elif args.move == "advance":
+        data = _call(args, "POST", "/_sandbox/clock/advance", {"by": args.value})
+    else:
+        data = _call(args, "POST", "/_sandbox/clock/set", {"to": args.value})
+    print(json.dumps(data) if args.json else f"{data['now']} ({data['clock']} clock)")
+    return 0

@@ -1,0 +1,91 @@
+"""The sandbox's test clock: it starts at the host's time and moves only when told.
+
+Like a Stripe test clock it only moves forward: the exchange's ledger (expired
+orders, trades stamped in time order, rate-limit windows) assumes time does not
+run back, so ``set`` to an earlier moment is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from typing import Optional
+
+__all__ = ["ManualClock", "ClockRefused", "parse_duration", "parse_moment"]
+
+_UTC = dt.timezone.utc
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The furthest one advance may move the clock: a year.
+MAX_STEP = 366 * 86400.0
+#: The latest time the clock may show (9000-01-01): dates stay printable, far from overflow.
+LATEST = dt.datetime(9000, 1, 1, tzinfo=_UTC).timestamp()
+
+
+class ClockRefused(ValueError):
+    """A clock move the sandbox refuses: backwards, too far, or not a time at all."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``15m``, ``1h30m``, ``90s``, ``2d`` or a plain number of seconds."""
+    cleaned = text.strip().lower()
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", cleaned):
+        seconds = float(cleaned)
+    else:
+        parts = _DURATION.findall(cleaned)
+        if not parts or "".join(number + unit for number, unit in parts) != cleaned:
+            raise ClockRefused(f"not a duration like 15m, 1h30m, 90s or 2d: {text!r}")
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_STEP:
+        raise ClockRefused(f"a clock advance is more than 0 and at most {MAX_STEP:g} seconds, not {text!r}")
+    return seconds
+
+
+def parse_moment(text: str) -> float:
+    """Epoch seconds of an ISO 8601 time such as ``2030-01-15T13:59Z`` (no zone: UTC)."""
+    cleaned = text.strip()
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise ClockRefused(f"not an ISO 8601 time like 2030-01-15T13:59Z: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_UTC)
+    return moment.timestamp()
+
+
+class ManualClock:
+    """A clock for the exchange (call it for the time) that ``advance`` and ``set`` move."""
+
+    def __init__(self, start: Optional[float] = None) -> None:
+        self._now = time.time() if start is None else float(start)
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move forward by ``seconds``; the new time."""
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_STEP):
+            raise ClockRefused(f"a clock advance is more than 0 and at most {MAX_STEP:g} seconds, not {seconds!r}")
+        if self._now + seconds > LATEST:
+            raise ClockRefused("the test clock goes no further than 9000-01-01")
+        self._now += seconds
+        return self._now
+
+    def set(self, moment: float) -> float:
+        """Move to ``moment`` (epoch seconds), which may not be before the clock's time."""
+        if not math.isfinite(moment):
+            raise ClockRefused(f"not a time: {moment!r}")
+        if moment < self._now:
+            raise ClockRefused("the test clock only moves forward (restart on a fresh --state to go back)")
+        if moment > LATEST:
+            raise ClockRefused("the test clock goes no further than 9000-01-01")
+        self._now = moment
+        return self._now
+
+    def resume(self, moment: float) -> None:
+        """Show ``moment`` again, earlier or not: the time a saved sandbox had when it stopped."""
+        self._now = float(moment)
