@@ -3,9 +3,10 @@
 Every attack runs against a fresh ``game serve`` child process (its file
 descriptors limited to 1024, as in the report that found them), on loopback,
 while a well-behaved client keeps calling ``GET /status`` and ``GET /orders``.
-Printed per attack: the well-behaved client's answers, failures and worst
-latency; the server's RSS at the start, its peak, and after the attack ended;
-and what the attacker got. With ``--runs 2`` each attack runs twice on the same
+Printed per attack: the well-behaved client's answers, failures, median, p99
+and worst latency (for an attack that builds up first, as the book flood
+does, only the calls made under load); the server's RSS at the start, its
+peak, and after the attack ended; and what the attacker got. With ``--runs 2`` each attack runs twice on the same
 server, so memory that is reused (not leaked) shows as no growth in the
 second run.
 
@@ -114,12 +115,24 @@ class Row:
     answers: int = 0
     failures: int = 0
     worst: float = 0.0
+    p50: float = 0.0
     p99: float = 0.0
     rss_start: int = 0
     rss_peak: int = 0
     rss_after: int = 0
     attacker: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Mark:
+    """Called when an attack's load starts: the trader's calls from then on are the ones measured."""
+
+    client: hostile.WellBehavedClient
+    first: int = 0
+
+    def __call__(self) -> None:
+        self.first = len(self.client.latencies)
 
 
 def _describe(outcome: hostile.Outcome) -> str:
@@ -134,7 +147,15 @@ def _describe(outcome: hostile.Outcome) -> str:
     return " ".join(parts)
 
 
-def _attacks(scale: float, port: int) -> Dict[str, Callable[[], hostile.Outcome]]:
+#: Traders of the book flood: with the default cap (10,000 resting orders a trader), ten of them rest 100,000.
+FLOOD_TRADERS = [f"flood-token-{number}" for number in range(1, 11)]
+#: ``game serve`` arguments an attack needs beyond the usual two tokens.
+SERVE_ARGS: Dict[str, List[str]] = {"book_flood_100k": [arg for token in FLOOD_TRADERS for arg in ("--token", token)]}
+
+
+def _attacks(
+    scale: float, port: int, polling: Optional[Callable[[], None]] = None
+) -> Dict[str, Callable[[], hostile.Outcome]]:
     host = "127.0.0.1"
 
     def sized(number: int) -> int:
@@ -155,6 +176,20 @@ def _attacks(scale: float, port: int) -> Dict[str, Callable[[], hostile.Outcome]
         access = hostile.access_token(host, port, OTHER_TOKEN)
         return hostile.big_book(host, port, access, orders=sized(30_000), listings=20, deadline=600)
 
+    def book_flood() -> hostile.Outcome:
+        accesses = [hostile.access_token(host, port, token) for token in FLOOD_TRADERS]
+        return hostile.book_flood(
+            host,
+            port,
+            accesses,
+            orders=sized(10_000),
+            pollers=10,
+            polls=sized(5),
+            deadline=900,
+            polling=polling,
+            processes=True,
+        )
+
     def both_headers() -> hostile.Outcome:
         return hostile.both_length_headers(host, port)
 
@@ -170,19 +205,23 @@ def _attacks(scale: float, port: int) -> Dict[str, Callable[[], hostile.Outcome]
         "token_guesses_5k": lambda: hostile.token_guesses(host, port, guesses=sized(5_000), deadline=120),
         "token_exchanges_100k": lambda: hostile.token_exchanges(host, port, TOKEN, count=sized(100_000), deadline=600),
         "big_book_30k": big_book,
+        "book_flood_100k": book_flood,
         "both_length_headers": both_headers,
     }
 
 
 def run_attack(name: str, source: Optional[str], runs: int, scale: float, extra: List[str]) -> List[Row]:
     rows: List[Row] = []
-    with Server(source, extra) as server:
+    with Server(source, extra + SERVE_ARGS.get(name, [])) as server:
         time.sleep(0.5)
         for run in range(1, runs + 1):
             row = Row(name, run, rss_start=server.rss())
             server.peak = row.rss_start
-            attack = _attacks(scale, server.port)[name]
             client = hostile.WellBehavedClient("127.0.0.1", server.port, TOKEN, timeout=120.0)
+            # An attack that builds up first (the book flood) says when its load starts: only the
+            # trader's calls from then on are measured.
+            mark = _Mark(client)
+            attack = _attacks(scale, server.port, mark)[name]
             with client:
                 client.wait_for_answers(5, limit=30)
                 outcome = attack()
@@ -192,11 +231,12 @@ def run_attack(name: str, source: Optional[str], runs: int, scale: float, extra:
             row.rss_peak = server.peak
             row.rss_after = server.rss()
             row.answers, row.failures, row.worst = client.answers, len(client.failures), client.worst_latency
-            ordered = sorted(client.latencies)
+            ordered = sorted(client.latencies[mark.first :])
+            row.p50 = ordered[len(ordered) // 2] if ordered else 0.0
             row.p99 = ordered[int(len(ordered) * 0.99)] if ordered else 0.0
             if client.failures:
                 row.extra["failures"] = sorted(set(client.failures))[:3]
-            row.attacker = _describe(outcome)
+            row.attacker = _describe(outcome) + (f" {outcome.note}" if outcome.note else "")
             rows.append(row)
             print(_format(row), flush=True)
     return rows
@@ -205,7 +245,7 @@ def run_attack(name: str, source: Optional[str], runs: int, scale: float, extra:
 def _format(row: Row) -> str:
     return (
         f"{row.attack:<22} run {row.run}  good: {row.answers:5d} answers {row.failures:3d} failures "
-        f"p99 {row.p99:6.3f}s worst {row.worst:7.3f}s | "
+        f"p50 {row.p50:6.3f}s p99 {row.p99:6.3f}s worst {row.worst:7.3f}s | "
         f"rss start {row.rss_start / MB:6.1f} peak {row.rss_peak / MB:6.1f} after {row.rss_after / MB:6.1f} MB | "
         f"attacker: {row.attacker}" + (f" | trader failures: {row.extra['failures']}" if row.extra else "")
     )

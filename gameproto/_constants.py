@@ -29,6 +29,7 @@ __all__ = [
     "SERVER_MAX_CONNECTIONS_PER_ADDRESS",
     "SERVER_MAX_BUFFERED",
     "AUTH_REFUSALS_PER_MINUTE",
+    "MAX_RESTING_ORDERS",
     "SERVER_CLIENT_HEADER",
     "ACCESS_TOKEN_PURGE_AFTER",
     "ORDER_UNKNOWN_FIELDS_LISTED",
@@ -107,6 +108,9 @@ SERVER_MAX_BUFFERED = 64 * 1024 * 1024
 #: Refused token exchanges (wrong personal tokens) one client address may make a
 #: minute before it is answered 429; valid exchanges are never limited.
 AUTH_REFUSALS_PER_MINUTE = 30
+#: Resting orders one trader may hold at once on the embedded exchange: enough for any
+#: bot's quoting, and a bound on the book (and the market answers) one trader can cause.
+MAX_RESTING_ORDERS = 10_000
 #: The header in which the embedded server tells the exchange the client's address
 #: (any such header the client sent is dropped first).
 SERVER_CLIENT_HEADER = "x-gameproto-client"

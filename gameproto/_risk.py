@@ -302,13 +302,15 @@ class RiskBook:
             self._refreshed_at = None
 
     def cancelled(self, order_id: Any) -> None:
-        """The order was deleted (or was already gone): it rests no more."""
-        from ._arguments import order_number_or_none
+        """The order was deleted (or was already gone): read the book again before the next order.
 
-        number = order_number_or_none(order_id)
-        if number is not None:
-            with self._lock:
-                self._resting.pop(("order", number), None)
+        The order is not simply dropped: part of it may have filled since the
+        book last read the trades, and dropping its whole volume would free
+        room the fills still hold. It stays counted, as if it could fill,
+        until the next refresh replaces it with the exchange's listing and
+        the fills with its trades.
+        """
+        self.mark_stale()
 
     # -- the limits ---------------------------------------------------------------
 

@@ -407,7 +407,13 @@ class GameAPI:
             raise
 
     async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
-        """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``."""
+        """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``: what is left of it leaves the book.
+
+        An order with nothing left (fully executed, expired, deleted already)
+        is not cancellable: the exchange answers 404 and this raises
+        ``NotFoundError`` (whose message says which), as for an order that is
+        not yours. Trades already made stand.
+        """
         answer = await self._run(calls.delete_order(order_id))
         if self._risk is not None:
             self._risk.cancelled(order_id)  # the limits' book: it rests no more

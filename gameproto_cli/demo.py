@@ -149,6 +149,40 @@ def what_happened(answer: Mapping[str, Any]) -> str:
     return f"traded {cell(executed)} MW{fills}{at}{left}"
 
 
+def placed_line(answer: Mapping[str, Any], delivery: str = "") -> str:
+    """An order just placed: its id, side, volume, price (and delivery), and whether it traded on arrival."""
+    side, volume, price = answer.get("direction"), cell(answer.get("volume")), cell(answer.get("price"))
+    hidden = " (hidden)" if str(answer.get("state", "")).lower() == "hidden" else ""
+    when = f", delivery {delivery}" if delivery else ""
+    name = order_name(answer.get("order_id"))
+    return f"placed {name}{hidden}, {side} {volume} MW at {price}{when}: {what_happened(answer)}"
+
+
+def _number(order_id: Any) -> str:
+    """The listing's form of an id (``31``) from the creation answer's (``ord_31``)."""
+    text = str(order_id)
+    return text[len("ord_") :] if text.startswith("ord_") else text
+
+
+def _rests(order: Optional[Mapping[str, Any]]) -> bool:
+    """Whether a listed order still has volume in the book (so that deleting it takes something out)."""
+    if not order or str(order.get("status", "active")) != "active":
+        return False
+    try:
+        return float(order.get("remaining_volume") or 0) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _left(order: Mapping[str, Any]) -> str:
+    """What is left of a listed order: it rests, traded completely, or ended."""
+    if _rests(order):
+        return f"{cell(order.get('remaining_volume'))} MW resting"
+    if str(order.get("status")) == "filled":
+        return "traded completely (a filled order cannot be deleted)"
+    return f"{order.get('status', 'gone')}"
+
+
 def _check_connection(api: Any) -> None:
     """``test_connection()`` as the published client shows it; when False, the call that says why."""
     if not api.test_connection():
@@ -181,9 +215,11 @@ def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first:
                 if "orders" in data:
                     print(f"  created {len(result['created'])}, failed {len(result['failed'])}")
                     created += [entry["result"] for entry in result["created"]]
+                    for entry in result["created"]:
+                        print(f"  {placed_line(entry['result'])}")
                 else:
                     when = delivery_text(data["date"], data["start_time"], data["end_time"], data["tz_offset_hours"])
-                    print(f"  created {order_name(result['order_id'])} ({result.get('state')}), delivery {when}")
+                    print(f"  {placed_line(result, when)}")
                     created.append(result)
             _say("a crossing pair: sell 2 MW at 60, then buy 1 MW at 65")
             window = _window(4, first)
@@ -198,8 +234,16 @@ def sync_walkthrough(base_url: str, token: str, verify: Any, trade: bool, first:
             found = api.find_order_by_id(order_id) or {}
             shown = order_name(order_id)
             volume, price = cell(found.get("volume")), cell(found.get("price"))
-            print(f"  found {shown}: {found.get('direction')} {volume} MW at {price}")
-            print(f"  {api.delete_order(order_id)['status']} {shown}")
+            print(f"  found {shown}: {found.get('direction')} {volume} MW at {price}, {_left(found)}")
+            listed = {str(order.get("order_id")): order for order in api.get_orders()}
+            resting = [order for order in created if _rests(listed.get(_number(order["order_id"])))]
+            if not resting:
+                print("  no order of the walk-through rests any more: nothing to delete")
+            else:
+                target = resting[0]["order_id"]
+                left = cell(listed[_number(target)].get("remaining_volume"))
+                deleted = api.delete_order(target)
+                print(f"  {deleted['status']} {order_name(target)}: its {left} MW left the book")
         else:
             _say("market (read-only)")
             _show_market(api.get_trades(), api.get_market_best_offers(top_n=3))
@@ -243,8 +287,13 @@ async def async_walkthrough(base_url: str, token: str, verify: Any, trade: bool,
             _say("trades (async)")
             _show_market(await api.get_trades(), await api.get_market_best_offers(top_n=2))
             last = bulk["created"][-1]["result"]["order_id"]
-            deleted = await api.delete_order(last)
-            print(f"  the last bulk order, {order_name(last)}: {deleted['status']}")
+            found = await api.find_order_by_id(last)
+            if _rests(found):
+                left = cell((found or {}).get("remaining_volume"))
+                deleted = await api.delete_order(last)
+                print(f"  the last bulk order, {order_name(last)}: {deleted['status']}, its {left} MW left the book")
+            else:
+                print(f"  the last bulk order, {order_name(last)}: {_left(found or {})}, nothing to delete")
 
 
 @contextlib.contextmanager

@@ -98,6 +98,10 @@ def _host(url: Optional[str]) -> str:
         return "the host"
 
 
+#: The embedded exchange's 404 for an order of yours with nothing left to cancel.
+_NOTHING_LEFT = re.compile(r"Order \d+ (is fully executed|expired at its delivery start|was deleted already): nothing")
+
+
 def _order_name(path: Optional[str]) -> Optional[str]:
     match = _ORDER_PATH.fullmatch(path or "")
     return f"ord_{match.group(1)}" if match else None
@@ -160,6 +164,9 @@ def _status(error: GameAPIError, url: Optional[str]) -> str:
     if isinstance(error, NotFoundError):
         order = _order_name(error.path)
         if order:
+            gone = _NOTHING_LEFT.search(error.message)
+            if gone:  # the exchange said why: fully executed, expired or deleted already
+                return f"{order} cannot be cancelled: it {gone.group(1)}, nothing is left of it in the book"
             return f"{where} has no order {order} of yours (deleted already?); `game orders` lists yours"
         return f"{where} answered 404 not found to {call}: wrong URL, or a server without this call?"
     if isinstance(error, RateLimitError):

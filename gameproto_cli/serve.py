@@ -21,6 +21,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 from gameproto._constants import (
     API_PREFIX,
     AUTH_REFUSALS_PER_MINUTE,
+    MAX_RESTING_ORDERS,
     RATE_LIMIT_PER_MINUTE,
     SERVER_BODY_TIMEOUT,
     SERVER_HEAD_TIMEOUT,
@@ -109,6 +110,14 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         default=RATE_LIMIT_PER_MINUTE,
         metavar="N",
         help=f"requests per minute and token (default {RATE_LIMIT_PER_MINUTE})",
+    )
+    parser.add_argument(
+        "--max-resting-orders",
+        type=_positive,
+        default=MAX_RESTING_ORDERS,
+        metavar="N",
+        help=f"resting orders one trader may hold at once; past it, orders are refused with a 422 "
+        f"(default {MAX_RESTING_ORDERS:,})",
     )
     parser.add_argument(
         "--clock-offset",
@@ -363,6 +372,7 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         rate_limit_per_minute=args.rate_limit,
         clock_offset=args.clock_offset,
         auth_refusals_per_minute=args.auth_refusals,
+        max_resting_orders=args.max_resting_orders,
         seed=args.seed,
     )
     store = None

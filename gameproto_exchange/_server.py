@@ -63,6 +63,8 @@ logger = logging.getLogger("gameproto.server")
 
 #: Bytes asked of the socket at a time.
 READ_SIZE = 64 * 1024
+#: The largest piece of an answer written at once; a larger answer is written piece by piece.
+SEND_PIECE = 256 * 1024
 #: How long a refused client may keep sending before the socket is closed on it.
 LINGER_SECONDS = 1.0
 #: The body of a request refused from its head is read (and dropped) up to this size,
@@ -281,11 +283,16 @@ class _Connection:
         if close:
             headers.append(("connection", "close"))
         head = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
-        events: List[Any] = [head]
-        if response.body and method != b"HEAD":
-            events.append(h11.Data(data=response.body))
-        events.append(h11.EndOfMessage())
-        await self._send(*events)
+        body = response.body if method != b"HEAD" else b""
+        if len(body) <= SEND_PIECE:
+            await self._send(head, *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
+            return
+        # A large answer goes in pieces, each its own write: the other connections are served
+        # between them, and no copy of the whole answer is made on the way out.
+        await self._send(head, h11.Data(data=body[:SEND_PIECE]))
+        for start in range(SEND_PIECE, len(body), SEND_PIECE):
+            await self._send(h11.Data(data=body[start : start + SEND_PIECE]))
+        await self._send(h11.EndOfMessage())
 
     def _check_head(self, event: h11.Request) -> Optional[Response]:
         """Refuse, from the head alone, what must not be read: ambiguous framing, too large a body.
@@ -588,7 +595,6 @@ async def serve_exchange(
                 task_group.cancel_scope.cancel()
     finally:
         await anyio.aclose_forcefully(listener)
-
 
 
 class ServerThread(Generic[ExchangeT]):

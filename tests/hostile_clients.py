@@ -14,17 +14,19 @@ import datetime as dt
 import http.client
 import itertools
 import json
+import multiprocessing
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = [
     "Outcome",
     "WellBehavedClient",
     "access_token",
     "big_book",
+    "book_flood",
     "both_length_headers",
     "connection_flood",
     "read_answer",
@@ -533,6 +535,96 @@ def big_book(host: str, port: int, access: str, *, orders: int, listings: int, d
             outcome.statuses[answer[0]] += 1
             outcome.largest_answer = max(outcome.largest_answer, answer[3])
     return outcome
+
+
+def book_flood(
+    host: str,
+    port: int,
+    accesses: Sequence[str],
+    *,
+    orders: int,
+    pollers: int,
+    polls: int,
+    deadline: float = 300.0,
+    polling: Optional[Callable[[], None]] = None,
+    processes: bool = False,
+) -> Outcome:
+    """Flood the book, then poll it: each access token rests ``orders`` buys, then ``pollers`` poll ``/market``.
+
+    The buys go in bulks of 100, at a price of their own each (one market
+    level per order, so the market answer is as large as the book), over
+    eight quarter hours of tomorrow; nothing crosses. Then ``pollers``
+    keep-alive connections ask ``GET /market`` ``polls`` times each, at once.
+    ``polling`` is called when the polling starts; with ``processes`` the
+    pollers are processes of their own, not threads. ``note`` tells how many
+    orders rest, and how many the exchange refused (a cap on resting orders).
+    """
+    outcome = Outcome("book_flood")
+    end = time.monotonic() + deadline
+    placed = refused = 0
+    number = 0
+    for access in accesses:
+        auth = {"Authorization": f"Bearer {access}", "Content-Type": "application/json"}
+        with _connect(host, port, timeout=deadline) as sock:
+            outcome.connections += 1
+            sent = 0
+            while sent < orders and time.monotonic() < end:
+                batch = []
+                for _ in range(min(100, orders - sent)):
+                    start = dt.time(10, 15 * (number % 4)) if number % 8 < 4 else dt.time(11, 15 * (number % 4))
+                    stop = (dt.datetime.combine(dt.date.today(), start) + dt.timedelta(minutes=15)).time()
+                    batch.append(
+                        dict(
+                            future_order("buy", price=round(10.0 + number * 0.01, 2), volume=1.0),
+                            start_time=start.strftime("%H:%M"),
+                            end_time=stop.strftime("%H:%M"),
+                        )
+                    )
+                    number += 1
+                body = json.dumps({"orders": batch}).encode()
+                sock.sendall(_request("POST", "/api/v1/orders/create-bulk", body, auth))
+                outcome.requests += 1
+                answer = read_answer(sock)
+                if answer is None:
+                    outcome.closed_by_server += 1
+                    break
+                outcome.statuses[answer[0]] += 1
+                sent += len(batch)
+                # Each refusal names the cap; a cut answer (over 64 KiB) counts what it shows.
+                refused += answer[2].count(b"resting orders, the most")
+            placed += sent
+    outcome.note = f"{placed - refused} orders resting, {refused} refused"
+    if polling is not None:
+        polling()
+    message = _request("GET", "/api/v1/market", headers={"Authorization": f"Bearer {accesses[0]}"})
+    if processes:  # the pollers' reading kept out of this process (and of the measuring client's way)
+        with multiprocessing.get_context("fork").Pool(pollers) as pool:
+            polled = pool.starmap(_poll, [(host, port, message, polls, deadline)] * pollers)
+        for mine in polled:
+            outcome.merge(mine)
+        return outcome
+    lock = threading.Lock()
+
+    def poll() -> None:
+        mine = _poll(host, port, message, polls, deadline)
+        with lock:
+            outcome.merge(mine)
+
+    threads = [threading.Thread(target=poll, daemon=True) for _ in range(pollers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(deadline + 5)
+    return outcome
+
+
+def _poll(host: str, port: int, message: bytes, polls: int, deadline: float) -> Outcome:
+    """Send ``message`` ``polls`` times on one keep-alive connection; the answers counted."""
+    mine = Outcome("book_flood")
+    end = time.monotonic() + deadline
+    for answer in _keep_alive(mine, host, port, itertools.repeat(message, polls), end, timeout=deadline):
+        mine.largest_answer = max(mine.largest_answer, answer[3])
+    return mine
 
 
 def both_length_headers(host: str, port: int, access: str = "") -> Outcome:

@@ -18,6 +18,8 @@ import pytest
 
 from gameproto_cli.main import main
 
+from .support import future_order
+
 ROOT = Path(__file__).resolve().parent.parent
 URL = re.compile(r"serving on (https?)://127\.0\.0\.1:(\d+) \(API at \S+/api/v1\)")
 
@@ -119,6 +121,16 @@ def test_tokens_the_user_gave_are_never_printed(serve: Callable[..., Served], tm
         assert secret not in out and secret not in err
 
 
+def test_max_resting_orders_caps_each_trader_with_a_clear_422(serve: Callable[..., Served]) -> None:
+    served = serve("--max-resting-orders", "2")
+    access = call(served.port, "POST", "/auth/token", {"token": "demo-token"})[1]["access_token"]
+    for price in (10, 11):
+        assert call(served.port, "POST", "/orders", future_order("buy", price=price), access)[0] == 200
+    status, refused = call(served.port, "POST", "/orders", future_order("buy", price=12), access)
+    assert status == 422 and refused["detail"][0]["msg"].startswith("trader-1 has 2 resting orders, the most")
+    served.stop()
+
+
 def test_a_busy_port_is_one_line_and_status_1() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -145,7 +157,13 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "flags",
-    [["--token-file", "/nonexistent/tokens"], ["--tls-key", "key.pem"], ["--port", "70000"], ["--rate-limit", "0"]],
+    [
+        ["--token-file", "/nonexistent/tokens"],
+        ["--tls-key", "key.pem"],
+        ["--port", "70000"],
+        ["--rate-limit", "0"],
+        ["--max-resting-orders", "0"],
+    ],
 )
 def test_bad_flags_are_status_2(flags: List[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:

@@ -271,6 +271,18 @@ def test_deleting_an_order_that_is_not_there(game: Any) -> None:
     assert "has no order ord_999999 of yours" in line and "game orders" in line
 
 
+def test_deleting_a_filled_order_says_it_traded_and_deletes_nothing(game: Any, server: Any) -> None:
+    with GameAPI(TOKEN, server.base_url) as api:
+        sold = api.create_order(future_order("sell", price=50.0, volume=1.0))
+        api.create_order(future_order("buy", price=60.0, volume=1.0))  # takes all of it
+    line = one_line_error(game("order", "delete", str(sold["order_id"])), 1)
+    assert (
+        line == f"game: {sold['order_id']} cannot be cancelled: it is fully executed, nothing is left of it in the book"
+    )
+    with GameAPI(TOKEN, server.base_url) as api:
+        assert (api.find_order_by_id(sold["order_id"]) or {}).get("status") == "filled"
+
+
 def test_argparse_refusals_are_one_line_too(game: Any, tmp_path: Path) -> None:
     line = one_line_error(game("order", "create", "--side", "hold"), 2)
     assert line.startswith("game order create: argument --side: invalid choice") and "--help" in line
@@ -512,6 +524,23 @@ def test_demo_says_what_the_crossing_pair_did_and_how_many_trades_it_shows(tmp_p
     for table in out.split("== trades")[1:]:
         rows = [line for line in table.split("\n\n")[0].splitlines() if re.match(r"  \d{4}-\d{2}-\d{2}T", line)]
         assert len(rows) <= 5
+
+
+def test_demo_says_which_orders_traded_and_never_deletes_a_filled_one(tmp_path: Path) -> None:
+    done = run_game("demo", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "created ord_" not in out  # every order placed says what happened to it
+    placed = re.findall(r"placed (ord_\d+)[^\n]*?: (nothing traded|traded [^\n]*)", out)
+    assert len(placed) == 4, out
+    filled = {name for name, what in placed if what.endswith("filled completely")}
+    for name in re.findall(r"deleted (ord_\d+)", out) + re.findall(r"(ord_\d+): deleted", out):
+        assert name not in filled, f"{name} traded completely, yet the demo deleted it"
+    section = out.split("== lookup and deletion")[1].split("==")[0]
+    found = re.search(r"found (ord_\d+): [^\n]*", section)
+    assert found is not None
+    if found.group(1) in filled:
+        assert "traded completely (a filled order cannot be deleted)" in found.group(0)
 
 
 # -- 9. .env read by python-dotenv ----------------------------------------------------------------

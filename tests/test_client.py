@@ -208,6 +208,19 @@ async def test_delete_by_ord_id_without_a_listing(h: Harness) -> None:
         await api.delete_order(created["order_id"])
 
 
+@every_driver()
+async def test_a_fully_executed_order_is_not_cancellable(h: Harness) -> None:
+    api = h.client()
+    sold = await api.create_order(future_order("sell", price=50.0, volume=1.0))
+    await api.create_order(future_order("buy", price=60.0, volume=1.0))  # takes all of it
+    with pytest.raises(NotFoundError) as caught:
+        await api.delete_order(sold["order_id"])
+    assert "fully executed" in str(caught.value) and "nothing is left to cancel" in str(caught.value)
+    listed = await api.find_order_by_id(sold["order_id"])
+    assert listed is not None and listed["status"] == "filled"  # the trade stands
+    assert len(await api.get_trades()) == 1
+
+
 BAD_IDS: List[Any] = ["../x", "12a", "", -1, True, "ord_../1"]
 
 

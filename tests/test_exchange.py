@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -325,11 +326,89 @@ def test_hidden_orders_trade_but_never_show(alice: Trader, bob: Trader) -> None:
 def test_deleted_orders_never_trade(alice: Trader, bob: Trader) -> None:
     created = alice.place(side="sell", price=40)
     assert alice.call("DELETE", "/orders/1") == (200, {"status": "deleted", "order_id": 1})
-    assert alice.call("DELETE", "/orders/1") == (404, {"detail": "Order not found"})
+    assert alice.call("DELETE", "/orders/1") == (
+        404,
+        {"detail": "Order 1 was deleted already: nothing is left to cancel"},
+    )
     assert alice.call("GET", "/orders") == (200, [])
     bob.place(side="buy", price=45)
     assert bob.call("GET", "/trades") == (200, [])
     assert created["order_id"] == "ord_1"
+
+
+def test_a_fully_executed_order_is_not_cancellable(alice: Trader, bob: Trader) -> None:
+    alice.place(side="sell", price=40, volume=2)
+    bob.place(side="buy", price=45, volume=2)  # takes all of it
+    gone = {"detail": "Order 1 is fully executed: nothing is left to cancel"}
+    assert alice.call("DELETE", "/orders/1") == (404, gone)
+    assert alice.call("DELETE", "/orders/ord_1") == (404, gone)
+    assert bob.call("DELETE", "/orders/2") == (404, {"detail": "Order 2 is fully executed: nothing is left to cancel"})
+    assert bob.call("DELETE", "/orders/1") == (404, {"detail": "Order not found"})  # not bob's: nothing said
+    # Nothing changed: the order is listed as filled, the trade stands.
+    (listed,) = alice.call("GET", "/orders")[1]
+    assert listed["status"] == "filled" and listed["remaining_volume"] == 0 and listed["executed_volume"] == 2
+    assert len(alice.call("GET", "/trades")[1]) == 1
+
+
+def test_a_partly_executed_order_cancels_what_is_left(alice: Trader, bob: Trader) -> None:
+    alice.place(side="sell", price=40, volume=3)
+    bob.place(side="buy", price=45, volume=1)
+    assert alice.call("DELETE", "/orders/1") == (200, {"status": "deleted", "order_id": 1})
+    assert bob.call("GET", "/market")[1] == []  # the 2 MW left are out of the book
+    assert len(bob.call("GET", "/trades")[1]) == 1  # the trade stands
+
+
+CAPPED = "alice has 3 resting orders, the most this exchange keeps for one trader: delete some (or let them trade or expire) before placing more"  # noqa: E501
+
+
+def test_a_trader_past_the_resting_cap_is_refused_with_a_422(clock: Clock) -> None:
+    exchange = Exchange(TOKENS, clock=clock, max_resting_orders=3)
+    alice, bob = Trader(exchange, "alice-token"), Trader(exchange, "bob-token")
+    for price in (40, 41, 42):
+        alice.place(side="sell", price=price)
+    status, answer = alice.call("POST", "/orders", order(side="sell", price=43))
+    assert (status, answer) == (
+        422,
+        {"detail": [{"loc": ["body"], "msg": CAPPED, "type": "value_error.resting_orders"}]},
+    )
+    status, bulk = alice.call("POST", "/orders/create-bulk", {"orders": [order(side="sell", price=44)] * 2})
+    assert status == 200 and bulk["created"] == []
+    assert bulk["failed"] == [{"index": 0, "error": CAPPED}, {"index": 1, "error": CAPPED}]
+    bob.place(side="buy", price=40)  # fills alice's order at 40: a place is free again
+    status, bulk = alice.call("POST", "/orders/create-bulk", {"orders": [order(side="sell", price=45)] * 3})
+    assert [entry["index"] for entry in bulk["created"]] == [0]
+    assert bulk["failed"] == [{"index": 1, "error": CAPPED}, {"index": 2, "error": CAPPED}]
+    assert alice.call("DELETE", "/orders/2")[0] == 200  # so does a deletion
+    assert alice.call("POST", "/orders", order(side="sell", price=46))[0] == 200
+    assert alice.call("POST", "/orders", order(side="sell", price=47))[0] == 422
+    assert bob.call("POST", "/orders", order(side="buy", price=10))[0] == 200  # the cap is per trader
+    assert exchange.ledger.resting == {"alice": 3, "bob": 1}
+
+
+def test_an_expiry_frees_places_under_the_cap(clock: Clock) -> None:
+    exchange = Exchange(TOKENS, clock=clock, max_resting_orders=1)
+    alice = Trader(exchange, "alice-token")
+    alice.place(side="sell", price=40, start_time="00:00", end_time="00:15")  # delivers first, 2023-11-15 00:00
+    assert alice.call("POST", "/orders", order(side="sell", price=41))[0] == 422
+    clock.now += 2 * 3600  # the first contract closes
+    alice = Trader(exchange, "alice-token")  # a fresh access token
+    assert alice.call("POST", "/orders", order(side="sell", price=41))[0] == 200
+
+
+def test_the_market_answer_follows_fills_leaving_the_24_hours(clock: Clock) -> None:
+    exchange = Exchange(TOKENS, clock=clock)
+    alice, bob = Trader(exchange, "alice-token"), Trader(exchange, "bob-token")
+    later = (dt.date(2023, 11, 14) + dt.timedelta(days=3)).isoformat()
+    alice.place(side="sell", price=40, volume=2, date=later)
+    bob.place(side="buy", price=45, volume=1, date=later)  # a trade; 1 MW rests
+    (summary,) = [row for row in bob.call("GET", "/market")[1] if "direction" not in row]
+    assert summary["volume_24h"] == 1 and summary["high_24h"] == 40
+    clock.now += 86_400 + 1  # the trade leaves the 24 hours; the book itself did not change
+    bob = Trader(exchange, "bob-token")  # a day later: a fresh access token
+    (summary,) = [row for row in bob.call("GET", "/market")[1] if "direction" not in row]
+    assert summary["volume_24h"] == 0 and summary["high_24h"] is None and summary["price"] == 40
+    market = exchange.market
+    assert market.market_body(clock.now) == encode_json(market.market_rows(clock.now))
 
 
 def test_delete_refuses_other_traders_unknown_and_malformed_ids(alice: Trader, bob: Trader) -> None:

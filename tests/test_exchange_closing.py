@@ -84,10 +84,12 @@ def test_resting_orders_expire_at_delivery_start_listed_once_then_gone() -> None
     ]
     assert [(e.kind, e.complete) for e in tracker.update(listed)] == [("gone", False)]
     assert desk.call("alice", "GET", "/market") == (200, [])  # out of the book at once
-    assert desk.call("alice", "DELETE", f"/orders/{number}")[0] == 404
+    gone = {"detail": f"Order {number} expired at its delivery start: nothing is left to cancel"}
+    assert desk.call("alice", "DELETE", f"/orders/{number}") == (404, gone)
 
     desk.clock.now = DELIVERY + EXPIRED_LISTED_FOR
     assert desk.listing() == []
+    assert desk.call("alice", "DELETE", f"/orders/{number}") == (404, gone)  # unlisted, still expired
     assert tracker.update([]) == []  # gone was said once
 
 

@@ -144,10 +144,16 @@ class ExchangeMachine(RuleBasedStateMachine):
         number = data.draw(st.sampled_from(live), label="order")
         owner = self.model[number].trader
         stranger = data.draw(st.sampled_from([name for name in TRADERS if name != owner]), label="stranger")
-        assert self._call(stranger, "DELETE", f"/orders/{number}")[0] == 404
+        assert self._call(stranger, "DELETE", f"/orders/{number}") == (404, {"detail": "Order not found"})
+        if self.model[number].remaining == 0:  # a fully executed order is not cancellable: nothing is left
+            gone = {"detail": f"Order {number} is fully executed: nothing is left to cancel"}
+            assert self._call(owner, "DELETE", f"/orders/{number}") == (404, gone)
+            return
         assert self._call(owner, "DELETE", f"/orders/{number}") == (200, {"status": "deleted", "order_id": number})
         self.model[number].deleted = True
         self.deleted_after[number] = len(self.trades)
+        again = {"detail": f"Order {number} was deleted already: nothing is left to cancel"}
+        assert self._call(owner, "DELETE", f"/orders/{number}") == (404, again)
 
     @rule(seconds=st.integers(min_value=0, max_value=120))
     def wait(self, seconds: int) -> None:
@@ -218,6 +224,16 @@ class ExchangeMachine(RuleBasedStateMachine):
         assert shown == expected
 
     @invariant()
+    def the_cached_market_answer_equals_a_fresh_build(self) -> None:
+        status, served = self._call("bob", "GET", "/market")  # through the cache, as a trader polls
+        market, now = self.exchange.market, self.exchange.now()
+        assert status == 200 and served == decode(Response(200, {}, encode_json(market.market_rows(now))))
+        for direction in (None, "buy", "sell"):
+            for minutes in (None, 15, 60):
+                cached = market.market_body(now, direction, minutes)
+                assert cached == encode_json(market.market_rows(now, direction, minutes)), (direction, minutes)
+
+    @invariant()
     def a_saved_state_loads_into_an_exchange_that_answers_the_same(self) -> None:
         saved = json.loads(encode_json(self.exchange.save()), parse_float=Decimal)  # through JSON text
         twin = Exchange({f"{name}-token": name for name in TRADERS}, clock=self.clock)
@@ -226,6 +242,8 @@ class ExchangeMachine(RuleBasedStateMachine):
             assert twin.orders_of(trader) == self.exchange.orders_of(trader)
         assert twin.trades == self.exchange.trades
         assert twin.public_market() == self.exchange.public_market()
+        now = self.exchange.now()
+        assert twin.market.market_body(now) == self.exchange.market.market_body(now)
         assert twin.save() == self.exchange.save()
 
     def teardown(self) -> None:

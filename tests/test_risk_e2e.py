@@ -95,9 +95,10 @@ async def test_the_book_kept_from_answers_counts_resting_orders_as_filled(h: Har
     await refused(h, alice, at("buy", 99, 1), "max_net_position")
     assert h.attempts("GET", "/orders") == gets  # judged from the book, no listing
     second = next(order for order in resting(h) if order["remaining_volume"] == 2)
-    await alice.delete_order(second["order_id"])  # the book hears of it from the answer
+    await alice.delete_order(second["order_id"])
+    # Part of a deleted order may have filled unseen: the book is read again before the next order.
     await alice.create_order(at("buy", 99, 2))  # 3 + 2 again
-    assert h.attempts("GET", "/orders") == gets
+    assert h.attempts("GET", "/orders") == gets + 1
     await alice.cancel_all_orders()  # the book is read again before the next order
     await alice.create_order(at("buy", 90, 3))  # 2 filled + 3 = 5
     await refused(h, alice, at("buy", 90, 1), "max_net_position")

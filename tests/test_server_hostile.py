@@ -21,6 +21,7 @@ import pytest
 from gameproto._boundary import Request
 from gameproto._errors import OrderValidationError
 from gameproto._orders import validate_order, validate_orders
+from gameproto.simulator import market as market_module
 from gameproto.simulator import trading as trading_module
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import Limits, RunningServer, ServerThread
@@ -329,6 +330,34 @@ def test_listing_costs_what_the_trader_holds(
     mallory_orders = rendered[:]
     assert mallory_orders == []  # none of the 300 buys was looked at
     _served_meanwhile(trader)
+
+
+# -- the book flood: one trader's resting orders, polled by many connections ----------------------
+
+
+def test_a_book_flood_is_capped_and_each_contract_encoded_once_for_every_poll(backend: str, monkeypatch: Any) -> None:
+    exchange = Exchange(
+        tokens={TOKEN: "alice", OTHER_TOKEN: "mallory", "mallory-2-token": "mallory-2"}, max_resting_orders=120
+    )
+    built: List[str] = []
+    real = market_module.summary_row
+
+    def counting(book: Any, contract: str, *args: Any) -> Any:
+        built.append(contract)
+        return real(book, contract, *args)
+
+    monkeypatch.setattr(market_module, "summary_row", counting)
+    with ServerThread(exchange, backend=backend, limits=LIMITS) as served, hostile.WellBehavedClient(
+        HOST, served.port, TOKEN, timeout=30.0, pause=0.01
+    ) as trader:
+        accesses = [hostile.access_token(HOST, served.port, token) for token in (OTHER_TOKEN, "mallory-2-token")]
+        outcome = hostile.book_flood(HOST, served.port, accesses, orders=150, pollers=3, polls=4, deadline=60)
+        assert outcome.note == "240 orders resting, 60 refused"  # 120 each: the cap's 422s, order by order
+        assert outcome.statuses == {200: 4 + 3 * 4} and outcome.closed_by_server == 0
+        assert exchange.ledger.resting == {"mallory": 120, "mallory-2": 120}
+        # Twelve polls of an unchanged book: each of its eight contracts was encoded once.
+        assert sorted(built) == sorted(set(built)) and len(built) == 8
+        _served_meanwhile(trader)
 
 
 def test_a_deleted_order_leaves_the_index(hostile_exchange: Exchange) -> None:

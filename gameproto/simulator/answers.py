@@ -23,6 +23,7 @@ __all__ = [
     "Context",
     "Refused",
     "answer",
+    "answer_bytes",
     "error",
     "invalid",
     "json_body",
@@ -73,6 +74,11 @@ def answer(status: int, value: Any, headers: Optional[Mapping[str, str]] = None)
     if headers:
         merged.update(headers)
     return Response(status, merged, encode_json(value))
+
+
+def answer_bytes(status: int, body: bytes) -> Response:
+    """An answer whose JSON body is already encoded."""
+    return Response(status, dict(_JSON_HEADERS), body)
 
 
 def error(status: int, detail: str, headers: Optional[Mapping[str, str]] = None) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["BookOrder", "Fill", "OrderBook", "MONEY", "canonical_duration"]
 
@@ -50,7 +50,10 @@ class BookOrder:
     total_value: Decimal = _ZERO
     fees: Decimal = _ZERO
     execution_count: int = 0
+    #: Out of the book for good: cancelled by its trader, or expired.
     deleted: bool = False
+    #: Out of the book because its contract closed (delivery started) with volume left.
+    expired: bool = False
 
     @property
     def remaining(self) -> Decimal:
@@ -101,25 +104,93 @@ class OrderBook:
         self.orders: Dict[int, BookOrder] = {}
         self.fills: List[Fill] = []
         self.fills_by_contract: Dict[str, List[Fill]] = {}
+        #: Each contract's fill times, oldest first (a parallel of ``fills_by_contract``, for bisecting).
+        self.fill_times: Dict[str, List[float]] = {}
         self._queues: Dict[Tuple[str, str], List[_Entry]] = {}
         self._last_number = 0
+        #: Counts every change of the book; ``versions`` holds each contract's last (version, time).
+        #: A view cached at a contract's version is fresh while that version stands.
+        self.version = 0
+        self.versions: Dict[str, Tuple[int, float]] = {}
+        # The public book, kept as orders come and go: each (contract, side)'s displayed levels in
+        # book order, [priority key, price, volume, the observer's view of it], and their total volume.
+        self._shown: Dict[Tuple[str, str], List[List[Any]]] = {}
+        self._shown_total: Dict[Tuple[str, str], Decimal] = {}
+        #: Called with (contract, minutes, side, price, displayed volume now) whenever a displayed
+        #: level changes; what it returns is kept with the level (``shown_views``).
+        self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
+
+    def _touch(self, contract: str, now: float) -> None:
+        self.version += 1
+        self.versions[contract] = (self.version, now)
+
+    def _show(self, order: BookOrder, change: Decimal) -> None:
+        """Add ``change`` to the displayed volume at the order's price (hidden orders show nothing)."""
+        if order.hidden or not change:
+            return
+        side = (order.contract, order.side)
+        entries = self._shown.setdefault(side, [])
+        key = -order.price if order.side == "buy" else order.price
+        at = bisect.bisect_left(entries, [key])
+        found = at < len(entries) and entries[at][0] == key
+        volume = MONEY.add(entries[at][2], change) if found else change
+        self._shown_total[side] = MONEY.add(self._shown_total.get(side, _ZERO), change)
+        view = None
+        if self.observer is not None:
+            view = self.observer(order.contract, order.minutes, order.side, order.price, max(volume, _ZERO))
+        if volume <= 0:
+            del entries[at]
+            if not entries:
+                del self._shown[side], self._shown_total[side]
+        elif found:
+            entries[at][2:] = [volume, view]
+        else:
+            entries.insert(at, [key, order.price, volume, view])
+
+    def shown(self, contract: str, side: str) -> List[Tuple[Decimal, Decimal]]:
+        """The displayed levels of one side of a contract, best price first: (price, volume)."""
+        return [(entry[1], entry[2]) for entry in self._shown.get((contract, side), ())]
+
+    def best_shown(self, contract: str, side: str) -> Optional[Decimal]:
+        """The best displayed price of one side of a contract, None when nothing shows."""
+        entries = self._shown.get((contract, side))
+        return entries[0][1] if entries else None
+
+    def shown_views(self, contract: str, side: str) -> List[Any]:
+        """What the ``observer`` made of each displayed level of one side of a contract, best price first."""
+        return [entry[3] for entry in self._shown.get((contract, side), ())]
+
+    def shown_total(self, contract: str, side: str) -> Decimal:
+        """The displayed volume of one side of a contract, all levels together."""
+        return self._shown_total.get((contract, side), _ZERO)
 
     @property
     def last_number(self) -> int:
         """The number of the last order taken, 0 before the first."""
         return self._last_number
 
-    def reset(self, orders: List[BookOrder], fills: List[Fill], last_number: int) -> None:
-        """Hold these orders and fills (a saved book); the unfilled, undeleted orders rest again."""
+    def reset(self, orders: List[BookOrder], fills: List[Fill], last_number: int, changed: Dict[str, float]) -> None:
+        """Hold these orders and fills (a saved book); the unfilled, undeleted orders rest again.
+
+        ``changed`` is when each contract's book last changed (``versions``' times).
+        """
         self.orders = {order.number: order for order in orders}
         self.fills = list(fills)
         self.fills_by_contract = {}
+        self.fill_times = {}
         for fill in self.fills:
             self.fills_by_contract.setdefault(fill.contract, []).append(fill)
+            self.fill_times.setdefault(fill.contract, []).append(fill.time)
         self._queues = {}
+        self._shown = {}
+        self._shown_total = {}
         for order in self.orders.values():
             if not order.deleted and not order.filled:
                 bisect.insort(self._queue(order.contract, order.side), order.priority())
+                self._show(order, order.remaining)
+        self.versions = {}
+        for contract, at in changed.items():
+            self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
 
     def next_number(self) -> int:
@@ -134,10 +205,12 @@ class OrderBook:
         fills = self._match(order, now)
         if not order.filled:
             bisect.insort(self._queue(order.contract, order.side), order.priority())
+            self._show(order, order.remaining)
+        self._touch(order.contract, now)
         return fills
 
-    def cancel(self, number: int) -> bool:
-        """Take an order out of the book for good; False if it is unknown or gone."""
+    def cancel(self, number: int, now: float) -> bool:
+        """Take an order out of the book for good at ``now``; False if it is unknown or gone."""
         order = self.orders.get(number)
         if order is None or order.deleted:
             return False
@@ -147,6 +220,8 @@ class OrderBook:
             at = bisect.bisect_left(queue, order.priority())
             if at < len(queue) and queue[at][1] == number:
                 del queue[at]
+            self._show(order, -order.remaining)
+            self._touch(order.contract, now)
         return True
 
     def resting(self, contract: str, side: str) -> Iterator[BookOrder]:
@@ -183,6 +258,7 @@ class OrderBook:
         return fills
 
     def _fill(self, incoming: BookOrder, resting: BookOrder, volume: Decimal, now: float) -> Fill:
+        self._show(resting, -volume)
         with localcontext(MONEY):
             fee = self.fee_per_mwh * volume
             for order in (incoming, resting):
@@ -208,4 +284,5 @@ class OrderBook:
         )
         self.fills.append(fill)
         self.fills_by_contract.setdefault(fill.contract, []).append(fill)
+        self.fill_times.setdefault(fill.contract, []).append(fill.time)
         return fill

@@ -69,6 +69,7 @@ class Exchange:
         market_zone: str = "10YCH-SWISSGRIDZ",
         clock_offset: float = 0.0,
         auth_refusals_per_minute: int = _constants.AUTH_REFUSALS_PER_MINUTE,
+        max_resting_orders: int = _constants.MAX_RESTING_ORDERS,
     ) -> None:
         if (
             isinstance(clock_offset, bool)
@@ -93,10 +94,16 @@ class Exchange:
             auth_refusals_per_minute=auth_refusals_per_minute,
         )
         self.ledger = Ledger(OrderBook(fee_per_mwh))
-        self.desk = Desk(self.ledger, allow_non_positive_price=allow_non_positive_price)
+        self.desk = Desk(
+            self.ledger, allow_non_positive_price=allow_non_positive_price, max_resting_orders=max_resting_orders
+        )
         self.market = MarketData(self.ledger.book, market_zone=market_zone, seed=seed)
         self._started = self.now()
-        self.router = Router(
+        self.router = self._router()
+
+    def _router(self) -> Router:
+        """The one routing table of the exchange."""
+        return Router(
             [
                 ("POST", "/auth/token", self.access.exchange_token),
                 ("GET", "/status", self._status),

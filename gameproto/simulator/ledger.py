@@ -37,9 +37,16 @@ class Ledger:
         # Each trader's resting orders (in the book, not filled, not cancelled, not expired).
         self.resting: Dict[str, int] = {}
 
-    def reset(self, orders: List[BookOrder], fills: List[Fill], last_number: int, expired: Dict[int, float]) -> None:
-        """Hold a saved book: its orders, fills and the expiries still listed; the indexes are rebuilt."""
-        self.book.reset(orders, fills, last_number)
+    def reset(
+        self,
+        orders: List[BookOrder],
+        fills: List[Fill],
+        last_number: int,
+        expired: Dict[int, float],
+        changed: Dict[str, float],
+    ) -> None:
+        """Hold a saved book: its orders, fills, the expiries still listed; the indexes are rebuilt."""
+        self.book.reset(orders, fills, last_number, changed)
         self.expired = dict(expired)
         self.by_trader = {}
         self.closing = []
@@ -72,11 +79,11 @@ class Ledger:
         else:
             self.resting.pop(order.trader, None)
 
-    def cancel(self, order: BookOrder) -> None:
+    def cancel(self, order: BookOrder, now: float) -> None:
         """Take a trader's resting order out of the book and out of the listing."""
         if not order.filled:
             self._leaves(order)
-        self.book.cancel(order.number)
+        self.book.cancel(order.number, now)
         self.by_trader[order.trader][order.side].pop(order.number, None)
 
     def expire(self, now: float) -> None:
@@ -89,8 +96,9 @@ class Ledger:
             start, number = heapq.heappop(self.closing)
             order = self.book.orders[number]
             if not order.deleted and not order.filled:
-                self.book.cancel(number)
+                self.book.cancel(number, start)
                 self._leaves(order)
+                order.expired = True
                 order.updated = start
                 self.expired[number] = start
         # Oldest first (dicts keep insertion order, and expiries come in time order).

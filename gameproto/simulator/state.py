@@ -39,6 +39,7 @@ def _order(order: BookOrder) -> JSONObject:
         "updated": order.updated,
         "execution_count": order.execution_count,
         "deleted": order.deleted,
+        "expired": order.expired,
         "details": {key: value for key, value in order.details.items() if key not in ("price", "volume")},
     }
     saved.update({name: str(getattr(order, name)) for name in _AMOUNTS})
@@ -80,6 +81,8 @@ def dump(ledger: Ledger) -> JSONObject:
         "orders": [_order(order) for order in book.orders.values()],
         "fills": [_fill(fill) for fill in book.fills],
         "expired": [[number, at] for number, at in ledger.expired.items()],
+        # When each contract's book last changed (the market rows' timestamp); optional in ``restore``.
+        "changed": {contract: at for contract, (_, at) in book.versions.items()},
     }
 
 
@@ -104,9 +107,12 @@ def restore(ledger: Ledger, saved: Mapping[str, Any]) -> None:
     if saved.get("format") != FORMAT:
         raise ValueError(f"not a saved exchange state of format {FORMAT}: {saved.get('format')!r}")
     expired = {int(number): float(at) for number, at in saved["expired"]}
-    ledger.reset(
-        [_load_order(order) for order in saved["orders"]],
-        [_load_fill(fill) for fill in saved["fills"]],
-        int(saved["last_number"]),
-        expired,
-    )
+    orders = [_load_order(order) for order in saved["orders"]]
+    fills = [_load_fill(fill) for fill in saved["fills"]]
+    if "changed" in saved:
+        changed = {str(contract): float(at) for contract, at in saved["changed"].items()}
+    else:  # saved without it (order by order, say): each contract as of its orders' and fills' last change
+        changed = {}
+        for moment, contract in [(o.updated, o.contract) for o in orders] + [(f.time, f.contract) for f in fills]:
+            changed[contract] = max(moment, changed.get(contract, moment))
+    ledger.reset(orders, fills, int(saved["last_number"]), expired, changed)

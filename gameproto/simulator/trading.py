@@ -66,9 +66,25 @@ def _exchange_problems(valid: JSONObject) -> List[OrderProblem]:
 class Desk:
     """Takes orders into the ledger, and answers the order calls."""
 
-    def __init__(self, ledger: Ledger, *, allow_non_positive_price: bool = False) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        allow_non_positive_price: bool = False,
+        max_resting_orders: int = _constants.MAX_RESTING_ORDERS,
+    ) -> None:
         self.ledger = ledger
         self.allow_non_positive_price = allow_non_positive_price
+        self.max_resting_orders = max_resting_orders
+
+    def full(self, trader: str) -> Optional[str]:
+        """Why ``trader`` may place no order now (as many resting orders as the cap allows), or None."""
+        if self.ledger.resting.get(trader, 0) < self.max_resting_orders:
+            return None
+        return (
+            f"{trader} has {self.max_resting_orders:,} resting orders, the most this exchange keeps for one trader: "
+            "delete some (or let them trade or expire) before placing more"
+        )
 
     def place(
         self, raw: Any, trader: str, now: float, at: Optional[float] = None
@@ -105,7 +121,10 @@ class Desk:
         return order, [], 0
 
     def create_order(self, context: Context) -> Response:
-        """``POST /orders``."""
+        """``POST /orders``; 422 when the trader already has as many resting orders as the cap allows."""
+        full = self.full(context.trader)
+        if full is not None:
+            raise invalid(["body"], full, "value_error.resting_orders")
         order, problems, omitted = self.place(json_body(context.request), context.trader, context.now)
         if order is None:
             shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
@@ -129,6 +148,10 @@ class Desk:
         placed: List[Tuple[int, BookOrder]] = []
         failed: List[JSONObject] = []
         for index, raw in enumerate(orders):
+            full = self.full(context.trader)
+            if full is not None:  # the rest of the bulk is refused, each order by its index
+                failed.append({"index": index, "error": full})
+                continue
             order, problems, omitted = self.place(raw, context.trader, context.now)
             if order is None:
                 shown = problems[: _constants.ORDER_PROBLEMS_SHOWN]
@@ -165,7 +188,26 @@ class Desk:
         """``DELETE /orders/{order_id}``."""
         number = order_number(context.request.path[len("/orders/") :])
         order = self.ledger.book.orders.get(number)
-        if order is None or order.deleted or order.trader != context.trader:
-            return error(404, "Order not found")
-        self.ledger.cancel(order)
+        if order is None or order.trader != context.trader:
+            return error(404, "Order not found")  # another trader's order is none of the caller's business
+        gone = _nothing_to_cancel(order)
+        if gone is not None:
+            return error(404, f"Order {number} {gone}: nothing is left to cancel")
+        self.ledger.cancel(order, context.now)
         return answer(200, {"status": "deleted", "order_id": number})
+
+
+def _nothing_to_cancel(order: BookOrder) -> Optional[str]:
+    """Why an order of the caller's has nothing left to cancel, or None when some of it rests.
+
+    An order with nothing left is not cancellable (GAME-API.md): a fully
+    executed order traded, and a 200 ``deleted`` would read as if the trade
+    were undone. The 404 says which case it is.
+    """
+    if order.filled:
+        return "is fully executed"
+    if order.expired:
+        return "expired at its delivery start"
+    if order.deleted:
+        return "was deleted already"
+    return None

@@ -7,6 +7,8 @@ book and trades (``public_book``, ``trade_view``) that ``/market`` and
 
 from __future__ import annotations
 
+import bisect
+import functools
 from decimal import Decimal
 from typing import Iterable, List, Optional, Tuple
 
@@ -20,13 +22,18 @@ __all__ = [
     "levels",
     "public_book",
     "contract_rows",
+    "summary_row",
+    "level_row",
+    "day_start",
+    "DAY",
     "ltp_entries",
     "PLACES",
 ]
 
 #: Twenty decimal places: the finest amount the exchange keeps.
 PLACES = Decimal("1e-20")
-_DAY = 86400.0
+#: The span of the 24-hour figures, seconds.
+DAY = 86400.0
 
 Level = Tuple[Decimal, Decimal]
 
@@ -93,7 +100,7 @@ def levels(orders: Iterable[BookOrder]) -> List[Level]:
         if order.hidden:
             continue
         if found and found[-1][0] == order.price:
-            found[-1] = (order.price, found[-1][1] + order.remaining)
+            found[-1] = (order.price, MONEY.add(found[-1][1], order.remaining))
         else:
             found.append((order.price, order.remaining))
     return found
@@ -104,8 +111,8 @@ def public_book(book: OrderBook, contract: str) -> Tuple[List[Level], List[Level
     return levels(book.resting(contract, "buy")), levels(book.resting(contract, "sell"))
 
 
-def _day_figures(fills: List[Fill], now: float) -> JSONObject:
-    day = [fill for fill in fills if fill.time > now - _DAY]
+def _day_figures(day: List[Fill]) -> JSONObject:
+    """High, low, volume and change of the fills of the last 24 hours (``day``, oldest first)."""
     if not day:
         return {"high_24h": None, "low_24h": None, "volume_24h": 0, "change_24h": None, "change_percent_24h": None}
     first, last = day[0].price, day[-1].price
@@ -119,10 +126,25 @@ def _day_figures(fills: List[Fill], now: float) -> JSONObject:
     }
 
 
-def _summary(common: JSONObject, bids: List[Level], asks: List[Level], fills: List[Fill], now: float) -> JSONObject:
-    """A contract's summary row: no ``direction``, so readers take its bid and ask."""
-    bid = bids[0][0] if bids else None
-    ask = asks[0][0] if asks else None
+def day_start(book: OrderBook, contract: str, now: float) -> int:
+    """The index of a contract's first fill of the 24 hours before ``now`` (its count when none)."""
+    return bisect.bisect_right(book.fill_times.get(contract, []), now - DAY)
+
+
+def summary_row(
+    book: OrderBook,
+    contract: str,
+    best: Tuple[Optional[Decimal], Optional[Decimal]],
+    volume: Decimal,
+    first_of_day: int,
+    stamp: str,
+) -> JSONObject:
+    """A contract's summary row: no ``direction``, so readers take its bid and ask.
+
+    ``best`` is the best (bid, ask); ``volume`` the displayed volume of both sides.
+    """
+    fills = book.fills_by_contract.get(contract, [])
+    bid, ask = best
     price: Optional[Decimal]
     if fills:
         price = fills[-1].price
@@ -130,39 +152,55 @@ def _summary(common: JSONObject, bids: List[Level], asks: List[Level], fills: Li
         price = (bid + ask) / 2
     else:
         price = bid if bid is not None else ask
-    row: JSONObject = {"timestamp": iso(now), **common}
-    row.update(
-        price=price,
-        volume=sum((volume for _, volume in bids + asks), Decimal(0)),
-        bid=bid,
-        ask=ask,
-        spread=None if bid is None or ask is None else ask - bid,
-    )
-    row.update(_day_figures(fills, now))
+    row: JSONObject = {
+        "timestamp": stamp,
+        "contract": contract,
+        "duration": canonical_duration(book.contract_minutes(contract)),
+        "price": price,
+        "volume": volume,
+        "bid": bid,
+        "ask": ask,
+        "spread": None if bid is None or ask is None else ask - bid,
+    }
+    row.update(_day_figures(fills[first_of_day:]))
     return row
 
 
+def level_row(contract: str, minutes: int, side: str, price: Decimal, volume: Decimal) -> JSONObject:
+    """One displayed level as a ``/market`` row, without its ``timestamp`` (which comes first)."""
+    return {
+        "contract": contract,
+        "duration": canonical_duration(minutes),
+        "direction": side,
+        "price": price,
+        "volume": volume,
+    }
+
+
 def contract_rows(
-    contract: str,
-    minutes: int,
-    bids: List[Level],
-    asks: List[Level],
-    fills: List[Fill],
-    now: float,
-    direction: Optional[str] = None,
+    book: OrderBook, contract: str, first_of_day: int, direction: Optional[str] = None
 ) -> List[JSONObject]:
-    """The ``/market`` rows of one contract: its summary, then a row per displayed level of each side shown."""
+    """The ``/market`` rows of one contract: its summary, then a row per displayed level of each side shown.
+
+    Built afresh from the resting orders (``MarketData.market_body`` keeps
+    the same answer up to date as the book changes). A row's ``timestamp``
+    is when the contract's book last changed: the rows are true from then
+    on. The 24-hour figures count the fills from ``first_of_day`` (see
+    ``day_start``).
+    """
+    bids, asks = public_book(book, contract)
     shown = {"buy": bids, "sell": asks}
     if not (bids or asks) or (direction is not None and not shown[direction]):
         return []
-    stamp = iso(now)
-    common = {"contract": contract, "duration": canonical_duration(minutes)}
-    rows = [_summary(common, bids, asks, fills, now)]
+    stamp = iso(book.versions[contract][1])
+    minutes = book.contract_minutes(contract)
+    best = (bids[0][0] if bids else None, asks[0][0] if asks else None)
+    volume = functools.reduce(MONEY.add, (level for _, level in bids + asks), Decimal(0))
+    rows = [summary_row(book, contract, best, volume, first_of_day, stamp)]
     for side, found in shown.items():
         if direction in (None, side):
-            rows.extend(
-                dict(common, direction=side, price=price, volume=volume, timestamp=stamp) for price, volume in found
-            )
+            for price, volume in found:
+                rows.append({"timestamp": stamp, **level_row(contract, minutes, side, price, volume)})
     return rows
 
 
