@@ -18,6 +18,7 @@ __all__ = [
     "is_number",
     "order_number",
     "order_number_or_none",
+    "order_id_as_created",
     "check_direction",
     "check_duration",
     "check_market_zone",
@@ -88,6 +89,15 @@ def order_number_or_none(order_id: Any) -> Optional[int]:
         if _DIGITS.fullmatch(digits):
             return int(digits)
     return None
+
+
+def order_id_as_created(order_id: Any) -> Any:
+    """An order's id in the form ``create_order`` answers: ``"ord_1234"`` for ``1234``, ``"1234"`` or ``"ord_1234"``.
+
+    Anything that is not an order number is given back as it is.
+    """
+    number = order_number_or_none(order_id)
+    return order_id if number is None else f"ord_{number}"
 
 
 def order_number(order_id: Any) -> int:

@@ -394,7 +394,7 @@ def find_matching_orders(order: Dict[str, Any]) -> Call[List[Order]]:
     return get_orders().then(lambda orders: _matching(orders, order))
 
 
-def get_market_best_offers(duration: Optional[str] = None, top_n: Optional[int] = 5) -> Call[Dict[str, BestOffers]]:
+def get_market_best_offers(duration: Optional[str] = None, top_n: Optional[int] = None) -> Call[Dict[str, BestOffers]]:
     """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
     if top_n is not None and not is_number(top_n, whole=True, least=1):
         raise InvalidArgumentError(f"top_n must be a whole number >= 1 or None, got {top_n!r}")

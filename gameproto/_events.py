@@ -5,8 +5,17 @@ the previous one. The diffing lives here, pure; so does the watch's
 schedule (which call next, how long to sleep, which failure ends it), so
 that each client's ``watch_*`` is a short loop that runs calls and sleeps.
 
+One rule for every watcher: what is listed when the watch starts (its first
+successful listing) is the **baseline**, and events are the changes after it.
+The baseline is skipped unless the watch is made with ``existing=True``; then
+it is given once, first, in a form a bot tells apart from a change: an
+``OrderEvent`` of kind ``"existing"``, a ``MarketEvent`` with ``existing``
+true, a trade with the extra key ``"existing": True``.
+
 Orders (``OrderTracker``), per order id, over successive ``get_orders()`` listings:
-    ``placed``  the first time an order is listed;
+    ``existing`` an order of the baseline (with ``existing=True`` only); what it
+                had executed then is part of the baseline, not a fill;
+    ``placed``  the first time an order is listed after the baseline;
     ``filled``  its ``executed_volume`` grew: ``volume`` is the growth, measured
                 from the highest executed volume seen before (an order first
                 seen partly executed gives ``placed`` then ``filled`` with what
@@ -24,11 +33,16 @@ with ``mine`` only those where one of the caller's trader names is buyer or
 seller. The names come from the caller's own orders (each carries its
 ``trader``): until one is known, a trade watch lists the orders before the
 trades, and new trades wait, unjudged, for a name. The trades listed when the watch starts are history, not news:
-they are not reported (``report_existing=True`` reports them).
+they are not reported (``existing=True`` reports them, marked).
 
 Market (``MarketTracker``): a ``MarketEvent(contract, bid, ask)`` when a
-contract's best bid or ask changes (first: every contract listed); a
-contract that leaves the listing gets one event with both None.
+contract's best bid or ask changes (the baseline, with ``existing=True``:
+every contract listed); a contract that leaves the listing gets one event
+with both None.
+
+Every ``OrderEvent`` names its order as ``create_order`` answered it:
+``event.order_id`` is ``"ord_1234"`` where the listing says ``1234``, so a bot
+compares it with what ``create_order`` gave back, as is.
 
 When a poll fails, the trackers keep their state: the next successful
 listing is diffed against the last good one, so a failure neither invents
@@ -62,7 +76,7 @@ from typing import (
 )
 
 from . import _constants
-from ._arguments import is_number, order_number_or_none
+from ._arguments import is_number, order_id_as_created, order_number_or_none
 from ._calls import Call, get_market_data, get_orders, get_trades
 from ._errors import (
     AuthenticationError,
@@ -102,17 +116,19 @@ _REMEMBERED = 10_000
 E = TypeVar("E")
 Amount = Union[Number, Decimal]
 #: What happened to an order.
-OrderEventKind = Literal["placed", "filled", "gone"]
+OrderEventKind = Literal["existing", "placed", "filled", "gone"]
 
 
 @dataclass(frozen=True)
 class OrderEvent:
     """Something happened to one of the caller's orders.
 
-    ``kind`` is ``"placed"``, ``"filled"`` or ``"gone"``; ``order`` the latest
-    listing of it (for ``gone`` the last one seen); ``volume`` the newly
-    executed volume (``filled`` only, else None); ``complete`` whether nothing
-    is left to execute.
+    ``kind`` is ``"existing"`` (listed when the watch started, given only
+    with ``existing=True``), ``"placed"``, ``"filled"`` or ``"gone"``;
+    ``order`` the latest listing of it, as the exchange answered (for ``gone``
+    the last one seen); ``volume`` the newly executed volume (``filled``
+    only, else None); ``complete`` whether nothing is left to execute.
+    ``order_id`` is the id in the form ``create_order`` answers (``"ord_1234"``).
     """
 
     kind: OrderEventKind
@@ -122,16 +138,27 @@ class OrderEvent:
 
     @property
     def order_id(self) -> Any:
-        return self.order.get("order_id")
+        """The order's id as ``create_order`` answers it: ``"ord_1234"`` for an order listed as ``1234``."""
+        return order_id_as_created(self.order.get("order_id"))
+
+    @property
+    def existing(self) -> bool:
+        """Whether this is the baseline (the order was listed when the watch started), not a change."""
+        return self.kind == "existing"
 
 
 @dataclass(frozen=True)
 class MarketEvent:
-    """A contract's best bid or ask changed; None where that side is empty."""
+    """A contract's best bid or ask changed; None where that side is empty.
+
+    ``existing``: the contract's best prices when the watch started (the
+    baseline, given only with ``existing=True``), not a change.
+    """
 
     contract: str
     bid: Optional[Number]
     ask: Optional[Number]
+    existing: bool = False
 
 
 #: The largest decimal exponent of an amount read from an answer: a float's.
@@ -172,12 +199,10 @@ def _like(amount: Decimal, *examples: Any) -> Amount:
 
 def _order_key(order: Order) -> Hashable:
     raw: Any = order.get("order_id")
-    if type(raw) is int:
-        return raw
-    if isinstance(raw, str):
-        number = order_number_or_none(raw)  # "ord_12", "12" and 12 are one order
-        return raw if number is None else number
-    return repr(raw)
+    number = order_number_or_none(raw)
+    if number is not None:
+        return number  # "ord_12", "12" and 12 are one order
+    return raw if isinstance(raw, str) else repr(raw)
 
 
 def _ended(order: Order) -> bool:
@@ -222,7 +247,9 @@ class _Remembered:
 class OrderTracker:
     """Order events from successive ``get_orders()`` listings (see the module for the rule)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, existing: bool = False) -> None:
+        self._existing = existing
+        self._started = False
         self._listed: Dict[Hashable, Order] = {}
         # The highest executed volume counted so far, per listed order.
         self._counted: Dict[Hashable, Decimal] = {}
@@ -230,7 +257,12 @@ class OrderTracker:
         self._left = _Remembered()
 
     def update(self, orders: Sequence[Order]) -> List[OrderEvent]:
-        """The events since the previous listing, in listing order, then the orders that left."""
+        """The events since the previous listing, in listing order, then the orders that left.
+
+        The first listing is the baseline: ``existing`` events if asked, else none.
+        """
+        if not self._started:
+            return self._baseline(orders)
         events: List[OrderEvent] = []
         listed: Dict[Hashable, Order] = {}
         for order in orders:
@@ -258,6 +290,23 @@ class OrderTracker:
         self._listed = listed
         return events
 
+    def _baseline(self, orders: Sequence[Order]) -> List[OrderEvent]:
+        self._started = True
+        events: List[OrderEvent] = []
+        for order in orders:
+            key = _order_key(order)
+            if key in self._listed:
+                continue
+            self._listed[key] = order
+            executed = _exact(order.get("executed_volume"))
+            if executed is not None and executed > 0:
+                self._counted[key] = executed  # executed before the watch: not a fill of it
+            if _ended(order):
+                self._ended.add(key)
+            if self._existing:
+                events.append(OrderEvent("existing", order, None, _complete(order)))
+        return events
+
     def _fills(self, key: Hashable, order: Order) -> List[OrderEvent]:
         raw: Any = order.get("executed_volume")
         executed = _exact(raw)
@@ -281,12 +330,14 @@ def _trade_key(trade: Trade) -> Hashable:
 class TradeTracker:
     """New trades, each once, from successive ``get_trades()`` listings."""
 
-    def __init__(self, *, mine: bool = True, traders: Iterable[str] = (), report_existing: bool = False) -> None:
+    def __init__(self, *, mine: bool = True, traders: Iterable[str] = (), existing: bool = False) -> None:
         self.mine = mine
         self._traders: Set[str] = {name for name in traders if isinstance(name, str) and name}
         self._seen: Set[Hashable] = set()
         self._left = _Remembered()
-        self._started = report_existing
+        self._existing = existing
+        self._started = False
+        self._baseline: Set[Hashable] = set()
 
     @property
     def traders(self) -> Set[str]:
@@ -309,7 +360,10 @@ class TradeTracker:
         return trade.get("buyer") in self._traders or trade.get("seller") in self._traders
 
     def update(self, trades: Sequence[Trade]) -> List[Trade]:
-        """The trades not reported before, oldest listed first; on the first listing none unless asked.
+        """The trades not reported before, oldest listed first.
+
+        The first listing is the baseline: its trades are reported only with
+        ``existing=True``, each a copy with ``"existing": True`` added.
 
         While ``mine`` is asked and no trader name is known, new trades are
         left unjudged (neither reported nor dismissed): they are judged on a
@@ -323,17 +377,26 @@ class TradeTracker:
             if key in listed:
                 continue
             listed.add(key)
-            if key in self._seen or key in self._left or not self._started:
+            if not self._started:
+                self._baseline.add(key)
+            if key in self._seen or key in self._left or (key in self._baseline and not self._existing):
                 continue
             if self.needs_traders:
                 unjudged.add(key)
             elif not self.mine or self.is_mine(trade):
-                new.append(trade)
+                new.append(_marked(trade) if key in self._baseline else trade)
         for key in self._seen - listed:
             self._left.put(key)
         self._seen = listed - unjudged
         self._started = True
         return new
+
+
+def _marked(trade: Trade) -> Trade:
+    """A trade of the baseline, told apart from a new one by ``"existing": True``."""
+    marked: Dict[str, Any] = dict(trade)
+    marked["existing"] = True
+    return marked  # type: ignore[return-value]
 
 
 def _best_price(rows: List[MarketRow]) -> Optional[Number]:
@@ -343,16 +406,28 @@ def _best_price(rows: List[MarketRow]) -> Optional[Number]:
 class MarketTracker:
     """Best bid and ask changes, from successive ``get_market_data()`` listings."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, existing: bool = False) -> None:
+        self._existing = existing
+        self._started = False
         self._best: Dict[str, Tuple[Optional[Number], Optional[Number]]] = {}
 
     def update(self, rows: Sequence[MarketRow]) -> List[MarketEvent]:
-        """One event per contract whose best bid or ask changed, in contract order."""
+        """One event per contract whose best bid or ask changed, in contract order.
+
+        The first listing is the baseline: every contract listed, marked
+        ``existing``, if asked; else none.
+        """
         best = {
             contract: (_best_price(sides["buy"]), _best_price(sides["sell"]))
             for contract, sides in best_offers(rows).items()
             if contract
         }
+        if not self._started:
+            self._started = True
+            self._best = best
+            if not self._existing:
+                return []
+            return [MarketEvent(contract, bid, ask, True) for contract, (bid, ask) in sorted(best.items())]
         events = [
             MarketEvent(contract, bid, ask)
             for contract, (bid, ask) in best.items()
@@ -381,6 +456,12 @@ def _check_interval(interval: Any) -> float:
     if not is_number(interval, above=0, below=math.inf):
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     return float(interval)
+
+
+def _check_existing(existing: Any) -> bool:
+    if not isinstance(existing, bool):
+        raise ValueError(f"existing must be True or False, got {existing!r}")
+    return existing
 
 
 class Watch(Generic[E]):
@@ -425,10 +506,17 @@ class Watch(Generic[E]):
 class OrderWatch(Watch[OrderEvent]):
     """``watch_orders``: polls ``get_orders(direction)``."""
 
-    def __init__(self, interval: float = 1.0, direction: Optional[str] = None, *, random: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        direction: Optional[str] = None,
+        *,
+        existing: bool = False,
+        random: Callable[[], float],
+    ) -> None:
         super().__init__(interval, random=random)
         self._call = get_orders(direction)
-        self.tracker = OrderTracker()
+        self.tracker = OrderTracker(existing=_check_existing(existing))
 
     @property
     def call(self) -> Call[Any]:
@@ -447,11 +535,11 @@ class TradeWatch(Watch[Trade]):
         mine: bool = True,
         *,
         traders: Iterable[str] = (),
-        report_existing: bool = False,
+        existing: bool = False,
         random: Callable[[], float],
     ) -> None:
         super().__init__(interval, random=random)
-        self.tracker = TradeTracker(mine=mine, traders=traders, report_existing=report_existing)
+        self.tracker = TradeTracker(mine=mine, traders=traders, existing=_check_existing(existing))
         self._trades = get_trades()
         self._orders = get_orders()
         self._learning = self.tracker.needs_traders
@@ -477,10 +565,17 @@ class TradeWatch(Watch[Trade]):
 class MarketWatch(Watch[MarketEvent]):
     """``watch_market``: polls ``get_market_data(duration=duration)``."""
 
-    def __init__(self, interval: float = 1.0, duration: Optional[str] = None, *, random: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        duration: Optional[str] = None,
+        *,
+        existing: bool = False,
+        random: Callable[[], float],
+    ) -> None:
         super().__init__(interval, random=random)
         self._call = get_market_data(duration=duration)
-        self.tracker = MarketTracker()
+        self.tracker = MarketTracker(existing=_check_existing(existing))
 
     @property
     def call(self) -> Call[Any]:

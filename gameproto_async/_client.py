@@ -468,7 +468,7 @@ class GameAPI:
         return await self._run(calls.find_matching_orders(order))
 
     async def get_market_best_offers(
-        self, duration: Optional[str] = None, top_n: Optional[int] = 5
+        self, duration: Optional[str] = None, top_n: Optional[int] = None
     ) -> Dict[str, BestOffers]:
         """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
         return await self._run(calls.get_market_best_offers(duration, top_n))
@@ -479,23 +479,41 @@ class GameAPI:
 
     # -- live events, polled within the request budget ------------------------------
 
-    def watch_orders(self, interval: float = 1.0, direction: Optional[str] = None) -> AsyncIterator[OrderEvent]:
+    def watch_orders(
+        self, interval: float = 1.0, direction: Optional[str] = None, *, existing: bool = False
+    ) -> AsyncIterator[OrderEvent]:
         """Events of the caller's orders: ``placed``, ``filled`` (with the new volume), ``gone``.
 
         Polls ``get_orders`` every ``interval`` seconds until the caller stops
-        iterating. A fill is reported once and never missed: the volumes of an
-        order's ``filled`` events add up to its ``executed_volume``. Network
-        errors and 5xx answers are waited out; an authentication error ends it.
+        iterating. The orders listed when the watch starts are its baseline:
+        not reported, unless ``existing=True`` (then once, first, as events of
+        kind ``"existing"``). A fill is reported once and never missed: the
+        volumes of an order's ``filled`` events add up to what it executed
+        after the baseline. ``event.order_id`` is the id as ``create_order``
+        answers it (``"ord_1234"``). Network errors and 5xx answers are
+        waited out; an authentication error ends it.
         """
-        return self._watch(OrderWatch(interval, direction, random=self._session.random))
+        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random))
 
-    def watch_trades(self, interval: float = 1.0, mine: bool = True) -> AsyncIterator[Trade]:
-        """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only."""
-        return self._watch(TradeWatch(interval, mine, random=self._session.random))
+    def watch_trades(self, interval: float = 1.0, mine: bool = True, *, existing: bool = False) -> AsyncIterator[Trade]:
+        """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only.
 
-    def watch_market(self, interval: float = 1.0, duration: Optional[str] = None) -> AsyncIterator[MarketEvent]:
-        """A ``MarketEvent`` (contract, bid, ask) whenever a contract's best bid or ask changes."""
-        return self._watch(MarketWatch(interval, duration, random=self._session.random))
+        The trades listed when the watch starts are its baseline: not
+        reported, unless ``existing=True`` (then once, first, each with
+        ``"existing": True`` added).
+        """
+        return self._watch(TradeWatch(interval, mine, existing=existing, random=self._session.random))
+
+    def watch_market(
+        self, interval: float = 1.0, duration: Optional[str] = None, *, existing: bool = False
+    ) -> AsyncIterator[MarketEvent]:
+        """A ``MarketEvent`` (contract, bid, ask) whenever a contract's best bid or ask changes.
+
+        The book when the watch starts is its baseline: not reported, unless
+        ``existing=True`` (then once, first, an event per contract with
+        ``existing`` true).
+        """
+        return self._watch(MarketWatch(interval, duration, existing=existing, random=self._session.random))
 
     async def _watch(self, watch: Watch[E]) -> AsyncIterator[E]:
         while True:

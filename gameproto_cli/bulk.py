@@ -59,20 +59,20 @@ EPILOG = """examples:
 
 A CSV file has a header row naming its columns, in any order and any case:
   side,price,volume,date,start_time,end_time,duration,tz_offset_hours,state,trader_suffixe
-  buy,95.5,1,2026-12-01,14:00,14:15,15m,1,,my_bot
+  buy,95.5,1,2030-01-15,14:00,14:15,15m,1,,my_bot
 end_time, tz_offset_hours, state and trader_suffixe are optional (an empty cell is
 an absent field): end_time is start_time + duration, tz_offset_hours is --tz or
 this computer's offset at the delivery start (refused when it is not 0, 1 or 2).
 Files separated by ';' (Excel in much of Europe) are read too, with decimal commas:
   Side;Price;Volume;Date;Start_Time;Duration
-  buy;95,5;0,25;2026-12-01;14:00;15m
+  buy;95,5;0,25;2030-01-15;14:00;15m
 A JSON-lines file (.jsonl, .ndjson, or anything starting with "{") has one order
 object a line, as the API takes it. Prices and volumes are read exactly (as Decimal).
 The summary says what was detected (delimiter, decimal commas, derived fields).
 
 The results file (default FILE.results.csv) has one line per row:
   row,line,status,order_id,error,delivery    with status created, failed, unsent or unknown,
-and the delivery window as given and in UTC (2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)).
+and the delivery window as given and in UTC (2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)).
 "unknown" means the exchange may or may not have placed the order: check with
 `game orders` before sending that row again.
 

@@ -28,6 +28,9 @@ from gameproto import (
     ServerValidationError,
 )
 
+#: The problems of an invalid order named on the error's one line; the rest are counted.
+PROBLEMS_ON_THE_LINE = 5
+
 __all__ = ["UsageError", "CommandFailed", "explain", "details", "require_backend", "TRIO_HINT", "USAGE", "FAILED"]
 
 #: Exit statuses, as the README gives them.
@@ -198,9 +201,11 @@ def explain(error: BaseException, url: Optional[str] = None) -> Tuple[int, str]:
     if isinstance(error, InvalidArgumentError) and str(error).startswith("order_id "):
         return USAGE, f"bad order id, nothing was sent: {_first_line(str(error))}"
     if isinstance(error, OrderValidationError):
-        lines = [str(problem) for problem in error.errors] or [error.message]
-        more = f" (and {len(lines) - 1} more; --verbose lists all)" if len(lines) > 1 else ""
-        return USAGE, f"invalid order, nothing was sent: {_first_line(lines[0])}{more}"
+        # Every problem named, as the library names them; a long list (a bulk file) is cut, --verbose has it all.
+        lines = [_first_line(str(problem)) for problem in error.errors] or [_first_line(error.message)]
+        shown = lines[:PROBLEMS_ON_THE_LINE]
+        more = f" (and {len(lines) - len(shown)} more; --verbose lists all)" if len(lines) > len(shown) else ""
+        return USAGE, f"invalid order, nothing was sent: {'; '.join(shown)}{more}"
     if isinstance(error, ServerValidationError):
         return USAGE, _first_line(_status(error, url))
     if isinstance(error, NetworkError):

@@ -37,7 +37,7 @@ EXAMPLES = """examples:
   game demo                                  # try everything against a local exchange
   game serve --port 8765                     # run the embedded exchange
   game status --token-file ~/.game-token     # any GAME server (or set GAME_API_URL/GAME_API_TOKEN)
-  game order create --side buy --price 95 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side buy --price 95 --volume 1 --start 14:00 --date 2030-01-15 --tz 1
 """
 
 

@@ -12,9 +12,9 @@ import datetime as dt
 import re
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from gameproto import OrderProblem, OrderValidationError
+from gameproto import OrderProblem, OrderValidationError, validate_order
 
 from .options import connection_parent, open_client, output_parent
 from .tables import as_json, cell, fields, order_name
@@ -23,14 +23,14 @@ from .zones import default_tz, delivery_text
 __all__ = ["add_parsers", "build_order", "end_time", "parse_decimal", "too_large"]
 
 CREATE_EXAMPLE = """example:
-  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2030-01-15 --tz 1
   game order create --side sell --price 120 --volume 0.5 --start 14:00 --duration 1h --hidden --tz 0
 """
 DELETE_EXAMPLE = """example:
   game order delete ord_1234        # the id as game orders shows it (1234 works too)
 """
 ORDER_EXAMPLES = """examples:
-  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2026-12-01 --tz 1
+  game order create --side buy --price 95.5 --volume 1 --start 14:00 --date 2030-01-15 --tz 1
   game order delete ord_1234
 """
 
@@ -91,14 +91,29 @@ def _today_utc() -> str:
 
 
 def build_order(args: argparse.Namespace) -> Dict[str, Any]:
-    """The order that ``order create`` sends, from its flags (checked later by the client)."""
+    """The order that ``order create`` sends, from its flags (checked later by the client).
+
+    A flag that does not read is refused with every other problem of the
+    order named too, as the library names every problem.
+    """
+    problems: List[OrderProblem] = []
+    named: Set[str] = set()
+
+    def read(fields: Tuple[str, ...], make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except OrderValidationError as refused:
+            problems.extend(refused.errors)
+            named.update(fields)  # the fields this value stands for are judged here, not again below
+            return None
+
     order: Dict[str, Any] = {
         "side": args.side,
-        "price": parse_decimal(args.price, "price"),
-        "volume": parse_decimal(args.volume, "volume"),
+        "price": read(("price",), lambda: parse_decimal(args.price, "price")),
+        "volume": read(("volume",), lambda: parse_decimal(args.volume, "volume")),
         "date": args.date or _today_utc(),
         "start_time": args.start,
-        "end_time": args.end or end_time(args.start, args.duration),
+        "end_time": args.end or read(("start_time", "end_time"), lambda: end_time(args.start, args.duration)),
         "duration": args.duration,
     }
     # Without --tz, the local offset at the delivery start, said out loud in the confirmation;
@@ -110,6 +125,12 @@ def build_order(args: argparse.Namespace) -> Dict[str, Any]:
         order["state"] = "hidden"
     if args.suffix is not None:
         order["options"] = {"trader_suffixe": args.suffix}
+    if problems:
+        try:
+            validate_order(order, allow_non_positive_price=args.allow_non_positive_price)
+        except OrderValidationError as refused:
+            problems.extend(problem for problem in refused.errors if problem.field not in named)
+        raise OrderValidationError(problems)
     return order
 
 
@@ -192,7 +213,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def confirmation(created: Dict[str, Any], sent: Dict[str, Any]) -> str:
-    """``buy 1 MW at 95.5, delivery 2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``."""
+    """``buy 1 MW at 95.5, delivery 2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)``."""
 
     def given(name: str) -> Any:
         value = created.get(name)

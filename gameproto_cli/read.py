@@ -110,14 +110,14 @@ def add_parsers(subparsers: Any) -> None:
         "Show the order book of each contract as a ladder: sell offers above, buy offers below,\n"
         "the best of each side nearest the middle line, which gives the spread. --json prints the\n"
         'same book: {contract: {"buy": [best first], "sell": [best first]}}, with or without --best.',
-        "game market --date 2026-12-01 --duration 15m --side sell --best 3",
+        "game market --date 2030-01-15 --duration 15m --side sell --best 3",
         run_market,
     )
     market.add_argument("--duration", metavar="15m", help="only contracts of this duration (15m, 30m, 1h, ...)")
     market.add_argument(
         "--contract",
         metavar="ID",
-        help="only this contract, e.g. 2026-12-01T14:00:00Z/PT15M; a beginning such as 2026-12-01T14 "
+        help="only this contract, e.g. 2030-01-15T14:00:00Z/PT15M; a beginning such as 2030-01-15T14 "
         "takes every contract it starts",
     )
     market.add_argument(
@@ -161,7 +161,7 @@ def _print(args: argparse.Namespace, answer: Any, render: Callable[[Any], str]) 
 
 
 def _delivery(order: Mapping[str, Any]) -> Optional[str]:
-    """``2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the delivery window of an order in one cell."""
+    """``2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the delivery window of an order in one cell."""
     if not order.get("date"):
         return None
     return delivery_text(
@@ -199,7 +199,7 @@ def run_market(args: argparse.Namespace) -> int:
     grouped = best_offers(book_rows([row for row in rows if _wanted(row, args)]), args.best)
     if args.side is not None:
         grouped = one_side(grouped, args.side)
-    return _print(args, grouped, lambda _: ladders(grouped, _filters(args)))
+    return _print(args, grouped, lambda _: ladders(grouped, _filters(args), args.side))
 
 
 def one_side(grouped: Mapping[str, BestOffers], side: str) -> Dict[str, BestOffers]:
@@ -277,7 +277,10 @@ def _exact(value: Any) -> Optional[Decimal]:
     return number if number.is_finite() else None
 
 
-def _middle(sells: Sequence[Mapping[str, Any]], buys: Sequence[Mapping[str, Any]]) -> str:
+def _middle(sells: Sequence[Mapping[str, Any]], buys: Sequence[Mapping[str, Any]], side: Optional[str] = None) -> str:
+    if side is not None:
+        other = "buy" if side == "sell" else "sell"
+        return f"{side} offers only (--side {side}); {other} offers not shown"
     if not sells:
         return "no sell offers"
     if not buys:
@@ -289,23 +292,26 @@ def _middle(sells: Sequence[Mapping[str, Any]], buys: Sequence[Mapping[str, Any]
     return f"spread {format((ask - bid).normalize(), 'f')}"
 
 
-def ladder(contract: str, sells: Sequence[Mapping[str, Any]], buys: Sequence[Mapping[str, Any]]) -> str:
+def ladder(
+    contract: str, sells: Sequence[Mapping[str, Any]], buys: Sequence[Mapping[str, Any]], side: Optional[str] = None
+) -> str:
     """One contract's book: sells from the highest down, the middle line, buys from the highest down.
 
     ``sells`` and ``buys`` come best first (as ``best_offers`` gives them), so
-    the sells are reversed to put the best ask next to the best bid.
+    the sells are reversed to put the best ask next to the best bid. ``side``:
+    only that side was asked for, and the middle line says so.
     """
     rows = [dict(row, side="sell") for row in reversed(sells)] + [dict(row, side="buy") for row in buys]
     lines = table(rows, LADDER_COLUMNS).split("\n")
     width = max(len(line) for line in lines) - 2
-    label = f" {_middle(sells, buys)} "
+    label = f" {_middle(sells, buys, side)} "
     middle = "  " + label.center(max(width, len(label) + 4), "-")
     lines.insert(2 + len(sells), middle)  # after the title, the rule and the sells
     return "\n".join([contract or "(no contract)", *lines])
 
 
-def ladders(grouped: Mapping[str, BestOffers], filters: str = "") -> str:
-    books = [ladder(contract, sides["sell"], sides["buy"]) for contract, sides in grouped.items()]
+def ladders(grouped: Mapping[str, BestOffers], filters: str = "", side: Optional[str] = None) -> str:
+    books = [ladder(contract, sides["sell"], sides["buy"], side) for contract, sides in grouped.items()]
     books = [book for book, sides in zip(books, grouped.values()) if sides["sell"] or sides["buy"]]
     if books:
         return "\n\n".join(books)

@@ -4,7 +4,8 @@ Polls the exchange every ``--interval`` seconds (the client's own
 ``watch_orders``, ``watch_trades`` and ``watch_market``) and prints what
 changed: your orders placed, filled (with the newly executed volume) and gone; your
 trades (every trade of the market with ``--all``), each once; a contract's
-best bid and ask when either moves. A network failure or a 5xx does not end
+best bid and ask when either moves. What exists when the watch starts is
+not news: ``--existing`` prints it first, each line marked ``existing``. A network failure or a 5xx does not end
 the watch: it waits longer and resumes, and prints nothing false. A refused
 token ends it (exit status 1). Ctrl-C ends it with status 0.
 """
@@ -22,16 +23,20 @@ from gameproto import Attempt, MarketEvent, OrderEvent
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
+from .failures import UsageError
 from .options import connection_parent, open_client, output_parent, seconds_arg
 from .read import direction_arg
+from .tables import order_name
 
 __all__ = ["add_parsers", "run", "event_line", "event_json"]
+
+WHAT = ("orders", "trades", "market")
 
 EXAMPLES = """examples:
   game watch orders --token-file ~/.game-token            # your orders: placed, filled, gone
   game watch trades --interval 5 --json                   # your trades, as JSON lines
   game watch trades --all                                 # every trade of the market
-  game watch market --duration 15m                        # best bid and ask of each 15-minute contract
+  game watch market --duration 15m --existing             # the book's best prices now, then each change
 """
 
 
@@ -44,11 +49,20 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[output_parent(), connection_parent()],
     )
-    parser.add_argument("what", choices=("orders", "trades", "market"), help="what to follow")
+    parser.add_argument(
+        "what",
+        nargs="?",
+        choices=WHAT,
+        metavar="orders|trades|market",
+        help="what to follow: your orders, your trades or the market",
+    )
     parser.add_argument("--interval", type=seconds_arg, default=1.0, metavar="S", help="seconds between polls (1)")
     parser.add_argument("--direction", type=direction_arg, metavar="buy|sell", help="orders: only this side")
     parser.add_argument("--duration", metavar="15m", help="market: only contracts of this duration")
     parser.add_argument("--all", action="store_true", help="trades: every trade of the market, not only yours")
+    parser.add_argument(
+        "--existing", action="store_true", help="first print what exists when the watch starts, marked existing"
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -61,7 +75,7 @@ def event_line(event: Any) -> str:
     """One event as a line of text."""
     if isinstance(event, OrderEvent):
         order: Dict[str, Any] = dict(event.order)
-        head = f"{event.kind:<6} order {order.get('order_id')}"
+        head = f"{event.kind:<6} order {order_name(event.order_id)}"
         what = f"{order.get('direction')} {order.get('volume')} @ {order.get('price')} {order.get('contract', '')}"
         if event.kind == "filled":
             done = " complete" if event.complete else ""
@@ -72,10 +86,12 @@ def event_line(event: Any) -> str:
             return f"{head} {what.strip()} ({'complete' if event.complete else state})"
         return f"{head} {what.strip()}"
     if isinstance(event, MarketEvent):
-        return f"market {event.contract} bid {_plain(event.bid)} ask {_plain(event.ask)}"
+        mark = "existing " if event.existing else ""
+        return f"{mark}market {event.contract} bid {_plain(event.bid)} ask {_plain(event.ask)}"
     trade: Dict[str, Any] = dict(event)
+    mark = "existing " if trade.get("existing") else ""
     return (
-        f"trade  {trade.get('trade_id')} {trade.get('direction')} {trade.get('volume')} @ {trade.get('price')}"
+        f"{mark}trade  {trade.get('trade_id')} {trade.get('direction')} {trade.get('volume')} @ {trade.get('price')}"
         f" {trade.get('contract')} {trade.get('seller')} -> {trade.get('buyer')} {trade.get('timestamp', '')}"
     ).rstrip()
 
@@ -84,9 +100,17 @@ def event_json(event: Any) -> str:
     """One event as one line of JSON, carrying its ``kind``."""
     value: Dict[str, Any]
     if isinstance(event, OrderEvent):
-        value = {"kind": event.kind, "order": event.order, "volume": event.volume, "complete": event.complete}
+        value = {
+            "kind": event.kind,
+            "order_id": order_name(event.order_id),
+            "order": event.order,
+            "volume": event.volume,
+            "complete": event.complete,
+        }
     elif isinstance(event, MarketEvent):
         value = {"kind": "market", "contract": event.contract, "bid": event.bid, "ask": event.ask}
+        if event.existing:
+            value["existing"] = True
     else:
         value = {"kind": "trade", "trade": event}
     return json.dumps(value, separators=(",", ":"), default=str)
@@ -95,10 +119,10 @@ def event_json(event: Any) -> str:
 def _events(api: GameAPI, args: argparse.Namespace) -> Iterator[Any]:
     """The client's own watch of ``args.what``: it polls, diffs and waits out failures."""
     if args.what == "orders":
-        return api.watch_orders(args.interval, direction=args.direction)
+        return api.watch_orders(args.interval, direction=args.direction, existing=args.existing)
     if args.what == "trades":
-        return api.watch_trades(args.interval, mine=not args.all)
-    return api.watch_market(args.interval, duration=args.duration)
+        return api.watch_trades(args.interval, mine=not args.all, existing=args.existing)
+    return api.watch_market(args.interval, duration=args.duration, existing=args.existing)
 
 
 #: The listing whose first answer completes a watch's first round (a trade watch may list orders before).
@@ -127,6 +151,8 @@ def _observer(args: argparse.Namespace, err: TextIO) -> Callable[[Attempt], None
 
 def run(args: argparse.Namespace) -> int:
     """Print events until Ctrl-C (status 0)."""
+    if args.what is None:
+        raise UsageError("say what to watch: game watch orders, game watch trades or game watch market")
     api = open_client(args, on_attempt=_observer(args, sys.stderr))
     render = event_json if args.json else event_line
     events = _events(api, args)
@@ -134,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         for event in events:
             print(render(event), flush=True)
     except KeyboardInterrupt:
+        print(file=sys.stderr, flush=True)  # the prompt starts on a line of its own, not after the ^C
         return 0
     finally:
         stop = getattr(events, "close", None)  # a generator: its connection work ends here, not at collection

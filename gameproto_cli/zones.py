@@ -84,7 +84,7 @@ def default_tz(date: Any, start: Any) -> Optional[int]:
 
 
 def delivery_text(date: Any, start: Any, end: Any, tz: Any) -> str:
-    """``2026-12-01 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the window as given, and in UTC."""
+    """``2030-01-15 14:00-14:15 UTC+1 (13:00-13:15 UTC)``: the window as given, and in UTC."""
     given = f"{date} {start}-{end}"
     wall = _wall_time(date, start)
     if wall is None or type(tz) is not int or not isinstance(end, str) or not _CLOCK.fullmatch(end):

@@ -179,6 +179,19 @@ def test_market_best_and_json(game: Game, server: RunningServer[Exchange], book:
         assert set(sides) == {"buy", "sell"} and len(sides["buy"]) >= len(best[contract]["buy"])
 
 
+def test_market_of_one_side_says_the_other_is_not_shown(game: Game, book: Dict[str, Any]) -> None:
+    code, out, _ = game("market", "--side", "sell")
+    assert code == 0 and "sell offers only (--side sell); buy offers not shown" in out
+    assert "no buy offers" not in out and not any(line.split()[:1] == ["buy"] for line in out.splitlines())
+
+
+def test_an_invalid_order_names_every_problem(game: Game, server: RunningServer[Exchange]) -> None:
+    code, _, err = game("order", "create", "--side", "buy", "--price", "-1", "--volume", "1", "--start", "25:00")
+    assert code == 2 and "start_time: must be HH:MM" in err and "price: must be > 0, got -1" in err
+    assert "end_time" not in err  # it follows from the start: one problem, named once
+    assert sent(server, SINGLE_PATH) == 0
+
+
 def test_ltp_as_table_and_json(game: Game, book: Dict[str, Any]) -> None:
     code, out, _ = game("ltp")
     assert code == 0 and ("contract" in out or "(none)" in out)

@@ -221,9 +221,9 @@ def test_fills_are_counted_exactly_through_dropped_connections_and_503s(run: Any
 
 def test_the_market_watch_reports_a_better_bid(run: Any) -> None:
     url = _serve(run, "--token", ALICE, "--seed-market")
-    watcher = run("watch", "market", "--json", "--interval", "0.1", "--url", url, "--token", ALICE)
+    watcher = run("watch", "market", "--json", "--existing", "--interval", "0.1", "--url", url, "--token", ALICE)
     first = json.loads(watcher.line())
-    assert first["kind"] == "market" and first["contract"]
+    assert first["kind"] == "market" and first["contract"] and first["existing"] is True  # the book as it was
     watcher.wait_err("watching")
     start = dt.datetime.strptime(first["contract"][:16], "%Y-%m-%dT%H:%M").replace(tzinfo=dt.timezone.utc)
     better = Decimal(str(first["bid"])) + Decimal("0.25")
@@ -243,7 +243,7 @@ def test_the_market_watch_reports_a_better_bid(run: Any) -> None:
         event = json.loads(watcher.line())
         if event["contract"] == first["contract"]:
             break
-    assert Decimal(str(event["bid"])) == better and event["ask"] == first["ask"]
+    assert Decimal(str(event["bid"])) == better and event["ask"] == first["ask"] and "existing" not in event
     _stopped_cleanly(watcher)
 
 
@@ -294,19 +294,51 @@ def test_bad_watch_flags_are_status_2(flags: List[str]) -> None:
 
 def test_event_lines_and_json_lines() -> None:
     order: Any = {"order_id": 7, "direction": "sell", "volume": 5, "price": 50, "executed_volume": 2, "contract": "C"}
-    assert event_line(OrderEvent("placed", order)) == "placed order 7 sell 5 @ 50 C"
-    assert event_line(OrderEvent("filled", order, 2)) == "filled order 7 +2 (executed 2 of 5)"
+    # The id in the one form every message shows, the creation's: ord_7 for an order listed as 7.
+    assert event_line(OrderEvent("existing", order)) == "existing order ord_7 sell 5 @ 50 C"
+    assert event_line(OrderEvent("placed", order)) == "placed order ord_7 sell 5 @ 50 C"
+    assert event_line(OrderEvent("filled", order, 2)) == "filled order ord_7 +2 (executed 2 of 5)"
     gone: Any = dict(order, status="expired")
-    assert event_line(OrderEvent("gone", gone)) == "gone   order 7 sell 5 @ 50 C (expired)"
+    assert event_line(OrderEvent("gone", gone)) == "gone   order ord_7 sell 5 @ 50 C (expired)"
     assert event_line(MarketEvent("C", 49, None)) == "market C bid 49 ask -"
+    assert event_line(MarketEvent("C", 49, None, existing=True)) == "existing market C bid 49 ask -"
     trade: Any = {"trade_id": "trd_1", "direction": "buy", "volume": 1, "price": 50, "contract": "C"}
     trade.update(buyer="b", seller="s")
     assert event_line(trade) == "trade  trd_1 buy 1 @ 50 C s -> b"
     assert json.loads(event_json(OrderEvent("filled", order, Decimal("0.5"), True))) == {
         "kind": "filled",
+        "order_id": "ord_7",
         "order": order,
         "volume": "0.5",
         "complete": True,
     }
     assert json.loads(event_json(trade)) == {"kind": "trade", "trade": trade}
     assert json.loads(event_json(MarketEvent("C", 1, 2))) == {"kind": "market", "contract": "C", "bid": 1, "ask": 2}
+
+
+def test_watch_without_what_says_what_can_be_watched(run: Any) -> None:
+    watcher = run("watch")
+    watcher.process.wait(timeout=PATIENCE)  # it ends on its own
+    status, _, err = watcher.stop()
+    assert status == 2 and "game watch orders, game watch trades or game watch market" in err
+    assert "the following arguments are required" not in err
+
+
+def test_ctrl_c_leaves_the_prompt_on_a_line_of_its_own(run: Any) -> None:
+    url = _serve(run, "--token", ALICE)
+    watcher = run("watch", "orders", "--url", url, "--token", ALICE, "--interval", "0.1")
+    watcher.wait_err("watching")
+    status, _, err = watcher.stop()
+    assert status == 0 and err.endswith("Ctrl-C to stop\n\n"), err  # the terminal's ^C, then a newline
+
+
+def test_the_watch_names_orders_as_their_creation_did(run: Any) -> None:
+    url = _serve(run, "--token", ALICE)
+    with GameAPI(ALICE, url) as alice:
+        before = alice.create_order(future_order("sell", 50, 1))
+        watcher = run("watch", "orders", "--existing", "--url", url, "--token", ALICE, "--interval", "0.1")
+        assert watcher.line().startswith(f"existing order {before['order_id']} sell 1")
+        watcher.wait_err("watching")
+        created = alice.create_order(future_order("sell", 51, 1))
+        assert watcher.line().startswith(f"placed order {created['order_id']} sell 1")
+    _stopped_cleanly(watcher)

@@ -69,6 +69,7 @@ def test_no_fill_is_counted_twice_or_missed_whatever_the_listings_say(
     snapshots: List[List[Tuple[int, Decimal, int, Optional[str]]]],
 ) -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     events: List[OrderEvent] = []
     highest: Dict[int, Decimal] = {}
     ever_listed: Set[int] = set()
@@ -89,7 +90,7 @@ def test_no_fill_is_counted_twice_or_missed_whatever_the_listings_say(
         ever_listed |= seen_now
         events += tracker.update(listing)
     for number in ever_listed:
-        mine = [event for event in events if event.order_id == number]
+        mine = [event for event in events if event.order["order_id"] == number]
         kinds = [event.kind for event in mine]
         assert kinds.count("placed") == 1 and kinds[0] == "placed"
         assert kinds.count("gone") <= 1
@@ -98,7 +99,7 @@ def test_no_fill_is_counted_twice_or_missed_whatever_the_listings_say(
         assert sum(fills, Decimal(0)) == highest[number]
     last = {number for number, *_ in snapshots[-1]} if snapshots else set()
     for number in ever_listed - last:
-        assert [event.kind for event in events if event.order_id == number].count("gone") == 1
+        assert [event.kind for event in events if event.order["order_id"] == number].count("gone") == 1
 
 
 @PROPERTY
@@ -111,6 +112,7 @@ def test_polls_that_fail_or_come_late_still_see_every_fill_once(
     fills: List[Tuple[int, Decimal]], polls: List[str], form: int
 ) -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     executed: Dict[int, Decimal] = {}
     reported: Dict[int, Decimal] = {}
     moments = iter(polls)
@@ -121,17 +123,20 @@ def test_polls_that_fail_or_come_late_still_see_every_fill_once(
             listing = [_order(key, _number(value, form), 10_000) for key, value in sorted(executed.items())]
             for event in tracker.update(listing):
                 if event.kind == "filled":
-                    reported[event.order_id] = reported.get(event.order_id, Decimal(0)) + _exact(event.volume)
+                    listed: Any = event.order["order_id"]
+                    reported[listed] = reported.get(listed, Decimal(0)) + _exact(event.volume)
     listing = [_order(key, _number(value, form), 10_000) for key, value in sorted(executed.items())]
     for event in tracker.update(listing):
         if event.kind == "filled":
-            reported[event.order_id] = reported.get(event.order_id, Decimal(0)) + _exact(event.volume)
+            last: Any = event.order["order_id"]
+            reported[last] = reported.get(last, Decimal(0)) + _exact(event.volume)
     for number, value in executed.items():
         assert reported.get(number, Decimal(0)) == _exact(_number(value, form))
 
 
 def test_an_order_placed_filled_in_parts_and_expired() -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     assert [(e.kind, e.volume, e.complete) for e in tracker.update([_order(1, 0, 5, remaining_volume=5)])] == [
         ("placed", None, False)
     ]
@@ -145,13 +150,16 @@ def test_an_order_placed_filled_in_parts_and_expired() -> None:
 
 
 def test_an_order_first_seen_partly_executed_reports_what_it_had() -> None:
-    events = OrderTracker().update([_order("ord_7", 2, 5)])
+    tracker = OrderTracker()
+    tracker.update([])
+    events = tracker.update([_order("ord_7", 2, 5)])
     assert [(e.kind, e.volume) for e in events] == [("placed", None), ("filled", 2)]
     assert events[0].order_id == "ord_7"
 
 
 def test_a_complete_order_that_leaves_is_gone_and_complete() -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     tracker.update([_order(3, 0, 2)])
     events = tracker.update([_order(3, 2, 2)])
     assert [(e.kind, e.volume, e.complete) for e in events] == [("filled", 2, True)]
@@ -160,12 +168,14 @@ def test_a_complete_order_that_leaves_is_gone_and_complete() -> None:
 
 def test_ids_in_either_form_are_one_order() -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     tracker.update([_order("ord_12", 1)])
     assert [e.kind for e in tracker.update([_order(12, 3)])] == ["filled"]
 
 
 def test_an_order_listed_again_after_it_left_is_not_counted_again() -> None:
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     tracker.update([_order(1, 4)])
     assert [e.kind for e in tracker.update([])] == ["gone"]
     assert tracker.update([_order(1, 4)]) == []
@@ -185,7 +195,7 @@ trade_listings = st.lists(
 @PROPERTY
 @given(trade_listings, st.booleans())
 def test_each_trade_once_and_only_mine(snapshots: List[List[Tuple[int, str]]], mine: bool) -> None:
-    tracker = TradeTracker(mine=mine, traders=["alice"], report_existing=True)
+    tracker = TradeTracker(mine=mine, traders=["alice"], existing=True)
     yielded: List[Any] = []
     owners: Dict[int, str] = {}
     for snapshot in snapshots:
@@ -229,7 +239,7 @@ def test_trades_while_no_name_is_known_wait_to_be_judged() -> None:
 
 
 def test_trades_without_ids_are_told_apart_by_their_facts() -> None:
-    tracker = TradeTracker(mine=False, report_existing=True)
+    tracker = TradeTracker(mine=False, existing=True)
     one: Any = {"contract": "c", "timestamp": "t1", "price": 1, "volume": 1}
     two: Any = dict(one, timestamp="t2")
     assert len(tracker.update([one, two, one.copy()])) == 2
@@ -241,6 +251,7 @@ def _row(contract: str, direction: str, price: float) -> Any:
 
 def test_market_events_when_the_best_prices_move() -> None:
     tracker = MarketTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     first = tracker.update([_row("A", "buy", 49), _row("A", "buy", 48), _row("A", "sell", 51), _row("B", "sell", 60)])
     assert first == [MarketEvent("A", 49, 51), MarketEvent("B", None, 60)]
     assert tracker.update([_row("A", "buy", 49), _row("A", "sell", 51), _row("B", "sell", 60)]) == []
@@ -252,6 +263,7 @@ def test_market_events_when_the_best_prices_move() -> None:
 
 def test_summary_rows_give_the_bid_and_ask() -> None:
     tracker = MarketTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     assert tracker.update([{"contract": "A", "bid": 10, "ask": 12}]) == [MarketEvent("A", 10, 12)]
 
 
@@ -265,6 +277,7 @@ market_listings = st.lists(
 @given(market_listings)
 def test_replaying_market_events_gives_the_latest_best_prices(snapshots: List[List[Tuple[str, str, int]]]) -> None:
     tracker = MarketTracker()
+    tracker.update([])  # the watch starts on an empty account: its baseline
     replayed: Dict[str, Tuple[Any, Any]] = {}
     for snapshot in snapshots:
         for event in tracker.update([_row(c, d, p) for c, d, p in snapshot]):
@@ -308,7 +321,8 @@ def test_a_watch_backs_off_and_recovers() -> None:
     waits = [watch.failed(NetworkError("down")) for _ in range(6)]
     assert waits == sorted(waits) and waits[-1] == 8.0
     assert watch.failed(RateLimitError("slow", retry_after=30)) == 30
-    events, wait = watch.succeeded([_order(1, 0)])
+    assert watch.succeeded([_order(1, 0)]) == ([], 0.5)  # the baseline
+    events, wait = watch.succeeded([_order(1, 0), _order(2, 0)])
     assert [e.kind for e in events] == ["placed"] and wait == 0.5 and watch.failures == 0
 
 
@@ -328,7 +342,8 @@ def test_a_trade_watch_lists_the_orders_first_when_it_needs_the_names() -> None:
 def test_a_market_watch_polls_its_duration() -> None:
     watch = MarketWatch(3, "15m", random=lambda: 0.5)
     assert watch.call == get_market_data(duration="15m")
-    assert watch.succeeded([_row("A", "buy", 1)]) == ([MarketEvent("A", 1, None)], 3.0)
+    assert watch.succeeded([_row("A", "buy", 1)]) == ([], 3.0)  # the baseline
+    assert watch.succeeded([_row("A", "buy", 2)]) == ([MarketEvent("A", 2, None)], 3.0)
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), "1", True])

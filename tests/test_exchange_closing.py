@@ -69,6 +69,7 @@ class Desk:
 def test_resting_orders_expire_at_delivery_start_listed_once_then_gone() -> None:
     desk = Desk()
     tracker = OrderTracker()
+    tracker.update([])  # the watch starts before the order
     status, created = desk.call("alice", "POST", "/orders", _order("sell", 50, 5))
     assert status == 200
     number = int(created["order_id"][4:])

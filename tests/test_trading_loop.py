@@ -183,7 +183,7 @@ def _filled(events: List[Any]) -> Dict[Any, Decimal]:
     totals: Dict[Any, Decimal] = collections.defaultdict(Decimal)
     for event in events:
         if event.kind == "filled":
-            totals[int(event.order_id)] += Decimal(str(event.volume))
+            totals[event.order["order_id"]] += Decimal(str(event.volume))
     return totals
 
 
@@ -206,7 +206,7 @@ async def fills_through_faults(
     expected = {ids[0]: Decimal(5), ids[1]: Decimal(3)}
 
     async def watch_orders() -> List[Any]:
-        events = alice.watch_orders(interval=0.05)
+        events = alice.watch_orders(interval=0.05, existing=True)
         return await collect(events, lambda seen: all(_filled(seen)[key] >= want for key, want in expected.items()))
 
     async def watch_trades() -> List[Any]:
@@ -216,6 +216,8 @@ async def fills_through_faults(
     async def cross() -> None:
         # The trade watch's first listing is history: Bob trades once it has been read.
         await h.wait_until(lambda: polls("/trades") >= 1, "the trade watch's first listing")
+        # The order watch's first listing is its baseline too (the trade watch lists the orders once).
+        await h.wait_until(lambda: polls("/orders") >= 2, "the order watch's first listing")
         for index, (price, volume) in enumerate(CROSSINGS):
             inject(index)
             await bob.create_order(future_order("buy", price, volume))
@@ -229,7 +231,11 @@ async def fills_through_faults(
     # Breaking out left the client usable; the exchange's own record is the truth.
     listed = {order["order_id"]: order for order in await alice.get_orders()}
     assert _filled(order_events) == {key: Decimal(str(listed[key]["executed_volume"])) for key in ids} == expected
-    assert [event.kind for event in order_events if event.kind == "placed"] == ["placed", "placed"]
+    assert [event.order_id for event in order_events if event.kind == "existing"] == [
+        first["order_id"],
+        second["order_id"],
+    ]
+    assert not [event for event in order_events if event.kind == "placed"]
     assert any(event.complete for event in order_events if event.kind == "filled")
     name = listed[ids[0]]["trader"]
     sold = sorted(trade["trade_id"] for trade in await bob.get_trades() if trade["seller"] == name)
@@ -259,10 +265,10 @@ async def test_an_authentication_error_ends_the_watch(h: Harness) -> None:
     """Events: an authentication error ends the watch."""
     alice = h.client(token=TOKEN, timeout=5, retry_policy=FAST_RETRY)
     await alice.create_order(future_order("sell", 100.0, 1.0))
-    events = alice.watch_orders(interval=0.05)
+    events = alice.watch_orders(interval=0.05, existing=True)
     try:
         placed = await events.__anext__()
-        assert placed.kind == "placed"
+        assert placed.kind == "existing"
         h.exchange.revoke(TOKEN)
         with pytest.raises(AuthenticationError):
             await events.__anext__()
@@ -276,8 +282,8 @@ async def test_breaking_out_of_a_watch_leaves_the_client_usable(h: Harness) -> N
     alice = h.client(token=TOKEN, timeout=5)
     bob = h.client(token=OTHER_TOKEN, timeout=5)
     await bob.create_order(future_order("buy", 90.0, 1.0))
-    market = await collect(alice.watch_market(interval=0.05), lambda seen: len(seen) >= 1)
-    assert market[0].bid == 90.0 and market[0].ask is None
+    market = await collect(alice.watch_market(interval=0.05, existing=True), lambda seen: len(seen) >= 1)
+    assert market[0].bid == 90.0 and market[0].ask is None and market[0].existing
     trades = alice.watch_trades(interval=0.05, mine=False)
     await trades.aclose()  # closed before it ever ran
     created = await alice.create_order(future_order("sell", 95.0, 1.0))
@@ -309,17 +315,17 @@ async def test_a_contract_that_closes_makes_its_resting_orders_gone(h: Harness) 
     bob = h.client(token=OTHER_TOKEN, timeout=5)
     created = await alice.create_order(future_order("sell", 100.0, 4.0))
     await bob.create_order(future_order("buy", 100.0, 1.0))
-    events = alice.watch_orders(interval=0.05)
+    events = alice.watch_orders(interval=0.05, existing=True)
     try:
-        placed, filled = await events.__anext__(), await events.__anext__()
-        assert (placed.kind, filled.kind, filled.volume, filled.complete) == ("placed", "filled", 1.0, False)
+        existing = await events.__anext__()  # Bob's buy filled it before the watch: the baseline says so
+        assert (existing.kind, existing.order["executed_volume"], existing.complete) == ("existing", 1.0, False)
         order = future_order("sell")
         start = dt.datetime.fromisoformat(f"{order['date']}T{order['start_time']}+00:00").timestamp()
         CLOSING_CLOCK.shift = start + 10 - time.time()  # ten seconds past the delivery start: closed
         gone = await events.__anext__()
     finally:
         await events.aclose()
-    assert gone.kind == "gone" and str(gone.order_id) == created["order_id"][len("ord_") :]
+    assert gone.kind == "gone" and gone.order_id == created["order_id"]  # the creation's form, as is
     assert gone.order["status"] == "expired" and gone.order["executed_volume"] == 1.0 and not gone.complete
 
 
@@ -442,9 +448,9 @@ async def test_a_cancelled_watch_leaves_the_client_usable(aserver: Any) -> None:
         await api.create_order(future_order("sell", 100.0, 1.0))
         seen: List[Any] = []
         with anyio.move_on_after(0.5):  # cancelled while it polls: nothing new after the first listing
-            async for event in api.watch_orders(interval=0.05):
+            async for event in api.watch_orders(interval=0.05, existing=True):
                 seen.append(event)
-        assert [event.kind for event in seen] == ["placed"]
+        assert [event.kind for event in seen] == ["existing"]
         assert len(await api.get_orders()) == 1
         with anyio.move_on_after(0.3):
             async for trade in api.watch_trades(interval=0.05, mine=False):
