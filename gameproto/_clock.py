@@ -23,7 +23,26 @@ outvoted; and because old answers leave, a clock that was stepped (NTP) is
 followed after a few answers.
 
 A timestamp without a zone is ignored: it could be any zone's, and a wrong
-guess is hours of error in an order's "is it in the future".
+guess is hours of error in an order's "is it in the future". So is a zone
+beyond ``±23:59`` (no zone on Earth; ``+99:59`` would shift the stamp by days).
+
+Implausible answers are set aside, so that one answer cannot move the
+estimate by years (a ``Date`` of year 9999 would refuse every order as "not
+in the future", then overflow the calendar):
+
+- an answer whose stamp is more than ``PLAUSIBLE_OFFSET`` (one day) from the
+  host's clock is never used. A host whose clock is a day wrong fails
+  everything else first (TLS certificates, the delivery day of every order);
+  a day is also far inside the calendar, so no arithmetic on the estimate
+  can overflow. Such answers are counted in ``set_aside``;
+- an answer that disagrees with the others does not move the estimate on
+  its own: a tie between disagreeing answers keeps the estimate where it
+  was, and a majority of the newest ``keep`` is needed to move it (a clock
+  that was stepped is followed once most answers say so).
+
+``samples`` tells how many kept answers the estimate agrees with and
+``disagreeing`` how many it outvoted; with ``uncertainty`` (half the width of
+what the agreeing answers allow) they say how sure the estimate is.
 """
 
 from __future__ import annotations
@@ -38,7 +57,11 @@ from typing import Deque, List, Optional, Tuple
 from ._boundary import Response
 from ._retry import parse_http_date
 
-__all__ = ["ClockEstimator", "parse_exchange_timestamp", "offset_interval"]
+__all__ = ["ClockEstimator", "parse_exchange_timestamp", "offset_interval", "PLAUSIBLE_OFFSET"]
+
+#: The farthest (seconds) the exchange's clock is believed to be from the host's: one day.
+#: An answer whose stamp says more is set aside (``ClockEstimator.set_aside``).
+PLAUSIBLE_OFFSET = 86400.0
 
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)"
@@ -58,7 +81,10 @@ def parse_exchange_timestamp(text: str) -> Optional[Tuple[float, float]]:
         shift = 0
     else:
         digits = zone[1:].replace(":", "")
-        shift = int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        if hours > 23 or minutes > 59:
+            return None  # no such zone: "+99:59" is not four days of shift
+        shift = hours * 3600 + minutes * 60
         shift = -shift if zone[0] == "-" else shift
     try:
         moment = dt.datetime(
@@ -79,8 +105,13 @@ def offset_interval(sent: float, received: float, stamp: float, resolution: floa
     return stamp - received, stamp + resolution - sent
 
 
-def _marzullo(intervals: List[Interval]) -> Interval:
-    """The smallest interval agreeing with the most of ``intervals``; ties go to the one the newest agrees with."""
+def _marzullo(intervals: List[Interval], previous: Optional[Interval] = None) -> Tuple[Interval, int]:
+    """The smallest interval agreeing with the most of ``intervals``, and how many agree with it.
+
+    Ties go to the one that overlaps ``previous`` (the estimate stays where it
+    was: one disagreeing answer does not move it), else to the one the newest
+    agrees with.
+    """
     edges = sorted([(low, 0) for low, _ in intervals] + [(high, 1) for _, high in intervals])
     best, count = 0, 0
     candidates: List[Interval] = []
@@ -94,11 +125,15 @@ def _marzullo(intervals: List[Interval]) -> Interval:
                 candidates.append(region)
         else:
             count -= 1
+    if previous is not None and len(candidates) > 1:
+        for low, high in reversed(candidates):
+            if low <= previous[1] and previous[0] <= high:
+                return (low, high), best
     newest_low, newest_high = intervals[-1]
     for low, high in reversed(candidates):
         if newest_low <= low and high <= newest_high:
-            return low, high
-    return candidates[-1]
+            return (low, high), best
+    return candidates[-1], best
 
 
 class ClockEstimator:
@@ -113,19 +148,25 @@ class ClockEstimator:
             raise ValueError(f"keep must be a positive whole number, got {keep!r}")
         self._samples: Deque[Interval] = collections.deque(maxlen=keep)
         self._interval: Optional[Interval] = None
+        self._agreeing = 0
+        self._set_aside = 0
         self._last_date: Optional[str] = None
         self._last_status = -math.inf
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"ClockEstimator(offset={self.offset!r}, uncertainty={self.uncertainty!r})"
+        return (
+            f"ClockEstimator(offset={self.offset!r}, uncertainty={self.uncertainty!r},"
+            f" samples={self.samples}, disagreeing={self.disagreeing}, set_aside={self.set_aside})"
+        )
 
     def observe(
         self, sent: float, received: float, *, date: Optional[str] = None, timestamp: Optional[str] = None
     ) -> bool:
         """Learn from one answer: local send and receive times, its ``Date`` header and/or a ``/status`` timestamp.
 
-        True when the answer said something usable.
+        True when the answer said something usable; an answer more than
+        ``PLAUSIBLE_OFFSET`` from the host's clock is set aside (False).
         """
         found: List[Interval] = []
         if date is not None:
@@ -145,8 +186,11 @@ class ClockEstimator:
         high = min(high for _, high in found)
         sample = (low, high) if low <= high else min(found, key=lambda one: one[1] - one[0])
         with self._lock:
+            if not abs((sample[0] + sample[1]) / 2) <= PLAUSIBLE_OFFSET:  # also refuses NaN and infinities
+                self._set_aside += 1
+                return False
             self._samples.append(sample)
-            self._interval = _marzullo(list(self._samples))
+            self._interval, self._agreeing = _marzullo(list(self._samples), self._interval)
         return True
 
     def observe_status(self, sent: float, received: float, timestamp: str) -> bool:
@@ -188,6 +232,22 @@ class ClockEstimator:
         """Half the width of ``interval``: the most ``offset`` can be wrong by, if the answers were honest."""
         interval = self._interval
         return None if interval is None else (interval[1] - interval[0]) / 2
+
+    @property
+    def samples(self) -> int:
+        """How many of the kept answers the estimate agrees with (0 until an answer said)."""
+        return self._agreeing
+
+    @property
+    def disagreeing(self) -> int:
+        """How many of the kept answers the estimate outvoted."""
+        with self._lock:
+            return len(self._samples) - self._agreeing
+
+    @property
+    def set_aside(self) -> int:
+        """How many answers were set aside as implausible: more than ``PLAUSIBLE_OFFSET`` from the host's clock."""
+        return self._set_aside
 
     def exchange_time(self, local_now: float) -> float:
         """The exchange's time at local time ``local_now``; ``local_now`` itself while the offset is unknown."""

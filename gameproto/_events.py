@@ -161,23 +161,31 @@ class MarketEvent:
     existing: bool = False
 
 
+#: The largest decimal exponent of an amount read from an answer: a float's.
+#: Past it (``"1e1000000"``) no arithmetic on it is safe, so it says nothing.
+_LARGEST_EXPONENT = 308
+
+
 def _exact(value: Any) -> Optional[Decimal]:
-    """A JSON number as the decimal it was written as; None for anything else."""
+    """A JSON number as the decimal it was written as; None for anything else, or beyond a float's range."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, str):
+        parsed = Decimal(value)
+    elif isinstance(value, float):
+        parsed = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
+    elif isinstance(value, Decimal):
+        parsed = value
+    elif isinstance(value, str):
         try:
             parsed = Decimal(value.strip())
         except InvalidOperation:
             return None
-        return parsed if parsed.is_finite() else None
-    return None
+    else:
+        return None
+    if not parsed.is_finite() or abs(parsed.adjusted()) > _LARGEST_EXPONENT:
+        return None
+    return parsed
 
 
 def _like(amount: Decimal, *examples: Any) -> Amount:

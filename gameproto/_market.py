@@ -13,7 +13,7 @@ def _price_key(row: Any) -> float:
     price = row.get("price")
     try:
         return float(price)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits is no price
         return float("nan")
 
 

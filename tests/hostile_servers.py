@@ -52,6 +52,12 @@ __all__ = [
     "refuse_token_exchange",
     "slow_honest",
     "odd_status",
+    "edited",
+    "dated",
+    "status_timestamp",
+    "market_price",
+    "order_id_listed",
+    "executed_volume_listed",
     "API_PREFIX",
 ]
 
@@ -280,6 +286,69 @@ def odd_status(status: int, body: bytes = b'{"what": "ever"}') -> Case:
         return _send(connection, answer_bytes(status, body, (("Content-Type", "application/json"),)))
 
     return case
+
+
+def edited(path: str, edit: Callable[[object], object], headers: Tuple[Tuple[str, str], ...] = ()) -> Case:
+    """The exchange's honest answer, its JSON body passed through ``edit`` on calls of ``path`` (and ``headers`` added).
+
+    The request is carried out as the exchange would; only what is written back differs.
+    """
+
+    def case(server: HostileServer, connection: socket.socket, seen: Seen) -> bool:
+        answer = honest_response(server, seen)
+        body = answer.body
+        if seen.path == API_PREFIX + path and answer.status < 300:
+            body = json.dumps(edit(json.loads(body))).encode()
+        kept = tuple((name, value) for name, value in answer.headers.items() if name.lower() != "content-length")
+        return _send(connection, answer_bytes(answer.status, body, kept + headers))
+
+    return case
+
+
+def dated(date: str) -> Case:
+    """Every answer honest, with a ``Date`` header of ``date`` (a valid HTTP date, however absurd: year 9999)."""
+    return edited("", lambda body: body, (("Date", date),))
+
+
+def status_timestamp(timestamp: str) -> Case:
+    """``/status`` answers with ``timestamp`` as the exchange's time (e.g. an offset of ``+99:59``)."""
+
+    def edit(body: object) -> object:
+        return {**body, "timestamp": timestamp} if isinstance(body, dict) else body
+
+    return edited("/status", edit)
+
+
+def _rows(field: str, value: object) -> Callable[[object], object]:
+    def edit(body: object) -> object:
+        if not isinstance(body, list):
+            return body
+        return [{**row, field: value} if isinstance(row, dict) and field in row else row for row in body]
+
+    return edit
+
+
+def market_price(price: object, side: str = "sell") -> Case:
+    """``/market``: the offers of ``side`` priced ``price`` (e.g. an integer of 401 digits); the others honest."""
+
+    def edit(body: object) -> object:
+        if not isinstance(body, list):
+            return body
+        return [
+            {**row, "price": price} if isinstance(row, dict) and row.get("direction") == side else row for row in body
+        ]
+
+    return edited("/market", edit)
+
+
+def order_id_listed(order_id: object) -> Case:
+    """``/orders`` listings whose every order has the id ``order_id`` (e.g. ``ord_`` and 5,000 digits)."""
+    return edited("/orders", _rows("order_id", order_id))
+
+
+def executed_volume_listed(volume: object) -> Case:
+    """``/orders`` listings whose every order says it executed ``volume`` (e.g. ``"1e1000000"``)."""
+    return edited("/orders", _rows("executed_volume", volume))
 
 
 def _read_request(connection: socket.socket, buffered: bytes) -> Tuple[Optional[Seen], bytes]:

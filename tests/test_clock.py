@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gameproto._boundary import Response
-from gameproto._clock import ClockEstimator, offset_interval, parse_exchange_timestamp
+from gameproto._clock import PLAUSIBLE_OFFSET, ClockEstimator, offset_interval, parse_exchange_timestamp
 
 PROPERTY = settings(max_examples=300, derandomize=True, deadline=None)
 START = 1_780_000_000.0  # a local wall time in 2026
@@ -154,3 +154,54 @@ def test_a_response_is_read_for_its_date() -> None:
 def test_keep_must_be_positive() -> None:
     with pytest.raises(ValueError, match="keep"):
         ClockEstimator(keep=0)
+
+
+@PROPERTY
+@given(offsets, trips, st.floats(-3e10, 2.5e11, allow_nan=False), st.integers(min_value=0, max_value=11))
+def test_no_answer_moves_the_estimate_beyond_the_plausible_bound(
+    truth: float, calls: List[Tuple[float, float, float]], lie: float, at: int
+) -> None:
+    # ``lie``: any stamp of a four-digit year, up to 9999.
+    estimator = ClockEstimator()
+    local = START
+    for index, (out, back, pause) in enumerate(calls):
+        received = local + out + back
+        shown = local + out + (lie if index == at % len(calls) else truth)
+        estimator.observe(local, received, date=_http_date(shown))
+        local = received + pause
+        if estimator.offset is not None:
+            assert abs(estimator.offset) <= PLAUSIBLE_OFFSET + 1.0
+    if abs(lie) > PLAUSIBLE_OFFSET + 1.0:
+        assert estimator.set_aside == 1
+        if len(calls) > 1:
+            assert abs(estimator.offset - truth) <= 1.0  # type: ignore[operator]
+
+
+@PROPERTY
+@given(offsets, st.floats(-PLAUSIBLE_OFFSET, PLAUSIBLE_OFFSET), st.integers(min_value=1, max_value=6))
+def test_one_disagreeing_answer_does_not_move_an_estimate(truth: float, lie: float, honest: int) -> None:
+    estimator = ClockEstimator()
+    for second in range(honest):
+        estimator.observe(START + second, START + second + 0.01, date=_http_date(START + second + truth))
+    estimator.observe(START + 10, START + 10.01, date=_http_date(START + 10 + truth + lie))
+    assert abs(estimator.offset - truth) <= 1.0 + (abs(lie) if abs(lie) <= 2 else 0)  # type: ignore[operator]
+    assert estimator.samples >= honest
+
+
+def test_the_estimate_says_how_sure_it_is() -> None:
+    estimator = ClockEstimator()
+    assert (estimator.samples, estimator.disagreeing, estimator.set_aside) == (0, 0, 0)
+    estimator.observe(START, START + 0.01, date=_http_date(START + 5))
+    estimator.observe(START + 2, START + 2.01, date=_http_date(START + 2 + 5))
+    estimator.observe(START + 3, START + 3.01, date=_http_date(START + 3 - 600))
+    assert not estimator.observe(START + 4, START + 4.01, date="Fri, 31 Dec 9999 23:59:59 GMT")
+    assert (estimator.samples, estimator.disagreeing, estimator.set_aside) == (2, 1, 1)
+    assert abs(estimator.offset - 5) <= 1 and estimator.uncertainty is not None  # type: ignore[operator]
+    assert "set_aside=1" in repr(estimator)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-27T10:00:00+99:59", "2026-11-27T10:00:00-24:00", "2026-11-27T10:00:00+05:60"]
+)
+def test_a_zone_no_place_has_says_nothing(text: str) -> None:
+    assert parse_exchange_timestamp(text) is None

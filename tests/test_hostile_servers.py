@@ -11,6 +11,7 @@ alike, a client that outlives its event loop. No assertion is on a duration.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import sys
 import threading
@@ -35,7 +36,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
 
 from . import hostile_servers as hs
-from .harness import DRIVERS, Harness, run_on
+from .harness import DRIVERS, Harness, collect, run_on
 from .support import TOKEN, future_order
 
 T = TypeVar("T")
@@ -540,3 +541,100 @@ def test_peak_memory_against_an_endless_body(driver: str, case: str) -> None:
     with hs.HostileServer(hs.on_api(ENDLESS[case])) as server:
         _, peak = peak_rss(driver, server.base_url, cap)
     assert peak < 2 * cap + 100 * 1024 * 1024, peak
+
+
+# -- absurd values in answers: the client's own errors, or the value set aside ------------------------------
+
+
+async def _first_event(api: Any, server: hs.HostileServer, watcher: str, path: str, *orders: Dict[str, Any]) -> Any:
+    """The first event of ``watcher`` when another client places ``orders`` once the watch has polled ``path``.
+
+    Nothing exists when the watch starts, so whatever it reports is a change.
+    """
+
+    def place() -> None:
+        waited = 0
+        while server.count(path, "GET") == 0 and waited < 1000:
+            time.sleep(0.01)
+            waited += 1
+        with SyncGameAPI(TOKEN, server.base_url, **FAST) as other:
+            for order in orders:
+                other.create_order(order)
+
+    placing = threading.Thread(target=place, daemon=True)
+    placing.start()
+    try:
+        (event,) = await collect(getattr(api, watcher)(interval=0.02), lambda events: len(events) == 1)
+    finally:
+        placing.join()
+    return event
+
+
+YEAR_9999 = "Fri, 31 Dec 9999 23:59:59 GMT"
+
+
+def test_a_date_of_year_9999_is_set_aside(driver: str) -> None:
+    async def scenario(api: Any) -> Any:
+        placed = [await api.create_order(future_order()) for _ in range(3)]
+        return placed, api.clock_offset
+
+    with hs.HostileServer(hs.dated(YEAR_9999)) as server:
+        placed, offset = run(driver, scenario, server.base_url)
+    assert len(placed) == 3 and all(str(order["order_id"]).startswith("ord_") for order in placed)
+    assert offset is None  # the only stamp was implausible
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-99:59", "now+99:59"])
+def test_a_status_timestamp_with_an_impossible_zone_is_set_aside(driver: str, timestamp: str) -> None:
+    if timestamp.startswith("now"):
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds")
+        timestamp = now + timestamp[3:]
+
+    async def scenario(api: Any) -> Any:
+        await api.get_status()
+        placed = [await api.create_order(future_order()) for _ in range(2)]
+        return placed, api.clock_offset
+
+    with hs.HostileServer(hs.status_timestamp(timestamp)) as server:
+        placed, offset = run(driver, scenario, server.base_url)
+    assert len(placed) == 2
+    assert offset is None  # no Date header here, and the timestamp says nothing
+
+
+HUGE_PRICE = int("9" * 401)
+
+
+def test_a_price_of_401_digits_is_ignored_by_best_offers(driver: str) -> None:
+    async def scenario(api: Any) -> Any:
+        await api.create_order(future_order("buy", price=100))
+        await api.create_order(future_order("sell", price=200))
+        return await api.get_market_best_offers()
+
+    with hs.HostileServer(hs.market_price(HUGE_PRICE)) as server:
+        offers = run(driver, scenario, server.base_url)
+    (book,) = offers.values()
+    assert [row["price"] for row in book["buy"]] == [100] and book["sell"] == []
+
+
+def test_a_price_of_401_digits_is_ignored_by_watch_market(driver: str) -> None:
+    with hs.HostileServer(hs.market_price(HUGE_PRICE)) as server:
+        orders = (future_order("buy", price=100), future_order("sell", price=200))
+        event = run(driver, lambda api: _first_event(api, server, "watch_market", "/market", *orders), server.base_url)
+    assert event.bid == 100 and event.ask != HUGE_PRICE
+
+
+def test_an_order_id_of_5000_digits_is_an_order_of_its_own(driver: str) -> None:
+    order_id = "ord_" + "7" * 5000
+    with hs.HostileServer(hs.order_id_listed(order_id)) as server:
+        event = run(
+            driver, lambda api: _first_event(api, server, "watch_orders", "/orders", future_order()), server.base_url
+        )
+    assert event.order["order_id"] == order_id
+
+
+def test_an_executed_volume_beyond_any_number_is_ignored(driver: str) -> None:
+    with hs.HostileServer(hs.executed_volume_listed("1e1000000")) as server:
+        event = run(
+            driver, lambda api: _first_event(api, server, "watch_orders", "/orders", future_order()), server.base_url
+        )
+    assert event.kind != "filled" and event.volume is None
