@@ -12,7 +12,7 @@ author of a driver needs. The rest lives in private modules and may change.
 
 from __future__ import annotations
 
-from . import calls, risk, types
+from . import calls, journal, risk, types
 from ._attempt import Attempt
 from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
 from ._calls import Call
@@ -99,4 +99,6 @@ __all__ = [
     "OrderEvent",
     "MarketEvent",
     "types",
+    # the order journal: its records, JournalError, the storage interface
+    "journal",
 ]

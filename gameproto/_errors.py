@@ -68,6 +68,7 @@ __all__ = [
     "readable_detail",
     "excerpt",
     "redact",
+    "JournalError",
 ]
 
 EXCERPT_LENGTH = 200
@@ -241,6 +242,10 @@ class ProtocolError(GameAPIError):
     def __init__(self, message: str, *, excerpt: str = "", **where: Any) -> None:
         super().__init__(message, **where)
         self.excerpt = excerpt
+
+
+class JournalError(GameAPIError):
+    """The order journal could not be written or read: an order whose intent was not committed was not sent."""
 
 
 class NetworkError(GameAPIError):

@@ -150,25 +150,30 @@ class Session:
 
     # -- the flow of a call ----------------------------------------------------
 
-    def run(self, call: Call[T]) -> Flow[T]:
+    def run(self, call: Call[T], deadline: Optional[float] = None) -> Flow[T]:
         """The flow of one call: token, attempts, retries, the answer (or ``call.recover``'s).
 
         What must happen once before anything of a call is sent (a check, a
-        record written ahead) is a step here, before ``_attempts``.
+        record written ahead) is a step before ``_attempts``: the journal's
+        write-ahead step (``gameproto/_journal.py``) wraps this flow and gives
+        ``deadline`` (the ``clock``'s reading), the call's time having started
+        with it.
         """
         try:
             if call.request is None:
                 return call.parse(NOTHING_SENT)
-            return (yield from self._attempts(call, call.request, self.clock() + self.timeout, authorised=True))
+            if deadline is None:
+                deadline = self.clock() + self.timeout
+            return (yield from self._attempts(call, call.request, deadline, authorised=True))
         except GameAPIError as error:
             if call.recover is None:
                 raise
             return call.recover(error)
 
-    def outcome(self, call: Call[T]) -> Flow[Union[T, GameAPIError]]:
+    def outcome(self, call: Call[T], deadline: Optional[float] = None) -> Flow[Union[T, GameAPIError]]:
         """The flow of ``run``, its ``GameAPIError`` returned rather than raised (a bulk's parts)."""
         try:
-            return (yield from self.run(call))
+            return (yield from self.run(call, deadline))
         except GameAPIError as error:
             return error
 

@@ -26,15 +26,18 @@ from gameproto import (
     ServerValidationError,
 )
 from gameproto._risk import RiskLimits
+from gameproto.journal import JournalError
 
-from ._client import GameAPI
+from ._client import GameAPI, Journal
 
 __all__ = [
     "GameAPI",
+    "Journal",
     "APIStatusError",
     "AuthenticationError",
     "GameAPIError",
     "InvalidArgumentError",
+    "JournalError",
     "NetworkError",
     "NetworkTimeoutError",
     "NotFoundError",

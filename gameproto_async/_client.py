@@ -34,7 +34,9 @@ from gameproto import (
 )
 from gameproto._budget import BudgetStore
 from gameproto._bulk import BulkSending, OrderPlan, plan_orders
+from gameproto._errors import JournalError
 from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled
 from gameproto._risk import RiskBook, RiskGuard
 from gameproto._settings import settings_from_env
 from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
@@ -56,7 +58,7 @@ from gameproto.types import (
 from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
 from ._transport import AsyncTransport
 
-__all__ = ["GameAPI"]
+__all__ = ["GameAPI", "Journal"]
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -69,6 +71,69 @@ def _made_at() -> Tuple[str, int, str]:
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(__package__ or "gameproto_async"):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
+
+
+def _journal(
+    journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
+) -> Optional[JournalFlows]:
+    """The journal ``journal=`` names (a URL, or a store already open), or None."""
+    if journal is None:
+        return None
+    writer = "default"
+    if isinstance(journal, str):
+        # Imported only here: a client without a journal never loads the stores.
+        from gameproto_journal import open_journal, split_writer
+
+        writer = split_writer(journal)[1]
+        store: JournalStore = open_journal(journal)
+    else:
+        store = journal
+        writer = getattr(journal, "writer", writer)
+    return JournalFlows(
+        store,
+        exchange_now=session.exchange_now,
+        wall_clock=session.wall_clock,
+        clock=session.clock,
+        random=session.random,
+        timeout=settings.timeout,
+        writer=writer,
+    )
+
+
+class Journal:
+    """A client's order journal, read back: ``api.journal.orders()``, ``api.journal.trades()``.
+
+    Every order the client sent (its intent written before the request
+    left), what came of it, each state change with its time by the
+    exchange's clock, its fills; and every trade of the account, once.
+    """
+
+    def __init__(self, api: GameAPI, flows: JournalFlows) -> None:
+        self._api = api
+        self._flows = flows
+
+    @property
+    def url(self) -> str:
+        """Where the journal is kept (without a password)."""
+        return self._flows.store.url
+
+    @property
+    def writer(self) -> str:
+        """This process's name in the journal."""
+        return self._flows.writer
+
+    async def orders(
+        self, *, state: Optional[str] = None, exchange_id: Optional[int] = None, since: Optional[str] = None
+    ) -> List[JournalOrder]:
+        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``."""
+        return await self._api._drive(self._flows.read_orders(state=state, exchange_id=exchange_id, since=since))
+
+    async def trades(self, *, since: Optional[str] = None) -> List[JournalTrade]:
+        """The account's trades the journal recorded, oldest first; optionally those ``since`` a time (ISO 8601)."""
+        return await self._api._drive(self._flows.read_trades(since=since))
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.url!r} writer={self.writer!r}>"
 
 
 class GameAPI:
@@ -100,6 +165,13 @@ class GameAPI:
     ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
     net position, open volume, price band, open orders, self-trades): a
     breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
+
+    ``journal`` (``"sqlite:///bot.db"``, ``"postgresql://host/db"``) keeps a
+    durable record of every order: its intent is committed before the
+    request leaves (``JournalError`` and nothing sent when it cannot be),
+    its outcome after; fills and trades are recorded once; ``reconcile()``
+    settles what a crash left open; the watchers resume. See
+    docs/journal.md.
     """
 
     def __init__(
@@ -122,6 +194,7 @@ class GameAPI:
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
         risk: Optional[RiskLimits] = None,
+        journal: Union[str, JournalStore, None] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -151,6 +224,7 @@ class GameAPI:
         self._token_lock = TokenLock()
         self._made_at = _made_at()
         self._closed = False
+        self._journal = _journal(journal, self._session, self._settings)
         # Pre-trade limits (issue 23): what the client knows of its account.
         self._risk = RiskBook(risk) if risk is not None else None
 
@@ -179,6 +253,13 @@ class GameAPI:
         return self._settings.timeout
 
     @property
+    def journal(self) -> Journal:
+        """The order journal (``journal=`` given); ``JournalError`` when the client keeps none."""
+        if self._journal is None:
+            raise JournalError('this client keeps no journal: GameAPI(..., journal="sqlite:///bot.db")')
+        return Journal(self, self._journal)
+
+    @property
     def clock_offset(self) -> Optional[float]:
         """The exchange's clock minus the local one, in seconds; None until an answer told it.
 
@@ -201,6 +282,8 @@ class GameAPI:
         self._closed = True
         if self._session.shared_budget is not None:
             self._session.shared_budget.close()
+        if self._journal is not None:
+            self._journal.store.close()
         await self._transport.aclose()
 
     def __del__(self) -> None:
@@ -245,6 +328,12 @@ class GameAPI:
             raise RuntimeError("this GameAPI client is closed; make a new one")
         return await self._drive(self._session.run(call))
 
+    async def _run_flow(self, flow: Flow[T]) -> T:
+        if self._closed:
+            flow.close()
+            raise RuntimeError("this GameAPI client is closed; make a new one")
+        return await self._drive(flow)
+
     async def _send_bulk(self, plan: OrderPlan) -> BulkResult:
         if self._closed:
             raise RuntimeError("this GameAPI client is closed; make a new one")
@@ -253,6 +342,8 @@ class GameAPI:
         async def send_part(offset: int, call: Call[BulkResult]) -> None:
             if not sending.stopped:
                 part = self._session.outcome(call)
+                if self._journal is not None:  # the journal's hook: intents committed first
+                    part = self._journal.create_bulk(self._session.outcome, call)
                 sending.record(offset, await self._drive(part))
 
         await run_parts(send_part, plan.parts)
@@ -297,8 +388,13 @@ class GameAPI:
             skip_invalid=skip_invalid,
         )
         if plan.single is not None:
-            return await self._run(plan.single)
+            return await self._send_single(plan.single)
         return await self._send_bulk(plan)
+
+    async def _send_single(self, call: Call[Order]) -> Order:
+        if self._journal is not None:  # the journal's hook: the intent committed first
+            return await self._run_flow(self._journal.create(self._session.run, call))
+        return await self._run(call)
 
     # -- risk limits and the kill switch (issue 23) --------------------------------
 
@@ -318,7 +414,7 @@ class GameAPI:
                 screen=guard.screen,
             )
             if plan.single is not None:
-                order = await self._run(plan.single)
+                order = await self._send_single(plan.single)
                 guard.sent_one(order)
                 return order
             result = await self._send_bulk(plan)
@@ -414,7 +510,11 @@ class GameAPI:
         ``NotFoundError`` (whose message says which), as for an order that is
         not yours. Trades already made stand.
         """
-        answer = await self._run(calls.delete_order(order_id))
+        call = calls.delete_order(order_id)
+        if self._journal is not None:  # the journal's hook: the deletion committed first
+            answer = await self._run_flow(self._journal.delete(self._session.run, call, order_id))
+        else:
+            answer = await self._run(call)
         if self._risk is not None:
             self._risk.cancelled(order_id)  # the limits' book: it rests no more
         return answer
@@ -493,7 +593,7 @@ class GameAPI:
         answers it (``"ord_1234"``). Network errors and 5xx answers are
         waited out; an authentication error ends it.
         """
-        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random))
+        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random), "orders")
 
     def watch_trades(self, interval: float = 1.0, mine: bool = True, *, existing: bool = False) -> AsyncIterator[Trade]:
         """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only.
@@ -502,7 +602,9 @@ class GameAPI:
         reported, unless ``existing=True`` (then once, first, each with
         ``"existing": True`` added).
         """
-        return self._watch(TradeWatch(interval, mine, existing=existing, random=self._session.random))
+        return self._watch(
+            TradeWatch(interval, mine, existing=existing, random=self._session.random), "trades" if mine else None
+        )
 
     def watch_market(
         self, interval: float = 1.0, duration: Optional[str] = None, *, existing: bool = False
@@ -515,14 +617,42 @@ class GameAPI:
         """
         return self._watch(MarketWatch(interval, duration, existing=existing, random=self._session.random))
 
-    async def _watch(self, watch: Watch[E]) -> AsyncIterator[E]:
+    async def _watch(self, watch: Watch[E], stream: Optional[str] = None) -> AsyncIterator[E]:
+        # With a journal, a watch resumes where the last run stopped: what it
+        # reported before is not reported again (the journal's hook).
+        journal = self._journal if stream is not None else None
+        resumed = False
+        first = True
+        if journal is not None and stream is not None:
+            resumed = await self._drive(journal.resume(stream, watch))
         while True:
             try:
                 value = await self._run(watch.call)
             except GameAPIError as error:
                 await sleep(watch.failed(error))  # raises what ends the watch
                 continue
+            if journal is not None and stream is not None:
+                if await self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
+                    first = False
             events, wait = watch.succeeded(value)
             for event in events:
+                if journal is not None and stream is not None:
+                    # Marked before it is given: a restart never gives it again.
+                    await self._drive(journal.event_reported(stream, event))
                 yield event
             await sleep(wait)
+
+    # -- the journal ------------------------------------------------------------------
+
+    async def reconcile(self) -> Reconciled:
+        """Settle every intent the journal holds without an outcome, against the exchange's listing.
+
+        An intent is matched with a listed order by window, side, price,
+        volume and the time it was sent: created (with the exchange's id) or
+        not placed. Listed orders the journal does not know are recorded as
+        foreign (reported in the answer, not adopted); fills and the
+        account's trades are recorded. Returns what it settled and found.
+        """
+        if self._journal is None:
+            raise JournalError('reconcile() needs a journal: GameAPI(..., journal="sqlite:///bot.db")')
+        return await self._run_flow(self._journal.reconcile(self._session.run))

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "gameproto_cli.serve",
     "gameproto_cli.demo",
     "gameproto_cli.watch",
+    "gameproto_cli.journal",
     "gameproto_cli.risk",  # positions, cancel-all (issue 23)
     "gameproto_cli.sandbox",  # the sandbox's clock and reset (issue 24)
 )

@@ -187,7 +187,8 @@ def run_page(page: Path, blocks: List[Block]) -> Tuple[int, List[str]]:
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
-def test_the_examples_of_a_page_run_as_printed(page: Path, capsys: Any) -> None:
+def test_the_examples_of_a_page_run_as_printed(page: Path, capsys: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # what an example writes (a journal's bot.db) goes to a fresh folder
     ran, skipped = run_page(page, _runnable(page))
     capsys.readouterr()
     assert ran or skipped

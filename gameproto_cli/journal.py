@@ -1,0 +1,301 @@
+"""``game journal show|export|reconcile``: the order journal a bot keeps (``GameAPI(journal=...)``).
+
+``show`` lists the journal's orders (no exchange needed); ``export`` writes
+the record an energy trader keeps for REMIT, as CSV or JSON lines: each
+order (the exchange's id, our intent id, the contract with its delivery
+start and end in UTC, side, price, volume), each state change with its time
+by the exchange's clock, and each trade with price, volume and time;
+``reconcile`` settles the intents a crash left open against the exchange's
+listing and reports the orders the journal did not know (foreign).
+
+The journal is named by ``--journal URL`` or ``GAME_JOURNAL``
+(``sqlite:///bot.db``, ``postgresql://host/db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from typing import Any, Dict, Iterator, List, Sequence, TextIO
+
+from gameproto.journal import JournalOrder, JournalStore, JournalTrade
+
+from .failures import UsageError
+from .options import connection_parent, open_client, output_parent
+
+__all__ = ["add_parsers", "remit_records", "csv_rows", "CSV_COLUMNS"]
+
+EXAMPLES = """examples:
+  game journal show --journal sqlite:///bot.db                 # every order the bot sent, and what came of it
+  game journal show --state unknown                            # (GAME_JOURNAL names the journal)
+  game journal export --format csv --output remit.csv          # the REMIT record: orders, state changes, trades
+  game journal export --format jsonl                           # one JSON object per order, on stdout
+  game journal reconcile --token-file ~/.game-token            # settle what a crash left open
+"""
+
+#: The CSV export's columns: one row per state change and per trade of an order.
+CSV_COLUMNS = (
+    "record",
+    "order_id",
+    "intent_id",
+    "origin",
+    "contract",
+    "delivery_start_utc",
+    "delivery_end_utc",
+    "side",
+    "price",
+    "volume",
+    "state",
+    "time",
+    "detail",
+    "trade_id",
+    "trade_price",
+    "trade_volume",
+)
+
+
+def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "journal",
+        help="the bot's order journal: show, export (REMIT), reconcile",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+    journal = argparse.ArgumentParser(add_help=False)
+    journal.add_argument("--journal", metavar="URL", help="the journal (default: GAME_JOURNAL)")
+
+    show = actions.add_parser(
+        "show",
+        help="list the journal's orders",
+        parents=[output_parent(), journal],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("--state", help="only orders in this state (intent, unknown, created, foreign, ...)")
+    show.set_defaults(handler=run_show)
+
+    export = actions.add_parser(
+        "export",
+        help="write the REMIT record of orders, state changes and trades",
+        parents=[output_parent(), journal],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
+    export.add_argument("--output", metavar="PATH", help="write to this file (default: stdout)")
+    export.set_defaults(handler=run_export)
+
+    reconcile = actions.add_parser(
+        "reconcile",
+        help="settle unsettled intents against the exchange; report foreign orders",
+        parents=[output_parent(), connection_parent(), journal],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reconcile.set_defaults(handler=run_reconcile)
+
+    def no_action(args: argparse.Namespace) -> int:
+        parser.print_usage(sys.stderr)
+        print("game journal: say which action: show, export or reconcile", file=sys.stderr)
+        return 2
+
+    parser.set_defaults(handler=no_action)
+    return parser
+
+
+def _url(args: argparse.Namespace) -> str:
+    url = getattr(args, "journal", None) or os.environ.get("GAME_JOURNAL")
+    if not url:
+        raise UsageError("no journal: pass --journal URL (sqlite:///bot.db, postgresql://host/db) or set GAME_JOURNAL")
+    return str(url)
+
+
+def _missing(args: argparse.Namespace) -> bool:
+    """Whether the journal is a SQLite file not made yet (said on stderr: nothing is recorded)."""
+    url = _url(args)
+    path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
+    if path and path != ":memory:" and not os.path.exists(path):
+        print(
+            f"game journal: no journal at {path} yet: nothing recorded (a bot with journal=... makes it)",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def _store(args: argparse.Namespace) -> JournalStore:
+    from gameproto_journal import open_journal
+
+    return open_journal(_url(args))
+
+
+def _plain(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def order_json(order: JournalOrder, trades: Sequence[JournalTrade] = ()) -> Dict[str, Any]:
+    """One order of the REMIT record, as JSON."""
+    return {
+        "order_id": order.exchange_id,
+        "intent_id": order.intent_id,
+        "origin": order.origin,
+        "contract": order.contract,
+        "delivery_start_utc": order.delivery_start,
+        "delivery_end_utc": order.delivery_end,
+        "side": order.side,
+        "price": str(order.price),
+        "volume": str(order.volume),
+        "state": order.state,
+        "executed_volume": str(order.executed_volume),
+        "sent_at": order.sent_at,
+        "writer": order.writer,
+        "reason": order.reason,
+        "changes": [{"state": change.state, "time": change.at, "detail": change.detail} for change in order.changes],
+        "fills": [
+            {"volume": str(fill.volume), "executed_volume": str(fill.executed_volume), "time": fill.at}
+            for fill in order.fills
+        ],
+        "trades": [
+            {"trade_id": trade.trade_id, "price": str(trade.price), "volume": str(trade.volume), "time": trade.at}
+            for trade in trades
+        ],
+    }
+
+
+def remit_records(orders: Sequence[JournalOrder], trades: Sequence[JournalTrade]) -> List[Dict[str, Any]]:
+    """Every order with its state changes and its trades (a trade goes with the order it names)."""
+    by_order: Dict[int, List[JournalTrade]] = {}
+    for trade in trades:
+        if trade.exchange_id is not None:
+            by_order.setdefault(trade.exchange_id, []).append(trade)
+    return [
+        order_json(order, by_order.get(order.exchange_id, []) if order.exchange_id is not None else [])
+        for order in orders
+    ]
+
+
+def csv_rows(records: Sequence[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+    """The CSV export: a row per state change and per trade, each carrying its order's fields."""
+    for record in records:
+        common = {key: record[key] for key in CSV_COLUMNS[1:10]}
+        for change in record["changes"]:
+            state = {"state": change["state"], "time": change["time"], "detail": change["detail"]}
+            yield {"record": "state", **common, **state}
+        for trade in record["trades"]:
+            yield {
+                "record": "trade",
+                **common,
+                "state": "",
+                "time": trade["time"],
+                "trade_id": trade["trade_id"],
+                "trade_price": trade["price"],
+                "trade_volume": trade["volume"],
+            }
+
+
+def run_show(args: argparse.Namespace) -> int:
+    orders: List[JournalOrder] = []
+    if not _missing(args):
+        store = _store(args)
+        try:
+            orders = store.orders(state=args.state)
+        finally:
+            store.close()
+    out = sys.stdout
+    if args.json:
+        json.dump([order_json(order) for order in orders], out, indent=2)
+        out.write("\n")
+        return 0
+    from .tables import table
+
+    columns = ["intent", "order", "side", "volume", "price", "contract", "state", "executed", "sent at"]
+    rows = [
+        dict(
+            zip(
+                columns,
+                [
+                    order.intent_id[:8],
+                    _plain(order.exchange_id),
+                    order.side,
+                    str(order.volume),
+                    str(order.price),
+                    order.contract,
+                    order.state,
+                    str(order.executed_volume),
+                    order.sent_at,
+                ],
+            )
+        )
+        for order in orders
+    ]
+    out.write(table(rows, columns) + "\n")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    records: List[Dict[str, Any]] = []
+    if not _missing(args):
+        store = _store(args)
+        try:
+            records = remit_records(store.orders(), store.trades())
+        finally:
+            store.close()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as target:
+            _write(records, args.format, target)
+    else:
+        _write(records, args.format, sys.stdout)
+    return 0
+
+
+def _write(records: Sequence[Dict[str, Any]], form: str, out: TextIO) -> None:
+    if form == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, sort_keys=True) + "\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=list(CSV_COLUMNS), restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in csv_rows(records):
+        writer.writerow(row)
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    url = _url(args)
+    api = open_client(args, journal=url)
+    try:
+        done = api.reconcile()
+    finally:
+        api.close()
+    if args.json:
+        json.dump(
+            {
+                "settled": [order_json(order) for order in done.settled],
+                "foreign": [order_json(order) for order in done.foreign],
+                "in_flight": list(done.in_flight),
+                "new_trades": done.trades,
+            },
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+        return 0
+    for order in done.settled:
+        print(f"settled  {order.intent_id} -> {order.state} order {_plain(order.exchange_id)} {_what(order)}")
+    for order in done.foreign:
+        print(f"foreign  order {order.exchange_id} {_what(order)} (not placed by this journal's bots)")
+    for intent_id in done.in_flight:
+        print(f"waiting  {intent_id} (in flight in another live process)")
+    print(
+        f"{len(done.settled)} settled, {len(done.foreign)} foreign, {len(done.in_flight)} in flight, "
+        f"{done.trades} new trades recorded"
+    )
+    return 0
+
+
+def _what(order: JournalOrder) -> str:
+    return f"{order.side} {order.volume} @ {order.price} {order.contract}"
