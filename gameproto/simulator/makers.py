@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from . import spot
 from .book import OrderBook
 from .contracts import contract_name
-from .seeding import MARKET_MAKERS, Place
+from .seeding import MARKET_MAKERS, Place, quarter_hour_order
 
 __all__ = ["Maker", "PricePath", "Scenario", "quote", "mid_price"]
 
@@ -106,21 +106,6 @@ def mid_price(scenario: Scenario, seed: int, slot: float) -> Decimal:
     return base.quantize(_CENT)
 
 
-def _order(side: str, price: Decimal, volume: Decimal, slot: float) -> Dict[str, Any]:
-    start = dt.datetime.fromtimestamp(slot, _UTC)
-    end = start + dt.timedelta(minutes=15)
-    return {
-        "side": side,
-        "price": price,
-        "volume": volume,
-        "date": start.strftime("%Y-%m-%d"),
-        "start_time": start.strftime("%H:%M"),
-        "end_time": end.strftime("%H:%M"),
-        "duration": "15m",
-        "tz_offset_hours": 0,
-    }
-
-
 def _resting_prices(book: OrderBook, contract: str, side: str, trader: str) -> List[Decimal]:
     return [order.price for order in book.resting(contract, side) if order.trader == trader]
 
@@ -144,8 +129,8 @@ def _maker_trade(place: Place, book: OrderBook, scenario: Scenario, seed: int, s
     best_ask = next(book.resting(contract, "sell"), None)
     if (best_bid is not None and best_bid.price >= mid) or (best_ask is not None and best_ask.price <= mid):
         return  # a trader's order would take the makers' trade: leave the contract to them
-    _place(place, _order("sell", mid, Decimal(1), slot), seller, now)
-    _place(place, _order("buy", mid, Decimal(1), slot), buyer, now)
+    _place(place, quarter_hour_order("sell", mid, Decimal(1), slot), seller, now)
+    _place(place, quarter_hour_order("buy", mid, Decimal(1), slot), buyer, now)
 
 
 def quote(place: Place, book: OrderBook, scenario: Scenario, seed: int, now: float) -> int:
@@ -173,6 +158,6 @@ def quote(place: Place, book: OrderBook, scenario: Scenario, seed: int, now: flo
                     if price <= 0 or price in held:
                         continue
                     volume = maker.volume * (level + 1)
-                    _place(place, _order(side, price, volume, slot), maker.name, now)
+                    _place(place, quarter_hour_order(side, price, volume, slot), maker.name, now)
         slot += _QUARTER_HOUR
     return book.last_number - placed_before

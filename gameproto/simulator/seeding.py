@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import random
 from decimal import Decimal
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._errors import OrderProblem
 from . import spot
@@ -34,12 +34,11 @@ def _mid_price(seed: int, slot: float) -> Decimal:
     return spot.hourly_point(seed, spot.DEFAULT_AREA, hour)[0]
 
 
-def _seed_order(
-    place: Place, trader: str, side: str, price: Decimal, volume: Decimal, slot: float, now: float, at: float
-) -> None:
+def quarter_hour_order(side: str, price: Decimal, volume: Decimal, slot: float) -> Dict[str, Any]:
+    """A maker's order for the quarter-hour starting at ``slot`` (seconds since the epoch), in UTC."""
     start = dt.datetime.fromtimestamp(slot, _UTC)
     end = start + dt.timedelta(minutes=15)
-    raw = {
+    return {
         "side": side,
         "price": price,
         "volume": volume,
@@ -49,7 +48,12 @@ def _seed_order(
         "duration": "15m",
         "tz_offset_hours": 0,
     }
-    order, problems, _ = place(raw, trader, now, at)
+
+
+def _seed_order(
+    place: Place, trader: str, side: str, price: Decimal, volume: Decimal, slot: float, now: float, at: float
+) -> None:
+    order, problems, _ = place(quarter_hour_order(side, price, volume, slot), trader, now, at)
     if order is None:  # our own orders break no rule; if they do, say so loudly
         raise ValueError(f"seed_market made an invalid order: {'; '.join(map(str, problems))}")
 
