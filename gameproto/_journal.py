@@ -32,7 +32,6 @@ import functools
 import json
 import logging
 import math
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import (
@@ -136,6 +135,8 @@ def canonical(value: Any) -> str:
 
 def intent_uuid(random: Callable[[], float]) -> str:
     """A version-4 UUID made from ``random`` (the session's, so a test's seed makes it repeatable)."""
+    import uuid  # here, not at the top: on Python 3.8 it loads platform, subprocess and select
+
     bits = 0
     for _ in range(4):
         bits = (bits << 32) | (int(random() * 2**32) & 0xFFFFFFFF)
@@ -144,6 +145,8 @@ def intent_uuid(random: Callable[[], float]) -> str:
 
 def foreign_uuid(exchange_id: int) -> str:
     """The intent id a foreign order gets: the same in every process, so two recorders make one row."""
+    import uuid  # here, not at the top: on Python 3.8 it loads platform, subprocess and select
+
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"gameproto-journal:foreign:{exchange_id}"))
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-FORBIDDEN = ("socket", "ssl", "asyncio", "requests", "httpcore", "anyio", "trio", "urllib3", "h11", "select")
+FORBIDDEN = (
+    "socket", "ssl", "asyncio", "requests", "httpcore", "anyio", "trio", "urllib3", "h11", "select", "subprocess",
+    "sqlite3", "psycopg", "pandas", "matplotlib",
+)
 
 
 def test_importing_the_core_loads_no_io_module() -> None:
