@@ -439,26 +439,44 @@ _URL = re.compile(r"(https?://[0-9.]+:[0-9]+)")
 
 
 class GameServe:
-    """``game serve --port 0`` in a child process (``extra`` its further flags); ``base_url`` once it listens."""
+    """``game serve --port 0`` in a child process (``extra`` its further flags); ``base_url`` once it listens.
+
+    ``banner`` holds what it printed up to "press Ctrl-C"; ``kill()`` ends it
+    with SIGKILL (nothing flushed on the way out), for the tests of state that
+    survives; ``stop()`` (and leaving the ``with`` block) terminates it.
+    """
 
     def __init__(self, *extra: str) -> None:
         self.extra = list(extra)
         self.base_url = ""
+        self.banner: List[str] = []
         self._process: Optional[subprocess.Popen[str]] = None
 
-    def __enter__(self) -> GameServe:
+    def start(self) -> GameServe:
         command = [sys.executable, "-m", "gameproto_cli", "serve", "--port", "0", *self.extra]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert self._process.stdout is not None
+        self.banner, self.base_url = [], ""
         for line in self._process.stdout:
+            self.banner.append(line)
             found = _URL.search(line)
-            if found:
+            if found and not self.base_url:
                 self.base_url = found.group(1)
+            if line.startswith("press Ctrl-C"):
                 return self
-        raise RuntimeError(f"game serve did not start (exit {self._process.wait()})")
+        raise RuntimeError(f"game serve did not start (exit {self._process.wait()}): {''.join(self.banner)}")
 
-    def __exit__(self, *exc_info: object) -> None:
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, nothing flushed on the way out."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+        self._process = None
+
+    def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
             try:
@@ -466,6 +484,13 @@ class GameServe:
             except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
                 self._process.kill()
                 self._process.communicate()
+            self._process = None
+
+    def __enter__(self) -> GameServe:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 class FaultProxy:

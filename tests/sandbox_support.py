@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
-__all__ = ["ADMIN", "admin_call", "plain_call", "Serving"]
+__all__ = ["ADMIN", "admin_call", "plain_call"]
 
 #: The admin token the sandbox tests start ``game serve`` with.
 ADMIN = "sandbox-admin-token-0123456789"
-_URL = re.compile(r"serving on (http://\S+?) ")
 
 
 def plain_call(
@@ -44,53 +38,3 @@ def admin_call(base_url: str, method: str, path: str, body: Optional[Any] = None
     status, _, data = plain_call(base_url, method, path, body, ADMIN)
     assert status == 200, (status, data)
     return data
-
-
-class Serving:
-    """``game serve`` in a child process that the test may stop with SIGKILL and start again."""
-
-    def __init__(self, *flags: str) -> None:
-        self.flags = list(flags)
-        self.base_url = ""
-        self.process: Optional[subprocess.Popen[str]] = None
-        self.banner: List[str] = []
-
-    def start(self) -> Serving:
-        command = [sys.executable, "-m", "gameproto_cli", "serve", "--port", "0", *self.flags]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        assert self.process.stdout is not None
-        self.banner = []
-        for line in self.process.stdout:
-            self.banner.append(line)
-            found = _URL.search(line)
-            if found:
-                self.base_url = found.group(1)
-            if line.startswith("press Ctrl-C"):
-                return self
-        raise RuntimeError(f"game serve did not start (exit {self.process.wait()}): {''.join(self.banner)}")
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, nothing flushed on the way out."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
-                self.process.kill()
-                self.process.communicate()
-            self.process = None
-
-    def __enter__(self) -> Serving:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

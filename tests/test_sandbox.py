@@ -27,16 +27,16 @@ from gameproto_async import GameAPIError
 from gameproto_exchange import ManualClock, Sandbox, ScenarioError, ServerThread, Store, load_scenario
 
 from . import hostile_clients as hostile
-from .harness import DRIVERS, Harness, run_on
-from .sandbox_support import ADMIN, Serving, admin_call, plain_call
+from .harness import DRIVERS, GameServe, Harness, run_on
+from .sandbox_support import ADMIN, admin_call, plain_call
 
 DEMO = "demo-token"
 
 
 @pytest.fixture(scope="module")
-def manual_sandbox() -> Iterator[Serving]:
+def manual_sandbox() -> Iterator[GameServe]:
     """One ``game serve --clock manual`` for the module: each test moves its clock forward, never back."""
-    with Serving("--clock", "manual", "--admin-token", ADMIN) as served:
+    with GameServe("--clock", "manual", "--admin-token", ADMIN) as served:
         yield served
 
 
@@ -57,7 +57,7 @@ def _order(day: dt.date, side: str = "buy", price: float = 50.0) -> Dict[str, An
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_an_order_expires_at_gate_closure_when_the_manual_clock_says_so(manual_sandbox: Serving, driver: str) -> None:
+def test_an_order_expires_at_gate_closure_when_the_manual_clock_says_so(manual_sandbox: GameServe, driver: str) -> None:
     url = manual_sandbox.base_url
     shown = admin_call(url, "GET", "/_sandbox/clock")["now"]
     day = max(dt.date(2030, 1, 15), dt.date.fromisoformat(shown[:10]) + dt.timedelta(days=1))  # never back
@@ -90,7 +90,7 @@ def test_an_order_expires_at_gate_closure_when_the_manual_clock_says_so(manual_s
 
 
 def test_the_date_header_and_status_follow_the_manual_clock() -> None:
-    with Serving("--clock", "manual", "--admin-token", ADMIN) as served:
+    with GameServe("--clock", "manual", "--admin-token", ADMIN) as served:
         _date_header_follows(served.base_url)
 
 
@@ -105,7 +105,7 @@ def _date_header_follows(url: str) -> None:
     assert admin_call(url, "GET", "/_sandbox/clock")["now"] == "2031-06-01T08:01:30.000Z"
 
 
-def test_the_clock_endpoints_refuse_hostile_clients(manual_sandbox: Serving) -> None:
+def test_the_clock_endpoints_refuse_hostile_clients(manual_sandbox: GameServe) -> None:
     host, port = "127.0.0.1", int(manual_sandbox.base_url.rsplit(":", 1)[1])
     before = admin_call(manual_sandbox.base_url, "GET", "/_sandbox/clock")
     outcome = hostile.sandbox_without_admin_token(host, port)
@@ -122,7 +122,7 @@ def _game(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env), timeout=60)
 
 
-def test_game_sandbox_moves_the_clock_from_a_shell(manual_sandbox: Serving, tmp_path: Path) -> None:
+def test_game_sandbox_moves_the_clock_from_a_shell(manual_sandbox: GameServe, tmp_path: Path) -> None:
     url = manual_sandbox.base_url
     shown = _game("sandbox", "clock", "--url", url, "--json", GAME_ADMIN_TOKEN=ADMIN)
     assert shown.returncode == 0, shown.stderr
@@ -144,7 +144,7 @@ def test_game_sandbox_moves_the_clock_from_a_shell(manual_sandbox: Serving, tmp_
 
 
 def test_without_an_admin_token_there_are_no_sandbox_endpoints() -> None:
-    with Serving() as served:
+    with GameServe() as served:
         status, _, data = plain_call(served.base_url, "POST", "/_sandbox/clock/advance", {"by": "1m"}, ADMIN)
         assert status == 404 and "--admin-token" in data["detail"]
         status, _, _ = plain_call(served.base_url, "GET", "/")  # the public web view is there

@@ -17,7 +17,8 @@ import pytest
 
 from gameproto_sync import GameAPI
 
-from .sandbox_support import ADMIN, Serving, admin_call
+from .harness import GameServe
+from .sandbox_support import ADMIN, admin_call
 
 pytestmark = pytest.mark.component
 
@@ -65,7 +66,7 @@ def _listed(url: str) -> Dict[str, Any]:
 def test_after_kill_9_and_a_restart_a_client_lists_the_same_orders_and_trades(tmp_path: Path) -> None:
     state = str(tmp_path / "sandbox.db")
     flags = ["--token", ALICE, "--token", BOB, "--clock", "manual", "--admin-token", ADMIN, "--state", state]
-    server = Serving(*flags).start()
+    server = GameServe(*flags).start()
     try:
         url = server.base_url
         admin_call(url, "POST", "/_sandbox/clock/set", {"to": "2030-01-15T12:00Z"})
@@ -83,7 +84,7 @@ def test_after_kill_9_and_a_restart_a_client_lists_the_same_orders_and_trades(tm
         assert any(order["order_id"] == int(hidden["order_id"][4:]) for order in before["alice"])
 
         server.kill()  # SIGKILL: nothing is flushed on the way out
-        server = Serving(*flags).start()
+        server = GameServe(*flags).start()
         assert "restored" in "".join(server.banner)
         after = _listed(server.base_url)
     finally:
@@ -98,7 +99,7 @@ def test_game_sandbox_reset_empties_the_state(tmp_path: Path) -> None:
 
     state = str(tmp_path / "sandbox.db")
     flags = ["--token", ALICE, "--clock", "manual", "--admin-token", ADMIN, "--state", state]
-    with Serving(*flags) as server:
+    with GameServe(*flags) as server:
         with GameAPI(token=ALICE, base_url=server.base_url) as alice:
             alice.create_order(_order("sell", 80.0, 2.0))
             assert alice.get_orders()
@@ -106,7 +107,7 @@ def test_game_sandbox_reset_empties_the_state(tmp_path: Path) -> None:
         done = subprocess.run(command, env=dict(os.environ, GAME_ADMIN_TOKEN=ADMIN), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert "reset" in done.stdout
-    with Serving(*flags) as server, GameAPI(token=ALICE, base_url=server.base_url) as alice:
+    with GameServe(*flags) as server, GameAPI(token=ALICE, base_url=server.base_url) as alice:
         assert alice.get_orders() == []
 
 
@@ -139,14 +140,14 @@ class Page:
 
 
 @pytest.fixture()
-def sandbox() -> Iterator[Serving]:
+def sandbox() -> Iterator[GameServe]:
     flags = ["--token", ALICE, "--token", BOB, "--clock", "manual", "--admin-token", ADMIN, "--seed-market"]
-    with Serving(*flags) as served:
+    with GameServe(*flags) as served:
         admin_call(served.base_url, "POST", "/_sandbox/clock/set", {"to": "2030-01-15T13:05Z"})
         yield served
 
 
-def test_a_trade_made_by_a_client_appears_on_the_page(browser: Any, sandbox: Serving) -> None:
+def test_a_trade_made_by_a_client_appears_on_the_page(browser: Any, sandbox: GameServe) -> None:
     page = Page(browser, sandbox.base_url + "/")
     page.page.wait_for_selector("#books .ladder")
     assert page.page.inner_text("#mode") == "public view"
@@ -161,7 +162,7 @@ def test_a_trade_made_by_a_client_appears_on_the_page(browser: Any, sandbox: Ser
     assert page.errors() == []
 
 
-def test_the_admin_view_shows_a_traders_order_and_its_cancel(browser: Any, sandbox: Serving) -> None:
+def test_the_admin_view_shows_a_traders_order_and_its_cancel(browser: Any, sandbox: GameServe) -> None:
     page = Page(browser, sandbox.base_url + "/#admin=" + ADMIN)
     page.page.wait_for_selector("#traders .trader")
     assert page.page.inner_text("#mode") == "admin view"
@@ -181,7 +182,7 @@ def test_the_admin_view_shows_a_traders_order_and_its_cancel(browser: Any, sandb
     assert page.errors() == []
 
 
-def test_the_page_follows_the_clock_and_logs_no_console_error(browser: Any, sandbox: Serving) -> None:
+def test_the_page_follows_the_clock_and_logs_no_console_error(browser: Any, sandbox: GameServe) -> None:
     page = Page(browser, sandbox.base_url + "/")
     page.page.wait_for_selector("#now:has-text('2030-01-15 13:05')")
     admin_call(sandbox.base_url, "POST", "/_sandbox/clock/advance", {"by": "1h"})
