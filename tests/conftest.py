@@ -40,9 +40,5 @@ async def aserver(exchange: Exchange) -> AsyncIterator[RunningServer[Exchange]]:
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server of the test's own (skipped, with the reason, where there is none)."""
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()

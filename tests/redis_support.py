@@ -79,6 +79,13 @@ class RedisServer:
         finally:
             client.close()
 
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the server (its data goes with it: nothing is saved)."""
         if self.process is not None and self.process.poll() is None:

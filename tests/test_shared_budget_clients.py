@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -15,13 +15,8 @@ from .support import OTHER_TOKEN, TOKEN
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @every_driver()

@@ -95,12 +95,8 @@ def test_grants_recorded_from_elsewhere_count_and_the_newest_limit_are_kept() ->
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @RULE
