@@ -473,15 +473,16 @@ class GameAPI:
                 break  # the failed deletes stay reported as failed
 
             def cancel(number: int, call: Call[DeleteResult]) -> None:
-                deleting = self._session.outcome(call)
-                outcome = self._drive(deleting)
+                outcome: Union[DeleteResult, GameAPIError]
+                try:
+                    outcome = self._drive(self._deleting(call, number))
+                except GameAPIError as error:
+                    outcome = error
                 sweep.record(number, outcome)
-                if self._risk is not None and not isinstance(outcome, GameAPIError):
-                    self._risk.cancelled(number)
 
             run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
         if self._risk is not None:
-            self._risk.mark_stale()
+            self._risk.mark_stale()  # the limits' book: read again before the next order
         return sweep.result()
 
     @contextmanager
@@ -510,14 +511,16 @@ class GameAPI:
         ``NotFoundError`` (whose message says which), as for an order that is
         not yours. Trades already made stand.
         """
-        call = calls.delete_order(order_id)
-        if self._journal is not None:  # the journal's hook: the deletion committed first
-            answer = self._run_flow(self._journal.delete(self._session.run, call, order_id))
-        else:
-            answer = self._run(call)
+        answer = self._run_flow(self._deleting(calls.delete_order(order_id), order_id))
         if self._risk is not None:
-            self._risk.cancelled(order_id)  # the limits' book: it rests no more
+            self._risk.cancelled(order_id)  # the limits' book: read again before the next order
         return answer
+
+    def _deleting(self, call: Call[DeleteResult], order_id: Union[int, str]) -> Flow[DeleteResult]:
+        """The flow of one deletion: ``delete_order`` and the kill switch alike."""
+        if self._journal is not None:  # the journal's hook: the deletion committed first
+            return self._journal.delete(self._session.run, call, order_id)
+        return self._session.run(call)
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False

@@ -165,6 +165,18 @@ async def test_a_deletion_is_recorded(h: Harness, tmp_path: Path) -> None:
 
 
 @every_driver()
+async def test_the_kill_switch_records_its_deletions_first(h: Harness, tmp_path: Path) -> None:
+    api = h.client(journal=journal_url(tmp_path))
+    await api.create_order({"orders": [future_order(), future_order(price=99)]})
+    result = await api.cancel_all_orders()
+    assert len(result.cancelled) == 2 and not result.failed
+    recorded = await journaled(api)
+    assert [order.state for order in recorded] == ["deleted", "deleted"]
+    for order in recorded:
+        assert [change.state for change in order.changes] == ["intent", "created", "delete_requested", "deleted"]
+
+
+@every_driver()
 async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Path) -> None:
     url = journal_url(tmp_path)
     api = h.client(journal=url)
