@@ -28,12 +28,12 @@ CANCEL_COLUMNS = ("order_id", "direction", "price", "remaining_volume", "deliver
 
 POSITIONS_EXAMPLE = """examples:
   game positions                              # today's delivery day (Europe/Zurich)
-  game positions --date 2026-12-01 --plot day.png
+  game positions --date 2030-01-15 --plot day.png
 """
 CANCEL_EXAMPLE = """examples:
   game cancel-all                             # every resting order, after asking
   game cancel-all --side sell --yes           # every resting sell, without asking
-  game cancel-all --contract 2026-12-01T13:00:00Z/PT15M
+  game cancel-all --contract 2030-01-15T13:00:00Z/PT15M
 """
 
 
@@ -41,7 +41,7 @@ def contract_arg(value: str) -> str:
     try:
         return Contract.parse(value).id
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a contract id like 2026-12-01T13:00:00Z/PT15M, got {value!r}")
+        raise argparse.ArgumentTypeError(f"must be a contract id like 2030-01-15T13:00:00Z/PT15M, got {value!r}")
 
 
 def add_parsers(subparsers: Any) -> None:
