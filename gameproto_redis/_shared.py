@@ -69,6 +69,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
 from gameproto import _constants
+from gameproto._arguments import is_number
 from gameproto._budget import RequestBudget
 
 if TYPE_CHECKING:
@@ -427,7 +428,7 @@ class SharedBudget:
             raise ValueError("url must be a redis:// (or rediss://, unix://) URL")
         if not isinstance(key, str) or not key.strip():
             raise ValueError("key must be a non-empty string")
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window < math.inf:
+        if not is_number(window, above=0, below=math.inf):
             raise ValueError(f"window must be a number of seconds > 0, got {window!r}")
         try:
             # The core's rule, for pacing alone while Redis does not answer.
@@ -442,7 +443,7 @@ class SharedBudget:
             ("retry_interval", retry_interval),
             ("idle_expiry", idle_expiry),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            if not is_number(value, above=0, below=math.inf):
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
         self._url = redacted_url(url)
         self._key = key
@@ -545,7 +546,7 @@ class SharedBudget:
 
     def learn_limit(self, n: int, time_left: Optional[float] = None) -> None:
         """Follow the exchange's advertised requests per minute ("auto" only), for every client of the key."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_number(n, whole=True, least=1):
             raise ValueError(f"a learnt limit must be a whole number of requests >= 1, got {n!r}")
         if self._fixed is not None:
             return
@@ -554,7 +555,7 @@ class SharedBudget:
 
     def pause(self, seconds: float, time_left: Optional[float] = None) -> None:
         """Hold every client of the key for ``seconds`` (a 429's Retry-After), at most ``RETRY_AFTER_MAX``."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        if not is_number(seconds, least=0, below=math.inf):
             raise ValueError(f"a pause must be a number of seconds >= 0, got {seconds!r}")
         seconds = min(float(seconds), _constants.RETRY_AFTER_MAX)
         with self._lock:
