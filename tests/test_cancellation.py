@@ -45,9 +45,20 @@ async def assert_usable(api: GameAPI, server: RunningServer[Exchange], calls: in
     assert len(pool_state(api)) == 1  # the normal calls share one kept-alive connection
 
 
-async def cancelled_by_move_on_after(api: GameAPI) -> None:
-    with anyio.move_on_after(PATIENCE) as scope:
-        await api.get_status()
+async def cancelled_by_move_on_after(api: GameAPI, exchange: Exchange) -> None:
+    """A call cancelled by ``move_on_after`` while the server holds its answer back.
+
+    The deadline is brought to now once the server has taken the delay fault
+    (the request was carried out): a fixed patience could, on a busy machine,
+    cancel the call before its request was even sent.
+    """
+    with anyio.move_on_after(DELAY * 5) as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(api.get_status)
+            while any(rule.fault.kind == "delay" for rule in exchange.faults.rules):
+                await anyio.sleep(0.01)
+            scope.deadline = anyio.current_time()
+            await anyio.sleep(DELAY * 5)
     assert scope.cancelled_caught, "the delayed call was not cancelled"
 
 
@@ -116,7 +127,7 @@ async def test_move_on_after_mid_flight_leaves_the_client_usable(aserver: Runnin
         await api.get_status()
         for _ in range(4):
             delay(exchange, "GET", "/status")
-            await cancelled_by_move_on_after(api)
+            await cancelled_by_move_on_after(api, exchange)
             assert len(pool_state(api)) <= 1
         await assert_usable(api, aserver)
         accepted = aserver.connections_accepted
@@ -189,7 +200,7 @@ async def test_a_cancelled_token_exchange_does_not_keep_the_lock(aserver: Runnin
     exchange = aserver.exchange
     async with GameAPI(TOKEN, aserver.base_url, timeout=10) as api:
         delay(exchange, "POST", "/auth/token")
-        await cancelled_by_move_on_after(api)  # cancelled while holding the token lock, mid-exchange
+        await cancelled_by_move_on_after(api, exchange)  # cancelled while holding the token lock, mid-exchange
         with anyio.fail_after(5):
             assert (await api.get_status())["status"] == "healthy"
         await assert_usable(api, aserver)
@@ -205,7 +216,7 @@ async def test_a_waiter_on_the_token_lock_goes_on_when_the_holder_is_cancelled(
         delay(exchange, "POST", "/auth/token")
 
         async def holder() -> None:
-            await cancelled_by_move_on_after(api)  # takes the lock first, then is cancelled
+            await cancelled_by_move_on_after(api, exchange)  # takes the lock first, then is cancelled
 
         async def waiter() -> None:
             await anyio.sleep(0.05)  # arrives while the holder exchanges
@@ -224,14 +235,7 @@ async def test_a_cancelled_exchange_then_expired_tokens_still_single_flight(aser
     exchange = aserver.exchange
     async with GameAPI(TOKEN, aserver.base_url, timeout=10) as api:
         delay(exchange, "POST", "/auth/token")
-        # Cancelled once the exchange has been carried out (the server then holds its answer
-        # back): a fixed patience could, on a busy machine, cancel it before it was even sent.
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as late:
-                late.start_soon(api.get_status)
-                while exchange.exchanges < 1:
-                    await anyio.sleep(0.01)
-                late.cancel_scope.cancel()
+        await cancelled_by_move_on_after(api, exchange)
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
                 for _ in range(10):
