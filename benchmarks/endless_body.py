@@ -5,7 +5,7 @@ chunked body that never ends. Each client (blocking, asyncio, trio) runs in
 a fresh process, which reports its peak RSS (``VmHWM``) before the call
 and after the client gave up at ``max_response_bytes``. The promise: the
 peak stays under twice the cap plus 100 MB. Figures are printed, not
-asserted (tests/test_hostile_servers.py asserts the bound with a small cap).
+asserted (tests/drivers/test_hostile_servers.py asserts the bound with a small cap).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _postgres(stack: ExitStack, given: Optional[str]) -> Optional[str]:
     if given:
         return given
     try:
-        from tests.postgres_support import PostgresServer, postgres_binaries
+        from tests.support.postgres_server import PostgresServer, postgres_binaries
     except ImportError:
         return None
     if postgres_binaries() is None:

@@ -9,8 +9,8 @@ import pytest
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 
-from .redis_support import RedisServer
-from .support import OTHER_TOKEN, TOKEN
+from tests.support.redis_server import RedisServer
+from tests.support.common import OTHER_TOKEN, TOKEN
 
 
 @pytest.fixture(params=["asyncio", "trio"])

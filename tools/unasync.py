@@ -10,7 +10,7 @@ takes no line of its own.
 
 It fails (exit 1) when a rule of ``SUBSTITUTIONS`` is used nowhere, since a
 dead rule hides a rename that was missed, and with ``--check`` when a
-generated file is stale. ``tests/test_client_surface.py`` runs the check
+generated file is stale. ``tests/drivers/test_surface.py`` runs the check
 (``test_the_generated_client_is_fresh``), beside the tests that hold both
 clients to the same names, signatures and docstrings.
 """

@@ -1,0 +1,371 @@
+"""Every code example of the documentation runs as printed, against the sandbox.
+
+The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
+
+- a ``python`` block runs, as printed (nothing in it is rewritten), in order
+  with the page's other python blocks and sharing their names (a page reads
+  top to bottom), on a fresh sandbox per page: the embedded exchange with
+  its seeded market, on ``http://127.0.0.1:8765`` with the token
+  ``demo-token``, as ``game serve --seed-market`` serves it. The port is the
+  printed one, so the pages take turns (a lock file) across processes;
+- a python block preceded by ``<!-- not run: reason -->`` is skipped, with
+  that reason shown by pytest; a block that names the real platform
+  (``https://game.example.com``, ``your-personal-token``) must be marked so;
+- a block in a language that is not Python (``bash``, ``text``, ``toml``,
+  ...) is shown, and every ``game ...`` line of a shell block must parse with
+  the command's own argument parser; a block with no language at all fails
+  the test, so that nothing is left undecided.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+import pytest
+
+from gameproto.simulator.exchange import Exchange
+from gameproto_cli.main import build_parser
+from gameproto_exchange import ServerThread
+
+from tests.support.redis_server import REDIS_SERVER, RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+
+#: The sandbox the examples are printed for: ``game serve --seed-market``.
+SANDBOX_PORT = 8765
+SANDBOX_TOKEN = "demo-token"
+#: What only the real platform answers to: a block that names it is not run, and says so.
+REAL_PLATFORM = ("https://game.example.com", "your-personal-token")
+#: The Redis the shared-budget examples are printed for.
+REDIS_PORT = 6379
+#: Pages take turns at the printed ports, across every process on this machine.
+LOCK = Path(tempfile.gettempdir()) / "gameproto-docs-examples.lock"
+
+#: Languages of blocks that are shown, never run (shell sessions, output, files).
+NOT_PYTHON = frozenset({"bash", "console", "text", "toml", "ini", "dotenv", "json", "csv", "mermaid"})
+RUN = frozenset({"python", "py"})
+
+_FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->\s*$")
+
+
+class Block(NamedTuple):
+    page: Path
+    line: int
+    language: str
+    code: str
+    skip_reason: Optional[str]
+
+
+def blocks_of(page: Path) -> Iterator[Block]:
+    """The fenced blocks of one page, with the line each starts on."""
+    text = page.read_text(encoding="utf-8")
+    for match in _FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        marker = _NOT_RUN.search(before)
+        language = match.group("info").strip().split(" ")[0].lower()
+        yield Block(page, line, language, match.group("body"), marker.group("reason") if marker else None)
+
+
+def _label(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def test_the_collector_finds_the_pages() -> None:
+    names = {_label(page) for page in PAGES}
+    assert {"README.md", "docs/quickstart.md", "docs/migrating.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_label)
+def test_every_block_says_what_it_is(page: Path) -> None:
+    for block in blocks_of(page):
+        assert block.language in RUN | NOT_PYTHON, (
+            f"{_label(page)}:{block.line}: a fenced block needs a language "
+            f"(python runs; one of {sorted(NOT_PYTHON)} is shown only)"
+        )
+
+
+def _runnable(page: Path) -> List[Block]:
+    return [block for block in blocks_of(page) if block.language in RUN]
+
+
+PAGES_WITH_CODE = [page for page in PAGES if _runnable(page)]
+
+
+@contextlib.contextmanager
+def _printed_ports() -> Iterator[None]:
+    """The printed ports, ours for a while: other test processes wait their turn."""
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _wait_free(port: int) -> None:
+    for _ in range(100):  # a port just closed by another page may linger a moment
+        if _free(port):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"127.0.0.1:{port} is taken by something else: the examples are printed for it")
+
+
+@contextlib.contextmanager
+def _redis_if_named(code: str) -> Iterator[None]:
+    """A real redis-server on the printed port, for a page whose examples name it."""
+    if f"redis://127.0.0.1:{REDIS_PORT}" not in code:
+        yield
+        return
+    if REDIS_SERVER is None:
+        pytest.skip("the page's examples share the budget through Redis: needs a real redis-server")
+    _wait_free(REDIS_PORT)
+    server = RedisServer()
+    server.port = REDIS_PORT
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def sandbox() -> Exchange:
+    """The exchange ``game serve --seed-market`` serves."""
+    exchange = Exchange(tokens={SANDBOX_TOKEN: "trader-1"}, seed=7)
+    exchange.seed_market()
+    return exchange
+
+
+def run_page(page: Path, blocks: List[Block]) -> Tuple[int, List[str]]:
+    """Run a page's python blocks, as printed, on a fresh sandbox; how many ran, and the skips."""
+    skipped: List[str] = []
+    ran = 0
+    with _printed_ports():
+        _wait_free(SANDBOX_PORT)
+        with ServerThread(sandbox(), port=SANDBOX_PORT), _redis_if_named("".join(b.code for b in blocks)):
+            namespace: Dict[str, Any] = {"__name__": "__docs__"}
+            for block in blocks:
+                where = f"{_label(page)}:{block.line}"
+                if block.skip_reason is not None:
+                    skipped.append(f"{where}: {block.skip_reason}")
+                    continue
+                with warnings.catch_warnings():
+                    # An example that leaves a client open is a bad example.
+                    warnings.simplefilter("error", ResourceWarning)
+                    try:
+                        exec(compile(block.code, where, "exec"), namespace)
+                    except Exception as error:
+                        raise AssertionError(f"the example at {where} failed: {error!r}") from error
+                ran += 1
+    return ran, skipped
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
+def test_the_examples_of_a_page_run_as_printed(page: Path, capsys: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # what an example writes (a journal's bot.db) goes to a fresh folder
+    ran, skipped = run_page(page, _runnable(page))
+    capsys.readouterr()
+    assert ran or skipped
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
+def test_an_example_for_the_real_platform_is_marked_not_run(page: Path) -> None:
+    for block in _runnable(page):
+        if any(name in block.code for name in REAL_PLATFORM):
+            assert block.skip_reason is not None, (
+                f"{_label(page)}:{block.line} names the real platform: write it for the sandbox "
+                "(http://127.0.0.1:8765, demo-token), or mark it <!-- not run: needs the real platform -->"
+            )
+
+
+SKIPPED = [block for page in PAGES for block in _runnable(page) if block.skip_reason is not None]
+
+
+@pytest.mark.parametrize("block", SKIPPED, ids=lambda block: f"{_label(block.page)}:{block.line}")
+def test_python_blocks_not_run_say_why(block: Block) -> None:
+    """Each python block that is not run shows up as a skip, with the page's reason."""
+    pytest.skip(f"not run: {block.skip_reason}")
+
+
+def _game_command_lines() -> List[Tuple[str, List[str]]]:
+    lines = []
+    for page in PAGES:
+        for block in blocks_of(page):
+            if block.language not in ("bash", "console"):
+                continue
+            for offset, line in enumerate(block.code.splitlines(), start=1):
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["game"]:
+                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:]))
+    return lines
+
+
+@pytest.mark.parametrize(("where", "argv"), _game_command_lines(), ids=lambda value: str(value))
+def test_the_shell_examples_name_real_game_options(where: str, argv: List[str]) -> None:
+    """Shell blocks are not run, but every ``game ...`` line in them must parse."""
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as stopped:
+        raise AssertionError(f"{where}: game {' '.join(argv)} does not parse") from stopped
+
+
+def test_the_shell_examples_use_delivery_dates_still_to_come() -> None:
+    """A copied ``--date`` is a delivery day: one already past is refused by the exchange."""
+    today = dt.date.today()
+    for where, argv in _game_command_lines():
+        for flag, value in zip(argv, argv[1:]):
+            if flag == "--date":
+                assert dt.date.fromisoformat(value) > today + dt.timedelta(days=365), f"{where}: --date {value}"
+
+
+#: ``game`` lines that run until stopped: started, read until they say they are ready, then Ctrl-C.
+LONG_RUNNING = {"serve": "personal token", "watch": "watching"}
+
+
+def _shell_home(tmp: Path) -> Dict[str, str]:
+    """A reader's machine: the token in ``~/.game-token`` and in the environment, the cli page's CSV file."""
+    (tmp / ".game-token").write_text(SANDBOX_TOKEN + "\n", encoding="utf-8")
+    (csv,) = [block.code for block in blocks_of(ROOT / "docs" / "cli.md") if block.language == "csv"]
+    (tmp / "orders.csv").write_text(csv, encoding="utf-8")
+    for name in ("alice", "bob"):  # the simulator page's own token files
+        (tmp / f"{name}.token").write_text(f"personal-token-of-{name}\n", encoding="utf-8")
+    trustme = pytest.importorskip("trustme")
+    certificate = trustme.CA().issue_cert("127.0.0.1", "localhost")  # the simulator page's cert.pem and key.pem
+    certificate.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
+    certificate.private_key_pem.write_to_path(str(tmp / "key.pem"))
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("GAME_API_")}
+    return {**clean, "HOME": str(tmp), "GAME_API_TOKEN": SANDBOX_TOKEN, "PYTHONPATH": str(ROOT)}
+
+
+def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, str]:
+    command = [sys.executable, "-m", "gameproto_cli", *argv]
+    ready = LONG_RUNNING.get(argv[0]) if argv else None
+    if ready is None:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: List[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            said.append(line)
+            if ready in line:
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, "".join(said) + rest, ""
+
+
+def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]]]]:
+    """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any."""
+    lines = []
+    for page in PAGES:
+        for block in blocks_of(page):
+            if block.language not in ("bash", "console"):
+                continue
+            commands = [
+                (offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)
+            ]
+            games = [(offset, words[1:]) for offset, words in commands if words[:1] == ["game"]]
+            serve = next((argv for _, argv in games if argv[:1] == ["serve"]), None)
+            lines += [(f"{_label(page)}:{block.line + offset}", argv, serve) for offset, argv in games]
+    return lines
+
+
+@pytest.mark.parametrize(("where", "argv", "serve"), _shell_lines(), ids=lambda value: str(value))
+def test_the_shell_examples_run_as_printed(
+    where: str, argv: List[str], serve: Optional[List[str]], tmp_path: Path
+) -> None:
+    """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
+
+    The sandbox is the block's own ``game serve`` line where it has one (run
+    as printed, then stopped with Ctrl-C), else the embedded exchange as
+    ``game serve --seed-market`` serves it; both on the printed port.
+    ``game order delete ord_1234`` deletes the order it names, placed first.
+    The other lines of shell blocks (``pip install``, ``tox``, ``mkdocs``)
+    install or build, and run in ``.ci/run``.
+    """
+    env = _shell_home(tmp_path)
+    with _printed_ports():
+        _wait_free(SANDBOX_PORT)
+        if argv[:1] == ["serve"]:
+            status, out, err = _game(argv, tmp_path, env)
+        elif serve is not None:
+            with _serving(serve, tmp_path, env):
+                if argv[:2] == ["order", "delete"]:
+                    _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
+                status, out, err = _game(argv, tmp_path, env)
+        else:
+            with ServerThread(sandbox(), port=SANDBOX_PORT) as running:
+                if argv[:2] == ["order", "delete"]:
+                    _place_until(running.base_url, argv[2])
+                status, out, err = _game(argv, tmp_path, env)
+    assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
+    assert "Traceback" not in out + err
+
+
+@contextlib.contextmanager
+def _serving(serve: List[str], cwd: Path, env: Dict[str, str]) -> Iterator[None]:
+    """The block's ``game serve`` line, running until the block's other line is done."""
+    command = [sys.executable, "-m", "gameproto_cli", *serve]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        said = []
+        for line in process.stdout:
+            said.append(line)
+            if LONG_RUNNING["serve"] in line:
+                break
+        else:
+            pytest.fail(f"game {' '.join(serve)} ended: {''.join(said)}")
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _place_until(url: str, name: str) -> None:
+    """Orders in the sandbox until one has the id a printed ``game order delete`` names."""
+    from gameproto_sync import GameAPI
+
+    order = {"side": "buy", "price": 1.0, "volume": 1.0, "date": "2030-01-15",
+             "start_time": "10:00", "end_time": "10:15", "duration": "15m"}  # fmt: skip
+    with GameAPI(SANDBOX_TOKEN, url) as api:
+        while api.find_order_by_id(name) is None:
+            api.create_order({"orders": [order] * 100})
+            assert len(api.get_orders()) < 20_000

@@ -1,0 +1,113 @@
+"""The journal on a real PostgreSQL server that the suite starts: the same steps, and writers that race.
+
+Component tests (``pytest -m component``): a server takes seconds to start.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any, Iterator, List
+
+import pytest
+
+from gameproto import OutcomeUnknownError
+from gameproto._journal import CREATED, FOREIGN, Observed, foreign_record
+from gameproto.journal import JournalError
+from gameproto.simulator.faults import Fault
+from gameproto_journal import PostgresJournal, open_journal
+
+from tests.support.harness import Harness, every_driver
+from tests.support.postgres_server import PostgresServer, postgres_server
+from tests.support.common import OTHER_TOKEN, future_order
+from tests.journal.test_journal import journaled
+
+pytestmark = pytest.mark.component
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    yield from postgres_server()
+
+
+@every_driver()
+async def test_write_ahead_reconcile_fills_and_trades(h: Harness, pg: PostgresServer) -> None:
+    url = pg.new_database()
+    api = h.client(journal=url)
+    await api.create_order(future_order(price=50.0, volume=2.0))
+    h.faults.add(Fault("drop_after"), method="POST", path="/orders")
+    with pytest.raises(OutcomeUnknownError):
+        await api.create_order(future_order(price=49.0))
+    await h.client().create_order(future_order(price=48.0))  # another tool
+    bob = h.client(token=OTHER_TOKEN)
+    await bob.create_order(future_order("sell", price=50.0, volume=0.5))
+    done = await api.reconcile()
+    assert [(order.exchange_id, order.state) for order in done.settled] == [(2, CREATED)]
+    assert [(order.exchange_id, order.state) for order in done.foreign] == [(3, FOREIGN)]
+    await h.client(journal=url + "?writer=other").reconcile()  # a second writer sees the same: nothing twice
+    orders = {order.exchange_id: order for order in await journaled(api)}
+    assert sorted(orders) == [1, 2, 3]
+    assert orders[1].executed_volume == Decimal("0.5") and orders[1].state == CREATED
+    trades = await journaled(api, "trades")
+    assert [(trade.trade_id, trade.exchange_id) for trade in trades] == [("trd_1", 1)]
+
+
+def test_a_missing_server_is_a_journal_error() -> None:
+    from tests.support.redis_server import free_port
+
+    with pytest.raises(JournalError, match="could not open the journal"):
+        open_journal(f"postgresql://postgres:secret@127.0.0.1:{free_port()}/x", connect_timeout=2)
+
+
+def test_racing_writers_record_each_fill_trade_and_foreign_order_once(pg: PostgresServer) -> None:
+    """Eight writers, each on its own connection, record the same facts at once: each lands once."""
+    url = pg.new_database()
+    stores = [PostgresJournal(url) for _ in range(8)]
+    listing: List[Any] = [
+        {
+            "order_id": number,
+            "direction": "buy",
+            "price": 50,
+            "volume": 2,
+            "executed_volume": 1,
+            "created_at": "2030-01-01T10:00:00Z",
+            **{key: value for key, value in future_order(day="2030-01-02").items() if key not in ("side",)},
+        }
+        for number in range(1, 31)
+    ]
+    from gameproto._journal import trade_records
+
+    trades = trade_records(
+        [
+            {"trade_id": f"trd_{n}", "buyer": "alice", "seller": "bob", "price": 50, "volume": 1, "contract": "c"}
+            for n in range(1, 31)
+        ],
+        {"alice"},
+    )
+    start = threading.Barrier(len(stores))
+    errors: List[BaseException] = []
+
+    def write(store: PostgresJournal) -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                store.add_foreign([foreign_record(order, "2030-01-01T10:00:01Z") for order in listing], 10.0)
+                store.observe([Observed(n, "1.5", CREATED, "2030-01-01T10:00:02Z") for n in range(1, 31)], 10.0)
+                store.add_trades(trades, 10.0)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    orders = stores[0].orders()
+    assert sorted(order.exchange_id or 0 for order in orders) == list(range(1, 31))
+    for order in orders:
+        assert [fill.executed_volume for fill in order.fills] == [Decimal(1), Decimal("1.5")]
+        assert order.executed_volume == Decimal("1.5")
+    assert sorted(trade.trade_id for trade in stores[0].trades()) == sorted(f"trd_{n}" for n in range(1, 31))
+    for store in stores:
+        store.close()
