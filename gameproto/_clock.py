@@ -55,7 +55,7 @@ import threading
 from typing import Deque, List, Optional, Tuple
 
 from ._boundary import Response
-from ._retry import parse_http_date
+from ._http_dates import parse_http_date
 
 __all__ = ["ClockEstimator", "parse_exchange_timestamp", "offset_interval", "PLAUSIBLE_OFFSET"]
 

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 from ._boundary import Request, Response, TransportFailure
 from ._constants import ORDER_PROBLEMS_SHOWN
+from ._http_dates import parse_retry_after
 
 __all__ = [
     "GameAPIError",
@@ -375,8 +376,6 @@ def _readable_detail(payload: Any, secrets: Iterable[str]) -> str:
 
 
 def _retry_after_seconds(response: Response, now: Optional[float]) -> Optional[float]:
-    from ._retry import parse_retry_after
-
     return parse_retry_after(response.header("Retry-After"), now=now)
 
 

@@ -43,8 +43,9 @@ from ._errors import (
     error_for_unreadable,
     redact,
 )
+from ._http_dates import read_retry_after
 from ._orders import EXCHANGE_CLOCK
-from ._retry import RetryDecision, read_retry_after
+from ._retry import RetryDecision
 from ._settings import ClientSettings
 
 __all__ = ["Attempt", "Session"]

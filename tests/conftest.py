@@ -8,9 +8,8 @@ import pytest
 
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
-
-from tests.support.redis_server import RedisServer
 from tests.support.common import OTHER_TOKEN, TOKEN
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -16,7 +16,6 @@ from gameproto.simulator.exchange import Exchange
 from gameproto_cli.main import main
 from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 #: ``game(*argv)``: a command's exit status, standard output and standard error.

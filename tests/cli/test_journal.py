@@ -15,7 +15,6 @@ from gameproto.simulator.faults import Fault
 from gameproto_cli.main import main
 from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI, OutcomeUnknownError
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 

@@ -15,7 +15,6 @@ import pytest
 from gameproto import Contract
 from gameproto.risk import is_resting
 from gameproto_sync import GameAPI
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterator, List, Tuple
 import pytest
 
 from gameproto_cli.main import main
-
 from tests.support.common import future_order
 
 ROOT = Path(__file__).resolve().parents[2]

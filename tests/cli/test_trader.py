@@ -22,7 +22,6 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 
 from gameproto_sync import GameAPI
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,6 @@ from gameproto.simulator.exchange import Exchange
 from gameproto_cli.watch import event_json, event_line
 from gameproto_exchange import ServerThread
 from gameproto_sync import GameAPI
-
 from tests.support.common import future_order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ from gameproto._errors import OrderValidationError, OutcomeUnknownError, ServerE
 from gameproto._market import best_offers, latest_ltp
 from gameproto._reconcile import find_matching_orders, find_order
 from gameproto._types import BulkResult, LTPEntry, MarketRow, Order
-
 from tests.support.common import future_order
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gameproto.risk import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
-
 from tests.support.strategies import contracts, dst_days
 
 UTC = dt.timezone.utc

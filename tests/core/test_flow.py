@@ -22,7 +22,6 @@ from gameproto._errors import (
     ServerError,
 )
 from gameproto._flow import Attempt, Session
-
 from tests.support.common import FakeClock, Script, drive, future_order, json_response, make_session
 
 T = TypeVar("T")

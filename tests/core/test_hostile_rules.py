@@ -23,7 +23,6 @@ from gameproto._errors import (
     redact,
 )
 from gameproto._settings import ClientSettings, bypasses_proxy, ca_from_environment, proxy_from_environment
-
 from tests.support.common import FakeClock, Script, drive, json_response, make_session
 
 HTTPS = "https://exchange.example.com/api/v1"

@@ -12,7 +12,6 @@ import pytest
 
 from gameproto import OrderValidationError, validate_order, validate_orders
 from gameproto.simulator.contracts import contract_name, delivery_window
-
 from tests.support.common import future_order
 
 NOW = dt.datetime(2024, 12, 14, 9, 30, tzinfo=dt.timezone.utc)

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from gameproto import OrderValidationError, validate_order, validate_orders
 from gameproto._bulk import plan_orders
-
-from tests.support.strategies import NOW, mutations, valid_orders
 from tests.support.common import future_order
+from tests.support.strategies import NOW, mutations, valid_orders
 
 settings.register_profile("orders", max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile("orders")

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gameproto import Contract, positions
-
 from tests.support.strategies import trades
 
 MINE = ["alice", "alice-2"]

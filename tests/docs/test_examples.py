@@ -40,7 +40,6 @@ import pytest
 from gameproto.simulator.exchange import Exchange
 from gameproto_cli.main import build_parser
 from gameproto_exchange import ServerThread
-
 from tests.support.redis_server import REDIS_SERVER, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]

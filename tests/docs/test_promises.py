@@ -13,7 +13,6 @@ import gameproto_async
 import gameproto_sync
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ServerThread
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,6 @@ from typing import Any, Dict, List
 
 from gameproto_exchange import ServerThread
 from gameproto_sync import GameAPI
-
 from tests.docs.test_examples import SANDBOX_PORT, SANDBOX_TOKEN, _printed_ports, _wait_free, blocks_of, sandbox
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -16,7 +16,6 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI
 from gameproto_exchange import RunningServer
-
 from tests.support.common import TOKEN, future_order
 
 pytestmark = pytest.mark.anyio

@@ -22,9 +22,8 @@ from gameproto._errors import (
     ServerValidationError,
 )
 from gameproto.simulator.faults import Fault
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 
 @every_driver(timeout=10)

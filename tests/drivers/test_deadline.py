@@ -14,7 +14,6 @@ from typing import Iterator
 import pytest
 
 from gameproto import NetworkTimeoutError, OutcomeUnknownError
-
 from tests.support.harness import Harness, every_driver
 
 TOKEN_ANSWER = b'{"access_token": "trickle-access", "expires_in": 3600}'

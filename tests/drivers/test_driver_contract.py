@@ -30,8 +30,6 @@ from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import (
     TOKEN,
     Boom,
@@ -46,6 +44,7 @@ from tests.support.common import (
     nested_failure,
     recording,
 )
+from tests.support.harness import Harness, every_driver
 
 STATUS = json_response(200, {"status": "healthy"})
 REFUSED = json_response(401, {"detail": "Invalid token"})

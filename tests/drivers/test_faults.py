@@ -40,9 +40,8 @@ from gameproto._errors import (
 from gameproto._flow import Attempt
 from gameproto._retry import RetryPolicy
 from gameproto.simulator.faults import Fault
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import future_order, order_payload
+from tests.support.harness import Harness, every_driver
 
 #: Retries after the first attempt in every case (the project's default).
 RETRIES = 2

@@ -43,9 +43,8 @@ from gameproto.simulator.faults import Reaction
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread
 from gameproto_sync import GameAPI as SyncGameAPI
-
-from tests.support.harness import Harness, blocking_surface, every_driver, run_blocking
 from tests.support.common import TOKEN, TOKEN_OK, FakeClock, Script, drive, future_order, json_response, make_session
+from tests.support.harness import Harness, blocking_surface, every_driver, run_blocking
 
 HYPOTHESIS = settings(
     derandomize=True,

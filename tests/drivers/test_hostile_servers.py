@@ -34,10 +34,9 @@ from gameproto._errors import (
 from gameproto._retry import RetryPolicy
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_sync import GameAPI as SyncGameAPI
-
 from tests.support import hostile_servers as hs
-from tests.support.harness import DRIVERS, Harness, collect, run_on
 from tests.support.common import TOKEN, future_order
+from tests.support.harness import DRIVERS, Harness, collect, run_on
 
 T = TypeVar("T")
 

@@ -13,7 +13,6 @@ import pytest
 
 import gameproto_async
 import gameproto_sync
-
 from tests.support.common import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]

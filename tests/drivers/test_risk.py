@@ -17,9 +17,8 @@ import pytest
 from gameproto import Contract, RiskLimitError, RiskLimits
 from gameproto.risk import is_resting
 from gameproto.simulator.faults import Fault
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import OTHER_TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 DAY = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).date()
 
@@ -184,7 +183,6 @@ async def test_cancel_all_on_exit_cancels_when_the_block_ends_by_an_exception(h:
 @pytest.mark.anyio
 async def test_cancel_all_on_exit_runs_when_the_task_is_cancelled(aserver: Any, anyio_backend: str) -> None:
     from gameproto_async import GameAPI
-
     from tests.support.common import TOKEN
 
     async with GameAPI(TOKEN, aserver.base_url) as api:

@@ -39,9 +39,8 @@ from gameproto.simulator.faults import Fault, Reaction
 from gameproto_cli.main import main
 from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGGERS = ("gameproto", "gameproto.server", "urllib3", "requests", "httpcore", "hpack", "h11", "")

@@ -31,9 +31,8 @@ from gameproto._retry import RetryPolicy
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import FAULT_KINDS, Fault
 from gameproto_async import GameAPI
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 CALLS = 2100
 ORDERS = 500

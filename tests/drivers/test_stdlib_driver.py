@@ -17,7 +17,6 @@ import pytest
 from gameproto import AuthenticationError, RunLocked, _calls, validate_order
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import RunningServer
-
 from tests.support.common import TOKEN, Boom, future_order, nested_failure, recording
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stdlib_client.py"

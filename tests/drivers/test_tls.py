@@ -25,9 +25,8 @@ from gameproto.simulator.exchange import Exchange
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer
 from gameproto_sync import GameAPI as SyncGameAPI
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 if TYPE_CHECKING:
     from trustme import CA

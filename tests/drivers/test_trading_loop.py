@@ -25,9 +25,8 @@ from gameproto._retry import RetryPolicy
 from gameproto.simulator import Fault
 from gameproto.simulator.exchange import Exchange
 from gameproto_async import AuthenticationError, OrderValidationError, RateLimitError
-
-from tests.support.harness import DRIVERS, FaultProxy, GameServe, Harness, Scenario, collect, every_driver, run_on
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
+from tests.support.harness import DRIVERS, FaultProxy, GameServe, Harness, Scenario, collect, every_driver, run_on
 
 FAST_RETRY = RetryPolicy(max_retries=1, backoff_initial=0.01, backoff_max=0.02)
 

@@ -13,7 +13,6 @@ from gameproto._boundary import Request, Response
 from gameproto._calls import encode_json
 from gameproto._market import best_offers
 from gameproto.simulator import MARKET_MAKERS, Exchange, Fault
-
 from tests.support.common import future_order
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -25,7 +25,6 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.makers import Maker, PricePath, Scenario, quote
 from gameproto_async import GameAPIError
 from gameproto_exchange import ManualClock, Sandbox, ScenarioError, ServerThread, Store, load_scenario
-
 from tests.support import hostile_clients as hostile
 from tests.support.harness import DRIVERS, GameServe, Harness, run_on
 from tests.support.sandbox import ADMIN, admin_call, plain_call

@@ -16,7 +16,6 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from gameproto_sync import GameAPI
-
 from tests.support.harness import GameServe
 from tests.support.sandbox import ADMIN, admin_call
 

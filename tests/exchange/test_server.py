@@ -22,7 +22,6 @@ from gameproto._boundary import Request, Response
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault, Reaction
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
-
 from tests.support.common import TOKEN, future_order
 
 Answer = Tuple[int, Dict[str, str], bytes]

@@ -25,7 +25,6 @@ from gameproto.simulator import market as market_module
 from gameproto.simulator import trading as trading_module
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import Limits, RunningServer, ServerThread
-
 from tests.support import hostile_clients as hostile
 from tests.support.common import OTHER_TOKEN, TOKEN
 

@@ -12,7 +12,6 @@ import pytest
 
 from gameproto import Contract, positions
 from gameproto_sync import GameAPI
-
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 
 pd = pytest.importorskip("pandas")

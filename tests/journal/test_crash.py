@@ -35,10 +35,9 @@ from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ServerThread
 from gameproto_journal import open_journal
 from gameproto_sync import GameAPI
-
+from tests.support.common import OTHER_TOKEN, TOKEN
 from tests.support.holding_proxy import HoldingProxy
 from tests.support.postgres_server import PostgresServer, postgres_server
-from tests.support.common import OTHER_TOKEN, TOKEN
 
 pytestmark = pytest.mark.component
 

@@ -22,9 +22,8 @@ from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, NOT_PLACED, JournalOrder, match_listing
 from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
-
-from tests.support.harness import Harness, every_driver
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
+from tests.support.harness import Harness, every_driver
 
 
 def journal_url(tmp_path: Path, name: str = "bot.db") -> str:

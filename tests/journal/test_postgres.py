@@ -16,11 +16,10 @@ from gameproto._journal import CREATED, FOREIGN, Observed, foreign_record
 from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
 from gameproto_journal import PostgresJournal, open_journal
-
+from tests.journal.test_journal import journaled
+from tests.support.common import OTHER_TOKEN, future_order
 from tests.support.harness import Harness, every_driver
 from tests.support.postgres_server import PostgresServer, postgres_server
-from tests.support.common import OTHER_TOKEN, future_order
-from tests.journal.test_journal import journaled
 
 pytestmark = pytest.mark.component
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -58,3 +59,36 @@ def test_the_build_backend_runs_on_python_3_8() -> None:
     # 1.27: PEP 639 licence metadata, and the last hatchling that runs on 3.8.
     assert 'requires = ["hatchling>=1.27,<2"]' in text
     assert 'license = "MIT"' in text and 'license-files = ["LICENSE"]' in text
+
+
+def _build_targets() -> Tuple[list, list]:  # type: ignore[type-arg]
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - tomli is a dependency before 3.11
+        import tomli as tomllib
+    targets = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["hatch"]["build"]["targets"]
+    return list(targets["wheel"]["packages"]), list(targets["sdist"]["include"])
+
+
+def test_every_package_of_the_wheel_is_in_the_source_archive() -> None:
+    # A wheel built from the archive must hold what a wheel built from the
+    # checkout holds: a package left out of the archive is missing for anyone
+    # who installs from it (as the journal once was).
+    wheel, sdist = _build_targets()
+    missing = [package for package in wheel if f"/{package}" not in sdist]
+    assert missing == [], f"in the wheel but not in the source archive: {missing}"
+    on_disk = sorted(path.parent.name for path in ROOT.glob("gameproto*/__init__.py"))
+    assert sorted(wheel) == on_disk, "every gameproto* package on disk is built into the wheel"
+
+
+def test_what_the_tests_import_is_in_the_source_archive() -> None:
+    # The suite runs from the unpacked archive: every top-level folder its
+    # modules import (tools, examples, benchmarks) is shipped in it.
+    _, sdist = _build_targets()
+    imported = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        for match in re.finditer(r"^\s*(?:from|import) (\w+)", path.read_text(encoding="utf-8"), re.M):
+            if (ROOT / match.group(1)).is_dir():
+                imported.add(match.group(1))
+    missing = sorted(name for name in imported if f"/{name}" not in sdist)
+    assert missing == [], f"imported by the tests but not in the source archive: {missing}"

@@ -23,7 +23,6 @@ import gameproto
 from gameproto import ClientSettings, Request, Response, Send, TransportFailure
 from gameproto_async._transport import AsyncTransport, _RawHeaders
 from gameproto_sync._transport import Transport
-
 from tests.support.hostile_servers import HostileServer, Seen, answer_bytes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,6 @@ import time
 from gameproto._budget import RequestBudget
 from gameproto._constants import RETRY_AFTER_MAX
 from gameproto_redis import SharedBudget
-
 from tests.support.redis_server import RedisServer
 
 #: Times are whole ticks of 1/64 s (15,625 us): exact in the core's float seconds and in the script's microseconds.

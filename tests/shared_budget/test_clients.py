@@ -8,10 +8,9 @@ from typing import List
 import pytest
 
 from gameproto import RateLimitError
-
+from tests.support.common import OTHER_TOKEN, TOKEN
 from tests.support.harness import Harness, every_driver
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.common import OTHER_TOKEN, TOKEN
 
 
 @pytest.fixture

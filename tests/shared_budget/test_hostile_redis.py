@@ -28,11 +28,10 @@ from gameproto.simulator.faults import Fault
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import ServerThread
 from gameproto_redis import default_key
-
+from tests.support.common import TOKEN
 from tests.support.harness import Harness, every_driver
 from tests.support.hostile_redis import NOT_REDIS, RedisImpostor, dribble
 from tests.support.redis_server import RedisServer
-from tests.support.common import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 

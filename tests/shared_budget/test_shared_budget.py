@@ -15,7 +15,6 @@ import pytest
 pytest.importorskip("redis", reason="needs redis-py (the 'redis' extra)")
 
 from gameproto_redis import Grant, SharedBudget, default_key
-
 from tests.support.redis_server import RedisServer, hammer, most_in_any_window
 
 WINDOW = 2.0  # seconds: short, so that a test sees several windows go by

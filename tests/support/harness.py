@@ -65,7 +65,6 @@ from gameproto.simulator.faults import FaultPlan
 from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
-
 from tests.support.common import TOKEN
 
 __all__ = [

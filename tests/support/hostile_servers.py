@@ -30,7 +30,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from gameproto._boundary import Request, Response
 from gameproto.simulator.exchange import Exchange
-
 from tests.support.common import TOKEN
 
 __all__ = [

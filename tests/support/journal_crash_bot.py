@@ -21,7 +21,6 @@ from typing import Any, Dict, List
 import anyio
 
 from gameproto import OutcomeUnknownError
-
 from tests.support.common import TOKEN
 
 #: Seconds between two order requests: orders placed over time (300 take at least 6 s).
