@@ -176,8 +176,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     batches, per_batch = (5, 20) if args.quick else (31, 500)
     import logging
 
-    logging.getLogger("gameproto").setLevel(logging.ERROR)  # the outage's warning is expected here
-    results = measure(batches, per_batch)
+    # The outage's warning is expected here; the level is put back, since a test runs main() in its own process's
+    # logging (leaving it at ERROR silenced the client's DEBUG log for every later test in that worker).
+    quiet = logging.getLogger("gameproto")
+    previous = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        results = measure(batches, per_batch)
+    finally:
+        quiet.setLevel(previous)
     width = max(len(name) for name in results)
     print(f"SharedBudget.reserve() against a loopback redis-server ({batches} batches of {per_batch}, medians)")
     for name, value in results.items():
