@@ -46,6 +46,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 from ._contract import Contract
 from ._errors import GameAPIError, OutcomeUnknownError, RiskBreach, RiskLimitError
+from ._order_life import is_resting
 from ._positions import decimal_of, positions, trader_names
 
 __all__ = [
@@ -56,12 +57,10 @@ __all__ = [
     "RiskLimitError",
     "Reservation",
     "RestingOrder",
-    "is_resting",
 ]
 
 _ZERO = Decimal(0)
 _LIMIT_NAMES = ("max_order_volume", "max_net_position", "max_open_volume", "price_band")
-_OVER = {"Expired", "Filled", "Cancelled", "Deleted"}
 
 
 @dataclass(frozen=True)
@@ -130,19 +129,6 @@ class RestingOrder:
     side: str
     price: Decimal
     remaining: Decimal
-
-
-def is_resting(order: Mapping[str, Any]) -> bool:
-    """Whether a listed order still rests on the book: something remains, not expired, filled or deleted."""
-    state = order.get("state")
-    status = order.get("status")
-    if state in _OVER or (isinstance(status, str) and status.capitalize() in _OVER):
-        return False
-    remaining = order.get("remaining_volume", order.get("volume"))
-    try:
-        return decimal_of(remaining, "remaining_volume") > 0
-    except ValueError:
-        return False
 
 
 def _listed(order: Mapping[str, Any]) -> Optional[Tuple[int, RestingOrder]]:

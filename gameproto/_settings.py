@@ -19,6 +19,7 @@ from . import _constants
 from ._arguments import is_number
 from ._attempt import Attempt
 from ._budget import check_limit
+from ._order_life import LATE_REQUEST_GRACE, check_grace
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -168,6 +169,8 @@ class ClientSettings:
     budget_url: Optional[str] = field(default=None, repr=False)
     #: The shared budget's key; None: derived from the base URL and a hash of the token.
     budget_key: Optional[str] = None
+    #: Seconds after a call's deadline its request may still land (the late-request window, ``_order_life``).
+    late_request_grace: float = LATE_REQUEST_GRACE
 
     @classmethod
     def from_arguments(
@@ -190,6 +193,7 @@ class ClientSettings:
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
         environ: Optional[Mapping[str, str]] = None,
+        late_request_grace: float = LATE_REQUEST_GRACE,
     ) -> ClientSettings:
         """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one.
 
@@ -228,6 +232,7 @@ class ClientSettings:
             requests_per_minute=requests_per_minute,
             budget_url=budget_url,
             budget_key=budget_key,
+            late_request_grace=check_grace(late_request_grace),
         )
         if settings.verify_ssl is False and settings.is_https:
             logger.warning(_UNVERIFIED, settings.api_url)
