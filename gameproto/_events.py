@@ -67,6 +67,7 @@ from typing import (
     Iterable,
     List,
     Literal,
+    Mapping,
     Optional,
     Sequence,
     Set,
@@ -290,6 +291,20 @@ class OrderTracker:
         self._listed = listed
         return events
 
+    def resume(self, reported: Mapping[Hashable, Tuple[Decimal, bool]]) -> None:
+        """Start from what a previous run reported (executed volume, ended) by order key, not from a baseline.
+
+        The next listing then gives only what changed since: a fill, an order
+        placed or gone while nobody watched.
+        """
+        for key, (executed, ended) in reported.items():
+            if ended:
+                self._left.put(key, executed)
+            else:
+                self._listed[key] = {"order_id": key}  # type: ignore[typeddict-item]
+                self._counted[key] = executed
+        self._started = True
+
     def _baseline(self, orders: Sequence[Order]) -> List[OrderEvent]:
         self._started = True
         events: List[OrderEvent] = []
@@ -355,6 +370,11 @@ class TradeTracker:
             name: Any = order.get("trader")
             if isinstance(name, str) and name:
                 self._traders.add(name)
+
+    def resume(self, reported: Iterable[Hashable]) -> None:
+        """Start from the trades a previous run reported (by key), not from a baseline: later ones are news."""
+        self._seen.update(reported)
+        self._started = True
 
     def is_mine(self, trade: Trade) -> bool:
         return trade.get("buyer") in self._traders or trade.get("seller") in self._traders
@@ -547,6 +567,11 @@ class TradeWatch(Watch[Trade]):
     @property
     def call(self) -> Call[Any]:
         return self._orders if self._learning else self._trades
+
+    @property
+    def learning_traders(self) -> bool:
+        """Whether the next poll lists the caller's orders (to learn its trader names) rather than the trades."""
+        return self._learning
 
     def succeeded(self, value: Any) -> Tuple[List[Trade], float]:
         if self._learning:

@@ -36,7 +36,7 @@ from gameproto._budget import BudgetStore
 from gameproto._bulk import BulkSending, OrderPlan, plan_orders
 from gameproto._errors import JournalError
 from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
-from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled
+from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled, open_flows
 from gameproto._risk import RiskBook, RiskGuard
 from gameproto._settings import settings_from_env
 from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
@@ -76,28 +76,21 @@ def _made_at() -> Tuple[str, int, str]:
 def _journal(
     journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
 ) -> Optional[JournalFlows]:
-    """The journal ``journal=`` names (a URL, or a store already open), or None."""
+    """The journal ``journal=`` names (a URL, or a store already open), bound to this exchange; or None."""
     if journal is None:
         return None
-    writer = "default"
+    writer: Optional[str] = None
     if isinstance(journal, str):
         # Imported only here: a client without a journal never loads the stores.
-        from gameproto_journal import open_journal, split_writer
+        from gameproto_journal import check_journal_url, open_journal, split_writer
 
+        check_journal_url(journal)  # ValueError: a URL that can never name a journal
         writer = split_writer(journal)[1]
         store: JournalStore = open_journal(journal)
     else:
         store = journal
-        writer = getattr(journal, "writer", writer)
-    return JournalFlows(
-        store,
-        exchange_now=session.exchange_now,
-        wall_clock=session.wall_clock,
-        clock=session.clock,
-        random=session.random,
-        timeout=settings.timeout,
-        writer=writer,
-    )
+        writer = getattr(journal, "writer", None)
+    return open_flows(store, session, settings, writer)
 
 
 class Journal:
@@ -123,9 +116,12 @@ class Journal:
         return self._flows.writer
 
     def orders(
-        self, *, state: Optional[str] = None, exchange_id: Optional[int] = None, since: Optional[str] = None
+        self, *, state: Optional[str] = None, exchange_id: Union[int, str, None] = None, since: Optional[str] = None
     ) -> List[JournalOrder]:
-        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``."""
+        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``.
+
+        ``exchange_id`` takes the id as ``create_order`` answers it (``"ord_457"``) or its number (``457``).
+        """
         return self._api._drive(self._flows.read_orders(state=state, exchange_id=exchange_id, since=since))
 
     def trades(self, *, since: Optional[str] = None) -> List[JournalTrade]:
@@ -596,7 +592,7 @@ class GameAPI:
         answers it (``"ord_1234"``). Network errors and 5xx answers are
         waited out; an authentication error ends it.
         """
-        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random), "orders")
+        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random), True)
 
     def watch_trades(self, interval: float = 1.0, mine: bool = True, *, existing: bool = False) -> Iterator[Trade]:
         """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only.
@@ -606,7 +602,7 @@ class GameAPI:
         ``"existing": True`` added).
         """
         return self._watch(
-            TradeWatch(interval, mine, existing=existing, random=self._session.random), "trades" if mine else None
+            TradeWatch(interval, mine, existing=existing, random=self._session.random), mine
         )
 
     def watch_market(
@@ -620,28 +616,25 @@ class GameAPI:
         """
         return self._watch(MarketWatch(interval, duration, existing=existing, random=self._session.random))
 
-    def _watch(self, watch: Watch[E], stream: Optional[str] = None) -> Iterator[E]:
-        # With a journal, a watch resumes where the last run stopped: what it
-        # reported before is not reported again (the journal's hook).
-        journal = self._journal if stream is not None else None
-        resumed = False
+    def _watch(self, watch: Watch[E], journaled: bool = False) -> Iterator[E]:
+        # With a journal, a watch resumes its own marks (its kind and filters):
+        # what it reported before is not reported again (the journal's hook).
+        journal = self._journal if journaled else None
         first = True
-        if journal is not None and stream is not None:
-            resumed = self._drive(journal.resume(stream, watch))
         while True:
             try:
                 value = self._run(watch.call)
             except GameAPIError as error:
                 sleep(watch.failed(error))  # raises what ends the watch
                 continue
-            if journal is not None and stream is not None:
-                if self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
+            if journal is not None:
+                if self._drive(journal.polled(watch, value, first=first)):
                     first = False
             events, wait = watch.succeeded(value)
             for event in events:
-                if journal is not None and stream is not None:
+                if journal is not None:
                     # Marked before it is given: a restart never gives it again.
-                    self._drive(journal.event_reported(stream, event))
+                    self._drive(journal.event_reported(watch, event))
                 yield event
             sleep(wait)
 

@@ -34,7 +34,8 @@ def game(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]
 def test_show_export_and_reconcile(
     server: RunningServer[Exchange], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    # One writer name for the bot and the reconcile after it: the restarted bot settles its own intent at once.
+    url = f"sqlite:///{tmp_path / 'bot.db'}?writer=bot"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     with GameAPI(TOKEN, server.base_url, journal=url) as bot, GameAPI(OTHER_TOKEN, server.base_url) as bob:
