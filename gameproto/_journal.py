@@ -435,6 +435,16 @@ class JournalFlows:
             return 0
         return (yield from self._step(self._deadline(), "record trades", self.store.add_trades, records))
 
+    def record_trades(self, run: Runner) -> Flow[int]:
+        """Bring the journal's trades up to date (an export's first step): list them, record the account's."""
+        if not self.traders:
+            listing = yield from run(get_orders(), self._deadline())
+            yield from self._learn_traders(traders_of(listing))
+        if not self.traders:
+            return 0
+        trades = yield from run(get_trades(), self._deadline())
+        return (yield from self.observe_trades(trades))
+
     # -- reconciliation -----------------------------------------------------------------------
 
     def _window(self, intent: JournalOrder) -> Optional[life.RequestWindow]:

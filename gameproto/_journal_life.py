@@ -269,6 +269,28 @@ def _listing_matches(listed: Order, sent: Mapping[str, Any]) -> bool:
     return not (isinstance(shown, str) and shown.lower() in ("displayed", "hidden") and shown.lower() != state)
 
 
+def _candidates(
+    intent: JournalOrder,
+    free: Sequence[Order],
+    taken: Set[int],
+    span: Optional[life.RequestWindow],
+    matches: Callable[[Order, Mapping[str, Any]], bool],
+) -> List[Tuple[float, int, str]]:
+    """The listed orders that may be ``intent``'s, closest to its sending first: (distance, id, created_at)."""
+    candidates: List[Tuple[float, int, str]] = []
+    sent = parse_time(intent.sent_at)
+    for listed in free:
+        number = exchange_id_of(listed) or 0
+        if number in taken or not matches(listed, intent.order):
+            continue
+        created = parse_time(listed.get("created_at"))
+        if created is not None and span is not None and not span.holds_time(created):
+            continue  # created outside the window its request could land in: not this intent's
+        distance = abs((created - sent).total_seconds()) if created is not None and sent is not None else 0.0
+        candidates.append((distance, number, _stamp(listed.get("created_at"))))
+    return sorted(candidates)
+
+
 def match_listing(
     listing: Sequence[Order],
     known: Sequence[JournalOrder],
@@ -301,18 +323,7 @@ def match_listing(
     in_flight: List[str] = []
     for intent in unsettled:
         span = window(intent)
-        candidates: List[Tuple[float, int, str]] = []
-        sent = parse_time(intent.sent_at)
-        for listed in free:
-            number = exchange_id_of(listed) or 0
-            if number in taken or not matches(listed, intent.order):
-                continue
-            created = parse_time(listed.get("created_at"))
-            if created is not None and span is not None and not span.holds_time(created):
-                continue  # created outside the window its request could land in: not this intent's
-            distance = abs((created - sent).total_seconds()) if created is not None and sent is not None else 0.0
-            candidates.append((distance, number, _stamp(listed.get("created_at"))))
-        candidates.sort()
+        candidates = _candidates(intent, free, taken, span, matches)
         closed = span is None or not span.is_open(now.timestamp())
         if waiting(intent) or not (closed or mine(intent)):
             in_flight.append(intent.intent_id)

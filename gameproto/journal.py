@@ -28,6 +28,8 @@ from ._journal_records import (
     Outcome,
     Reconciled,
     StateChange,
+    iso,
+    parse_time,
 )
 
 __all__ = [
@@ -45,4 +47,6 @@ __all__ = [
     "STATES",
     "UNSETTLED",
     "SCHEMA_VERSION",
+    "iso",
+    "parse_time",
 ]

@@ -128,6 +128,10 @@ class Journal:
         """The account's trades the journal recorded, oldest first; optionally those ``since`` a time (ISO 8601)."""
         return await self._api._drive(self._flows.read_trades(since=since))
 
+    async def record_trades(self) -> int:
+        """Bring the journal's trades up to date from the exchange (before an export); how many were new."""
+        return await self._api._drive(self._flows.record_trades(self._api._session.run))
+
     def __repr__(self) -> str:
         return f"<Journal {self.url!r} writer={self.writer!r}>"
 

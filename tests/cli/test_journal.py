@@ -57,23 +57,24 @@ def test_show_export_and_reconcile(
     code, out, err = game(capsys, "journal", "export", "--journal", url, "--format", "jsonl")
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    assert [record["order_id"] for record in records] == [1, 2]
+    assert [record["order_id"] for record in records] == ["ord_1", "ord_2"]
     first = records[0]
     assert first["delivery_start_utc"].endswith("T10:00:00.000Z") and first["side"] == "buy"
     assert [change["state"] for change in first["changes"]] == ["intent", "created"]
     assert [(trade["trade_id"], trade["volume"]) for trade in first["trades"]] == [("trd_1", "0.5")]
+    assert first["created_utc"] and first["created_utc"] <= first["trades"][0]["time"]
 
     target = tmp_path / "remit.csv"
     code, out, err = game(capsys, "journal", "export", "--journal", url, "--output", str(target))
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [(row["record"], row["order_id"], row["state"] or row["trade_id"]) for row in rows] == [
-        ("state", "1", "intent"),
-        ("state", "1", "created"),
-        ("trade", "1", "trd_1"),
-        ("state", "2", "intent"),
-        ("state", "2", "unknown"),
-        ("state", "2", "created"),
+        ("state", "ord_1", "intent"),
+        ("state", "ord_1", "created"),
+        ("trade", "ord_1", "trd_1"),
+        ("state", "ord_2", "intent"),
+        ("state", "ord_2", "unknown"),
+        ("state", "ord_2", "created"),
     ]
 
 
