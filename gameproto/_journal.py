@@ -29,24 +29,26 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from decimal import Decimal
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TypeVar, cast
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Set, TypeVar, cast
 
 from . import _order_life as life
 from ._arguments import order_number_or_none
 from ._boundary import Blocking, Flow, Unanswered
 from ._calls import Call, get_orders, get_status, get_trades
-from ._errors import GameAPIError, JournalError, NetworkError, NotFoundError, OutcomeUnknownError
+from ._errors import GameAPIError, JournalError, NotFoundError
 from ._events import OrderWatch, TradeWatch, Watch
 from ._journal_life import (
     LIVE,
+    answered_outcome,
+    bulk_outcomes,
     ended_while_away,
     exchange_id_of,
+    executed_by_order,
+    failed_outcome,
     foreign_record,
     match_listing,
     match_trades,
     observe_listing,
-    observed_state,
     trade_records,
     traders_of,
     window_of,
@@ -82,12 +84,9 @@ from ._journal_records import (
     default_writer,
     delivery_times,
     exchange_id_argument,
-    executed_of,
     intent_uuid,
     iso,
     normalise_base_url,
-    parse_time,
-    reason_of,
     sent_orders,
 )
 from ._journal_resume import baseline_marks, event_marks, listing_keys, resume_watch, stream_of
@@ -294,30 +293,15 @@ class JournalFlows:
                 answer = yield from run(call, deadline)
             except GameAPIError as error:
                 yield from self._settle_quietly(
-                    [self._failed(intent.intent_id, error)], self._outcome_deadline(deadline)
+                    [failed_outcome(intent.intent_id, error, self.now())], self._outcome_deadline(deadline)
                 )
                 raise
             yield from self._settle_quietly(
-                [self._answered(intent.intent_id, answer)], self._outcome_deadline(deadline)
+                [answered_outcome(intent.intent_id, answer, self.now())], self._outcome_deadline(deadline)
             )
             return cast(Order, answer)
         finally:
             self.in_flight.discard(intent.intent_id)
-
-    def _answered(self, intent_id: str, answer: Mapping[str, Any]) -> Outcome:
-        number = exchange_id_of(answer)
-        if number is None:
-            return Outcome(intent_id, UNKNOWN, self.now(), reason="the answer carried no order id")
-        created = answer.get("created_at")
-        state = observed_state(answer)
-        return Outcome(
-            intent_id,
-            state if state in (CREATED, FILLED) else CREATED,
-            self.now(),
-            exchange_id=number,
-            executed_volume=executed_of(answer),
-            created_at=created if isinstance(created, str) and parse_time(created) is not None else "",
-        )
 
     def create_bulk(self, run: Runner, call: Call[BulkResult]) -> Flow[Any]:
         """One part of a bulk: commit every order's intent, send, write each outcome by index.
@@ -341,38 +325,13 @@ class JournalFlows:
         try:
             result = yield from run(call, deadline)
             if isinstance(result, GameAPIError):
-                outcomes = [self._failed(one, result) for one in ids]
+                outcomes = [failed_outcome(one, result, self.now()) for one in ids]
             else:
-                outcomes = self._bulk_outcomes(ids, result)
+                outcomes = bulk_outcomes(ids, result, self.now())
             yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
             return result
         finally:
             self.in_flight.difference_update(ids)
-
-    def _bulk_outcomes(self, ids: Sequence[str], result: BulkResult) -> List[Outcome]:
-        now = self.now()
-        outcomes: Dict[int, Outcome] = {}
-        for entry in result.get("created", []):
-            index, answer = entry.get("index"), entry.get("result")
-            if isinstance(index, int) and 0 <= index < len(ids) and isinstance(answer, dict):
-                outcomes[index] = self._answered(ids[index], answer)
-        for failure in result.get("failed", []):
-            index = failure.get("index")
-            if isinstance(index, int) and 0 <= index < len(ids):
-                outcomes[index] = Outcome(ids[index], REFUSED, now, reason=str(failure.get("error", ""))[:500])
-        return [outcomes.get(index, Outcome(one, UNKNOWN, now)) for index, one in enumerate(ids)]
-
-    def _failed(self, intent_id: str, error: GameAPIError) -> Outcome:
-        now = self.now()
-        if isinstance(error, OutcomeUnknownError):
-            return Outcome(intent_id, UNKNOWN, now, reason=reason_of(error))
-        if isinstance(error, NetworkError):
-            # The flow names a failure that may have reached the exchange
-            # OutcomeUnknown; a plain network error sent nothing.
-            return Outcome(intent_id, NOT_PLACED, now, reason=reason_of(error))
-        if error.status_code is not None and 400 <= error.status_code < 500:
-            return Outcome(intent_id, REFUSED, now, reason=reason_of(error))
-        return Outcome(intent_id, UNKNOWN, now, reason=reason_of(error))
 
     def _settle_quietly(self, outcomes: Sequence[Outcome], deadline: float, *, log: bool = True) -> Flow[None]:
         """Write outcomes; a failure leaves the intents for ``reconcile`` (the order itself stands)."""
@@ -464,13 +423,8 @@ class JournalFlows:
         listed_ids = {number for number in map(exchange_id_of, listing) if number is not None}
         traded_ids = {trade.exchange_id for trade in ours if trade.exchange_id is not None}
         unsettled = yield from self._step(deadline, "read the journal", self.store.unsettled)
-        known_ids = {
-            order.exchange_id
-            for order in (
-                yield from self._step(deadline, "read the journal", self.store.known, sorted(listed_ids | traded_ids))
-            )
-            if order.exchange_id is not None
-        }
+        known = yield from self._step(deadline, "read the journal", self.store.known, sorted(listed_ids | traded_ids))
+        known_ids = {order.exchange_id for order in known if order.exchange_id is not None}
         unknown = [listed for listed in listing if exchange_id_of(listed) not in known_ids]
         outcomes, foreign, in_flight = match_listing(
             unknown,
@@ -482,7 +436,15 @@ class JournalFlows:
             stamp=stamp,
         )
         orphans = [trade for trade in ours if trade.exchange_id not in known_ids | listed_ids]
-        outcomes = match_trades(outcomes, unsettled, orphans, window=self._window, stamp=stamp)
+        outcomes, in_flight = match_trades(
+            outcomes,
+            in_flight,
+            unsettled,
+            orphans,
+            window=self._window,
+            settles=lambda intent: intent.writer == self.writer and intent.intent_id not in self.in_flight,
+            stamp=stamp,
+        )
         if outcomes:
             yield from self._step(deadline, "settle intents", self.store.settle, outcomes)
         foreigners = [foreign_record(listed, stamp) for listed in foreign]
@@ -490,25 +452,22 @@ class JournalFlows:
             yield from self._step(deadline, "record foreign orders", self.store.add_foreign, foreigners)
         new_trades = (yield from self._step(deadline, "record trades", self.store.add_trades, ours)) if ours else 0
         observed = observe_listing(listing, stamp)
-        executed: Dict[int, Decimal] = {}
-        for trade in ours:
-            if trade.exchange_id is not None:
-                executed[trade.exchange_id] = executed.get(trade.exchange_id, Decimal(0)) + trade.volume
         live = yield from self._step(deadline, "read the journal", self.store.in_states, list(LIVE))
-        observed += ended_while_away(live, listed_ids, executed, stamp)
+        observed += ended_while_away(live, listed_ids, executed_by_order(ours), stamp)
         if observed:
             yield from self._step(deadline, "record fills and ends", self.store.observe, observed)
-        settled_ids = [outcome.intent_id for outcome in outcomes]
-        settled: List[JournalOrder] = []
-        if settled_ids:
-            store = self.store
+        settled = yield from self._read_settled([outcome.intent_id for outcome in outcomes], deadline)
+        return Reconciled(tuple(settled), tuple(foreigners), tuple(in_flight), new_trades)
 
-            def read(time_left: float) -> List[JournalOrder]:
-                return store.orders(intent_ids=settled_ids, time_left=time_left)
+    def _read_settled(self, intent_ids: List[str], deadline: float) -> Flow[List[JournalOrder]]:
+        if not intent_ids:
+            return []
+        store = self.store
 
-            settled = yield from self._step(deadline, "read the journal", read)
-        unsettled_left = [intent_id for intent_id in in_flight if intent_id not in set(settled_ids)]
-        return Reconciled(tuple(settled), tuple(foreigners), tuple(unsettled_left), new_trades)
+        def read(time_left: float) -> List[JournalOrder]:
+            return store.orders(intent_ids=intent_ids, time_left=time_left)
+
+        return (yield from self._step(deadline, "read the journal", read))
 
     # -- reading the journal back ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import _order_life as life
 from ._arguments import order_number_or_none
+from ._errors import GameAPIError, NetworkError, OutcomeUnknownError
 from ._events import _trade_key
 from ._journal_records import (
     CREATED,
@@ -40,8 +41,10 @@ from ._journal_records import (
     canonical,
     contract_of,
     delivery_times,
+    executed_of,
     foreign_uuid,
     parse_time,
+    reason_of,
 )
 from ._types import Order, Trade
 
@@ -59,6 +62,10 @@ __all__ = [
     "match_listing",
     "ended_while_away",
     "match_trades",
+    "executed_by_order",
+    "answered_outcome",
+    "bulk_outcomes",
+    "failed_outcome",
     "LIFE_STATE",
     "window_of",
 ]
@@ -232,6 +239,53 @@ def traders_of(listing: Iterable[Order]) -> Set[str]:
     return names
 
 
+# -- what an answer says ----------------------------------------------------------------------
+
+
+def answered_outcome(intent_id: str, answer: Mapping[str, Any], now: str) -> Outcome:
+    """What an order's create answer says: created (filled, when nothing remains) with its id and time."""
+    number = exchange_id_of(answer)
+    if number is None:
+        return Outcome(intent_id, UNKNOWN, now, reason="the answer carried no order id")
+    created = answer.get("created_at")
+    state = observed_state(answer)
+    return Outcome(
+        intent_id,
+        state if state in (CREATED, FILLED) else CREATED,
+        now,
+        exchange_id=number,
+        executed_volume=executed_of(answer),
+        created_at=created if isinstance(created, str) and parse_time(created) is not None else "",
+    )
+
+
+def bulk_outcomes(ids: Sequence[str], result: Mapping[str, Any], now: str) -> List[Outcome]:
+    """Each order's outcome in a bulk's answer, by index; unknown for an index it does not name."""
+    outcomes: Dict[int, Outcome] = {}
+    for entry in result.get("created", []):
+        index, answer = entry.get("index"), entry.get("result")
+        if isinstance(index, int) and 0 <= index < len(ids) and isinstance(answer, dict):
+            outcomes[index] = answered_outcome(ids[index], answer, now)
+    for failure in result.get("failed", []):
+        index = failure.get("index")
+        if isinstance(index, int) and 0 <= index < len(ids):
+            outcomes[index] = Outcome(ids[index], REFUSED, now, reason=str(failure.get("error", ""))[:500])
+    return [outcomes.get(index, Outcome(one, UNKNOWN, now)) for index, one in enumerate(ids)]
+
+
+def failed_outcome(intent_id: str, error: GameAPIError, now: str) -> Outcome:
+    """What a call that failed says of its order: unknown, not placed (nothing sent) or refused."""
+    if isinstance(error, OutcomeUnknownError):
+        return Outcome(intent_id, UNKNOWN, now, reason=reason_of(error))
+    if isinstance(error, NetworkError):
+        # The flow names a failure that may have reached the exchange
+        # OutcomeUnknown; a plain network error sent nothing.
+        return Outcome(intent_id, NOT_PLACED, now, reason=reason_of(error))
+    if error.status_code is not None and 400 <= error.status_code < 500:
+        return Outcome(intent_id, REFUSED, now, reason=reason_of(error))
+    return Outcome(intent_id, UNKNOWN, now, reason=reason_of(error))
+
+
 # -- the late-request window ---------------------------------------------------------------
 
 
@@ -364,31 +418,34 @@ def _trade_fits(trade: JournalTrade, intent: JournalOrder, span: Optional[life.R
 
 def match_trades(
     outcomes: Sequence[Outcome],
+    in_flight: Sequence[str],
     unsettled: Sequence[JournalOrder],
     trades: Sequence[JournalTrade],
     *,
     window: Callable[[JournalOrder], Optional[life.RequestWindow]],
+    settles: Callable[[JournalOrder], bool],
     stamp: str,
-) -> List[Outcome]:
+) -> Tuple[List[Outcome], List[str]]:
     """Settle by the trades what the listing could not: an order placed, traded and ended while the bot was away.
 
     ``trades`` are the account's trades whose order the journal does not
-    know. An intent about to be settled ``not_placed`` is ``created`` instead
-    when exactly one such order fits it (side, contract, a price it
-    accepts, traded after it was sent); with several, it is not settled at
-    all (left for a later reconcile or a person).
+    know and the listing does not show. An intent about to be settled
+    ``not_placed``, or left in flight though this process may settle it
+    (``settles``), is ``created`` when exactly one such order fits it (side,
+    contract, a price it accepts, traded after it was sent); with several it
+    is not settled at all (left for a later reconcile, or a person).
+    Returns the outcomes and the intents left in flight.
     """
     by_order: Dict[int, List[JournalTrade]] = {}
     for trade in trades:
         if trade.exchange_id is not None:
             by_order.setdefault(trade.exchange_id, []).append(trade)
-    intents = {intent.intent_id: intent for intent in unsettled}
+    placed = {outcome.intent_id for outcome in outcomes if outcome.state == NOT_PLACED}
+    waiting = set(in_flight)
+    settled = {outcome.intent_id: outcome for outcome in outcomes}
     taken: Set[int] = set()
-    settled: List[Outcome] = []
-    for outcome in outcomes:
-        intent = intents.get(outcome.intent_id)
-        if outcome.state != NOT_PLACED or intent is None:
-            settled.append(outcome)
+    for intent in unsettled:
+        if not by_order or not (intent.intent_id in placed or (intent.intent_id in waiting and settles(intent))):
             continue
         span = window(intent)
         fits = [
@@ -398,13 +455,26 @@ def match_trades(
         ]
         if len(fits) == 1:
             taken.add(fits[0])
+            waiting.discard(intent.intent_id)
             reason = "settled by reconcile: its trades show it (no longer listed)"
-            settled.append(
-                Outcome(intent.intent_id, CREATED, stamp, exchange_id=fits[0], reason=reason, authoritative=False)
+            settled[intent.intent_id] = Outcome(
+                intent.intent_id, CREATED, stamp, exchange_id=fits[0], reason=reason, authoritative=False
             )
-        elif not fits:
-            settled.append(outcome)
-    return settled
+        elif fits and intent.intent_id in placed:
+            del settled[intent.intent_id]  # several orders may be its: not settled by a guess
+            waiting.add(intent.intent_id)
+    return list(settled.values()), [intent_id for intent_id in in_flight if intent_id in waiting] + [
+        intent_id for intent_id in waiting if intent_id not in set(in_flight)
+    ]
+
+
+def executed_by_order(trades: Sequence[JournalTrade]) -> Dict[int, Decimal]:
+    """What the account's trades add up to, per order of ours they name."""
+    executed: Dict[int, Decimal] = {}
+    for trade in trades:
+        if trade.exchange_id is not None:
+            executed[trade.exchange_id] = executed.get(trade.exchange_id, Decimal(0)) + trade.volume
+    return executed
 
 
 def ended_while_away(
