@@ -299,6 +299,7 @@ class JournalFlows:
             yield from self._settle_quietly(
                 [answered_outcome(intent.intent_id, answer, self.now())], self._outcome_deadline(deadline)
             )
+            yield from self._learn_traders(traders_of([answer]))
             return cast(Order, answer)
         finally:
             self.in_flight.discard(intent.intent_id)
@@ -328,6 +329,8 @@ class JournalFlows:
                 outcomes = [failed_outcome(one, result, self.now()) for one in ids]
             else:
                 outcomes = bulk_outcomes(ids, result, self.now())
+                answers = [entry.get("result") for entry in result.get("created", [])]
+                yield from self._learn_traders(traders_of(answer for answer in answers if isinstance(answer, dict)))
             yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
             return result
         finally:
