@@ -86,3 +86,36 @@ def test_a_missing_journal_is_a_usage_error(capsys: pytest.CaptureFixture[str], 
     assert not (tmp_path / "none.db").exists()
     code, _, err = game(capsys, "journal")
     assert code == 2
+
+
+def test_a_journal_url_that_can_never_work_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("show", "export"):
+        code, _, err = game(capsys, "journal", command, "--journal", "sqlite:bot.db")
+        assert code == 2 and "journal must be a URL" in err and "Traceback" not in err
+
+
+def test_export_brings_the_trades_up_to_date_with_a_token_and_keeps_trades_of_unknown_orders(
+    server: RunningServer[Exchange], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    with GameAPI(TOKEN, server.base_url, journal=url) as bot, GameAPI(OTHER_TOKEN, server.base_url) as bob:
+        bot.create_order(future_order(price=50.0, volume=2.0))
+        bot.reconcile()  # the trader's name is known to the journal
+    with GameAPI(TOKEN, server.base_url) as other_tool, GameAPI(OTHER_TOKEN, server.base_url) as bob:
+        other_tool.create_order(future_order(price=55.0))  # an order the journal never sees
+        bob.create_order(future_order("sell", price=50.0, volume=1.5))  # trades with it, after the bot stopped
+
+    code, out, err = game(capsys, "journal", "export", "--journal", url, "--format", "jsonl")
+    assert code == 0 and "may be missing" in err
+    assert [record["record"] for record in (json.loads(line) for line in out.splitlines())] == ["order"]
+
+    connection = ["--url", server.base_url, "--token-file", str(token_file)]
+    code, out, err = game(capsys, "journal", "export", "--journal", url, "--format", "jsonl", *connection)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(record["record"], record["order_id"]) for record in records] == [("order", "ord_1"), ("trade", "ord_2")]
+    assert [(trade["trade_id"], trade["volume"]) for trade in records[0]["trades"]] == [("trd_2", "0.5")]
+    assert records[1]["trade_id"] == "trd_1" and records[1]["volume"] == "1"  # the other tool's order
+    assert records[1]["time"].endswith("Z") and len(records[1]["time"]) == len("2031-01-14T09:20:41.007Z")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
 import logging
 import sqlite3
 from decimal import Decimal
@@ -22,10 +23,11 @@ import pytest
 from gameproto import NetworkError, OutcomeUnknownError
 from gameproto._journal import CREATED, FILLED, FOREIGN, GONE, INTENT, NOT_PLACED, UNKNOWN, Intent, Outcome
 from gameproto._journal_records import iso
+from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
 from gameproto_journal import SQLiteJournal
 from tests.journal.test_journal import by_id, events, journal_url, journaled
-from tests.support.common import OTHER_TOKEN, future_order
+from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 from tests.support.harness import Harness, every_driver
 
 
@@ -202,3 +204,22 @@ async def test_each_watch_resumes_its_own_marks(h: Harness, tmp_path: Path) -> N
         await maybe(Harness.unwrapped(restarted).journal.orders(exchange_id=key)) for key in ("ord_3", 3)
     ]
     assert [order.exchange_id for order in by_name] == [3] and by_name == by_number
+
+
+def status_naming(instance: str) -> Fault:
+    """``/status`` as an exchange that names its instance answers it (the sandbox changes it on every reset)."""
+    body = json.dumps({"status": "healthy", "version": "1", "instance": instance}).encode()
+    return Fault("status", status=200, body=body, headers=(("Content-Type", "application/json"),))
+
+
+@every_driver()
+async def test_a_journal_refuses_another_instance_of_its_exchange(h: Harness, tmp_path: Path) -> None:
+    url = journal_url(tmp_path)
+    h.faults.add(status_naming("first"), method="GET", path="/status")
+    await h.client(journal=url).create_order(future_order())
+    h.faults.add(status_naming("first"), method="GET", path="/status")
+    await h.client(journal=url, token=TOKEN).create_order(future_order(price=99.0))  # the same instance, restarted
+    h.faults.add(status_naming("second"), method="GET", path="/status")  # the sandbox was reset
+    with pytest.raises(JournalError, match=r"instance first.*instance second.*start a new journal"):
+        await h.client(journal=url).create_order(future_order())
+    assert h.attempts("POST", "/orders") == 2
