@@ -92,6 +92,7 @@ __all__ = [
     "order_state",
     "is_resting",
     "is_over",
+    "nothing_left",
     "LATE_REQUEST_GRACE",
     "SEND_SKEW",
     "RequestWindow",
@@ -228,28 +229,33 @@ def _exact(value: Any) -> Optional[Decimal]:
     return number if number.is_finite() else None
 
 
+def nothing_left(order: Mapping[str, Any]) -> bool:
+    """Whether the exchange shows nothing left to execute: ``remaining_volume`` <= 0, or (without it) all executed."""
+    fields: Dict[str, Any] = dict(order)
+    remaining = _exact(fields.get("remaining_volume"))
+    if remaining is not None:
+        return remaining <= 0
+    volume, executed = _exact(fields.get("volume")), _exact(fields.get("executed_volume"))
+    return volume is not None and executed is not None and executed >= volume
+
+
 def order_state(order: Mapping[str, Any]) -> str:
     """Our state of an order as the exchange shows it (a listed order, or a create answer).
 
     A word that ends it wins (a ``"Cancelled"`` order is cancelled, whatever
-    remains); then nothing remaining means ``filled``, whatever word was used
-    (a fully filled order is never resting); then something executed means
-    ``partly_filled``; else ``resting``, unknown words included.
+    remains); then a word that says filled, or nothing remaining, means
+    ``filled``, whatever other word was used (a fully filled order is never
+    resting); then something executed means ``partly_filled``; else
+    ``resting``, unknown words included.
     """
     fields: Dict[str, Any] = dict(order)
     words = [word_state(fields.get(key)) for key in ("state", "status")]
     for state in words:
         if state is not None and state in ENDED_STATES and state != FILLED:
             return state
-    remaining = _exact(fields.get("remaining_volume"))
-    volume, executed = _exact(fields.get("volume")), _exact(fields.get("executed_volume"))
-    if FILLED in words:
+    if FILLED in words or nothing_left(fields):
         return FILLED
-    if remaining is not None:
-        if remaining <= 0:
-            return FILLED
-    elif volume is not None and executed is not None and executed >= volume:
-        return FILLED
+    executed = _exact(fields.get("executed_volume"))
     if executed is not None and executed > 0:
         return PARTLY_FILLED
     return RESTING

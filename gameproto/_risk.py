@@ -264,8 +264,25 @@ class RiskBook:
             if held is None or number is None:
                 self._refreshed_at = None  # an answer without an id: ask the exchange
                 return
+            held = self._after_answer(held, answer)
+            if held is None:
+                return  # it ended in its answer (filled entirely): nothing of it rests
             self._resting.setdefault(("order", number), held)
             self._stamp(("order", number))
+
+    def _after_answer(self, held: RestingOrder, answer: Mapping[str, Any]) -> Optional[RestingOrder]:
+        """What rests of ``held`` after its create answer; what it executed moves to the filled position."""
+        try:
+            executed = decimal_of(answer.get("executed_volume") or 0, "executed_volume")
+        except ValueError:
+            executed = _ZERO
+        executed = min(max(executed, _ZERO), held.remaining)
+        if executed:
+            signed = executed if held.side == "buy" else -executed
+            self._filled[held.contract] = self._filled.get(held.contract, _ZERO) + signed
+        if not is_resting(answer):
+            return None
+        return RestingOrder(held.contract, held.side, held.price, held.remaining - executed)
 
     def released(self, reservation: Reservation, index: Optional[int] = None) -> None:
         """The order at ``index`` (every order of the call when None) was refused or never sent."""

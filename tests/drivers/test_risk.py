@@ -215,6 +215,19 @@ async def test_orders_sent_at_once_are_judged_against_one_another(h: Harness) ->
 
 
 @every_driver()
+async def test_an_order_filled_in_its_create_answer_is_not_resting(h: Harness) -> None:
+    """A buy that traded entirely on arrival leaves nothing of the account's to cross: a sell is not refused."""
+    alice = h.client(risk=RiskLimits(max_net_position=10, max_state_age=3600))
+    bob = h.client(token=OTHER_TOKEN)
+    await bob.create_order(at("sell", 60, 3))
+    answer = await alice.create_order(at("buy", 60, 3))
+    assert float(answer["remaining_volume"]) == 0
+    gets = h.attempts("GET", "/orders")
+    await alice.create_order(at("sell", 55, 2))  # would have "crossed the account's own resting buy"
+    assert h.attempts("GET", "/orders") == gets  # judged from the book, not refreshed into passing
+
+
+@every_driver()
 async def test_a_bad_risk_argument_is_named(h: Harness) -> None:
     with pytest.raises(ValueError, match="risk must be a RiskLimits, got dict"):
         h.client(risk={"max_order_volume": 5})
