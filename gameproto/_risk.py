@@ -42,12 +42,14 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 from ._contract import Contract
 from ._errors import GameAPIError, OutcomeUnknownError, RiskBreach, RiskLimitError
+from ._market import best_prices, last_prices
 from ._order_life import is_resting
 from ._positions import decimal_of, positions, trader_names
+from ._types import LTPEntry, MarketRow
 
 __all__ = [
     "RiskLimits",
@@ -95,6 +97,9 @@ class RiskLimits:
             value = getattr(self, name)
             if value is None:
                 continue
+            if isinstance(value, str) or isinstance(value, bool):
+                # As an order's price and volume: a string is refused, not read (README: constructor arguments).
+                raise ValueError(f"RiskLimits.{name} must be a number (int, float or Decimal), got {value!r}")
             number = decimal_of(value, f"RiskLimits.{name}")
             if number < 0 or (number == 0 and name != "price_band"):
                 raise ValueError(
@@ -206,7 +211,7 @@ class RiskBook:
         orders: Sequence[Mapping[str, Any]],
         trades: Optional[Sequence[Mapping[str, Any]]],
         market: Optional[Sequence[Mapping[str, Any]]],
-        last_prices: Optional[Sequence[Mapping[str, Any]]],
+        last: Optional[Sequence[Mapping[str, Any]]],
         now: float,
         since: Optional[int] = None,
     ) -> None:
@@ -241,9 +246,9 @@ class RiskBook:
                 held_positions = positions(_readable(trades), self.traders).contracts
                 self._filled = {contract: position.net for contract, position in held_positions.items()}
             if market is not None:
-                self._best = _best_prices(market)
-            if last_prices is not None:
-                self._last_price = _last_prices(last_prices)
+                self._best = best_prices(cast(Sequence[MarketRow], market))
+            if last is not None:
+                self._last_price = last_prices(cast(Sequence[LTPEntry], last))
             self._refreshed_at = now
 
     # -- what the client's own answers say --------------------------------------
@@ -350,7 +355,7 @@ class RiskBook:
 
     def _breaches(self, index: int, order: RestingOrder) -> List[RiskBreach]:
         """Every limit ``order`` would cross, in the order of ``RiskLimits``' fields."""
-        where = f"({order.contract.id} {order.side} {order.remaining} @ {order.price})"
+        where = f"({order.contract.id} {order.side} {shown(order.remaining)} @ {shown(order.price)})"
         same = [held for held in self._resting.values() if held.contract == order.contract]
         judged = (
             self._order_volume(order),
@@ -369,7 +374,7 @@ class RiskBook:
         allowed = self.limits.max_order_volume
         if allowed is None or order.remaining <= allowed:
             return None
-        return "max_order_volume", order.remaining, allowed, f"volume {order.remaining} is over {allowed}"
+        return "max_order_volume", order.remaining, allowed, f"volume {shown(order.remaining)} is over {shown(allowed)}"
 
     def _net_position(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
         """The order's side at its worst: filled, plus every resting order of that side filled, plus this one."""
@@ -384,7 +389,7 @@ class RiskBook:
             "max_net_position",
             worst,
             allowed,
-            f"net position {worst} if every resting order filled, past +/-{allowed}",
+            f"net position {shown(worst)} if every resting order filled, past +/-{shown(allowed)}",
         )
 
     def _open_volume(self, order: RestingOrder) -> Optional[Tuple[str, Any, Any, str]]:
@@ -394,7 +399,7 @@ class RiskBook:
         open_volume = sum((held.remaining for held in self._resting.values()), _ZERO) + order.remaining
         if open_volume <= allowed:
             return None
-        return "max_open_volume", open_volume, allowed, f"open volume {open_volume} is over {allowed}"
+        return "max_open_volume", open_volume, allowed, f"open volume {shown(open_volume)} is over {shown(allowed)}"
 
     def _open_orders(self) -> Optional[Tuple[str, Any, Any, str]]:
         allowed = self.limits.max_open_orders
@@ -410,7 +415,8 @@ class RiskBook:
         reference = self._reference_price(order.contract, order.side)
         if reference is None or abs(order.price - reference) <= band:
             return None
-        return "price_band", order.price, band, f"price {order.price} is more than {band} from {reference}"
+        shown_price, far = shown(order.price), shown(band)
+        return "price_band", order.price, band, f"price {shown_price} is more than {far} from {shown(reference)}"
 
     def _self_trade(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
         if not self.limits.self_trade_prevention:
@@ -423,12 +429,34 @@ class RiskBook:
             return None
         own = min(crossed) if order.side == "buy" else max(crossed)
         opposite = "sell" if order.side == "buy" else "buy"
-        return "self_trade_prevention", order.price, own, f"would cross the account's own resting {opposite} at {own}"
+        why = f"would cross the account's own resting {opposite} at {shown(own)}"
+        return "self_trade_prevention", order.price, own, why
 
     def _reference_price(self, contract: Contract, side: str) -> Optional[Decimal]:
         opposite = "sell" if side == "buy" else "buy"
         best = self._best.get(contract, {}).get(opposite)
         return best if best is not None else self._last_price.get(contract)
+
+
+#: What a message shows of a number: at most this many decimal places (a float's noise is not news).
+_SHOWN_PLACES = Decimal("1e-9")
+
+
+def shown(number: Any) -> str:
+    """A number as a message shows it: ``26.93`` for ``26.930000000000007``, no exponent, no trailing zeros.
+
+    The breach's ``value`` and ``allowed`` keep the exact number; only the text is rounded.
+    """
+    try:
+        exact = decimal_of(number, "number")
+    except ValueError:
+        return str(number)
+    try:
+        rounded = exact.quantize(_SHOWN_PLACES) if exact.as_tuple().exponent < -9 else exact  # type: ignore[operator]
+    except ArithmeticError:  # more digits than the context holds: shown as it is
+        rounded = exact
+    text = format(rounded, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _resting_of(order: Mapping[str, Any]) -> RestingOrder:
@@ -450,47 +478,6 @@ def _readable(trades: Iterable[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
             continue
         readable.append(trade)
     return readable
-
-
-def _best_prices(rows: Iterable[Mapping[str, Any]]) -> Dict[Contract, Dict[str, Decimal]]:
-    """The best bid (``buy``) and ask (``sell``) of each contract in market rows."""
-    best: Dict[Contract, Dict[str, Decimal]] = {}
-    for row in rows:
-        try:
-            contract = Contract.parse(row.get("contract"))  # type: ignore[arg-type]
-        except ValueError:
-            continue
-        quotes: List[Tuple[str, Any]] = [("buy", row.get("bid")), ("sell", row.get("ask"))]
-        if row.get("direction") in ("buy", "sell"):
-            quotes.append((str(row["direction"]), row.get("price")))
-        for side, value in quotes:
-            if value is None:
-                continue
-            try:
-                price = decimal_of(value, "price")
-            except ValueError:
-                continue
-            sides = best.setdefault(contract, {})
-            held = sides.get(side)
-            if held is None or (price > held if side == "buy" else price < held):
-                sides[side] = price
-    return best
-
-
-def _last_prices(entries: Iterable[Mapping[str, Any]]) -> Dict[Contract, Decimal]:
-    """The newest traded price of each contract in LTP entries."""
-    newest: Dict[Contract, Tuple[str, Decimal]] = {}
-    for entry in entries:
-        try:
-            contract = Contract.parse(entry.get("contract"))  # type: ignore[arg-type]
-            price = decimal_of(entry.get("price"), "price")
-        except ValueError:
-            continue
-        stamp = str(entry.get("timestamp") or "")
-        held = newest.get(contract)
-        if held is None or stamp >= held[0]:
-            newest[contract] = (stamp, price)
-    return {contract: price for contract, (_, price) in newest.items()}
 
 
 class RiskGuard:
