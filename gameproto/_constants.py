@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
     "BULK_LIMIT",
     "BULK_CONCURRENCY",
+    "DELETE_RECORD_BUDGET",
     "POOL_MAX_CONNECTIONS",
     "KEEPALIVE_EXPIRY",
     "SERVER_IDLE_TIMEOUT",
@@ -77,6 +78,9 @@ DEFAULT_TOKEN_LIFETIME = 3600.0
 BULK_LIMIT = 100
 #: Parts of a split bulk the async client sends at once.
 BULK_CONCURRENCY = 4
+#: Seconds a deletion's journal record may take before the delete is sent anyway (the kill switch never
+#: waits on the journal: a record that could not be written is logged, and the next reconcile completes it).
+DELETE_RECORD_BUDGET = 0.5
 
 #: Connections a client keeps open to the exchange.
 POOL_MAX_CONNECTIONS = 10
