@@ -18,6 +18,7 @@ __all__ = [
     "BULK_LIMIT",
     "BULK_CONCURRENCY",
     "DELETE_RECORD_BUDGET",
+    "LATE_REQUEST_GRACE",
     "POOL_MAX_CONNECTIONS",
     "KEEPALIVE_EXPIRY",
     "SERVER_IDLE_TIMEOUT",
@@ -81,6 +82,8 @@ BULK_CONCURRENCY = 4
 #: Seconds a deletion's journal record may take before the delete is sent anyway (the kill switch never
 #: waits on the journal: a record that could not be written is logged, and the next reconcile completes it).
 DELETE_RECORD_BUDGET = 0.5
+#: Seconds after a call's deadline during which its request may still land on the exchange (``_order_life``).
+LATE_REQUEST_GRACE = 5.0
 
 #: Connections a client keeps open to the exchange.
 POOL_MAX_CONNECTIONS = 10

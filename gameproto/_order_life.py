@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
+from . import _constants
+
 __all__ = [
     "INTENT",
     "SENT",
@@ -273,8 +275,9 @@ def is_resting(order: Mapping[str, Any]) -> bool:
 
 # -- the late-request window ---------------------------------------------------------------
 
-#: Seconds after a call's deadline during which its request may still land on the exchange.
-LATE_REQUEST_GRACE = 5.0
+#: Seconds after a call's deadline during which its request may still land on the exchange (a setting:
+#: ``ClientSettings.late_request_grace``, ``GameAPI(late_request_grace=...)``); its default lives with the others.
+LATE_REQUEST_GRACE = _constants.LATE_REQUEST_GRACE
 #: Seconds before the time we sent a request at which the exchange may stamp its order: our
 #: estimate of the exchange's clock can be wrong by up to the resolution of its ``Date`` (one second).
 SEND_SKEW = 1.0

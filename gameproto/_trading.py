@@ -34,6 +34,7 @@ from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call, delete_order, get_latest_available_ltp, get_market_data, get_orders, get_trades
 from ._cancel_all import CancelAll, CancelAllResult
 from ._errors import GameAPIError, InvalidArgumentError, JournalError, NotFoundError
+from ._events import OrderWatch
 from ._flow import Session
 from ._journal import JournalFlows, JournalStore, Observed
 from ._order_life import RequestWindow, request_window
@@ -238,6 +239,13 @@ class Trading:
             return (yield from self._deleting(delete_order(number), number))
         except GameAPIError as error:
             return error
+
+    # -- what the watchers list -----------------------------------------------------------------
+
+    def polled(self, watch: Any, value: Any) -> None:
+        """A watch's listing: the account learns its trader names from the orders it lists."""
+        if isinstance(watch, OrderWatch) and isinstance(value, list):
+            self.account.learn(order for order in value if isinstance(order, dict))
 
     # -- positions ----------------------------------------------------------------------------
 

@@ -141,7 +141,10 @@ class GameAPI:
 
     ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
     net position, open volume, price band, open orders, self-trades): a
-    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
+    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md). An
+    order whose call ended without an answer stays counted until the exchange
+    shows it or ``late_request_grace`` seconds (5) after the call's deadline
+    have passed: its request may still land.
 
     ``journal`` (``"sqlite:///bot.db"``, ``"postgresql://host/db"``) keeps a
     durable record of every order: its intent is committed before the
@@ -172,6 +175,7 @@ class GameAPI:
         budget_key: Optional[str] = None,
         risk: Optional[RiskLimits] = None,
         journal: Union[str, JournalStore, None] = None,
+        late_request_grace: float = _constants.LATE_REQUEST_GRACE,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -192,6 +196,7 @@ class GameAPI:
             budget_key=budget_key,
             risk=risk,
             journal=journal,
+            late_request_grace=late_request_grace,
         )
         shared: Optional[BudgetStore] = None
         if self._settings.budget_url is not None:
@@ -505,6 +510,7 @@ class GameAPI:
             except GameAPIError as error:
                 sleep(watch.failed(error))  # raises what ends the watch
                 continue
+            self._trading.polled(watch, value)  # the account learns from what the watch listed
             if journal is not None and stream is not None:
                 if self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
                     first = False

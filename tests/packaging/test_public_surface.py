@@ -61,6 +61,15 @@ def test_the_example_driver_and_the_cli_use_public_names_of_the_core() -> None:
             assert not private.match(name) or name.startswith(allowed), f"{path.name} imports {name}"
 
 
+def test_the_drivers_use_public_names_of_the_core() -> None:
+    """A driver answers the core's actions and decides nothing: what it needs is public (``gameproto.driver``)."""
+    private = re.compile(r"gameproto\._[a-z]")
+    for package in ("gameproto_sync", "gameproto_async"):
+        for path in (ROOT / package).glob("*.py"):
+            found = [name for name in _imports(path) if private.match(name)]
+            assert found == [], f"{package}/{path.name} imports {found}"
+
+
 def test_the_settings_are_a_leaf_of_the_core() -> None:
     imported = _imports(CORE / "_settings.py")
     assert not [name for name in imported if name.startswith(("._flow", "._bulk", "._calls", "._events"))]
