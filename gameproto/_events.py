@@ -89,6 +89,7 @@ from ._errors import (
     ServerError,
 )
 from ._market import best_offers
+from ._order_life import ENDED_STATES, FILLED, nothing_left, order_state
 from ._retry import backoff_delay
 from ._types import MarketRow, Number, Order, Trade
 
@@ -103,12 +104,11 @@ __all__ = [
     "TradeWatch",
     "MarketWatch",
     "is_transient",
-    "ENDING_STATES",
     "OrderEventKind",
 ]
 
-#: Order states (``state`` or ``status``, any case) that end an order while it is still listed.
-ENDING_STATES = frozenset({"expired", "deleted", "cancelled", "canceled", "rejected"})
+#: The ends of an order that make it ``gone`` while still listed (a filled one ends by its fills).
+_GONE_WHILE_LISTED = ENDED_STATES - {FILLED}
 
 #: Orders and trades that left the listing and are remembered, so that one
 #: listed again (a flaky listing) is not counted twice. Bounded.
@@ -207,20 +207,11 @@ def _order_key(order: Order) -> Hashable:
 
 
 def _ended(order: Order) -> bool:
-    fields: Dict[str, Any] = dict(order)
-    for field in ("state", "status"):
-        value = fields.get(field)
-        if isinstance(value, str) and value.strip().lower() in ENDING_STATES:
-            return True
-    return False
+    return order_state(order) in _GONE_WHILE_LISTED
 
 
 def _complete(order: Order) -> bool:
-    remaining = _exact(order.get("remaining_volume"))
-    if remaining is not None:
-        return remaining <= 0
-    executed, volume = _exact(order.get("executed_volume")), _exact(order.get("volume"))
-    return executed is not None and volume is not None and executed >= volume
+    return nothing_left(order)
 
 
 class _Remembered:

@@ -32,10 +32,9 @@ import logging
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Set, TypeVar, cast
 
 from . import _order_life as life
-from ._arguments import order_number_or_none
 from ._boundary import Blocking, Flow, Unanswered
 from ._calls import Call, get_orders, get_status, get_trades
-from ._errors import GameAPIError, JournalError, NotFoundError
+from ._errors import GameAPIError, JournalError
 from ._events import OrderWatch, TradeWatch, Watch
 from ._journal_life import (
     LIVE,
@@ -90,7 +89,7 @@ from ._journal_records import (
     sent_orders,
 )
 from ._journal_resume import baseline_marks, event_marks, listing_keys, resume_watch, stream_of
-from ._types import BulkResult, DeleteResult, Order, Trade
+from ._types import BulkResult, Order, Trade
 
 __all__ = [
     "JournalOrder",
@@ -119,7 +118,6 @@ __all__ = [
     "REFUSED",
     "UNKNOWN",
     "OUTCOME_BUDGET",
-    "DELETE_RECORD_BUDGET",
     "canonical",
     "contract_of",
     "delivery_times",
@@ -142,9 +140,6 @@ Runner = Callable[[Call[Any], float], Flow[Any]]
 #: Seconds an outcome's write may take past the call's deadline: a call that timed out still
 #: records ``unknown`` rather than leave its intent ``intent``.
 OUTCOME_BUDGET = 1.0
-#: Seconds ``delete_order`` and the kill switch wait on the journal for a deletion's record:
-#: the delete is sent whatever came of it (a record not written is completed by ``reconcile``).
-DELETE_RECORD_BUDGET = 0.5
 
 
 class JournalFlows:
@@ -330,7 +325,9 @@ class JournalFlows:
             else:
                 outcomes = bulk_outcomes(ids, result, self.now())
                 answers = [entry.get("result") for entry in result.get("created", [])]
-                yield from self._learn_traders(traders_of(answer for answer in answers if isinstance(answer, dict)))
+                yield from self._learn_traders(
+                    traders_of(cast(Order, answer) for answer in answers if isinstance(answer, dict))
+                )
             yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
             return result
         finally:
@@ -343,43 +340,6 @@ class JournalFlows:
         except JournalError as error:
             if log:
                 logger.warning("%s; reconcile() will settle the intent", error)
-
-    def delete(
-        self, run: Runner, call: Call[DeleteResult], order_id: Any, budget: float = DELETE_RECORD_BUDGET
-    ) -> Flow[DeleteResult]:
-        """A deletion: its request recorded first (``budget`` seconds at most), sent whatever came of that.
-
-        The journal never holds a delete back: a record that could not be
-        written within ``budget`` is logged as a warning and completed by the
-        next ``reconcile`` (nothing is queued in memory).
-        """
-        number = order_number_or_none(order_id)
-        deadline = self._deadline()
-        if number is None:
-            return cast(DeleteResult, (yield from run(call, deadline)))
-        try:
-            yield from self._step(
-                min(deadline, self.clock() + budget),
-                "record the deletion's request",
-                self.store.delete_requested,
-                number,
-                self.now(),
-            )
-        except JournalError as error:
-            logger.warning("%s; the delete is sent all the same, reconcile() completes the record", error)
-        try:
-            answer = yield from run(call, deadline)
-        except NotFoundError:
-            yield from self._observe_quietly([Observed(number, "", GONE, self.now())], self.clock() + budget)
-            raise
-        yield from self._observe_quietly([Observed(number, "", DELETED, self.now())], self.clock() + budget)
-        return cast(DeleteResult, answer)
-
-    def _observe_quietly(self, observed: Sequence[Observed], deadline: float) -> Flow[None]:
-        try:
-            yield from self._step(deadline, "record the orders' states", self.store.observe, observed)
-        except JournalError as error:
-            logger.warning("%s; reconcile() completes the record", error)
 
     # -- fills and trades ---------------------------------------------------------------------
 

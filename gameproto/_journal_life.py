@@ -46,6 +46,7 @@ from ._journal_records import (
     parse_time,
     reason_of,
 )
+from ._reconcile import matches as matches_sent
 from ._types import Order, Trade
 
 __all__ = [
@@ -301,45 +302,21 @@ def window_of(intent: JournalOrder, *, grace: float) -> Optional[life.RequestWin
 # -- reconciliation ----------------------------------------------------------------------------
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return canonical(a) == canonical(b)
-    except ValueError:
-        return False
-
-
-def _listing_matches(listed: Order, sent: Mapping[str, Any]) -> bool:
-    if listed.get("direction") != sent.get("side"):
-        return False
-    if not (_same(listed.get("price"), sent.get("price")) and _same(listed.get("volume"), sent.get("volume"))):
-        return False
-    for key in ("date", "start_time", "end_time", "duration"):
-        if listed.get(key) is not None and listed.get(key) != sent.get(key):
-            return False
-    if listed.get("tz_offset_hours") is not None and listed.get("tz_offset_hours") != sent.get("tz_offset_hours", 0):
-        return False
-    state = str(sent.get("state") or "displayed").lower()
-    shown = listed.get("state")
-    return not (isinstance(shown, str) and shown.lower() in ("displayed", "hidden") and shown.lower() != state)
-
-
 def _candidates(
     intent: JournalOrder,
     free: Sequence[Order],
     taken: Set[int],
     span: Optional[life.RequestWindow],
-    matches: Callable[[Order, Mapping[str, Any]], bool],
+    matches: Callable[[Order, Mapping[str, Any], Optional[life.RequestWindow]], bool],
 ) -> List[Tuple[float, int, str]]:
     """The listed orders that may be ``intent``'s, closest to its sending first: (distance, id, created_at)."""
     candidates: List[Tuple[float, int, str]] = []
     sent = parse_time(intent.sent_at)
     for listed in free:
         number = exchange_id_of(listed) or 0
-        if number in taken or not matches(listed, intent.order):
-            continue
+        if number in taken or not matches(listed, intent.order, span):
+            continue  # not its kind, or created outside the window its request could land in
         created = parse_time(listed.get("created_at"))
-        if created is not None and span is not None and not span.holds_time(created):
-            continue  # created outside the window its request could land in: not this intent's
         distance = abs((created - sent).total_seconds()) if created is not None and sent is not None else 0.0
         candidates.append((distance, number, _stamp(listed.get("created_at"))))
     return sorted(candidates)
@@ -354,7 +331,7 @@ def match_listing(
     waiting: Callable[[JournalOrder], bool],
     now: dt.datetime,
     stamp: str,
-    matches: Callable[[Order, Mapping[str, Any]], bool] = _listing_matches,
+    matches: Callable[[Order, Mapping[str, Any], Optional[life.RequestWindow]], bool] = matches_sent,
 ) -> Tuple[List[Outcome], List[Order], List[str]]:
     """Settle unsettled intents against what the exchange shows.
 

@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
+from . import _constants
+
 __all__ = [
     "INTENT",
     "SENT",
@@ -92,6 +94,7 @@ __all__ = [
     "order_state",
     "is_resting",
     "is_over",
+    "nothing_left",
     "LATE_REQUEST_GRACE",
     "SEND_SKEW",
     "RequestWindow",
@@ -228,28 +231,33 @@ def _exact(value: Any) -> Optional[Decimal]:
     return number if number.is_finite() else None
 
 
+def nothing_left(order: Mapping[str, Any]) -> bool:
+    """Whether the exchange shows nothing left to execute: ``remaining_volume`` <= 0, or (without it) all executed."""
+    fields: Dict[str, Any] = dict(order)
+    remaining = _exact(fields.get("remaining_volume"))
+    if remaining is not None:
+        return remaining <= 0
+    volume, executed = _exact(fields.get("volume")), _exact(fields.get("executed_volume"))
+    return volume is not None and executed is not None and executed >= volume
+
+
 def order_state(order: Mapping[str, Any]) -> str:
     """Our state of an order as the exchange shows it (a listed order, or a create answer).
 
     A word that ends it wins (a ``"Cancelled"`` order is cancelled, whatever
-    remains); then nothing remaining means ``filled``, whatever word was used
-    (a fully filled order is never resting); then something executed means
-    ``partly_filled``; else ``resting``, unknown words included.
+    remains); then a word that says filled, or nothing remaining, means
+    ``filled``, whatever other word was used (a fully filled order is never
+    resting); then something executed means ``partly_filled``; else
+    ``resting``, unknown words included.
     """
     fields: Dict[str, Any] = dict(order)
     words = [word_state(fields.get(key)) for key in ("state", "status")]
     for state in words:
         if state is not None and state in ENDED_STATES and state != FILLED:
             return state
-    remaining = _exact(fields.get("remaining_volume"))
-    volume, executed = _exact(fields.get("volume")), _exact(fields.get("executed_volume"))
-    if FILLED in words:
+    if FILLED in words or nothing_left(fields):
         return FILLED
-    if remaining is not None:
-        if remaining <= 0:
-            return FILLED
-    elif volume is not None and executed is not None and executed >= volume:
-        return FILLED
+    executed = _exact(fields.get("executed_volume"))
     if executed is not None and executed > 0:
         return PARTLY_FILLED
     return RESTING
@@ -267,8 +275,9 @@ def is_resting(order: Mapping[str, Any]) -> bool:
 
 # -- the late-request window ---------------------------------------------------------------
 
-#: Seconds after a call's deadline during which its request may still land on the exchange.
-LATE_REQUEST_GRACE = 5.0
+#: Seconds after a call's deadline during which its request may still land on the exchange (a setting:
+#: ``ClientSettings.late_request_grace``, ``GameAPI(late_request_grace=...)``); its default lives with the others.
+LATE_REQUEST_GRACE = _constants.LATE_REQUEST_GRACE
 #: Seconds before the time we sent a request at which the exchange may stamp its order: our
 #: estimate of the exchange's clock can be wrong by up to the resolution of its ``Date`` (one second).
 SEND_SKEW = 1.0
