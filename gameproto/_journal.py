@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Set, TypeVar, cast
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar, cast
 
 from . import _order_life as life
 from ._boundary import Blocking, Flow, Unanswered
@@ -183,6 +183,9 @@ class JournalFlows:
         self.in_flight: Set[str] = set()
         self.traders: Set[str] = set()
         self._last: Optional[dt.datetime] = None
+        #: What this process last recorded of the orders (executed, state) and trades its last listing showed.
+        self._observed: Dict[int, Tuple[str, str]] = {}
+        self._traded: Set[Tuple[str, str]] = set()
 
     # -- the exchange the journal belongs to ------------------------------------------------
 
@@ -344,18 +347,28 @@ class JournalFlows:
     # -- fills and trades ---------------------------------------------------------------------
 
     def observe_orders(self, listing: Sequence[Order]) -> Flow[None]:
-        """Record what a listing of our orders shows: executed volumes (fills) and states."""
+        """Record what a watch's listing of our orders shows that changed since its last: fills and states.
+
+        What this process last recorded of each listed order is remembered (for
+        the orders of the last listing only), so a poll where nothing changed
+        neither reads nor writes the journal.
+        """
         yield from self._learn_traders(traders_of(listing))
         observed = observe_listing(listing, self.now())
-        if observed:
-            yield from self._step(self._deadline(), "record fills", self.store.observe, observed)
+        last = self._observed
+        changed = [item for item in observed if last.get(item.exchange_id) != (item.executed_volume, item.state)]
+        if changed:
+            yield from self._step(self._deadline(), "record fills", self.store.observe, changed)
+        self._observed = {item.exchange_id: (item.executed_volume, item.state) for item in observed}
 
     def observe_trades(self, trades: Sequence[Trade]) -> Flow[int]:
-        """Record the account's trades among ``trades``; how many were new to the journal."""
+        """Record the account's trades among ``trades`` not recorded by the last listing; how many were new."""
         records = trade_records(trades, self.traders)
-        if not records:
-            return 0
-        return (yield from self._step(self._deadline(), "record trades", self.store.add_trades, records))
+        keys = {(record.trade_id, record.side) for record in records}
+        new = [record for record in records if (record.trade_id, record.side) not in self._traded]
+        added = (yield from self._step(self._deadline(), "record trades", self.store.add_trades, new)) if new else 0
+        self._traded = keys  # the trades of this listing: a trade listed again is not written again
+        return added
 
     def record_trades(self, run: Runner) -> Flow[int]:
         """Bring the journal's trades up to date (an export's first step): list them, record the account's."""

@@ -12,12 +12,13 @@ import hashlib
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import pytest
 
+from gameproto._boundary import Blocking
 from gameproto._events import TradeWatch
-from gameproto._journal import CREATED, INTENT, SCHEMA_VERSION, Intent, Observed, Outcome
+from gameproto._journal import CREATED, INTENT, SCHEMA_VERSION, Intent, JournalFlows, Observed, Outcome
 from gameproto._journal_resume import resume_watch
 from gameproto.journal import ExchangeIdentity, JournalError
 from gameproto_journal import SQLiteJournal, open_journal
@@ -205,3 +206,42 @@ def test_a_resumed_trade_watch_never_gives_again_what_it_gave_whatever_their_num
     assert resume_watch(watch, marks)
     events, _ = watch.succeeded([*listing, {"trade_id": "trd_new", "price": 50, "volume": 1}])
     assert [trade["trade_id"] for trade in events] == ["trd_new"]
+
+
+def drive(flow: Any) -> Any:
+    """Run a journal flow whose only actions are store steps (``Blocking``), as the blocking client does."""
+    reply: Any = None
+    try:
+        while True:
+            action = flow.send(reply)
+            assert isinstance(action, Blocking), action
+            reply = action.function(action.time_left)
+    except StopIteration as done:
+        return done.value
+
+
+def test_a_watch_poll_that_shows_nothing_new_touches_no_row(tmp_path: Path) -> None:
+    store = _filled_store(tmp_path / "bot.db", 50)
+    clock = iter(range(10**6)).__next__
+    flows = JournalFlows(
+        store,
+        exchange_now=lambda: None,
+        wall_clock=lambda: 1.9e9,
+        clock=lambda: float(clock()),
+        random=lambda: 0.25,
+        timeout=10**6,
+        writer="w",
+    )
+    listing = [{"order_id": n, "executed_volume": 0.5, "state": "Displayed", "trader": "alice"} for n in range(1, 51)]
+    trades = [{"trade_id": f"trd_{n}", "buyer": "alice", "price": 50, "volume": 1, "buy_order_id": n} for n in (1, 2)]
+    drive(flows.observe_orders(listing))
+    assert drive(flows.observe_trades(trades)) == 2
+    store.rows_read = 0
+    drive(flows.observe_orders(listing))
+    assert drive(flows.observe_trades(trades)) == 0
+    assert store.rows_read == 0  # and no write transaction either: nothing changed
+    listing[7] = {**listing[7], "executed_volume": 1}
+    drive(flows.observe_orders(listing))
+    assert store.rows_read <= 3  # the one order that changed: its state and its fills
+    assert store.orders(exchange_id=8)[0].executed_volume == 1
+    store.close()
