@@ -151,7 +151,10 @@ class Executor:
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
-        self.cursor.execute(sql, tuple(params))
+        if params:
+            self.cursor.execute(sql, tuple(params))
+        else:  # no parameters: a "%" in the text is a "%" (psycopg reads placeholders only when given some)
+            self.cursor.execute(sql)
         return int(self.cursor.rowcount or 0)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:

@@ -142,3 +142,28 @@ async def test_a_stopped_backend_holds_no_call_past_its_deadline(h: Harness, pg:
             os.kill(pid, signal.SIGCONT)
     await api.create_order(future_order(price=52.0))  # a new connection: the stalled one was discarded
     assert [order.exchange_id for order in await journaled(api) if order.exchange_id] == [1, 2]
+
+
+def test_a_previous_release_journal_is_migrated_once_and_an_unknown_version_refused(pg: PostgresServer) -> None:
+    import psycopg
+
+    from tests.journal.test_store import PREVIOUS_RELEASE
+
+    url = pg.new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        for statement in PREVIOUS_RELEASE:
+            db.execute(statement.replace("seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY"))
+    store = open_journal(url)
+    try:
+        (order,) = store.orders()
+        assert (order.exchange_id, order.state, order.executed_volume) == (7, CREATED, Decimal("0.5"))
+        assert store.reported("orders", [], 5.0) == {"*started*": "1", "7": "0.5|0"}
+    finally:
+        store.close()
+    open_journal(url).close()  # opened again: nothing left to migrate
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("UPDATE journal_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(JournalError, match="schema version 99"):
+        open_journal(url)
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute("SELECT value FROM journal_meta WHERE key = 'schema_version'").fetchone() == ("99",)
