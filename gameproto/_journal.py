@@ -204,7 +204,9 @@ class JournalFlows:
         try:
             status = yield from run(get_status(), self._deadline())
         except GameAPIError as error:
-            logger.info("journal: /status did not answer (%s); its instance is compared on the next call", error)
+            status = error  # a bulk's runner returns its error rather than raise it
+        if isinstance(status, GameAPIError):
+            logger.info("journal: /status did not answer (%s); its instance is compared on the next call", status)
             return
         instance = status.get("instance") if isinstance(status, dict) else None
         self._instance_checked = True

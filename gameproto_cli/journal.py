@@ -381,7 +381,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     for order in done.foreign:
         print(f"foreign  order {order.exchange_id} {_what(order)} (not placed by this journal's bots)")
     for intent_id in done.in_flight:
-        print(f"waiting  {intent_id} (in flight in another live process)")
+        print(f"waiting  {intent_id} (its request may still land: settled once its window closes)")
     print(
         f"{len(done.settled)} settled, {len(done.foreign)} foreign, {len(done.in_flight)} in flight, "
         f"{done.trades} new trades recorded"
