@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Proto
 
 from ._arguments import order_number_or_none
 from ._calls import Call
+from ._contract import Contract
 from ._errors import GameAPIError, JournalError
 
 __all__ = [
@@ -129,31 +130,23 @@ def parse_time(text: Any) -> Optional[dt.datetime]:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def delivery_times(order: Mapping[str, Any]) -> Tuple[str, str]:
-    """The delivery start and end of an order as sent, ISO 8601 in UTC."""
+def _contract(order: Mapping[str, Any]) -> Optional[Contract]:
     try:
-        day = dt.date.fromisoformat(str(order["date"]))
-        offset = dt.timezone(dt.timedelta(hours=int(order.get("tz_offset_hours") or 0)))
-        start_h, start_m = (int(part) for part in str(order["start_time"]).split(":"))
-        end_h, end_m = (int(part) for part in str(order["end_time"]).split(":"))
-    except (KeyError, ValueError, TypeError):
-        return "", ""
-    start = dt.datetime(day.year, day.month, day.day, start_h, start_m, tzinfo=offset)
-    end = dt.datetime(day.year, day.month, day.day, end_h, end_m, tzinfo=offset)
-    if end <= start:  # "00:00": midnight at the end of the day
-        end += dt.timedelta(days=1)
-    return iso(start), iso(end)
+        return Contract.from_order(order, check_offset=False)  # the offset as the exchange takes it
+    except (ValueError, TypeError):
+        return None
+
+
+def delivery_times(order: Mapping[str, Any]) -> Tuple[str, str]:
+    """The delivery start and end of an order as sent, ISO 8601 in UTC (its ``Contract``); "" when it has none."""
+    contract = _contract(order)
+    return ("", "") if contract is None else (iso(contract.start), iso(contract.end))
 
 
 def contract_of(order: Mapping[str, Any]) -> str:
-    """The contract name of a delivery window, as the exchange writes it (``2025-01-15T14:00:00Z/PT15M``)."""
-    start, end = delivery_times(order)
-    if not start:
-        return ""
-    minutes = int((parse_time(end) - parse_time(start)).total_seconds() // 60)  # type: ignore[operator]
-    hours, rest = divmod(minutes, 60)
-    length = "PT" + (f"{hours}H" if hours else "") + (f"{rest}M" if rest or not hours else "")
-    return start[:19] + "Z/" + length
+    """The contract id of an order as sent, as the exchange writes it (``2025-01-15T14:00:00Z/PT15M``)."""
+    contract = _contract(order)
+    return "" if contract is None else contract.id
 
 
 # -- the records -------------------------------------------------------------------
