@@ -70,6 +70,15 @@ def open_journal_flows(journal: Any, session: Session) -> Optional[JournalFlows]
     return open_flows(store, session, session.settings, writer)
 
 
+class _Records:
+    """The journal records of one ``delete_order`` or one kill switch: whether one failed (then none is tried)."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed = False
+
+
 class Trading:
     """The trading flows of one client over its ``session`` (see the module)."""
 
@@ -170,23 +179,23 @@ class Trading:
 
     def delete_order(self, order_id: Any) -> Flow[DeleteResult]:
         """Delete one order (``1234``, ``"1234"``, ``"ord_1234"``); the account is read again before the next order."""
-        answer = yield from self._deleting(delete_order(order_id), order_id)
+        answer = yield from self._deleting(delete_order(order_id), order_id, _Records())
         self.account.cancelled(order_id)
         return answer
 
-    def _deleting(self, call: Call[DeleteResult], order_id: Any) -> Flow[DeleteResult]:
+    def _deleting(self, call: Call[DeleteResult], order_id: Any, records: _Records) -> Flow[DeleteResult]:
         """One deletion, ``delete_order`` and the kill switch alike: its record never holds it back."""
         journal, number = self.journal, order_number_or_none(order_id)
         if journal is None or number is None:
             return (yield from self.session.run(call))
         deadline = self.session.clock() + self.settings.timeout
-        yield from self._record(number, "record the deletion's request", journal.store.delete_requested)
+        yield from self._record(records, number, "record the deletion's request", journal.store.delete_requested)
         try:
             answer = yield from self.session.run(call, deadline)
         except NotFoundError:
-            yield from self._record(number, "record the order gone", self._observed("gone"))
+            yield from self._record(records, number, "record the order gone", self._observed("gone"))
             raise
-        yield from self._record(number, "record the order deleted", self._observed("deleted"))
+        yield from self._record(records, number, "record the order deleted", self._observed("deleted"))
         return answer
 
     def _observed(self, state: str) -> Callable[..., None]:
@@ -197,20 +206,31 @@ class Trading:
 
         return observe
 
-    def _record(self, number: int, what: str, function: Callable[..., None]) -> Flow[None]:
-        """A deletion's journal record, given at most ``DELETE_RECORD_BUDGET``; a failure is a warning."""
+    def _record(self, records: _Records, number: int, what: str, function: Callable[..., None]) -> Flow[None]:
+        """A deletion's journal record, given at most ``DELETE_RECORD_BUDGET``; a failure is a warning.
+
+        Once a record of one ``delete_order`` or one kill switch failed, the
+        rest of its records are not tried: a store that is down would cost
+        every delete its budget. The next ``reconcile()`` completes them
+        from the exchange (nothing is queued in memory).
+        """
+        if records.failed:
+            return
         journal = cast(JournalFlows, self.journal)
         budget = min(_constants.DELETE_RECORD_BUDGET, self.settings.timeout)
         try:
             yield from journal._step(self.session.clock() + budget, what, function, number, journal.now())
         except JournalError as error:
+            records.failed = True
             logger.warning(
-                "order %s: %s; the delete goes ahead (the next reconcile completes the record)", number, error
+                "order %s: %s; the deletes go ahead without journal records (the next reconcile completes them)",
+                number,
+                error,
             )
 
     def cancel_all(self, contract: Any = None, side: Optional[str] = None) -> Flow[CancelAllResult]:
         """The kill switch: list, delete every matching resting order at once, list again for what failed."""
-        sweep = CancelAll(contract, side)
+        sweep, records = CancelAll(contract, side), _Records()
         while sweep.next_round():
             try:
                 listed: List[Order] = yield from self.session.run(get_orders(sweep.side))
@@ -221,16 +241,16 @@ class Trading:
             self.account.learn(listed)
             targets = sweep.targets(listed)
             outcomes = yield RunAll(
-                tuple(self._delete_outcome(number) for number in targets), _constants.BULK_CONCURRENCY
+                tuple(self._delete_outcome(number, records) for number in targets), _constants.BULK_CONCURRENCY
             )
             for number, outcome in zip(targets, outcomes):
                 sweep.record(number, outcome)
         self.account.mark_stale()  # read again before the next order
         return sweep.result()
 
-    def _delete_outcome(self, number: int) -> Flow[Union[DeleteResult, GameAPIError]]:
+    def _delete_outcome(self, number: int, records: _Records) -> Flow[Union[DeleteResult, GameAPIError]]:
         try:
-            return (yield from self._deleting(delete_order(number), number))
+            return (yield from self._deleting(delete_order(number), number, records))
         except GameAPIError as error:
             return error
 
