@@ -1,7 +1,9 @@
 """A third driver for the gameproto core, on http.client: the whole driver contract.
 
 Answer ``Send`` with a Response or a TransportFailure, ``Sleep`` by sleeping,
-and run a ``RunLocked`` flow holding the one token lock. The rest is the core's.
+run a ``RunLocked`` flow holding the one token lock and a ``RunAll``'s flows
+one after another. The rest is the core's: the limits (``risk=``), the journal
+(``journal=``), the kill switch and positions are ``Trading``'s flows.
 Run: python examples/stdlib_client.py http://127.0.0.1:8765 demo-token
 """
 
@@ -15,15 +17,40 @@ import time
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from gameproto import Blocking, Call, ClientSettings, Flow, Response, Send, Session, Sleep, TransportFailure, calls
+from gameproto import (
+    Blocking,
+    Call,
+    ClientSettings,
+    Flow,
+    Response,
+    RiskLimits,
+    RunAll,
+    Send,
+    Session,
+    Sleep,
+    TransportFailure,
+    calls,
+)
+from gameproto.driver import Trading
+from gameproto.journal import JournalStore
+from gameproto.risk import CancelAllResult, Positions
 
 
 class StdlibGameAPI:
     """The smallest blocking GAME client: one http.client connection, reopened when lost."""
 
-    def __init__(self, token: str, base_url: str) -> None:
-        settings = ClientSettings.from_arguments(token, base_url)  # every argument checked, as GameAPI's
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        *,
+        risk: Optional[RiskLimits] = None,
+        journal: Union[str, JournalStore, None] = None,
+    ) -> None:
+        # Every argument checked, as GameAPI's; the limits and the journal are the core's flows.
+        settings = ClientSettings.from_arguments(token, base_url, risk=risk, journal=journal)
         self.session, self.lock, self.url = Session(settings), threading.Lock(), urlsplit(settings.api_url)
+        self.trading = Trading(self.session)
         self.kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
         self.conn: Optional[http.client.HTTPConnection] = None
 
@@ -56,8 +83,10 @@ class StdlibGameAPI:
                     reply = self.send(action)
                 elif isinstance(action, Sleep):
                     reply = time.sleep(action.seconds)  # type: ignore[func-returns-value]
-                elif isinstance(action, Blocking):  # asked only by a budget shared through Redis
+                elif isinstance(action, Blocking):  # a budget shared through Redis, the journal's store
                     reply = action.function(action.time_left)
+                elif isinstance(action, RunAll):  # a bulk's parts, the kill switch's deletes: in turn
+                    reply = [self.drive(each) for each in action.flows]
                 elif self.lock.acquire(timeout=action.wait):  # a RunLocked
                     try:
                         reply = self.drive(action.flow)
@@ -72,6 +101,24 @@ class StdlibGameAPI:
 
     def call(self, call: Call[Any]) -> Any:  # any call built by gameproto.calls
         return self.drive(self.session.run(call))
+
+    def create_order(self, order_data: Any, skip_invalid: bool = False) -> Any:  # under the limits, journaled
+        return self.drive(self.trading.create_order(order_data, skip_invalid))
+
+    def delete_order(self, order_id: Union[int, str]) -> Any:
+        return self.drive(self.trading.delete_order(order_id))
+
+    def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
+        return self.drive(self.trading.cancel_all(contract, side))  # type: ignore[no-any-return]
+
+    def positions(self) -> Positions:
+        return self.drive(self.trading.positions())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.trading.journal is not None:
+            self.trading.journal.store.close()
+        if self.conn is not None:
+            self.conn.close()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Builds every request, parses every answer and error, holds the order rules,
 the token lifecycle, the retry policy and a simulator of the exchange. The
 drivers ``gameproto_sync`` and ``gameproto_async`` move the bytes; a driver
-runs the flows of ``Session`` and answers their actions (``Send``, ``Sleep``,
-``RunLocked``, ``Blocking``): see docs/design.md.
+runs the flows of ``Session`` and ``Trading`` and answers their actions
+(``Send``, ``Sleep``, ``RunLocked``, ``Blocking``, ``RunAll``): see docs/design.md.
 
 What is named here is the public surface: what a user of the clients or the
 author of a driver needs. The rest lives in private modules and may change.
@@ -14,7 +14,19 @@ from __future__ import annotations
 
 from . import calls, journal, risk, types
 from ._attempt import Attempt
-from ._boundary import Action, Blocking, FailureKind, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from ._boundary import (
+    Action,
+    Blocking,
+    FailureKind,
+    Flow,
+    Request,
+    Response,
+    RunAll,
+    RunLocked,
+    Send,
+    Sleep,
+    TransportFailure,
+)
 from ._calls import Call
 from ._constants import VERSION as __version__
 from ._contract import Contract
@@ -62,6 +74,7 @@ __all__ = [
     "Sleep",
     "RunLocked",
     "Blocking",
+    "RunAll",
     "Action",
     "Flow",
     # a client's options: retries and the attempt hook

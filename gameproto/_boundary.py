@@ -20,6 +20,7 @@ __all__ = [
     "Sleep",
     "RunLocked",
     "Blocking",
+    "RunAll",
     "Unanswered",
     "Action",
     "Flow",
@@ -215,13 +216,29 @@ class Blocking:
 
 
 @dataclass(frozen=True)
+class RunAll:
+    """Run every flow of ``flows``, at most ``limit`` at once where the driver can (one after another
+    otherwise); resume with the list of what each returned, in the order given.
+
+    The flows are complete core flows that return their outcome (a
+    ``GameAPIError`` included) rather than raise it, and each decides at its
+    start whether it still has anything to do (a bulk stops after a failed
+    part): a driver runs them as it runs any flow and decides nothing. The
+    kill switch's deletes and a split bulk's parts ask for this.
+    """
+
+    flows: Tuple[Flow[Any], ...]
+    limit: int
+
+
+@dataclass(frozen=True)
 class Unanswered:
     """What a ``Blocking`` function gave instead of an answer: it failed, or did not return in time."""
 
     detail: str
 
 
-Action = Union[Send, Sleep, RunLocked, Blocking]
+Action = Union[Send, Sleep, RunLocked, Blocking, RunAll]
 """What a flow asks of its driver."""
 Flow = Generator[Action, Any, T]
 """A flow: yields ``Action``s, is resumed with their outcome, returns the answer (or raises a ``GameAPIError``)."""

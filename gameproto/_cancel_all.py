@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from ._arguments import check_direction, order_number_or_none
 from ._contract import Contract
 from ._errors import GameAPIError, InvalidArgumentError, NotFoundError
-from ._risk import is_resting
+from ._order_life import is_resting
 
 __all__ = ["CancelAll", "CancelAllResult", "CANCEL_ALL_ROUNDS"]
 

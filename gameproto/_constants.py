@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
     "BULK_LIMIT",
     "BULK_CONCURRENCY",
+    "DELETE_RECORD_BUDGET",
+    "LATE_REQUEST_GRACE",
     "POOL_MAX_CONNECTIONS",
     "KEEPALIVE_EXPIRY",
     "SERVER_IDLE_TIMEOUT",
@@ -77,6 +79,11 @@ DEFAULT_TOKEN_LIFETIME = 3600.0
 BULK_LIMIT = 100
 #: Parts of a split bulk the async client sends at once.
 BULK_CONCURRENCY = 4
+#: Seconds a deletion's journal record may take before the delete is sent anyway (the kill switch never
+#: waits on the journal: a record that could not be written is logged, and the next reconcile completes it).
+DELETE_RECORD_BUDGET = 0.5
+#: Seconds after a call's deadline during which its request may still land on the exchange (``_order_life``).
+LATE_REQUEST_GRACE = 5.0
 
 #: Connections a client keeps open to the exchange.
 POOL_MAX_CONNECTIONS = 10

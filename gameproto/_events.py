@@ -67,6 +67,7 @@ from typing import (
     Iterable,
     List,
     Literal,
+    Mapping,
     Optional,
     Sequence,
     Set,
@@ -88,6 +89,7 @@ from ._errors import (
     ServerError,
 )
 from ._market import best_offers
+from ._order_life import ENDED_STATES, FILLED, nothing_left, order_state
 from ._retry import backoff_delay
 from ._types import MarketRow, Number, Order, Trade
 
@@ -102,12 +104,11 @@ __all__ = [
     "TradeWatch",
     "MarketWatch",
     "is_transient",
-    "ENDING_STATES",
     "OrderEventKind",
 ]
 
-#: Order states (``state`` or ``status``, any case) that end an order while it is still listed.
-ENDING_STATES = frozenset({"expired", "deleted", "cancelled", "canceled", "rejected"})
+#: The ends of an order that make it ``gone`` while still listed (a filled one ends by its fills).
+_GONE_WHILE_LISTED = ENDED_STATES - {FILLED}
 
 #: Orders and trades that left the listing and are remembered, so that one
 #: listed again (a flaky listing) is not counted twice. Bounded.
@@ -206,20 +207,11 @@ def _order_key(order: Order) -> Hashable:
 
 
 def _ended(order: Order) -> bool:
-    fields: Dict[str, Any] = dict(order)
-    for field in ("state", "status"):
-        value = fields.get(field)
-        if isinstance(value, str) and value.strip().lower() in ENDING_STATES:
-            return True
-    return False
+    return order_state(order) in _GONE_WHILE_LISTED
 
 
 def _complete(order: Order) -> bool:
-    remaining = _exact(order.get("remaining_volume"))
-    if remaining is not None:
-        return remaining <= 0
-    executed, volume = _exact(order.get("executed_volume")), _exact(order.get("volume"))
-    return executed is not None and volume is not None and executed >= volume
+    return nothing_left(order)
 
 
 class _Remembered:
@@ -290,6 +282,20 @@ class OrderTracker:
         self._listed = listed
         return events
 
+    def resume(self, reported: Mapping[Hashable, Tuple[Decimal, bool]]) -> None:
+        """Start from what a previous run reported (executed volume, ended) by order key, not from a baseline.
+
+        The next listing then gives only what changed since: a fill, an order
+        placed or gone while nobody watched.
+        """
+        for key, (executed, ended) in reported.items():
+            if ended:
+                self._left.put(key, executed)
+            else:
+                self._listed[key] = {"order_id": key}  # type: ignore[typeddict-item]
+                self._counted[key] = executed
+        self._started = True
+
     def _baseline(self, orders: Sequence[Order]) -> List[OrderEvent]:
         self._started = True
         events: List[OrderEvent] = []
@@ -355,6 +361,11 @@ class TradeTracker:
             name: Any = order.get("trader")
             if isinstance(name, str) and name:
                 self._traders.add(name)
+
+    def resume(self, reported: Iterable[Hashable]) -> None:
+        """Start from the trades a previous run reported (by key), not from a baseline: later ones are news."""
+        self._seen.update(reported)
+        self._started = True
 
     def is_mine(self, trade: Trade) -> bool:
         return trade.get("buyer") in self._traders or trade.get("seller") in self._traders
@@ -547,6 +558,11 @@ class TradeWatch(Watch[Trade]):
     @property
     def call(self) -> Call[Any]:
         return self._orders if self._learning else self._trades
+
+    @property
+    def learning_traders(self) -> bool:
+        """Whether the next poll lists the caller's orders (to learn its trader names) rather than the trades."""
+        return self._learning
 
     def succeeded(self, value: Any) -> Tuple[List[Trade], float]:
         if self._learning:

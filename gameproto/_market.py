@@ -1,12 +1,21 @@
-"""Views over market answers that the helpers return (no endpoint of their own)."""
+"""Views over market answers: the helpers' (best offers, latest prices, price order) and the limits' prices.
+
+One reading of market rows and LTP entries: ``best_offers`` and
+``latest_ltp`` answer the helpers, and ``best_prices``/``last_prices`` (the
+same views, as exact decimals keyed by ``Contract``) are what the price band
+of ``RiskLimits`` is judged against.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, cast
 
+from ._contract import Contract
+from ._positions import decimal_of
 from ._types import BestOffers, LatestLTP, LTPEntry, MarketRow
 
-__all__ = ["best_offers", "latest_ltp", "sort_by_price"]
+__all__ = ["best_offers", "latest_ltp", "sort_by_price", "best_prices", "last_prices"]
 
 
 def _price_key(row: Any) -> float:
@@ -100,3 +109,44 @@ def sort_by_price(rows: List[MarketRow]) -> List[MarketRow]:
         )
 
     return sorted(rows, key=key)
+
+
+def _price(value: Any) -> Optional[Decimal]:
+    try:
+        return decimal_of(value, "price")
+    except ValueError:
+        return None
+
+
+def best_prices(rows: Iterable[MarketRow]) -> Dict[Contract, Dict[str, Decimal]]:
+    """The best bid (``buy``) and ask (``sell``) of each contract of ``best_offers``, as exact decimals.
+
+    Rows whose contract is not a contract id, or whose price is no number, are left out.
+    """
+    best: Dict[Contract, Dict[str, Decimal]] = {}
+    for contract_id, sides in best_offers(rows).items():
+        try:
+            contract = Contract.parse(contract_id)
+        except ValueError:
+            continue
+        for side in ("buy", "sell"):
+            for row in sides[side]:
+                price = _price(row.get("price"))
+                if price is not None:
+                    best.setdefault(contract, {})[side] = price
+                    break
+    return best
+
+
+def last_prices(entries: Iterable[LTPEntry]) -> Dict[Contract, Decimal]:
+    """The newest traded price of each contract of ``latest_ltp``, as an exact decimal."""
+    newest: Dict[Contract, Decimal] = {}
+    for contract_id, entry in latest_ltp(entries).items():
+        price = _price(entry.get("price"))
+        try:
+            contract = Contract.parse(contract_id)
+        except ValueError:
+            continue
+        if price is not None:
+            newest[contract] = price
+    return newest

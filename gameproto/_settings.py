@@ -19,10 +19,14 @@ from . import _constants
 from ._arguments import is_number
 from ._attempt import Attempt
 from ._budget import check_limit
+from ._order_life import LATE_REQUEST_GRACE, check_grace
 from ._retry import RetryPolicy
+from ._risk import RiskLimits
 
 __all__ = [
     "ClientSettings",
+    "check_risk",
+    "check_journal",
     "check_personal_token",
     "api_url",
     "check_verify",
@@ -100,6 +104,11 @@ def _count(name: str, value: Any, least: int) -> int:
     return int(value)
 
 
+def _check_callable(name: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be callable, got {type(value).__name__}")
+
+
 def _retry_policy(retry_policy: Any, max_retries: Any) -> RetryPolicy:
     """The policy given, or the default one with ``max_retries`` (which it checks)."""
     if retry_policy is None:
@@ -168,6 +177,12 @@ class ClientSettings:
     budget_url: Optional[str] = field(default=None, repr=False)
     #: The shared budget's key; None: derived from the base URL and a hash of the token.
     budget_key: Optional[str] = None
+    #: Seconds after a call's deadline its request may still land (the late-request window, ``_order_life``).
+    late_request_grace: float = LATE_REQUEST_GRACE
+    #: The pre-trade limits every order is held to (``RiskLimits``), or None.
+    risk: Optional[RiskLimits] = None
+    #: The order journal: a URL (``sqlite:///bot.db``), a ``JournalStore`` already open, or None.
+    journal: Any = field(default=None, repr=False)
 
     @classmethod
     def from_arguments(
@@ -190,21 +205,21 @@ class ClientSettings:
         budget_url: Optional[str] = None,
         budget_key: Optional[str] = None,
         environ: Optional[Mapping[str, str]] = None,
+        late_request_grace: float = LATE_REQUEST_GRACE,
+        risk: Optional[RiskLimits] = None,
+        journal: Any = None,  # checked here; opened by the Trading flows (``gameproto/_trading.py``)
     ) -> ClientSettings:
         """The settings of ``GameAPI(...)``'s arguments; ``ValueError`` naming the first bad one.
 
-        With ``trust_env`` the environment (``environ``, default ``os.environ``)
-        is read here, once: the proxy variables and the CA bundle variables
-        (see ``proxy_from_environment`` and ``ca_from_environment``).
+        With ``trust_env`` the environment (``environ``, default ``os.environ``) is read here, once:
+        the proxy and CA bundle variables (``proxy_from_environment``, ``ca_from_environment``).
         """
-        check_personal_token(token)
-        check_limit(requests_per_minute)
+        check_personal_token(token), check_limit(requests_per_minute)
         check_budget(budget_url, budget_key, requests_per_minute)
         url = api_url(base_url)
         timeout = _seconds("timeout", timeout)
         retry_policy = _retry_policy(retry_policy, max_retries)
-        if on_attempt is not None and not callable(on_attempt):
-            raise ValueError(f"on_attempt must be callable, got {type(on_attempt).__name__}")
+        _check_callable("on_attempt", on_attempt)
         given = check_verify(verify_ssl)
         proxy, verify = _from_environment(url, given, trust_env, environ)
         settings = cls(
@@ -228,6 +243,9 @@ class ClientSettings:
             requests_per_minute=requests_per_minute,
             budget_url=budget_url,
             budget_key=budget_key,
+            late_request_grace=check_grace(late_request_grace),
+            risk=check_risk(risk),
+            journal=check_journal(journal),
         )
         if settings.verify_ssl is False and settings.is_https:
             logger.warning(_UNVERIFIED, settings.api_url)
@@ -349,6 +367,22 @@ def check_budget(budget_url: Any, budget_key: Any, requests_per_minute: Any) -> 
         raise ValueError(f"budget_key must be a non-empty string, got {type(budget_key).__name__}")
     if requests_per_minute is None:
         raise ValueError("budget_url with requests_per_minute=None: there is no limit to share")
+
+
+def check_risk(risk: Any) -> Optional[RiskLimits]:
+    """``risk``: None or a ``RiskLimits``; ``ValueError`` naming it otherwise."""
+    if risk is not None and not isinstance(risk, RiskLimits):
+        raise ValueError(f"risk must be a RiskLimits, got {type(risk).__name__}")
+    return risk
+
+
+def check_journal(journal: Any) -> Any:
+    """``journal``: None, a journal URL, or a store already open (a ``JournalStore``); ``ValueError`` otherwise."""
+    if journal is None or isinstance(journal, str):
+        return journal
+    if not all(callable(getattr(journal, name, None)) for name in ("add_intents", "settle", "close")):
+        raise ValueError(f"journal must be a journal URL or a JournalStore, got {type(journal).__name__}")
+    return journal
 
 
 def check_personal_token(token: Any) -> str:

@@ -4,22 +4,32 @@
 what ``api.journal.orders()`` and ``api.journal.trades()`` return;
 ``Reconciled`` is ``api.reconcile()``'s answer; ``JournalStore`` is the
 Protocol a store implements (``gameproto_journal`` holds SQLite and
-PostgreSQL); ``STATES`` every state an order of the journal can be in.
-The logic lives in the private ``gameproto._journal``.
+PostgreSQL), and ``Intent``, ``Outcome``, ``Observed`` and
+``ExchangeIdentity`` the values its methods take; ``STATES`` every state an
+order of the journal can be in; ``SCHEMA_VERSION`` the version of the
+tables this release writes. The logic lives in the private
+``gameproto._journal*`` modules.
 """
 
 from __future__ import annotations
 
 from ._errors import JournalError
-from ._journal import (
+from ._journal_records import (
+    SCHEMA_VERSION,
     STATES,
     UNSETTLED,
+    ExchangeIdentity,
+    Intent,
     JournalFill,
     JournalOrder,
     JournalStore,
     JournalTrade,
+    Observed,
+    Outcome,
     Reconciled,
     StateChange,
+    iso,
+    parse_time,
 )
 
 __all__ = [
@@ -30,6 +40,13 @@ __all__ = [
     "StateChange",
     "Reconciled",
     "JournalStore",
+    "Intent",
+    "Outcome",
+    "Observed",
+    "ExchangeIdentity",
     "STATES",
     "UNSETTLED",
+    "SCHEMA_VERSION",
+    "iso",
+    "parse_time",
 ]

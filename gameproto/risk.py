@@ -7,6 +7,12 @@ sums a trader's trades per contract and per day; ``RiskLimits`` is what
 ``RiskLimitError`` what a breach raises; ``CancelAll`` decides which orders
 the kill switch deletes, and ``CancelAllResult`` is what it answers. All of
 it is pure (docs/risk.md).
+
+The one life of an order is here too: ``order_state(order)`` reads what the
+exchange shows (``state``/``status`` in any case, and what remains),
+``is_resting``/``is_over`` answer "is this order over?", ``ORDER_STATES``,
+``LIVE_STATES``, ``ENDED_STATES`` and ``MOVES`` are its tables, and
+``request_window`` the late-request window (``LATE_REQUEST_GRACE``).
 """
 
 from __future__ import annotations
@@ -14,8 +20,22 @@ from __future__ import annotations
 from ._cancel_all import CancelAll, CancelAllResult
 from ._contract import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
 from ._errors import RiskBreach, RiskLimitError
+from ._order_life import (
+    ENDED_STATES,
+    LATE_REQUEST_GRACE,
+    LIVE_STATES,
+    MOVES,
+    ORDER_STATES,
+    SEND_SKEW,
+    RequestWindow,
+    can_move,
+    is_over,
+    is_resting,
+    order_state,
+    request_window,
+)
 from ._positions import DayPosition, Position, Positions, positions, trader_names
-from ._risk import RiskLimits, is_resting
+from ._risk import RiskLimits
 
 __all__ = [
     "Contract",
@@ -32,6 +52,17 @@ __all__ = [
     "RiskLimitError",
     "RiskBreach",
     "is_resting",
+    "is_over",
+    "order_state",
+    "can_move",
+    "ORDER_STATES",
+    "LIVE_STATES",
+    "ENDED_STATES",
+    "MOVES",
+    "LATE_REQUEST_GRACE",
+    "SEND_SKEW",
+    "RequestWindow",
+    "request_window",
     "CancelAll",
     "CancelAllResult",
 ]

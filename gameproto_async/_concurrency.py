@@ -1,4 +1,4 @@
-"""What the async client needs of its event loop: sleep, a lock with a timeout, parts at once.
+"""What the async client needs of its event loop: sleep, a lock with a timeout, flows at once.
 
 asyncio and trio alike, through anyio. ``gameproto_sync/_concurrency.py``
 has the same names for threads.
@@ -7,18 +7,15 @@ has the same names for threads.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Optional, Tuple, TypeVar, Union
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, Union
 
 import anyio
 import anyio.to_thread
 
-from gameproto import _constants
-from gameproto._boundary import Unanswered
+from gameproto.driver import Unanswered
 
-__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "current_loop", "shielded"]
+__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "current_loop", "shielded"]
 
-A = TypeVar("A")
-B = TypeVar("B")
 R = TypeVar("R")
 
 sleep = anyio.sleep
@@ -78,14 +75,16 @@ async def run_blocking(function: Callable[[float], R], time_left: float) -> Unio
     return Unanswered(f"no answer within the call's {time_left:.3g} s left")
 
 
-async def run_parts(send: Callable[[A, B], Awaitable[None]], parts: Iterable[Tuple[A, B]]) -> None:
-    """``send`` each part, at most ``BULK_CONCURRENCY`` at once; return when all are done."""
-    limiter = anyio.CapacityLimiter(_constants.BULK_CONCURRENCY)
+async def run_all(drive: Callable[[Any], Awaitable[Any]], flows: Sequence[Any], limit: int) -> List[Any]:
+    """Run each core flow (a ``RunAll``'s) as its own task, at most ``limit`` at once; what each returned, in order."""
+    limiter = anyio.CapacityLimiter(max(1, limit))
+    results: List[Any] = [None] * len(flows)
 
-    async def one(first: A, second: B) -> None:
+    async def one(index: int, flow: Any) -> None:
         async with limiter:
-            await send(first, second)
+            results[index] = await drive(flow)
 
     async with anyio.create_task_group() as group:
-        for first, second in parts:
-            group.start_soon(one, first, second)
+        for index, flow in enumerate(flows):
+            group.start_soon(one, index, flow)
+    return results

@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpcore
 
-from gameproto import ClientSettings, FailureKind, Response, Send, TransportFailure, _constants
+from gameproto import ClientSettings, FailureKind, Response, Send, TransportFailure
+from gameproto.driver import defaults as _constants
 
 from ._concurrency import current_loop
 from ._deadline import DeadlineBackend, set_deadline

@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from gameproto import GameAPIError
 from gameproto._settings import api_url, parse_verify, read_dotenv
+from gameproto.risk import is_resting, order_state
 
 from .failures import UsageError, require_backend
 from .options import bad_url, read_token_file
@@ -166,19 +167,14 @@ def _number(order_id: Any) -> str:
 
 def _rests(order: Optional[Mapping[str, Any]]) -> bool:
     """Whether a listed order still has volume in the book (so that deleting it takes something out)."""
-    if not order or str(order.get("status", "active")) != "active":
-        return False
-    try:
-        return float(order.get("remaining_volume") or 0) > 0
-    except (TypeError, ValueError):
-        return False
+    return bool(order) and is_resting(order or {})
 
 
 def _left(order: Mapping[str, Any]) -> str:
     """What is left of a listed order: it rests, traded completely, or ended."""
     if _rests(order):
         return f"{cell(order.get('remaining_volume'))} MW resting"
-    if str(order.get("status")) == "filled":
+    if order_state(order) == "filled":
         return "traded completely (a filled order cannot be deleted)"
     return f"{order.get('status', 'gone')}"
 

@@ -9,12 +9,12 @@ another host (the answers carry a Content-Security-Policy that forbids it).
 
 from __future__ import annotations
 
-import datetime as dt
 import mimetypes
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional
 
+from gameproto import Contract
 from gameproto.simulator.answers import JSONObject, iso
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.seeding import MARKET_MAKERS
@@ -49,8 +49,8 @@ def content_type(name: str) -> str:
 
 
 def _start(contract: str) -> float:
-    start = dt.datetime.strptime(contract.split("/")[0], "%Y-%m-%dT%H:%M:%SZ")
-    return start.replace(tzinfo=dt.timezone.utc).timestamp()
+    """The delivery start of a contract id, as POSIX seconds (one reading of ids: the core's ``Contract``)."""
+    return Contract.parse(contract).start.timestamp()
 
 
 def _ladders(exchange: Exchange) -> List[JSONObject]:

@@ -8,9 +8,14 @@
   ``postgres`` extra).
 
 A ``writer`` query parameter (``sqlite:///bot.db?writer=bot-a``) names the
-process in the journal (default ``default``): a restarted process under the
-same name settles the intents its previous run left in flight at once.
-Give every process of a desk that writes one journal its own name.
+process in the journal; without one each process gets a name of its own.
+Before an intent's late-request window closes only the process that wrote it
+settles it; after, any process does (a restarted bot included).
+
+A URL that can never name a journal (no scheme, an unknown scheme, a SQLite
+URL without a path) is a ``ValueError``; a journal that cannot be opened
+(its folder missing, the database down, a schema version this release does
+not know) is a ``JournalError``.
 
 The logic (records, the write-ahead steps, reconciliation) is the pure
 core's, ``gameproto._journal``; the clients import this package only when a
@@ -19,23 +24,35 @@ journal is asked for.
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gameproto._errors import JournalError
-from gameproto._journal import JournalStore
+from gameproto.journal import ExchangeIdentity, Intent, JournalStore, Observed, Outcome
 
 from ._postgres import PostgresJournal  # psycopg itself is imported only when one is opened
 from ._sql import SQLStore
 from ._sqlite import SQLiteJournal
 
-__all__ = ["open_journal", "split_writer", "SQLiteJournal", "PostgresJournal", "SQLStore", "JournalStore"]
+__all__ = [
+    "open_journal",
+    "check_journal_url",
+    "split_writer",
+    "SQLiteJournal",
+    "PostgresJournal",
+    "SQLStore",
+    "JournalStore",
+    "Intent",
+    "Outcome",
+    "Observed",
+    "ExchangeIdentity",
+]
 
 
-def split_writer(url: str) -> Tuple[str, str]:
-    """``url`` without its ``writer`` query parameter, and the writer's name (``default`` when absent)."""
+def split_writer(url: str) -> Tuple[str, Optional[str]]:
+    """``url`` without its ``writer`` query parameter, and the writer's name (None when absent)."""
     base, _, query = url.partition("?")
-    writer = "default"
+    writer: Optional[str] = None
     kept = []
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "writer":
@@ -45,25 +62,42 @@ def split_writer(url: str) -> Tuple[str, str]:
     return (base + "?" + urlencode(kept) if kept else base), writer
 
 
-def open_journal(url: str, *, connect_timeout: float = 10.0) -> Union[SQLiteJournal, PostgresJournal]:
-    """The journal store ``url`` names; ``JournalError`` when it cannot be opened."""
+def check_journal_url(url: object) -> str:
+    """The scheme of a journal URL (``sqlite`` or ``postgresql``); ``ValueError`` for one that can never work."""
     if not isinstance(url, str) or "://" not in url:
-        raise JournalError(f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}")
+        raise ValueError(f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}")
     bare, _ = split_writer(url)
     scheme = bare.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        if not bare.startswith("sqlite:///") or not bare[len("sqlite:///") :]:
+            raise ValueError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
+        return scheme
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    raise ValueError(f"unknown journal scheme {scheme!r} in {url!r} (sqlite:/// or postgresql://)")
+
+
+def open_journal(
+    url: str, *, connect_timeout: float = 10.0, read_only: bool = False
+) -> Union[SQLiteJournal, PostgresJournal]:
+    """The journal store ``url`` names: ``ValueError`` for a URL that can never work, else ``JournalError``.
+
+    ``read_only`` opens it for reading only (an export of a journal the
+    process may not write); it is never created, migrated or changed then.
+    """
+    scheme = check_journal_url(url)
+    bare, _ = split_writer(url)
     try:
         if scheme == "sqlite":
-            path = bare[len("sqlite:///") :] if bare.startswith("sqlite:///") else ""
-            if not path:
-                raise JournalError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
-            return SQLiteJournal(path, url=bare)
-        if scheme in ("postgresql", "postgres"):
-            return PostgresJournal(bare, url=_shown(bare), connect_timeout=connect_timeout)
+            path = bare[len("sqlite:///") :]
+            return SQLiteJournal(path, url=bare, read_only=read_only)
+        return PostgresJournal(bare, url=_shown(bare), connect_timeout=connect_timeout, read_only=read_only)
     except JournalError:
+        raise
+    except ImportError:
         raise
     except Exception as error:
         raise JournalError(f"could not open the journal {_shown(bare)}: {type(error).__name__}: {error}") from None
-    raise JournalError(f"unknown journal scheme {scheme!r} (sqlite:/// or postgresql://)")
 
 
 def _shown(url: str) -> str:

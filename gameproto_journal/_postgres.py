@@ -1,21 +1,38 @@
 """The journal in PostgreSQL, for a desk: several processes on several hosts write one journal.
 
 psycopg 3, installed with the ``postgres`` extra (``pip install
-".[postgres]"``). Every write is one transaction whose
-``statement_timeout`` and ``lock_timeout`` are the call's time left, so a
-stalled server cannot hold a call past its deadline. Records are never
-duplicated when writers race: the tables' constraints decide, with
+".[postgres]"``). Every step is one transaction whose ``statement_timeout``
+and ``lock_timeout`` are the call's time left; and because a stalled server
+(a stopped backend, a dead link) answers no timeout at all, each step runs
+in a worker thread that the caller waits for no longer than its time left.
+A worker still waiting then is abandoned, its connection discarded (closed
+by the worker when it ends; never used again), so the blocking client keeps
+its deadline exactly as the async one does. Records are never duplicated
+when writers race: the tables' constraints decide, with
 ``ON CONFLICT DO NOTHING`` (see ``_sql.py``).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+import threading
+from typing import Any, Callable, List, Optional, TypeVar
 
 from ._sql import Executor, SQLStore
 
 __all__ = ["PostgresJournal"]
+
+R = TypeVar("R")
+
+
+class _Step:
+    """One transaction run by a worker thread; the caller may stop waiting for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.abandoned = False
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.lock = threading.Lock()
 
 
 class PostgresJournal(SQLStore):
@@ -24,47 +41,103 @@ class PostgresJournal(SQLStore):
     placeholder = "%s"
     serial = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, conninfo: str, *, url: str = "", connect_timeout: float = 10.0) -> None:
+    def __init__(self, conninfo: str, *, url: str = "", connect_timeout: float = 10.0, read_only: bool = False) -> None:
         try:
             import psycopg
         except ImportError as missing:  # an extra
-            raise ImportError(
-                f'a PostgreSQL journal needs psycopg 3: pip install ".[postgres]" ({missing})'
-            ) from None
+            raise ImportError(f'a PostgreSQL journal needs psycopg 3: pip install ".[postgres]" ({missing})') from None
         super().__init__()
         self._psycopg = psycopg
         self.conninfo = conninfo
         self.url = url or conninfo
-        self._db: Optional[Any] = None
-        with self._locked(connect_timeout) as db:
-            # Two processes creating the tables at once: one waits for the other.
-            db.run("SELECT pg_advisory_xact_lock(7266372)")
-            self._create_schema(db)
+        self.read_only = read_only
+        #: Connections no step is using; a step takes one, and gives it back only if it ended in time.
+        self._idle: List[Any] = []
+        self._idle_lock = threading.Lock()
+        if read_only:
+            self._read(self._check_readable, connect_timeout)
+        else:
+            self._write(self._create, connect_timeout)
 
-    def _connection(self, time_left: float) -> Any:
-        if self._db is None or self._db.closed:
-            self._db = self._psycopg.connect(self.conninfo, connect_timeout=max(2, int(time_left + 0.999)))
-        return self._db
+    def _create(self, db: Executor) -> None:
+        # Two processes creating (or migrating) the tables at once: one waits for the other.
+        db.run("SELECT pg_advisory_xact_lock(7266372)")
+        self._prepare(db)
 
-    @contextmanager
-    def _transaction(self, time_left: float) -> Iterator[Executor]:
-        connection = self._connection(time_left)
+    def _table_exists(self, db: Executor, name: str) -> bool:
+        return bool(db.rows("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0])
+
+    def _take(self, time_left: float) -> Any:
+        with self._idle_lock:
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.closed:
+                    return connection
+        return self._psycopg.connect(self.conninfo, connect_timeout=max(2, int(time_left + 0.999)))
+
+    def _give(self, connection: Any) -> None:
+        with self._idle_lock:
+            self._idle.append(connection)
+
+    def _transaction(self, body: Callable[[Executor], R], time_left: float, write: bool, step: _Step) -> R:
+        connection = self._take(time_left)
         milliseconds = str(max(1, int(time_left * 1000)))
         try:
             with connection.transaction():
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))
                     cursor.execute("SELECT set_config('lock_timeout', %s, true)", (milliseconds,))
-                    yield Executor(cursor, self.placeholder)
-        except self._psycopg.OperationalError:
-            # A broken connection is dropped; the next call connects anew.
-            connection.close()
+                    if not write:
+                        cursor.execute("SET TRANSACTION READ ONLY")
+                    result = body(Executor(cursor, self.placeholder, self))
+                    with step.lock:
+                        if step.abandoned:  # the caller gave up: what it was told did not happen must not happen
+                            raise TimeoutError("abandoned at the call's deadline; rolled back")
+        except BaseException:
+            connection.close()  # a broken (or timed-out) connection is dropped; the next step connects anew
             raise
+        if step.abandoned:
+            connection.close()
+        else:
+            self._give(connection)
+        return result
+
+    def _run(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:
+        if write and self.read_only:
+            from gameproto._errors import JournalError
+
+            raise JournalError(f"the journal {self.url} is open read-only")
+        step = _Step()
+
+        def work() -> None:
+            try:
+                step.result = self._transaction(body, time_left, write, step)
+            except BaseException as error:  # handed to the caller, who raises it
+                step.error = error
+            finally:
+                with step.lock:
+                    step.done.set()
+
+        worker = threading.Thread(target=work, name="gameproto-journal", daemon=True)
+        worker.start()
+        if not step.done.wait(max(0.001, time_left)):
+            with step.lock:
+                if not step.done.is_set():
+                    step.abandoned = True
+            if step.abandoned:
+                raise TimeoutError(
+                    f"PostgreSQL did not answer within {time_left:.3g} s (the call's time left); the step was "
+                    "abandoned and its connection discarded"
+                )
+        if step.error is not None:
+            raise step.error
+        return step.result  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
     def __repr__(self) -> str:
         return f"<PostgresJournal {self.url.split('@')[-1]!r}>"

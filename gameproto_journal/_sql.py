@@ -1,33 +1,41 @@
 """The journal's tables and statements, one text for SQLite and PostgreSQL.
 
+This module only persists: every move of an order's state is the core's
+decision (``gameproto._journal_life``: ``settle_allowed``, ``observed_move``,
+``deleting_allowed``), asked here before a row is updated.
+
 Every record is written once by a constraint, however many writers race:
 an intent by its UUID (primary key), an order by the exchange's id
 (``UNIQUE``), a fill by the order and the executed volume it reached
 (primary key), a trade by its id and side (primary key). Writes are
-``INSERT ... ON CONFLICT DO NOTHING``; an outcome only moves an intent that
-is still unsettled, so that the exchange's own answer is never overwritten
-by a reconciliation's guess.
+``INSERT ... ON CONFLICT DO NOTHING``.
+
+Reads cost what they return: every read is answered from an index (by
+state, by exchange id, by intent, by time), the changes and fills of the
+orders it returns and nothing else, and ``iter_orders``/``iter_trades``
+read a page at a time. ``rows_read`` counts the rows every read fetched.
+
+The tables carry a schema version (``journal_meta``). A journal without one
+was written by the previous release (version 1): it is migrated once, on
+open, in one transaction. A journal of a version this code does not know is
+refused (``JournalError``) and never altered.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
-from gameproto._journal import (
-    CREATED,
-    DELETED,
+from gameproto._errors import JournalError
+from gameproto._journal_life import deleting_allowed, observed_move, settle_allowed
+from gameproto._journal_records import (
     DELETING,
-    EXPIRED,
-    FILLED,
     FOREIGN,
-    GONE,
     INTENT,
-    NOT_PLACED,
+    SCHEMA_VERSION,
     UNKNOWN,
+    ExchangeIdentity,
     Intent,
     JournalFill,
     JournalOrder,
@@ -38,11 +46,27 @@ from gameproto._journal import (
     canonical,
     contract_of,
     delivery_times,
+    mark_is_open,
 )
 
-__all__ = ["SQLStore", "SCHEMA"]
+__all__ = ["SQLStore", "SCHEMA", "Executor"]
+
+R = TypeVar("R")
+
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS journal_orders_state ON journal_orders (state)",
+    "CREATE INDEX IF NOT EXISTS journal_orders_sent ON journal_orders (sent_at, intent_id)",
+    "CREATE INDEX IF NOT EXISTS journal_changes_intent ON journal_changes (intent_id)",
+    "CREATE INDEX IF NOT EXISTS journal_trades_at ON journal_trades (at, trade_id, side)",
+    "CREATE INDEX IF NOT EXISTS journal_trades_order ON journal_trades (exchange_id)",
+    "CREATE INDEX IF NOT EXISTS journal_reported_open ON journal_reported (stream, open)",
+)
 
 SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS journal_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS journal_orders (
         intent_id TEXT PRIMARY KEY,
         exchange_id BIGINT UNIQUE,
@@ -58,7 +82,9 @@ SCHEMA = (
         state TEXT NOT NULL,
         reason TEXT NOT NULL DEFAULT '',
         sent_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        deadline TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL DEFAULT ''
     )""",
     """CREATE TABLE IF NOT EXISTS journal_changes (
         seq {serial},
@@ -90,79 +116,168 @@ SCHEMA = (
         stream TEXT NOT NULL,
         key TEXT NOT NULL,
         value TEXT NOT NULL,
+        open INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (stream, key)
     )""",
-    "CREATE INDEX IF NOT EXISTS journal_orders_state ON journal_orders (state)",
-    "CREATE INDEX IF NOT EXISTS journal_changes_intent ON journal_changes (intent_id)",
+    *_INDEXES,
 )
 
-#: States an observation (a listing, a deletion's answer) may move an order out of.
-_LIVE = (CREATED, FOREIGN, DELETING, FILLED)
-#: The states of an observation that end what the listing can say.
+#: From version 1 (the previous release: no version recorded) to version 2, in one transaction.
+MIGRATE_1_TO_2 = (
+    "ALTER TABLE journal_orders ADD COLUMN deadline TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE journal_orders ADD COLUMN created_at TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE journal_reported ADD COLUMN open INTEGER NOT NULL DEFAULT 0",
+    "UPDATE journal_reported SET open = 1 WHERE value LIKE '%|0'",
+    *_INDEXES,
+)
+
 _ORDER_COLUMNS = (
     "intent_id, exchange_id, origin, writer, side, price, volume, contract, delivery_start, delivery_end, "
-    "sent, state, reason, sent_at"
+    "sent, state, reason, sent_at, deadline, created_at"
 )
+_TRADE_COLUMNS = "trade_id, side, exchange_id, contract, price, volume, at, buyer, seller"
+#: Ids per ``IN (...)`` list: under every driver's parameter limit.
+_CHUNK = 500
 
 
 class Executor:
-    """One transaction's cursor, with the dialect's placeholders put in."""
+    """One transaction's cursor, with the dialect's placeholders put in; counts the rows it fetched."""
 
-    def __init__(self, cursor: Any, placeholder: str) -> None:
+    def __init__(self, cursor: Any, placeholder: str, store: SQLStore) -> None:
         self.cursor = cursor
         self.placeholder = placeholder
+        self.store = store
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
-        self.cursor.execute(sql, tuple(params))
+        if params:
+            self.cursor.execute(sql, tuple(params))
+        else:  # no parameters: a "%" in the text is a "%" (psycopg reads placeholders only when given some)
+            self.cursor.execute(sql)
         return int(self.cursor.rowcount or 0)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
         self.run(sql, params)
-        return [tuple(row) for row in self.cursor.fetchall()]
+        found = [tuple(row) for row in self.cursor.fetchall()]
+        self.store.rows_read += len(found)
+        return found
+
+    def rows_in(self, sql: str, values: Sequence[Any], params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        """``sql`` with its ``IN ({})`` filled by ``values``, a chunk at a time (nothing read for none)."""
+        found: List[Tuple[Any, ...]] = []
+        for start in range(0, len(values), _CHUNK):
+            chunk = list(values[start : start + _CHUNK])
+            found += self.rows(sql.format(", ".join("?" for _ in chunk)), [*params, *chunk])
+        return found
 
 
 class SQLStore:
-    """A ``JournalStore`` on a DB-API connection; ``_transaction`` is the dialect's."""
+    """A ``JournalStore`` on a DB-API connection; ``_run`` (one transaction, bounded) is the dialect's."""
 
     url = ""
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        #: Rows fetched by every read so far (tests hold reads to what they return).
+        self.rows_read = 0
 
-    @contextmanager
-    def _transaction(self, time_left: float) -> Iterator[Executor]:  # pragma: no cover - each dialect has its own
+    def _run(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:  # pragma: no cover
         raise NotImplementedError
-        yield
 
-    @contextmanager
-    def _locked(self, time_left: float) -> Iterator[Executor]:
-        """The store's one connection for one transaction, waiting no longer than ``time_left``."""
-        if not self._lock.acquire(timeout=max(0.001, time_left)):
-            raise TimeoutError(f"the journal stayed busy for {time_left:.1f} s (the call's time left)")
-        try:
-            with self._transaction(time_left) as executor:
-                yield executor
-        finally:
-            self._lock.release()
+    def _write(self, body: Callable[[Executor], R], time_left: float) -> R:
+        return self._run(body, time_left, write=True)
 
-    def _create_schema(self, executor: Executor) -> None:
+    def _read(self, body: Callable[[Executor], R], time_left: float) -> R:
+        return self._run(body, time_left, write=False)
+
+    def _table_exists(self, db: Executor, name: str) -> bool:  # pragma: no cover - each dialect has its own
+        raise NotImplementedError
+
+    # -- the schema, its version, its migration ----------------------------------------------
+
+    def _schema_version(self, db: Executor) -> Optional[int]:
+        """The journal's version: None for an empty database, 1 for the previous release's tables."""
+        if self._table_exists(db, "journal_meta"):
+            rows = db.rows("SELECT value FROM journal_meta WHERE key = 'schema_version'")
+            try:
+                return int(rows[0][0]) if rows else 1
+            except ValueError:
+                raise JournalError(f"the journal {self.url} has a schema version that is no number: {rows[0][0]!r}")
+        return 1 if self._table_exists(db, "journal_orders") else None
+
+    def _refuse(self, version: int) -> JournalError:
+        return JournalError(
+            f"the journal {self.url} has schema version {version}, which this release does not know (it writes "
+            f"version {SCHEMA_VERSION}): it was written by a newer release; open it with that release, or start a "
+            "new journal. It was not altered."
+        )
+
+    def _prepare(self, db: Executor) -> None:
+        """Create the tables of an empty database, migrate a previous release's once, refuse an unknown version."""
+        version = self._schema_version(db)
+        if version is not None and version > SCHEMA_VERSION:
+            raise self._refuse(version)
+        if version == 1:
+            for statement in MIGRATE_1_TO_2:
+                db.run(statement)
         for statement in SCHEMA:
-            executor.run(statement.format(serial=self.serial))
+            db.run(statement.format(serial=self.serial))
+        db.run(
+            "INSERT INTO journal_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def _check_readable(self, db: Executor) -> None:
+        """A read-only journal: its version must be this release's (it cannot be migrated)."""
+        version = self._schema_version(db)
+        if version is None:
+            raise JournalError(f"the journal {self.url} holds no journal tables")
+        if version > SCHEMA_VERSION:
+            raise self._refuse(version)
+        if version < SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal {self.url} was written by the previous release (schema version {version}): open it "
+                "once writable (a bot or `game journal show`) to migrate it, then read it read-only"
+            )
+
+    # -- the exchange --------------------------------------------------------------------
+
+    def bind(self, exchange: ExchangeIdentity, time_left: float) -> ExchangeIdentity:
+        def body(db: Executor) -> ExchangeIdentity:
+            held = dict(db.rows("SELECT key, value FROM journal_meta WHERE key IN ('base_url', 'instance', 'traders')"))
+            wanted = {"base_url": exchange.base_url, "instance": exchange.instance}
+            for key, value in wanted.items():
+                if value and not held.get(key):
+                    db.run("INSERT INTO journal_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, value))
+                    held[key] = value
+            traders = set(json.loads(held.get("traders") or "[]"))
+            if not set(exchange.traders) <= traders:
+                traders |= set(exchange.traders)
+                held["traders"] = json.dumps(sorted(traders))
+                db.run(
+                    "INSERT INTO journal_meta (key, value) VALUES ('traders', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (held["traders"],),
+                )
+            return ExchangeIdentity(
+                str(held.get("base_url", "")), str(held.get("instance", "")), tuple(sorted(traders))
+            )
+
+        return self._write(body, time_left)
 
     # -- writes --------------------------------------------------------------------------
 
     def add_intents(self, intents: Sequence[Intent], time_left: float) -> None:
-        with self._locked(time_left) as db:
+        def body(db: Executor) -> None:
             for intent in intents:
                 order = intent.order
                 start, end = delivery_times(order)
                 db.run(
                     f"INSERT INTO journal_orders ({_ORDER_COLUMNS}, updated_at) "
-                    "VALUES (?, NULL, 'ours', ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+                    "VALUES (?, NULL, 'ours', ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, '', ?)",
                     (
                         intent.intent_id,
                         intent.writer,
@@ -175,77 +290,94 @@ class SQLStore:
                         json.dumps(order, default=str, sort_keys=True),
                         INTENT,
                         intent.sent_at,
+                        intent.deadline,
                         intent.sent_at,
                     ),
                 )
                 self._change(db, intent.intent_id, INTENT, intent.sent_at, "")
 
+        self._write(body, time_left)
+
     def settle(self, outcomes: Sequence[Outcome], time_left: float) -> None:
-        with self._locked(time_left) as db:
+        def body(db: Executor) -> None:
             for outcome in outcomes:
-                movable = (INTENT, UNKNOWN, NOT_PLACED) if outcome.authoritative else (INTENT, UNKNOWN)
-                marks = ", ".join("?" for _ in movable)
+                rows = db.rows("SELECT state FROM journal_orders WHERE intent_id = ?", (outcome.intent_id,))
+                if not rows or not settle_allowed(str(rows[0][0]), outcome):
+                    continue
+                current = str(rows[0][0])
                 if outcome.exchange_id is not None:
                     # The order may have been seen first by a reconcile that did not
                     # know this intent yet: the intent takes it over.
-                    foreign = db.rows(
+                    for (foreign_id,) in db.rows(
                         "SELECT intent_id FROM journal_orders WHERE exchange_id = ? AND origin = 'foreign'",
                         (outcome.exchange_id,),
-                    )
-                    for (foreign_id,) in foreign:
+                    ):
                         db.run("DELETE FROM journal_changes WHERE intent_id = ?", (foreign_id,))
                         db.run("DELETE FROM journal_orders WHERE intent_id = ?", (foreign_id,))
                 changed = db.run(
-                    f"UPDATE journal_orders SET state = ?, exchange_id = ?, reason = ?, updated_at = ? "
-                    f"WHERE intent_id = ? AND state IN ({marks})",
-                    (outcome.state, outcome.exchange_id, outcome.reason, outcome.at, outcome.intent_id, *movable),
+                    "UPDATE journal_orders SET state = ?, exchange_id = ?, reason = ?, updated_at = ?, "
+                    "created_at = CASE WHEN ? <> '' THEN ? ELSE created_at END WHERE intent_id = ? AND state = ?",
+                    (
+                        outcome.state,
+                        outcome.exchange_id,
+                        outcome.reason,
+                        outcome.at,
+                        outcome.created_at,
+                        outcome.created_at,
+                        outcome.intent_id,
+                        current,
+                    ),
                 )
                 if changed:
-                    self._change(db, outcome.intent_id, outcome.state, outcome.at, outcome.reason)
+                    self._change(db, outcome.intent_id, outcome.state, outcome.created_at or outcome.at, outcome.reason)
                 if outcome.exchange_id is not None and outcome.executed_volume not in (None, "0"):
                     self._fill(db, outcome.exchange_id, str(outcome.executed_volume), outcome.at)
 
+        self._write(body, time_left)
+
     def observe(self, observed: Sequence[Observed], time_left: float) -> None:
-        with self._locked(time_left) as db:
-            numbers = {item.exchange_id for item in observed}
-            held: Dict[int, Tuple[str, str]] = {}
-            for intent_id, number, state in db.rows(
-                "SELECT intent_id, exchange_id, state FROM journal_orders WHERE exchange_id IS NOT NULL"
-            ):
-                if number in numbers:
-                    held[int(number)] = (str(intent_id), str(state))
+        def body(db: Executor) -> None:
+            numbers = sorted({item.exchange_id for item in observed})
+            held: Dict[int, Tuple[str, str]] = {
+                int(number): (str(intent_id), str(state))
+                for intent_id, number, state in db.rows_in(
+                    "SELECT intent_id, exchange_id, state FROM journal_orders WHERE exchange_id IN ({})", numbers
+                )
+            }
             fills = {
                 (int(number), str(level))
-                for number, level in db.rows("SELECT exchange_id, executed_volume FROM journal_fills")
-                if number in numbers
+                for number, level in db.rows_in(
+                    "SELECT exchange_id, executed_volume FROM journal_fills WHERE exchange_id IN ({})", numbers
+                )
             }
             for item in observed:
                 if item.executed_volume not in ("", "0") and (item.exchange_id, item.executed_volume) not in fills:
                     self._fill(db, item.exchange_id, item.executed_volume, item.at)
+                    fills.add((item.exchange_id, item.executed_volume))
                 if item.exchange_id not in held:
                     continue
                 intent_id, state = held[item.exchange_id]
-                wanted = item.state
-                if wanted == CREATED and state in (FOREIGN, DELETING, FILLED):
-                    continue  # listed and live: nothing new
-                if wanted == state or state not in _LIVE:
-                    continue
-                if state == FOREIGN and wanted not in (FILLED, DELETED, EXPIRED, GONE):
-                    continue
-                if state == FILLED and wanted in (GONE, DELETED):
-                    continue  # a filled order is not cancellable (404): it stays filled
-                if db.run(
+                if item.created_at:
+                    db.run(
+                        "UPDATE journal_orders SET created_at = ? WHERE intent_id = ? AND created_at = ''",
+                        (item.created_at, intent_id),
+                    )
+                wanted = observed_move(state, item.state)
+                if wanted is not None and db.run(
                     "UPDATE journal_orders SET state = ?, updated_at = ? WHERE intent_id = ? AND state = ?",
                     (wanted, item.at, intent_id, state),
                 ):
                     self._change(db, intent_id, wanted, item.at, "")
+                    held[item.exchange_id] = (intent_id, wanted)
+
+        self._write(body, time_left)
 
     def add_foreign(self, orders: Sequence[JournalOrder], time_left: float) -> None:
-        with self._locked(time_left) as db:
+        def body(db: Executor) -> None:
             for order in orders:
                 added = db.run(
                     f"INSERT INTO journal_orders ({_ORDER_COLUMNS}, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) ON CONFLICT DO NOTHING",
                     (
                         order.intent_id,
                         order.exchange_id,
@@ -261,6 +393,7 @@ class SQLStore:
                         order.state,
                         order.reason,
                         order.sent_at,
+                        order.created_at,
                         order.sent_at,
                     ),
                 )
@@ -269,13 +402,15 @@ class SQLStore:
                 if order.exchange_id is not None and order.executed_volume > 0:
                     self._fill(db, order.exchange_id, canonical(order.executed_volume), order.sent_at)
 
+        self._write(body, time_left)
+
     def add_trades(self, trades: Sequence[JournalTrade], time_left: float) -> int:
-        added = 0
-        with self._locked(time_left) as db:
+        def body(db: Executor) -> int:
+            added = 0
             for trade in trades:
                 added += db.run(
-                    "INSERT INTO journal_trades (trade_id, side, exchange_id, contract, price, volume, at, "
-                    "buyer, seller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO journal_trades ({_TRADE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     (
                         trade.trade_id,
                         trade.side,
@@ -288,29 +423,33 @@ class SQLStore:
                         trade.seller,
                     ),
                 )
-        return added
+            return added
+
+        return self._write(body, time_left)
 
     def delete_requested(self, exchange_id: int, at: str, time_left: float) -> None:
-        with self._locked(time_left) as db:
-            rows = db.rows(
-                "SELECT intent_id, state FROM journal_orders WHERE exchange_id = ?",
-                (exchange_id,),
-            )
-            for intent_id, state in rows:
-                if state in (CREATED, FOREIGN) and db.run(
+        def body(db: Executor) -> None:
+            for intent_id, state in db.rows(
+                "SELECT intent_id, state FROM journal_orders WHERE exchange_id = ?", (exchange_id,)
+            ):
+                if deleting_allowed(str(state)) and db.run(
                     "UPDATE journal_orders SET state = ?, updated_at = ? WHERE intent_id = ? AND state = ?",
                     (DELETING, at, intent_id, state),
                 ):
                     self._change(db, str(intent_id), DELETING, at, "")
 
+        self._write(body, time_left)
+
     def mark_reported(self, stream: str, items: Mapping[str, str], time_left: float) -> None:
-        with self._locked(time_left) as db:
+        def body(db: Executor) -> None:
             for key, value in items.items():
                 db.run(
-                    "INSERT INTO journal_reported (stream, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (stream, key) DO UPDATE SET value = excluded.value",
-                    (stream, key, value),
+                    "INSERT INTO journal_reported (stream, key, value, open) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (stream, key) DO UPDATE SET value = excluded.value, open = excluded.open",
+                    (stream, key, value, 1 if mark_is_open(value) else 0),
                 )
+
+        self._write(body, time_left)
 
     def _change(self, db: Executor, intent_id: str, state: str, at: str, detail: str) -> None:
         db.run(
@@ -326,13 +465,26 @@ class SQLStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def snapshot(self, time_left: float) -> List[JournalOrder]:
-        with self._locked(time_left) as db:
-            rows = db.rows(
-                f"SELECT {_ORDER_COLUMNS} FROM journal_orders WHERE exchange_id IS NOT NULL OR state IN (?, ?)",
-                (INTENT, UNKNOWN),
-            )
-        return [_order(row, (), ()) for row in rows]
+    def unsettled(self, time_left: float) -> List[JournalOrder]:
+        def body(db: Executor) -> List[JournalOrder]:
+            rows = db.rows(f"SELECT {_ORDER_COLUMNS} FROM journal_orders WHERE state IN (?, ?)", (INTENT, UNKNOWN))
+            return [_order(row, (), ()) for row in rows]
+
+        return self._read(body, time_left)
+
+    def in_states(self, states: Sequence[str], time_left: float) -> List[JournalOrder]:
+        def body(db: Executor) -> List[JournalOrder]:
+            sql = f"SELECT {_ORDER_COLUMNS} FROM journal_orders WHERE state IN ({{}}) AND exchange_id IS NOT NULL"
+            return [_order(row, (), ()) for row in db.rows_in(sql, list(states))]
+
+        return self._read(body, time_left)
+
+    def known(self, exchange_ids: Sequence[int], time_left: float) -> List[JournalOrder]:
+        def body(db: Executor) -> List[JournalOrder]:
+            sql = f"SELECT {_ORDER_COLUMNS} FROM journal_orders WHERE exchange_id IN ({{}})"
+            return [_order(row, (), ()) for row in db.rows_in(sql, list(exchange_ids))]
+
+        return self._read(body, time_left) if exchange_ids else []
 
     def orders(
         self,
@@ -340,59 +492,147 @@ class SQLStore:
         state: Optional[str] = None,
         exchange_id: Optional[int] = None,
         since: Optional[str] = None,
+        intent_ids: Optional[Sequence[str]] = None,
         time_left: float = 30.0,
     ) -> List[JournalOrder]:
         where: List[str] = []
         params: List[Any] = []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if exchange_id is not None:
-            where.append("exchange_id = ?")
-            params.append(exchange_id)
-        if since is not None:
-            where.append("sent_at >= ?")
-            params.append(since)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-        with self._locked(time_left) as db:
-            rows = db.rows(f"SELECT {_ORDER_COLUMNS} FROM journal_orders{clause} ORDER BY sent_at, intent_id", params)
-            changes: Dict[str, List[StateChange]] = {}
-            for intent_id, change, at, detail in db.rows(
-                "SELECT intent_id, state, at, detail FROM journal_changes ORDER BY seq"
-            ):
-                changes.setdefault(str(intent_id), []).append(StateChange(str(change), str(at), str(detail)))
-            levels: Dict[int, List[Tuple[Decimal, str]]] = {}
-            for number, level, at in db.rows("SELECT exchange_id, executed_volume, at FROM journal_fills"):
-                levels.setdefault(int(number), []).append((Decimal(str(level)), str(at)))
+        for column, value in (("state = ?", state), ("exchange_id = ?", exchange_id), ("sent_at >= ?", since)):
+            if value is not None:
+                where.append(column)
+                params.append(value)
+
+        def body(db: Executor) -> List[JournalOrder]:
+            order_by = " ORDER BY sent_at, intent_id"
+            if intent_ids is not None:
+                clause = " AND ".join([*where, "intent_id IN ({})"])
+                rows = db.rows_in(f"SELECT {_ORDER_COLUMNS} FROM journal_orders WHERE {clause}", intent_ids, params)
+                rows.sort(key=lambda row: (row[13], row[0]))
+            else:
+                clause = (" WHERE " + " AND ".join(where)) if where else ""
+                rows = db.rows(f"SELECT {_ORDER_COLUMNS} FROM journal_orders{clause}{order_by}", params)
+            return self._complete(db, rows)
+
+        return self._read(body, time_left)
+
+    def _complete(self, db: Executor, rows: Sequence[Tuple[Any, ...]]) -> List[JournalOrder]:
+        """The orders of ``rows`` with their changes and fills, read for those orders only."""
+        changes: Dict[str, List[StateChange]] = {}
+        for intent_id, change, at, detail, _ in sorted(
+            db.rows_in(
+                "SELECT intent_id, state, at, detail, seq FROM journal_changes WHERE intent_id IN ({})",
+                [str(row[0]) for row in rows],
+            ),
+            key=lambda found: int(found[4]),
+        ):
+            changes.setdefault(str(intent_id), []).append(StateChange(str(change), str(at), str(detail)))
+        levels: Dict[int, List[Tuple[Decimal, str]]] = {}
+        for number, level, at in db.rows_in(
+            "SELECT exchange_id, executed_volume, at FROM journal_fills WHERE exchange_id IN ({})",
+            [int(row[1]) for row in rows if row[1] is not None],
+        ):
+            levels.setdefault(int(number), []).append((Decimal(str(level)), str(at)))
         return [_order(row, changes.get(str(row[0]), ()), _fills(row[1], levels)) for row in rows]
+
+    def iter_orders(self, *, page: int = 1000, time_left: float = 30.0) -> Iterator[JournalOrder]:
+        after: Optional[Tuple[str, str]] = None
+        while True:
+
+            def body(db: Executor, after: Optional[Tuple[str, str]] = after) -> List[JournalOrder]:
+                if after is None:
+                    clause, params = "", []
+                else:
+                    clause, params = " WHERE sent_at > ? OR (sent_at = ? AND intent_id > ?)", [after[0], *after]
+                rows = db.rows(
+                    f"SELECT {_ORDER_COLUMNS} FROM journal_orders{clause} "
+                    f"ORDER BY sent_at, intent_id LIMIT {int(page)}",
+                    params,
+                )
+                return self._complete(db, rows)
+
+            found = self._read(body, time_left)
+            yield from found
+            if len(found) < page:
+                return
+            after = (found[-1].sent_at, found[-1].intent_id)
+
+    def iter_trades(
+        self, *, orphans: bool = False, page: int = 1000, time_left: float = 30.0
+    ) -> Iterator[JournalTrade]:
+        after: Optional[Tuple[str, str, str]] = None
+        orphan = (
+            "(exchange_id IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM journal_orders o WHERE o.exchange_id = journal_trades.exchange_id))"
+        )
+        while True:
+
+            def body(db: Executor, after: Optional[Tuple[str, str, str]] = after) -> List[JournalTrade]:
+                where: List[str] = [orphan] if orphans else []
+                params: List[Any] = []
+                if after is not None:
+                    where.append("(at > ? OR (at = ? AND (trade_id > ? OR (trade_id = ? AND side > ?))))")
+                    params = [after[0], after[0], after[1], after[1], after[2]]
+                clause = (" WHERE " + " AND ".join(where)) if where else ""
+                rows = db.rows(
+                    f"SELECT {_TRADE_COLUMNS} FROM journal_trades{clause} ORDER BY at, trade_id, side "
+                    f"LIMIT {int(page)}",
+                    params,
+                )
+                return [_trade(row) for row in rows]
+
+            found = self._read(body, time_left)
+            yield from found
+            if len(found) < page:
+                return
+            after = (found[-1].at, found[-1].trade_id, found[-1].side)
+
+    def trades_of(self, exchange_ids: Sequence[int], time_left: float) -> List[JournalTrade]:
+        def body(db: Executor) -> List[JournalTrade]:
+            sql = f"SELECT {_TRADE_COLUMNS} FROM journal_trades WHERE exchange_id IN ({{}})"
+            return sorted((_trade(row) for row in db.rows_in(sql, list(exchange_ids))), key=_trade_order)
+
+        return self._read(body, time_left) if exchange_ids else []
 
     def trades(self, *, since: Optional[str] = None, time_left: float = 30.0) -> List[JournalTrade]:
         clause, params = ("", []) if since is None else (" WHERE at >= ?", [since])
-        with self._locked(time_left) as db:
-            rows = db.rows(
-                "SELECT trade_id, side, exchange_id, contract, price, volume, at, buyer, seller "
-                f"FROM journal_trades{clause} ORDER BY at, trade_id, side",
-                params,
-            )
-        return [
-            JournalTrade(
-                trade_id=str(row[0]),
-                side=str(row[1]),
-                exchange_id=None if row[2] is None else int(row[2]),
-                contract=str(row[3]),
-                price=Decimal(str(row[4])),
-                volume=Decimal(str(row[5])),
-                at=str(row[6]),
-                buyer=str(row[7]),
-                seller=str(row[8]),
-            )
-            for row in rows
-        ]
 
-    def reported(self, stream: str, time_left: float) -> Dict[str, str]:
-        with self._locked(time_left) as db:
-            rows = db.rows("SELECT key, value FROM journal_reported WHERE stream = ?", (stream,))
-        return {str(key): str(value) for key, value in rows}
+        def body(db: Executor) -> List[JournalTrade]:
+            rows = db.rows(f"SELECT {_TRADE_COLUMNS} FROM journal_trades{clause} ORDER BY at, trade_id, side", params)
+            return [_trade(row) for row in rows]
+
+        return self._read(body, time_left)
+
+    def reported(self, stream: str, keys: Sequence[str], time_left: float) -> Dict[str, str]:
+        def body(db: Executor) -> Dict[str, str]:
+            rows = db.rows(
+                "SELECT key, value FROM journal_reported WHERE stream = ? AND open = 1 "
+                "UNION SELECT key, value FROM journal_reported WHERE stream = ? AND key = '*started*'",
+                (stream, stream),
+            )
+            rows += db.rows_in(
+                "SELECT key, value FROM journal_reported WHERE stream = ? AND key IN ({})", list(keys), [stream]
+            )
+            return {str(key): str(value) for key, value in rows}
+
+        return self._read(body, time_left)
+
+
+def _trade_order(trade: JournalTrade) -> Tuple[str, str, str]:
+    return (trade.at, trade.trade_id, trade.side)
+
+
+def _trade(row: Sequence[Any]) -> JournalTrade:
+    return JournalTrade(
+        trade_id=str(row[0]),
+        side=str(row[1]),
+        exchange_id=None if row[2] is None else int(row[2]),
+        contract=str(row[3]),
+        price=Decimal(str(row[4])),
+        volume=Decimal(str(row[5])),
+        at=str(row[6]),
+        buyer=str(row[7]),
+        seller=str(row[8]),
+    )
 
 
 def _fills(number: Any, levels: Mapping[int, List[Tuple[Decimal, str]]]) -> Tuple[JournalFill, ...]:
@@ -408,7 +648,9 @@ def _fills(number: Any, levels: Mapping[int, List[Tuple[Decimal, str]]]) -> Tupl
 
 
 def _order(row: Sequence[Any], changes: Sequence[StateChange], fills: Tuple[JournalFill, ...]) -> JournalOrder:
-    (intent_id, number, origin, writer, side, price, volume, contract, start, end, sent, state, reason, sent_at) = row
+    (intent_id, number, origin, writer, side, price, volume, contract, start, end, sent, state, reason, sent_at) = row[
+        :14
+    ]
     return JournalOrder(
         intent_id=str(intent_id),
         exchange_id=None if number is None else int(number),
@@ -427,4 +669,6 @@ def _order(row: Sequence[Any], changes: Sequence[StateChange], fills: Tuple[Jour
         order=json.loads(sent) if sent else {},
         changes=tuple(changes),
         fills=fills,
+        deadline=str(row[14] or ""),
+        created_at=str(row[15] or ""),
     )

@@ -11,55 +11,86 @@ volume (see ``benchmarks/journal.py``).
 
 Several processes on one host may share the file (WAL lets readers go on
 while one writes); writers wait for each other at most the call's time left.
+A read is a deferred transaction: it never takes the write lock, so an
+export never holds a bot's order back. A journal opened ``read_only`` (a
+file the process may not write) is read, never changed.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
-from typing import Iterator
+import threading
+from typing import Callable, TypeVar
+from urllib.parse import quote
+
+from gameproto._errors import JournalError
 
 from ._sql import Executor, SQLStore
 
 __all__ = ["SQLiteJournal"]
 
+R = TypeVar("R")
+
 
 class SQLiteJournal(SQLStore):
-    """A ``JournalStore`` in the SQLite file at ``path`` (created with its tables when missing)."""
+    """A ``JournalStore`` in the SQLite file at ``path`` (made with its tables when missing; its folder must exist)."""
 
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY"
 
-    def __init__(self, path: str, *, url: str = "") -> None:
+    def __init__(self, path: str, *, url: str = "", read_only: bool = False) -> None:
         super().__init__()
         self.path = path
         self.url = url or f"sqlite:///{path}"
+        self.read_only = read_only
+        self._lock = threading.Lock()
         if path != ":memory:":
             folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+            if not os.path.isdir(folder):
+                raise JournalError(
+                    f"the journal {self.url}: its folder {folder} does not exist (make it first; a journal is never "
+                    "put in a folder made up on the spot)"
+                )
+            if read_only and not os.path.exists(path):
+                raise JournalError(f"the journal {self.url}: no such file")
         # One connection, used by one thread at a time (the store's lock); autocommit
         # mode, so that each write is the explicit BEGIN IMMEDIATE ... COMMIT below.
+        if read_only:
+            target = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+            self._db = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False, uri=True)
+            self._read(self._check_readable, 30.0)
+            return
         self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        with self._locked(30.0) as db:
-            self._create_schema(db)
+        self._write(self._prepare, 30.0)
 
-    @contextmanager
-    def _transaction(self, time_left: float) -> Iterator[Executor]:
-        self._db.execute(f"PRAGMA busy_timeout = {max(1, int(time_left * 1000))}")
-        cursor = self._db.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
+    def _table_exists(self, db: Executor, name: str) -> bool:
+        return bool(db.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+    def _run(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:
+        if write and self.read_only:
+            raise JournalError(f"the journal {self.url} is open read-only")
+        if not self._lock.acquire(timeout=max(0.001, time_left)):
+            raise TimeoutError(f"the journal stayed busy for {time_left:.1f} s (the call's time left)")
         try:
-            yield Executor(cursor, self.placeholder)
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        else:
-            cursor.execute("COMMIT")
+            self._db.execute(f"PRAGMA busy_timeout = {max(1, int(time_left * 1000))}")
+            cursor = self._db.cursor()
+            # A write takes the write lock at once (no deadlock upgrading a read); a read never takes it.
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+            try:
+                result = body(Executor(cursor, self.placeholder, self))
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            else:
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+            return result
         finally:
-            cursor.close()
+            self._lock.release()
 
     def close(self) -> None:
         with self._lock:

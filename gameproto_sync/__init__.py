@@ -25,8 +25,8 @@ from gameproto import (
     ServerError,
     ServerValidationError,
 )
-from gameproto._risk import RiskLimits
 from gameproto.journal import JournalError
+from gameproto.risk import RiskLimits
 
 from ._client import GameAPI, Journal
 

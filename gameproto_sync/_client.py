@@ -21,25 +21,29 @@ from gameproto import (
     ClientSettings,
     Flow,
     GameAPIError,
-    InvalidArgumentError,
     MarketEvent,
     OrderEvent,
     RetryPolicy,
+    RunAll,
     RunLocked,
     Send,
     Session,
     Sleep,
-    _constants,
     calls,
 )
-from gameproto._budget import BudgetStore
-from gameproto._bulk import BulkSending, OrderPlan, plan_orders
-from gameproto._errors import JournalError
-from gameproto._events import MarketWatch, OrderWatch, TradeWatch, Watch
-from gameproto._journal import JournalFlows, JournalOrder, JournalStore, JournalTrade, Reconciled
-from gameproto._risk import RiskBook, RiskGuard
-from gameproto._settings import settings_from_env
-from gameproto.risk import CancelAll, CancelAllResult, Positions, RiskLimits, positions, trader_names
+from gameproto.driver import (
+    BudgetStore,
+    JournalFlows,
+    MarketWatch,
+    OrderWatch,
+    TradeWatch,
+    Trading,
+    Watch,
+    settings_from_env,
+)
+from gameproto.driver import defaults as _constants
+from gameproto.journal import JournalError, JournalOrder, JournalStore, JournalTrade, Reconciled
+from gameproto.risk import CancelAllResult, Positions, RiskLimits
 from gameproto.types import (
     BestOffers,
     BulkRequest,
@@ -55,7 +59,7 @@ from gameproto.types import (
     Trade,
 )
 
-from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
+from ._concurrency import TokenLock, run_all, run_blocking, shielded, sleep
 from ._transport import Transport
 
 __all__ = ["GameAPI", "Journal"]
@@ -71,33 +75,6 @@ def _made_at() -> Tuple[str, int, str]:
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(__package__ or "gameproto_sync"):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
-
-
-def _journal(
-    journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
-) -> Optional[JournalFlows]:
-    """The journal ``journal=`` names (a URL, or a store already open), or None."""
-    if journal is None:
-        return None
-    writer = "default"
-    if isinstance(journal, str):
-        # Imported only here: a client without a journal never loads the stores.
-        from gameproto_journal import open_journal, split_writer
-
-        writer = split_writer(journal)[1]
-        store: JournalStore = open_journal(journal)
-    else:
-        store = journal
-        writer = getattr(journal, "writer", writer)
-    return JournalFlows(
-        store,
-        exchange_now=session.exchange_now,
-        wall_clock=session.wall_clock,
-        clock=session.clock,
-        random=session.random,
-        timeout=settings.timeout,
-        writer=writer,
-    )
 
 
 class Journal:
@@ -123,14 +100,21 @@ class Journal:
         return self._flows.writer
 
     def orders(
-        self, *, state: Optional[str] = None, exchange_id: Optional[int] = None, since: Optional[str] = None
+        self, *, state: Optional[str] = None, exchange_id: Union[int, str, None] = None, since: Optional[str] = None
     ) -> List[JournalOrder]:
-        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``."""
+        """The journal's orders, oldest sent first; optionally in one ``state``, one exchange id, sent ``since``.
+
+        ``exchange_id`` takes the id as ``create_order`` answers it (``"ord_457"``) or its number (``457``).
+        """
         return self._api._drive(self._flows.read_orders(state=state, exchange_id=exchange_id, since=since))
 
     def trades(self, *, since: Optional[str] = None) -> List[JournalTrade]:
         """The account's trades the journal recorded, oldest first; optionally those ``since`` a time (ISO 8601)."""
         return self._api._drive(self._flows.read_trades(since=since))
+
+    def record_trades(self) -> int:
+        """Bring the journal's trades up to date from the exchange (before an export); how many were new."""
+        return self._api._drive(self._flows.record_trades(self._api._session.run))
 
     def __repr__(self) -> str:
         return f"<Journal {self.url!r} writer={self.writer!r}>"
@@ -164,7 +148,10 @@ class GameAPI:
 
     ``risk=RiskLimits(...)`` judges every order before it is sent (volume,
     net position, open volume, price band, open orders, self-trades): a
-    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md).
+    breach raises ``RiskLimitError`` and nothing is sent (docs/risk.md). An
+    order whose call ended without an answer stays counted until the exchange
+    shows it or ``late_request_grace`` seconds (5) after the call's deadline
+    have passed: its request may still land.
 
     ``journal`` (``"sqlite:///bot.db"``, ``"postgresql://host/db"``) keeps a
     durable record of every order: its intent is committed before the
@@ -195,6 +182,7 @@ class GameAPI:
         budget_key: Optional[str] = None,
         risk: Optional[RiskLimits] = None,
         journal: Union[str, JournalStore, None] = None,
+        late_request_grace: float = _constants.LATE_REQUEST_GRACE,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -213,6 +201,9 @@ class GameAPI:
             requests_per_minute=requests_per_minute,
             budget_url=budget_url,
             budget_key=budget_key,
+            risk=risk,
+            journal=journal,
+            late_request_grace=late_request_grace,
         )
         shared: Optional[BudgetStore] = None
         if self._settings.budget_url is not None:
@@ -224,9 +215,9 @@ class GameAPI:
         self._token_lock = TokenLock()
         self._made_at = _made_at()
         self._closed = False
-        self._journal = _journal(journal, self._session, self._settings)
-        # Pre-trade limits (issue 23): what the client knows of its account.
-        self._risk = RiskBook(risk) if risk is not None else None
+        # The trading flows of the core: the account (and its limits), the journal.
+        self._trading = Trading(self._session)
+        self._journal = self._trading.journal
 
     @classmethod
     def from_env(cls: Type[_Self], dotenv_path: Optional[str] = ".env", **options: Any) -> _Self:
@@ -308,6 +299,8 @@ class GameAPI:
                     reply = None
                 elif type(action) is Blocking:
                     reply = run_blocking(action.function, action.time_left)
+                elif type(action) is RunAll:
+                    reply = run_all(self._drive, action.flows, action.limit)
                 else:
                     reply = self._locked(cast(RunLocked, action))
         except StopIteration as done:
@@ -333,21 +326,6 @@ class GameAPI:
             flow.close()
             raise RuntimeError("this GameAPI client is closed; make a new one")
         return self._drive(flow)
-
-    def _send_bulk(self, plan: OrderPlan) -> BulkResult:
-        if self._closed:
-            raise RuntimeError("this GameAPI client is closed; make a new one")
-        sending = BulkSending(plan)
-
-        def send_part(offset: int, call: Call[BulkResult]) -> None:
-            if not sending.stopped:
-                part = self._session.outcome(call)
-                if self._journal is not None:  # the journal's hook: intents committed first
-                    part = self._journal.create_bulk(self._session.outcome, call)
-                sending.record(offset, self._drive(part))
-
-        run_parts(send_part, plan.parts)
-        return sending.result()
 
     # -- the calls of the protocol -------------------------------------------------
 
@@ -379,65 +357,7 @@ class GameAPI:
         After a part of a split bulk fails no further part is sent, and the
         error carries ``partial_result``.
         """
-        if self._risk is not None:
-            return self._create_under_limits(self._risk, order_data, skip_invalid)
-        plan = plan_orders(
-            order_data,
-            now=self._session.exchange_now(),
-            allow_non_positive_price=self._settings.allow_non_positive_price,
-            skip_invalid=skip_invalid,
-        )
-        if plan.single is not None:
-            return self._send_single(plan.single)
-        return self._send_bulk(plan)
-
-    def _send_single(self, call: Call[Order]) -> Order:
-        if self._journal is not None:  # the journal's hook: the intent committed first
-            return self._run_flow(self._journal.create(self._session.run, call))
-        return self._run(call)
-
-    # -- risk limits and the kill switch (issue 23) --------------------------------
-
-    def _create_under_limits(
-        self, book: RiskBook, order_data: Union[BulkRequest, Dict[str, Any]], skip_invalid: bool
-    ) -> Union[Order, BulkResult]:
-        if book.needs_refresh(self._session.clock()):
-            self._refresh_risk(book)
-        guard = RiskGuard(book)
-        try:
-            now = self._session.exchange_now()
-            plan = plan_orders(
-                order_data,
-                now=now,
-                allow_non_positive_price=self._settings.allow_non_positive_price,
-                skip_invalid=skip_invalid,
-                screen=guard.screen,
-            )
-            if plan.single is not None:
-                order = self._send_single(plan.single)
-                guard.sent_one(order)
-                return order
-            result = self._send_bulk(plan)
-            guard.sent_bulk(result)
-            return result
-        except BaseException as error:
-            guard.failed(error)
-            raise
-
-    def _refresh_risk(self, book: RiskBook) -> None:
-        started = self._session.clock()
-        since = book.begin_refresh()
-        trades: Optional[List[Trade]] = None
-        market: Optional[List[MarketRow]] = None
-        last: Optional[List[LTPEntry]] = None
-        # The orders before the trades: a fill in between counts twice, never not at all.
-        orders: List[Order] = self._run(calls.get_orders())
-        if book.limits.needs_trades:
-            trades = self._run(calls.get_trades())
-        if book.limits.needs_prices:
-            market = self._run(calls.get_market_data())
-            last = self._run(calls.get_latest_available_ltp())
-        book.refresh(orders, trades, market, last, now=started, since=since)
+        return self._run_flow(self._trading.create_order(order_data, skip_invalid))
 
     def positions(self, traders: Optional[List[str]] = None) -> Positions:
         """The account's positions per contract and per local delivery day, from its trades.
@@ -445,15 +365,7 @@ class GameAPI:
         The caller's trader names are learnt from its own orders (or given as
         ``traders``); ``gameproto.positions(trades, traders)`` is the same, pure.
         """
-        if traders is not None and (isinstance(traders, str) or not all(isinstance(n, str) for n in traders)):
-            raise InvalidArgumentError(f"traders must be a list of trader names, got {traders!r}")
-        names = list(traders) if traders is not None else []
-        if traders is None:
-            orders: List[Order] = self._run(calls.get_orders())
-            names = trader_names(orders)
-            names += [name for name in (self._risk.traders if self._risk else []) if name not in names]
-        trades: List[Trade] = self._run(calls.get_trades())
-        return positions(trades, names)
+        return self._run_flow(self._trading.positions(traders))
 
     def cancel_all_orders(self, contract: Any = None, side: Optional[str] = None) -> CancelAllResult:
         """Delete every resting order of the account (or of ``contract`` and ``side``): the kill switch.
@@ -463,27 +375,7 @@ class GameAPI:
         listed and tried again (three rounds). Returns the ids cancelled,
         already gone and failed (with the error); running it twice is harmless.
         """
-        sweep = CancelAll(contract, side)
-        while sweep.next_round():
-            try:
-                listed = self._run(calls.get_orders(sweep.side))
-            except GameAPIError:
-                if sweep.round == 1:
-                    raise
-                break  # the failed deletes stay reported as failed
-
-            def cancel(number: int, call: Call[DeleteResult]) -> None:
-                outcome: Union[DeleteResult, GameAPIError]
-                try:
-                    outcome = self._drive(self._deleting(call, number))
-                except GameAPIError as error:
-                    outcome = error
-                sweep.record(number, outcome)
-
-            run_parts(cancel, [(number, calls.delete_order(number)) for number in sweep.targets(listed)])
-        if self._risk is not None:
-            self._risk.mark_stale()  # the limits' book: read again before the next order
-        return sweep.result()
+        return self._run_flow(self._trading.cancel_all(contract, side))
 
     @contextmanager
     def cancel_all_on_exit(self, contract: Any = None, side: Optional[str] = None) -> Iterator[None]:
@@ -511,16 +403,7 @@ class GameAPI:
         ``NotFoundError`` (whose message says which), as for an order that is
         not yours. Trades already made stand.
         """
-        answer = self._run_flow(self._deleting(calls.delete_order(order_id), order_id))
-        if self._risk is not None:
-            self._risk.cancelled(order_id)  # the limits' book: read again before the next order
-        return answer
-
-    def _deleting(self, call: Call[DeleteResult], order_id: Union[int, str]) -> Flow[DeleteResult]:
-        """The flow of one deletion: ``delete_order`` and the kill switch alike."""
-        if self._journal is not None:  # the journal's hook: the deletion committed first
-            return self._journal.delete(self._session.run, call, order_id)
-        return self._session.run(call)
+        return self._run_flow(self._trading.delete_order(order_id))
 
     def get_market_data(
         self, direction: Optional[str] = None, duration: Optional[str] = None, sort_by_price: bool = False
@@ -596,7 +479,7 @@ class GameAPI:
         answers it (``"ord_1234"``). Network errors and 5xx answers are
         waited out; an authentication error ends it.
         """
-        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random), "orders")
+        return self._watch(OrderWatch(interval, direction, existing=existing, random=self._session.random), True)
 
     def watch_trades(self, interval: float = 1.0, mine: bool = True, *, existing: bool = False) -> Iterator[Trade]:
         """Each new trade once (by ``trade_id``), as ``get_trades`` gives it; ``mine``: the caller's only.
@@ -606,7 +489,7 @@ class GameAPI:
         ``"existing": True`` added).
         """
         return self._watch(
-            TradeWatch(interval, mine, existing=existing, random=self._session.random), "trades" if mine else None
+            TradeWatch(interval, mine, existing=existing, random=self._session.random), mine
         )
 
     def watch_market(
@@ -620,28 +503,26 @@ class GameAPI:
         """
         return self._watch(MarketWatch(interval, duration, existing=existing, random=self._session.random))
 
-    def _watch(self, watch: Watch[E], stream: Optional[str] = None) -> Iterator[E]:
-        # With a journal, a watch resumes where the last run stopped: what it
-        # reported before is not reported again (the journal's hook).
-        journal = self._journal if stream is not None else None
-        resumed = False
+    def _watch(self, watch: Watch[E], journaled: bool = False) -> Iterator[E]:
+        # With a journal, a watch resumes its own marks (its kind and filters):
+        # what it reported before is not reported again (the journal's hook).
+        journal = self._journal if journaled else None
         first = True
-        if journal is not None and stream is not None:
-            resumed = self._drive(journal.resume(stream, watch))
         while True:
             try:
                 value = self._run(watch.call)
             except GameAPIError as error:
                 sleep(watch.failed(error))  # raises what ends the watch
                 continue
-            if journal is not None and stream is not None:
-                if self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
+            self._trading.polled(watch, value)  # the account learns from what the watch listed
+            if journal is not None:
+                if self._drive(journal.polled(watch, value, first=first)):
                     first = False
             events, wait = watch.succeeded(value)
             for event in events:
-                if journal is not None and stream is not None:
+                if journal is not None:
                     # Marked before it is given: a restart never gives it again.
-                    self._drive(journal.event_reported(stream, event))
+                    self._drive(journal.event_reported(watch, event))
                 yield event
             sleep(wait)
 

@@ -1,4 +1,4 @@
-"""What the blocking client needs of its threads: sleep, a lock with a timeout, parts in turn.
+"""What the blocking client needs of its threads: sleep, a lock with a timeout, flows in turn.
 
 The async client's ``_concurrency.py`` has the same three names for an
 event loop; the generated client uses whichever its package has.
@@ -9,19 +9,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Callable, Iterable, Tuple, TypeVar
+from typing import Any, Callable, List, Sequence, TypeVar
 
-__all__ = ["sleep", "TokenLock", "run_parts", "run_blocking", "shielded"]
+__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "shielded"]
 
-Offset = TypeVar("Offset")
-Part = TypeVar("Part")
 Result = TypeVar("Result")
 
 
-def run_parts(send: Callable[[Offset, Part], None], parts: Iterable[Tuple[Offset, Part]]) -> None:
-    """``send`` each part, one after another: a blocking call sends from its own thread alone."""
-    for offset, part in parts:
-        send(offset, part)
+def run_all(drive: Callable[[Any], Any], flows: Sequence[Any], limit: int) -> List[Any]:
+    """Run each core flow (a ``RunAll``'s), one after another: a blocking call runs from its own thread alone."""
+    return [drive(flow) for flow in flows]
 
 
 def shielded() -> contextlib.nullcontext[None]:

@@ -234,3 +234,46 @@ def test_a_bulk_that_failed_part_way_settles_each_order() -> None:
         [listed(1, "buy", 50, 4), listed(7, "buy", 55, 1)], [], None, None, now=0.0, since=book.begin_refresh()
     )
     assert sorted(number or 0 for number, _ in book.resting()) == [1, 7] and not book.needs_refresh(0.0)
+
+
+def test_an_order_filled_entirely_in_its_answer_rests_no_more() -> None:
+    """Self-trade prevention must not refuse a valid sell after a buy that filled on arrival."""
+    book = RiskBook(RiskLimits(max_net_position=10, max_state_age=1e9))
+    book.refresh([], [], None, None, now=0.0)
+    guard = RiskGuard(book)
+    assert guard.screen([(0, order("buy", 60, 3))]) == []
+    guard.sent_one(
+        {"order_id": "ord_9", "volume": 3, "executed_volume": 3, "remaining_volume": 0, "state": "DISPLAYED"}
+    )
+    assert book.resting() == [] and book.filled(CONTRACTS[0]) == 3
+    assert breached(book, order("sell", 55, 3)) == []  # nothing of the account's own rests to cross
+    assert (0, "max_net_position") in breached(book, order("buy", 54, 8))  # 3 filled + 8 > 10
+
+
+def test_an_order_partly_filled_in_its_answer_rests_with_what_is_left() -> None:
+    book = RiskBook(RiskLimits(max_net_position=10, max_state_age=1e9))
+    book.refresh([], [], None, None, now=0.0)
+    guard = RiskGuard(book)
+    guard.screen([(0, order("sell", 60, 4))])
+    guard.sent_one(
+        {"order_id": "ord_9", "volume": 4, "executed_volume": 1, "remaining_volume": 3, "state": "Displayed"}
+    )
+    assert [(number, held.remaining) for number, held in book.resting()] == [(9, Decimal(3))]
+    assert book.filled(CONTRACTS[0]) == -1
+
+
+@pytest.mark.parametrize("name", ["max_order_volume", "max_net_position", "max_open_volume", "price_band"])
+def test_a_limit_given_as_a_string_is_refused_as_an_order_refuses_it(name: str) -> None:
+    with pytest.raises(ValueError, match=f"RiskLimits.{name} must be a number \\(int, float or Decimal\\), got '30'"):
+        RiskLimits(**{name: "30"})
+
+
+def test_messages_show_no_float_noise() -> None:
+    book = RiskBook(RiskLimits(price_band=30, max_order_volume=1, max_state_age=1e9))
+    market = [{"contract": CONTRACTS[0].id, "bid": 50, "ask": 60.1}]
+    book.refresh([], [], market, None, now=0.0)
+    _, breaches = book.check([(0, order("buy", 20 + 6.930000000000007, 0.1 + 0.2))])
+    reasons = " ".join(breach.reason for breach in breaches)
+    assert "price 26.93 is more than 30 from 60.1" in reasons, reasons
+    assert "26.930000000000007" not in reasons and "0.30000000000000004" not in reasons
+    assert breaches[0].value == Decimal("26.930000000000007")  # the breach keeps the exact number

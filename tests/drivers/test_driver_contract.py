@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from gameproto import _calls
-from gameproto._boundary import Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._boundary import Flow, Request, Response, RunAll, RunLocked, Send, Sleep, TransportFailure
 from gameproto._bulk import BulkSending, plan_orders
 from gameproto._errors import (
     AuthenticationError,
@@ -183,6 +183,32 @@ async def test_the_async_driver_closes_a_flow_abandoned_by_an_exception_or_a_can
         assert log == ["locked closed", "call closed"]
         with anyio.fail_after(10):
             assert await api._drive(recording(log, "call", [RunLocked(recording(log, "again", []), 5.0)])) == "call"
+
+
+def _run_all(log: List[str], seen: List[Any]) -> Flow[str]:
+    """A flow that asks for two flows at once and keeps what came back."""
+    seen.append((yield RunAll((recording(log, "a", [Sleep(0.01)]), recording(log, "b", [])), 2)))
+    return "done"
+
+
+def test_the_blocking_and_in_memory_drivers_run_a_run_alls_flows_in_turn(server: RunningServer[Exchange]) -> None:
+    """``RunAll``: each flow run as any flow, and the answers in the order given."""
+    log: List[str] = []
+    seen: List[Any] = []
+    with SyncGameAPI(TOKEN, server.base_url) as api:
+        assert api._drive(_run_all(log, seen)) == "done"
+    assert drive(_run_all(log, seen), lambda request: json_response(200, {})) == "done"
+    assert seen == [["a", "b"], ["a", "b"]] and log == []
+
+
+@pytest.mark.anyio
+async def test_the_async_driver_runs_a_run_alls_flows_at_once(aserver: RunningServer[Exchange]) -> None:
+    log: List[str] = []
+    seen: List[Any] = []
+    async with AsyncGameAPI(TOKEN, aserver.base_url) as api:
+        with anyio.fail_after(10):
+            assert await api._drive(_run_all(log, seen)) == "done"
+    assert seen == [["a", "b"]] and log == []
 
 
 # -- derived calls ----------------------------------------------------------------------------------

@@ -9,12 +9,15 @@ order while the exchange answers deletes with 503s and drops connections;
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sqlite3
+from pathlib import Path
 from typing import Any, Dict, List
 
 import anyio
 import pytest
 
-from gameproto import Contract, RiskLimitError, RiskLimits
+from gameproto import Contract, OutcomeUnknownError, RiskLimitError, RiskLimits
 from gameproto.risk import is_resting
 from gameproto.simulator.faults import Fault
 from tests.support.common import OTHER_TOKEN, future_order
@@ -215,6 +218,19 @@ async def test_orders_sent_at_once_are_judged_against_one_another(h: Harness) ->
 
 
 @every_driver()
+async def test_an_order_filled_in_its_create_answer_is_not_resting(h: Harness) -> None:
+    """A buy that traded entirely on arrival leaves nothing of the account's to cross: a sell is not refused."""
+    alice = h.client(risk=RiskLimits(max_net_position=10, max_state_age=3600))
+    bob = h.client(token=OTHER_TOKEN)
+    await bob.create_order(at("sell", 60, 3))
+    answer = await alice.create_order(at("buy", 60, 3))
+    assert float(answer["remaining_volume"]) == 0
+    gets = h.attempts("GET", "/orders")
+    await alice.create_order(at("sell", 55, 2))  # would have "crossed the account's own resting buy"
+    assert h.attempts("GET", "/orders") == gets  # judged from the book, not refreshed into passing
+
+
+@every_driver()
 async def test_a_bad_risk_argument_is_named(h: Harness) -> None:
     with pytest.raises(ValueError, match="risk must be a RiskLimits, got dict"):
         h.client(risk={"max_order_volume": 5})
@@ -231,3 +247,63 @@ async def test_positions_of_named_traders(h: Harness) -> None:
     assert (await bob.positions()).net(contract) == -2 and (await alice.positions()).net(contract) == 2
     with pytest.raises(ValueError, match="traders must be a list of trader names"):
         await alice.positions(traders="alice")  # type: ignore[arg-type]
+
+
+# -- issue 27: late requests, a restarted bot, a kill switch that never waits on the journal ------------------
+
+
+@every_driver(max_retries=0)
+async def test_a_late_request_keeps_its_reservation_until_the_exchange_shows_it(h: Harness) -> None:
+    """No accepted sequence crosses a limit: an order whose request may still land stays counted."""
+    alice = h.client(risk=RiskLimits(max_net_position=2, max_state_age=0))
+    await alice.get_status()
+    h.faults.add(Fault("drop_before"), method="POST")
+    with pytest.raises(OutcomeUnknownError):
+        await alice.create_order(at("buy", 100, 2))
+    # The next refresh lists the orders before the request lands: its window is open, it stays reserved.
+    await refused(h, alice, at("buy", 100, 1), "max_net_position")
+    # It lands (the account's same order, created within the window) and is counted once, from the listing.
+    await h.client().create_order(at("buy", 100, 2))
+    await refused(h, alice, at("buy", 99, 1), "max_net_position")
+    await alice.create_order(at("sell", 150, 2))  # 2 bought - 2 sold: the sell side has room
+
+
+@every_driver()
+async def test_a_restarted_bot_counts_what_its_account_holds_before_its_first_order(h: Harness) -> None:
+    first = h.client()
+    bob = h.client(token=OTHER_TOKEN)
+    await first.create_order(at("buy", 100, 4))
+    await bob.create_order(at("sell", 100, 4))  # alice is long 4; nothing of hers rests
+    await first.cancel_all_orders()
+    assert [order for order in h.orders() if order["trader"] == "alice" and is_resting(order)] == []
+
+    blind = h.client(risk=RiskLimits(max_net_position=5))
+    if not any(order.get("trader") == "alice" for order in await blind.get_orders()):
+        # Nothing of the account is listed: its name is unknown, so it refuses rather than trade blind.
+        error = await refused(h, blind, at("buy", 100, 1), "max_net_position")
+        assert "pass RiskLimits(traders=[...])" in str(error)
+    named = h.client(risk=RiskLimits(max_net_position=5, traders=["alice"]))
+    error = await refused(h, named, at("buy", 100, 2), "max_net_position")  # 4 filled + 2 > 5
+    assert error.breaches[0].value == 6
+    await named.create_order(at("buy", 100, 1))  # 4 + 1 = 5: at the limit
+
+
+@every_driver(max_retries=0)
+async def test_the_kill_switch_never_waits_on_the_journal(
+    h: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write-locked journal: each delete's record gets its short budget, the deletes go, a warning is logged."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    alice = h.client(journal=url, timeout=5)
+    await alice.create_order({"orders": [at("buy", 50 + n, 1) for n in range(3)]})
+    blocker = sqlite3.connect(str(tmp_path / "bot.db"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the file (or the disk is full)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gameproto.journal"):
+            result = await alice.cancel_all_orders()
+        assert len(result.cancelled) == 3 and result.ok, result
+        assert resting(h) == []
+        assert any("the deletes go ahead" in record.getMessage() for record in caplog.records)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -185,13 +185,22 @@ def crash_run(exchange: Exchange, journal: str, driver: str, seed: int) -> Dict[
                 if kind == "finish":
                     assert process.returncode == 0 and "done" in out, err
                 outcomes.append(f"{kind}:{process.returncode}")
-        # The trader stopped: one last reconciliation records the last fills and trades.
-        with GameAPI(TOKEN, running.base_url, journal=journal) as api:
-            api.reconcile()
+        # The trader stopped: one last reconciliation records the last fills and trades
+        # (through the proxy: the journal belongs to the exchange at that address).
+        settle_everything(proxy.url, journal)
     killed = [outcome for outcome in outcomes if outcome.endswith(f":{-signal.SIGKILL}")]
     assert len(killed) >= KILLS - 3, outcomes  # a timer may fire after the bot finished
     assert sum(1 for outcome in outcomes if outcome == f"held:{-signal.SIGKILL}") >= 3, outcomes
     return {"outcomes": outcomes}
+
+
+def settle_everything(url: str, journal: str) -> None:
+    """Reconcile until no intent is left in flight: a killed run's intents settle once their windows close."""
+    with GameAPI(TOKEN, url, journal=journal) as api:
+        deadline = time.monotonic() + 120
+        while api.reconcile().in_flight:
+            assert time.monotonic() < deadline, "intents still in flight two minutes after the last run"
+            time.sleep(0.5)
 
 
 def fresh_exchange() -> Exchange:
@@ -218,15 +227,15 @@ def test_a_bot_killed_ten_times_loses_and_doubles_nothing(
 def test_two_processes_trade_at_once_on_one_postgres_journal(pg: PostgresServer) -> None:
     journal = pg.new_database()
     exchange = fresh_exchange()
-    with ServerThread(exchange) as running, Seller(running.base_url, 5):
-        bots = [
-            bot(running.base_url, f"{journal}?writer={name}", driver, seed, orders=150, every=10)
-            for name, driver, seed in (("a", "sync", 1), ("b", "asyncio", 2))
-        ]
-        for process in bots:
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 0 and "done" in out, err
-    with ServerThread(exchange) as running, GameAPI(TOKEN, running.base_url, journal=journal) as api:
-        api.reconcile()
+    with ServerThread(exchange) as running:
+        with Seller(running.base_url, 5):
+            bots = [
+                bot(running.base_url, f"{journal}?writer={name}", driver, seed, orders=150, every=10)
+                for name, driver, seed in (("a", "sync", 1), ("b", "asyncio", 2))
+            ]
+            for process in bots:
+                out, err = process.communicate(timeout=300)
+                assert process.returncode == 0 and "done" in out, err
+        settle_everything(running.base_url, journal)
     counts = check(exchange, journal)
     assert counts["orders"] == counts["held"] >= 300

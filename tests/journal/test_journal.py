@@ -20,6 +20,8 @@ import pytest
 
 from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, NOT_PLACED, JournalOrder, match_listing
+from gameproto._journal_life import window_of
+from gameproto._journal_records import parse_time
 from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
@@ -224,13 +226,23 @@ async def test_without_a_journal_there_is_none(h: Harness) -> None:
         await api.reconcile()
 
 
-def test_a_bad_journal_url_is_a_journal_error(tmp_path: Path) -> None:
+def test_a_journal_url_that_can_never_work_is_a_value_error(tmp_path: Path) -> None:
     from gameproto_sync import GameAPI
 
-    with pytest.raises(JournalError, match="unknown journal scheme"):
+    with pytest.raises(ValueError, match="unknown journal scheme"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="mysql://x/y")
-    with pytest.raises(JournalError, match="must be a URL"):
+    with pytest.raises(ValueError, match="must be a URL"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="bot.db")
+    with pytest.raises(ValueError, match="sqlite:///path"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal="sqlite://")
+
+
+def test_a_journal_in_a_missing_folder_is_refused_not_made(tmp_path: Path) -> None:
+    from gameproto_sync import GameAPI
+
+    with pytest.raises(JournalError, match="does not exist"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal=f"sqlite:///{tmp_path / 'nowhere' / 'bot.db'}")
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_the_clients_load_no_journal_store_unless_asked() -> None:
@@ -270,6 +282,7 @@ def _intent(intent_id: str, sent_at: str, price: float = 50.0, state: str = "unk
         sent_at=sent_at,
         writer="default",
         order=sent,
+        deadline=sent_at,
     )
 
 
@@ -285,10 +298,23 @@ def _listed(number: int, created_at: str, price: float = 50.0) -> Any:
     }
 
 
+def match(listing: Any, intents: Any, *, now: str, mine: bool = False, waiting: Any = ()) -> Any:
+    """``match_listing`` at the exchange's time ``now``, the intents ours or not, some still waiting here."""
+    return match_listing(
+        listing,
+        intents,
+        window=lambda intent: window_of(intent, grace=5.0),
+        mine=lambda intent: mine,
+        waiting=lambda intent: intent.intent_id in waiting,
+        now=parse_time(now),
+        stamp=now,
+    )
+
+
 def test_identical_orders_settle_by_the_time_they_were_sent() -> None:
     intents = [_intent("a", "2030-01-01T10:00:00.000Z"), _intent("b", "2030-01-01T10:00:30.000Z")]
     listing = [_listed(7, "2030-01-01T10:00:30.100Z"), _listed(6, "2030-01-01T10:00:00.100Z")]
-    outcomes, foreign, in_flight = match_listing(listing, intents, settleable=lambda _: True, now="t")
+    outcomes, foreign, in_flight = match(listing, intents, now="2030-01-01T11:00:00Z")
     assert {(outcome.intent_id, outcome.exchange_id) for outcome in outcomes} == {("a", 6), ("b", 7)}
     assert foreign == [] and in_flight == []
 
@@ -296,9 +322,7 @@ def test_identical_orders_settle_by_the_time_they_were_sent() -> None:
 def test_an_intent_in_flight_elsewhere_keeps_its_order_from_being_called_foreign() -> None:
     intents = [_intent("a", "2030-01-01T10:00:00.000Z", state="intent"), _intent("b", "2030-01-01T10:00:00.000Z", 70)]
     listing = [_listed(6, "2030-01-01T10:00:00.100Z"), _listed(9, "2030-01-01T10:00:00.100Z", 80.0)]
-    outcomes, foreign, in_flight = match_listing(
-        listing, intents, settleable=lambda intent: intent.state == "unknown", now="t"
-    )
+    outcomes, foreign, in_flight = match(listing, intents, now="2030-01-01T11:00:00Z", waiting={"a"})
     assert [(outcome.intent_id, outcome.state) for outcome in outcomes] == [("b", NOT_PLACED)]
     assert [order["order_id"] for order in foreign] == [9]
     assert in_flight == ["a"]

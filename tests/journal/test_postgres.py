@@ -110,3 +110,60 @@ def test_racing_writers_record_each_fill_trade_and_foreign_order_once(pg: Postgr
     assert sorted(trade.trade_id for trade in stores[0].trades()) == sorted(f"trd_{n}" for n in range(1, 31))
     for store in stores:
         store.close()
+
+
+@every_driver(timeout=2.0)
+async def test_a_stopped_backend_holds_no_call_past_its_deadline(h: Harness, pg: PostgresServer) -> None:
+    import os
+    import signal
+
+    import psycopg
+
+    url = pg.new_database()
+    api = h.client(journal=url)
+    await api.create_order(future_order(price=50.0))
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as admin:
+        backends = [
+            pid
+            for (pid,) in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+            ).fetchall()
+        ]
+    assert backends
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)  # the journal's connection: no answer, no error, no timeout of the server's
+    try:
+        with pytest.raises(JournalError, match=r"(did not answer|no answer) within"):
+            await api.create_order(future_order(price=51.0))
+        assert h.attempts("POST", "/orders") == 1  # nothing sent when the intent was not committed
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    await api.create_order(future_order(price=52.0))  # a new connection: the stalled one was discarded
+    assert [order.exchange_id for order in await journaled(api) if order.exchange_id] == [1, 2]
+
+
+def test_a_previous_release_journal_is_migrated_once_and_an_unknown_version_refused(pg: PostgresServer) -> None:
+    import psycopg
+
+    from tests.journal.test_store import PREVIOUS_RELEASE
+
+    url = pg.new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        for statement in PREVIOUS_RELEASE:
+            db.execute(statement.replace("seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY"))
+    store = open_journal(url)
+    try:
+        (order,) = store.orders()
+        assert (order.exchange_id, order.state, order.executed_volume) == (7, CREATED, Decimal("0.5"))
+        assert store.reported("orders", [], 5.0) == {"*started*": "1", "7": "0.5|0"}
+    finally:
+        store.close()
+    open_journal(url).close()  # opened again: nothing left to migrate
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("UPDATE journal_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(JournalError, match="schema version 99"):
+        open_journal(url)
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute("SELECT value FROM journal_meta WHERE key = 'schema_version'").fetchone() == ("99",)

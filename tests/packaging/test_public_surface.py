@@ -47,8 +47,8 @@ def test_every_public_name_of_the_core_is_documented() -> None:
         shown = f"`gameproto.{name}`" if name.startswith("__") else f"::: gameproto.{name}\n"
         assert shown in reference, f"gameproto.{name} is not in docs/reference/core.md"
     # 40, and issue 23's trader's view: Contract, positions, RiskLimits, RiskLimitError, and gameproto.risk for the rest
-    # (issue 23); the journal's one module, gameproto.journal (issue 22)
-    assert len(gameproto.__all__) <= 46
+    # (issue 23); the journal's one module, gameproto.journal (issue 22); RunAll, the action of flows run at once
+    assert len(gameproto.__all__) <= 47
 
 
 def test_the_example_driver_and_the_cli_use_public_names_of_the_core() -> None:
@@ -59,6 +59,15 @@ def test_the_example_driver_and_the_cli_use_public_names_of_the_core() -> None:
     for path in (ROOT / "gameproto_cli").glob("*.py"):
         for name in _imports(path):
             assert not private.match(name) or name.startswith(allowed), f"{path.name} imports {name}"
+
+
+def test_the_drivers_use_public_names_of_the_core() -> None:
+    """A driver answers the core's actions and decides nothing: what it needs is public (``gameproto.driver``)."""
+    private = re.compile(r"gameproto\._[a-z]")
+    for package in ("gameproto_sync", "gameproto_async"):
+        for path in (ROOT / package).glob("*.py"):
+            found = [name for name in _imports(path) if private.match(name)]
+            assert found == [], f"{package}/{path.name} imports {found}"
 
 
 def test_the_settings_are_a_leaf_of_the_core() -> None:

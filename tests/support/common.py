@@ -6,7 +6,18 @@ import datetime as dt
 import json
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from gameproto._boundary import Action, Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure
+from gameproto._boundary import (
+    Action,
+    Blocking,
+    Flow,
+    Request,
+    Response,
+    RunAll,
+    RunLocked,
+    Send,
+    Sleep,
+    TransportFailure,
+)
 from gameproto._flow import Session
 from gameproto._settings import ClientSettings
 
@@ -183,6 +194,11 @@ def drive(
                 )
             elif isinstance(action, Blocking):
                 reply = action.function(action.time_left)
+            elif isinstance(action, RunAll):  # one after another, as a blocking driver runs them
+                options: Dict[str, Any] = {"request_time": request_time, "max_steps": max_steps}
+                reply = [
+                    drive(each, transport, clock, sleeps, check_sleep=check_sleep, **options) for each in action.flows
+                ]
             else:
                 raise AssertionError(f"unexpected action {action!r}")
     except StopIteration as done:

@@ -47,8 +47,13 @@ def plan(rng: random.Random) -> List[Dict[str, Any]]:
     return [order(rng) for _ in range(3 if rng.random() < 0.1 else 1)]
 
 
-def mine(orders: List[Any], writer: str) -> int:
-    return sum(1 for recorded in orders if recorded.origin == "ours" and recorded.writer == writer)
+def mine(orders: List[Any], writer: str, journal: str) -> int:
+    """The orders this bot placed, its earlier runs included: by its writer name when the URL gives one.
+
+    Without one, each run has a name of its own, and every order of ours is the bot's.
+    """
+    named = "writer=" in journal
+    return sum(1 for recorded in orders if recorded.origin == "ours" and (recorded.writer == writer or not named))
 
 
 def run_sync(args: argparse.Namespace, rng: random.Random) -> None:
@@ -57,7 +62,7 @@ def run_sync(args: argparse.Namespace, rng: random.Random) -> None:
     with GameAPI(TOKEN, args.url, journal=args.journal, timeout=10, requests_per_minute=None) as api:
         done = api.reconcile()
         print("reconciled", len(done.settled), len(done.foreign), flush=True)
-        placed = mine(api.journal.orders(), api.journal.writer)
+        placed = mine(api.journal.orders(), api.journal.writer, args.journal)
         sent = 0
         while placed < args.orders:
             orders = plan(rng)[: args.orders - placed]
@@ -79,7 +84,7 @@ async def run_async(args: argparse.Namespace, rng: random.Random) -> None:
     async with GameAPI(TOKEN, args.url, journal=args.journal, timeout=10, requests_per_minute=None) as api:
         done = await api.reconcile()
         print("reconciled", len(done.settled), len(done.foreign), flush=True)
-        placed = mine(await api.journal.orders(), api.journal.writer)
+        placed = mine(await api.journal.orders(), api.journal.writer, args.journal)
         sent = 0
         while placed < args.orders:
             orders = plan(rng)[: args.orders - placed]

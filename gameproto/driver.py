@@ -1,0 +1,40 @@
+"""What a driver's author needs beyond ``gameproto.__all__``: the trading flows, the watches, the defaults.
+
+A driver (``gameproto_sync``, ``gameproto_async``, ``examples/stdlib_client.py``)
+imports public names only: those of ``gameproto`` (the session, the actions,
+the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
+
+- ``Trading``: the flows of a trading client (orders under limits with the
+  journal, deletes, the kill switch, positions), built on a ``Session``;
+  ``JournalFlows`` the journal's flows it holds (``Trading.journal``);
+- ``Watch``, ``OrderWatch``, ``TradeWatch``, ``MarketWatch``: the schedules and
+  diffs of the ``watch_*`` loops;
+- ``BudgetStore``: the interface of a request budget shared between processes;
+- ``Unanswered``: what a ``Blocking`` function gave instead of an answer;
+- ``settings_from_env``: ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL``
+  and a ``.env`` file, as ``from_env`` reads them;
+- ``defaults``: every default of the project (timeouts, sizes, limits).
+"""
+
+from __future__ import annotations
+
+from . import _constants as defaults
+from ._boundary import Unanswered
+from ._budget import BudgetStore
+from ._events import MarketWatch, OrderWatch, TradeWatch, Watch
+from ._journal import JournalFlows
+from ._settings import settings_from_env
+from ._trading import Trading
+
+__all__ = [
+    "Trading",
+    "JournalFlows",
+    "Watch",
+    "OrderWatch",
+    "TradeWatch",
+    "MarketWatch",
+    "BudgetStore",
+    "Unanswered",
+    "settings_from_env",
+    "defaults",
+]
