@@ -163,9 +163,7 @@ def _exchange(now: float) -> Tuple[Any, Tuple[Tuple[str, str], ...]]:
     from gameproto._boundary import Request
     from gameproto.simulator import Exchange
 
-    exchange = Exchange(
-        ("bench-token",), clock=lambda: now, rate_limit_per_minute=10**9, max_resting_orders=10**9
-    )
+    exchange = Exchange(("bench-token",), clock=lambda: now, rate_limit_per_minute=10**9, max_resting_orders=10**9)
     answer = exchange.handle(Request("POST", "/auth/token", body=b'{"token": "bench-token"}'))
     token = json.loads(answer.body)["access_token"]
     headers = (
@@ -302,7 +300,9 @@ def run(commands: int, orders: int, validations: int, rounds: int, seed: int = 2
     per_op.update({name: spent / commands for name, spent in _medians(books, rounds).items()})
     bulk = 100
     requests = max(bulk, orders - orders % bulk)
-    per_op.update({name: spent / requests for name, spent in _medians(floor_and_handle(requests, bulk), rounds).items()})
+    per_op.update(
+        {name: spent / requests for name, spent in _medians(floor_and_handle(requests, bulk), rounds).items()}
+    )
     checks = validation_rounds(validations)
     if checks is None:
         results["skipped"].append("pydantic is not installed: validate_order is not raced")
