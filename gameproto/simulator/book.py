@@ -106,8 +106,9 @@ class Fill:
     fee: Decimal
 
 
-# A price level: [live orders, their queue, displayed volume, the observer's view of it, price].
-_COUNT, _QUEUE, _SHOWN, _VIEW, _PRICE = range(5)
+# A price level: [live orders, their queue, displayed volume, the observer's view of it (None until
+# asked for since the level last changed), price, the contract's delivery length in minutes].
+_COUNT, _QUEUE, _SHOWN, _VIEW, _PRICE, _MINUTES = range(6)
 
 
 class _Side:
@@ -128,13 +129,13 @@ class _Side:
         self.keys: List[Decimal] = []
         self.levels: List[List[Any]] = []
 
-    def level(self, key: Decimal, price: Decimal) -> List[Any]:
-        """The level at ``key``, made (empty) if there is none."""
+    def level(self, key: Decimal, order: BookOrder) -> List[Any]:
+        """The level at ``key``, made (empty, at the order's price) if there is none."""
         keys = self.keys
         at = bisect.bisect_left(keys, key)
         if at < len(keys) and keys[at] == key:
             return self.levels[at]
-        level = [0, collections.deque(), _ZERO, None, price]
+        level = [0, collections.deque(), _ZERO, None, order.price, order.minutes]
         keys.insert(at, key)
         self.levels.insert(at, level)
         return level
@@ -183,8 +184,10 @@ class OrderBook:
         #: A view cached at a contract's version is fresh while that version stands.
         self.version = 0
         self.versions: Dict[str, Tuple[int, float]] = {}
-        #: Called with (contract, minutes, side, price, displayed volume now) whenever a displayed
-        #: level changes; what it returns is kept with the level (``shown_views``).
+        #: Called with (contract, minutes, side, price, displayed volume) for a displayed level whose
+        #: view is asked for (``shown_views``) for the first time since the level changed; what it
+        #: returns is kept with the level until it changes again. Orders come in far more often than
+        #: views are read: a level that changes ten times between two reads is viewed once.
         self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
 
     def _touch(self, contract: str, now: float) -> None:
@@ -199,10 +202,8 @@ class OrderBook:
         """Add ``change`` to the displayed volume of ``level``, the order's (hidden orders show nothing)."""
         if order.hidden or not change:
             return
-        volume = level[_SHOWN] = MONEY.add(level[_SHOWN], change)
-        if self.observer is not None:
-            shown = volume if volume > 0 else _ZERO
-            level[_VIEW] = self.observer(order.contract, order.minutes, order.side, order.price, shown)
+        level[_SHOWN] = MONEY.add(level[_SHOWN], change)
+        level[_VIEW] = None  # made again when next asked for
 
     def shown(self, contract: str, side: str) -> List[Tuple[Decimal, Decimal]]:
         """The displayed levels of one side of a contract, best price first: (price, volume)."""
@@ -222,7 +223,15 @@ class OrderBook:
     def shown_views(self, contract: str, side: str) -> List[Any]:
         """What the ``observer`` made of each displayed level of one side of a contract, best price first."""
         found = self._one_side(contract, side)
-        return [] if found is None else [level[_VIEW] for level in found.displayed()]
+        if found is None:
+            return []
+        views = []
+        for level in found.displayed():
+            view = level[_VIEW]
+            if view is None and self.observer is not None:
+                view = level[_VIEW] = self.observer(contract, level[_MINUTES], side, level[_PRICE], level[_SHOWN])
+            views.append(view)
+        return views
 
     def shown_total(self, contract: str, side: str) -> Decimal:
         """The displayed volume of one side of a contract, all levels together."""
@@ -268,7 +277,7 @@ class OrderBook:
             pair = self._sides[order.contract] = (_Side(), _Side())
         side = pair[0] if order.side == "buy" else pair[1]
         order.key = key
-        level = side.level(key, order.price)
+        level = side.level(key, order)
         level[_COUNT] += 1
         level[_QUEUE].append(order)
         self._show(order, side, level, left)
@@ -309,14 +318,12 @@ class OrderBook:
                 level[_COUNT] += 1
                 level[_QUEUE].append(order)
             else:
-                level = [1, collections.deque((order,)), _ZERO, None, order.price]
+                level = [1, collections.deque((order,)), _ZERO, None, order.price, order.minutes]
                 keys.insert(at, key)
                 mine.levels.insert(at, level)
             if not order.hidden:
-                if self.observer is None:  # the usual case in a bare book: one sum
-                    level[_SHOWN] = MONEY.add(level[_SHOWN], left)
-                else:
-                    self._show(order, mine, level, left)
+                level[_SHOWN] = MONEY.add(level[_SHOWN], left)
+                level[_VIEW] = None
         self.version += 1
         self.versions[contract] = (self.version, now)
         return fills
