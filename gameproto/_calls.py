@@ -140,6 +140,8 @@ class _NeedsDigits(Exception):
 
 
 def _plain_number(item: Any) -> Any:
+    if type(item) is Decimal and not item:  # zero, the most common amount of all (nothing executed yet)
+        return 0
     if isinstance(item, Decimal):
         number = _json_number(item)
         if number is not None:
