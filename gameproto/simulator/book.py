@@ -62,8 +62,6 @@ class BookOrder:
     deleted: bool = False
     #: Out of the book because its contract closed (delivery started) with volume left.
     expired: bool = False
-    #: Its price level's key in the book, set when it joins the book (see ``price_key``).
-    key: Decimal = field(default=_ZERO, init=False, repr=False, compare=False)
 
     @property
     def remaining(self) -> Decimal:
@@ -112,10 +110,12 @@ _COUNT, _QUEUE, _SHOWN, _VIEW, _PRICE, _MINUTES = range(6)
 
 
 class _Side:
-    """One side of one contract: its price levels, best first.
+    """One side of one contract: its price levels, in price order.
 
-    ``keys`` holds the levels' priority keys (see ``price_key``) in order and
-    ``levels`` the levels at the same places: a price is found by bisecting,
+    ``keys`` holds the levels' prices from lowest to highest and ``levels`` the
+    levels at the same places, so the best level is the first of the sells and
+    the last of the buys (``best``: 0 or -1; taking the best buy off is a pop).
+    A price is found by bisecting,
     never by hashing (hashing a Decimal the first time costs more than
     bisecting a hundred levels). A level's queue may still hold orders
     cancelled since they joined it (``deleted``): they are skipped and
@@ -123,9 +123,11 @@ class _Side:
     Hidden orders count in a level but add nothing to its displayed volume.
     """
 
-    __slots__ = ("keys", "levels")
+    __slots__ = ("best", "keys", "levels")
 
-    def __init__(self) -> None:
+    def __init__(self, best: int) -> None:
+        #: Where the best level is: 0 (sells, lowest first) or -1 (buys, highest last).
+        self.best = best
         self.keys: List[Decimal] = []
         self.levels: List[List[Any]] = []
 
@@ -147,21 +149,25 @@ class _Side:
     def remove(self, at: int) -> None:
         del self.keys[at], self.levels[at]
 
+    def in_order(self) -> List[List[Any]]:
+        """The levels, best first."""
+        return self.levels[::-1] if self.best else list(self.levels)
+
     def orders(self) -> Iterator[BookOrder]:
         """The live orders, best price first, then oldest."""
-        for level in list(self.levels):
+        for level in self.in_order():
             for order in list(level[_QUEUE]):
                 if not order.deleted:
                     yield order
 
     def displayed(self) -> List[List[Any]]:
         """The levels with a displayed volume, best first."""
-        return [level for level in self.levels if level[_SHOWN]]
+        return [level for level in self.in_order() if level[_SHOWN]]
 
 
-def price_key(price: Decimal, side: str) -> Decimal:
-    """A price level's key: the price, negated for buys, so that both sides sort best first."""
-    return -price if side == "buy" else price
+def _new_pair() -> Tuple[_Side, _Side]:
+    """A contract's (buys, sells)."""
+    return _Side(-1), _Side(0)
 
 
 _NO_ORDERS: Tuple[()] = ()
@@ -214,7 +220,7 @@ class OrderBook:
         """The best displayed price of one side of a contract, None when nothing shows."""
         found = self._one_side(contract, side)
         if found is not None:
-            for level in found.levels:
+            for level in found.in_order():
                 if level[_SHOWN]:
                     price: Decimal = level[_PRICE]
                     return price
@@ -265,19 +271,18 @@ class OrderBook:
         # Oldest first, so that each level's queue is in time order.
         for order in sorted(self.orders.values(), key=lambda order: order.number):
             if not order.deleted and not order.filled:
-                self._rest(order, price_key(order.price, order.side), order.remaining)
+                self._rest(order, order.remaining)
         self.versions = {}
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
 
-    def _rest(self, order: BookOrder, key: Decimal, left: Decimal) -> None:
+    def _rest(self, order: BookOrder, left: Decimal) -> None:
         pair = self._sides.get(order.contract)
         if pair is None:
-            pair = self._sides[order.contract] = (_Side(), _Side())
+            pair = self._sides[order.contract] = _new_pair()
         side = pair[0] if order.side == "buy" else pair[1]
-        order.key = key
-        level = side.level(key, order)
+        level = side.level(order.price, order)
         level[_COUNT] += 1
         level[_QUEUE].append(order)
         self._show(order, side, level, left)
@@ -294,16 +299,14 @@ class OrderBook:
         contract = order.contract
         pair = self._sides.get(contract)
         if pair is None:
-            pair = self._sides[contract] = (_Side(), _Side())
-        price = order.price
+            pair = self._sides[contract] = _new_pair()
+        key = order.price
         if order.side == "buy":
             mine, other = pair
-            order.key = key = -price
-            crosses = other.levels and other.levels[0][_PRICE] <= price
+            crosses = other.keys and other.keys[0] <= key  # the lowest sell
         else:
             other, mine = pair
-            order.key = key = price
-            crosses = other.levels and other.levels[0][_PRICE] >= price
+            crosses = other.keys and other.keys[-1] >= key  # the highest buy
         if crosses:
             fills = self._match(order, other, now)
             left = MONEY.subtract(order.volume, order.executed)
@@ -338,7 +341,7 @@ class OrderBook:
         if left > 0:
             pair = self._sides[order.contract]
             side = pair[0] if order.side == "buy" else pair[1]
-            at = side.find(order.key)
+            at = side.find(order.price)
             level = side.levels[at]
             self._show(order, side, level, -left)
             level[_COUNT] -= 1
@@ -367,10 +370,10 @@ class OrderBook:
     def _match(self, incoming: BookOrder, other: _Side, now: float) -> List[Fill]:
         """Trade ``incoming`` against the other side's best levels while their prices cross its own."""
         fills: List[Fill] = []
-        levels = other.levels
+        levels, best = other.levels, other.best
         price, buying = incoming.price, incoming.side == "buy"
         while levels:
-            level = levels[0]
+            level = levels[best]
             if (level[_PRICE] > price) if buying else (level[_PRICE] < price):
                 break
             queue = level[_QUEUE]
@@ -386,7 +389,7 @@ class OrderBook:
                 queue.popleft()
                 level[_COUNT] -= 1
                 if not level[_COUNT]:
-                    other.remove(0)
+                    other.remove(best)
             if incoming.executed >= incoming.volume:
                 break
         return fills
