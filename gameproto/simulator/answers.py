@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Dict, List, Mapping, Optional, Union
 
@@ -42,15 +41,24 @@ _JSON_HEADERS = {"content-type": "application/json"}
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
 class Context:
-    """One authorised request on its way to its handler."""
+    """One authorised request on its way to its handler.
 
-    request: Request
-    trader: str
-    now: float
-    #: The caller's address as the server saw it; None in memory.
-    client: Optional[str] = None
+    A plain class with slots, made once per request: a frozen dataclass's
+    ``__init__`` would set each field through ``object.__setattr__``.
+    """
+
+    __slots__ = ("client", "now", "request", "trader")
+
+    def __init__(self, request: Request, trader: str, now: float, client: Optional[str] = None) -> None:
+        self.request = request
+        self.trader = trader
+        self.now = now
+        #: The caller's address as the server saw it; None in memory.
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"Context({self.request!r}, trader={self.trader!r}, now={self.now!r})"
 
     def param(self, name: str) -> Optional[str]:
         """The last value of a query parameter (as FastAPI reads one), or None."""

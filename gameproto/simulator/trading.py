@@ -64,6 +64,12 @@ def _exchange_problems(valid: JSONObject) -> List[OrderProblem]:
     return problems
 
 
+@functools.lru_cache(maxsize=4)
+def _moment(now: float) -> dt.datetime:
+    """The exchange's clock as the order rules take it: the orders of a bulk share one."""
+    return dt.datetime.fromtimestamp(now, _UTC)
+
+
 @functools.lru_cache(maxsize=4096)
 def _window(date: str, start_time: str, tz_offset_hours: int, duration: str) -> Tuple[float, int, str]:
     """A validated order's delivery start (epoch seconds), length in minutes and contract name.
@@ -107,9 +113,7 @@ class Desk:
         fills are stamped with (seeding backdates its trades).
         """
         try:
-            valid = validate_order(
-                raw, now=dt.datetime.fromtimestamp(now, _UTC), allow_non_positive_price=self.allow_non_positive_price
-            )
+            valid = validate_order(raw, now=_moment(now), allow_non_positive_price=self.allow_non_positive_price)
         except OrderValidationError as error:
             return None, error.errors, error.omitted
         problems = _exchange_problems(valid)
