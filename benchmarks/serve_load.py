@@ -43,11 +43,23 @@ Body = Callable[[int], bytes]
 class Target:
     """A server under load: where orders go, the headers they carry, and how an order is written."""
 
-    def __init__(self, name: str, url: str, headers: List[Tuple[bytes, bytes]], body: Body) -> None:
+    def __init__(self, name: str, url: str, headers: List[Tuple[bytes, bytes]], body: Body, pid: int) -> None:
         self.name = name
         self.url = url
         self.headers = headers
         self.body = body
+        #: The server's process: the CPU it spends is read from /proc where there is one.
+        self.pid = pid
+
+
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """User plus system CPU seconds the process has spent (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _flow(seed: int, count: int) -> List[Tuple[str, int, int, int]]:
@@ -106,6 +118,7 @@ class PeerGateway:
         self.url = ""
         self._folder = tempfile.TemporaryDirectory(prefix="peer-gateway-")
         self._process: Optional[subprocess.Popen[bytes]] = None
+        self.pid = 0
 
     @staticmethod
     def missing() -> Optional[str]:
@@ -131,6 +144,7 @@ class PeerGateway:
         )
         command = [sys.executable, "-m", "matching_engine", "serve", "--host", "127.0.0.1", "--port", str(port)]
         self._process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self._process.pid
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -168,7 +182,9 @@ def _game_target(server: ServerProcess, body: Body) -> Target:
     )
     token = json.loads(answer.content)["access_token"]
     headers = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {token}".encode())]
-    return Target("game serve", server.base_url + "/api/v1/orders", headers, body)
+    process = server._process
+    assert process is not None
+    return Target("game serve", server.base_url + "/api/v1/orders", headers, body, process.pid)
 
 
 async def _load(target: Target, connections: int, per_connection: int, pace: float) -> Dict[str, float]:
@@ -178,6 +194,7 @@ async def _load(target: Target, connections: int, per_connection: int, pace: flo
 
     latencies: List[float] = []
     refused: List[int] = []
+    sent = [0]
     done = anyio.Event()
     async with httpcore.AsyncConnectionPool(
         max_connections=connections + 1, max_keepalive_connections=connections + 1
@@ -185,6 +202,7 @@ async def _load(target: Target, connections: int, per_connection: int, pace: flo
 
         async def post(index: int) -> None:
             answer = await pool.request("POST", target.url, headers=target.headers, content=target.body(index))
+            sent[0] += 1
             if answer.status != 200:
                 refused.append(answer.status)
 
@@ -206,6 +224,8 @@ async def _load(target: Target, connections: int, per_connection: int, pace: flo
         async with anyio.create_task_group() as warm:
             for index in range(connections + 1):
                 warm.start_soon(post, 2 * 10**6 + index)
+        sent[0] = 0
+        cpu_before = _cpu_seconds(target.pid)
         started = time.perf_counter()
         async with anyio.create_task_group() as group:
             group.start_soon(trader)
@@ -216,13 +236,18 @@ async def _load(target: Target, connections: int, per_connection: int, pace: flo
             done.set()
     if refused:
         raise RuntimeError(f"{target.name} refused {len(refused)} orders (statuses {sorted(set(refused))})")
+    cpu_after = _cpu_seconds(target.pid)
     ordered = sorted(latencies)
-    return {
+    figures = {
         "orders_per_s": connections * per_connection / seconds,
         "p50_ms": 1000 * ordered[len(ordered) // 2],
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
         "trader_orders": float(len(ordered)),
     }
+    if cpu_before is not None and cpu_after is not None:
+        # The server's own CPU per order: what the machine's other load cannot blur as much as orders/s.
+        figures["server_cpu_us_per_order"] = 1e6 * (cpu_after - cpu_before) / sent[0]
+    return figures
 
 
 def run(connections: int, per_connection: int, rounds: int, pace: float, seed: int = 7) -> Dict[str, Any]:
@@ -252,11 +277,8 @@ def run(connections: int, per_connection: int, rounds: int, pace: float, seed: i
         try:
             if missing is None:
                 peer = PeerGateway().__enter__()
-                targets.append(
-                    Target(
-                        "matching-engine gateway", peer.url, [(b"content-type", b"application/json")], _peer_body(flow)
-                    )
-                )
+                headers = [(b"content-type", b"application/json")]
+                targets.append(Target("matching-engine gateway", peer.url, headers, _peer_body(flow), peer.pid))
             for target in targets:  # a short warm-up round each
                 anyio.run(_load, target, connections, max(1, per_connection // 10), pace)
             for index in range(rounds):
@@ -285,6 +307,10 @@ def run(connections: int, per_connection: int, rounds: int, pace: float, seed: i
                 "holds": ratio >= 2.0,
             }
         ]
+        game, gateway = results["servers"]["game serve"], results["servers"]["matching-engine gateway"]
+        if "server_cpu_us_per_order" in game and "server_cpu_us_per_order" in gateway:
+            # Not a goal: the same comparison in server CPU per order, which the machine's other load blurs less.
+            results["cpu_ratio"] = gateway["server_cpu_us_per_order"] / game["server_cpu_us_per_order"]
     else:
         results["goals"] = []
     return results
@@ -296,15 +322,19 @@ def report(results: Dict[str, Any]) -> str:
         f"{results['date']}: {results['connections']} keep-alive connections, {results['orders_per_round']:,} orders "
         f"a round, median of {results['rounds']} rounds",
         "",
-        f"  {'server':<26} {'orders/s':>10} {'trader p50':>11} {'trader p99':>11}",
+        f"  {'server':<26} {'orders/s':>10} {'trader p50':>11} {'trader p99':>11} {'server CPU/order':>17}",
     ]
     for name, figures in results["servers"].items():
+        cpu = figures.get("server_cpu_us_per_order")
         lines.append(
             f"  {name:<26} {figures['orders_per_s']:>10,.0f} {figures['p50_ms']:>8.2f} ms {figures['p99_ms']:>8.2f} ms"
+            + (f" {cpu:>14,.0f} us" if cpu is not None else "")
         )
     for goal in results["goals"]:
         verdict = "holds" if goal["holds"] else "MISSED"
         lines.append(f"\n  {goal['name']}: {goal['ratio']:.2f}x (goal >= {goal['limit']:.1f}x) {verdict}")
+    if "cpu_ratio" in results:
+        lines.append(f"  the gateway's server CPU per order over game serve's: {results['cpu_ratio']:.2f}x")
     for reason in results["skipped"]:
         lines.append(f"  skipped: {reason}")
     return "\n".join(lines)
