@@ -120,7 +120,7 @@ def run(sizes: Sizes, skip_published: bool = False) -> Dict[str, Any]:
         )
     validation = workloads.validation(sizes.validations, sizes.rounds)
     results["order validation"] = validation
-    goals.append(_goal("validate_order time", validation, "validate_order", "pydantic v2 model", 0.75, "cpu_per_op"))
+    goals.append(_goal("validate_order time", validation, "validate_order", "pydantic v2 model", 0.40, "cpu_per_op"))
     parse = workloads.listing_parse(sizes.listing, max(3, sizes.rounds // 2))
     results[f"parse {sizes.listing} listed orders"] = parse
     goals.append(_goal("listing parse time", parse, "gameproto parse", "json.loads", 1.2, "seconds"))

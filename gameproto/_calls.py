@@ -112,6 +112,15 @@ def answered(value: T) -> Call[T]:
 
 def _json_number(value: Decimal) -> Any:
     """The int or float that writes ``value`` exactly, or None when neither does."""
+    text = str(value)
+    if len(text) <= 16 and "E" not in text:
+        # The usual amount: at most 15 digits, so its double holds it exactly; read from its text,
+        # the same int or float as the general way below gives, at a fraction of the cost.
+        if "." in text:
+            text = text.rstrip("0")
+            return int(text[:-1]) if text[-1] == "." else float(text)
+        if text.lstrip("-").isdigit():
+            return int(text)
     if not value.is_finite():
         raise ValueError(f"{value} is not a JSON number")
     if value == value.to_integral_value() and abs(value) < 2**63:
@@ -126,6 +135,25 @@ def _put_digits(marker: re.Pattern[str], text: str, decimals: List[str]) -> str:
     return marker.sub(lambda found: decimals[int(found.group(1))], text)
 
 
+class _NeedsDigits(Exception):
+    """A Decimal that neither an int nor a float writes exactly: ``encode_json`` takes its general way."""
+
+
+def _plain_number(item: Any) -> Any:
+    if type(item) is Decimal and not item:  # zero, the most common amount of all (nothing executed yet)
+        return 0
+    if isinstance(item, Decimal):
+        number = _json_number(item)
+        if number is not None:
+            return number
+        raise _NeedsDigits
+    raise TypeError(f"{type(item).__name__} is not JSON")
+
+
+#: Made once: ``json.dumps`` with arguments builds an encoder on every call.
+_PLAIN_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain_number, allow_nan=False)
+
+
 def encode_json(value: Any) -> bytes:
     """``value`` as compact UTF-8 JSON bytes; Decimals become numbers, never rounded.
 
@@ -136,6 +164,10 @@ def encode_json(value: Any) -> bytes:
     is made of NULs; should a caller's own string look like one, the count
     of markers found says so and a longer marker is used.
     """
+    try:
+        return _PLAIN_ENCODER.encode(value).encode()
+    except _NeedsDigits:
+        pass  # a Decimal to write digit for digit
     for width in range(1, 64):
         pad = "\x00" * width
         decimals: List[str] = []

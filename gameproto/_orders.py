@@ -481,8 +481,88 @@ def _problems(index: Optional[int], found: List[Tuple[str, str]], now: Optional[
     ]
 
 
+_INFINITY = math.inf
+_NO_PROBLEMS: List[Tuple[str, str]] = []
+
+
+def _plain_number(value: Any) -> bool:
+    """Whether ``value`` is an int, float or Decimal (exactly those types), finite and above zero."""
+    kind = type(value)
+    if kind is float:
+        return bool(0 < value < _INFINITY)  # NaN compares false
+    if kind is int:
+        return bool(value > 0)
+    if kind is Decimal:
+        return bool(value.is_finite() and value > 0)
+    return False
+
+
+def _plainly_valid(order: Any, now_us: int) -> Optional[Dict[str, Any]]:
+    """The clean copy of an order that plainly passes every rule, or None: then ``_check`` decides.
+
+    The same rules as ``_check``, on the shape every bot sends (a plain dict,
+    values of the exact types, dates, times and durations already in the
+    lookup tables), so the usual order costs a few lookups. It only accepts:
+    whatever it is unsure of, ``_check`` judges, and every refusal and its
+    reasons come from there.
+    """
+    if type(order) is not dict or not order.keys() <= _KNOWN:
+        return None
+    get = order.get
+    side, price, volume = get("side"), get("price"), get("volume")
+    if type(side) is not str or side not in _SIDES or not _plain_number(volume) or not _plain_number(price):
+        return None  # a price of zero or below, where allowed, is judged by ``_check``
+    date, start_text, end_text, duration = get("date"), get("start_time"), get("end_time"), get("duration")
+    if not (type(date) is str and type(start_text) is str and type(end_text) is str and type(duration) is str):
+        return None
+    day, start, end = _DAY_NUMBERS.get(date), _CLOCK.get(start_text), _CLOCK.get(end_text)
+    minutes = _DURATION_MINUTES.get(duration)
+    if day is None or start is None or end is None or minutes is None:
+        return None
+    if end == 0 and start > 0:
+        end = _MINUTES_PER_DAY
+    if end - start != minutes or end <= start:
+        return None
+    tz = get("tz_offset_hours")
+    if tz is None:  # absent or null, as ``_check`` reads it: the local zone's offset at the delivery start
+        tz = _local_offset(day[1], day[2], day[3], start // 60, start % 60)
+    elif type(tz) is not int or tz not in _TZ_OFFSETS:
+        return None
+    if ((day[0] * _MINUTES_PER_DAY + start) - tz * 60) * _US_PER_MINUTE <= now_us:
+        return None
+    state = get("state")
+    if state is None:
+        state = "displayed"
+    elif type(state) is not str or state not in _STATES:
+        return None
+    clean = {
+        "side": side,
+        "price": price,
+        "volume": volume,
+        "date": date,
+        "start_time": start_text,
+        "end_time": end_text,
+        "duration": duration,
+        "tz_offset_hours": tz,
+        "state": state,
+    }
+    options = get("options")
+    if options is not None:
+        copied = _flat_copy(options)
+        if copied is None:
+            return None
+        suffix = copied.get("trader_suffixe")
+        if suffix is not None and (type(suffix) is not str or len(suffix) > TRADER_SUFFIX_MAX):
+            return None
+        clean["options"] = copied
+    return clean
+
+
 def _guarded(order: Any, now_us: int, allow: bool) -> Tuple[Dict[str, Any], List[Tuple[str, str]], int]:
     try:
+        clean = _plainly_valid(order, now_us)
+        if clean is not None:
+            return clean, _NO_PROBLEMS, 0
         return _check(order, now_us, allow)
     except (RecursionError, MemoryError):
         return {}, [("order", "is too deeply nested or too large to check")], 0

@@ -8,6 +8,7 @@ close without a word. Everything the exchange decides stays in the exchange.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -175,11 +176,27 @@ def _json_response(status: int, detail: str) -> Response:
     return Response(status, {"content-type": "application/json"}, json.dumps({"detail": detail}).encode())
 
 
+@functools.lru_cache(maxsize=None)
 def _reason(status: int) -> bytes:
     try:
         return HTTPStatus(status).phrase.encode("ascii")
     except ValueError:
         return b""
+
+
+#: The headers of the usual answer, a JSON body and nothing else.
+_JSON_ONLY = {"content-type": "application/json"}
+#: The Date header of the last second written: (second, header value).
+_LAST_DATE: List[Any] = [None, ""]
+
+
+def _http_date(moment: float) -> str:
+    """``moment`` as an HTTP date, made once a second (an answer's Date has whole seconds)."""
+    second = math.floor(moment)
+    if _LAST_DATE[0] != second:
+        _LAST_DATE[:] = [second, formatdate(second, usegmt=True)]
+    text: str = _LAST_DATE[1]
+    return text
 
 
 def _to_request(event: h11.Request, body: bytes, client: str, prefix: str = API_PREFIX) -> Optional[Request]:
@@ -231,6 +248,8 @@ class _Connection:
         #: When this connection began waiting for its current request: how stale it is.
         self.waiting_since = anyio.current_time()
         self.reserved = 0
+        #: The head last screened and the request made of it (without its body), so that it is made once.
+        self.screened: Optional[Tuple[h11.Request, Request]] = None
 
     async def _receive(self, deadline: float) -> int:
         """Feed h11 what the client sends next; the bytes received. _Late past ``deadline``."""
@@ -271,18 +290,31 @@ class _Connection:
                 await self.stream.send(data)
 
     async def _respond(self, response: Response, method: bytes, close: bool = False) -> None:
-        skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
-        headers: List[Tuple[str, str]] = [
-            (name, value) for name, value in response.headers.items() if name.lower() not in skip
-        ]
-        headers += [
-            ("content-length", str(len(response.body))),
-            ("server", "gameproto"),
-            ("date", formatdate(self.server.clock(), usegmt=True)),
-        ]
-        if close:
-            headers.append(("connection", "close"))
-        head = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
+        if not close and response.headers == _JSON_ONLY:
+            # The usual answer: its head is ours alone, every value known to be valid (digits, a date),
+            # so h11 is told it need not check them again.
+            parsed = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(response.body)).encode("ascii")),
+                (b"server", b"gameproto"),
+                (b"date", _http_date(self.server.clock()).encode("ascii")),
+            ]
+            head = h11.Response(
+                status_code=response.status, headers=parsed, reason=_reason(response.status), _parsed=True
+            )
+        else:
+            skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
+            headers: List[Tuple[str, str]] = [
+                (name, value) for name, value in response.headers.items() if name.lower() not in skip
+            ]
+            headers += [
+                ("content-length", str(len(response.body))),
+                ("server", "gameproto"),
+                ("date", _http_date(self.server.clock())),
+            ]
+            if close:
+                headers.append(("connection", "close"))
+            head = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
         body = response.body if method != b"HEAD" else b""
         if len(body) <= SEND_PIECE:
             await self._send(head, *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
@@ -313,6 +345,7 @@ class _Connection:
         if has_body and screen is not None:
             request = _to_request(event, b"", self.client)
             if request is not None:
+                self.screened = (event, request)
                 refusal: Optional[Response] = screen(request)
                 return refusal
         return None
@@ -400,7 +433,12 @@ class _Connection:
 
     async def _answer(self, event: h11.Request, body: bytes) -> bool:
         """Answer one request; False when the connection is to be dropped instead."""
-        request = _to_request(event, body, self.client)
+        screened, self.screened = self.screened, None
+        if screened is not None and screened[0] is event:  # made from its head already: add the body
+            head = screened[1]
+            request: Optional[Request] = Request(head.method, head.path, head.query, head.headers, body or None)
+        else:
+            request = _to_request(event, body, self.client)
         if request is None:
             await self._respond(self._outside_api(event, body), event.method)
             return True

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Dict, List, Mapping, Optional, Union
 
@@ -42,15 +41,24 @@ _JSON_HEADERS = {"content-type": "application/json"}
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
 class Context:
-    """One authorised request on its way to its handler."""
+    """One authorised request on its way to its handler.
 
-    request: Request
-    trader: str
-    now: float
-    #: The caller's address as the server saw it; None in memory.
-    client: Optional[str] = None
+    A plain class with slots, made once per request: a frozen dataclass's
+    ``__init__`` would set each field through ``object.__setattr__``.
+    """
+
+    __slots__ = ("client", "now", "request", "trader")
+
+    def __init__(self, request: Request, trader: str, now: float, client: Optional[str] = None) -> None:
+        self.request = request
+        self.trader = trader
+        self.now = now
+        #: The caller's address as the server saw it; None in memory.
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"Context({self.request!r}, trader={self.trader!r}, now={self.now!r})"
 
     def param(self, name: str) -> Optional[str]:
         """The last value of a query parameter (as FastAPI reads one), or None."""
@@ -94,20 +102,38 @@ def more_problems(count: int) -> str:
     return f"... and {count:,} more problem{'s' if count != 1 else ''}"
 
 
+#: The last moments written: an order's answer writes its creation time twice, and many
+#: answers in a row share the exchange's "now".
+_ISO_MADE: Dict[float, str] = {}
+_ISO_KEPT = 64
+
+
 def iso(moment: float) -> str:
-    return spot.iso_time(dt.datetime.fromtimestamp(moment, _UTC))
+    made = _ISO_MADE.get(moment)
+    if made is None:
+        made = spot.iso_time(dt.datetime.fromtimestamp(moment, _UTC))
+        if len(_ISO_MADE) >= _ISO_KEPT:
+            _ISO_MADE.clear()
+        _ISO_MADE[moment] = made
+    return made
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+#: Made once: ``json.loads`` with arguments builds a decoder on every call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+
+
 def json_body(request: Request) -> Any:
     """The request body as JSON, floats as Decimal so money stays exact."""
-    if not request.body:
+    body = request.body
+    if not body:
         raise invalid(["body"], "field required", "value_error.missing")
     try:
-        return json.loads(request.body, parse_float=Decimal, parse_constant=_refuse_constant)
+        # What json.loads does with bytes: the encoding it detects (UTF-8, -16 or -32, a BOM dropped).
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, ArithmeticError, RecursionError):  # ArithmeticError: Decimal("1e999999999999")
         raise invalid(["body", 0], "JSON decode error", "value_error.jsondecode")
 

@@ -3,13 +3,21 @@
 Money and volumes are ``Decimal`` throughout; they become JSON numbers only
 when the exchange answers. One contract is one delivery window (start in UTC
 plus length); only orders of the same contract meet.
+
+Each side of a contract is a dict of price levels, each a FIFO queue of
+orders, beside a sorted list of its prices (best first): adding to a known
+price costs a dict lookup, and only a new or emptied level touches the
+sorted list. A cancelled order is taken out of its level's count at once and
+out of its queue when it reaches the head (or when the level empties), so a
+cancel never scans a queue.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["BookOrder", "Fill", "OrderBook", "MONEY", "canonical_duration"]
@@ -22,7 +30,7 @@ _ZERO = Decimal(0)
 _SIDES = ("buy", "sell")
 
 # A queue entry: (priority price, order number). Buys are keyed on the negated
-# price so that both queues sort best price first, then oldest first.
+# price so that both sides sort best price first, then oldest first.
 _Entry = Tuple[Decimal, int]
 
 
@@ -96,6 +104,75 @@ class Fill:
     fee: Decimal
 
 
+# A price level: [live orders, their queue, displayed volume, the observer's view of it (None until
+# asked for since the level last changed), price, the contract's delivery length in minutes].
+_COUNT, _QUEUE, _SHOWN, _VIEW, _PRICE, _MINUTES = range(6)
+
+
+class _Side:
+    """One side of one contract: its price levels, in price order.
+
+    ``keys`` holds the levels' prices from lowest to highest and ``levels`` the
+    levels at the same places, so the best level is the first of the sells and
+    the last of the buys (``best``: 0 or -1; taking the best buy off is a pop).
+    A price is found by bisecting,
+    never by hashing (hashing a Decimal the first time costs more than
+    bisecting a hundred levels). A level's queue may still hold orders
+    cancelled since they joined it (``deleted``): they are skipped and
+    dropped when they reach its head, or go with their level when it empties.
+    Hidden orders count in a level but add nothing to its displayed volume.
+    """
+
+    __slots__ = ("best", "keys", "levels")
+
+    def __init__(self, best: int) -> None:
+        #: Where the best level is: 0 (sells, lowest first) or -1 (buys, highest last).
+        self.best = best
+        self.keys: List[Decimal] = []
+        self.levels: List[List[Any]] = []
+
+    def level(self, key: Decimal, order: BookOrder) -> List[Any]:
+        """The level at ``key``, made (empty, at the order's price) if there is none."""
+        keys = self.keys
+        at = bisect.bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            return self.levels[at]
+        level = [0, collections.deque(), _ZERO, None, order.price, order.minutes]
+        keys.insert(at, key)
+        self.levels.insert(at, level)
+        return level
+
+    def find(self, key: Decimal) -> int:
+        """Where the level at ``key`` is (it must be there)."""
+        return bisect.bisect_left(self.keys, key)
+
+    def remove(self, at: int) -> None:
+        del self.keys[at], self.levels[at]
+
+    def in_order(self) -> List[List[Any]]:
+        """The levels, best first."""
+        return self.levels[::-1] if self.best else list(self.levels)
+
+    def orders(self) -> Iterator[BookOrder]:
+        """The live orders, best price first, then oldest."""
+        for level in self.in_order():
+            for order in list(level[_QUEUE]):
+                if not order.deleted:
+                    yield order
+
+    def displayed(self) -> List[List[Any]]:
+        """The levels with a displayed volume, best first."""
+        return [level for level in self.in_order() if level[_SHOWN]]
+
+
+def _new_pair() -> Tuple[_Side, _Side]:
+    """A contract's (buys, sells)."""
+    return _Side(-1), _Side(0)
+
+
+_NO_ORDERS: Tuple[()] = ()
+
+
 class OrderBook:
     """Every order the exchange took, the queues of the resting ones, and the fills."""
 
@@ -106,63 +183,72 @@ class OrderBook:
         self.fills_by_contract: Dict[str, List[Fill]] = {}
         #: Each contract's fill times, oldest first (a parallel of ``fills_by_contract``, for bisecting).
         self.fill_times: Dict[str, List[float]] = {}
-        self._queues: Dict[Tuple[str, str], List[_Entry]] = {}
+        # Each contract's (buy side, sell side).
+        self._sides: Dict[str, Tuple[_Side, _Side]] = {}
         self._last_number = 0
         #: Counts every change of the book; ``versions`` holds each contract's last (version, time).
         #: A view cached at a contract's version is fresh while that version stands.
         self.version = 0
         self.versions: Dict[str, Tuple[int, float]] = {}
-        # The public book, kept as orders come and go: each (contract, side)'s displayed levels in
-        # book order, [priority key, price, volume, the observer's view of it], and their total volume.
-        self._shown: Dict[Tuple[str, str], List[List[Any]]] = {}
-        self._shown_total: Dict[Tuple[str, str], Decimal] = {}
-        #: Called with (contract, minutes, side, price, displayed volume now) whenever a displayed
-        #: level changes; what it returns is kept with the level (``shown_views``).
+        #: Called with (contract, minutes, side, price, displayed volume) for a displayed level whose
+        #: view is asked for (``shown_views``) for the first time since the level changed; what it
+        #: returns is kept with the level until it changes again. Orders come in far more often than
+        #: views are read: a level that changes ten times between two reads is viewed once.
         self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
 
     def _touch(self, contract: str, now: float) -> None:
         self.version += 1
         self.versions[contract] = (self.version, now)
 
-    def _show(self, order: BookOrder, change: Decimal) -> None:
-        """Add ``change`` to the displayed volume at the order's price (hidden orders show nothing)."""
+    def _one_side(self, contract: str, side: str) -> Optional[_Side]:
+        pair = self._sides.get(contract)
+        return None if pair is None else pair[0] if side == "buy" else pair[1]
+
+    def _show(self, order: BookOrder, side: _Side, level: List[Any], change: Decimal) -> None:
+        """Add ``change`` to the displayed volume of ``level``, the order's (hidden orders show nothing)."""
         if order.hidden or not change:
             return
-        side = (order.contract, order.side)
-        entries = self._shown.setdefault(side, [])
-        key = -order.price if order.side == "buy" else order.price
-        at = bisect.bisect_left(entries, [key])
-        found = at < len(entries) and entries[at][0] == key
-        volume = MONEY.add(entries[at][2], change) if found else change
-        self._shown_total[side] = MONEY.add(self._shown_total.get(side, _ZERO), change)
-        view = None
-        if self.observer is not None:
-            view = self.observer(order.contract, order.minutes, order.side, order.price, max(volume, _ZERO))
-        if volume <= 0:
-            del entries[at]
-            if not entries:
-                del self._shown[side], self._shown_total[side]
-        elif found:
-            entries[at][2:] = [volume, view]
-        else:
-            entries.insert(at, [key, order.price, volume, view])
+        level[_SHOWN] = MONEY.add(level[_SHOWN], change)
+        level[_VIEW] = None  # made again when next asked for
 
     def shown(self, contract: str, side: str) -> List[Tuple[Decimal, Decimal]]:
         """The displayed levels of one side of a contract, best price first: (price, volume)."""
-        return [(entry[1], entry[2]) for entry in self._shown.get((contract, side), ())]
+        found = self._one_side(contract, side)
+        return [] if found is None else [(level[_PRICE], level[_SHOWN]) for level in found.displayed()]
 
     def best_shown(self, contract: str, side: str) -> Optional[Decimal]:
         """The best displayed price of one side of a contract, None when nothing shows."""
-        entries = self._shown.get((contract, side))
-        return entries[0][1] if entries else None
+        found = self._one_side(contract, side)
+        if found is not None:
+            for level in found.in_order():
+                if level[_SHOWN]:
+                    price: Decimal = level[_PRICE]
+                    return price
+        return None
 
     def shown_views(self, contract: str, side: str) -> List[Any]:
         """What the ``observer`` made of each displayed level of one side of a contract, best price first."""
-        return [entry[3] for entry in self._shown.get((contract, side), ())]
+        found = self._one_side(contract, side)
+        if found is None:
+            return []
+        views = []
+        for level in found.displayed():
+            view = level[_VIEW]
+            if view is None and self.observer is not None:
+                view = level[_VIEW] = self.observer(contract, level[_MINUTES], side, level[_PRICE], level[_SHOWN])
+            views.append(view)
+        return views
 
     def shown_total(self, contract: str, side: str) -> Decimal:
         """The displayed volume of one side of a contract, all levels together."""
-        return self._shown_total.get((contract, side), _ZERO)
+        found = self._one_side(contract, side)
+        if found is None:
+            return _ZERO
+        # Summed when asked (a /market answer is made once per change of the book), not kept up to date.
+        total = _ZERO
+        for level in found.levels:
+            total = MONEY.add(total, level[_SHOWN])
+        return total
 
     @property
     def last_number(self) -> int:
@@ -181,17 +267,25 @@ class OrderBook:
         for fill in self.fills:
             self.fills_by_contract.setdefault(fill.contract, []).append(fill)
             self.fill_times.setdefault(fill.contract, []).append(fill.time)
-        self._queues = {}
-        self._shown = {}
-        self._shown_total = {}
-        for order in self.orders.values():
+        self._sides = {}
+        # Oldest first, so that each level's queue is in time order.
+        for order in sorted(self.orders.values(), key=lambda order: order.number):
             if not order.deleted and not order.filled:
-                bisect.insort(self._queue(order.contract, order.side), order.priority())
-                self._show(order, order.remaining)
+                self._rest(order, order.remaining)
         self.versions = {}
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
+
+    def _rest(self, order: BookOrder, left: Decimal) -> None:
+        pair = self._sides.get(order.contract)
+        if pair is None:
+            pair = self._sides[order.contract] = _new_pair()
+        side = pair[0] if order.side == "buy" else pair[1]
+        level = side.level(order.price, order)
+        level[_COUNT] += 1
+        level[_QUEUE].append(order)
+        self._show(order, side, level, left)
 
     def next_number(self) -> int:
         """The number of the next order, counted from 1 across the exchange."""
@@ -202,11 +296,39 @@ class OrderBook:
         """Match ``order`` on arrival, rest what is left, and return its fills."""
         order.updated = now
         self.orders[order.number] = order
-        fills = self._match(order, now)
-        if not order.filled:
-            bisect.insort(self._queue(order.contract, order.side), order.priority())
-            self._show(order, order.remaining)
-        self._touch(order.contract, now)
+        contract = order.contract
+        pair = self._sides.get(contract)
+        if pair is None:
+            pair = self._sides[contract] = _new_pair()
+        key = order.price
+        if order.side == "buy":
+            mine, other = pair
+            crosses = other.keys and other.keys[0] <= key  # the lowest sell
+        else:
+            other, mine = pair
+            crosses = other.keys and other.keys[-1] >= key  # the highest buy
+        if crosses:
+            fills = self._match(order, other, now)
+            left = MONEY.subtract(order.volume, order.executed)
+        else:
+            fills = []
+            left = order.volume
+        if left > 0:
+            keys = mine.keys
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                level = mine.levels[at]
+                level[_COUNT] += 1
+                level[_QUEUE].append(order)
+            else:
+                level = [1, collections.deque((order,)), _ZERO, None, order.price, order.minutes]
+                keys.insert(at, key)
+                mine.levels.insert(at, level)
+            if not order.hidden:
+                level[_SHOWN] = MONEY.add(level[_SHOWN], left)
+                level[_VIEW] = None
+        self.version += 1
+        self.versions[contract] = (self.version, now)
         return fills
 
     def cancel(self, number: int, now: float) -> bool:
@@ -215,23 +337,28 @@ class OrderBook:
         if order is None or order.deleted:
             return False
         order.deleted = True
-        if not order.filled:
-            queue = self._queue(order.contract, order.side)
-            at = bisect.bisect_left(queue, order.priority())
-            if at < len(queue) and queue[at][1] == number:
-                del queue[at]
-            self._show(order, -order.remaining)
-            self._touch(order.contract, now)
+        left = MONEY.subtract(order.volume, order.executed)
+        if left > 0:
+            pair = self._sides[order.contract]
+            side = pair[0] if order.side == "buy" else pair[1]
+            at = side.find(order.price)
+            level = side.levels[at]
+            self._show(order, side, level, -left)
+            level[_COUNT] -= 1
+            if not level[_COUNT]:  # its queue goes with it; otherwise it lets go of the order at its head
+                side.remove(at)
+            self.version += 1
+            self.versions[order.contract] = (self.version, now)
         return True
 
     def resting(self, contract: str, side: str) -> Iterator[BookOrder]:
         """The resting orders of one side of a contract, best price first, then oldest."""
-        for _, number in self._queues.get((contract, side), ()):
-            yield self.orders[number]
+        found = self._one_side(contract, side)
+        return found.orders() if found is not None else iter(_NO_ORDERS)
 
     def contracts(self) -> List[str]:
         """The contracts with at least one resting order, in name order."""
-        return sorted({contract for (contract, _), queue in self._queues.items() if queue})
+        return sorted(contract for contract, (buys, sells) in self._sides.items() if buys.keys or sells.keys)
 
     def contract_minutes(self, contract: str) -> int:
         """The delivery length of a contract with resting orders, 0 when none rests."""
@@ -240,35 +367,47 @@ class OrderBook:
                 return order.minutes
         return 0
 
-    def _queue(self, contract: str, side: str) -> List[_Entry]:
-        return self._queues.setdefault((contract, side), [])
-
-    def _match(self, incoming: BookOrder, now: float) -> List[Fill]:
-        other = "sell" if incoming.side == "buy" else "buy"
-        queue = self._queues.get((incoming.contract, other))
+    def _match(self, incoming: BookOrder, other: _Side, now: float) -> List[Fill]:
+        """Trade ``incoming`` against the other side's best levels while their prices cross its own."""
         fills: List[Fill] = []
-        at = 0
-        while queue is not None and at < len(queue) and not incoming.filled:
-            resting = self.orders[queue[at][1]]
-            if not incoming.crosses(resting.price):
+        levels, best = other.levels, other.best
+        price, buying = incoming.price, incoming.side == "buy"
+        while levels:
+            level = levels[best]
+            if (level[_PRICE] > price) if buying else (level[_PRICE] < price):
                 break
-            fills.append(self._fill(incoming, resting, min(incoming.remaining, resting.remaining), now))
-            if resting.filled:
-                del queue[at]
+            queue = level[_QUEUE]
+            while queue[0].deleted:  # cancelled while queued: its count went with the cancel
+                queue.popleft()
+            resting = queue[0]
+            left = MONEY.subtract(incoming.volume, incoming.executed)
+            other_left = MONEY.subtract(resting.volume, resting.executed)
+            volume = left if left < other_left else other_left
+            self._show(resting, other, level, -volume)
+            fills.append(self._fill(incoming, resting, volume, now))
+            if resting.executed >= resting.volume:
+                queue.popleft()
+                level[_COUNT] -= 1
+                if not level[_COUNT]:
+                    other.remove(best)
+            if incoming.executed >= incoming.volume:
+                break
         return fills
 
     def _fill(self, incoming: BookOrder, resting: BookOrder, volume: Decimal, now: float) -> Fill:
-        self._show(resting, -volume)
-        with localcontext(MONEY):
-            fee = self.fee_per_mwh * volume
-            for order in (incoming, resting):
-                order.executed += volume
-                order.total_value += resting.price * volume
-                order.fees += fee
-                order.execution_count += 1
-                order.updated = now
+        fee = MONEY.multiply(self.fee_per_mwh, volume)
+        value = MONEY.multiply(resting.price, volume)
+        for order in (incoming, resting):
+            order.executed = MONEY.add(order.executed, volume)
+            order.total_value = MONEY.add(order.total_value, value)
+            order.fees = MONEY.add(order.fees, fee)
+            order.execution_count += 1
+            order.updated = now
         buy, sell = (incoming, resting) if incoming.side == "buy" else (resting, incoming)
-        fill = Fill(
+        # A frozen dataclass's __init__ sets each field through object.__setattr__, which costs
+        # more than the rest of a fill together: a fill is made by filling its __dict__ at once.
+        fill: Fill = object.__new__(Fill)
+        fill.__dict__.update(
             number=len(self.fills) + 1,
             contract=incoming.contract,
             minutes=incoming.minutes,
@@ -283,6 +422,11 @@ class OrderBook:
             fee=fee,
         )
         self.fills.append(fill)
-        self.fills_by_contract.setdefault(fill.contract, []).append(fill)
-        self.fill_times.setdefault(fill.contract, []).append(fill.time)
+        found = self.fills_by_contract.get(fill.contract)
+        if found is None:
+            self.fills_by_contract[fill.contract] = [fill]
+            self.fill_times[fill.contract] = [now]
+        else:
+            found.append(fill)
+            self.fill_times[fill.contract].append(now)
         return fill

@@ -148,7 +148,7 @@ class MarketData:
         return body, until
 
     def _level_changed(self, contract: str, minutes: int, side: str, price: Decimal, volume: Decimal) -> bytes:
-        """The book's observer: a level's row is encoded once, when it changes (without its timestamp)."""
+        """The book's observer: a level's row, encoded when first read after a change (without its timestamp)."""
         return encode_json(level_row(contract, minutes, side, price, volume))[1:] if volume > 0 else b""
 
     def market(self, context: Context) -> Response:

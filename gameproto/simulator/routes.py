@@ -48,6 +48,8 @@ class Router:
             methods.setdefault(template, {})[method] = handler
         self._exact: Dict[str, Route] = {}
         self._templated: List[Tuple[Pattern[str], Route]] = []
+        # What ``find`` gave each (method, exact path) it routed: asked up to three times a request.
+        self._found: Dict[Tuple[str, str], Tuple[Route, Handler]] = {}
         for template, handlers in methods.items():
             route = Route(template, handlers, template in open_paths)
             if _PARAMETER.search(template):
@@ -67,6 +69,16 @@ class Router:
 
     def find(self, request: Request) -> Union[Tuple[Route, Handler], Response]:
         """The route and handler of a request, or its 404 (no such path) or 405 (no such method there)."""
+        found = self._found.get((request.method, request.path))
+        if found is not None:
+            return found
+        routed = self._find(request)
+        # Only the table's own paths and methods are kept, so that what is kept stays as small as the table.
+        if not isinstance(routed, Response) and request.path in self._exact:
+            self._found[(request.method, request.path)] = routed
+        return routed
+
+    def _find(self, request: Request) -> Union[Tuple[Route, Handler], Response]:
         routes = self.routes(request.path)
         if not routes:
             return error(404, "Not Found")

@@ -216,3 +216,24 @@ def test_non_positive_prices_are_an_option() -> None:
     assert validate_order(dict(order, price=Decimal("0")), now=NOW, allow_non_positive_price=True)["price"] == 0
     with pytest.raises(OrderValidationError):
         validate_order(dict(order, volume=0), now=NOW, allow_non_positive_price=True)
+
+
+@given(valid_orders(), st.data())
+def test_the_shortcut_for_plain_orders_accepts_only_what_the_full_check_accepts_and_as_it_does(
+    order: Dict[str, Any], data: st.DataObject
+) -> None:
+    from gameproto import _orders
+
+    if data.draw(st.booleans()):
+        _, mutate = data.draw(st.sampled_from(mutations(order)))
+        mutate(order)
+    if data.draw(st.booleans()):
+        order.pop("tz_offset_hours", None)
+    now_us = _orders._now_microseconds(NOW)
+    full, problems, _ = _orders._check(order, now_us, False)  # also fills the lookup tables the shortcut reads
+    quick = _orders._plainly_valid(order, now_us)
+    if quick is not None:
+        assert not problems
+        assert quick == full
+        assert [type(value) for value in quick.values()] == [type(value) for value in full.values()]
+        assert list(quick) == list(full)
