@@ -304,7 +304,7 @@ class GameAPI:
                 if type(action) is Send:
                     reply = await self._transport.send(action)
                 elif type(action) is Sleep:
-                    await sleep(action.seconds)
+                    await self._pause(action.seconds)
                     reply = None
                 elif type(action) is Blocking:
                     reply = await run_blocking(action.function, action.time_left)
@@ -314,6 +314,21 @@ class GameAPI:
             return done.value  # type: ignore[no-any-return]
         finally:
             flow.close()
+
+    async def _pause(self, seconds: float) -> None:
+        # Every wait of the client (a retry's backoff, the budget, a watcher's interval) passes here:
+        # a backtest's client moves its virtual clock instead (gameproto_exchange.Backtest).
+        await sleep(seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` by the client's clock: a bot that waits this way runs unchanged in a backtest.
+
+        On a client of the exchange it sleeps; on a backtest's client
+        (``gameproto_exchange.Backtest``) it moves the virtual clock at once.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise InvalidArgumentError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        await self._pause(float(seconds))
 
     async def _locked(self, action: RunLocked) -> Any:
         if not await self._token_lock.acquire(action.wait):
@@ -632,7 +647,7 @@ class GameAPI:
             try:
                 value = await self._run(watch.call)
             except GameAPIError as error:
-                await sleep(watch.failed(error))  # raises what ends the watch
+                await self._pause(watch.failed(error))  # raises what ends the watch
                 continue
             if journal is not None and stream is not None:
                 if await self._drive(journal.polled(stream, watch, value, first=first, resumed=resumed)):
@@ -643,7 +658,7 @@ class GameAPI:
                     # Marked before it is given: a restart never gives it again.
                     await self._drive(journal.event_reported(stream, event))
                 yield event
-            await sleep(wait)
+            await self._pause(wait)
 
     # -- the journal ------------------------------------------------------------------
 
