@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._backtest import Backtest, BacktestFinished, VirtualClock
 from ._clock import ClockRefused, ManualClock
 from ._persist import Store
+from ._recorder import SandboxClock, record
 from ._recording import RecordingError, RecordingInfo, RecordingWriter, read_recording
 from ._sandbox import Sandbox
 from ._scenario import ScenarioError, load_scenario
@@ -31,4 +32,6 @@ __all__ = [
     "RecordingError",
     "RecordingInfo",
     "read_recording",
+    "record",
+    "SandboxClock",
 ]

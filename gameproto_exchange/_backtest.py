@@ -137,7 +137,8 @@ class Backtest:
         self.recording = recording if isinstance(recording, str) else None
         first = self.tape.start if start is None else float(start)
         if not (math.isfinite(first) and self.tape.start <= first <= self.tape.end):
-            raise ValueError(f"start must be within the recording ({self.tape.start} to {self.tape.end}), got {start!r}")
+            span = f"{self.tape.start} to {self.tape.end}"
+            raise ValueError(f"start must be within the recording ({span}), got {start!r}")
         self.seed = seed
         self.token = BACKTEST_TOKEN
         self.trader = trader

@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS levels (
     poll INTEGER NOT NULL, time REAL NOT NULL, contract TEXT NOT NULL, minutes INTEGER NOT NULL,
     side TEXT NOT NULL, price TEXT NOT NULL, volume TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS trades (trade_id TEXT PRIMARY KEY, poll INTEGER NOT NULL, time REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id TEXT PRIMARY KEY, poll INTEGER NOT NULL, time REAL NOT NULL, body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ltp (
     poll INTEGER NOT NULL, contract TEXT NOT NULL, price TEXT NOT NULL, volume TEXT NOT NULL, timestamp TEXT
 );
@@ -121,7 +123,9 @@ class RecordingWriter:
             }
             self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(rows.items()))
         self.session = self._db.execute("SELECT coalesce(max(session), 0) + 1 FROM sessions").fetchone()[0]
-        self._db.execute("INSERT INTO sessions (session, started, source) VALUES (?, ?, ?)", (self.session, time.time(), source))
+        self._db.execute(
+            "INSERT INTO sessions (session, started, source) VALUES (?, ?, ?)", (self.session, time.time(), source)
+        )
         self._db.execute("COMMIT")
         self.resumed = not fresh
         self._levels = self._last_levels()
@@ -146,7 +150,8 @@ class RecordingWriter:
 
     def _last_ltp(self) -> Dict[str, Tuple[str, str, Optional[str]]]:
         rows = self._db.execute(
-            "SELECT contract, price, volume, timestamp FROM ltp WHERE rowid IN (SELECT max(rowid) FROM ltp GROUP BY contract)"
+            "SELECT contract, price, volume, timestamp FROM ltp WHERE rowid IN "
+            "(SELECT max(rowid) FROM ltp GROUP BY contract)"
         )
         return {contract: (price, volume, stamp) for contract, price, volume, stamp in rows}
 
@@ -164,6 +169,11 @@ class RecordingWriter:
         ``trades`` None: not listed at this poll (nothing new, as the last
         traded prices said). A listed trade the file has is skipped.
         """
+        if self.last_exchange_time is not None and exchange_time < self.last_exchange_time:
+            raise RecordingError(
+                f"the exchange's clock ({exchange_time}) is before the recording's last poll "
+                f"({self.last_exchange_time}): a recording only goes forward"
+            )
         current = level_volumes(market)
         changes = book_changes(self._levels, current, exchange_time, since=self.last_exchange_time)
         new_trades: List[TapeTrade] = []
@@ -176,7 +186,8 @@ class RecordingWriter:
             contract = entry.get("contract")
             if not isinstance(contract, str):
                 continue
-            seen = (_text(Decimal(str(entry.get("price")))), _text(Decimal(str(entry.get("volume")))), entry.get("timestamp"))
+            price, volume = _text(Decimal(str(entry.get("price")))), _text(Decimal(str(entry.get("volume"))))
+            seen = (price, volume, entry.get("timestamp"))
             if self._ltp.get(contract) != seen:
                 prices.append((contract, seen))
         try:
@@ -188,8 +199,8 @@ class RecordingWriter:
             self._db.executemany(
                 "INSERT INTO levels (poll, time, contract, minutes, side, price, volume) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (poll, change.time, change.contract, change.minutes, change.side, _text(change.price), _text(change.volume))
-                    for change in changes
+                    (poll, item.time, item.contract, item.minutes, item.side, _text(item.price), _text(item.volume))
+                    for item in changes
                 ],
             )
             self._db.executemany(
@@ -254,7 +265,8 @@ def info(path: str) -> RecordingInfo:
     connection = _open_reading(path)
     try:
         meta = _meta(connection)
-        start, end, polls = connection.execute("SELECT min(exchange_time), max(exchange_time), count(*) FROM polls").fetchone()
+        span = "SELECT min(exchange_time), max(exchange_time), count(*) FROM polls"
+        start, end, polls = connection.execute(span).fetchone()
         size = sum(os.path.getsize(name) for name in (path, path + "-wal") if os.path.exists(name))
         return RecordingInfo(
             path=path,

@@ -655,6 +655,10 @@ class Mids:
                     times.append(event.time)
                     mids.append(mid)
 
+    def series(self, contract: str) -> Tuple[List[float], List[Decimal]]:
+        """Each change of a contract's recorded mid: its times and values, oldest first."""
+        return list(self._times.get(contract, [])), list(self._mids.get(contract, []))
+
     def at(self, contract: str, moment: float) -> Optional[Decimal]:
         """The recorded mid of ``contract`` at ``moment``, None before both sides ever showed."""
         times = self._times.get(contract, [])
