@@ -188,8 +188,9 @@ async def test_the_replays_own_ids_never_collide_with_the_recordings(
         assert own and not recorded & {trade["trade_id"] for trade in own}
         assert all(int(trade["trade_id"].split("_")[1]) > tape.trade_floor for trade in own)
         assert int(str(placed["order_id"]).split("_")[1]) > tape.order_floor
-        recorded_orders = {trade[name] for trade in trades for name in ("buy_order_id", "sell_order_id")}
-        assert max(recorded_orders - {int(str(placed["order_id"]).split("_")[1])}) < tape.order_floor
+        theirs = [trade for trade in trades if trade["trade_id"] in recorded]
+        assert max(trade[name] for trade in theirs for name in ("buy_order_id", "sell_order_id")) < tape.order_floor
+        assert min(trade[name] for trade in own for name in ("buy_order_id", "sell_order_id")) > tape.order_floor
     finally:
         await close(api)
 
