@@ -107,18 +107,21 @@ def plot_report(report: Dict[str, Any], mids: Any, path: str) -> None:
         raise UsageError('--plot needs matplotlib: pip install "gameproto[plot]"') from None
     figure, axes = plt.subplots(figsize=(11, 5))
     contracts = sorted({fill["contract"] for fill in report["fills"]})
+    first = min((mids.series(contract)[0][:1] or [0.0])[0] for contract in contracts) if contracts else 0.0
     for contract in contracts:
         times, prices = mids.series(contract)
-        axes.step([dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times], prices, where="post", lw=0.8)
+        hours = [(moment - first) / 3600 for moment in times]
+        axes.step(hours, [float(price) for price in prices], where="post", lw=0.8)
     for side, marker in (("buy", "^"), ("sell", "v")):
         chosen = [fill for fill in report["fills"] if fill["side"] == side]
+        moments = [dt.datetime.fromisoformat(str(fill["time"]).replace("Z", "+00:00")).timestamp() for fill in chosen]
         axes.scatter(
-            [dt.datetime.fromisoformat(str(fill["time"]).replace("Z", "+00:00")) for fill in chosen],
+            [(moment - first) / 3600 for moment in moments],
             [float(fill["price"]) for fill in chosen],
             marker=marker,
             label=f"{side} fills",
         )
-    axes.set_xlabel("exchange time (UTC)")
+    axes.set_xlabel(f"hours since {_iso(first)} (exchange time)")
     axes.set_ylabel("price")
     axes.set_title("fills against the recorded mids")
     axes.legend()

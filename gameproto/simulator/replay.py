@@ -34,7 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .._arguments import duration_minutes
 from .._boundary import Response
@@ -268,13 +268,15 @@ class Tape:
         #: Each recorded trade's number: the one in its id (``trd_12``), or one past them all.
         self.trade_numbers: Dict[str, int] = {}
         others: List[str] = []
+        taken: Set[int] = set()
         for event in self.events:
             if isinstance(event, TapeTrade):
-                number = _id_number(event.trade_id)
-                if number is None or number in self.trade_numbers.values():
+                found = _id_number(event.trade_id)
+                if found is None or found in taken:
                     others.append(event.trade_id)
                 else:
-                    self.trade_numbers[event.trade_id] = number
+                    taken.add(found)
+                    self.trade_numbers[event.trade_id] = found
                 orders += [_id_number(event.view.get(name)) or 0 for name in ("buy_order_id", "sell_order_id")]
         last = max(self.trade_numbers.values(), default=0)
         for offset, trade_id in enumerate(others, 1):
