@@ -112,6 +112,8 @@ class RecordingWriter:
             self._db.executescript(_SCHEMA)  # every statement is "if not exists": a resumed file is kept
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as failure:
+            if not fresh:
+                raise RecordingError(f"{path} is not a gameproto recording ({failure}): name a new file") from None
             raise RecordingError(f"cannot write a recording at {path}: {failure}") from None
         if fresh:
             rows = {
