@@ -317,8 +317,9 @@ class GameAPI:
 
     def _pause(self, seconds: float) -> None:
         # Every wait of the client (a retry's backoff, the budget, a watcher's interval) passes here:
-        # a backtest's client moves its virtual clock instead (gameproto_exchange.Backtest).
-        sleep(seconds)
+        # a backtest's client moves its virtual clock instead (gameproto_exchange.Backtest), and against a
+        # replay at --speed the host waits that much less (the session's clocks follow the replay's).
+        sleep(self._session.host_seconds(seconds))
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` by the client's clock: a bot that waits this way runs unchanged in a backtest.
