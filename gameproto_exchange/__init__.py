@@ -10,6 +10,7 @@ from ._clock import ClockRefused, ManualClock
 from ._persist import Store
 from ._recorder import SandboxClock, record
 from ._recording import RecordingError, RecordingInfo, RecordingWriter, read_recording
+from ._replay import SpeedClock, replay_sandbox
 from ._sandbox import Sandbox
 from ._scenario import ScenarioError, load_scenario
 from ._server import Limits, RunningServer, ServerThread, serve_exchange
@@ -34,4 +35,6 @@ __all__ = [
     "read_recording",
     "record",
     "SandboxClock",
+    "replay_sandbox",
+    "SpeedClock",
 ]
