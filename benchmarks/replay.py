@@ -5,9 +5,10 @@
    one poll a replayed second for ``--hours`` (24 by default).
 2. ``game serve --replay --speed 100`` (its own process) plays it while a bot
    places an order every replayed minute; each minute the bot also reads
-   ``/status`` and measures how far the replayed clock's answer is behind
-   its schedule (the clock as the first answer started it, run at 100x by
-   this host's clock). Done when never more than 2 s behind.
+   ``/status`` and measures how far behind its schedule the replayed clock
+   is when the answer reaches the bot: the answer's round trip at 100x (the
+   replay plays its events when a request reads the clock, so the book is
+   never behind the clock it is read at). Done when never more than 2 s.
 3. ``Backtest`` plays it in process with the same bot, as fast as the CPU
    allows. Done when 24 h take at most 86 s (1000x).
 
@@ -87,8 +88,7 @@ def minute_bot(api: Any, lags: Optional[List[float]] = None, stop: Optional[floa
     placed = 0
     minute = 0
     readings: List[tuple] = []  # (sent, received, the exchange's time it answered with), host seconds
-    if lags is not None:
-        api.get_status()  # the token exchange, out of the measured calls
+    api.get_status()  # the exchange's clock (the replay's), and the token exchange out of the measured calls
     while stop is None or time.monotonic() < stop:
         if lags is not None:
             sent = time.monotonic()
@@ -99,7 +99,8 @@ def minute_bot(api: Any, lags: Optional[List[float]] = None, stop: Optional[floa
             stamp = dt.datetime.fromisoformat(status["timestamp"].replace("Z", "+00:00")).timestamp()
             readings.append((sent, received, stamp))
         now = api._session.exchange_now()
-        soon = (now or dt.datetime.now(dt.timezone.utc)) + dt.timedelta(minutes=5)
+        assert now is not None  # /status told it
+        soon = now + dt.timedelta(minutes=5)
         best = api.get_market_best_offers(duration="15m", top_n=1)
         for contract in sorted(best):
             start = dt.datetime.strptime(contract[:16], "%Y-%m-%dT%H:%M").replace(tzinfo=dt.timezone.utc)
@@ -112,11 +113,9 @@ def minute_bot(api: Any, lags: Optional[List[float]] = None, stop: Optional[floa
         minute += 1
         api.sleep(60)
     if lags is not None and readings:
-        # The schedule: the clock started by the most punctual answer, run at SPEED by this host's clock. An
-        # answer is behind it by how much later its time is than that (and its round trip, at SPEED, bounds it).
-        punctual = max(stamp - sent * SPEED for sent, _, stamp in readings)
-        lags.extend(punctual - (stamp - sent * SPEED) for sent, _, stamp in readings)
-        lags.append(max((received - sent) * SPEED for sent, received, _ in readings))
+        # How far behind its schedule the replayed clock was when the bot got each answer: the clock was read
+        # while the request was served, so the answer is at most its round trip (at SPEED) old on arrival.
+        lags.extend((received - sent) * SPEED for sent, received, _ in readings)
     return placed
 
 
@@ -158,7 +157,9 @@ def replay_http(path: Path, hours: float) -> Dict[str, Any]:
         "orders": placed,
         "fills": len(mine),
         "seconds": round(took, 1),
+        "status_calls": len(lags),
         "max_behind_schedule_s": round(max(lags), 3) if lags else None,
+        "p99_behind_schedule_s": round(sorted(lags)[int(len(lags) * 0.99)], 3) if lags else None,
         "median_behind_schedule_s": round(sorted(lags)[len(lags) // 2], 3) if lags else None,
     }
 
