@@ -8,6 +8,7 @@ HTTP, on a sandbox replaying on a manual clock.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
@@ -366,3 +367,26 @@ def test_a_tape_replays_without_a_file() -> None:
     with backtest.client() as api:
         assert level(api.get_market_data(), "sell", 50) == 5
         assert DAY in CONTRACT
+
+
+def test_the_web_view_shows_the_replay_as_its_clock_moves(recording: Path) -> None:
+    sandbox = replay_sandbox(str(recording), ["demo-token"], admin_token="admin")
+    with ServerThread(sandbox) as running, requests.Session() as http:
+
+        def offered_at_50() -> object:
+            view = http.get(running.base_url + "/_view", timeout=30).json()
+            (shown,) = [entry for entry in view["contracts"] if entry["contract"] == CONTRACT]
+            return next(ask["volume"] for ask in shown["asks"] if ask["price"] == 50)
+
+        assert offered_at_50() == 5
+        moved = http.post(
+            running.base_url + "/_sandbox/clock/advance",
+            json={"by": 60},
+            headers={"Authorization": "Bearer admin"},
+            timeout=30,
+        )
+        assert moved.status_code == 200
+        deadline = time.monotonic() + 30  # the page's view is rendered at most four times a second
+        while offered_at_50() != 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert offered_at_50() == 7
