@@ -131,6 +131,7 @@ class RecordingWriter:
         self._db.execute("COMMIT")
         self.resumed = not fresh
         self._levels = self._last_levels()
+        self._market: Optional[List[Mapping[str, Any]]] = None  # the last poll's answer, as it came
         self._ltp = self._last_ltp()
         self._trades = {row[0] for row in self._db.execute("SELECT trade_id FROM trades")}
         last = self._db.execute("SELECT max(exchange_time), count(*) FROM polls").fetchone()
@@ -176,8 +177,11 @@ class RecordingWriter:
                 f"the exchange's clock ({exchange_time}) is before the recording's last poll "
                 f"({self.last_exchange_time}): a recording only goes forward"
             )
-        current = level_volumes(market)
-        changes = book_changes(self._levels, current, exchange_time, since=self.last_exchange_time)
+        if self._market is not None and market == self._market:
+            current, changes = self._levels, []  # the same answer as the last poll's: nothing to diff (the usual poll)
+        else:
+            current = level_volumes(market)
+            changes = book_changes(self._levels, current, exchange_time, since=self.last_exchange_time)
         new_trades: List[TapeTrade] = []
         for view in trades or ():
             trade = tape_trade(view)
@@ -219,6 +223,7 @@ class RecordingWriter:
                 self._db.execute("ROLLBACK")
             raise
         self._levels = current
+        self._market = list(market)
         self._trades.update(trade.trade_id for trade in new_trades)
         self._ltp.update(prices)
         self.last_exchange_time = exchange_time
