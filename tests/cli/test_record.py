@@ -7,6 +7,7 @@ whose book at the end is the sandbox's book at the last poll.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -108,6 +109,9 @@ def test_serve_replay_and_report(sandbox: Any, tmp_path: Path, capsys: Any) -> N
         assert made["days"][0]["quarter_hours"] == 96 and len(made["fill_hash"]) == 64
         assert main(argv) == 0
         assert "fill log sha256: " + made["fill_hash"] in capsys.readouterr().out
+        if importlib.util.find_spec("matplotlib") is not None:  # the plot extra
+            assert main([*argv, "--plot", str(tmp_path / "day.png")]) == 0
+            assert (tmp_path / "day.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(

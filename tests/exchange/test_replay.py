@@ -329,6 +329,10 @@ def test_a_replay_over_http_answers_status_with_its_speed(recording: Path) -> No
         status = api.get_status()
         assert status["replay"]["speed"] == 100 and status["replay"]["clock"] == "replayed"
         assert levels_of(api.get_market_data())  # the recorded book stands
+        # The client follows the replayed clock: its waits are a hundredth as long, its "now" is the replay's.
+        assert api._session.host_seconds(60) == 0.6
+        now = api._session.exchange_now()
+        assert now is not None and T0 <= now.timestamp() < T0 + 86400
 
 
 def test_book_changes_are_the_difference_of_two_polls() -> None:
