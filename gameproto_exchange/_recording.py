@@ -180,21 +180,28 @@ class RecordingWriter:
         if self._market is not None and market == self._market:
             current, changes = self._levels, []  # the same answer as the last poll's: nothing to diff (the usual poll)
         else:
-            current = level_volumes(market)
+            try:
+                current = level_volumes(market)
+            except ValueError as wrong:
+                raise RecordingError(f"the exchange's /market answer cannot be recorded: {wrong}") from None
             changes = book_changes(self._levels, current, exchange_time, since=self.last_exchange_time)
         new_trades: List[TapeTrade] = []
         for view in trades or ():
-            trade = tape_trade(view)
+            try:
+                trade = tape_trade(view)
+            except ValueError as wrong:
+                raise RecordingError(f"the exchange's /trades answer cannot be recorded: {wrong}") from None
             if trade.trade_id not in self._trades:
                 new_trades.append(trade)
         prices: List[Tuple[str, Tuple[str, str, Optional[str]]]] = []
         for entry in ltp:
             contract = entry.get("contract")
-            if not isinstance(contract, str):
-                continue
-            price, volume = _text(Decimal(str(entry.get("price")))), _text(Decimal(str(entry.get("volume"))))
+            try:
+                price, volume = _text(Decimal(str(entry.get("price")))), _text(Decimal(str(entry.get("volume"))))
+            except (ArithmeticError, ValueError):
+                continue  # a price that is not a number says nothing to replay: the trades carry the prices
             seen = (price, volume, entry.get("timestamp"))
-            if self._ltp.get(contract) != seen:
+            if isinstance(contract, str) and self._ltp.get(contract) != seen:
                 prices.append((contract, seen))
         try:
             self._db.execute("BEGIN IMMEDIATE")

@@ -345,11 +345,10 @@ class ReplayBook(OrderBook):
     def queue_fill(self, order: BookOrder, volume: Decimal, direction: str, now: float) -> Fill:
         """A bot's resting order filled by a recorded trade, at its own price."""
         self._show(order, -volume)
-        with_money = MONEY
-        fee = with_money.multiply(self.fee_per_mwh, volume)
-        order.executed = with_money.add(order.executed, volume)
-        order.total_value = with_money.add(order.total_value, with_money.multiply(order.price, volume))
-        order.fees = with_money.add(order.fees, fee)
+        fee = MONEY.multiply(self.fee_per_mwh, volume)
+        order.executed = MONEY.add(order.executed, volume)
+        order.total_value = MONEY.add(order.total_value, MONEY.multiply(order.price, volume))
+        order.fees = MONEY.add(order.fees, fee)
         order.execution_count += 1
         order.updated = now
         if order.filled:
@@ -440,6 +439,7 @@ class ReplayExchange(Exchange):
     ) -> None:
         self.tape = tape
         self.speed = speed
+        self._ready = False  # the engine's constructor reads the clock before the replay's book exists
         self._played = 0
         self._levels: Dict[LevelKey, _Level] = {}
         super().__init__(
@@ -456,12 +456,13 @@ class ReplayExchange(Exchange):
         self.desk = Desk(self.ledger, allow_non_positive_price=allow_non_positive_price, **_desk_options(options))
         self.market = MarketData(self.book, market_zone=tape.market_zone, seed=self.seed)
         self.router = self._router()
+        self._ready = True
 
     # -- the replayed clock --------------------------------------------------------
 
     def now(self) -> float:
         moment = super().now()
-        if getattr(self, "_played", None) is not None and hasattr(self, "book"):
+        if self._ready:
             self.play(moment)
         return moment
 
