@@ -295,7 +295,7 @@ class GameAPI:
                 if type(action) is Send:
                     reply = await self._transport.send(action)
                 elif type(action) is Sleep:
-                    await sleep(action.seconds)
+                    await self._pause(action.seconds)
                     reply = None
                 elif type(action) is Blocking:
                     reply = await run_blocking(action.function, action.time_left)
@@ -307,6 +307,22 @@ class GameAPI:
             return done.value  # type: ignore[no-any-return]
         finally:
             flow.close()
+
+    async def _pause(self, seconds: float) -> None:
+        # Every wait of the client (a retry's backoff, the budget, a watcher's interval) passes here:
+        # a backtest's client moves its virtual clock instead (gameproto_exchange.Backtest), and against a
+        # replay at --speed the host waits that much less (the session's clocks follow the replay's).
+        await sleep(self._session.host_seconds(seconds))
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` by the client's clock: a bot that waits this way runs unchanged in a backtest.
+
+        On a client of the exchange it sleeps; on a backtest's client
+        (``gameproto_exchange.Backtest``) it moves the virtual clock at once.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise InvalidArgumentError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        await self._pause(float(seconds))
 
     async def _locked(self, action: RunLocked) -> Any:
         if not await self._token_lock.acquire(action.wait):
@@ -512,7 +528,7 @@ class GameAPI:
             try:
                 value = await self._run(watch.call)
             except GameAPIError as error:
-                await sleep(watch.failed(error))  # raises what ends the watch
+                await self._pause(watch.failed(error))  # raises what ends the watch
                 continue
             self._trading.polled(watch, value)  # the account learns from what the watch listed
             if journal is not None:
@@ -524,7 +540,7 @@ class GameAPI:
                     # Marked before it is given: a restart never gives it again.
                     await self._drive(journal.event_reported(watch, event))
                 yield event
-            await sleep(wait)
+            await self._pause(wait)
 
     # -- the journal ------------------------------------------------------------------
 

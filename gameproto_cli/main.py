@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "gameproto_cli.journal",
     "gameproto_cli.risk",  # positions, cancel-all (issue 23)
     "gameproto_cli.sandbox",  # the sandbox's clock and reset (issue 24)
+    "gameproto_cli.record",  # record a market, replay it, report a backtest (issue 32)
+    "gameproto_cli.replay",
 )
 
 EXAMPLES = """examples:

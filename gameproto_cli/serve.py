@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import math
 import os
 import signal
 import ssl
@@ -208,6 +209,14 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of the prices and the makers' draws (default 0)"
     )
+    replay = parser.add_argument_group("replay (a recording made by game record, played back: docs/backtesting.md)")
+    replay.add_argument("--replay", metavar="RECORDING", help="play this recording: its book, trades and clock")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="the replayed clock runs X times as fast as this host's (default 1; --clock manual: it moves when told)",
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     parser.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert, if not in the same file")
@@ -338,6 +347,10 @@ def _sandbox_line(sandbox: Any) -> str:
 
     now = dt.datetime.fromtimestamp(sandbox.now(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     parts = [f"clock: {'manual' if sandbox.clock is not None else 'real'} ({now})"]
+    speed = getattr(sandbox.exchange, "speed", None)
+    if getattr(sandbox.exchange, "tape", None) is not None:  # a replay: say what plays, and how fast
+        parts[0] = f"clock: {'manual' if speed is None else f'replayed at {speed:g}x'} ({now})"
+        parts.append(f"replaying {len(sandbox.exchange.tape)} recorded events")
     if sandbox.store is not None:
         parts.append(f"state: {sandbox.store.path} ({'restored' if sandbox.restored else 'new'})")
     parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token)"))
@@ -357,6 +370,10 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         admin_token = _read_tokens(args.admin_token_file)[0]
     if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
+    if getattr(args, "replay", None):
+        return _replay(args, tokens, admin_token)
+    if getattr(args, "speed", None) is not None:
+        raise UsageError("--speed is the pace of a replay: give --replay RECORDING with it")
     scenario = None
     if args.scenario:
         try:
@@ -391,6 +408,34 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         sandbox.changed()
     sandbox.quote()
     return sandbox
+
+
+def _replay(args: argparse.Namespace, tokens: List[str], admin_token: Optional[str]) -> Any:
+    """The sandbox replaying ``--replay`` (issue 32): a manual clock, or one at ``--speed``."""
+    from gameproto_exchange import RecordingError
+    from gameproto_exchange._replay import replay_sandbox
+
+    for flag, given in (("--state", args.state), ("--scenario", args.scenario), ("--seed-market", args.seed_market)):
+        if given:
+            raise UsageError(f"{flag} does not go with --replay: the recording is the market")
+    if args.clock == "manual" and args.speed is not None:
+        raise UsageError("give --speed or --clock manual with --replay, not both")
+    speed = None if args.clock == "manual" else (1.0 if args.speed is None else args.speed)
+    if speed is not None and not (math.isfinite(speed) and speed > 0):
+        raise UsageError(f"--speed must be a number above 0, got {args.speed}")
+    try:
+        return replay_sandbox(
+            args.replay,
+            tuple(tokens),
+            speed=speed,
+            admin_token=admin_token and admin_token.strip(),
+            seed=args.seed,
+            rate_limit_per_minute=args.rate_limit,
+            auth_refusals_per_minute=args.auth_refusals,
+            max_resting_orders=args.max_resting_orders,
+        )
+    except RecordingError as error:
+        raise UsageError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

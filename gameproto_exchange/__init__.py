@@ -5,8 +5,12 @@ Neither client imports it; ``game serve`` and ``game demo`` do, and so do the te
 
 from __future__ import annotations
 
+from ._backtest import Backtest, BacktestFinished, VirtualClock
 from ._clock import ClockRefused, ManualClock
 from ._persist import Store
+from ._recorder import SandboxClock, record
+from ._recording import RecordingError, RecordingInfo, RecordingWriter, read_recording
+from ._replay import SpeedClock, replay_sandbox
 from ._sandbox import Sandbox
 from ._scenario import ScenarioError, load_scenario
 from ._server import Limits, RunningServer, ServerThread, serve_exchange
@@ -22,4 +26,15 @@ __all__ = [
     "Store",
     "load_scenario",
     "ScenarioError",
+    "Backtest",
+    "BacktestFinished",
+    "VirtualClock",
+    "RecordingWriter",
+    "RecordingError",
+    "RecordingInfo",
+    "read_recording",
+    "record",
+    "SandboxClock",
+    "replay_sandbox",
+    "SpeedClock",
 ]

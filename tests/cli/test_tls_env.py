@@ -21,7 +21,6 @@ trustme = pytest.importorskip("trustme")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 
-
 @pytest.fixture(scope="module")
 def authority() -> Any:
     return trustme.CA()

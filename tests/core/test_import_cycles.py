@@ -42,8 +42,9 @@ def imports_of(name: str, path: Path, known: Set[str]) -> Set[str]:
             else:
                 origin = node.module or ""
             # ``from . import _x`` imports the module _x; ``from ._x import y`` imports _x.
-            targets = [f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in known else origin
-                       for alias in node.names]
+            targets = [
+                f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in known else origin for alias in node.names
+            ]
         else:
             continue
         found.update(target for target in targets if target in known and target != name)

@@ -6,8 +6,21 @@ import subprocess
 import sys
 
 FORBIDDEN = (
-    "socket", "ssl", "asyncio", "requests", "httpcore", "anyio", "trio", "urllib3", "h11", "select", "subprocess",
-    "sqlite3", "psycopg", "pandas", "matplotlib",
+    "socket",
+    "ssl",
+    "asyncio",
+    "requests",
+    "httpcore",
+    "anyio",
+    "trio",
+    "urllib3",
+    "h11",
+    "select",
+    "subprocess",
+    "sqlite3",
+    "psycopg",
+    "pandas",
+    "matplotlib",
 )
 
 

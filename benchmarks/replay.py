@@ -1,0 +1,290 @@
+"""``python -m benchmarks.replay``: record a moving sandbox, replay it over HTTP at 100x and in process.
+
+1. A sandbox with moving makers (``game serve --clock manual --seed-market``,
+   its own process) is recorded by ``game record``'s loop driving its clock:
+   one poll a replayed second for ``--hours`` (24 by default).
+2. ``game serve --replay --speed 100`` (its own process) plays it while a bot
+   places an order every replayed minute; each minute the bot also reads
+   ``/status`` and measures how far behind its schedule the replayed clock
+   is when the answer reaches the bot: the answer's round trip at 100x (the
+   replay plays its events when a request reads the clock, so the book is
+   never behind the clock it is read at). Done when never more than 2 s.
+3. ``Backtest`` plays it in process with the same bot, as fast as the CPU
+   allows. Done when 24 h take at most 86 s (1000x).
+
+Prints the recording's size (file, polls, book changes, trades) and the
+replay's (events, the bot's orders and fills, the fill log), and the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ADMIN = "bench-admin"
+TOKEN = "demo-token"
+SPEED = 100.0
+_URL = re.compile(r"serving on (http://[0-9.:]+)")
+
+
+class Served:
+    """``game serve`` in a child process, on a free port; stopped at the end of the block."""
+
+    def __init__(self, *flags: str) -> None:
+        command = [sys.executable, "-m", "gameproto_cli", "serve", "--port", "0", *flags]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.base_url = ""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            found = _URL.search(line)
+            if found:
+                self.base_url = found.group(1)
+            if line.startswith("press Ctrl-C"):
+                return
+        raise RuntimeError(f"game serve did not start (exit {self.process.wait()})")
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def _order(contract: str, side: str, price: Decimal, volume: Decimal) -> Dict[str, Any]:
+    start = dt.datetime.strptime(contract[:16], "%Y-%m-%dT%H:%M").replace(tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(minutes=15)
+    return {
+        "side": side,
+        "price": price,
+        "volume": volume,
+        "date": start.date().isoformat(),
+        "start_time": start.strftime("%H:%M"),
+        "end_time": end.strftime("%H:%M"),
+        "duration": "15m",
+        "tz_offset_hours": 0,
+    }
+
+
+def minute_bot(api: Any, lags: Optional[List[float]] = None, stop: Optional[float] = None) -> int:
+    """An order every replayed minute: a small bid just under the best offer of the nearest open quarter-hour.
+
+    With ``lags`` it also reads ``/status`` each minute and notes how far the
+    exchange's clock is behind its schedule. Returns the orders placed.
+    """
+    placed = 0
+    minute = 0
+    readings: List[tuple] = []  # (sent, received, the exchange's time it answered with), host seconds
+    api.get_status()  # the exchange's clock (the replay's), and the token exchange out of the measured calls
+    while stop is None or time.monotonic() < stop:
+        if lags is not None:
+            sent = time.monotonic()
+            status = api.get_status()
+            received = time.monotonic()
+            if status["replay"].get("finished"):
+                break
+            stamp = dt.datetime.fromisoformat(status["timestamp"].replace("Z", "+00:00")).timestamp()
+            readings.append((sent, received, stamp))
+        now = api._session.exchange_now()
+        assert now is not None  # /status told it
+        soon = now + dt.timedelta(minutes=5)
+        best = api.get_market_best_offers(duration="15m", top_n=1)
+        for contract in sorted(best):
+            start = dt.datetime.strptime(contract[:16], "%Y-%m-%dT%H:%M").replace(tzinfo=dt.timezone.utc)
+            asks = best[contract].get("sell")
+            if start > soon and asks:
+                price = Decimal(str(asks[0]["price"])) - Decimal(minute % 3)
+                api.create_order(_order(contract, "buy", price, Decimal("0.5")))
+                placed += 1
+                break
+        minute += 1
+        api.sleep(60)
+    if lags is not None and readings:
+        # How far behind its schedule the replayed clock was when the bot got each answer: the clock was read
+        # while the request was served, so the answer is at most its round trip (at SPEED) old on arrival.
+        lags.extend((received - sent) * SPEED for sent, received, _ in readings)
+    return placed
+
+
+def record_sandbox(path: Path, hours: float) -> Dict[str, Any]:
+    from gameproto_exchange import SandboxClock, record
+    from gameproto_exchange._recording import info
+    from gameproto_sync import GameAPI
+
+    with Served("--clock", "manual", "--admin-token", ADMIN, "--seed-market", "--seed", "5") as served:
+        with GameAPI(TOKEN, served.base_url) as api:
+            driver = SandboxClock(served.base_url, ADMIN)
+            started = time.monotonic()
+            polls = record(api, str(path), every=1.0, duration=hours * 3600, driver=driver, say=lambda line: None)
+            took = time.monotonic() - started
+            driver.close()
+    held = info(str(path))
+    return {
+        "polls": polls,
+        "seconds": round(took, 1),
+        "bytes": held.bytes,
+        "level_changes": held.level_changes,
+        "trades": held.trades,
+        "bytes_per_replayed_hour": round(held.bytes / hours),
+    }
+
+
+class _InMemory:
+    """A moving sandbox answered in memory (no server), and its manual clock moved directly: for long recordings.
+
+    ``record`` runs on it as on ``game serve`` (the same engine, makers and
+    client); only HTTP is left out, so that a 24-hour recording takes
+    minutes on a busy machine.
+    """
+
+    def __init__(self, start: float) -> None:
+        from gameproto.simulator.exchange import Exchange
+        from gameproto.simulator.makers import Scenario
+        from gameproto_exchange import ManualClock, Sandbox
+
+        self.clock = ManualClock(start)
+        self.exchange = Exchange([TOKEN], clock=self.clock, seed=5)
+        self.sandbox = Sandbox(self.exchange, clock=self.clock, scenario=Scenario())
+        self.exchange.seed_market()
+        self.sandbox.quote()
+        self.seed = 0
+        self.token = TOKEN
+
+    def wait(self, seconds: float) -> None:
+        raise AssertionError("the recorder drives the clock: it never waits")
+
+    # The clock driver's face (SandboxClock's): the time, and moving it as the admin endpoint does.
+    def now(self) -> float:
+        return self.clock()
+
+    def advance(self, seconds: float) -> float:
+        self.clock.advance(seconds)
+        self.exchange.ledger.expire(self.clock())
+        self.sandbox.quote()
+        return self.clock()
+
+    def set(self, moment: float) -> float:
+        self.clock.set(moment)
+        return self.clock()
+
+    def close(self) -> None:
+        pass
+
+
+def record_in_memory(path: Path, hours: float) -> Dict[str, Any]:
+    from gameproto_exchange import record
+    from gameproto_exchange._backtest import _BlockingClient
+    from gameproto_exchange._recording import info
+
+    memory = _InMemory(time.time())
+    with _BlockingClient(memory) as api:  # type: ignore[arg-type]
+        started = time.monotonic()
+        polls = record(api, str(path), every=1.0, duration=hours * 3600, driver=memory, say=lambda line: None)  # type: ignore[arg-type]
+        took = time.monotonic() - started
+    held = info(str(path))
+    return {
+        "in_memory": True,
+        "polls": polls,
+        "seconds": round(took, 1),
+        "bytes": held.bytes,
+        "level_changes": held.level_changes,
+        "trades": held.trades,
+        "bytes_per_replayed_hour": round(held.bytes / hours),
+    }
+
+
+def replay_http(path: Path, hours: float) -> Dict[str, Any]:
+    from gameproto_sync import GameAPI
+
+    lags: List[float] = []
+    with Served("--replay", str(path), "--speed", str(SPEED)) as served:
+        with GameAPI(TOKEN, served.base_url) as api:
+            started = time.monotonic()
+            placed = minute_bot(api, lags, stop=started + hours * 3600 / SPEED + 5)
+            took = time.monotonic() - started
+            trades = api.get_trades()
+    mine = [trade for trade in trades if trade["buyer"] == "trader-1" or trade["seller"] == "trader-1"]
+    return {
+        "orders": placed,
+        "fills": len(mine),
+        "seconds": round(took, 1),
+        "status_calls": len(lags),
+        "max_behind_schedule_s": round(max(lags), 3) if lags else None,
+        "p99_behind_schedule_s": round(sorted(lags)[int(len(lags) * 0.99)], 3) if lags else None,
+        "median_behind_schedule_s": round(sorted(lags)[len(lags) // 2], 3) if lags else None,
+    }
+
+
+def replay_in_process(path: Path) -> Dict[str, Any]:
+    from gameproto_exchange import Backtest
+
+    started = time.monotonic()
+    backtest = Backtest(str(path))
+    loaded = time.monotonic() - started
+    placed: List[int] = []
+    report = backtest.run(lambda api: placed.append(minute_bot(api)))
+    took = time.monotonic() - started
+    log = backtest.fill_log()
+    return {
+        "events": len(backtest.tape),
+        "load_seconds": round(loaded, 2),
+        "seconds": round(took, 2),
+        "fills": len(report["fills"]),
+        "trades_listed": len(backtest.trades()),
+        "fill_log_bytes": len(log),
+        "fill_hash": report["fill_hash"],
+        "speedup": round((backtest.tape.end - backtest.tape.start) / took),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__)
+    parser.add_argument("--hours", type=float, default=24.0, help="replayed hours to record (24)")
+    parser.add_argument("--recording", help="reuse (or keep) this recording instead of a temporary one")
+    parser.add_argument("--skip-http", action="store_true", help="only record and replay in process")
+    parser.add_argument(
+        "--record-in-memory", action="store_true", help="record the sandbox without HTTP (the same engine and loop)"
+    )
+    parser.add_argument("--http-hours", type=float, help="replay only this many hours over HTTP (default: all)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(args.recording) if args.recording else Path(scratch) / "day.sqlite"
+        results: Dict[str, Any] = {"hours": args.hours}
+        if not path.exists():
+            recorder = record_in_memory if args.record_in_memory else record_sandbox
+            results["record"] = recorder(path, args.hours)
+        if not args.skip_http:
+            results["replay_http_100x"] = replay_http(path, args.http_hours or args.hours)
+        results["replay_in_process"] = replay_in_process(path)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for name, figures in results.items():
+            print(f"{name}: {figures}")
+        process = results["replay_in_process"]
+        budget = 86 * args.hours / 24
+        print(f"in process: {process['seconds']} s for {args.hours:g} h (done when at most {budget:.1f} s)")
+        if "replay_http_100x" in results:
+            behind = results["replay_http_100x"]["max_behind_schedule_s"]
+            print(f"over HTTP at 100x: at most {behind} s behind schedule (done when at most 2 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

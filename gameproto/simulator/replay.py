@@ -1,0 +1,740 @@
+"""A recorded market played back: the recorded book as resting liquidity, recorded trades, a bot's orders.
+
+Pure, like the rest of the engine: a recording reaches it as plain values
+(``LevelChange`` and ``TapeTrade``, read from the file by
+``gameproto_exchange``), the clock is injected, and nothing here does I/O.
+The rules (docs/backtesting.md):
+
+- **The recorded book rests.** Each recorded level (contract, side, price)
+  is one resting order of the trader ``RECORDED``, placed when the level
+  first showed; a bot's order matches it by price-time priority.
+- **What a bot takes stays taken.** A recorded change of a level is applied
+  as the change it was (new recorded volume minus the previous one) to what
+  the level holds now, never below zero, not to the recorded volume.
+- **A bot's resting order fills from recorded trades.** A recorded trade
+  whose aggressor was on the other side, at the bot's price or better,
+  first eats the volume that rested ahead of the bot at its price when it
+  was placed (the queue), then fills the bot at its own price; a trade
+  fills no more than its volume, and it goes to the bot's orders best price
+  first, then oldest.
+- **Contracts close at gate closure** (the delivery start) on the replayed
+  clock, recorded levels included; recorded changes after it are dropped.
+- **Ids never collide.** Recorded trades keep their ids; the replay's own
+  orders and trades are numbered above every id of the recording.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import hashlib
+import heapq
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+from .._arguments import duration_minutes
+from .._boundary import Response
+from .._contract import Contract, delivery_day_of
+from .answers import Context, JSONObject, answer, iso
+from .book import MONEY, BookOrder, Fill, OrderBook
+from .exchange import Exchange
+from .ledger import Ledger
+from .market import MarketData
+from .trading import Desk
+
+__all__ = [
+    "RECORDED",
+    "LevelChange",
+    "TapeTrade",
+    "Tape",
+    "level_volumes",
+    "book_changes",
+    "tape_trade",
+    "ReplayBook",
+    "ReplayExchange",
+    "fill_log",
+    "fill_hash",
+    "Mids",
+    "report",
+]
+
+#: The trader the recorded book and the recorded side of a bot's queue fills belong to.
+RECORDED = "recorded"
+_ZERO = Decimal(0)
+_SIDES = ("buy", "sell")
+_NUMBERED = re.compile(r"(?:[a-z]+_)?([0-9]{1,18})")
+
+#: (contract, side, price): one level of the public book.
+LevelKey = Tuple[str, str, Decimal]
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """A level of the recorded book now shows ``volume`` (0: gone), seen at ``time`` (exchange epoch seconds)."""
+
+    time: float
+    contract: str
+    minutes: int
+    side: str
+    price: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True)
+class TapeTrade:
+    """A recorded public trade, as the exchange listed it (``view``), and what the replay reads of it."""
+
+    time: float
+    trade_id: str
+    contract: str
+    minutes: int
+    direction: str
+    price: Decimal
+    volume: Decimal
+    view: Mapping[str, Any]
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: not a number: {value!r}")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{what}: not a number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{what}: not a finite number: {value!r}")
+    return number
+
+
+def _minutes(row: Mapping[str, Any]) -> int:
+    """A row's window length: its ``duration`` (``15m``), else its contract id's length."""
+    found = duration_minutes(str(row.get("duration"))) if row.get("duration") is not None else None
+    if found is None:
+        found = Contract.parse(str(row.get("contract"))).minutes
+    return found
+
+
+def _moment(text: Any) -> Optional[float]:
+    """Epoch seconds of an ISO 8601 stamp (``...Z`` or with an offset), None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    cleaned = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        moment = dt.datetime.fromisoformat(cleaned)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+def level_volumes(rows: Iterable[Mapping[str, Any]]) -> Dict[LevelKey, Tuple[int, Decimal, Optional[float]]]:
+    """The levels a ``/market`` answer shows: (contract, side, price) -> (minutes, volume, row time).
+
+    Only the order-book rows (those with a ``direction``) are levels; the
+    summary rows are a function of the levels and the trades, and a replay
+    makes them again. A row that cannot be read raises ``ValueError`` naming it.
+    """
+    found: Dict[LevelKey, Tuple[int, Decimal, Optional[float]]] = {}
+    for number, row in enumerate(rows):
+        side = row.get("direction")
+        if side not in _SIDES:
+            continue
+        where = f"market row {number}"
+        contract = row.get("contract")
+        if not isinstance(contract, str):
+            raise ValueError(f"{where}: no contract")
+        price = _decimal(row.get("price"), f"{where}.price")
+        volume = _decimal(row.get("volume"), f"{where}.volume")
+        key = (contract, str(side), price)
+        held = found.get(key)
+        total = volume if held is None else held[1] + volume
+        found[key] = (_minutes(row), total, _moment(row.get("timestamp")))
+    return found
+
+
+def book_changes(
+    previous: Mapping[LevelKey, Tuple[int, Decimal, Optional[float]]],
+    current: Mapping[LevelKey, Tuple[int, Decimal, Optional[float]]],
+    polled: float,
+    since: Optional[float] = None,
+) -> List[LevelChange]:
+    """The changes from one poll's levels to the next's, in key order: new or changed volumes, 0 for gone.
+
+    A change is dated by its contract's row ``timestamp`` (when the
+    exchange says the contract's book last changed) when that is at or
+    before the poll's exchange time ``polled`` and after the previous poll's
+    (``since``); otherwise (a level gone, a stamp out of that span) at ``polled``.
+    """
+    changes: List[LevelChange] = []
+    for key in sorted(set(previous) | set(current), key=lambda key: (key[0], key[1], key[2])):
+        before, now = previous.get(key), current.get(key)
+        if now is not None and before is not None and now[1] == before[1]:
+            continue
+        if now is None:
+            assert before is not None
+            changes.append(LevelChange(polled, key[0], before[0], key[1], key[2], _ZERO))
+            continue
+        stamp = now[2]
+        fits = stamp is not None and stamp <= polled and (since is None or stamp > since)
+        when = stamp if fits and stamp is not None else polled
+        changes.append(LevelChange(when, key[0], now[0], key[1], key[2], now[1]))
+    return changes
+
+
+def tape_trade(view: Mapping[str, Any]) -> TapeTrade:
+    """A recorded trade from its listing (``GET /trades``); ``ValueError`` naming what cannot be read."""
+    trade_id = view.get("trade_id")
+    where = f"trade {trade_id!r}"
+    if not isinstance(trade_id, (str, int)) or isinstance(trade_id, bool) or str(trade_id) == "":
+        raise ValueError(f"{where}: no trade_id")
+    moment = _moment(view.get("timestamp")) or _moment(view.get("execution_time"))
+    if moment is None:
+        raise ValueError(f"{where}: no timestamp")
+    contract = view.get("contract")
+    if not isinstance(contract, str):
+        raise ValueError(f"{where}: no contract")
+    return TapeTrade(
+        time=moment,
+        trade_id=str(trade_id),
+        contract=contract,
+        minutes=_minutes(view),
+        direction=str(view.get("direction")),
+        price=_decimal(view.get("price"), f"{where}.price"),
+        volume=_decimal(view.get("volume"), f"{where}.volume"),
+        view=dict(view),
+    )
+
+
+def _above(number: int) -> int:
+    """A round number above ``number`` (the next million): the replay's own ids start after it.
+
+    An order that never traded shows no id in a recording; starting the
+    replay's numbers a round million above every id seen keeps them apart
+    from the recording's, and tells them apart at a glance.
+    """
+    return (number // 1_000_000 + 1) * 1_000_000
+
+
+def _id_number(value: Any) -> Optional[int]:
+    """The number in an id such as ``trd_12``, ``ord_12`` or ``12``; None for any other form."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    found = _NUMBERED.fullmatch(str(value))
+    return int(found.group(1)) if found else None
+
+
+class Tape:
+    """A recording's events in the order they happened: level changes, then trades, at each time.
+
+    ``start`` and ``end`` are the first and last poll's exchange times.
+    ``order_floor`` and ``trade_floor`` are the largest order and trade
+    numbers the recording holds: the replay numbers its own above them.
+    """
+
+    def __init__(
+        self,
+        changes: Sequence[LevelChange],
+        trades: Sequence[TapeTrade],
+        *,
+        start: float,
+        end: float,
+        market_zone: str = "10YCH-SWISSGRIDZ",
+    ) -> None:
+        if not end >= start:
+            raise ValueError(f"a recording ends ({end}) before it starts ({start})")
+        self.start = float(start)
+        self.end = float(end)
+        self.market_zone = market_zone
+        events: List[Tuple[float, int, int, Union[LevelChange, TapeTrade]]] = []
+        for number, change in enumerate(changes):
+            events.append((change.time, 0, number, change))
+        seen = set()
+        for number, trade in enumerate(trades):
+            if trade.trade_id in seen:
+                continue  # a trade listed by two polls is one trade
+            seen.add(trade.trade_id)
+            events.append((trade.time, 1, number, trade))
+        events.sort(key=lambda event: event[:3])
+        self.events: List[Union[LevelChange, TapeTrade]] = [event[3] for event in events]
+        self.times: List[float] = [event[0] for event in events]
+        orders = [0]
+        #: Each recorded trade's number: the one in its id (``trd_12``), or one past them all.
+        self.trade_numbers: Dict[str, int] = {}
+        others: List[str] = []
+        taken: Set[int] = set()
+        for event in self.events:
+            if isinstance(event, TapeTrade):
+                found = _id_number(event.trade_id)
+                if found is None or found in taken:
+                    others.append(event.trade_id)
+                else:
+                    taken.add(found)
+                    self.trade_numbers[event.trade_id] = found
+                orders += [_id_number(event.view.get(name)) or 0 for name in ("buy_order_id", "sell_order_id")]
+        last = max(self.trade_numbers.values(), default=0)
+        for offset, trade_id in enumerate(others, 1):
+            self.trade_numbers[trade_id] = last + offset
+        self.order_floor = _above(max(orders))
+        self.trade_floor = _above(max(self.trade_numbers.values(), default=0))
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class ReplayBook(OrderBook):
+    """The engine's book, with the recorded levels resting in it and the replay's own trade numbers."""
+
+    def __init__(self, fee_per_mwh: Decimal, trade_floor: int) -> None:
+        super().__init__(fee_per_mwh)
+        self.next_trade = trade_floor
+        #: Each resting bot order's queue: the recorded volume still ahead of it at its price.
+        self.ahead: Dict[int, Decimal] = {}
+
+    def _fill(self, incoming: BookOrder, resting: BookOrder, volume: Decimal, now: float) -> Fill:
+        made = super()._fill(incoming, resting, volume, now)
+        return self._renumber(made)
+
+    def _renumber(self, made: Fill) -> Fill:
+        """The fill just appended, numbered above every trade of the recording."""
+        self.next_trade += 1
+        fill = dataclasses.replace(made, number=self.next_trade)
+        self.fills[-1] = fill
+        self.fills_by_contract[fill.contract][-1] = fill
+        return fill
+
+    def submit(self, order: BookOrder, now: float) -> List[Fill]:
+        fills = super().submit(order, now)
+        if order.trader != RECORDED and not order.filled:
+            self.ahead[order.number] = self.recorded_at(order.contract, order.side, order.price)
+        return fills
+
+    def recorded_at(self, contract: str, side: str, price: Decimal) -> Decimal:
+        """The recorded volume resting at one price of one side now."""
+        return sum(
+            (
+                order.remaining
+                for order in self.resting(contract, side)
+                if order.trader == RECORDED and order.price == price
+            ),
+            _ZERO,
+        )
+
+    def rest(self, order: BookOrder, now: float) -> None:
+        """Put a recorded level in the book without matching it (the recording says it rested)."""
+        order.updated = now
+        self.orders[order.number] = order
+        bisect.insort(self._queue(order.contract, order.side), order.priority())
+        self._show(order, order.remaining)
+        self._touch(order.contract, now)
+
+    def resize(self, order: BookOrder, remaining: Decimal, now: float) -> None:
+        """A resting recorded level now holds ``remaining`` (more than zero)."""
+        change = MONEY.subtract(remaining, order.remaining)
+        order.volume = MONEY.add(order.executed, remaining)
+        order.updated = now
+        self._show(order, change)
+        self._touch(order.contract, now)
+
+    def queue_fill(self, order: BookOrder, volume: Decimal, direction: str, now: float) -> Fill:
+        """A bot's resting order filled by a recorded trade, at its own price."""
+        self._show(order, -volume)
+        fee = MONEY.multiply(self.fee_per_mwh, volume)
+        order.executed = MONEY.add(order.executed, volume)
+        order.total_value = MONEY.add(order.total_value, MONEY.multiply(order.price, volume))
+        order.fees = MONEY.add(order.fees, fee)
+        order.execution_count += 1
+        order.updated = now
+        if order.filled:
+            queue = self._queue(order.contract, order.side)
+            at = bisect.bisect_left(queue, order.priority())
+            if at < len(queue) and queue[at][1] == order.number:
+                del queue[at]
+            self.ahead.pop(order.number, None)
+        mine, theirs = order.trader, RECORDED
+        buyer, seller = (mine, theirs) if order.side == "buy" else (theirs, mine)
+        self.next_trade += 1
+        fill = Fill(
+            number=self.next_trade,
+            contract=order.contract,
+            minutes=order.minutes,
+            direction=direction,
+            volume=volume,
+            price=order.price,
+            time=now,
+            buy_order=order.number if order.side == "buy" else 0,
+            sell_order=order.number if order.side == "sell" else 0,
+            buyer=buyer,
+            seller=seller,
+            fee=fee,
+        )
+        self._record(fill)
+        self._touch(order.contract, now)
+        return fill
+
+    def recorded_trade(self, trade: TapeTrade, number: int) -> Fill:
+        """A recorded trade, as a fill between recorded traders: listed, counted in prices and 24-hour figures."""
+        view = trade.view
+        fee = view.get("fees")
+        fill = Fill(
+            number=number,
+            contract=trade.contract,
+            minutes=trade.minutes,
+            direction=trade.direction,
+            volume=trade.volume,
+            price=trade.price,
+            time=trade.time,
+            buy_order=_id_number(view.get("buy_order_id")) or 0,
+            sell_order=_id_number(view.get("sell_order_id")) or 0,
+            buyer=str(view.get("buyer", RECORDED)),
+            seller=str(view.get("seller", RECORDED)),
+            fee=_decimal(fee, "fees") if fee is not None else _ZERO,
+        )
+        self._record(fill)
+        self._touch(trade.contract, trade.time)
+        return fill
+
+    def _record(self, fill: Fill) -> None:
+        times = self.fill_times.setdefault(fill.contract, [])
+        if times and fill.time < times[-1]:  # a late-listed trade keeps each contract's times in order
+            fill = dataclasses.replace(fill, time=times[-1])
+        self.fills.append(fill)
+        self.fills_by_contract.setdefault(fill.contract, []).append(fill)
+        times.append(fill.time)
+
+
+@dataclass
+class _Level:
+    """A recorded level: the volume the recording last showed, and the resting order that stands for it."""
+
+    recorded: Decimal = _ZERO
+    order: Optional[BookOrder] = None
+
+
+class ReplayExchange(Exchange):
+    """The exchange, with a recording played into its book as its clock passes each recorded moment.
+
+    Every reading of the clock (``now``) first plays the tape up to that
+    moment, so that an API call, the web view and a backtest's client all
+    see the book as it stood then. ``speed`` is what ``/status`` reports
+    (``None``: a manual or virtual clock).
+    """
+
+    def __init__(
+        self,
+        tape: Tape,
+        tokens: Union[Iterable[str], Mapping[str, str]] = ("demo-token",),
+        *,
+        clock: Callable[[], float],
+        speed: Optional[float] = None,
+        fee_per_mwh: Decimal = Decimal("0.05"),
+        allow_non_positive_price: bool = False,
+        **options: Any,
+    ) -> None:
+        self.tape = tape
+        self.speed = speed
+        self._ready = False  # the engine's constructor reads the clock before the replay's book exists
+        self._played = 0
+        self._levels: Dict[LevelKey, _Level] = {}
+        super().__init__(
+            tokens,
+            clock=clock,
+            fee_per_mwh=fee_per_mwh,
+            market_zone=tape.market_zone,
+            allow_non_positive_price=allow_non_positive_price,
+            **options,
+        )
+        self.book = ReplayBook(fee_per_mwh, tape.trade_floor)
+        self.book.reset([], [], tape.order_floor, {})
+        self.ledger = Ledger(self.book)
+        self.desk = Desk(self.ledger, allow_non_positive_price=allow_non_positive_price, **_desk_options(options))
+        self.market = MarketData(self.book, market_zone=tape.market_zone, seed=self.seed)
+        self.router = self._router()
+        self._ready = True
+
+    # -- the replayed clock --------------------------------------------------------
+
+    def now(self) -> float:
+        moment = super().now()
+        if self._ready:
+            self.play(moment)
+        return moment
+
+    @property
+    def finished(self) -> bool:
+        """Whether the clock has passed the recording's end."""
+        return self._clock() + self.clock_offset > self.tape.end
+
+    def play(self, until: float) -> None:
+        """Apply every recorded event up to ``until`` (exchange time), closing contracts on the way."""
+        times, events = self.tape.times, self.tape.events
+        while self._played < len(events) and times[self._played] <= until:
+            event = events[self._played]
+            self._played += 1
+            self.ledger.expire(times[self._played - 1])
+            if isinstance(event, LevelChange):
+                self._change(event)
+            else:
+                self._trade(event)
+
+    def _change(self, change: LevelChange) -> None:
+        try:
+            start = Contract.parse(change.contract).start.timestamp()
+        except ValueError:
+            return  # a contract id this replay cannot date never closes, so never rests
+        key = (change.contract, change.side, change.price)
+        level = self._levels.setdefault(key, _Level())
+        delta = change.volume - level.recorded
+        level.recorded = change.volume
+        if change.time >= start:
+            return  # the contract has closed: nothing rests in it any more
+        order = level.order
+        live = order is not None and not order.deleted and not order.filled
+        held = order.remaining if live and order is not None else _ZERO
+        left = max(_ZERO, held + delta)
+        if live and order is not None:
+            if left > 0:
+                self.book.resize(order, left, change.time)
+            else:
+                self.book.cancel(order.number, change.time)
+                self.ledger._leaves(order)
+            return
+        if left <= 0:
+            return
+        order = BookOrder(
+            number=self.book.next_number(),
+            trader=RECORDED,
+            side=change.side,
+            price=change.price,
+            volume=left,
+            contract=change.contract,
+            minutes=change.minutes,
+            hidden=False,
+            created=change.time,
+            details=_details(change.contract, change.minutes),
+        )
+        level.order = order
+        self.book.rest(order, change.time)
+        self.ledger.resting[RECORDED] = self.ledger.resting.get(RECORDED, 0) + 1
+        heapq.heappush(self.ledger.closing, (start, order.number))
+
+    def _trade(self, trade: TapeTrade) -> None:
+        self.book.recorded_trade(trade, self.tape.trade_numbers[trade.trade_id])
+        meeting = {"sell": "buy", "buy": "sell"}.get(trade.direction)
+        if meeting is None:
+            return  # a trade without an aggressor's side meets no one's queue
+        left = trade.volume
+        for order in list(self.book.resting(trade.contract, meeting)):
+            if left <= 0:
+                break
+            if order.trader == RECORDED:
+                continue
+            better = order.price >= trade.price if meeting == "buy" else order.price <= trade.price
+            if not better:
+                break  # best price first: no later order is at the trade's price or better either
+            ahead = self.book.ahead.get(order.number, _ZERO)
+            eaten = min(ahead, left)
+            self.book.ahead[order.number] = ahead - eaten
+            left -= eaten
+            volume = min(left, order.remaining)
+            if volume > 0:
+                left -= volume
+                self.book.queue_fill(order, volume, trade.direction, trade.time)
+                if order.filled:
+                    self.ledger._leaves(order)
+
+    # -- what the replay adds to the answers ------------------------------------------
+
+    def _status(self, context: Context) -> Response:
+        response = super()._status(context)
+        status = json.loads(response.body)
+        status["replay"] = self.replay_status(context.now)
+        return answer(200, status)
+
+    def replay_status(self, now: float) -> JSONObject:
+        """What ``/status`` says of the replay: its speed, the recording's span, how far it has played."""
+        return {
+            "speed": self.speed,
+            "clock": "replayed" if self.speed is not None else "manual",
+            "recording_start": iso(self.tape.start),
+            "recording_end": iso(self.tape.end),
+            "events": len(self.tape.events),
+            "played": self._played,
+            "finished": now > self.tape.end,
+        }
+
+
+def _desk_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    return {"max_resting_orders": options["max_resting_orders"]} if "max_resting_orders" in options else {}
+
+
+def _details(contract: str, minutes: int) -> JSONObject:
+    """The order fields of a recorded level, in UTC (its listing is never shown; expiry reads the window)."""
+    start = Contract.parse(contract).start
+    end = start + dt.timedelta(minutes=minutes)
+    return {
+        "date": start.strftime("%Y-%m-%d"),
+        "start_time": start.strftime("%H:%M"),
+        "end_time": end.strftime("%H:%M"),
+        "duration": f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m",
+        "tz_offset_hours": 0,
+        "state": "displayed",
+    }
+
+
+# -- the fill log and the report ----------------------------------------------------------
+
+
+def _mine(trade: Mapping[str, Any], traders: Iterable[str]) -> Optional[str]:
+    names = set(traders)
+    if trade.get("buyer") in names:
+        return "buy"
+    if trade.get("seller") in names:
+        return "sell"
+    return None
+
+
+def fill_log(trades: Iterable[Mapping[str, Any]], traders: Iterable[str]) -> bytes:
+    """The bot's fills as JSON lines (time, contract, side, price, volume, fee), in the order they happened.
+
+    Ids are left out: what the bot got is the same whichever requests it
+    made to see it. Two runs of one bot on one recording give the same bytes.
+    """
+    names = list(traders)
+    lines = []
+    for trade in trades:
+        side = _mine(trade, names)
+        if side is None:
+            continue
+        entry = {
+            "time": trade.get("timestamp"),
+            "contract": trade.get("contract"),
+            "side": side,
+            "price": str(_decimal(trade.get("price"), "price").normalize()),
+            "volume": str(_decimal(trade.get("volume"), "volume").normalize()),
+            "fee": str(_decimal(trade.get("fees") or 0, "fees").normalize()),
+        }
+        lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":")))
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def fill_hash(log: bytes) -> str:
+    """The SHA-256 of a fill log, hex: what a run prints so that two runs can be compared."""
+    return hashlib.sha256(log).hexdigest()
+
+
+class Mids:
+    """The recorded mid price of each contract through time, from the tape's level changes.
+
+    The mid is (best bid + best ask) / 2 while both sides show; when a side
+    is empty, the last mid that had both stands.
+    """
+
+    def __init__(self, tape: Tape) -> None:
+        book: Dict[Tuple[str, str], Dict[Decimal, Decimal]] = {}
+        self._times: Dict[str, List[float]] = {}
+        self._mids: Dict[str, List[Decimal]] = {}
+        for event in tape.events:
+            if not isinstance(event, LevelChange):
+                continue
+            levels = book.setdefault((event.contract, event.side), {})
+            if event.volume > 0:
+                levels[event.price] = event.volume
+            else:
+                levels.pop(event.price, None)
+            bids, asks = book.get((event.contract, "buy")), book.get((event.contract, "sell"))
+            if bids and asks:
+                mid = (max(bids) + min(asks)) / 2
+                times, mids = self._times.setdefault(event.contract, []), self._mids.setdefault(event.contract, [])
+                if times and times[-1] == event.time:
+                    mids[-1] = mid
+                elif not mids or mids[-1] != mid:
+                    times.append(event.time)
+                    mids.append(mid)
+
+    def series(self, contract: str) -> Tuple[List[float], List[Decimal]]:
+        """Each change of a contract's recorded mid: its times and values, oldest first."""
+        return list(self._times.get(contract, [])), list(self._mids.get(contract, []))
+
+    def at(self, contract: str, moment: float) -> Optional[Decimal]:
+        """The recorded mid of ``contract`` at ``moment``, None before both sides ever showed."""
+        times = self._times.get(contract, [])
+        at = bisect.bisect_right(times, moment) - 1
+        return self._mids[contract][at] if at >= 0 else None
+
+
+def report(tape: Tape, trades: Sequence[Mapping[str, Any]], traders: Sequence[str]) -> JSONObject:
+    """A backtest's report: each fill with its slippage, the position and cash per contract and per day.
+
+    Slippage is what the fill cost against the recorded mid at its time, per
+    MWh, positive when worse than the mid (a buy above it, a sell below it).
+    Days are local delivery days of Europe/Zurich, with their 92, 96 or 100
+    quarter-hours.
+    """
+    from .._positions import positions
+
+    mids = Mids(tape)
+    fills: List[JSONObject] = []
+    total_slippage = _ZERO
+    for trade in trades:
+        side = _mine(trade, traders)
+        if side is None:
+            continue
+        moment = _moment(trade.get("timestamp")) or 0.0
+        price = _decimal(trade.get("price"), "price")
+        volume = _decimal(trade.get("volume"), "volume")
+        mid = mids.at(str(trade.get("contract")), moment)
+        slippage = None if mid is None else (price - mid if side == "buy" else mid - price)
+        if slippage is not None:
+            total_slippage += slippage * volume
+        fills.append(
+            {
+                "time": trade.get("timestamp"),
+                "trade_id": trade.get("trade_id"),
+                "contract": trade.get("contract"),
+                "side": side,
+                "price": price,
+                "volume": volume,
+                "mid": mid,
+                "slippage": slippage,
+            }
+        )
+    held = positions(trades, traders)
+    contracts = [
+        {
+            "contract": contract.id,
+            "delivery_day": delivery_day_of(contract.start).isoformat(),
+            "bought": position.bought,
+            "sold": position.sold,
+            "net": position.net,
+            "cash": position.cash,
+            "fees": position.fees,
+            "trades": position.trades,
+        }
+        for contract, position in held.contracts.items()
+    ]
+    days = [
+        {
+            "day": day.isoformat(),
+            "quarter_hours": len(Contract.day(day)),
+            "net_energy_mwh": position.energy,
+            "cash": position.cash,
+            "fees": position.fees,
+            "contracts": len(position.periods),
+        }
+        for day, position in held.days.items()
+    ]
+    log = fill_log(trades, traders)
+    return {
+        "fills": fills,
+        "contracts": contracts,
+        "days": days,
+        "slippage": total_slippage,
+        "fill_hash": fill_hash(log),
+    }

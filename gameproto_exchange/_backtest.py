@@ -1,0 +1,221 @@
+"""A backtest in process: a recording replayed into an exchange in memory, on a virtual clock.
+
+``Backtest(recording)`` hands out clients (blocking and async) that are the
+ordinary ``GameAPI`` with two things changed: their requests go straight
+to the replayed exchange's ``handle`` (no socket, no server), and their
+clock is the backtest's virtual clock, which moves only when the bot waits
+through its client: ``api.sleep(seconds)``, a watcher's interval, a retry's
+backoff, the request budget. The virtual clock then jumps at once, and the
+recorded events up to the new moment are played. A bot that calls
+``time.sleep`` itself waits for real and its clock does not move.
+
+When a wait would take the clock past the recording's end, the wait raises
+``BacktestFinished`` (a ``BaseException``, as ``KeyboardInterrupt`` is, so a
+bot's ``except Exception`` does not swallow it); ``run`` ends there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+from email.utils import formatdate
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+
+import gameproto_async
+import gameproto_sync
+from gameproto._boundary import Response, Send, TransportFailure
+from gameproto.simulator.answers import JSONObject
+from gameproto.simulator.replay import ReplayExchange, Tape, fill_hash, fill_log, report
+
+from ._recording import read_recording
+
+__all__ = ["Backtest", "BacktestFinished", "VirtualClock"]
+
+#: The personal token the backtest's clients use, and the trader name it stands for.
+BACKTEST_TOKEN = "backtest-token"
+BACKTEST_TRADER = "backtest-bot"
+# Never contacted: the clients' requests are answered in memory.
+_UNUSED_URL = "http://127.0.0.1:9"
+
+
+class BacktestFinished(BaseException):
+    """The bot waited past the recording's end: the backtest is over (``Backtest.run`` ends here)."""
+
+
+class VirtualClock:
+    """Epoch seconds that move only when told: the exchange's clock and the clients' alike."""
+
+    def __init__(self, start: float) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class _MemoryTransport:
+    """Hands each request to the exchange and its answer back, with the ``Date`` a server would add."""
+
+    def __init__(self, backtest: Backtest) -> None:
+        self._backtest = backtest
+
+    def answer(self, action: Send) -> Union[Response, TransportFailure]:
+        exchange = self._backtest.exchange
+        response = exchange.handle(action.request)
+        headers = dict(response.headers)
+        headers["date"] = formatdate(exchange.now(), usegmt=True)
+        return Response(response.status, headers, response.body)
+
+    def send(self, action: Send) -> Union[Response, TransportFailure]:
+        return self.answer(action)
+
+    def close(self) -> None:
+        pass
+
+
+class _AsyncMemoryTransport(_MemoryTransport):
+    async def send(self, action: Send) -> Union[Response, TransportFailure]:  # type: ignore[override]
+        return self.answer(action)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _bind(api: Any, backtest: Backtest, transport: Any) -> None:
+    """Point a fresh client at the backtest: its transport, and its clocks (monotonic and wall alike)."""
+    api._transport = transport
+    api._session.clock = backtest.clock
+    api._session.wall_clock = backtest.clock
+    api._session.random = random.Random(backtest.seed).random  # the backoff's jitter, the same every run
+
+
+class _BlockingClient(gameproto_sync.GameAPI):
+    """``gameproto_sync.GameAPI`` answered by a backtest; its waits move the virtual clock."""
+
+    def __init__(self, backtest: Backtest, **options: Any) -> None:
+        super().__init__(backtest.token, _UNUSED_URL, **options)
+        self._transport.close()
+        _bind(self, backtest, _MemoryTransport(backtest))
+        self._backtest = backtest
+
+    def _pause(self, seconds: float) -> None:
+        self._backtest.wait(seconds)
+
+
+class _AsyncClient(gameproto_async.GameAPI):
+    """``gameproto_async.GameAPI`` answered by a backtest; its waits move the virtual clock."""
+
+    def __init__(self, backtest: Backtest, **options: Any) -> None:
+        super().__init__(backtest.token, _UNUSED_URL, **options)
+        _bind(self, backtest, _AsyncMemoryTransport(backtest))
+        self._backtest = backtest
+
+    async def _pause(self, seconds: float) -> None:
+        self._backtest.wait(seconds)
+
+
+class Backtest:
+    """A recording (a path, or a ``Tape``) replayed in memory; ``client()`` and ``async_client()`` trade on it.
+
+    The virtual clock starts at the recording's first poll (or ``start``,
+    epoch seconds); ``seed`` seeds the exchange (its spot data) and the
+    clients' jitter, so that a run is the same every time.
+    """
+
+    def __init__(
+        self,
+        recording: Union[str, Tape],
+        *,
+        seed: int = 0,
+        start: Optional[float] = None,
+        trader: str = BACKTEST_TRADER,
+    ) -> None:
+        self.tape = read_recording(recording) if isinstance(recording, str) else recording
+        self.recording = recording if isinstance(recording, str) else None
+        first = self.tape.start if start is None else float(start)
+        if not (math.isfinite(first) and self.tape.start <= first <= self.tape.end):
+            span = f"{self.tape.start} to {self.tape.end}"
+            raise ValueError(f"start must be within the recording ({span}), got {start!r}")
+        self.seed = seed
+        self.token = BACKTEST_TOKEN
+        self.trader = trader
+        self.clock = VirtualClock(first)
+        self.exchange = ReplayExchange(self.tape, {self.token: trader}, clock=self.clock, seed=seed)
+        self.exchange.now()  # the book as it stood at the start
+
+    # -- the clock ------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """The virtual clock: epoch seconds, the exchange's time."""
+        return self.clock.now
+
+    @property
+    def finished(self) -> bool:
+        """Whether the virtual clock has reached the recording's end."""
+        return self.clock.now >= self.tape.end
+
+    def wait(self, seconds: float) -> None:
+        """Move the virtual clock by ``seconds`` (playing what the recording holds up to then).
+
+        Raises ``BacktestFinished`` instead when the clock is at the
+        recording's end: a bot that waits for more has seen all of it.
+        """
+        if self.finished:
+            raise BacktestFinished(f"the recording ends at {self.tape.end}")
+        self.clock.advance(min(max(0.0, seconds), self.tape.end - self.clock.now))
+        self.exchange.now()
+
+    # -- the clients ----------------------------------------------------------------------
+
+    def client(self, **options: Any) -> gameproto_sync.GameAPI:
+        """A blocking client (``gameproto_sync.GameAPI``) on this backtest; options as the client's."""
+        return _BlockingClient(self, **options)
+
+    def async_client(self, **options: Any) -> gameproto_async.GameAPI:
+        """An async client (``gameproto_async.GameAPI``) on this backtest; options as the client's."""
+        return _AsyncClient(self, **options)
+
+    def run(self, bot: Callable[[gameproto_sync.GameAPI], Any], **options: Any) -> Dict[str, Any]:
+        """Run ``bot(api)`` on a blocking client until it returns or waits past the recording's end; the report."""
+        with self.client(**options) as api:
+            try:
+                bot(api)
+            except BacktestFinished:
+                pass
+        return self.report()
+
+    async def run_async(
+        self, bot: Callable[[gameproto_async.GameAPI], Awaitable[Any]], **options: Any
+    ) -> Dict[str, Any]:
+        """Run ``await bot(api)`` on an async client until it returns or waits past the end; the report."""
+        async with self.async_client(**options) as api:
+            try:
+                result = bot(api)
+                if inspect.isawaitable(result):
+                    await result
+            except BacktestFinished:
+                pass
+        return self.report()
+
+    # -- what came of it ---------------------------------------------------------------------
+
+    def trades(self) -> List[JSONObject]:
+        """Every trade of the replay, recorded and the bot's, oldest first (as ``GET /trades`` lists them)."""
+        return self.exchange.trades
+
+    def fill_log(self) -> bytes:
+        """The bot's fills as JSON lines: byte for byte the same for the same recording, bot and seed."""
+        return fill_log(self.trades(), [self.trader])
+
+    @property
+    def fill_hash(self) -> str:
+        """The SHA-256 of ``fill_log()``."""
+        return fill_hash(self.fill_log())
+
+    def report(self) -> Dict[str, Any]:
+        """Fills with their slippage against the recorded mid, position and cash per contract and per day."""
+        return report(self.tape, self.trades(), [self.trader])
