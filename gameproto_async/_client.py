@@ -9,6 +9,7 @@ driver's own work is ``_drive``: send, sleep, run a flow under the token lock.
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ from gameproto.types import (
     Trade,
 )
 
+from ._borrowed import Sender, borrowed_transport
 from ._concurrency import TokenLock, run_blocking, run_parts, shielded, sleep
 from ._transport import AsyncTransport
 
@@ -63,6 +65,7 @@ __all__ = ["GameAPI", "Journal"]
 T = TypeVar("T")
 E = TypeVar("E")
 _Self = TypeVar("_Self", bound="GameAPI")
+logger = logging.getLogger("gameproto")
 
 
 def _made_at() -> Tuple[str, int, str]:
@@ -73,9 +76,7 @@ def _made_at() -> Tuple[str, int, str]:
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
 
 
-def _journal(
-    journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
-) -> Optional[JournalFlows]:
+def _journal(journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings) -> Optional[JournalFlows]:
     """The journal ``journal=`` names (a URL, or a store already open), or None."""
     if journal is None:
         return None
@@ -172,6 +173,12 @@ class GameAPI:
     its outcome after; fills and trades are recorded once; ``reconcile()``
     settles what a crash left open; the watchers resume. See
     docs/journal.md.
+
+    ``http_client`` borrows the application's own HTTP client (an
+    ``httpx.AsyncClient``, or an ``aiohttp.ClientSession`` on asyncio; for
+    the blocking client a ``requests.Session`` or an ``httpx.Client``): its
+    connections, TLS and proxies, never its headers, timeouts or retries.
+    It is left open when this client closes. See docs/embedding.md.
     """
 
     def __init__(
@@ -195,6 +202,7 @@ class GameAPI:
         budget_key: Optional[str] = None,
         risk: Optional[RiskLimits] = None,
         journal: Union[str, JournalStore, None] = None,
+        http_client: Optional[object] = None,
     ) -> None:
         self._settings = ClientSettings.from_arguments(
             token,
@@ -214,13 +222,16 @@ class GameAPI:
             budget_url=budget_url,
             budget_key=budget_key,
         )
+        # Before anything is opened: a client that cannot be borrowed leaves nothing half made.
+        self._transport: Sender = (
+            AsyncTransport(self._settings) if http_client is None else borrowed_transport(http_client, self._settings)
+        )
         shared: Optional[BudgetStore] = None
         if self._settings.budget_url is not None:
             from gameproto_redis import budget_for  # redis-py, an extra, is imported only when asked for
 
             shared = budget_for(self._settings)
         self._session = Session(self._settings, shared_budget=shared)
-        self._transport = AsyncTransport(self._settings)
         self._token_lock = TokenLock()
         self._made_at = _made_at()
         self._closed = False
@@ -234,7 +245,11 @@ class GameAPI:
         settings = settings_from_env(dotenv_path=dotenv_path)
         if not settings.token:
             raise ValueError("GAME_API_TOKEN is not set (in the environment or the .env file)")
-        options.setdefault("verify_ssl", settings.verify_ssl)
+        if options.get("http_client") is None:
+            options.setdefault("verify_ssl", settings.verify_ssl)
+        elif settings.verify_ssl is not True:
+            # TLS is the borrowed client's (docs/embedding.md); the setting is said, not silently dropped.
+            logger.warning("GAME_API_VERIFY_SSL was not applied: with http_client=, TLS is the borrowed client's")
         return cls(settings.token, settings.base_url, **options)
 
     @property
