@@ -78,8 +78,11 @@ class AiohttpTransport:
     async def send(self, action: Send) -> Union[Response, TransportFailure]:
         aiohttp, request, left = self._aiohttp, action.request, action.time_left
         # total: the call's deadline over every step, a trickled answer included.
+        # connect: a free connection of the pool, or a new one. It ends before the deadline (total), so a
+        # deadline that finds the call still connecting is named by it (nothing sent), not as outcome unknown.
+        connect = min(action.connect_timeout, left - min(0.05, left / 2))
         timeout = aiohttp.ClientTimeout(
-            total=left, sock_connect=min(action.connect_timeout, left), sock_read=min(action.read_timeout, left)
+            total=left, connect=connect, sock_connect=connect, sock_read=min(action.read_timeout, left)
         )
         try:
             async with self._session.request(

@@ -55,6 +55,19 @@ def refuse_httpx_settings(client: Any, settings: ClientSettings) -> None:
     refuse_header(client.headers)
 
 
+class _Progress:
+    """httpcore's trace of one request: whether its bytes started to leave (before, a deadline sent nothing)."""
+
+    __slots__ = ("sending",)
+
+    def __init__(self) -> None:
+        self.sending = False
+
+    async def __call__(self, event: str, info: Any) -> None:
+        if "send_request_headers" in event:
+            self.sending = True
+
+
 class HttpxTransport:
     """Each call a request of the borrowed client's pool, bounded by the call's deadline; the client left open."""
 
@@ -69,12 +82,13 @@ class HttpxTransport:
         httpx, request, left = self._httpx, action.request, action.time_left
         connect, read = min(action.connect_timeout, left), min(action.read_timeout, left)
         timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
+        progress = _Progress()
         prepared = httpx.Request(
             request.method,
             self._api_url + request.target,
             headers=request.headers,
             content=request.body,
-            extensions={"timeout": timeout},
+            extensions={"timeout": timeout, "trace": progress},
         )
         try:
             # httpx bounds each wait, not the whole call: a trickled answer ends here, its connection closed.
@@ -85,6 +99,8 @@ class HttpxTransport:
                 finally:
                     await answer.aclose()
         except TimeoutError:
+            if not progress.sending:  # still waiting for a connection: nothing was sent
+                return TransportFailure("connect_timeout", "no connection within the call's deadline")
             return TransportFailure("read_timeout", "no whole answer within the call's deadline")
         except httpx.TransportError as error:
             return httpx_failure(error)

@@ -40,6 +40,12 @@ def refuse_session_settings(session: Any, settings: ClientSettings) -> None:
         raise InvalidArgumentError("http_client: its response hooks would act on every call")
     refuse_header(session.headers)
     adapter = session.get_adapter(settings.api_url)
+    if getattr(adapter, "_pool_block", False):
+        # urllib3 would wait for a free connection without any bound: past the call's deadline.
+        raise InvalidArgumentError(
+            "http_client: its adapter waits for a free connection without a bound (pool_block=True), "
+            "which no call's deadline could end; mount one with pool_block=False"
+        )
     retry = getattr(adapter, "max_retries", None)
     if _resends(retry):
         raise InvalidArgumentError(

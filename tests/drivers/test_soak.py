@@ -270,7 +270,7 @@ async def run_plan(h: Harness, api: GameAPI, plan: List[Tuple[str, int]], ledger
 async def test_soak(h: Harness, injected: Counter[str]) -> None:
     ledger = Ledger()
     api = h.client(on_attempt=ledger.attempts.append)
-    await run_plan(h, api, call_plan(SEEDS[h.driver]), ledger, WORKERS[h.driver])
+    await run_plan(h, api, call_plan(SEEDS[h.backend]), ledger, WORKERS[h.backend])
     h.exchange.faults.clear()
     listing = await api.get_orders()
     matches = {number: await api.find_matching_orders(soak_order(number)) for number in ledger.unknown}
