@@ -34,8 +34,11 @@ _KINDS = {
 def httpx_failure(error: Exception) -> TransportFailure:
     """The core's name for an httpx error; one it does not know may have sent the request ("read")."""
     detail = f"{type(error).__name__}: {error}"
-    if _tls_cause(error) is not None and type(error).__name__ == "ConnectError":
-        return TransportFailure("tls", detail)  # the handshake is part of connecting: nothing was sent
+    tls = _tls_cause(error)
+    if tls is not None:
+        detail = f"{detail} ({type(tls).__name__}: {tls})"  # trio's wrapping leaves the outer text empty
+        if type(error).__name__ == "ConnectError":
+            return TransportFailure("tls", detail)  # the handshake is part of connecting: nothing was sent
     for kind in type(error).__mro__:
         if kind.__name__ in _KINDS:
             return TransportFailure(_KINDS[kind.__name__], detail)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import FAULT_KINDS, Fault
 from gameproto_async import GameAPI
 from tests.support.common import TOKEN, future_order
-from tests.support.harness import Harness, every_driver
+from tests.support.harness import Harness, every_driver, transport_named
 
 CALLS = 2100
 ORDERS = 500
@@ -156,7 +156,7 @@ WORKERS = {"sync": 1, "asyncio": 8, "trio": 8}
 @pytest.fixture
 def exchange(driver: str) -> Exchange:
     """The soak's exchange, in place of the usual one: one request in ten fails, at random (seeded)."""
-    seed = SEEDS[driver]
+    seed = SEEDS[transport_named(driver).backend]
     # No rate limit worth the name: thousands of calls in seconds are the point here.
     soaked = Exchange(tokens={TOKEN: "alice"}, seed=seed, rate_limit_per_minute=10**9)
     soaked.faults.randomly(FAULT_RATE, FAULTS, seed=seed)
