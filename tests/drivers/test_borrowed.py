@@ -181,8 +181,7 @@ async def _own_request(client: Any, url: str) -> int:
 
 @pytest.mark.parametrize("transport", [each for each in TRANSPORTS if each.borrowed], ids=lambda each: each.name)
 def test_a_borrowed_client_stays_open_and_usable_after_the_client_is_closed(transport: Any) -> None:
-    if "aiohttp" in transport.name:
-        pytest.importorskip("aiohttp", reason="needs aiohttp (the 'aiohttp' extra)")
+    pytest.importorskip(transport.library, reason=f"needs {transport.library} (the '{transport.library}' extra)")
 
     async def behaviour(h: Harness) -> List[int]:
         assert transport.make is not None

@@ -46,6 +46,7 @@ clients are closed, and the served exchange must have had no internal error.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import re
@@ -170,6 +171,7 @@ class Transport:
     name: str
     backend: str  # "sync", "asyncio" or "trio"
     make: Optional[Callable[[Connection], Tuple[Any, Closer]]] = None  # None: the client's own transport
+    library: str = ""  # the package the borrowed client comes from
     #: What a case may ask of the client that this borrowed client cannot give, each with the reason.
     cannot: Tuple[Tuple[str, str], ...] = ()
 
@@ -202,6 +204,7 @@ TRANSPORTS = (
         "sync-requests",
         "sync",
         _requests_session,
+        "requests",
         cannot=(
             ("bounded_pool", "a requests pool bounds its connections only by waiting without any deadline"),
             ("deadline_before_first_headers", "a new connection's socket is reached only once its first answer came"),
@@ -209,13 +212,14 @@ TRANSPORTS = (
             _NO_PORT,
         ),
     ),
-    Transport("sync-httpx", "sync", _httpx_client, cannot=_HTTPX),
-    Transport("asyncio-httpx", "asyncio", _httpx_async_client, cannot=_HTTPX),
-    Transport("trio-httpx", "trio", _httpx_async_client, cannot=_HTTPX),
+    Transport("sync-httpx", "sync", _httpx_client, "httpx", cannot=_HTTPX),
+    Transport("asyncio-httpx", "asyncio", _httpx_async_client, "httpx", cannot=_HTTPX),
+    Transport("trio-httpx", "trio", _httpx_async_client, "httpx", cannot=_HTTPX),
     Transport(
         "asyncio-aiohttp",
         "asyncio",
         _aiohttp_session,
+        "aiohttp",
         cannot=(
             _NO_CIDR,
             _NO_PORT,
@@ -226,15 +230,25 @@ TRANSPORTS = (
 )
 
 
+def _installed(transport: Transport) -> bool:
+    """Whether the library the transport borrows from is installed (aiohttp needs Python 3.10)."""
+    return not transport.library or importlib.util.find_spec(transport.library) is not None
+
+
 def _chosen(choice: str) -> Tuple[str, ...]:
-    """The transports ``GAMEPROTO_TRANSPORTS`` names: unset, the client's own; ``all``; ``borrowed``; a list."""
+    """The transports ``GAMEPROTO_TRANSPORTS`` names: unset, the client's own; ``all``; ``borrowed``; a list.
+
+    ``all`` and ``borrowed`` leave out a transport whose library is not installed, saying so.
+    """
     choice = choice.strip()
     if not choice:
         return tuple(each.name for each in TRANSPORTS if not each.borrowed)
-    if choice == "all":
-        return tuple(each.name for each in TRANSPORTS)
-    if choice == "borrowed":
-        return tuple(each.name for each in TRANSPORTS if each.borrowed)
+    if choice in ("all", "borrowed"):
+        missing = [each.name for each in TRANSPORTS if not _installed(each)]
+        if missing:
+            print(f"GAMEPROTO_TRANSPORTS={choice}: not installed here, left out: {', '.join(missing)}", file=sys.stderr)
+        wanted = [each for each in TRANSPORTS if _installed(each) and (choice == "all" or each.borrowed)]
+        return tuple(each.name for each in wanted)
     names = tuple(name.strip() for name in choice.split(",") if name.strip())
     unknown = sorted(set(names) - {each.name for each in TRANSPORTS})
     assert not unknown, f"GAMEPROTO_TRANSPORTS names no transport {unknown}: {[each.name for each in TRANSPORTS]}"
