@@ -39,17 +39,34 @@ def peak_kib():
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
+def borrowed(library):
+    # "sync-httpx", "asyncio-aiohttp", ...: the application's own client, which reads no proxy variable.
+    if library == "requests":
+        import requests
+        session = requests.Session()
+        session.trust_env = False
+        return session
+    if library == "aiohttp":
+        import aiohttp
+        return aiohttp.ClientSession(trust_env=False)
+    import httpx
+    return (httpx.Client if driver.startswith("sync") else httpx.AsyncClient)(trust_env=False)
+
+
 before = peak_kib()
+backend, _, library = driver.partition("-")
 options = dict(max_response_bytes=cap, timeout=300, read_timeout=60, trust_env=False)
+if library:
+    del options["trust_env"]
 started = time.perf_counter()
 try:
-    if driver == "sync":
-        SyncGameAPI(token, url, **options).get_orders()
+    if backend == "sync":
+        SyncGameAPI(token, url, http_client=borrowed(library) if library else None, **options).get_orders()
     else:
         async def main():
-            async with AsyncGameAPI(token, url, **options) as api:
+            async with AsyncGameAPI(token, url, http_client=borrowed(library) if library else None, **options) as api:
                 await api.get_orders()
-        anyio.run(main, backend=driver)
+        anyio.run(main, backend=backend)
 except ProtocolError:
     pass
 else:

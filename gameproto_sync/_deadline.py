@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["DeadlineAdapter", "set_deadline", "time_left"]
+__all__ = ["DeadlineAdapter", "set_deadline", "clear_deadline", "time_left", "adopt"]
 
 
 class _Deadline(threading.local):
@@ -35,6 +35,11 @@ _DEADLINE = _Deadline()
 def set_deadline(seconds_from_now: float) -> None:
     """Bound every socket wait of this thread's next request to ``seconds_from_now``."""
     _DEADLINE.at = time.monotonic() + seconds_from_now
+
+
+def clear_deadline() -> None:
+    """No deadline for this thread's next socket waits: a borrowed client's own requests are the application's."""
+    _DEADLINE.at = math.inf
 
 
 def time_left() -> Optional[float]:
@@ -86,6 +91,11 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
     def sendall(self, data: Any, flags: int = 0) -> None:
         _shorten(self)
         super().sendall(data, flags)
+
+
+def adopt(sock: Any) -> None:
+    """Make ``sock`` respect the deadline of the call its thread is making (none when no call is)."""
+    _adopt(sock)
 
 
 def _adopt(sock: Any) -> None:

@@ -40,7 +40,7 @@ from .._arguments import duration_minutes
 from .._boundary import Response
 from .._contract import Contract, delivery_day_of
 from .answers import Context, JSONObject, answer, iso
-from .book import MONEY, BookOrder, Fill, OrderBook
+from .book import _COUNT, _QUEUE, MONEY, BookOrder, Fill, OrderBook, _Side
 from .exchange import Exchange
 from .ledger import Ledger
 from .market import MarketData
@@ -330,32 +330,40 @@ class ReplayBook(OrderBook):
         """Put a recorded level in the book without matching it (the recording says it rested)."""
         order.updated = now
         self.orders[order.number] = order
-        bisect.insort(self._queue(order.contract, order.side), order.priority())
-        self._show(order, order.remaining)
+        self._rest(order, order.remaining)
         self._touch(order.contract, now)
+
+    def _level_of(self, order: BookOrder) -> Tuple[_Side, int, List[Any]]:
+        """The side of the book a resting order is on, where its level is, and the level."""
+        buys, sells = self._sides[order.contract]
+        side = buys if order.side == "buy" else sells
+        at = side.find(order.price)
+        return side, at, side.levels[at]
 
     def resize(self, order: BookOrder, remaining: Decimal, now: float) -> None:
         """A resting recorded level now holds ``remaining`` (more than zero)."""
         change = MONEY.subtract(remaining, order.remaining)
         order.volume = MONEY.add(order.executed, remaining)
         order.updated = now
-        self._show(order, change)
+        side, _, level = self._level_of(order)
+        self._show(order, side, level, change)
         self._touch(order.contract, now)
 
     def queue_fill(self, order: BookOrder, volume: Decimal, direction: str, now: float) -> Fill:
         """A bot's resting order filled by a recorded trade, at its own price."""
-        self._show(order, -volume)
+        side, at, level = self._level_of(order)
+        self._show(order, side, level, -volume)
         fee = MONEY.multiply(self.fee_per_mwh, volume)
         order.executed = MONEY.add(order.executed, volume)
         order.total_value = MONEY.add(order.total_value, MONEY.multiply(order.price, volume))
         order.fees = MONEY.add(order.fees, fee)
         order.execution_count += 1
         order.updated = now
-        if order.filled:
-            queue = self._queue(order.contract, order.side)
-            at = bisect.bisect_left(queue, order.priority())
-            if at < len(queue) and queue[at][1] == order.number:
-                del queue[at]
+        if order.filled:  # it leaves its level, and the level the side when it was the last
+            level[_QUEUE].remove(order)
+            level[_COUNT] -= 1
+            if not level[_COUNT]:
+                side.remove(at)
             self.ahead.pop(order.number, None)
         mine, theirs = order.trader, RECORDED
         buyer, seller = (mine, theirs) if order.side == "buy" else (theirs, mine)

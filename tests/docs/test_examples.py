@@ -9,7 +9,9 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
   ``demo-token``, as ``game serve --seed-market`` serves it. The port is the
   printed one, so the pages take turns (a lock file) across processes;
 - a python block preceded by ``<!-- not run: reason -->`` is skipped, with
-  that reason shown by pytest; a block that names the real platform
+  that reason shown by pytest; one preceded by ``<!-- needs: fastapi -->``
+  runs where those packages are installed (the ``transports`` tox env) and
+  is skipped, saying so, elsewhere; a block that names the real platform
   (``https://game.example.com``, ``your-personal-token``) must be marked so;
 - a block in a language that is not Python (``bash``, ``text``, ``toml``,
   ...) is shown, and every ``game ...`` line of a shell block must parse with
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import importlib.util
 import os
 import re
 import shlex
@@ -61,6 +64,13 @@ RUN = frozenset({"python", "py"})
 
 _FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->\s*$")
+_NEEDS = re.compile(r"<!--\s*needs:\s*(?P<packages>[\w., -]+?)\s*-->\s*$")
+
+
+def _missing(packages: str) -> Optional[str]:
+    """Why a block that needs ``packages`` (comma-separated) is not run here; None when all are installed."""
+    absent = [name.strip() for name in packages.split(",") if importlib.util.find_spec(name.strip()) is None]
+    return f"needs {', '.join(absent)}, not installed here (tox -e transports-py313 runs it)" if absent else None
 
 
 class Block(NamedTuple):
@@ -78,8 +88,10 @@ def blocks_of(page: Path) -> Iterator[Block]:
         line = text.count("\n", 0, match.start()) + 1
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = _NOT_RUN.search(before)
+        needs = _NEEDS.search(before)
+        reason = marker.group("reason") if marker else _missing(needs.group("packages")) if needs else None
         language = match.group("info").strip().split(" ")[0].lower()
-        yield Block(page, line, language, match.group("body"), marker.group("reason") if marker else None)
+        yield Block(page, line, language, match.group("body"), reason)
 
 
 def _label(page: Path) -> str:

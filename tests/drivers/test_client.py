@@ -305,13 +305,19 @@ async def test_repr_hides_the_token(h: Harness) -> None:
 
 
 @every_driver()
-async def test_from_env(h: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_from_env(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     env = tmp_path / ".env"
     env.write_text(f"GAME_API_TOKEN={TOKEN}\nGAME_API_URL={h.base_url}\nGAME_API_VERIFY_SSL=false\n")
     for name in ("GAME_API_TOKEN", "GAME_API_URL", "GAME_API_VERIFY_SSL"):
         monkeypatch.delenv(name, raising=False)
-    api = h.from_env(dotenv_path=str(env))
-    assert api.base_url == h.base_url and api.verify_ssl is False
+    with caplog.at_level(logging.WARNING, logger="gameproto"):
+        api = h.from_env(dotenv_path=str(env))
+    # With a borrowed client, TLS is its own: GAME_API_VERIFY_SSL is not applied, and the log says so.
+    skipped = [record for record in caplog.records if "GAME_API_VERIFY_SSL was not applied" in record.getMessage()]
+    assert len(skipped) == (1 if h.transport.borrowed else 0)
+    assert api.base_url == h.base_url and api.verify_ssl is h.transport.borrowed
     assert (await api.get_status())["status"] == "healthy"
     monkeypatch.setenv("GAME_API_TOKEN", "")
     with pytest.raises(ValueError):
@@ -341,13 +347,14 @@ async def test_bad_settings_are_refused(h: Harness, bad: Dict[str, Any]) -> None
 
 @every_driver(timeout=7.5)
 async def test_settings_are_read_only(h: Harness) -> None:
-    api = h.client(verify_ssl=False)
-    assert api.base_url == h.base_url and api.verify_ssl is False and api.timeout == 7.5
+    verify = h.transport.borrowed  # a borrowed client's TLS is its own: the client's verify_ssl stays True
+    api = h.client(**({} if verify else {"verify_ssl": False}))
+    assert api.base_url == h.base_url and api.verify_ssl is verify and api.timeout == 7.5
     real = h.unwrapped(api)
     for name, value in (("base_url", "http://elsewhere"), ("verify_ssl", True), ("timeout", 1.0)):
         with pytest.raises(AttributeError):
             setattr(real, name, value)
-    assert (real.base_url, real.verify_ssl, real.timeout) == (h.base_url, False, 7.5)
+    assert (real.base_url, real.verify_ssl, real.timeout) == (h.base_url, verify, 7.5)
 
 
 @every_driver()

@@ -17,6 +17,8 @@ from gameproto import NetworkTimeoutError, OutcomeUnknownError
 from tests.support.harness import Harness, every_driver
 
 TOKEN_ANSWER = b'{"access_token": "trickle-access", "expires_in": 3600}'
+#: Set: the server closes the connection after the token's answer, so the trickled one is a new connection's first.
+FRESH = threading.Event()
 
 
 def _answer(body: bytes) -> bytes:
@@ -44,6 +46,8 @@ def _converse(connection: socket.socket, stop: threading.Event) -> None:
                     return
                 if b"/auth/token" in request.split(b"\r\n", 1)[0]:
                     connection.sendall(_answer(TOKEN_ANSWER))
+                    if FRESH.is_set():  # the next request comes on a connection of its own
+                        return
                     continue
                 for byte in _answer(b'{"status": "healthy"}' + b" " * 200):
                     if stop.wait(0.1):
@@ -75,5 +79,20 @@ async def test_a_trickled_get_ends_at_its_deadline(h: Harness, trickling_url: st
     api = h.client(trickling_url, token="personal")
     with pytest.raises(NetworkTimeoutError) as caught:
         await api.get_status()
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert "deadline" in str(caught.value)
+
+
+@every_driver(timeout=1.5, read_timeout=1.0, max_retries=0)
+async def test_a_trickled_answer_on_a_new_connection_ends_at_its_deadline(h: Harness, trickling_url: str) -> None:
+    # The first answer of a connection: its socket is new to the client when the trickle starts.
+    h.transport.skip_unless("deadline_before_first_headers")
+    FRESH.set()
+    try:
+        api = h.client(trickling_url, token="personal")
+        with pytest.raises(NetworkTimeoutError) as caught:
+            await api.get_status()
+    finally:
+        FRESH.clear()
     assert not isinstance(caught.value, OutcomeUnknownError)
     assert "deadline" in str(caught.value)

@@ -255,7 +255,10 @@ def _get_dropped_always(kind: str) -> Scenario:
         with pytest.raises(NetworkError) as caught:
             await api.get_orders()
         assert not isinstance(caught.value, OutcomeUnknownError)
-        assert h.attempts("GET", "/orders") == 1 + RETRIES
+        if h.transport.lacks("one_send_per_attempt"):  # the library's own second send of a GET, at most
+            assert 1 + RETRIES <= h.attempts("GET", "/orders") <= 2 * (1 + RETRIES)
+        else:
+            assert h.attempts("GET", "/orders") == 1 + RETRIES
         assert h.orders() == []
 
     return case

@@ -62,3 +62,23 @@ def test_the_clients_import_redis_only_when_a_budget_url_is_given() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=environment
     )
     assert finished.returncode == 0, finished.stderr
+
+
+def test_the_clients_import_httpx_and_aiohttp_only_when_given_one() -> None:
+    pytest.importorskip("httpx", reason="needs httpx (the 'httpx' extra)")
+    script = (
+        "import sys\n"
+        "import gameproto_sync, gameproto_async\n"
+        f"apis = [gameproto_sync.GameAPI({TOKEN!r}, 'http://127.0.0.1:9'), gameproto_async.GameAPI({TOKEN!r})]\n"
+        "apis[0].close()\n"
+        "assert 'httpx' not in sys.modules and 'aiohttp' not in sys.modules, 'imported without http_client'\n"
+        "import httpx\n"
+        f"borrowed = gameproto_sync.GameAPI({TOKEN!r}, 'http://127.0.0.1:9', http_client=httpx.Client())\n"
+        "borrowed.close()\n"
+        "assert 'aiohttp' not in sys.modules, 'an httpx client loaded aiohttp'\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=environment
+    )
+    assert finished.returncode == 0, finished.stderr

@@ -32,7 +32,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import FAULT_KINDS, Fault
 from gameproto_async import GameAPI
 from tests.support.common import TOKEN, future_order
-from tests.support.harness import Harness, every_driver
+from tests.support.harness import Harness, every_driver, transport_named
 
 CALLS = 2100
 ORDERS = 500
@@ -156,7 +156,7 @@ WORKERS = {"sync": 1, "asyncio": 8, "trio": 8}
 @pytest.fixture
 def exchange(driver: str) -> Exchange:
     """The soak's exchange, in place of the usual one: one request in ten fails, at random (seeded)."""
-    seed = SEEDS[driver]
+    seed = SEEDS[transport_named(driver).backend]
     # No rate limit worth the name: thousands of calls in seconds are the point here.
     soaked = Exchange(tokens={TOKEN: "alice"}, seed=seed, rate_limit_per_minute=10**9)
     soaked.faults.randomly(FAULT_RATE, FAULTS, seed=seed)
@@ -270,7 +270,7 @@ async def run_plan(h: Harness, api: GameAPI, plan: List[Tuple[str, int]], ledger
 async def test_soak(h: Harness, injected: Counter[str]) -> None:
     ledger = Ledger()
     api = h.client(on_attempt=ledger.attempts.append)
-    await run_plan(h, api, call_plan(SEEDS[h.driver]), ledger, WORKERS[h.driver])
+    await run_plan(h, api, call_plan(SEEDS[h.backend]), ledger, WORKERS[h.backend])
     h.exchange.faults.clear()
     listing = await api.get_orders()
     matches = {number: await api.find_matching_orders(soak_order(number)) for number in ledger.unknown}

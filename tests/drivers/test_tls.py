@@ -126,7 +126,7 @@ async def test_create_order_over_a_refused_certificate_is_not_outcome_unknown(
     assert ("POST", "/orders") not in h.exchange.attempts
 
 
-@every_driver(timeout=10)
+@every_driver(borrowed=False, timeout=10)
 async def test_a_ca_bundle_path_connects(h: Harness, server_context: ssl.SSLContext, ca_path: str) -> None:
     async with tls(h, server_context) as running:
         api = h.client(running.base_url, verify_ssl=ca_path)
@@ -139,7 +139,7 @@ async def test_a_ca_bundle_path_connects(h: Harness, server_context: ssl.SSLCont
     assert h.exchange.exchanges == 1
 
 
-@every_driver(timeout=10)
+@every_driver(borrowed=False, timeout=10)
 async def test_a_ca_bundle_as_a_path_object_and_by_host_name(
     h: Harness, server_context: ssl.SSLContext, ca_path: str
 ) -> None:
@@ -159,7 +159,7 @@ async def test_a_wrong_host_name_is_refused_even_with_the_ca(h: Harness, authori
     assert h.exchange.attempts == {}
 
 
-@every_driver(timeout=10)
+@every_driver(borrowed=False, timeout=10)
 async def test_verify_off_connects_and_warns_once_per_client(
     h: Harness, server_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,14 +181,14 @@ async def test_verify_off_connects_and_warns_once_per_client(
     assert [str(w.message) for w in python_warnings if "Unverified HTTPS" in str(w.message)] == []
 
 
-@every_driver()
+@every_driver(borrowed=False)
 async def test_verify_off_over_plain_http_does_not_warn(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gameproto")
     await h.client(verify_ssl=False).get_status()
     assert _warnings(caplog) == []
 
 
-@every_driver()
+@every_driver(borrowed=False)
 async def test_from_env_takes_the_ca_bundle(
     h: Harness, server_context: ssl.SSLContext, ca_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,7 +210,7 @@ async def test_from_env_takes_the_ca_bundle(
                 await api.get_status()
 
 
-@every_driver()
+@every_driver(borrowed=False)
 async def test_from_env_verify_off(
     h: Harness, server_context: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -225,7 +225,7 @@ async def test_from_env_verify_off(
     assert len(_warnings(caplog)) == 1
 
 
-@every_driver(timeout=10)
+@every_driver(borrowed=False, timeout=10)
 async def test_a_refused_handshake_does_not_stop_the_server(
     h: Harness, server_context: ssl.SSLContext, ca_path: str
 ) -> None:
@@ -236,7 +236,7 @@ async def test_a_refused_handshake_does_not_stop_the_server(
         assert (await h.client(running.base_url, verify_ssl=ca_path).get_status())["status"] == "healthy"
 
 
-@every_driver()
+@every_driver(borrowed=False)
 async def test_a_missing_ca_bundle_is_refused_at_construction(h: Harness, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CA bundle"):
         h.client("https://127.0.0.1:1", verify_ssl=str(tmp_path / "missing.pem"))

@@ -6,7 +6,8 @@ A behaviour is a coroutine over a ``Harness`` ``h``; it makes clients with
 ``test_client_surface.py`` holds them to it). The API, all of it:
 
 - ``@every_driver(**client_options)`` above ``async def test_x(h, ...)``: a
-  test run three times, ``[sync]``, ``[asyncio]``, ``[trio]``, against the
+  test run on every driver, ``[sync]``, ``[asyncio]``, ``[trio]`` (and, with
+  ``GAMEPROTO_TRANSPORTS``, on each borrowed client: ``TRANSPORTS``), against the
   ``exchange`` fixture served for it (``exchange=factory`` serves
   ``factory()`` instead; ``xfail_on={driver: reason}`` marks a known bug).
   The test's other parameters are fixtures or ``parametrize`` arguments.
@@ -21,6 +22,17 @@ A behaviour is a coroutine over a ``Harness`` ``h``; it makes clients with
 - ``GameServe`` (``game serve`` in a child process) and ``FaultProxy`` (a TCP
   proxy that fails chosen requests): servers a behaviour can run against.
 
+The drivers are ``TRANSPORTS``, one entry each: the client's own (the
+blocking client on requests, the async one on httpcore under asyncio and
+trio), and the application's own HTTP clients it can borrow
+(``GameAPI(..., http_client=...)``). ``GAMEPROTO_TRANSPORTS`` chooses: unset,
+the client's own three (the README's command); ``all``; ``borrowed`` (those
+the ``transports`` tox env adds); or names separated by commas. A borrowed
+client is made for each ``h.client()`` from the connection settings the case
+asks for (``verify_ssl``, ``trust_env``, ``max_connections`` become the
+borrowed client's own), and at the end of the case it must still be open and
+usable after the ``GameAPI`` that used it was closed.
+
 How each driver runs: ``sync`` is the blocking client, served from a
 background thread, behind the async surface (each method a coroutine that
 never suspends, each watch an async iterator over the blocking one); the
@@ -34,15 +46,18 @@ clients are closed, and the served exchange must have had no internal error.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import (
     Any,
     AsyncIterator,
@@ -52,6 +67,7 @@ from typing import (
     Iterator,
     List,
     Optional,
+    Tuple,
     TypeVar,
     Union,
     cast,
@@ -69,6 +85,9 @@ from tests.support.common import TOKEN
 
 __all__ = [
     "DRIVERS",
+    "TRANSPORTS",
+    "Transport",
+    "transport_named",
     "SCENARIO_LIMIT",
     "Harness",
     "Scenario",
@@ -85,8 +104,167 @@ __all__ = [
 T = TypeVar("T")
 E = TypeVar("E")
 
-#: The three ways a client runs: the blocking client, and the async one on each event loop.
-DRIVERS = ("sync", "asyncio", "trio")
+# -- the transports: the client's own, and each borrowed client ---------------------------------------
+
+Closer = Callable[[], Coroutine[Any, Any, None]]
+#: What a borrowed client is made from: the connection settings a case asks for.
+Connection = Dict[str, Any]
+
+
+def _tls(connection: Connection) -> Union[bool, ssl.SSLContext]:
+    verify = connection.get("verify_ssl", True)
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return bool(verify)
+
+
+def _requests_session(connection: Connection) -> Tuple[Any, Closer]:
+    import requests
+
+    session = requests.Session()
+    session.verify = connection.get("verify_ssl", True)
+    session.trust_env = connection.get("trust_env", True)
+    if "max_connections" in connection:
+        # pool_maxsize keeps that many; requests bounds no more without pool_block, which waits past any deadline.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=connection["max_connections"])
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+
+    async def close() -> None:
+        session.close()
+
+    return session, close
+
+
+def _httpx_client(connection: Connection) -> Tuple[Any, Closer]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=connection.get("max_connections", 100))
+    client = httpx.Client(verify=_tls(connection), trust_env=connection.get("trust_env", True), limits=limits)
+
+    async def close() -> None:
+        client.close()
+
+    return client, close
+
+
+def _httpx_async_client(connection: Connection) -> Tuple[Any, Closer]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=connection.get("max_connections", 100))
+    client = httpx.AsyncClient(verify=_tls(connection), trust_env=connection.get("trust_env", True), limits=limits)
+    return client, client.aclose
+
+
+def _aiohttp_session(connection: Connection) -> Tuple[Any, Closer]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=connection.get("max_connections", 100), ssl=_tls(connection))
+    session = aiohttp.ClientSession(connector=connector, trust_env=connection.get("trust_env", True))
+    return session, session.close
+
+
+@dataclass(frozen=True)
+class Transport:
+    """One way a client runs: ``name`` (the test's id), its ``backend``, and the borrowed client's ``make``."""
+
+    name: str
+    backend: str  # "sync", "asyncio" or "trio"
+    make: Optional[Callable[[Connection], Tuple[Any, Closer]]] = None  # None: the client's own transport
+    library: str = ""  # the package the borrowed client comes from
+    #: What a case may ask of the client that this borrowed client cannot give, each with the reason.
+    cannot: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def borrowed(self) -> bool:
+        return self.make is not None
+
+    def lacks(self, feature: str) -> Optional[str]:
+        """Why this transport cannot give ``feature``; None when it can."""
+        return dict(self.cannot).get(feature)
+
+    def skip_unless(self, feature: str) -> None:
+        """Skip the case when this transport cannot give ``feature``, saying why."""
+        reason = self.lacks(feature)
+        if reason is not None:
+            pytest.skip(f"{self.name}: {reason}")
+
+
+# What a borrowed library does its own way (its proxies and TLS are borrowed with it).
+_NO_CIDR = ("no_proxy=localhost, 127.0.0.0/8", "it reads no address range in NO_PROXY")
+_NO_PORT = ("no_proxy=127.0.0.1:1,*.invalid", "it reads no host:port in NO_PROXY")
+_HTTPX = (_NO_CIDR,)
+
+#: Every transport, one entry each: adding one is adding a line here.
+TRANSPORTS = (
+    Transport("sync", "sync"),
+    Transport("asyncio", "asyncio"),
+    Transport("trio", "trio"),
+    Transport(
+        "sync-requests",
+        "sync",
+        _requests_session,
+        "requests",
+        cannot=(
+            ("bounded_pool", "a requests pool bounds its connections only by waiting without any deadline"),
+            ("deadline_before_first_headers", "a new connection's socket is reached only once its first answer came"),
+            ("informational", "http.client skips only 100 Continue: a 102 or 103 is read as the final answer"),
+            _NO_PORT,
+        ),
+    ),
+    Transport("sync-httpx", "sync", _httpx_client, "httpx", cannot=_HTTPX),
+    Transport("asyncio-httpx", "asyncio", _httpx_async_client, "httpx", cannot=_HTTPX),
+    Transport("trio-httpx", "trio", _httpx_async_client, "httpx", cannot=_HTTPX),
+    Transport(
+        "asyncio-aiohttp",
+        "asyncio",
+        _aiohttp_session,
+        "aiohttp",
+        cannot=(
+            _NO_CIDR,
+            _NO_PORT,
+            ("named_deadline", "a deadline in the last moments of a wait for a connection is not told from one after"),
+            ("one_send_per_attempt", "it sends a GET or DELETE again when a kept-alive connection drops, never a POST"),
+        ),
+    ),
+)
+
+
+def _installed(transport: Transport) -> bool:
+    """Whether the library the transport borrows from is installed (aiohttp needs Python 3.10)."""
+    return not transport.library or importlib.util.find_spec(transport.library) is not None
+
+
+def _chosen(choice: str) -> Tuple[str, ...]:
+    """The transports ``GAMEPROTO_TRANSPORTS`` names: unset, the client's own; ``all``; ``borrowed``; a list.
+
+    ``all`` and ``borrowed`` leave out a transport whose library is not installed, saying so.
+    """
+    choice = choice.strip()
+    if not choice:
+        return tuple(each.name for each in TRANSPORTS if not each.borrowed)
+    if choice in ("all", "borrowed"):
+        missing = [each.name for each in TRANSPORTS if not _installed(each)]
+        if missing:
+            print(f"GAMEPROTO_TRANSPORTS={choice}: not installed here, left out: {', '.join(missing)}", file=sys.stderr)
+        wanted = [each for each in TRANSPORTS if _installed(each) and (choice == "all" or each.borrowed)]
+        return tuple(each.name for each in wanted)
+    names = tuple(name.strip() for name in choice.split(",") if name.strip())
+    unknown = sorted(set(names) - {each.name for each in TRANSPORTS})
+    assert not unknown, f"GAMEPROTO_TRANSPORTS names no transport {unknown}: {[each.name for each in TRANSPORTS]}"
+    return names
+
+
+def transport_named(name: str) -> Transport:
+    """The transport called ``name`` (a bare backend name is the client's own on it)."""
+    for each in TRANSPORTS:
+        if each.name == name:
+            return each
+    raise AssertionError(f"no transport {name!r}")
+
+
+#: The drivers the behaviour tests run on (``GAMEPROTO_TRANSPORTS``; by default sync, asyncio and trio).
+DRIVERS = _chosen(os.environ.get("GAMEPROTO_TRANSPORTS", ""))
 
 #: The longest a behaviour may run before it fails (a bound on a hang, not a measurement).
 SCENARIO_LIMIT = 90.0
@@ -178,6 +356,8 @@ class Harness:
 
     def __init__(self, driver: str, running: Optional[RunningServer[Exchange]], client_options: Dict[str, Any]) -> None:
         self.driver = driver
+        self.transport = transport_named(driver)
+        self.backend = self.transport.backend
         self.running = running
         self.base_url = "" if running is None else running.base_url
         self.client_options = client_options
@@ -185,7 +365,7 @@ class Harness:
 
     @property
     def blocking(self) -> bool:
-        return self.driver == "sync"
+        return self.backend == "sync"
 
     @property
     def exchange(self) -> Exchange:
@@ -202,6 +382,7 @@ class Harness:
         merged = {**self.client_options, **options}
         url = base_url or self.base_url
         assert url, "no exchange is served for this behaviour: give the client a base_url"
+        self._borrow(merged)
         if self.blocking:
             api = blocking_surface(SyncGameAPI(token, url, **merged))
         else:
@@ -209,8 +390,35 @@ class Harness:
         self._closers.append(api.aclose)
         return api
 
+    def _borrow(self, options: Dict[str, Any]) -> None:
+        """On a borrowed transport: ``http_client`` made from the connection settings in ``options`` (taken out).
+
+        Closed at the end of the case, after the GameAPI, which must have left it open.
+        """
+        if self.transport.make is None or "http_client" in options:
+            return
+        # Each as the borrowed client takes it; a value gameproto refuses is left for it to refuse.
+        fits: Dict[str, Callable[[Any], bool]] = {
+            "verify_ssl": lambda value: isinstance(value, (bool, str)),
+            "trust_env": lambda value: isinstance(value, bool),
+            "max_connections": lambda value: type(value) is int and value > 0,
+        }
+        connection = {name: options.pop(name) for name, fit in fits.items() if name in options and fit(options[name])}
+        options["http_client"], close = self.transport.make(connection)
+        borrowed = options["http_client"]
+
+        async def check_and_close() -> None:
+            try:
+                closed = getattr(borrowed, "is_closed", getattr(borrowed, "closed", False))
+                assert not closed, "the GameAPI closed the client it borrowed"
+            finally:
+                await close()
+
+        self._closers.insert(0, check_and_close)
+
     def from_env(self, dotenv_path: Optional[str] = ".env", **options: Any) -> AsyncGameAPI:
         """``GameAPI.from_env(...)`` of the client under test, closed at the end of the case."""
+        self._borrow(options)
         if self.blocking:
             api = blocking_surface(SyncGameAPI.from_env(dotenv_path, **options))
         else:
@@ -310,7 +518,8 @@ def run_on(
 ) -> T:
     """``behaviour(h)`` on ``driver``, ``exchange`` served if given; its value. Clients closed, server checked."""
     options = client_options or {}
-    if driver == "sync":
+    backend = transport_named(driver).backend
+    if backend == "sync":
         outcome: Dict[str, Any] = {}
 
         def main(harness: Harness) -> None:
@@ -336,7 +545,7 @@ def run_on(
                 async with serve_exchange(exchange) as running:
                     return await _closing(Harness(driver, running, options), behaviour)
 
-        value = anyio.run(main_async, backend=driver)
+        value = anyio.run(main_async, backend=backend)
     if exchange is not None:
         assert exchange.internal_errors == []
     return value
@@ -378,6 +587,7 @@ def every_driver(
     *,
     xfail_on: Optional[Dict[str, str]] = None,
     exchange: Optional[Callable[[], Exchange]] = None,
+    borrowed: bool = True,
     **client_options: Any,
 ) -> Callable[[Scenario], Callable[..., None]]:
     """Make ``async def test_x(h: Harness, ...)`` a test run on every driver.
@@ -387,12 +597,14 @@ def every_driver(
     ``@pytest.mark.parametrize`` above this decorator). The exchange served is
     the ``exchange`` fixture's, or ``exchange()`` when a factory is given.
     ``xfail_on`` maps a driver to the bug it shows: that run is
-    ``xfail(strict=True)``.
+    ``xfail(strict=True)``. ``borrowed=False``: a case about the client's own
+    connection settings (TLS, ``verify_ssl``), run on its own transports only.
     """
     known = xfail_on or {}
     drivers = [
         pytest.param(driver, marks=pytest.mark.xfail(strict=True, reason=known[driver])) if driver in known else driver
         for driver in DRIVERS
+        if borrowed or not transport_named(driver).borrowed
     ]
 
     def decorate(scenario: Scenario) -> Callable[..., None]:

@@ -1,0 +1,67 @@
+"""The blocking client's bytes through the application's own ``httpx.Client``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping, Union
+
+from gameproto import ClientSettings, Response, Send, TransportFailure
+from gameproto._borrowing import TooLarge
+from gameproto_async._httpx import httpx_failure, refuse_httpx_settings
+
+from ._borrowed import read_capped
+from ._deadline import adopt, clear_deadline, set_deadline
+
+__all__ = ["HttpxTransport"]
+
+_OPENED = ("connection.connect_tcp.complete", "connection.start_tls.complete")
+
+
+def _adopt_opened(event: str, info: Mapping[str, Any]) -> None:
+    # httpcore's trace hands over each connection it opens: its socket is made
+    # to respect the deadline of whichever gameproto call uses it, so a slow
+    # or trickled answer ends by the deadline (and waits of the application's
+    # own requests on it stay unbounded, as they were).
+    if event in _OPENED:
+        adopt(info["return_value"].get_extra_info("socket"))
+
+
+class HttpxTransport:
+    """Each call a request of the borrowed client's pool, bounded by the call's deadline; the client left open."""
+
+    def __init__(self, client: Any, settings: ClientSettings) -> None:
+        refuse_httpx_settings(client, settings)
+        self._client = client
+        self._httpx = sys.modules["httpx"]
+        self._api_url = settings.api_url
+        self._max_bytes = settings.max_response_bytes
+
+    def send(self, action: Send) -> Union[Response, TransportFailure]:
+        httpx, request, left = self._httpx, action.request, action.time_left
+        connect, read = min(action.connect_timeout, left), min(action.read_timeout, left)
+        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
+        prepared = httpx.Request(
+            request.method,
+            self._api_url + request.target,
+            headers=request.headers,
+            content=request.body,
+            extensions={"timeout": timeout, "trace": _adopt_opened},
+        )
+        set_deadline(left)
+        try:
+            answer = self._client.send(prepared, stream=True, auth=None, follow_redirects=False)
+            try:
+                adopt(answer.extensions["network_stream"].get_extra_info("socket"))  # a connection opened before
+                body = read_capped(answer.iter_raw(), answer.headers.get("Content-Length"), self._max_bytes)
+            finally:
+                answer.close()
+        except httpx.TransportError as error:
+            return httpx_failure(error)
+        except TooLarge as error:
+            return TransportFailure("too_large", str(error))
+        finally:
+            clear_deadline()
+        return Response(answer.status_code, answer.headers, body)
+
+    def close(self) -> None:
+        """Nothing to close: the connections are the application's, and stay open."""
