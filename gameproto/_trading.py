@@ -94,6 +94,8 @@ class Trading:
         self.journal: Optional[JournalFlows] = (
             journal if journal is not None else open_journal_flows(self.settings.journal, session)
         )
+        if self.journal is not None:  # the names a journal learnt in earlier runs: the account is known at once
+            self.account.learn({"trader": name} for name in sorted(self.journal.traders))
 
     # -- orders ------------------------------------------------------------------------------
 
