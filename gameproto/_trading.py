@@ -34,13 +34,13 @@ from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call, delete_order, get_latest_available_ltp, get_market_data, get_orders, get_trades
 from ._cancel_all import CancelAll, CancelAllResult
 from ._errors import GameAPIError, InvalidArgumentError, JournalError, NotFoundError
-from ._events import OrderWatch
 from ._flow import Session
 from ._journal import JournalFlows, JournalStore, Observed, open_flows
 from ._order_life import RequestWindow, request_window
 from ._positions import Positions, positions, trader_names
 from ._risk import RiskBook, RiskGuard
 from ._types import BulkResult, DeleteResult, Order, Trade
+from ._watch import OrderWatch
 
 __all__ = ["Trading", "open_journal_flows"]
 

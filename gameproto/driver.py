@@ -21,10 +21,10 @@ from __future__ import annotations
 from . import _constants as defaults
 from ._boundary import Unanswered
 from ._budget import BudgetStore
-from ._events import MarketWatch, OrderWatch, TradeWatch, Watch
 from ._journal import JournalFlows
 from ._settings import settings_from_env
 from ._trading import Trading
+from ._watch import MarketWatch, OrderWatch, TradeWatch, Watch
 
 __all__ = [
     "Trading",

@@ -147,7 +147,7 @@ async def test_fills_and_trades_are_recorded_once(h: Harness, tmp_path: Path) ->
     assert recorded.exchange_id == 1 and str(order["order_id"]) == "ord_1"
     assert recorded.executed_volume == Decimal("1.5")
     assert [fill.volume for fill in recorded.fills] == [Decimal("0.5"), Decimal(1)]
-    trades = await journaled(api, 'trades')
+    trades = await journaled(api, "trades")
     assert [(trade.trade_id, trade.side, trade.volume) for trade in trades] == [
         ("trd_1", "buy", Decimal("0.5")),
         ("trd_2", "buy", Decimal(1)),

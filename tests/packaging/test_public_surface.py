@@ -72,7 +72,7 @@ def test_the_drivers_use_public_names_of_the_core() -> None:
 
 def test_the_settings_are_a_leaf_of_the_core() -> None:
     imported = _imports(CORE / "_settings.py")
-    assert not [name for name in imported if name.startswith(("._flow", "._bulk", "._calls", "._events"))]
+    assert not [name for name in imported if name.startswith(("._flow", "._bulk", "._calls", "._events", "._watch"))]
 
 
 def _lengths(kinds: Tuple[type, ...]) -> Dict[str, int]:
