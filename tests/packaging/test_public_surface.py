@@ -92,6 +92,14 @@ def test_the_session_and_the_functions_of_the_core_are_short() -> None:
     assert long == {}
 
 
+def test_no_module_of_the_core_is_over_600_lines() -> None:
+    """A module past 600 lines holds more than one concern: split it by concern, its subpackages included."""
+    lines = {
+        str(path.relative_to(CORE)): len(path.read_text(encoding="utf-8").splitlines()) for path in CORE.rglob("*.py")
+    }
+    assert {name: count for name, count in lines.items() if count > 600} == {}
+
+
 def test_the_flow_chooses_no_error_itself() -> None:
     """Which error ends a call is decided in ``_errors``: the flow only raises what it is given."""
     tree = ast.parse((CORE / "_flow.py").read_text(encoding="utf-8"))
