@@ -75,6 +75,7 @@ from typing import (
 from ._arguments import order_id_as_created, order_number_or_none
 from ._market import best_offers
 from ._order_life import ENDED_STATES, FILLED, nothing_left, order_state
+from ._positions import trader_names
 from ._types import MarketRow, Number, Order, Trade
 
 __all__ = [
@@ -334,11 +335,8 @@ class TradeTracker:
         return self.mine and not self._traders
 
     def learn_traders(self, orders: Iterable[Order]) -> None:
-        """Take the caller's trader names from its own orders."""
-        for order in orders:
-            name: Any = order.get("trader")
-            if isinstance(name, str) and name:
-                self._traders.add(name)
+        """Take the caller's trader names from its own orders (read as the account reads them)."""
+        self._traders.update(trader_names(orders))
 
     def resume(self, reported: Iterable[Hashable]) -> None:
         """Start from the trades a previous run reported (by key), not from a baseline: later ones are news."""

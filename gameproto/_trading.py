@@ -40,7 +40,7 @@ from ._order_life import RequestWindow, request_window
 from ._positions import Positions, positions, trader_names
 from ._risk import RiskBook, RiskGuard
 from ._types import BulkResult, DeleteResult, Order, Trade
-from ._watch import OrderWatch
+from ._watch import OrderWatch, TradeWatch
 
 __all__ = ["Trading", "open_journal_flows"]
 
@@ -105,6 +105,11 @@ class Trading:
         if book is None:
             plan = self._plan(order_data, skip_invalid, None)
             sent: Union[Order, BulkResult] = yield from self._send(plan)
+            # The account's names from its answers, as the limits' book learns them: a trade watch needs them.
+            if plan.single is not None:
+                self.account.learn([cast(Order, sent)])
+            else:
+                self.account.learn(entry.get("result") or {} for entry in cast(BulkResult, sent).get("created", []))
             return sent
         if book.needs_refresh(self.session.clock()):
             yield from self.refresh(book)
@@ -258,9 +263,14 @@ class Trading:
 
     # -- what the watchers list -----------------------------------------------------------------
 
+    def trade_watch(self, interval: Any = 1.0, mine: Any = True, *, existing: Any = False) -> TradeWatch:
+        """``watch_trades``' schedule, knowing the account's names already: it lists no orders to learn them."""
+        return TradeWatch(interval, mine, traders=self.account.traders, existing=existing, random=self.session.random)
+
     def polled(self, watch: Any, value: Any) -> None:
-        """A watch's listing: the account learns its trader names from the orders it lists."""
-        if isinstance(watch, OrderWatch) and isinstance(value, list):
+        """A watch's listing (before ``watch.succeeded``): the account learns its trader names from listed orders."""
+        lists_orders = isinstance(watch, OrderWatch) or (isinstance(watch, TradeWatch) and watch.learning_traders)
+        if lists_orders and isinstance(value, list):
             self.account.learn(order for order in value if isinstance(order, dict))
 
     # -- positions ----------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from gameproto.driver import (
     JournalFlows,
     MarketWatch,
     OrderWatch,
-    TradeWatch,
     Trading,
     Watch,
     settings_from_env,
@@ -488,9 +487,7 @@ class GameAPI:
         reported, unless ``existing=True`` (then once, first, each with
         ``"existing": True`` added).
         """
-        return self._watch(
-            TradeWatch(interval, mine, existing=existing, random=self._session.random), mine
-        )
+        return self._watch(self._trading.trade_watch(interval, mine, existing=existing), mine)
 
     def watch_market(
         self, interval: float = 1.0, duration: Optional[str] = None, *, existing: bool = False
