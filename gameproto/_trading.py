@@ -137,10 +137,16 @@ class Trading:
         )
 
     def _window(self, sent: float) -> RequestWindow:
-        """The late-request window of orders screened at ``sent`` whose call ends now without an answer."""
-        now = self.session.wall_clock()
+        """The late-request window of orders screened at ``sent`` whose call ends now without an answer.
+
+        It closes at the call's deadline plus the grace, as the journal's does,
+        even when the call gave up early (a dropped connection): the request
+        may be held on its way for as long. A bulk whose parts ran one after
+        another ends later: its requests all left by now.
+        """
+        deadline = max(self.session.wall_clock(), sent + self.settings.timeout)
         offset = self.session.exchange_clock.offset
-        return request_window(sent, max(now, sent), offset, grace=self.settings.late_request_grace)
+        return request_window(sent, deadline, offset, grace=self.settings.late_request_grace)
 
     def _send(self, plan: OrderPlan) -> Flow[Any]:
         if plan.single is not None:
