@@ -19,6 +19,9 @@ deletes), and decides nothing.
   journal.
 - ``positions``: the account's trader names (its orders, the limits'
   ``traders``, or the caller's), then its trades.
+- ``watch``: a ``watch_*`` loop (``gameproto/_watch.py``'s schedule), with the
+  journal's hooks when it is journaled; each event is marked, then handed to
+  the caller by a ``Deliver`` action.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, Callable, List, Optional, Union, cast
 from . import _constants
 from ._account import Account, check_traders
 from ._arguments import order_number_or_none
-from ._boundary import Flow, RunAll
+from ._boundary import Deliver, Flow, RunAll, Sleep, WatchFlow
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call, delete_order, get_latest_available_ltp, get_market_data, get_orders, get_trades
 from ._cancel_all import CancelAll, CancelAllResult
@@ -40,7 +43,7 @@ from ._order_life import RequestWindow, request_window
 from ._positions import Positions, positions, trader_names
 from ._risk import RiskBook, RiskGuard
 from ._types import BulkResult, DeleteResult, Order, Trade
-from ._watch import OrderWatch, TradeWatch
+from ._watch import OrderWatch, TradeWatch, Watch
 
 __all__ = ["Trading", "open_journal_flows"]
 
@@ -272,6 +275,32 @@ class Trading:
     def trade_watch(self, interval: Any = 1.0, mine: Any = True, *, existing: Any = False) -> TradeWatch:
         """``watch_trades``' schedule, knowing the account's names already: it lists no orders to learn them."""
         return TradeWatch(interval, mine, traders=self.account.traders, existing=existing, random=self.session.random)
+
+    def watch(self, watch: Watch[Any], journaled: bool = False) -> WatchFlow:
+        """A watch's loop: poll, learn, record (``journaled``), then each event marked before it is delivered.
+
+        A failed poll sleeps what the schedule says or ends the watch with its
+        error (``Watch.failed``). With a journal, the watch resumes its own
+        marks (its kind and filters): what it delivered before is not given
+        again after a restart, and the caller is given nothing unmarked.
+        """
+        journal = self.journal if journaled else None
+        first = True
+        while True:
+            try:
+                value = yield from self.session.run(watch.call)
+            except GameAPIError as error:
+                yield Sleep(watch.failed(error))  # raises what ends the watch
+                continue
+            self.polled(watch, value)  # the account learns from what the watch listed
+            if journal is not None and (yield from journal.polled(watch, value, first=first)):
+                first = False
+            events, wait = watch.succeeded(value)
+            for event in events:
+                if journal is not None:
+                    yield from journal.event_reported(watch, event)  # marked first: a restart never gives it again
+                yield Deliver(event)
+            yield Sleep(wait)
 
     def polled(self, watch: Any, value: Any) -> None:
         """A watch's listing (before ``watch.succeeded``): the account learns its trader names from listed orders."""
