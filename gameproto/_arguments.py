@@ -112,6 +112,13 @@ def _refuse(name: str, expected: str, value: Any) -> InvalidArgumentError:
     return InvalidArgumentError(f"{name} must be {expected}, got {show_value(value)}")
 
 
+def check_wait(seconds: Any, name: str = "seconds") -> float:
+    """A wait the caller asked for: a finite number of seconds >= 0, as a float."""
+    if not is_number(seconds, least=0.0, below=float("inf")):
+        raise _refuse(name, "a finite number >= 0", seconds)
+    return float(seconds)
+
+
 def check_direction(direction: Any, name: str = "direction") -> Optional[str]:
     """``direction`` if it is ``"buy"``, ``"sell"`` or None."""
     if direction is None or direction == "buy" or direction == "sell":

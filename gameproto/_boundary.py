@@ -24,6 +24,9 @@ __all__ = [
     "Unanswered",
     "Action",
     "Flow",
+    "Deliver",
+    "WatchFlow",
+    "one_action",
 ]
 
 T = TypeVar("T")
@@ -242,3 +245,24 @@ Action = Union[Send, Sleep, RunLocked, Blocking, RunAll]
 """What a flow asks of its driver."""
 Flow = Generator[Action, Any, T]
 """A flow: yields ``Action``s, is resumed with their outcome, returns the answer (or raises a ``GameAPIError``)."""
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Hand ``event`` to the caller of a watch; resume the watch's flow with None when the next one is asked for.
+
+    Only a watch's flow (``WatchFlow``) yields it, after the event is marked
+    in the journal: a caller that stops, or a process that dies, once it has
+    the event never gets it again, and never misses one it did not get.
+    """
+
+    event: Any
+
+
+WatchFlow = Generator[Union[Action, Deliver], Any, None]
+"""A watch's flow: the actions of any flow, and a ``Deliver`` for each event; it ends only by an error."""
+
+
+def one_action(action: Action) -> Flow[Any]:
+    """A flow of the one ``action``: a driver runs a watch's actions one by one as it runs any flow."""
+    return (yield action)

@@ -1,8 +1,8 @@
 """Live events from polling: what changed in the orders, the trades and the market.
 
 GAME has no push channel, so a watch polls a listing and diffs it against
-the previous one. The diffing lives here, pure; so does the watch's
-schedule (which call next, how long to sleep, which failure ends it), so
+the previous one. The diffing lives here, pure; the watch's schedule (which
+call next, how long to sleep, which failure ends it) is ``_watch.py``'s, so
 that each client's ``watch_*`` is a short loop that runs calls and sleeps.
 
 One rule for every watcher: what is listed when the watch starts (its first
@@ -47,9 +47,8 @@ compares it with what ``create_order`` gave back, as is.
 When a poll fails, the trackers keep their state: the next successful
 listing is diffed against the last good one, so a failure neither invents
 an event nor loses one (a fill during the outage is reported once, when the
-listing comes back). The watch backs off on failures that pass (network,
-5xx, 408, 429, an unreadable answer) and ends on those that do not
-(authentication, a refused query): see ``Watch.failed``.
+listing comes back). When to poll, and which failure ends a watch, is
+``gameproto/_watch.py``'s.
 """
 
 from __future__ import annotations
@@ -60,9 +59,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import (
     Any,
-    Callable,
     Dict,
-    Generic,
     Hashable,
     Iterable,
     List,
@@ -72,25 +69,13 @@ from typing import (
     Sequence,
     Set,
     Tuple,
-    TypeVar,
     Union,
 )
 
-from . import _constants
-from ._arguments import is_number, order_id_as_created, order_number_or_none
-from ._calls import Call, get_market_data, get_orders, get_trades
-from ._errors import (
-    AuthenticationError,
-    GameAPIError,
-    NetworkError,
-    OutcomeUnknownError,
-    ProtocolError,
-    RateLimitError,
-    ServerError,
-)
+from ._arguments import order_id_as_created, order_number_or_none
 from ._market import best_offers
 from ._order_life import ENDED_STATES, FILLED, nothing_left, order_state
-from ._retry import backoff_delay
+from ._positions import trader_names
 from ._types import MarketRow, Number, Order, Trade
 
 __all__ = [
@@ -99,11 +84,6 @@ __all__ = [
     "OrderTracker",
     "TradeTracker",
     "MarketTracker",
-    "Watch",
-    "OrderWatch",
-    "TradeWatch",
-    "MarketWatch",
-    "is_transient",
     "OrderEventKind",
 ]
 
@@ -114,7 +94,6 @@ _GONE_WHILE_LISTED = ENDED_STATES - {FILLED}
 #: listed again (a flaky listing) is not counted twice. Bounded.
 _REMEMBERED = 10_000
 
-E = TypeVar("E")
 Amount = Union[Number, Decimal]
 #: What happened to an order.
 OrderEventKind = Literal["existing", "placed", "filled", "gone"]
@@ -356,11 +335,8 @@ class TradeTracker:
         return self.mine and not self._traders
 
     def learn_traders(self, orders: Iterable[Order]) -> None:
-        """Take the caller's trader names from its own orders."""
-        for order in orders:
-            name: Any = order.get("trader")
-            if isinstance(name, str) and name:
-                self._traders.add(name)
+        """Take the caller's trader names from its own orders (read as the account reads them)."""
+        self._traders.update(trader_names(orders))
 
     def resume(self, reported: Iterable[Hashable]) -> None:
         """Start from the trades a previous run reported (by key), not from a baseline: later ones are news."""
@@ -452,150 +428,3 @@ class MarketTracker:
         self._best = best
         events.sort(key=lambda event: event.contract)
         return events
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed poll may succeed later: network, 5xx, 408, 429, an unreadable answer."""
-    if isinstance(error, AuthenticationError):
-        return False
-    if isinstance(error, (NetworkError, ServerError, RateLimitError, ProtocolError, OutcomeUnknownError)):
-        return True
-    return isinstance(error, GameAPIError) and error.status_code == 408
-
-
-def _check_interval(interval: Any) -> float:
-    if not is_number(interval, above=0, below=math.inf):
-        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
-    return float(interval)
-
-
-def _check_existing(existing: Any) -> bool:
-    if not isinstance(existing, bool):
-        raise ValueError(f"existing must be True or False, got {existing!r}")
-    return existing
-
-
-class Watch(Generic[E]):
-    """The schedule of a watch, for any driver.
-
-    The driver loops: run ``call``; hand its value to ``succeeded`` (yield the
-    events it returns, then sleep the seconds it returns) or its error to
-    ``failed`` (sleep what it returns; it re-raises an error that ends the
-    watch). Stopping is the caller's: leave the loop.
-    """
-
-    def __init__(self, interval: float = 1.0, *, random: Callable[[], float]) -> None:
-        self.interval = _check_interval(interval)
-        self._random = random
-        self.failures = 0
-
-    @property
-    def call(self) -> Call[Any]:
-        """The call to run next."""
-        raise NotImplementedError
-
-    def succeeded(self, value: Any) -> Tuple[List[E], float]:
-        """The events ``call``'s answer gives, and the seconds to sleep before the next call."""
-        self.failures = 0
-        return self._digest(value), self.interval
-
-    def failed(self, error: BaseException) -> float:
-        """The seconds to sleep after ``call`` failed with ``error``; raises ``error`` if it ends the watch."""
-        if not is_transient(error):
-            raise error
-        self.failures += 1
-        wait = backoff_delay(self.failures, maximum=max(_constants.BACKOFF_MAX, self.interval), random=self._random)
-        told = getattr(error, "retry_after", None)
-        if isinstance(told, (int, float)) and told > 0:
-            wait = max(wait, float(told))
-        return max(wait, self.interval)
-
-    def _digest(self, value: Any) -> List[E]:
-        raise NotImplementedError
-
-
-class OrderWatch(Watch[OrderEvent]):
-    """``watch_orders``: polls ``get_orders(direction)``."""
-
-    def __init__(
-        self,
-        interval: float = 1.0,
-        direction: Optional[str] = None,
-        *,
-        existing: bool = False,
-        random: Callable[[], float],
-    ) -> None:
-        super().__init__(interval, random=random)
-        self._call = get_orders(direction)
-        self.tracker = OrderTracker(existing=_check_existing(existing))
-
-    @property
-    def call(self) -> Call[Any]:
-        return self._call
-
-    def _digest(self, value: Any) -> List[OrderEvent]:
-        return self.tracker.update(value)
-
-
-class TradeWatch(Watch[Trade]):
-    """``watch_trades``: polls ``get_trades()``; with ``mine``, lists the orders first until a trader name is known."""
-
-    def __init__(
-        self,
-        interval: float = 1.0,
-        mine: bool = True,
-        *,
-        traders: Iterable[str] = (),
-        existing: bool = False,
-        random: Callable[[], float],
-    ) -> None:
-        super().__init__(interval, random=random)
-        self.tracker = TradeTracker(mine=mine, traders=traders, existing=_check_existing(existing))
-        self._trades = get_trades()
-        self._orders = get_orders()
-        self._learning = self.tracker.needs_traders
-
-    @property
-    def call(self) -> Call[Any]:
-        return self._orders if self._learning else self._trades
-
-    @property
-    def learning_traders(self) -> bool:
-        """Whether the next poll lists the caller's orders (to learn its trader names) rather than the trades."""
-        return self._learning
-
-    def succeeded(self, value: Any) -> Tuple[List[Trade], float]:
-        if self._learning:
-            self.failures = 0
-            self.tracker.learn_traders(value)
-            self._learning = False
-            return [], 0.0  # the trades next, in the same round
-        events, wait = super().succeeded(value)
-        self._learning = self.tracker.needs_traders
-        return events, wait
-
-    def _digest(self, value: Any) -> List[Trade]:
-        return self.tracker.update(value)
-
-
-class MarketWatch(Watch[MarketEvent]):
-    """``watch_market``: polls ``get_market_data(duration=duration)``."""
-
-    def __init__(
-        self,
-        interval: float = 1.0,
-        duration: Optional[str] = None,
-        *,
-        existing: bool = False,
-        random: Callable[[], float],
-    ) -> None:
-        super().__init__(interval, random=random)
-        self._call = get_market_data(duration=duration)
-        self.tracker = MarketTracker(existing=_check_existing(existing))
-
-    @property
-    def call(self) -> Call[Any]:
-        return self._call
-
-    def _digest(self, value: Any) -> List[MarketEvent]:
-        return self.tracker.update(value)

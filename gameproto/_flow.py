@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
-from ._arguments import is_number
+from ._arguments import check_wait
 from ._attempt import Attempt, logger, report
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
 from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure, Unanswered
@@ -34,7 +34,6 @@ from ._calls import NOTHING_SENT, STATUS_PATH, Call
 from ._clock import ClockEstimator, parse_exchange_timestamp
 from ._errors import (
     GameAPIError,
-    InvalidArgumentError,
     ProtocolError,
     error_for_answer,
     error_for_deadline,
@@ -275,9 +274,7 @@ class Session:
 
     def own_wait(self, seconds: Any) -> float:
         """A bot's own wait (``api.sleep``), checked as every argument is: a finite number of seconds >= 0."""
-        if not is_number(seconds, least=0.0, below=float("inf")):
-            raise InvalidArgumentError(f"seconds must be a finite number >= 0, got {seconds!r}")
-        return float(seconds)
+        return check_wait(seconds)
 
     def host_seconds(self, seconds: float) -> float:
         """How long a driver sleeps for a wait of ``seconds`` on the session's clock (shorter in a fast replay)."""

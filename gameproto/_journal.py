@@ -35,7 +35,6 @@ from . import _order_life as life
 from ._boundary import Blocking, Flow, Unanswered
 from ._calls import Call, get_orders, get_status, get_trades
 from ._errors import GameAPIError, JournalError
-from ._events import OrderWatch, TradeWatch, Watch
 from ._journal_life import (
     LIVE,
     answered_outcome,
@@ -90,6 +89,7 @@ from ._journal_records import (
 )
 from ._journal_resume import baseline_marks, event_marks, listing_keys, resume_watch, stream_of
 from ._types import BulkResult, Order, Trade
+from ._watch import OrderWatch, TradeWatch, Watch
 
 __all__ = [
     "JournalOrder",

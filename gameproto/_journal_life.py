@@ -46,6 +46,7 @@ from ._journal_records import (
     parse_time,
     reason_of,
 )
+from ._positions import trader_names
 from ._reconcile import matches as matches_sent
 from ._types import Order, Trade
 
@@ -231,13 +232,8 @@ def trade_records(trades: Iterable[Trade], traders: Set[str]) -> List[JournalTra
 
 
 def traders_of(listing: Iterable[Order]) -> Set[str]:
-    """The caller's trader names, from its own orders."""
-    names = set()
-    for listed in listing:
-        name: Any = listed.get("trader")
-        if isinstance(name, str) and name:
-            names.add(name)
-    return names
+    """The caller's trader names, from its own orders (read as the account reads them: ``trader_names``)."""
+    return set(trader_names(listing))
 
 
 # -- what an answer says ----------------------------------------------------------------------

@@ -72,10 +72,6 @@ GONE = "gone"
 STATES = (INTENT, UNKNOWN, CREATED, REFUSED, NOT_PLACED, FOREIGN, FILLED, DELETING, DELETED, EXPIRED, GONE)
 #: The states of an intent whose outcome is not settled.
 UNSETTLED = (INTENT, UNKNOWN)
-#: States after which the listing says nothing more.
-_FINAL = frozenset({REFUSED, NOT_PLACED, DELETED, EXPIRED, GONE})
-#: How far apart the exchange's stamp of an order and our own "sent at" may be (clock estimate error).
-CLOCK_TOLERANCE = 5.0
 
 
 def canonical(value: Any) -> str:

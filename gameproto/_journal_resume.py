@@ -20,9 +20,10 @@ import ast
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
 
-from ._events import OrderWatch, TradeWatch, Watch, _order_key, _trade_key
+from ._events import _order_key, _trade_key
 from ._journal_records import canonical
 from ._types import Order, Trade
+from ._watch import OrderWatch, TradeWatch, Watch
 
 __all__ = [
     "STARTED",

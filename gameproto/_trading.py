@@ -19,6 +19,9 @@ deletes), and decides nothing.
   journal.
 - ``positions``: the account's trader names (its orders, the limits'
   ``traders``, or the caller's), then its trades.
+- ``watch``: a ``watch_*`` loop (``gameproto/_watch.py``'s schedule), with the
+  journal's hooks when it is journaled; each event is marked, then handed to
+  the caller by a ``Deliver`` action.
 """
 
 from __future__ import annotations
@@ -29,18 +32,18 @@ from typing import Any, Callable, List, Optional, Union, cast
 from . import _constants
 from ._account import Account, check_traders
 from ._arguments import order_number_or_none
-from ._boundary import Flow, RunAll
+from ._boundary import Deliver, Flow, RunAll, Sleep, WatchFlow
 from ._bulk import BulkSending, OrderPlan, plan_orders
 from ._calls import Call, delete_order, get_latest_available_ltp, get_market_data, get_orders, get_trades
 from ._cancel_all import CancelAll, CancelAllResult
 from ._errors import GameAPIError, InvalidArgumentError, JournalError, NotFoundError
-from ._events import OrderWatch
 from ._flow import Session
 from ._journal import JournalFlows, JournalStore, Observed, open_flows
 from ._order_life import RequestWindow, request_window
 from ._positions import Positions, positions, trader_names
 from ._risk import RiskBook, RiskGuard
 from ._types import BulkResult, DeleteResult, Order, Trade
+from ._watch import OrderWatch, TradeWatch, Watch
 
 __all__ = ["Trading", "open_journal_flows"]
 
@@ -94,6 +97,8 @@ class Trading:
         self.journal: Optional[JournalFlows] = (
             journal if journal is not None else open_journal_flows(self.settings.journal, session)
         )
+        if self.journal is not None:  # the names a journal learnt in earlier runs: the account is known at once
+            self.account.learn({"trader": name} for name in sorted(self.journal.traders))
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -103,6 +108,11 @@ class Trading:
         if book is None:
             plan = self._plan(order_data, skip_invalid, None)
             sent: Union[Order, BulkResult] = yield from self._send(plan)
+            # The account's names from its answers, as the limits' book learns them: a trade watch needs them.
+            if plan.single is not None:
+                self.account.learn([cast(Order, sent)])
+            else:
+                self.account.learn(entry.get("result") or {} for entry in cast(BulkResult, sent).get("created", []))
             return sent
         if book.needs_refresh(self.session.clock()):
             yield from self.refresh(book)
@@ -130,10 +140,16 @@ class Trading:
         )
 
     def _window(self, sent: float) -> RequestWindow:
-        """The late-request window of orders screened at ``sent`` whose call ends now without an answer."""
-        now = self.session.wall_clock()
+        """The late-request window of orders screened at ``sent`` whose call ends now without an answer.
+
+        It closes at the call's deadline plus the grace, as the journal's does,
+        even when the call gave up early (a dropped connection): the request
+        may be held on its way for as long. A bulk whose parts ran one after
+        another ends later: its requests all left by now.
+        """
+        deadline = max(self.session.wall_clock(), sent + self.settings.timeout)
         offset = self.session.exchange_clock.offset
-        return request_window(sent, max(now, sent), offset, grace=self.settings.late_request_grace)
+        return request_window(sent, deadline, offset, grace=self.settings.late_request_grace)
 
     def _send(self, plan: OrderPlan) -> Flow[Any]:
         if plan.single is not None:
@@ -256,9 +272,40 @@ class Trading:
 
     # -- what the watchers list -----------------------------------------------------------------
 
+    def trade_watch(self, interval: Any = 1.0, mine: Any = True, *, existing: Any = False) -> TradeWatch:
+        """``watch_trades``' schedule, knowing the account's names already: it lists no orders to learn them."""
+        return TradeWatch(interval, mine, traders=self.account.traders, existing=existing, random=self.session.random)
+
+    def watch(self, watch: Watch[Any], journaled: bool = False) -> WatchFlow:
+        """A watch's loop: poll, learn, record (``journaled``), then each event marked before it is delivered.
+
+        A failed poll sleeps what the schedule says or ends the watch with its
+        error (``Watch.failed``). With a journal, the watch resumes its own
+        marks (its kind and filters): what it delivered before is not given
+        again after a restart, and the caller is given nothing unmarked.
+        """
+        journal = self.journal if journaled else None
+        first = True
+        while True:
+            try:
+                value = yield from self.session.run(watch.call)
+            except GameAPIError as error:
+                yield Sleep(watch.failed(error))  # raises what ends the watch
+                continue
+            self.polled(watch, value)  # the account learns from what the watch listed
+            if journal is not None and (yield from journal.polled(watch, value, first=first)):
+                first = False
+            events, wait = watch.succeeded(value)
+            for event in events:
+                if journal is not None:
+                    yield from journal.event_reported(watch, event)  # marked first: a restart never gives it again
+                yield Deliver(event)
+            yield Sleep(wait)
+
     def polled(self, watch: Any, value: Any) -> None:
-        """A watch's listing: the account learns its trader names from the orders it lists."""
-        if isinstance(watch, OrderWatch) and isinstance(value, list):
+        """A watch's listing (before ``watch.succeeded``): the account learns its trader names from listed orders."""
+        lists_orders = isinstance(watch, OrderWatch) or (isinstance(watch, TradeWatch) and watch.learning_traders)
+        if lists_orders and isinstance(value, list):
             self.account.learn(order for order in value if isinstance(order, dict))
 
     # -- positions ----------------------------------------------------------------------------

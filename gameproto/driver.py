@@ -11,6 +11,9 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
   diffs of the ``watch_*`` loops;
 - ``BudgetStore``: the interface of a request budget shared between processes;
 - ``Unanswered``: what a ``Blocking`` function gave instead of an answer;
+- ``Deliver``: the action of a watch's flow (``Trading.watch``, a
+  ``WatchFlow``) that hands one event to the caller; ``one_action`` a flow of
+  one action, to run a watch's other actions as any flow;
 - ``settings_from_env``: ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL``
   and a ``.env`` file, as ``from_env`` reads them;
 - ``defaults``: every default of the project (timeouts, sizes, limits).
@@ -19,12 +22,12 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
 from __future__ import annotations
 
 from . import _constants as defaults
-from ._boundary import Unanswered
+from ._boundary import Deliver, Unanswered, WatchFlow, one_action
 from ._budget import BudgetStore
-from ._events import MarketWatch, OrderWatch, TradeWatch, Watch
 from ._journal import JournalFlows
 from ._settings import settings_from_env
 from ._trading import Trading
+from ._watch import MarketWatch, OrderWatch, TradeWatch, Watch
 
 __all__ = [
     "Trading",
@@ -35,6 +38,9 @@ __all__ = [
     "MarketWatch",
     "BudgetStore",
     "Unanswered",
+    "Deliver",
+    "WatchFlow",
+    "one_action",
     "settings_from_env",
     "defaults",
 ]

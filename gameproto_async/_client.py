@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union, cast, overload
 
 from gameproto import (
+    Action,
     Attempt,
     Blocking,
     Call,
@@ -34,12 +35,13 @@ from gameproto import (
 )
 from gameproto.driver import (
     BudgetStore,
+    Deliver,
     JournalFlows,
     MarketWatch,
     OrderWatch,
-    TradeWatch,
     Trading,
     Watch,
+    one_action,
     settings_from_env,
 )
 from gameproto.driver import defaults as _constants
@@ -519,9 +521,7 @@ class GameAPI:
         reported, unless ``existing=True`` (then once, first, each with
         ``"existing": True`` added).
         """
-        return self._watch(
-            TradeWatch(interval, mine, existing=existing, random=self._session.random), mine
-        )
+        return self._watch(self._trading.trade_watch(interval, mine, existing=existing), mine)
 
     def watch_market(
         self, interval: float = 1.0, duration: Optional[str] = None, *, existing: bool = False
@@ -535,27 +535,21 @@ class GameAPI:
         return self._watch(MarketWatch(interval, duration, existing=existing, random=self._session.random))
 
     async def _watch(self, watch: Watch[E], journaled: bool = False) -> AsyncIterator[E]:
-        # With a journal, a watch resumes its own marks (its kind and filters):
-        # what it reported before is not reported again (the journal's hook).
-        journal = self._journal if journaled else None
-        first = True
-        while True:
-            try:
-                value = await self._run(watch.call)
-            except GameAPIError as error:
-                await self._pause(watch.failed(error))  # raises what ends the watch
-                continue
-            self._trading.polled(watch, value)  # the account learns from what the watch listed
-            if journal is not None:
-                if await self._drive(journal.polled(watch, value, first=first)):
-                    first = False
-            events, wait = watch.succeeded(value)
-            for event in events:
-                if journal is not None:
-                    # Marked before it is given: a restart never gives it again.
-                    await self._drive(journal.event_reported(watch, event))
-                yield event
-            await self._pause(wait)
+        # The loop is the core's (Trading.watch): each action answered as in any flow, each Deliver given.
+        flow = self._trading.watch(watch, journaled)
+        reply: Any = None
+        try:
+            while True:
+                action = flow.send(reply)
+                if type(action) is Deliver:
+                    yield action.event
+                    reply = None
+                elif self._closed:
+                    raise RuntimeError("this GameAPI client is closed; make a new one")
+                else:
+                    reply = await self._drive(one_action(cast(Action, action)))
+        finally:
+            flow.close()
 
     # -- the journal ------------------------------------------------------------------
 

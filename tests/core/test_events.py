@@ -20,17 +20,8 @@ from gameproto._errors import (
     ServerError,
     ServerValidationError,
 )
-from gameproto._events import (
-    MarketEvent,
-    MarketTracker,
-    MarketWatch,
-    OrderEvent,
-    OrderTracker,
-    OrderWatch,
-    TradeTracker,
-    TradeWatch,
-    is_transient,
-)
+from gameproto._events import MarketEvent, MarketTracker, OrderEvent, OrderTracker, TradeTracker
+from gameproto._watch import MarketWatch, OrderWatch, TradeWatch, is_transient
 
 PROPERTY = settings(max_examples=300, derandomize=True, deadline=None)
 IDS = st.integers(min_value=1, max_value=6)

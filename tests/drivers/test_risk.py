@@ -272,20 +272,37 @@ async def test_a_late_request_keeps_its_reservation_until_the_exchange_shows_it(
 async def test_a_restarted_bot_counts_what_its_account_holds_before_its_first_order(h: Harness) -> None:
     first = h.client()
     bob = h.client(token=OTHER_TOKEN)
-    await first.create_order(at("buy", 100, 4))
-    await bob.create_order(at("sell", 100, 4))  # alice is long 4; nothing of hers rests
-    await first.cancel_all_orders()
-    assert [order for order in h.orders() if order["trader"] == "alice" and is_resting(order)] == []
+    await first.create_order(at("buy", 100, 6))
+    await bob.create_order(at("sell", 100, 4))  # alice is long 4
+    await first.cancel_all_orders()  # the rest of her buy deleted: nothing of hers is listed any more
+    assert [order for order in h.orders() if order["trader"] == "alice"] == []
 
     blind = h.client(risk=RiskLimits(max_net_position=5))
-    if not any(order.get("trader") == "alice" for order in await blind.get_orders()):
-        # Nothing of the account is listed: its name is unknown, so it refuses rather than trade blind.
-        error = await refused(h, blind, at("buy", 100, 1), "max_net_position")
-        assert "pass RiskLimits(traders=[...])" in str(error)
+    # Nothing of the account is listed: its name is unknown, so it refuses rather than trade blind.
+    error = await refused(h, blind, at("buy", 100, 1), "max_net_position")
+    assert "pass RiskLimits(traders=[...])" in str(error)
     named = h.client(risk=RiskLimits(max_net_position=5, traders=["alice"]))
     error = await refused(h, named, at("buy", 100, 2), "max_net_position")  # 4 filled + 2 > 5
     assert error.breaches[0].value == 6
     await named.create_order(at("buy", 100, 1))  # 4 + 1 = 5: at the limit
+
+
+@every_driver()
+async def test_a_restarted_bot_learns_its_trader_names_from_its_journal(h: Harness, tmp_path: Path) -> None:
+    """Nothing of the account is listed and no ``traders=``: the journal of the last run names the account."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    first = h.client(journal=url)
+    bob = h.client(token=OTHER_TOKEN)
+    await first.create_order(at("buy", 100, 6))  # the create answer names alice; the journal keeps the name
+    await bob.create_order(at("sell", 100, 4))  # alice is long 4
+    await first.cancel_all_orders()  # nothing of hers is listed any more
+    await first.aclose()
+    assert [order for order in h.orders() if order["trader"] == "alice"] == []
+
+    restarted = h.client(journal=url, risk=RiskLimits(max_net_position=5))
+    error = await refused(h, restarted, at("buy", 100, 2), "max_net_position")  # 4 filled + 2 > 5
+    assert error.breaches[0].value == 6
+    await restarted.create_order(at("buy", 100, 1))  # 4 + 1 = 5: at the limit
 
 
 @every_driver(max_retries=0)

@@ -290,6 +290,25 @@ async def test_breaking_out_of_a_watch_leaves_the_client_usable(h: Harness) -> N
     assert await alice.test_connection() is True
 
 
+@every_driver(exchange=two_traders(), trust_env=False)
+async def test_a_trade_watch_of_an_account_whose_names_are_known_lists_no_orders(h: Harness) -> None:
+    """The names the account learnt from its create answer serve the trade watch: it reads the trades at once."""
+    alice = h.client(token=TOKEN, timeout=5)
+    bob = h.client(token=OTHER_TOKEN, timeout=5)
+    sold = await alice.create_order(future_order("sell", 100.0, 2.0))
+    listings = h.attempts("GET", "/orders")
+    events = alice.watch_trades(interval=0.05, mine=True)
+
+    async def cross() -> None:
+        await h.wait_until(lambda: h.attempts("GET", "/trades") >= 1, "the trade watch's first listing")
+        await bob.create_order(future_order("buy", 100.0, 2.0))
+
+    trades, crossed = await h.concurrently(lambda: collect(events, lambda seen: len(seen) >= 1), cross)
+    assert crossed is None, crossed
+    assert [trade["seller"] for trade in trades] == [sold["trader"]]
+    assert h.attempts("GET", "/orders") == listings  # no listing of the orders to learn a name
+
+
 class MovableClock:
     """The host's clock plus a shift the test moves."""
 

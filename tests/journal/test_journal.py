@@ -182,9 +182,10 @@ async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Pat
     url = journal_url(tmp_path)
     api = h.client(journal=url)
     await api.create_order(future_order(price=50.0, volume=2.0))  # the first watch's baseline
+    listed = h.attempts("GET", "/orders")
 
     async def later() -> None:
-        await h.sleep(0.3)  # after the watch's first listing
+        await h.wait_until(lambda: h.attempts("GET", "/orders") > listed, "the watch's first listing")
         await api.create_order(future_order(price=40.0, volume=1.0))
 
     first, _ = await h.concurrently(lambda: events(api, "watch_orders", 1, interval=0.05), later)
@@ -197,15 +198,36 @@ async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Pat
 
 
 @every_driver()
+async def test_a_watch_gives_each_event_once_marked_and_what_it_did_not_give_after_a_restart(
+    h: Harness, tmp_path: Path
+) -> None:
+    """Two events in one poll; the caller stops after the first: the second is not marked, so it is not lost."""
+    url = journal_url(tmp_path)
+    api = h.client(journal=url)
+    listed = h.attempts("GET", "/orders")
+
+    async def later() -> None:
+        await h.wait_until(lambda: h.attempts("GET", "/orders") > listed, "the watch's first listing")
+        await api.create_order({"orders": [future_order(price=40.0), future_order(price=41.0)]})  # one poll shows both
+
+    first, _ = await h.concurrently(lambda: events(api, "watch_orders", 1, interval=0.05), later)
+    assert [(event.kind, str(event.order_id)) for event in first] == [("placed", "ord_1")]
+    restarted = h.client(journal=url)
+    again = await events(restarted, "watch_orders", 1, interval=0.05)
+    assert [(event.kind, str(event.order_id)) for event in again] == [("placed", "ord_2")]
+
+
+@every_driver()
 async def test_the_trade_watch_resumes_after_a_restart(h: Harness, tmp_path: Path) -> None:
     url = journal_url(tmp_path)
     api = h.client(journal=url)
     bob = h.client(token=OTHER_TOKEN)
     await api.create_order(future_order(price=50.0, volume=3.0))
     await bob.create_order(future_order("sell", price=50.0, volume=0.5))  # history: before the first watch
+    listed = h.attempts("GET", "/trades")
 
     async def later() -> None:
-        await h.sleep(0.3)  # after the watch's first listing
+        await h.wait_until(lambda: h.attempts("GET", "/trades") > listed, "the watch's first listing")
         await bob.create_order(future_order("sell", price=50.0, volume=1.0))
 
     first, _ = await h.concurrently(lambda: events(api, "watch_trades", 1, interval=0.05), later)

@@ -5,6 +5,9 @@ Component tests (``pytest -m component``): a server takes seconds to start.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 from decimal import Decimal
 from typing import Any, Iterator, List
@@ -14,6 +17,7 @@ import pytest
 from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, Observed, foreign_record
 from gameproto.journal import JournalError
+from gameproto.risk import is_resting
 from gameproto.simulator.faults import Fault
 from gameproto_journal import PostgresJournal, open_journal
 from tests.journal.test_journal import journaled
@@ -112,16 +116,11 @@ def test_racing_writers_record_each_fill_trade_and_foreign_order_once(pg: Postgr
         store.close()
 
 
-@every_driver(timeout=2.0)
-async def test_a_stopped_backend_holds_no_call_past_its_deadline(h: Harness, pg: PostgresServer) -> None:
-    import os
-    import signal
-
+@contextlib.contextmanager
+def stopped_backends(url: str) -> Iterator[None]:
+    """The journal's connections to ``url``'s database stopped (SIGSTOP): no answer, no error, no server timeout."""
     import psycopg
 
-    url = pg.new_database()
-    api = h.client(journal=url)
-    await api.create_order(future_order(price=50.0))
     database = url.rsplit("/", 1)[1]
     with psycopg.connect(url, autocommit=True) as admin:
         backends = [
@@ -132,14 +131,23 @@ async def test_a_stopped_backend_holds_no_call_past_its_deadline(h: Harness, pg:
         ]
     assert backends
     for pid in backends:
-        os.kill(pid, signal.SIGSTOP)  # the journal's connection: no answer, no error, no timeout of the server's
+        os.kill(pid, signal.SIGSTOP)
     try:
-        with pytest.raises(JournalError, match=r"(did not answer|no answer) within"):
-            await api.create_order(future_order(price=51.0))
-        assert h.attempts("POST", "/orders") == 1  # nothing sent when the intent was not committed
+        yield
     finally:
         for pid in backends:
             os.kill(pid, signal.SIGCONT)
+
+
+@every_driver(timeout=2.0)
+async def test_a_stopped_backend_holds_no_call_past_its_deadline(h: Harness, pg: PostgresServer) -> None:
+    url = pg.new_database()
+    api = h.client(journal=url)
+    await api.create_order(future_order(price=50.0))
+    with stopped_backends(url):
+        with pytest.raises(JournalError, match=r"(did not answer|no answer) within"):
+            await api.create_order(future_order(price=51.0))
+        assert h.attempts("POST", "/orders") == 1  # nothing sent when the intent was not committed
     await api.create_order(future_order(price=52.0))  # a new connection: the stalled one was discarded
     assert [order.exchange_id for order in await journaled(api) if order.exchange_id] == [1, 2]
 
@@ -167,3 +175,23 @@ def test_a_previous_release_journal_is_migrated_once_and_an_unknown_version_refu
         open_journal(url)
     with psycopg.connect(url, autocommit=True) as db:
         assert db.execute("SELECT value FROM journal_meta WHERE key = 'schema_version'").fetchone() == ("99",)
+
+
+@every_driver(timeout=2.0, max_retries=0)
+async def test_the_kill_switch_cancels_everything_while_the_backend_is_stopped(h: Harness, pg: PostgresServer) -> None:
+    """The deletes' records get their short budget and fail; the deletes go; reconcile completes the records."""
+    url = pg.new_database()
+    api = h.client(journal=url)
+    await api.create_order({"orders": [future_order(price=50.0 + n) for n in range(3)]})
+    with stopped_backends(url):
+        result = await api.cancel_all_orders()
+        assert len(result.cancelled) == 3 and result.ok, result
+        assert [order for order in h.orders() if is_resting(order)] == []
+    await api.reconcile()  # a new connection: the records completed from the exchange
+    # Each ended: "deleted" where its request's record got through (an async client's abandoned store thread
+    # may write it once the backend runs again), "gone" where the journal never saw it asked for.
+    assert {order.exchange_id: order.state in ("deleted", "gone") for order in await journaled(api)} == {
+        1: True,
+        2: True,
+        3: True,
+    }

@@ -170,7 +170,7 @@ async def test_a_delete_is_sent_whatever_the_journal_does(
             await api.delete_order("ord_1")
             result = await api.cancel_all_orders()
         assert h.attempts("DELETE", "/orders/1") == 1 and not result.cancelled
-        assert "the delete goes ahead" in caplog.text
+        assert "the deletes go ahead without journal records" in caplog.text
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -223,3 +223,17 @@ async def test_a_journal_refuses_another_instance_of_its_exchange(h: Harness, tm
     with pytest.raises(JournalError, match=r"instance first.*instance second.*start a new journal"):
         await h.client(journal=url).create_order(future_order())
     assert h.attempts("POST", "/orders") == 2
+
+
+@every_driver()
+async def test_a_journal_refuses_another_exchange_and_keeps_its_own_through_a_new_token(
+    h: Harness, tmp_path: Path
+) -> None:
+    url = journal_url(tmp_path)
+    await h.client(journal=url).create_order(future_order())
+    await h.client(journal=url, token=OTHER_TOKEN).get_status()  # a token rotates: the same exchange
+    elsewhere = h.base_url.replace("127.0.0.1", "localhost")  # the same server, under another name
+    with pytest.raises(JournalError, match=r"start a new journal") as refused:
+        h.client(elsewhere, journal=url)
+    assert h.base_url.split("/api")[0] in str(refused.value) and "localhost" in str(refused.value)
+    assert h.attempts("POST", "/orders") == 1

@@ -17,9 +17,9 @@ from typing import Any, List
 import pytest
 
 from gameproto._boundary import Blocking
-from gameproto._events import TradeWatch
 from gameproto._journal import CREATED, INTENT, SCHEMA_VERSION, Intent, JournalFlows, Observed, Outcome
 from gameproto._journal_resume import resume_watch
+from gameproto._watch import TradeWatch
 from gameproto.journal import ExchangeIdentity, JournalError
 from gameproto_journal import SQLiteJournal, open_journal
 from tests.support.common import future_order
