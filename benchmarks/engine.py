@@ -291,9 +291,10 @@ def run(commands: int, orders: int, validations: int, rounds: int, seed: int = 2
     books: Dict[str, Round] = {"our book": our_book(flow)}
     peer = peer_book(flow)
     if peer is None:
+        why = "it needs 3.12 or later" if sys.version_info < (3, 12) else "it is not installed"
         results["skipped"].append(
-            f"matching-engine 0.1.1 is not importable on Python {results['python']} (it needs 3.12 or later: "
-            "pip install matching-engine==0.1.1 in a 3.12+ environment)"
+            f"matching-engine 0.1.1 is not importable on Python {results['python']} ({why}: "
+            "pip install -e '.[bench]' in a 3.12+ environment)"
         )
     else:
         books["matching-engine 0.1.1"] = peer

@@ -74,7 +74,7 @@ def _per_call_goals(base_url: str, sizes: Sizes, results: Dict[str, Any], skip_p
     finally:
         close()
     results["get_status, blocking"] = sync
-    goals.append(_goal("sync client CPU per call", sync, "gameproto_sync", "requests loop", 0.75, "cpu_per_op"))
+    goals.append(_goal("sync client CPU per call", sync, "gameproto_sync", "requests loop", 0.45, "cpu_per_op"))
     for backend in ("asyncio", "trio"):
         measured = alternate(contenders.async_contenders(base_url, backend), sizes.calls, sizes.rounds)
         results[f"get_status, {backend}"] = measured
@@ -84,7 +84,7 @@ def _per_call_goals(base_url: str, sizes: Sizes, results: Dict[str, Any], skip_p
                 measured,
                 f"gameproto_async ({backend})",
                 f"httpcore loop ({backend})",
-                1.05,
+                1.0,
                 "cpu_per_op",
             )
         )

@@ -231,10 +231,26 @@ def _local_offset(year: int, month: int, day: int, hour: int, minute: int) -> in
 _EPOCH_US = _dt.date(1970, 1, 1).toordinal() * _MINUTES_PER_DAY * _US_PER_MINUTE
 
 
+#: The last clock read and its microseconds: an exchange passes the same datetime object for
+#: every order of a bulk and of the same moment (datetimes are immutable, so identity is enough).
+#: One tuple, replaced whole, so that another thread never sees a clock with another's microseconds.
+_LAST_NOW: Tuple[Optional[_dt.datetime], int] = (None, 0)
+
+
 def _now_microseconds(now: Optional[_dt.datetime]) -> int:
     """Microseconds since 0001-01-01 00:00 UTC (day 1), the scale delivery starts are compared on."""
     if now is None:
         return _EPOCH_US + int(time.time() * 1_000_000)
+    global _LAST_NOW
+    last = _LAST_NOW
+    if now is last[0]:
+        return last[1]
+    found = _microseconds_of(now)
+    _LAST_NOW = (now, found)
+    return found
+
+
+def _microseconds_of(now: _dt.datetime) -> int:
     if not isinstance(now, _dt.datetime):
         raise TypeError(f"now must be an aware datetime, got {type(now).__name__}")
     if now.tzinfo is None or now.utcoffset() is None:
