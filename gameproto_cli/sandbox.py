@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from typing import Any, Dict, Optional
 
 from .failures import CommandFailed, UsageError
@@ -44,6 +45,9 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--admin-token", metavar="TOKEN", help="the sandbox's admin token (or GAME_ADMIN_TOKEN)")
     parser.add_argument("--admin-token-file", metavar="PATH", help="read the admin token from this file")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    # "advance -5m" is a value, not an option: the sandbox answers it (the clock only moves
+    # forward), in the same words as over HTTP, instead of argparse calling it an unknown flag.
+    parser._negative_number_matcher = re.compile(r"^-[0-9.][0-9.a-zA-Z]*$")
     parser.set_defaults(handler=run)
     return parser
 

@@ -38,7 +38,7 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
 
 from . import _web
-from ._clock import ClockRefused, ManualClock, parse_duration, parse_moment
+from ._clock import ClockRefused, ManualClock, parse_moment, step_seconds
 from ._persist import Store
 
 __all__ = ["Sandbox", "EMPTY_STATE"]
@@ -89,6 +89,15 @@ class Sandbox:
         # The latest rendered view, public and admin: (key, JSON, time.monotonic() of the render).
         self._views: Dict[bool, Tuple[str, bytes, float]] = {}
         self.restored = False
+        if clock is not None:
+            if exchange.clock_offset:
+                # A manual clock's offset is where it starts, applied once: ``clock set T`` then shows T,
+                # and a restart from a saved clock does not add it again.
+                clock.resume(clock() + exchange.clock_offset)
+                exchange.clock_offset = 0.0
+            # A manual clock stands still between moves: the rate-limit windows follow real time,
+            # so that a 429's Retry-After tells the truth.
+            exchange.access.window_clock = time.time
         if store is not None:
             saved_clock = store.load(exchange)
             self.restored = saved_clock is not None
@@ -244,10 +253,7 @@ class Sandbox:
     def _clock_advance(self, request: Request) -> Response:
         if self.clock is None:
             return _not_manual()
-        by = self._body(request, "by")
-        if isinstance(by, bool) or not isinstance(by, (int, float, str)):
-            raise ClockRefused("'by' is a duration like '15m' or a number of seconds")
-        self.clock.advance(parse_duration(by) if isinstance(by, str) else float(by))
+        self.clock.advance(step_seconds(self._body(request, "by")))
         return self._moved()
 
     def _clock_set(self, request: Request) -> Response:

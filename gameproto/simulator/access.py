@@ -12,7 +12,7 @@ import collections
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, Mapping, Tuple, Union
+from typing import Callable, Deque, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .. import _constants
 from .._boundary import Request, Response
@@ -65,6 +65,9 @@ class Access:
         self.token_lifetime = token_lifetime
         self.rate_limit_per_minute = rate_limit_per_minute
         self.auth_refusals_per_minute = auth_refusals_per_minute
+        #: The clock of the one-minute windows, when it is not the exchange's: a sandbox's manual
+        #: clock stands still, and a window on it would never end (``Retry-After`` would lie).
+        self.window_clock: Optional[Callable[[], float]] = None
         #: Successful token exchanges so far.
         self.exchanges = 0
         self.tokens: Dict[str, _Token] = {}
@@ -108,17 +111,38 @@ class Access:
         client = context.client
         if client is None:
             return error(401, "Invalid token")
-        window = math.floor(context.now / 60)
+        wait = self.refusal_wait(client, context.now)
+        if wait is not None:
+            return error(429, "Too many refused token exchanges", {"Retry-After": wait})
+        self.note_refusal(client, context.now)
+        return error(401, "Invalid token")
+
+    def _window_now(self, now: float) -> float:
+        return self.window_clock() if self.window_clock is not None else now
+
+    def refusal_wait(self, client: str, now: float) -> Optional[str]:
+        """``Retry-After`` for an address that made its refused attempts this minute, None while it may try.
+
+        The one rule for every secret guessed over the wire: personal tokens
+        here, the sandbox's admin token too.
+        """
+        moment = self._window_now(now)
+        window = math.floor(moment / 60)
+        start, used = self._refusals.get(client, (window, 0))
+        if start == window and used >= self.auth_refusals_per_minute:
+            return _wait(window, moment)
+        return None
+
+    def note_refusal(self, client: str, now: float) -> None:
+        """Count one refused attempt of ``client`` in its current minute."""
+        window = math.floor(self._window_now(now) / 60)
         start, used = self._refusals.get(client, (window, 0))
         if start != window:
             used = 0
-        if used >= self.auth_refusals_per_minute:
-            return error(429, "Too many refused token exchanges", {"Retry-After": _wait(window, context.now)})
         if client not in self._refusals and len(self._refusals) >= _REFUSAL_ADDRESSES:
             # Addresses of past minutes hold nothing worth keeping: the table stays small.
             self._refusals = {key: kept for key, kept in self._refusals.items() if kept[0] == window}
         self._refusals[client] = (window, used + 1)
-        return error(401, "Invalid token")
 
     # -- every other call ------------------------------------------------------
 
@@ -137,6 +161,7 @@ class Access:
 
     def count_request(self, trader: str, now: float) -> None:
         """Count one request in the trader's fixed one-minute window; 429 beyond the limit."""
+        now = self._window_now(now)
         window = math.floor(now / 60)
         start, used = self._windows.get(trader, (window, 0))
         if start != window:
@@ -147,9 +172,14 @@ class Access:
 
     def window(self, trader: str, now: float) -> Tuple[int, int]:
         """The trader's current (minute window, requests used in it), as ``/status`` tells it."""
-        window = math.floor(now / 60)
+        window = math.floor(self._window_now(now) / 60)
         start, used = self._windows.get(trader, (window, 0))
-        return start, used
+        return window, (used if start == window else 0)
+
+    def until_next_window(self, now: float) -> float:
+        """Seconds from ``now`` until the next one-minute window starts, on the windows' clock."""
+        moment = self._window_now(now)
+        return (math.floor(moment / 60) + 1) * 60 - moment
 
     # -- administration ----------------------------------------------------------
 

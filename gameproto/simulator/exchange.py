@@ -183,7 +183,8 @@ class Exchange:
                 return error(413, f"a token exchange body is at most {_TOKEN_BODY_MAX} bytes")
             return None
         try:
-            self.access.authenticate(request, self._clock())
+            # The exchange's own time, offset included: tokens expire on it (``handle`` checks them so too).
+            self.access.authenticate(request, self.now())
         except Refused as refused:
             return refused.response
         return None
@@ -200,7 +201,7 @@ class Exchange:
         self.attempts[key] += 1
 
     def _status(self, context: Context) -> Response:
-        window, used = self.access.window(context.trader, context.now)
+        _, used = self.access.window(context.trader, context.now)
         limit = self.access.rate_limit_per_minute
         return answer(
             200,
@@ -214,7 +215,7 @@ class Exchange:
                 "rate_limit": {
                     "requests_per_minute": limit,
                     "requests_remaining": max(0, limit - used),
-                    "reset_time": iso((window + 1) * 60),
+                    "reset_time": iso(context.now + self.access.until_next_window(context.now)),
                 },
             },
         )
@@ -241,7 +242,7 @@ class Exchange:
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is expired from now on."""
-        self.access.expire_all(self._clock())
+        self.access.expire_all(self.now())
 
     def revoke(self, personal_token: str) -> None:
         """No more exchanges for ``personal_token``; its access tokens stop working."""

@@ -722,6 +722,7 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     outcome = Outcome("sandbox_bad_clock_values")
     auth = {"Authorization": f"Bearer {admin_token}"}
     advances: List[Any] = ["-15m", "0", "0s", "fifteen minutes", "1e400", "15m;drop", None, True, [], {}, -1, 10**12]
+    advances += [10**400, -(10**400), "8d", 7 * 86400 + 1, "-0", " ", "1.5.5m"]
     sets: List[Any] = ["1999-01-01T00:00Z", "not a time", "2030-13-45T99:99Z", 1893456000, None]
     sets += ["9999-12-31T23:59Z", "2030-01-01T00:00+99:00"]
     raw_bodies = [b"", b"not json", b"[1,2]", b'{"by": NaN}', b'{"by": Infinity}']
