@@ -27,10 +27,11 @@ import hmac
 import json
 import math
 import time
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Tuple, Union
 
 from gameproto._boundary import Request, Response
 from gameproto._calls import encode_json
+from gameproto._constants import SERVER_CLIENT_HEADER
 from gameproto.simulator import makers
 from gameproto.simulator.access import bearer
 from gameproto.simulator.answers import JSONObject, answer, error, iso
@@ -170,14 +171,29 @@ class Sandbox:
             return self._admin(request)
         return error(404, "Not Found")
 
-    def _is_admin(self, request: Request) -> Optional[bool]:
-        """True for the admin token, False for none, None for a wrong one."""
+    def _is_admin(self, request: Request, refusal: Response) -> Union[bool, Response]:
+        """True for the admin token, False for none; ``refusal`` for a wrong one, 429 while the address waits.
+
+        Wrong admin tokens are limited per client address by the rule (and the
+        count) of wrong personal tokens. While an address waits, the right token
+        waits too: otherwise a 200 among the 429s would still tell a guesser
+        when it found it. The wait ends in real time.
+        """
         given = bearer(request)
         if not given:
             return False
+        client = request.header(SERVER_CLIENT_HEADER)
+        access = self.exchange.access
+        now = self.now()
+        if client is not None:
+            wait = access.refusal_wait(client, now)
+            if wait is not None:
+                return error(429, "Too many wrong admin tokens from this address", {"Retry-After": wait})
         if self.admin_token is not None and hmac.compare_digest(given.encode(), self.admin_token.encode()):
             return True
-        return None
+        if client is not None:
+            access.note_refusal(client, now)
+        return refusal
 
     def _key(self) -> str:
         # A real clock moves on its own: expiries and the time left change every second.
@@ -186,9 +202,9 @@ class Sandbox:
     def _view(self, request: Request) -> Response:
         if request.method not in _READS:
             return error(405, "Method Not Allowed", {"Allow": "GET, HEAD"})
-        admin = self._is_admin(request)
-        if admin is None:
-            return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
+        admin = self._is_admin(request, error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"}))
+        if isinstance(admin, Response):
+            return admin
         self.quote()
         key, body = self._rendered(admin)
         if dict(request.query).get("known") == key:
@@ -228,8 +244,12 @@ class Sandbox:
         handler = methods.get(request.method)
         if handler is None:
             return error(405, "Method Not Allowed", {"Allow": ", ".join(methods)})
-        if self._is_admin(request) is not True:
-            return error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
+        refusal = error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
+        admin = self._is_admin(request, refusal)
+        if isinstance(admin, Response):
+            return admin
+        if not admin:
+            return refusal
         try:
             return handler(request)
         except ClockRefused as refused:
