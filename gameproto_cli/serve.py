@@ -87,6 +87,15 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests naming this Host too (repeatable). On a loopback address only loopback names "
+        "(localhost, 127.0.0.1, [::1]) are answered otherwise, so that no web page can reach the server by "
+        "DNS rebinding; on another address any name is, unless some are given",
+    )
+    parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
     parser.add_argument(
@@ -285,7 +294,7 @@ async def _serve(
 ) -> None:
     import anyio
 
-    from gameproto_exchange import Limits, serve_exchange
+    from gameproto_exchange import Limits, allowed_hosts, serve_exchange
 
     limits = Limits(
         idle_timeout=args.idle_timeout,
@@ -301,7 +310,14 @@ async def _serve(
         async with contextlib.AsyncExitStack() as stack:
             try:
                 running = await stack.enter_async_context(
-                    serve_exchange(exchange, args.host, args.port, ssl_context=context, limits=limits)
+                    serve_exchange(
+                        exchange,
+                        args.host,
+                        args.port,
+                        ssl_context=context,
+                        limits=limits,
+                        hosts=allowed_hosts(args.host, args.allowed_host),
+                    )
                 )
             except OSError as error:  # the usual one: the port is taken
                 where = f"{args.host}:{args.port}"

@@ -9,13 +9,14 @@ from ._clock import ClockRefused, ManualClock
 from ._persist import Store
 from ._sandbox import Sandbox
 from ._scenario import ScenarioError, load_scenario
-from ._server import Limits, RunningServer, ServerThread, serve_exchange
+from ._server import Limits, RunningServer, ServerThread, allowed_hosts, serve_exchange
 
 __all__ = [
     "Limits",
     "RunningServer",
     "ServerThread",
     "serve_exchange",
+    "allowed_hosts",
     "Sandbox",
     "ManualClock",
     "ClockRefused",

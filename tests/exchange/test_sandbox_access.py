@@ -6,11 +6,15 @@ Everything over a loopback socket (a :class:`ServerThread` or ``game serve`` in 
 
 from __future__ import annotations
 
+import socket
 from typing import List, Tuple
 
+import pytest
+
 from gameproto.simulator.exchange import Exchange
-from gameproto_exchange import ManualClock, Sandbox, ServerThread
+from gameproto_exchange import ManualClock, Sandbox, ServerThread, allowed_hosts
 from tests.support import hostile_clients as hostile
+from tests.support.harness import GameServe
 from tests.support.sandbox import ADMIN, plain_call
 
 DEMO = "demo-token"
@@ -54,3 +58,46 @@ def test_wrong_personal_and_admin_tokens_share_the_addresss_allowance() -> None:
         assert set(guesses.statuses) == {401}, guesses
         status, _, _ = plain_call(running.base_url, "GET", "/_sandbox/clock", token="guess")
         assert status == 429
+
+
+# -- the Host a request names ------------------------------------------------------------------------------
+
+
+def _with_host(port: int, host: str, path: str, absolute: bool = False) -> int:
+    """The status of a GET naming ``host`` in its Host header (and its target, in absolute form)."""
+    target = f"http://{host}{path}" if absolute else path
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        answer = hostile.read_answer(sock)
+    assert answer is not None
+    return answer[0]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/status", "/", "/_view", "/_sandbox/clock", "/static/sandbox.js", "/nowhere"])
+def test_a_loopback_server_answers_only_loopback_host_names_on_every_path(path: str) -> None:
+    sandbox, _ = _sandbox()
+    with ServerThread(sandbox, hosts=allowed_hosts("127.0.0.1", ["box.example"])) as running:
+        for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil.example"):
+            assert _with_host(running.port, host, path) == 421, host
+        assert _with_host(running.port, "evil.example", path, absolute=True) == 421
+        for host in ("localhost", f"127.0.0.1:{running.port}", "[::1]:99", "LOCALHOST:1", "box.example:8765"):
+            assert _with_host(running.port, host, path) != 421, host
+
+
+def test_the_hosts_a_bound_address_answers() -> None:
+    assert allowed_hosts("127.0.0.1") == frozenset() and allowed_hosts("::1") == frozenset()
+    assert allowed_hosts("localhost", ["Box.Example:8765"]) == frozenset({"box.example"})
+    assert allowed_hosts("0.0.0.0") is None and allowed_hosts("192.0.2.7") is None  # any Host
+    assert allowed_hosts("0.0.0.0", ["box.example"]) == frozenset({"box.example"})
+
+
+def test_game_serve_refuses_a_foreign_host_with_a_clear_421_unless_allowed() -> None:
+    with GameServe("--allowed-host", "sandbox.team.example") as served:
+        port = int(served.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /_view HTTP/1.1\r\nHost: rebound.example\r\n\r\n")
+            answer = hostile.read_answer(sock)
+        assert answer is not None and answer[0] == 421
+        assert b"rebound.example" in answer[2] and b"--allowed-host" in answer[2]
+        assert _with_host(port, "sandbox.team.example:8765", "/api/v1/status") == 401  # answered: no token
+        assert _with_host(port, "localhost", "/") == 200
