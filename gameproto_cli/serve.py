@@ -373,6 +373,12 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         admin_token = _read_tokens(args.admin_token_file)[0]
     if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
+    if admin_token is not None:
+        from gameproto_exchange._sandbox import admin_token_problem
+
+        problem = admin_token_problem(admin_token.strip())
+        if problem is not None:
+            raise UsageError(problem)
     scenario = None
     if args.scenario:
         try:

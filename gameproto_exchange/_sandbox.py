@@ -42,7 +42,7 @@ from . import _web
 from ._clock import ClockRefused, ManualClock, parse_moment, step_seconds
 from ._persist import Store
 
-__all__ = ["Sandbox", "EMPTY_STATE"]
+__all__ = ["Sandbox", "EMPTY_STATE", "admin_token_problem"]
 
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
@@ -66,6 +66,24 @@ def _page(status: int, body: bytes, content_type: str) -> Response:
     return Response(status, dict(_PAGE_HEADERS, **{"content-type": content_type}), body)
 
 
+def admin_token_problem(token: str) -> Optional[str]:
+    """Why ``token`` cannot be an admin token, or None.
+
+    It travels in an ``Authorization`` header, which carries Latin-1 bytes: a
+    token with another character, a space or a control character could be
+    given at start and never sent back.
+    """
+    if not token:
+        return "the admin token is empty"
+    for position, character in enumerate(token, 1):
+        if not ("\x21" <= character <= "\x7e" or "\xa1" <= character <= "\xff"):
+            return (
+                f"the admin token cannot be sent in an HTTP header: character {position} ({character!r}) is not a "
+                "printable Latin-1 character (use letters, digits and punctuation, no spaces)"
+            )
+    return None
+
+
 class Sandbox:
     """An exchange served with the sandbox's extras; ``exchange`` stays the pure engine."""
 
@@ -78,6 +96,9 @@ class Sandbox:
         store: Optional[Store] = None,
         scenario: Optional[makers.Scenario] = None,
     ) -> None:
+        problem = admin_token_problem(admin_token) if admin_token is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         self.exchange = exchange
         self.clock = clock
         self.admin_token = admin_token

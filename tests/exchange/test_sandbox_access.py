@@ -6,7 +6,11 @@ Everything over a loopback socket (a :class:`ServerThread` or ``game serve`` in 
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import List, Tuple
 
 import pytest
@@ -101,3 +105,51 @@ def test_game_serve_refuses_a_foreign_host_with_a_clear_421_unless_allowed() -> 
         assert b"rebound.example" in answer[2] and b"--allowed-host" in answer[2]
         assert _with_host(port, "sandbox.team.example:8765", "/api/v1/status") == 401  # answered: no token
         assert _with_host(port, "localhost", "/") == 200
+
+
+# -- an admin token of any characters a header carries -----------------------------------------------------
+
+BASE64_LIKE = "a+b/c&d%25e%zz=="
+
+
+@pytest.mark.parametrize("token", ["s3cr€t", "two words", "tab\there", "\u0100bc"])
+def test_an_admin_token_no_header_can_carry_is_refused_at_start(token: str, tmp_path: Path) -> None:
+    (tmp_path / "admin.token").write_text(token + "\n", encoding="utf-8")
+    for flags in (["--admin-token", token], ["--admin-token-file", str(tmp_path / "admin.token")]):
+        command = [sys.executable, "-m", "gameproto_cli", "serve", "--port", "0", *flags]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done
+        assert "admin token" in done.stderr and "Latin-1" in done.stderr and token not in done.stderr
+
+
+def test_an_admin_token_with_plus_ampersand_and_percent_works_over_the_wire() -> None:
+    clock = ManualClock(2_000_000_000.0)
+    sandbox = Sandbox(Exchange(clock=clock), clock=clock, admin_token=BASE64_LIKE)
+    with ServerThread(sandbox) as running:
+        status, _, data = plain_call(running.base_url, "GET", "/_view", token=BASE64_LIKE)
+        assert status == 200 and data["admin"] is True
+        status, _, data = plain_call(running.base_url, "GET", "/_sandbox/clock", token=BASE64_LIKE)
+        assert status == 200, data
+    with pytest.raises(ValueError, match="Latin-1"):
+        Sandbox(Exchange(), admin_token="s3cr€t")
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("typed", [BASE64_LIKE, "a%2Bb%2Fc%26d%2525e%25zz%3D%3D"])
+def test_the_page_takes_an_admin_token_with_plus_ampersand_and_percent_from_its_fragment(typed: str) -> None:
+    chromium = os.environ.get("GAME_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.skip(f"no chromium at {chromium}")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install gameproto[components]")
+    with GameServe("--admin-token", BASE64_LIKE) as served, playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(served.base_url + "/#admin=" + typed)  # as typed, or percent-encoded in full
+            page.wait_for_selector("#mode:has-text('admin view')", timeout=10000)
+            wrong = browser.new_page()
+            wrong.goto(served.base_url + "/#admin=not-it")
+            wrong.wait_for_function("document.getElementById('live').title === 'wrong admin token'", timeout=10000)
+            assert wrong.inner_text("#mode") == "public view"
+        finally:
+            browser.close()
