@@ -405,8 +405,16 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
             store = Store(args.state)
         except (sqlite3.Error, OSError) as error:
             raise UsageError(f"cannot open the state file {args.state!r}: {error}") from None
+    from gameproto_exchange._sandbox import stateless_first_number
+
     sandbox = Sandbox(
-        exchange, clock=clock, admin_token=admin_token and admin_token.strip(), store=store, scenario=scenario
+        exchange,
+        clock=clock,
+        admin_token=admin_token and admin_token.strip(),
+        store=store,
+        scenario=scenario,
+        # Without a state file, ids start from the host's time: a restart never gives an id twice.
+        first_number=0 if store is not None else stateless_first_number(time.time()),
     )
     if args.seed_market and not sandbox.restored:
         exchange.seed_market()

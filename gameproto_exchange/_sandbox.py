@@ -11,7 +11,8 @@ every other path is answered here (``outside_api``):
 ``GET /_sandbox/clock``        the exchange's time and the clock's kind
 ``POST /_sandbox/clock/advance``  ``{"by": "15m"}`` (or seconds): manual clock only
 ``POST /_sandbox/clock/set``   ``{"to": "2030-01-15T13:59Z"}``: manual clock only
-``POST /_sandbox/reset``       empty the book and the trades (and the store)
+``POST /_sandbox/reset``       empty the book and the trades (and the store); a new instance,
+                               ids counting on
 =============================  =====================================================
 
 The ``/_sandbox/`` endpoints exist only when the sandbox has an admin token
@@ -42,7 +43,7 @@ from . import _web
 from ._clock import ClockRefused, ManualClock, parse_moment, step_seconds
 from ._persist import Store
 
-__all__ = ["Sandbox", "EMPTY_STATE", "admin_token_problem"]
+__all__ = ["Sandbox", "EMPTY_STATE", "admin_token_problem", "stateless_first_number"]
 
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
@@ -95,6 +96,7 @@ class Sandbox:
         admin_token: Optional[str] = None,
         store: Optional[Store] = None,
         scenario: Optional[makers.Scenario] = None,
+        first_number: int = 0,
     ) -> None:
         problem = admin_token_problem(admin_token) if admin_token is not None else None
         if problem is not None:
@@ -120,6 +122,9 @@ class Sandbox:
             # A manual clock stands still between moves: the rate-limit windows follow real time,
             # so that a 429's Retry-After tells the truth.
             exchange.access.window_clock = time.time
+        if first_number:
+            # Order and trade numbers start past ``first_number`` (a saved state brings its own).
+            exchange.load(dict(EMPTY_STATE, last_number=first_number))
         if store is not None:
             saved_clock = store.load(exchange)
             self.restored = saved_clock is not None
@@ -313,13 +318,24 @@ class Sandbox:
         return answer(200, self._clock_view())
 
     def _reset(self, request: Request) -> Response:
-        self.exchange.load(EMPTY_STATE)
+        # Empty, but counting on: an id a bot still holds never names a new order or trade.
+        self.exchange.load(dict(EMPTY_STATE, last_number=self.exchange.ledger.book.last_number))
         self.cancels.clear()
         if self.store is not None:
             self.store.reset(self.exchange, self.now())
         self.changed()
         self.quote(force=True)
         return answer(200, {"status": "reset", **self._clock_view()})
+
+
+def stateless_first_number(now: float) -> int:
+    """Where a server without ``--state`` starts numbering its orders and trades: past every id a
+    previous run gave, unless that run gave more than ten thousand a second over its whole life.
+
+    Ten thousand numbers a second since 2023-11-14, to the tenth of a millisecond (so that two starts
+    in one second differ): about 10**12 in 2026, far below 2**53.
+    """
+    return max(0, int((now - 1_700_000_000) * 10_000))
 
 
 def _not_manual() -> Response:

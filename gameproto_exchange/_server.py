@@ -170,7 +170,7 @@ class _Refused(Exception):
 
 
 def host_name(value: str) -> str:
-    """The name in a ``Host`` header (or a URL's authority) without its port, lower case: ``[::1]`` keeps its brackets."""
+    """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
     value = value.strip().lower()
     if value.startswith("["):
         return value[: value.find("]") + 1] if "]" in value else value

@@ -108,6 +108,9 @@ class OrderBook:
         self.fill_times: Dict[str, List[float]] = {}
         self._queues: Dict[Tuple[str, str], List[_Entry]] = {}
         self._last_number = 0
+        # The number of the last fill. It never goes back (a trade id is never given twice): after a
+        # reset it starts from the order count, which no fill number can pass (each fill fills an order).
+        self._last_fill = 0
         #: Counts every change of the book; ``versions`` holds each contract's last (version, time).
         #: A view cached at a contract's version is fresh while that version stands.
         self.version = 0
@@ -192,6 +195,7 @@ class OrderBook:
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
+        self._last_fill = max((fill.number for fill in self.fills), default=last_number)
 
     def next_number(self) -> int:
         """The number of the next order, counted from 1 across the exchange."""
@@ -268,8 +272,9 @@ class OrderBook:
                 order.execution_count += 1
                 order.updated = now
         buy, sell = (incoming, resting) if incoming.side == "buy" else (resting, incoming)
+        self._last_fill += 1
         fill = Fill(
-            number=len(self.fills) + 1,
+            number=self._last_fill,
             contract=incoming.contract,
             minutes=incoming.minutes,
             direction=incoming.side,

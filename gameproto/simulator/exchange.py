@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import math
+import secrets
 import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
@@ -99,6 +100,9 @@ class Exchange:
         )
         self.market = MarketData(self.ledger.book, market_zone=market_zone, seed=seed)
         self._started = self.now()
+        #: Names this exchange's state: a new one on every ``load`` of a state without one (a
+        #: sandbox's reset) and for every new exchange; a saved state keeps it (``/status`` tells it).
+        self.instance = _new_instance()
         self.router = self._router()
 
     def _router(self) -> Router:
@@ -212,6 +216,7 @@ class Exchange:
                 "services": {name: "operational" for name in ("orders", "trades", "market_data", "spot")},
                 "uptime": round(max(0.0, context.now - self._started), 3),
                 "response_time_ms": 0,
+                "instance": self.instance,
                 "rate_limit": {
                     "requests_per_minute": limit,
                     "requests_remaining": max(0, limit - used),
@@ -281,5 +286,11 @@ class Exchange:
         return state.dump(self.ledger)
 
     def load(self, saved: Mapping[str, Any]) -> None:
-        """Replace the trading state with one ``save`` gave."""
+        """Replace the trading state with one ``save`` gave (its ``instance``, if it names one, too)."""
         state.restore(self.ledger, saved)
+        named = saved.get("instance")
+        self.instance = named if isinstance(named, str) and named else _new_instance()
+
+
+def _new_instance() -> str:
+    return secrets.token_hex(8)

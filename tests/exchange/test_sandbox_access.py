@@ -16,7 +16,7 @@ from typing import List, Tuple
 import pytest
 
 from gameproto.simulator.exchange import Exchange
-from gameproto_exchange import ManualClock, Sandbox, ServerThread, allowed_hosts
+from gameproto_exchange import ManualClock, Sandbox, ServerThread, Store, allowed_hosts
 from tests.support import hostile_clients as hostile
 from tests.support.harness import GameServe
 from tests.support.sandbox import ADMIN, plain_call
@@ -153,3 +153,59 @@ def test_the_page_takes_an_admin_token_with_plus_ampersand_and_percent_from_its_
             assert wrong.inner_text("#mode") == "public view"
         finally:
             browser.close()
+
+
+# -- the instance a bot talks to, and ids that are never given twice ---------------------------------------
+
+TRADERS = {"alice-token": "alice", "bob-token": "bob"}
+
+
+def _token(url: str, personal: str) -> str:
+    status, _, data = plain_call(url, "POST", "/api/v1/auth/token", {"token": personal})
+    assert status == 200, data
+    return str(data["access_token"])
+
+
+def _trade(url: str) -> Tuple[int, int, str]:
+    """Alice sells and Bob buys 1 MW: (Bob's order number, the trade's number, the instance /status names)."""
+    alice, bob = _token(url, "alice-token"), _token(url, "bob-token")
+    order = hostile.future_order("sell", 60.0)
+    status, _, sold = plain_call(url, "POST", "/api/v1/orders", order, alice)
+    assert status == 200, sold
+    status, _, bought = plain_call(url, "POST", "/api/v1/orders", dict(order, side="buy"), bob)
+    assert status == 200, bought
+    status, _, trades = plain_call(url, "GET", "/api/v1/trades", token=bob)
+    _, _, shown = plain_call(url, "GET", "/api/v1/status", token=bob)
+    return int(bought["order_id"][4:]), max(int(trade["trade_id"][4:]) for trade in trades), shown["instance"]
+
+
+def test_a_reset_names_a_new_instance_and_ids_never_repeat_for_one_state_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "sandbox.db")
+    seen: List[Tuple[int, int, str]] = []
+    for _ in range(2):
+        clock = ManualClock()
+        sandbox = Sandbox(Exchange(tokens=TRADERS, clock=clock), clock=clock, admin_token=ADMIN, store=Store(path))
+        with ServerThread(sandbox) as running:
+            url = running.base_url
+            _, _, shown = plain_call(url, "GET", "/api/v1/status", token=_token(url, "alice-token"))
+            if seen:  # a restart from the state file: the same instance as before it
+                assert shown["instance"] == seen[-1][2]
+            seen.append(_trade(url))
+            status, _, data = plain_call(url, "POST", "/_sandbox/reset", token=ADMIN)
+            assert status == 200, data
+            seen.append(_trade(url))
+        assert sandbox.store is not None
+        sandbox.store.close()
+    orders, trades, instances = zip(*seen)
+    assert list(orders) == sorted(set(orders)) and list(trades) == sorted(set(trades))
+    assert instances[0] != instances[1] and instances[1] == instances[2] and instances[2] != instances[3]
+
+
+def test_a_stateless_game_serve_names_a_new_instance_and_new_ids_after_a_restart() -> None:
+    flags = ["--token", "alice-token", "--token", "bob-token"]
+    with GameServe(*flags) as served:
+        first = _trade(served.base_url)
+    with GameServe(*flags) as served:
+        second = _trade(served.base_url)
+    assert second[2] != first[2] and second[0] > first[0] and second[1] > first[1]
+    assert first[0] > 10**11  # numbered from the host's time, not from 1
