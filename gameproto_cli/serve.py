@@ -357,6 +357,8 @@ def _sandbox_line(sandbox: Any) -> str:
     if sandbox.store is not None:
         parts.append(f"state: {sandbox.store.path} ({'restored' if sandbox.restored else 'new'})")
     parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token)"))
+    if sandbox.non_positive_prices:
+        parts.append("prices at or below zero: allowed for every trader (the scenario's makers quote them)")
     return "; ".join(parts)
 
 

@@ -28,7 +28,7 @@ import hmac
 import json
 import math
 import time
-from typing import Any, Callable, Deque, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from gameproto._boundary import Request, Response
 from gameproto._calls import encode_json
@@ -106,6 +106,10 @@ class Sandbox:
         self.admin_token = admin_token
         self.store = store
         self.scenario = scenario
+        #: Whether the scenario's prices reach zero or below: then every trader may use such prices.
+        self.non_positive_prices = scenario is not None and scenario.lowest_price() <= 0
+        if self.non_positive_prices:
+            exchange.desk.allow_non_positive_price = True
         #: Bumped by every change the page shows: order calls, clock moves, quotes, resets.
         self.version = 0
         self.cancels: Deque[JSONObject] = collections.deque(maxlen=_CANCELS_KEPT)
@@ -143,11 +147,12 @@ class Sandbox:
     def react(self, request: Request) -> Reaction:
         """The exchange's reaction to an API request; a change is saved before it is returned."""
         self.quote()
-        reaction = self.exchange.react(request)
-        if request.method not in _READS and request.path != _TOKEN_PATH:  # a token exchange changes no trade
-            response = reaction.response
-            if request.method == "DELETE" and response is not None and response.status == 200:
-                self._cancelled(response)
+        # The exchange's own answer, not the one an injected fault (``not_json``, say) puts in its place.
+        answered: List[Response] = []
+        reaction = self.exchange.react(request, answered.append)
+        if answered and request.method not in _READS and request.path != _TOKEN_PATH:  # a token changes no trade
+            if request.method == "DELETE" and answered[0].status == 200:
+                self._cancelled(answered[0])
             self.changed()
         return reaction
 
@@ -173,9 +178,14 @@ class Sandbox:
         quarter = math.floor(now / _QUARTER_HOUR)
         if quarter == self._quoted_quarter and not force:
             return
+        # The quarters the clock jumped over get their makers' trades too, so that the trades do not
+        # depend on how the clock was moved (none at start: what happened before it is not made up).
+        missed = range(self._quoted_quarter + 1, quarter) if self._quoted_quarter is not None else range(0)
         self._quoted_quarter = quarter
+        desk, book = self.exchange.desk, self.exchange.ledger.book
         self.exchange.ledger.expire(now)
-        makers.quote(self.exchange.desk.place, self.exchange.ledger.book, self.scenario, self.exchange.seed, now)
+        makers.catch_up(desk.place, book, self.scenario, self.exchange.seed, missed)
+        makers.quote(desk.place, book, self.scenario, self.exchange.seed, now, desk.full)
         self.changed()
 
     # -- everything outside the API prefix -----------------------------------------------

@@ -160,10 +160,22 @@ class Exchange:
         self.access.count_request(trader, now)
         return handler(Context(request, trader, now))
 
-    def react(self, request: Request) -> Reaction:
-        """What a server does with ``request``: the answer, or the fault the plan injects."""
+    def react(self, request: Request, carried_out: Optional[Callable[[Response], None]] = None) -> Reaction:
+        """What a server does with ``request``: the answer, or the fault the plan injects.
+
+        ``carried_out``, if given, is told the exchange's own answer when the
+        request was carried out, whatever answer a fault puts in its place.
+        """
         self._count_attempt(request)
-        return react(self.handle, self.faults, request)
+        if carried_out is None:
+            return react(self.handle, self.faults, request)
+
+        def handle(request: Request) -> Response:
+            response = self.handle(request)
+            carried_out(response)
+            return response
+
+        return react(handle, self.faults, request)
 
     def screen(self, request: Request) -> Optional[Response]:
         """The refusal a request earns from its head alone (404, 405, 401, 413), or None.
