@@ -22,11 +22,11 @@ __all__ = ["add_parsers", "run"]
 DEFAULT_URL = "http://127.0.0.1:8765"
 
 EXAMPLES = """examples:
-  game serve --clock manual --admin-token s3cret --state sandbox.db --seed-market   # in one shell
-  game sandbox clock --admin-token s3cret                        # the exchange's time
-  game sandbox clock advance 15m --admin-token s3cret            # 15 minutes later
-  game sandbox clock set 2030-01-15T13:59Z --admin-token s3cret  # a minute before the 14:00 gate closes
-  game sandbox reset --admin-token s3cret                        # an empty book
+  game serve --clock manual --admin-token-file admin.token --state sandbox.db --seed-market   # in one shell
+  game sandbox clock --admin-token-file admin.token                        # the exchange's time
+  game sandbox clock advance 15m --admin-token-file admin.token            # 15 minutes later
+  game sandbox clock set 2030-01-15T13:59Z --admin-token-file admin.token  # a minute before the 14:00 gate closes
+  game sandbox reset --admin-token-file admin.token                        # an empty book
 """
 
 

@@ -52,7 +52,8 @@ EXAMPLES = """examples:
   game serve --token-file alice.token --token-file bob.token   # your own tokens, kept out of history
   game serve --tls-cert cert.pem --tls-key key.pem --backend trio
   game serve --clock-offset 300                # the exchange's clock 5 minutes ahead of yours
-  game serve --seed-market --clock manual --admin-token s3cret --state sandbox.db   # a team's sandbox
+  game serve --seed-market --clock manual --admin-token-file admin.token --state sandbox.db   # a team's sandbox
+  game serve --host 0.0.0.0 --allowed-host sandbox.team.example --token-file alice.token   # reached by name
   game status --url http://127.0.0.1:8765 --token demo-token   # then talk to it
 """
 
@@ -199,7 +200,8 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--admin-token",
         metavar="TOKEN",
-        help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN)",
+        help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN); "
+        "visible in the process list: prefer --admin-token-file",
     )
     sandbox.add_argument(
         "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
