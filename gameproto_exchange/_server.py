@@ -172,8 +172,9 @@ class _Refused(Exception):
 def host_name(value: str) -> str:
     """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
     value = value.strip().lower()
-    if value.startswith("["):
-        return value[: value.find("]") + 1] if "]" in value else value
+    if value.startswith("["):  # an IPv6 literal, then nothing or a port: anything else is not its name
+        literal, _, rest = value.partition("]")
+        return literal + "]" if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else value
     name, colon, port = value.rpartition(":")
     return name.rstrip(".") if colon and port.isdigit() and ":" not in name else value.rstrip(".")
 
@@ -647,8 +648,11 @@ async def serve_exchange(
     ``limits`` sets the connection discipline (``idle_timeout`` and ``max_body``,
     when given, override its fields). ``hosts``, when given, are the ``Host``
     names answered besides loopback ones (``allowed_hosts`` says which for a
-    bound address); any other is refused (421) on every path. Leaving the
-    block stops listening and closes every connection at once.
+    bound address); any other is refused (421) on every path. Without it, an
+    exchange that serves pages (a :class:`Sandbox`: it has ``outside_api``)
+    answers by the rule of ``allowed_hosts(host)``, so that a page of another
+    site cannot read it by DNS rebinding; a bare exchange answers any name.
+    Leaving the block stops listening and closes every connection at once.
     """
     chosen = _limits(limits, idle_timeout, max_body)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -657,7 +661,11 @@ async def serve_exchange(
         sockets = [one for one in listener.listeners if isinstance(one, SocketListener)]
         real_port = int(sockets[0].extra(SocketAttribute.local_port))
         running = RunningServer(exchange, host, real_port, "https" if ssl_context is not None else "http")
-        server = _Server(running, ssl_context, chosen, None if hosts is None else frozenset(map(host_name, hosts)))
+        if hosts is not None:
+            answered: Optional[FrozenSet[str]] = frozenset(map(host_name, hosts))
+        else:
+            answered = allowed_hosts(host) if hasattr(exchange, "outside_api") else None
+        server = _Server(running, ssl_context, chosen, answered)
         async with anyio.create_task_group() as task_group:
             for one in sockets:
                 task_group.start_soon(server.accept_loop, one, task_group)

@@ -88,6 +88,17 @@ def test_a_loopback_server_answers_only_loopback_host_names_on_every_path(path: 
             assert _with_host(running.port, host, path) != 421, host
 
 
+def test_an_embedded_sandbox_on_loopback_refuses_every_foreign_host_and_a_bare_exchange_answers_any() -> None:
+    sandbox, _ = _sandbox()
+    with ServerThread(sandbox) as running:  # no hosts given: the bound address's rule
+        outcome = hostile.foreign_hosts("127.0.0.1", running.port)
+        assert not outcome.note and outcome.statuses[400] == 3, outcome  # two Host headers: one a path
+        assert outcome.statuses[421] == outcome.requests - 3 > 40, outcome
+        assert _with_host(running.port, f"localhost:{running.port}", "/") == 200
+    with ServerThread(Exchange()) as running:  # serves no page: nothing to read by rebinding
+        assert _with_host(running.port, "evil.example", "/api/v1/status") == 401
+
+
 def test_the_hosts_a_bound_address_answers() -> None:
     assert allowed_hosts("127.0.0.1") == frozenset() and allowed_hosts("::1") == frozenset()
     assert allowed_hosts("localhost", ["Box.Example:8765"]) == frozenset({"box.example"})

@@ -29,6 +29,7 @@ __all__ = [
     "book_flood",
     "both_length_headers",
     "connection_flood",
+    "foreign_hosts",
     "read_answer",
     "sandbox_bad_clock_values",
     "sandbox_without_admin_token",
@@ -730,4 +731,49 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     calls += [_request("POST", "/_sandbox/clock/set", json.dumps({"to": to}).encode(), auth) for to in sets]
     calls += [_request("POST", "/_sandbox/clock/advance", body, auth) for body in raw_bodies]
     _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+#: ``Host`` names a page of another site could make a browser send to a loopback server (DNS rebinding),
+#: and near-misses of loopback names: a loopback server that names none with ``--allowed-host`` refuses each.
+FOREIGN_HOSTS = (
+    "evil.example",
+    "evil.example:8765",
+    "EVIL.EXAMPLE.",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example:80",
+    "[::1].evil.example",
+    "[::1]evil.example:80",
+    "localhost@evil.example",
+    "127.0.0.1:80@evil.example",
+    "localhost evil.example",
+    "127.0.0.256",
+    "127.0.0.1:http",
+    "x" * 5000 + ".example",
+)
+
+
+def foreign_hosts(host: str, port: int, paths: Sequence[str] = ("/", "/_view", "/api/v1/status")) -> Outcome:
+    """Every path asked for under a foreign ``Host``: plainly, in the target's absolute form, and as a second
+    ``Host`` header after a loopback one. A loopback server refuses each before it reads a token: 421, and
+    400 for the head with two ``Host`` headers (one per path; no server may choose between them)."""
+    outcome = Outcome("foreign_hosts")
+    calls = []
+    for path in paths:
+        for name in FOREIGN_HOSTS:
+            calls.append(f"GET {path} HTTP/1.1\r\nHost: {name}\r\n\r\n".encode("latin-1"))
+        calls.append(f"GET http://evil.example{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("latin-1"))
+        calls.append(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n".encode("latin-1"))
+    for message in calls:  # one connection each: the server closes a connection it refused
+        with _connect(host, port) as sock:
+            outcome.connections += 1
+            outcome.requests += 1
+            sock.sendall(message)
+            answer = read_answer(sock)
+        if answer is None:
+            outcome.closed_by_server += 1
+        else:
+            outcome.statuses[answer[0]] += 1
+            if answer[0] != (400 if message.count(b"\r\nHost: ") > 1 else 421):
+                outcome.note += f"{answer[0]} for {message[:120]!r}; "
     return outcome
