@@ -14,6 +14,7 @@ import ipaddress
 import os
 import signal
 import ssl
+import stat
 import sys
 import time
 from typing import Any, Iterator, List, Optional, Tuple
@@ -38,6 +39,8 @@ __all__ = ["add_parsers", "run", "DEMO_TOKEN"]
 
 DEMO_TOKEN = "demo-token"
 DEFAULT_PORT = 8765
+#: The environment variable the admin token may come from (read by game sandbox too).
+ADMIN_TOKEN_ENV = "GAME_ADMIN_TOKEN"
 
 DESCRIPTION = """Run the embedded GAME exchange (a local test server) over HTTP until Ctrl-C.
 
@@ -201,7 +204,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         "--admin-token",
         metavar="TOKEN",
         help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN); "
-        "visible in the process list: prefer --admin-token-file",
+        f"visible in the process list: prefer --admin-token-file or {ADMIN_TOKEN_ENV}",
     )
     sandbox.add_argument(
         "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
@@ -237,6 +240,20 @@ def _read_tokens(path: str) -> List[str]:
     if not tokens:
         raise UsageError(f"the token file {path!r} holds no token")
     return tokens
+
+
+def _warn_if_others_read(path: str) -> None:
+    """Say so when a secret's file may be read by other local users (POSIX modes only)."""
+    try:
+        mode = os.stat(os.path.expanduser(path)).st_mode
+    except OSError:
+        return
+    if os.name == "posix" and mode & 0o077:
+        print(
+            f"warning: {path} can be read by other local users (mode {stat.S_IMODE(mode):o}): chmod 600 {path}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _tokens(args: argparse.Namespace) -> Tuple[List[str], bool]:
@@ -358,7 +375,7 @@ def _sandbox_line(sandbox: Any) -> str:
     parts = [f"clock: {'manual' if sandbox.clock is not None else 'real'} ({now})"]
     if sandbox.store is not None:
         parts.append(f"state: {sandbox.store.path} ({'restored' if sandbox.restored else 'new'})")
-    parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token)"))
+    parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token-file)"))
     if sandbox.non_positive_prices:
         parts.append("prices at or below zero: allowed for every trader (the scenario's makers quote them)")
     return "; ".join(parts)
@@ -375,6 +392,9 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         if admin_token is not None:
             raise UsageError("give --admin-token or --admin-token-file, not both")
         admin_token = _read_tokens(args.admin_token_file)[0]
+        _warn_if_others_read(args.admin_token_file)
+    elif admin_token is None:
+        admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None  # kept out of the process list, as the file
     if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
     if admin_token is not None:

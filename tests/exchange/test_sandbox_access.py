@@ -145,6 +145,28 @@ def test_an_admin_token_with_plus_ampersand_and_percent_works_over_the_wire() ->
         Sandbox(Exchange(), admin_token="s3cr€t")
 
 
+def test_game_serve_takes_the_admin_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAME_ADMIN_TOKEN", ADMIN)  # never in the process list
+    with GameServe("--clock", "manual") as served:
+        assert "admin endpoints: on" in "".join(served.banner)
+        status, _, data = plain_call(served.base_url, "GET", "/_sandbox/clock", token=ADMIN)
+        assert status == 200 and data["clock"] == "manual", data
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_game_serve_warns_when_other_users_may_read_the_admin_token_file(tmp_path: Path) -> None:
+    secret = tmp_path / "admin.token"
+    secret.write_text(ADMIN + "\n", encoding="utf-8")
+    secret.chmod(0o644)
+    with GameServe("--admin-token-file", str(secret)) as served:
+        said = "".join(served.banner)
+    assert f"warning: {secret} can be read by other local users (mode 644): chmod 600 {secret}" in said
+    assert ADMIN not in said
+    secret.chmod(0o600)
+    with GameServe("--admin-token-file", str(secret)) as served:
+        assert "warning" not in "".join(served.banner)
+
+
 @pytest.mark.component
 @pytest.mark.parametrize("typed", [BASE64_LIKE, "a%2Bb%2Fc%26d%2525e%25zz%3D%3D"])
 def test_the_page_takes_an_admin_token_with_plus_ampersand_and_percent_from_its_fragment(typed: str) -> None:
