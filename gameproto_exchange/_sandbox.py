@@ -297,14 +297,25 @@ class Sandbox:
     def _clock_show(self, request: Request) -> Response:
         return answer(200, self._clock_view())
 
-    def _body(self, request: Request, name: str) -> Any:
+    def _body(self, request: Request, name: Optional[str]) -> Any:
+        """The value of the body's one field ``name`` (None: the body is empty or ``{}``); a 422 otherwise.
+
+        Unknown fields are refused, as the API refuses them: a misspelt field must not pass unnoticed.
+        """
+        wanted = f"a JSON object with {name!r}" if name is not None else "empty, or the JSON object {}"
+        if name is None and not (request.body or b"").strip():
+            return None
         try:
             body = json.loads(request.body or b"")
-        except ValueError:
-            raise ClockRefused("the body must be a JSON object") from None
-        if not isinstance(body, dict) or name not in body:
-            raise ClockRefused(f"the body must be a JSON object with {name!r}")
-        return body[name]
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+            raise ClockRefused(f"the body must be {wanted}: it is no JSON") from None
+        if not isinstance(body, dict) or (name is not None and name not in body):
+            raise ClockRefused(f"the body must be {wanted}")
+        unknown = sorted(key for key in body if key != name)
+        if unknown:
+            shown = ", ".join(repr(key if len(key) <= 40 else key[:37] + "...") for key in unknown[:5])
+            raise ClockRefused(f"the body must be {wanted}; unknown field{'s' * (len(unknown) > 1)}: {shown}")
+        return body[name] if name is not None else None
 
     def _clock_advance(self, request: Request) -> Response:
         if self.clock is None:
@@ -328,6 +339,7 @@ class Sandbox:
         return answer(200, self._clock_view())
 
     def _reset(self, request: Request) -> Response:
+        self._body(request, None)
         # Empty, but counting on: an id a bot still holds never names a new order or trade.
         self.exchange.load(dict(EMPTY_STATE, last_number=self.exchange.ledger.book.last_number))
         self.cancels.clear()

@@ -31,6 +31,7 @@ __all__ = [
     "connection_flood",
     "foreign_hosts",
     "read_answer",
+    "sandbox_bad_bodies",
     "sandbox_bad_clock_values",
     "sandbox_without_admin_token",
     "sandbox_wrong_admin_token",
@@ -730,6 +731,22 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     calls = [_request("POST", "/_sandbox/clock/advance", json.dumps({"by": by}).encode(), auth) for by in advances]
     calls += [_request("POST", "/_sandbox/clock/set", json.dumps({"to": to}).encode(), auth) for to in sets]
     calls += [_request("POST", "/_sandbox/clock/advance", body, auth) for body in raw_bodies]
+    _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+def sandbox_bad_bodies(host: str, port: int, admin_token: str) -> Outcome:
+    """The right admin token with bodies that are no JSON object of the endpoint's one field: arrays nested
+    deeper than any parser recurses, unknown or misspelt fields, a body on a reset. Each 422, nothing done."""
+    outcome = Outcome("sandbox_bad_bodies")
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    bodies = {
+        "/_sandbox/clock/advance": [deep, b'{"by": ' + deep + b"}", b'{"by": "15m", "to": "2099-01-01T00:00Z"}'],
+        "/_sandbox/clock/set": [deep, b'{"to": "2099-01-01T00:00Z", "by": "15m"}', b'{"too": "2099-01-01T00:00Z"}'],
+        "/_sandbox/reset": [deep, b"not json", b"[]", b'{"confirm": true}', b"null", b"\xff\xfe{}"],
+    }
+    calls = [_request("POST", path, body, auth) for path, some in bodies.items() for body in some]
     _sandbox_calls(outcome, host, port, calls)
     return outcome
 
