@@ -56,13 +56,22 @@ def _admin_token(args: argparse.Namespace) -> str:
     if args.admin_token_file:
         try:
             with open(os.path.expanduser(args.admin_token_file), encoding="utf-8") as source:
-                token = source.read().strip()
+                lines = [line.strip() for line in source]
         except OSError as error:
             raise UsageError(f"cannot read the admin token file {args.admin_token_file!r}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"the admin token file {args.admin_token_file!r} is not UTF-8 text") from None
+        # Its first line that is no comment, as game serve reads the same file.
+        token = next((line for line in lines if line and not line.startswith("#")), "")
     else:
         token = (args.admin_token or os.environ.get("GAME_ADMIN_TOKEN") or "").strip()
     if not token:
         raise UsageError("say the sandbox's admin token: --admin-token, --admin-token-file or GAME_ADMIN_TOKEN")
+    from gameproto_exchange._sandbox import admin_token_problem
+
+    problem = admin_token_problem(token)
+    if problem is not None:  # it could not be sent: no sandbox can have started with it
+        raise UsageError(problem)
     return token
 
 
@@ -84,6 +93,9 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Optional[Dict[
     if answer.status_code != 200:
         detail = data.get("detail") if isinstance(data, dict) else None
         message = f"the sandbox at {base} answered {answer.status_code}: {detail or answer.reason}"
+        wait = answer.headers.get("Retry-After")
+        if answer.status_code == 429 and wait:
+            message += f" (try again in {wait} s)"
         raise (UsageError if answer.status_code in (401, 404, 409, 422) else CommandFailed)(message)
     return data
 

@@ -236,6 +236,8 @@ def _read_tokens(path: str) -> List[str]:
             tokens = [line.strip() for line in source]
     except OSError as error:
         raise UsageError(f"cannot read the token file {path!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"the token file {path!r} is not UTF-8 text") from None
     tokens = [token for token in tokens if token and not token.startswith("#")]
     if not tokens:
         raise UsageError(f"the token file {path!r} holds no token")

@@ -153,6 +153,28 @@ def test_game_serve_takes_the_admin_token_from_the_environment(monkeypatch: pyte
         assert status == 200 and data["clock"] == "manual", data
 
 
+def _game(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gameproto_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env), timeout=60)
+
+
+def test_game_serve_and_game_sandbox_read_one_admin_token_file_alike(tmp_path: Path) -> None:
+    secret = tmp_path / "admin.token"
+    secret.write_text(f"# the team sandbox's admin token\n\n{ADMIN}\n", encoding="utf-8")
+    secret.chmod(0o600)
+    with GameServe("--clock", "manual", "--admin-token-file", str(secret)) as served:
+        done = _game("sandbox", "clock", "advance", "15m", "--url", served.base_url, "--admin-token-file", str(secret))
+        assert done.returncode == 0 and "manual clock" in done.stdout, done
+        done = _game("sandbox", "clock", "--url", served.base_url, GAME_ADMIN_TOKEN="s3cr\u20act")
+        assert done.returncode == 2 and "cannot be sent in an HTTP header" in done.stderr, done
+        assert "Traceback" not in done.stderr and "codec" not in done.stderr
+    secret.write_bytes(b"\xff\xfeadmin\n")
+    done = _game("sandbox", "clock", "--admin-token-file", str(secret))
+    assert done.returncode == 2 and f"the admin token file {str(secret)!r} is not UTF-8 text" in done.stderr, done
+    done = _game("serve", "--port", "0", "--admin-token-file", str(secret))
+    assert done.returncode == 2 and f"the token file {str(secret)!r} is not UTF-8 text" in done.stderr, done
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 def test_game_serve_warns_when_other_users_may_read_the_admin_token_file(tmp_path: Path) -> None:
     secret = tmp_path / "admin.token"
