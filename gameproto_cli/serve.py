@@ -207,7 +207,9 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         f"visible in the process list: prefer --admin-token-file or {ADMIN_TOKEN_ENV}",
     )
     sandbox.add_argument(
-        "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
+        "--admin-token-file",
+        metavar="PATH",
+        help="read the admin token from this file (kept out of shell history and the process list; chmod 600 it)",
     )
     sandbox.add_argument(
         "--state",
