@@ -9,6 +9,7 @@ them for good).
 from __future__ import annotations
 
 import collections
+import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from .. import _constants
 from .._boundary import Request, Response
 from .answers import Context, Refused, answer, error, invalid, json_body
 
-__all__ = ["Access", "bearer"]
+__all__ = ["Access", "bearer", "guesser"]
 
 #: Live access tokens one personal token holds; a new exchange beyond that drops the oldest.
 _ACCESS_TOKENS_PER_TOKEN = 1000
@@ -128,13 +129,14 @@ class Access:
         """
         moment = self._window_now(now)
         window = math.floor(moment / 60)
-        start, used = self._refusals.get(client, (window, 0))
+        start, used = self._refusals.get(guesser(client), (window, 0))
         if start == window and used >= self.auth_refusals_per_minute:
             return _wait(window, moment)
         return None
 
     def note_refusal(self, client: str, now: float) -> None:
-        """Count one refused attempt of ``client`` in its current minute."""
+        """Count one refused attempt of ``client`` (its ``guesser``) in its current minute."""
+        client = guesser(client)
         window = math.floor(self._window_now(now) / 60)
         start, used = self._refusals.get(client, (window, 0))
         if start != window:
@@ -193,3 +195,24 @@ class Access:
         self.traders.pop(personal_token, None)
         for key in self._issued.pop(personal_token, ()):
             self.tokens.pop(key, None)
+
+
+def guesser(client: str) -> str:
+    """Whom the refused attempts of the address ``client`` are counted against.
+
+    One who can use many addresses counts as one: every loopback address is
+    the one machine (any local user may send from any of 127.0.0.0/8), an
+    IPv6 address its /64 (one host is given a whole /64), an IPv4-mapped
+    address its IPv4 address. Anything else (no IP address) as it is.
+    """
+    try:
+        address = ipaddress.ip_address(client.partition("%")[0])  # without an IPv6 zone ("fe80::1%eth0")
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "loopback"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)

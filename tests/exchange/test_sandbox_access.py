@@ -15,6 +15,7 @@ from typing import List, Tuple
 
 import pytest
 
+from gameproto.simulator.access import guesser
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ManualClock, Sandbox, ServerThread, Store, allowed_hosts
 from tests.support import hostile_clients as hostile
@@ -62,6 +63,30 @@ def test_wrong_personal_and_admin_tokens_share_the_addresss_allowance() -> None:
         assert set(guesses.statuses) == {401}, guesses
         status, _, _ = plain_call(running.base_url, "GET", "/_sandbox/clock", token="guess")
         assert status == 429
+
+
+def test_guesses_from_many_loopback_addresses_share_one_allowance() -> None:
+    sandbox, _ = _sandbox(refusals=3)
+    with ServerThread(sandbox) as running:
+        try:
+            outcome = hostile.sandbox_guesses_from_many_addresses(
+                "127.0.0.1", running.port, addresses=10, per_address=3
+            )
+        except OSError as error:
+            pytest.skip(f"this system sends from 127.0.0.1 alone: {error}")
+        assert outcome.statuses == {401: 3, 429: 27}, outcome  # any local user may send from any of 127/8
+        status, _, _ = plain_call(running.base_url, "GET", "/_sandbox/clock", token=ADMIN)
+        assert status == 429
+
+
+def test_refused_attempts_are_counted_against_whoever_holds_the_address() -> None:
+    assert {guesser(one) for one in ("127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1")} == {"loopback"}
+    assert guesser("2001:db8:1:2:3:4:5:6") == guesser("2001:db8:1:2::9") == "2001:db8:1:2::/64"
+    assert guesser("2001:db8:1:3::9") != guesser("2001:db8:1:2::9")
+    assert guesser("::ffff:192.0.2.1") == guesser("192.0.2.1") == "192.0.2.1" != guesser("192.0.2.2")
+    assert (
+        guesser("fe80::1%eth0") == "fe80::/64" and guesser("") == "" and guesser("not an address") == "not an address"
+    )
 
 
 # -- the Host a request names ------------------------------------------------------------------------------

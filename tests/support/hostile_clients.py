@@ -33,6 +33,7 @@ __all__ = [
     "read_answer",
     "sandbox_bad_bodies",
     "sandbox_bad_clock_values",
+    "sandbox_guesses_from_many_addresses",
     "sandbox_without_admin_token",
     "sandbox_wrong_admin_token",
     "slow_body",
@@ -732,6 +733,30 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     calls += [_request("POST", "/_sandbox/clock/set", json.dumps({"to": to}).encode(), auth) for to in sets]
     calls += [_request("POST", "/_sandbox/clock/advance", body, auth) for body in raw_bodies]
     _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+def sandbox_guesses_from_many_addresses(host: str, port: int, *, addresses: int, per_address: int) -> Outcome:
+    """Wrong admin tokens from ``addresses`` loopback source addresses (127.0.0.2 on), ``per_address`` each:
+    any local user may send from any of 127.0.0.0/8, so a limit per address alone would not hold.
+    OSError where the system lets no socket bind those addresses (only Linux routes all of 127/8)."""
+    _check_loopback(host)
+    outcome = Outcome("sandbox_guesses_from_many_addresses")
+    for number in range(addresses):
+        source = f"127.0.{(number + 2) // 256}.{(number + 2) % 256}"
+        for guess in range(per_address):
+            sock = socket.create_connection((host, port), timeout=5.0, source_address=(source, 0))
+            with sock:
+                outcome.connections += 1
+                path, body = _SANDBOX_MOVES[guess % 2]
+                auth = {"Authorization": f"Bearer guess-{number}-{guess}"}
+                sock.sendall(_request("POST", path, json.dumps(body).encode(), auth))
+                outcome.requests += 1
+                answer = read_answer(sock)
+            if answer is None:
+                outcome.closed_by_server += 1
+            else:
+                outcome.statuses[answer[0]] += 1
     return outcome
 
 
