@@ -24,7 +24,18 @@ from .book import OrderBook
 from .contracts import contract_name
 from .seeding import MARKET_MAKERS, Place, quarter_hour_order
 
-__all__ = ["Maker", "PricePath", "Scenario", "quote", "catch_up", "mid_price", "MAX_LEVELS", "MAX_MAKERS", "CATCH_UP"]
+__all__ = [
+    "Maker",
+    "PricePath",
+    "Scenario",
+    "quote",
+    "catch_up",
+    "mid_price",
+    "MAX_LEVELS",
+    "MAX_MAKERS",
+    "MAX_QUOTES",
+    "CATCH_UP",
+]
 
 _UTC = dt.timezone.utc
 _QUARTER_HOUR = 900
@@ -33,6 +44,9 @@ _CENT = Decimal("0.01")
 #: what a scenario asks for is bounded, so that a typo cannot make a start take minutes and gigabytes.
 MAX_LEVELS = 20
 MAX_MAKERS = 50
+#: Quotes all the makers may rest at once (levels, both sides, every quarter hour of the horizon): at the
+#: bounds above alone a scenario would rest 384,000 orders, 23 s and 600 MB to start.
+MAX_QUOTES = 20_000
 #: Quarter hours the makers' trades are caught up for after a jump of the clock: a week.
 CATCH_UP = 7 * 24 * 4
 #: The lowest mid of the seed's spot curve (``spot`` keeps its prices at 5 or more).
@@ -108,6 +122,17 @@ class Scenario:
                 raise ValueError(f"maker {maker.name!r}: levels must be from 1 to {MAX_LEVELS}, not {maker.levels}")
         if not 0 < self.horizon_hours <= 48:
             raise ValueError(f"horizon_hours must be more than 0 and at most 48, got {self.horizon_hours}")
+        quotes = self.quotes()
+        if quotes > MAX_QUOTES:
+            raise ValueError(
+                f"the makers would rest {quotes} quotes (their levels, times 2 sides, times "
+                f"{math.floor(self.horizon_hours * 4) + 1} quarter hours of horizon_hours), at most {MAX_QUOTES}: "
+                "fewer makers or levels, or a shorter horizon_hours"
+            )
+
+    def quotes(self) -> int:
+        """The most quotes the makers rest at once: their levels on both sides of every quarter hour ahead."""
+        return sum(maker.levels for maker in self.makers) * 2 * (math.floor(self.horizon_hours * 4) + 1)
 
     def lowest_price(self) -> Decimal:
         """The lowest price a maker may quote or trade at: at or below zero, the exchange must allow such prices."""

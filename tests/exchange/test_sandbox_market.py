@@ -14,7 +14,7 @@ import pytest
 
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Fault
-from gameproto.simulator.makers import MAX_LEVELS, Maker, PricePath, Scenario, mid_price
+from gameproto.simulator.makers import MAX_LEVELS, MAX_MAKERS, MAX_QUOTES, Maker, PricePath, Scenario, mid_price
 from gameproto_exchange import ManualClock, Sandbox, ScenarioError, ServerThread, Store, load_scenario
 from tests.support.harness import GameServe
 from tests.support.sandbox import ADMIN, admin_call, plain_call
@@ -120,6 +120,18 @@ def test_levels_are_bounded_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.toml"
     path.write_text('[[makers]]\nname = "deep"\nlevels = 20000\n')
     with pytest.raises(ScenarioError, match=r"deep\.toml.*levels must be from 1 to 20, not 20000"):
+        load_scenario(str(path))
+
+
+def test_the_quotes_of_a_whole_scenario_are_bounded_with_a_clear_error(tmp_path: Path) -> None:
+    deep = tuple(Maker(f"m{number}", levels=MAX_LEVELS) for number in range(MAX_MAKERS))
+    with pytest.raises(ValueError, match=f"would rest 386000 quotes .*, at most {MAX_QUOTES}"):
+        Scenario(makers=deep, horizon_hours=48)
+    widest = Scenario(makers=deep[:2], horizon_hours=48)  # as deep as a maker goes, two of them, two days ahead
+    assert widest.quotes() == 2 * MAX_LEVELS * 2 * 193 <= MAX_QUOTES
+    path = tmp_path / "wide.toml"
+    path.write_text("horizon_hours = 48\n" + "".join(f'[[makers]]\nname = "m{n}"\nlevels = 20\n' for n in range(50)))
+    with pytest.raises(ScenarioError, match=r"wide\.toml.*fewer makers or levels, or a shorter horizon_hours"):
         load_scenario(str(path))
 
 
