@@ -399,6 +399,13 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         _warn_if_others_read(args.admin_token_file)
     elif admin_token is None:
         admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None  # kept out of the process list, as the file
+    else:
+        print(
+            f"warning: --admin-token is in every local user's process list: use --admin-token-file or "
+            f"{ADMIN_TOKEN_ENV}",
+            file=sys.stderr,
+            flush=True,
+        )
     if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
     if admin_token is not None:

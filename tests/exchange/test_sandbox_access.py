@@ -212,6 +212,10 @@ def test_game_serve_warns_when_other_users_may_read_the_admin_token_file(tmp_pat
     secret.chmod(0o600)
     with GameServe("--admin-token-file", str(secret)) as served:
         assert "warning" not in "".join(served.banner)
+    with GameServe("--admin-token", ADMIN) as served:
+        said = "".join(served.banner)
+    assert "warning: --admin-token is in every local user's process list: use --admin-token-file" in said
+    assert ADMIN not in said
 
 
 @pytest.mark.component
