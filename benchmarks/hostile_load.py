@@ -26,12 +26,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from tests import hostile_clients as hostile
+from tests.support import hostile_clients as hostile
 
 __all__ = ["main"]
 
 TOKEN = "hostile-load-token"
 OTHER_TOKEN = "hostile-load-attacker"
+#: The sandbox's admin token the guessers do not know (on the command line: this run is the only user).
+ADMIN_TOKEN = "hostile-load-admin-token"
 _URL = re.compile(r"https?://([0-9.]+):([0-9]+)")
 MB = 1024 * 1024
 
@@ -150,7 +152,10 @@ def _describe(outcome: hostile.Outcome) -> str:
 #: Traders of the book flood: with the default cap (10,000 resting orders a trader), ten of them rest 100,000.
 FLOOD_TRADERS = [f"flood-token-{number}" for number in range(1, 11)]
 #: ``game serve`` arguments an attack needs beyond the usual two tokens.
-SERVE_ARGS: Dict[str, List[str]] = {"book_flood_100k": [arg for token in FLOOD_TRADERS for arg in ("--token", token)]}
+SERVE_ARGS: Dict[str, List[str]] = {
+    "book_flood_100k": [arg for token in FLOOD_TRADERS for arg in ("--token", token)],
+    "admin_token_guesses_5k": ["--clock", "manual", "--admin-token", ADMIN_TOKEN],
+}
 
 
 def _attacks(
@@ -207,6 +212,8 @@ def _attacks(
         "big_book_30k": big_book,
         "book_flood_100k": book_flood,
         "both_length_headers": both_headers,
+        "admin_token_guesses_5k": lambda: hostile.sandbox_wrong_admin_token(host, port, guesses=sized(5_000)),
+        "foreign_hosts": lambda: hostile.foreign_hosts(host, port),
     }
 
 

@@ -162,6 +162,8 @@ class Status(TypedDict, total=False):
     uptime: Number
     response_time_ms: Number
     rate_limit: RateLimitInfo
+    #: The embedded exchange only: names its state, new after a reset or a restart without --state.
+    instance: str
 
 
 class SpotStatus(TypedDict, total=False):

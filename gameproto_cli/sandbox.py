@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from typing import Any, Dict, Optional
 
 from .failures import CommandFailed, UsageError
@@ -21,11 +22,11 @@ __all__ = ["add_parsers", "run"]
 DEFAULT_URL = "http://127.0.0.1:8765"
 
 EXAMPLES = """examples:
-  game serve --clock manual --admin-token s3cret --state sandbox.db --seed-market   # in one shell
-  game sandbox clock --admin-token s3cret                        # the exchange's time
-  game sandbox clock advance 15m --admin-token s3cret            # 15 minutes later
-  game sandbox clock set 2030-01-15T13:59Z --admin-token s3cret  # a minute before the 14:00 gate closes
-  game sandbox reset --admin-token s3cret                        # an empty book
+  game serve --clock manual --admin-token-file admin.token --state sandbox.db --seed-market   # in one shell
+  game sandbox clock --admin-token-file admin.token                        # the exchange's time
+  game sandbox clock advance 15m --admin-token-file admin.token            # 15 minutes later
+  game sandbox clock set 2030-01-15T13:59Z --admin-token-file admin.token  # a minute before the 14:00 gate closes
+  game sandbox reset --admin-token-file admin.token                        # an empty book
 """
 
 
@@ -44,6 +45,9 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--admin-token", metavar="TOKEN", help="the sandbox's admin token (or GAME_ADMIN_TOKEN)")
     parser.add_argument("--admin-token-file", metavar="PATH", help="read the admin token from this file")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    # "advance -5m" is a value, not an option: the sandbox answers it (the clock only moves
+    # forward), in the same words as over HTTP, instead of argparse calling it an unknown flag.
+    parser._negative_number_matcher = re.compile(r"^-[0-9.][0-9.a-zA-Z]*$")
     parser.set_defaults(handler=run)
     return parser
 
@@ -52,13 +56,22 @@ def _admin_token(args: argparse.Namespace) -> str:
     if args.admin_token_file:
         try:
             with open(os.path.expanduser(args.admin_token_file), encoding="utf-8") as source:
-                token = source.read().strip()
+                lines = [line.strip() for line in source]
         except OSError as error:
             raise UsageError(f"cannot read the admin token file {args.admin_token_file!r}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"the admin token file {args.admin_token_file!r} is not UTF-8 text") from None
+        # Its first line that is no comment, as game serve reads the same file.
+        token = next((line for line in lines if line and not line.startswith("#")), "")
     else:
         token = (args.admin_token or os.environ.get("GAME_ADMIN_TOKEN") or "").strip()
     if not token:
         raise UsageError("say the sandbox's admin token: --admin-token, --admin-token-file or GAME_ADMIN_TOKEN")
+    from gameproto_exchange._sandbox import admin_token_problem
+
+    problem = admin_token_problem(token)
+    if problem is not None:  # it could not be sent: no sandbox can have started with it
+        raise UsageError(problem)
     return token
 
 
@@ -80,6 +93,9 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Optional[Dict[
     if answer.status_code != 200:
         detail = data.get("detail") if isinstance(data, dict) else None
         message = f"the sandbox at {base} answered {answer.status_code}: {detail or answer.reason}"
+        wait = answer.headers.get("Retry-After")
+        if answer.status_code == 429 and wait:
+            message += f" (try again in {wait} s)"
         raise (UsageError if answer.status_code in (401, 404, 409, 422) else CommandFailed)(message)
     return data
 

@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import ssl
+import stat
 import sys
 import time
 from typing import Any, Iterator, List, Optional, Tuple
@@ -39,6 +40,8 @@ __all__ = ["add_parsers", "run", "DEMO_TOKEN"]
 
 DEMO_TOKEN = "demo-token"
 DEFAULT_PORT = 8765
+#: The environment variable the admin token may come from (read by game sandbox too).
+ADMIN_TOKEN_ENV = "GAME_ADMIN_TOKEN"
 
 DESCRIPTION = """Run the embedded GAME exchange (a local test server) over HTTP until Ctrl-C.
 
@@ -53,7 +56,8 @@ EXAMPLES = """examples:
   game serve --token-file alice.token --token-file bob.token   # your own tokens, kept out of history
   game serve --tls-cert cert.pem --tls-key key.pem --backend trio
   game serve --clock-offset 300                # the exchange's clock 5 minutes ahead of yours
-  game serve --seed-market --clock manual --admin-token s3cret --state sandbox.db   # a team's sandbox
+  game serve --seed-market --clock manual --admin-token-file admin.token --state sandbox.db   # a team's sandbox
+  game serve --host 0.0.0.0 --allowed-host sandbox.team.example --token-file alice.token   # reached by name
   game status --url http://127.0.0.1:8765 --token demo-token   # then talk to it
 """
 
@@ -87,6 +91,15 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests naming this Host too (repeatable). On a loopback address only loopback names "
+        "(localhost, 127.0.0.1, [::1]) are answered otherwise, so that no web page can reach the server by "
+        "DNS rebinding; on another address any name is, unless some are given",
+    )
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
@@ -191,10 +204,13 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--admin-token",
         metavar="TOKEN",
-        help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN)",
+        help="enables the /_sandbox/ endpoints (clock, reset) and the web view's admin mode (/#admin=TOKEN); "
+        f"visible in the process list: prefer --admin-token-file or {ADMIN_TOKEN_ENV}",
     )
     sandbox.add_argument(
-        "--admin-token-file", metavar="PATH", help="read the admin token from this file (kept out of shell history)"
+        "--admin-token-file",
+        metavar="PATH",
+        help="read the admin token from this file (kept out of shell history and the process list; chmod 600 it)",
     )
     sandbox.add_argument(
         "--state",
@@ -231,10 +247,26 @@ def _read_tokens(path: str) -> List[str]:
             tokens = [line.strip() for line in source]
     except OSError as error:
         raise UsageError(f"cannot read the token file {path!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"the token file {path!r} is not UTF-8 text") from None
     tokens = [token for token in tokens if token and not token.startswith("#")]
     if not tokens:
         raise UsageError(f"the token file {path!r} holds no token")
     return tokens
+
+
+def _warn_if_others_read(path: str) -> None:
+    """Say so when a secret's file may be read by other local users (POSIX modes only)."""
+    try:
+        mode = os.stat(os.path.expanduser(path)).st_mode
+    except OSError:
+        return
+    if os.name == "posix" and mode & 0o077:
+        print(
+            f"warning: {path} can be read by other local users (mode {stat.S_IMODE(mode):o}): chmod 600 {path}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _tokens(args: argparse.Namespace) -> Tuple[List[str], bool]:
@@ -294,7 +326,7 @@ async def _serve(
 ) -> None:
     import anyio
 
-    from gameproto_exchange import Limits, serve_exchange
+    from gameproto_exchange import Limits, allowed_hosts, serve_exchange
 
     limits = Limits(
         idle_timeout=args.idle_timeout,
@@ -310,7 +342,14 @@ async def _serve(
         async with contextlib.AsyncExitStack() as stack:
             try:
                 running = await stack.enter_async_context(
-                    serve_exchange(exchange, args.host, args.port, ssl_context=context, limits=limits)
+                    serve_exchange(
+                        exchange,
+                        args.host,
+                        args.port,
+                        ssl_context=context,
+                        limits=limits,
+                        hosts=allowed_hosts(args.host, args.allowed_host),
+                    )
                 )
             except OSError as error:  # the usual one: the port is taken
                 where = f"{args.host}:{args.port}"
@@ -353,7 +392,9 @@ def _sandbox_line(sandbox: Any) -> str:
         parts.append(f"replaying {len(sandbox.exchange.tape)} recorded events")
     if sandbox.store is not None:
         parts.append(f"state: {sandbox.store.path} ({'restored' if sandbox.restored else 'new'})")
-    parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token)"))
+    parts.append("admin endpoints: " + ("on (/_sandbox/)" if sandbox.admin_token else "off (--admin-token-file)"))
+    if sandbox.non_positive_prices:
+        parts.append("prices at or below zero: allowed for every trader (the scenario's makers quote them)")
     return "; ".join(parts)
 
 
@@ -368,8 +409,24 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         if admin_token is not None:
             raise UsageError("give --admin-token or --admin-token-file, not both")
         admin_token = _read_tokens(args.admin_token_file)[0]
+        _warn_if_others_read(args.admin_token_file)
+    elif admin_token is None:
+        admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None  # kept out of the process list, as the file
+    else:
+        print(
+            f"warning: --admin-token is in every local user's process list: use --admin-token-file or "
+            f"{ADMIN_TOKEN_ENV}",
+            file=sys.stderr,
+            flush=True,
+        )
     if admin_token is not None and not admin_token.strip():
         raise UsageError("--admin-token needs a non-empty value")
+    if admin_token is not None:
+        from gameproto_exchange._sandbox import admin_token_problem
+
+        problem = admin_token_problem(admin_token.strip())
+        if problem is not None:
+            raise UsageError(problem)
     if getattr(args, "replay", None):
         return _replay(args, tokens, admin_token)
     if getattr(args, "speed", None) is not None:
@@ -400,8 +457,16 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
             store = Store(args.state)
         except (sqlite3.Error, OSError) as error:
             raise UsageError(f"cannot open the state file {args.state!r}: {error}") from None
+    from gameproto_exchange._sandbox import stateless_first_number
+
     sandbox = Sandbox(
-        exchange, clock=clock, admin_token=admin_token and admin_token.strip(), store=store, scenario=scenario
+        exchange,
+        clock=clock,
+        admin_token=admin_token and admin_token.strip(),
+        store=store,
+        scenario=scenario,
+        # Without a state file, ids start from the host's time: a restart never gives an id twice.
+        first_number=0 if store is not None else stateless_first_number(time.time()),
     )
     if args.seed_market and not sandbox.restored:
         exchange.seed_market()

@@ -13,13 +13,14 @@ from ._recording import RecordingError, RecordingInfo, RecordingWriter, read_rec
 from ._replay import SpeedClock, replay_sandbox
 from ._sandbox import Sandbox
 from ._scenario import ScenarioError, load_scenario
-from ._server import Limits, RunningServer, ServerThread, serve_exchange
+from ._server import Limits, RunningServer, ServerThread, allowed_hosts, serve_exchange
 
 __all__ = [
     "Limits",
     "RunningServer",
     "ServerThread",
     "serve_exchange",
+    "allowed_hosts",
     "Sandbox",
     "ManualClock",
     "ClockRefused",

@@ -13,13 +13,13 @@ import re
 import time
 from typing import Optional
 
-__all__ = ["ManualClock", "ClockRefused", "parse_duration", "parse_moment"]
+__all__ = ["ManualClock", "ClockRefused", "BACKWARDS", "MAX_STEP", "parse_duration", "parse_moment", "step_seconds"]
 
 _UTC = dt.timezone.utc
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-#: The furthest one advance may move the clock: a year.
-MAX_STEP = 366 * 86400.0
+#: The furthest one advance may move the clock: a week (``set`` goes further, to a time said outright).
+MAX_STEP = 7 * 86400.0
 #: The latest time the clock may show (9000-01-01): dates stay printable, far from overflow.
 LATEST = dt.datetime(9000, 1, 1, tzinfo=_UTC).timestamp()
 
@@ -28,9 +28,47 @@ class ClockRefused(ValueError):
     """A clock move the sandbox refuses: backwards, too far, or not a time at all."""
 
 
+#: The words of every refusal to move the clock back, from ``advance`` and ``set`` alike.
+BACKWARDS = "the test clock only moves forward (restart on a fresh --state to go back)"
+
+
+def _shown(value: object) -> str:
+    """``value`` as the refusal quotes it: at most 40 characters (a JSON integer may have hundreds of digits)."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return "a number of that size" if value > 0 else "a negative number of that size"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _step(seconds: float, value: object) -> float:
+    """``seconds`` when it is a clock advance the sandbox takes; ClockRefused saying why otherwise."""
+    text = _shown(value)
+    if not math.isfinite(seconds):
+        raise ClockRefused(f"a clock advance is a finite number of seconds, not {text}")
+    if seconds < 0:
+        raise ClockRefused(f"{BACKWARDS}: cannot advance by {text}")
+    if not 0 < seconds <= MAX_STEP:
+        raise ClockRefused(f"a clock advance is more than 0 and at most 7 days ({MAX_STEP:g} seconds), not {text}")
+    return seconds
+
+
+def step_seconds(by: object) -> float:
+    """The seconds of an advance's ``by``: a duration text, or a JSON number of any size (never a bool)."""
+    if isinstance(by, str):
+        return parse_duration(by)
+    if isinstance(by, bool) or not isinstance(by, (int, float)):
+        raise ClockRefused("'by' is a duration like '15m' or a number of seconds")
+    if isinstance(by, int) and abs(by) > 10 * MAX_STEP:  # float() of a huge JSON integer would overflow
+        return _step(-1.0 if by < 0 else 2 * MAX_STEP, by)
+    return _step(float(by), by)
+
+
 def parse_duration(text: str) -> float:
     """Seconds in ``15m``, ``1h30m``, ``90s``, ``2d`` or a plain number of seconds."""
     cleaned = text.strip().lower()
+    sign = 1.0
+    if cleaned.startswith("-"):  # parsed to say why it is refused: the clock never goes back
+        sign, cleaned = -1.0, cleaned[1:].strip()
     if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", cleaned):
         seconds = float(cleaned)
     else:
@@ -38,9 +76,7 @@ def parse_duration(text: str) -> float:
         if not parts or "".join(number + unit for number, unit in parts) != cleaned:
             raise ClockRefused(f"not a duration like 15m, 1h30m, 90s or 2d: {text!r}")
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_STEP:
-        raise ClockRefused(f"a clock advance is more than 0 and at most {MAX_STEP:g} seconds, not {text!r}")
-    return seconds
+    return _step(sign * seconds, text)
 
 
 def parse_moment(text: str) -> float:
@@ -68,8 +104,7 @@ class ManualClock:
 
     def advance(self, seconds: float) -> float:
         """Move forward by ``seconds``; the new time."""
-        if not (math.isfinite(seconds) and 0 < seconds <= MAX_STEP):
-            raise ClockRefused(f"a clock advance is more than 0 and at most {MAX_STEP:g} seconds, not {seconds!r}")
+        _step(seconds, seconds)
         if self._now + seconds > LATEST:
             raise ClockRefused("the test clock goes no further than 9000-01-01")
         self._now += seconds
@@ -80,7 +115,7 @@ class ManualClock:
         if not math.isfinite(moment):
             raise ClockRefused(f"not a time: {moment!r}")
         if moment < self._now:
-            raise ClockRefused("the test clock only moves forward (restart on a fresh --state to go back)")
+            raise ClockRefused(BACKWARDS)
         if moment > LATEST:
             raise ClockRefused("the test clock goes no further than 9000-01-01")
         self._now = moment

@@ -87,6 +87,7 @@ class Store:
                 "orders": orders,
                 "fills": fills,
                 "expired": _read(meta["expired"]),
+                "instance": meta.get("instance"),
             }
         )
         self._remember(exchange)
@@ -134,6 +135,7 @@ class Store:
             ("last_number", str(book.last_number)),
             ("expired", _text([[number, at] for number, at in exchange.ledger.expired.items()])),
             ("clock", repr(float(clock))),
+            ("instance", exchange.instance),
         ]
         with self._transaction():
             self._db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?)", changed)

@@ -11,7 +11,8 @@ every other path is answered here (``outside_api``):
 ``GET /_sandbox/clock``        the exchange's time and the clock's kind
 ``POST /_sandbox/clock/advance``  ``{"by": "15m"}`` (or seconds): manual clock only
 ``POST /_sandbox/clock/set``   ``{"to": "2030-01-15T13:59Z"}``: manual clock only
-``POST /_sandbox/reset``       empty the book and the trades (and the store)
+``POST /_sandbox/reset``       empty the book and the trades (and the store); a new instance,
+                               ids counting on
 =============================  =====================================================
 
 The ``/_sandbox/`` endpoints exist only when the sandbox has an admin token
@@ -27,10 +28,11 @@ import hmac
 import json
 import math
 import time
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from gameproto._boundary import Request, Response
 from gameproto._calls import encode_json
+from gameproto._constants import SERVER_CLIENT_HEADER
 from gameproto.simulator import makers
 from gameproto.simulator.access import bearer
 from gameproto.simulator.answers import JSONObject, answer, error, iso
@@ -38,10 +40,10 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
 
 from . import _web
-from ._clock import ClockRefused, ManualClock, parse_duration, parse_moment
+from ._clock import ClockRefused, ManualClock, parse_moment, step_seconds
 from ._persist import Store
 
-__all__ = ["Sandbox", "EMPTY_STATE"]
+__all__ = ["Sandbox", "EMPTY_STATE", "admin_token_problem", "stateless_first_number"]
 
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
@@ -65,6 +67,24 @@ def _page(status: int, body: bytes, content_type: str) -> Response:
     return Response(status, dict(_PAGE_HEADERS, **{"content-type": content_type}), body)
 
 
+def admin_token_problem(token: str) -> Optional[str]:
+    """Why ``token`` cannot be an admin token, or None.
+
+    It travels in an ``Authorization`` header, which carries Latin-1 bytes: a
+    token with another character, a space or a control character could be
+    given at start and never sent back.
+    """
+    if not token:
+        return "the admin token is empty"
+    for position, character in enumerate(token, 1):
+        if not ("\x21" <= character <= "\x7e" or "\xa1" <= character <= "\xff"):
+            return (
+                f"the admin token cannot be sent in an HTTP header: character {position} ({character!r}) is not a "
+                "printable Latin-1 character (use letters, digits and punctuation, no spaces)"
+            )
+    return None
+
+
 class Sandbox:
     """An exchange served with the sandbox's extras; ``exchange`` stays the pure engine."""
 
@@ -76,12 +96,20 @@ class Sandbox:
         admin_token: Optional[str] = None,
         store: Optional[Store] = None,
         scenario: Optional[makers.Scenario] = None,
+        first_number: int = 0,
     ) -> None:
+        problem = admin_token_problem(admin_token) if admin_token is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         self.exchange = exchange
         self.clock = clock
         self.admin_token = admin_token
         self.store = store
         self.scenario = scenario
+        #: Whether the scenario's prices reach zero or below: then every trader may use such prices.
+        self.non_positive_prices = scenario is not None and scenario.lowest_price() <= 0
+        if self.non_positive_prices:
+            exchange.desk.allow_non_positive_price = True
         #: Bumped by every change the page shows: order calls, clock moves, quotes, resets.
         self.version = 0
         self.cancels: Deque[JSONObject] = collections.deque(maxlen=_CANCELS_KEPT)
@@ -89,6 +117,18 @@ class Sandbox:
         # The latest rendered view, public and admin: (key, JSON, time.monotonic() of the render).
         self._views: Dict[bool, Tuple[str, bytes, float]] = {}
         self.restored = False
+        if clock is not None:
+            if exchange.clock_offset:
+                # A manual clock's offset is where it starts, applied once: ``clock set T`` then shows T,
+                # and a restart from a saved clock does not add it again.
+                clock.resume(clock() + exchange.clock_offset)
+                exchange.clock_offset = 0.0
+            # A manual clock stands still between moves: the rate-limit windows follow real time,
+            # so that a 429's Retry-After tells the truth.
+            exchange.access.window_clock = time.time
+        if first_number:
+            # Order and trade numbers start past ``first_number`` (a saved state brings its own).
+            exchange.load(dict(EMPTY_STATE, last_number=first_number))
         if store is not None:
             saved_clock = store.load(exchange)
             self.restored = saved_clock is not None
@@ -107,11 +147,12 @@ class Sandbox:
     def react(self, request: Request) -> Reaction:
         """The exchange's reaction to an API request; a change is saved before it is returned."""
         self.quote()
-        reaction = self.exchange.react(request)
-        if request.method not in _READS and request.path != _TOKEN_PATH:  # a token exchange changes no trade
-            response = reaction.response
-            if request.method == "DELETE" and response is not None and response.status == 200:
-                self._cancelled(response)
+        # The exchange's own answer, not the one an injected fault (``not_json``, say) puts in its place.
+        answered: List[Response] = []
+        reaction = self.exchange.react(request, answered.append)
+        if answered and request.method not in _READS and request.path != _TOKEN_PATH:  # a token changes no trade
+            if request.method == "DELETE" and answered[0].status == 200:
+                self._cancelled(answered[0])
             self.changed()
         return reaction
 
@@ -137,9 +178,14 @@ class Sandbox:
         quarter = math.floor(now / _QUARTER_HOUR)
         if quarter == self._quoted_quarter and not force:
             return
+        # The quarters the clock jumped over get their makers' trades too, so that the trades do not
+        # depend on how the clock was moved (none at start: what happened before it is not made up).
+        missed = range(self._quoted_quarter + 1, quarter) if self._quoted_quarter is not None else range(0)
         self._quoted_quarter = quarter
+        desk, book = self.exchange.desk, self.exchange.ledger.book
         self.exchange.ledger.expire(now)
-        makers.quote(self.exchange.desk.place, self.exchange.ledger.book, self.scenario, self.exchange.seed, now)
+        makers.catch_up(desk.place, book, self.scenario, self.exchange.seed, missed)
+        makers.quote(desk.place, book, self.scenario, self.exchange.seed, now, desk.full)
         self.changed()
 
     # -- everything outside the API prefix -----------------------------------------------
@@ -161,14 +207,29 @@ class Sandbox:
             return self._admin(request)
         return error(404, "Not Found")
 
-    def _is_admin(self, request: Request) -> Optional[bool]:
-        """True for the admin token, False for none, None for a wrong one."""
+    def _is_admin(self, request: Request, refusal: Response) -> Union[bool, Response]:
+        """True for the admin token, False for none; ``refusal`` for a wrong one, 429 while the address waits.
+
+        Wrong admin tokens are limited per client address by the rule (and the
+        count) of wrong personal tokens. While an address waits, the right token
+        waits too: otherwise a 200 among the 429s would still tell a guesser
+        when it found it. The wait ends in real time.
+        """
         given = bearer(request)
         if not given:
             return False
+        client = request.header(SERVER_CLIENT_HEADER)
+        access = self.exchange.access
+        now = self.now()
+        if client is not None:
+            wait = access.refusal_wait(client, now)
+            if wait is not None:
+                return error(429, "Too many wrong admin tokens from this address", {"Retry-After": wait})
         if self.admin_token is not None and hmac.compare_digest(given.encode(), self.admin_token.encode()):
             return True
-        return None
+        if client is not None:
+            access.note_refusal(client, now)
+        return refusal
 
     def _key(self) -> str:
         # A real clock moves on its own: expiries and the time left change every second.
@@ -177,9 +238,9 @@ class Sandbox:
     def _view(self, request: Request) -> Response:
         if request.method not in _READS:
             return error(405, "Method Not Allowed", {"Allow": "GET, HEAD"})
-        admin = self._is_admin(request)
-        if admin is None:
-            return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
+        admin = self._is_admin(request, error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"}))
+        if isinstance(admin, Response):
+            return admin
         self.quote()
         key, body = self._rendered(admin)
         if dict(request.query).get("known") == key:
@@ -219,8 +280,12 @@ class Sandbox:
         handler = methods.get(request.method)
         if handler is None:
             return error(405, "Method Not Allowed", {"Allow": ", ".join(methods)})
-        if self._is_admin(request) is not True:
-            return error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
+        refusal = error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
+        admin = self._is_admin(request, refusal)
+        if isinstance(admin, Response):
+            return admin
+        if not admin:
+            return refusal
         try:
             return handler(request)
         except ClockRefused as refused:
@@ -232,22 +297,30 @@ class Sandbox:
     def _clock_show(self, request: Request) -> Response:
         return answer(200, self._clock_view())
 
-    def _body(self, request: Request, name: str) -> Any:
+    def _body(self, request: Request, name: Optional[str]) -> Any:
+        """The value of the body's one field ``name`` (None: the body is empty or ``{}``); a 422 otherwise.
+
+        Unknown fields are refused, as the API refuses them: a misspelt field must not pass unnoticed.
+        """
+        wanted = f"a JSON object with {name!r}" if name is not None else "empty, or the JSON object {}"
+        if name is None and not (request.body or b"").strip():
+            return None
         try:
             body = json.loads(request.body or b"")
-        except ValueError:
-            raise ClockRefused("the body must be a JSON object") from None
-        if not isinstance(body, dict) or name not in body:
-            raise ClockRefused(f"the body must be a JSON object with {name!r}")
-        return body[name]
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+            raise ClockRefused(f"the body must be {wanted}: it is no JSON") from None
+        if not isinstance(body, dict) or (name is not None and name not in body):
+            raise ClockRefused(f"the body must be {wanted}")
+        unknown = sorted(key for key in body if key != name)
+        if unknown:
+            shown = ", ".join(repr(key if len(key) <= 40 else key[:37] + "...") for key in unknown[:5])
+            raise ClockRefused(f"the body must be {wanted}; unknown field{'s' * (len(unknown) > 1)}: {shown}")
+        return body[name] if name is not None else None
 
     def _clock_advance(self, request: Request) -> Response:
         if self.clock is None:
             return _not_manual()
-        by = self._body(request, "by")
-        if isinstance(by, bool) or not isinstance(by, (int, float, str)):
-            raise ClockRefused("'by' is a duration like '15m' or a number of seconds")
-        self.clock.advance(parse_duration(by) if isinstance(by, str) else float(by))
+        self.clock.advance(step_seconds(self._body(request, "by")))
         return self._moved()
 
     def _clock_set(self, request: Request) -> Response:
@@ -266,13 +339,25 @@ class Sandbox:
         return answer(200, self._clock_view())
 
     def _reset(self, request: Request) -> Response:
-        self.exchange.load(EMPTY_STATE)
+        self._body(request, None)
+        # Empty, but counting on: an id a bot still holds never names a new order or trade.
+        self.exchange.load(dict(EMPTY_STATE, last_number=self.exchange.ledger.book.last_number))
         self.cancels.clear()
         if self.store is not None:
             self.store.reset(self.exchange, self.now())
         self.changed()
         self.quote(force=True)
         return answer(200, {"status": "reset", **self._clock_view()})
+
+
+def stateless_first_number(now: float) -> int:
+    """Where a server without ``--state`` starts numbering its orders and trades: past every id a
+    previous run gave, unless that run gave more than ten thousand a second over its whole life.
+
+    Ten thousand numbers a second since 2023-11-14, to the tenth of a millisecond (so that two starts
+    in one second differ): about 10**12 in 2026, far below 2**53.
+    """
+    return max(0, int((now - 1_700_000_000) * 10_000))
 
 
 def _not_manual() -> Response:

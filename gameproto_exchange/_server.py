@@ -9,6 +9,7 @@ close without a word. Everything the exchange decides stays in the exchange.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from typing import (
     Callable,
     ContextManager,
     Dict,
+    FrozenSet,
     Generic,
     Iterable,
     List,
@@ -58,7 +60,7 @@ from gameproto._constants import (
 )
 from gameproto.simulator.faults import Reaction
 
-__all__ = ["Limits", "Reactor", "RunningServer", "ServerThread", "serve_exchange"]
+__all__ = ["Limits", "Reactor", "RunningServer", "ServerThread", "serve_exchange", "allowed_hosts", "host_name"]
 
 logger = logging.getLogger("gameproto.server")
 
@@ -166,6 +168,45 @@ class _Refused(Exception):
         self.status = status
         self.detail = detail
         self.response = response
+
+
+def host_name(value: str) -> str:
+    """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
+    value = value.strip().lower()
+    if value.startswith("["):  # an IPv6 literal, then nothing or a port: anything else is not its name
+        literal, _, rest = value.partition("]")
+        return literal + "]" if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else value
+    name, colon, port = value.rpartition(":")
+    return name.rstrip(".") if colon and port.isdigit() and ":" not in name else value.rstrip(".")
+
+
+def _is_loopback_name(name: str) -> bool:
+    if name in ("localhost", "[::1]") or name.endswith(".localhost"):
+        return True
+    parts = name.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(part.isdigit() and int(part) < 256 for part in parts)
+
+
+def allowed_hosts(bound: str, named: Iterable[str] = ()) -> Optional[FrozenSet[str]]:
+    """The ``Host`` names a server bound to ``bound`` answers, or None for any.
+
+    Bound to a loopback address, it answers loopback names (``localhost``,
+    ``127.0.0.1``, ``[::1]``, any port) and those ``named``: a page of another
+    site that a browser was tricked into sending here (DNS rebinding) names its
+    own host and is refused. Bound elsewhere, it answers any name unless some
+    are ``named``; loopback names are always answered.
+    """
+    names = frozenset(host_name(one) for one in named if one.strip())
+    if names or _is_loopback_name(host_name(bound)) or _is_loopback_address(bound):
+        return names
+    return None
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Late(Exception):
@@ -326,6 +367,26 @@ class _Connection:
             await self._send(h11.Data(data=body[start : start + SEND_PIECE]))
         await self._send(h11.EndOfMessage())
 
+    def _check_host(self, event: h11.Request) -> None:
+        """Refuse (421) a request naming a host this server does not answer, on every path."""
+        allowed = self.server.allowed_hosts
+        if allowed is None:
+            return
+        named = [value.decode("latin-1") for name, value in event.headers if name == b"host"]
+        target = event.target.decode("latin-1")
+        if target.startswith(("http://", "https://")):  # absolute form: its authority is the host asked for
+            named.append(urlsplit(target).netloc.rpartition("@")[2])
+        for value in named:
+            name = host_name(value)
+            if name not in allowed and not _is_loopback_name(name):
+                shown = value if len(value) <= 100 else value[:100] + "..."
+                raise _Refused(
+                    421,
+                    f"this server does not answer for the host {shown!r}: it answers loopback names"
+                    + (f" and {', '.join(sorted(allowed))}" if allowed else "")
+                    + " (game serve --allowed-host NAME adds one)",
+                )
+
     def _check_head(self, event: h11.Request) -> Optional[Response]:
         """Refuse, from the head alone, what must not be read: ambiguous framing, too large a body.
 
@@ -408,6 +469,7 @@ class _Connection:
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 assert isinstance(event, h11.Request)
+                self._check_host(event)
                 refusal = self._check_head(event)
                 body = await self._read_body(event, refusal)
             except h11.RemoteProtocolError as error:
@@ -504,8 +566,16 @@ def _address(stream: ByteStream) -> str:
 class _Server:
     """The serving machinery behind a :class:`RunningServer`."""
 
-    def __init__(self, running: RunningServer[Any], ssl_context: Optional[ssl.SSLContext], limits: Limits) -> None:
+    def __init__(
+        self,
+        running: RunningServer[Any],
+        ssl_context: Optional[ssl.SSLContext],
+        limits: Limits,
+        allowed_hosts: Optional[FrozenSet[str]] = None,
+    ) -> None:
         self.running = running
+        #: The ``Host`` names answered besides loopback ones; None: any (see ``allowed_hosts``).
+        self.allowed_hosts = allowed_hosts
         self.exchange: Reactor = running.exchange
         # The Date header tells the exchange's time, which may be shifted from the host's.
         exchange_now = getattr(running.exchange, "now", None)
@@ -609,12 +679,18 @@ async def serve_exchange(
     idle_timeout: Optional[float] = None,
     max_body: Optional[int] = None,
     limits: Optional[Limits] = None,
+    hosts: Optional[Iterable[str]] = None,
 ) -> AsyncIterator[RunningServer[ExchangeT]]:
     """Serve ``exchange`` while the block runs; yields the :class:`RunningServer` (port 0: a free port).
 
     ``limits`` sets the connection discipline (``idle_timeout`` and ``max_body``,
-    when given, override its fields). Leaving the block stops listening and
-    closes every connection at once.
+    when given, override its fields). ``hosts``, when given, are the ``Host``
+    names answered besides loopback ones (``allowed_hosts`` says which for a
+    bound address); any other is refused (421) on every path. Without it, an
+    exchange that serves pages (a :class:`Sandbox`: it has ``outside_api``)
+    answers by the rule of ``allowed_hosts(host)``, so that a page of another
+    site cannot read it by DNS rebinding; a bare exchange answers any name.
+    Leaving the block stops listening and closes every connection at once.
     """
     chosen = _limits(limits, idle_timeout, max_body)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -623,7 +699,11 @@ async def serve_exchange(
         sockets = [one for one in listener.listeners if isinstance(one, SocketListener)]
         real_port = int(sockets[0].extra(SocketAttribute.local_port))
         running = RunningServer(exchange, host, real_port, "https" if ssl_context is not None else "http")
-        server = _Server(running, ssl_context, chosen)
+        if hosts is not None:
+            answered: Optional[FrozenSet[str]] = frozenset(map(host_name, hosts))
+        else:
+            answered = allowed_hosts(host) if hasattr(exchange, "outside_api") else None
+        server = _Server(running, ssl_context, chosen, answered)
         async with anyio.create_task_group() as task_group:
             for one in sockets:
                 task_group.start_soon(server.accept_loop, one, task_group)
@@ -653,8 +733,10 @@ class ServerThread(Generic[ExchangeT]):
         idle_timeout: Optional[float] = None,
         max_body: Optional[int] = None,
         limits: Optional[Limits] = None,
+        hosts: Optional[Iterable[str]] = None,
     ) -> None:
         self.exchange = exchange
+        self.hosts = None if hosts is None else tuple(hosts)
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -678,6 +760,7 @@ class ServerThread(Generic[ExchangeT]):
                     self.port,
                     ssl_context=self.ssl_context,
                     limits=self.limits,
+                    hosts=self.hosts,
                 )
             )
             running = served.__enter__()

@@ -9,16 +9,17 @@ them for good).
 from __future__ import annotations
 
 import collections
+import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, Mapping, Tuple, Union
+from typing import Callable, Deque, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .. import _constants
 from .._boundary import Request, Response
 from .answers import Context, Refused, answer, error, invalid, json_body
 
-__all__ = ["Access", "bearer"]
+__all__ = ["Access", "bearer", "guesser"]
 
 #: Live access tokens one personal token holds; a new exchange beyond that drops the oldest.
 _ACCESS_TOKENS_PER_TOKEN = 1000
@@ -65,6 +66,9 @@ class Access:
         self.token_lifetime = token_lifetime
         self.rate_limit_per_minute = rate_limit_per_minute
         self.auth_refusals_per_minute = auth_refusals_per_minute
+        #: The clock of the one-minute windows, when it is not the exchange's: a sandbox's manual
+        #: clock stands still, and a window on it would never end (``Retry-After`` would lie).
+        self.window_clock: Optional[Callable[[], float]] = None
         #: Successful token exchanges so far.
         self.exchanges = 0
         self.tokens: Dict[str, _Token] = {}
@@ -108,17 +112,39 @@ class Access:
         client = context.client
         if client is None:
             return error(401, "Invalid token")
-        window = math.floor(context.now / 60)
+        wait = self.refusal_wait(client, context.now)
+        if wait is not None:
+            return error(429, "Too many refused token exchanges", {"Retry-After": wait})
+        self.note_refusal(client, context.now)
+        return error(401, "Invalid token")
+
+    def _window_now(self, now: float) -> float:
+        return self.window_clock() if self.window_clock is not None else now
+
+    def refusal_wait(self, client: str, now: float) -> Optional[str]:
+        """``Retry-After`` for an address that made its refused attempts this minute, None while it may try.
+
+        The one rule for every secret guessed over the wire: personal tokens
+        here, the sandbox's admin token too.
+        """
+        moment = self._window_now(now)
+        window = math.floor(moment / 60)
+        start, used = self._refusals.get(guesser(client), (window, 0))
+        if start == window and used >= self.auth_refusals_per_minute:
+            return _wait(window, moment)
+        return None
+
+    def note_refusal(self, client: str, now: float) -> None:
+        """Count one refused attempt of ``client`` (its ``guesser``) in its current minute."""
+        client = guesser(client)
+        window = math.floor(self._window_now(now) / 60)
         start, used = self._refusals.get(client, (window, 0))
         if start != window:
             used = 0
-        if used >= self.auth_refusals_per_minute:
-            return error(429, "Too many refused token exchanges", {"Retry-After": _wait(window, context.now)})
         if client not in self._refusals and len(self._refusals) >= _REFUSAL_ADDRESSES:
             # Addresses of past minutes hold nothing worth keeping: the table stays small.
             self._refusals = {key: kept for key, kept in self._refusals.items() if kept[0] == window}
         self._refusals[client] = (window, used + 1)
-        return error(401, "Invalid token")
 
     # -- every other call ------------------------------------------------------
 
@@ -137,6 +163,7 @@ class Access:
 
     def count_request(self, trader: str, now: float) -> None:
         """Count one request in the trader's fixed one-minute window; 429 beyond the limit."""
+        now = self._window_now(now)
         window = math.floor(now / 60)
         start, used = self._windows.get(trader, (window, 0))
         if start != window:
@@ -147,9 +174,14 @@ class Access:
 
     def window(self, trader: str, now: float) -> Tuple[int, int]:
         """The trader's current (minute window, requests used in it), as ``/status`` tells it."""
-        window = math.floor(now / 60)
+        window = math.floor(self._window_now(now) / 60)
         start, used = self._windows.get(trader, (window, 0))
-        return start, used
+        return window, (used if start == window else 0)
+
+    def until_next_window(self, now: float) -> float:
+        """Seconds from ``now`` until the next one-minute window starts, on the windows' clock."""
+        moment = self._window_now(now)
+        return (math.floor(moment / 60) + 1) * 60 - moment
 
     # -- administration ----------------------------------------------------------
 
@@ -163,3 +195,24 @@ class Access:
         self.traders.pop(personal_token, None)
         for key in self._issued.pop(personal_token, ()):
             self.tokens.pop(key, None)
+
+
+def guesser(client: str) -> str:
+    """Whom the refused attempts of the address ``client`` are counted against.
+
+    One who can use many addresses counts as one: every loopback address is
+    the one machine (any local user may send from any of 127.0.0.0/8), an
+    IPv6 address its /64 (one host is given a whole /64), an IPv4-mapped
+    address its IPv4 address. Anything else (no IP address) as it is.
+    """
+    try:
+        address = ipaddress.ip_address(client.partition("%")[0])  # without an IPv6 zone ("fe80::1%eth0")
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "loopback"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)

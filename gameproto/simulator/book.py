@@ -186,6 +186,9 @@ class OrderBook:
         # Each contract's (buy side, sell side).
         self._sides: Dict[str, Tuple[_Side, _Side]] = {}
         self._last_number = 0
+        # The number of the last fill. It never goes back (a trade id is never given twice): after a
+        # reset it starts from the order count, which no fill number can pass (each fill fills an order).
+        self._last_fill = 0
         #: Counts every change of the book; ``versions`` holds each contract's last (version, time).
         #: A view cached at a contract's version is fresh while that version stands.
         self.version = 0
@@ -276,6 +279,7 @@ class OrderBook:
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
+        self._last_fill = max((fill.number for fill in self.fills), default=last_number)
 
     def _rest(self, order: BookOrder, left: Decimal) -> None:
         pair = self._sides.get(order.contract)
@@ -404,11 +408,12 @@ class OrderBook:
             order.execution_count += 1
             order.updated = now
         buy, sell = (incoming, resting) if incoming.side == "buy" else (resting, incoming)
+        self._last_fill += 1
         # A frozen dataclass's __init__ sets each field through object.__setattr__, which costs
         # more than the rest of a fill together: a fill is made by filling its __dict__ at once.
         fill: Fill = object.__new__(Fill)
         fill.__dict__.update(
-            number=len(self.fills) + 1,
+            number=self._last_fill,
             contract=incoming.contract,
             minutes=incoming.minutes,
             direction=incoming.side,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import math
+import secrets
 import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
@@ -99,6 +100,9 @@ class Exchange:
         )
         self.market = MarketData(self.ledger.book, market_zone=market_zone, seed=seed)
         self._started = self.now()
+        #: Names this exchange's state: a new one on every ``load`` of a state without one (a
+        #: sandbox's reset) and for every new exchange; a saved state keeps it (``/status`` tells it).
+        self.instance = _new_instance()
         self.router = self._router()
 
     def _router(self) -> Router:
@@ -156,10 +160,22 @@ class Exchange:
         self.access.count_request(trader, now)
         return handler(Context(request, trader, now))
 
-    def react(self, request: Request) -> Reaction:
-        """What a server does with ``request``: the answer, or the fault the plan injects."""
+    def react(self, request: Request, carried_out: Optional[Callable[[Response], None]] = None) -> Reaction:
+        """What a server does with ``request``: the answer, or the fault the plan injects.
+
+        ``carried_out``, if given, is told the exchange's own answer when the
+        request was carried out, whatever answer a fault puts in its place.
+        """
         self._count_attempt(request)
-        return react(self.handle, self.faults, request)
+        if carried_out is None:
+            return react(self.handle, self.faults, request)
+
+        def handle(request: Request) -> Response:
+            response = self.handle(request)
+            carried_out(response)
+            return response
+
+        return react(handle, self.faults, request)
 
     def screen(self, request: Request) -> Optional[Response]:
         """The refusal a request earns from its head alone (404, 405, 401, 413), or None.
@@ -183,7 +199,8 @@ class Exchange:
                 return error(413, f"a token exchange body is at most {_TOKEN_BODY_MAX} bytes")
             return None
         try:
-            self.access.authenticate(request, self._clock())
+            # The exchange's own time, offset included: tokens expire on it (``handle`` checks them so too).
+            self.access.authenticate(request, self.now())
         except Refused as refused:
             return refused.response
         return None
@@ -200,7 +217,7 @@ class Exchange:
         self.attempts[key] += 1
 
     def _status(self, context: Context) -> Response:
-        window, used = self.access.window(context.trader, context.now)
+        _, used = self.access.window(context.trader, context.now)
         limit = self.access.rate_limit_per_minute
         return answer(
             200,
@@ -211,10 +228,11 @@ class Exchange:
                 "services": {name: "operational" for name in ("orders", "trades", "market_data", "spot")},
                 "uptime": round(max(0.0, context.now - self._started), 3),
                 "response_time_ms": 0,
+                "instance": self.instance,
                 "rate_limit": {
                     "requests_per_minute": limit,
                     "requests_remaining": max(0, limit - used),
-                    "reset_time": iso((window + 1) * 60),
+                    "reset_time": iso(context.now + self.access.until_next_window(context.now)),
                 },
             },
         )
@@ -241,7 +259,7 @@ class Exchange:
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is expired from now on."""
-        self.access.expire_all(self._clock())
+        self.access.expire_all(self.now())
 
     def revoke(self, personal_token: str) -> None:
         """No more exchanges for ``personal_token``; its access tokens stop working."""
@@ -280,5 +298,11 @@ class Exchange:
         return state.dump(self.ledger)
 
     def load(self, saved: Mapping[str, Any]) -> None:
-        """Replace the trading state with one ``save`` gave."""
+        """Replace the trading state with one ``save`` gave (its ``instance``, if it names one, too)."""
         state.restore(self.ledger, saved)
+        named = saved.get("instance")
+        self.instance = named if isinstance(named, str) and named else _new_instance()
+
+
+def _new_instance() -> str:
+    return secrets.token_hex(8)

@@ -5,7 +5,28 @@
 (function () {
   const POLL_MS = 500;
   const HIDDEN_POLL_MS = 5000;
-  const admin = new URLSearchParams(location.hash.slice(1)).get("admin");
+  // -- the admin token, from "/#admin=TOKEN" (kept apart from the rest of the page) --
+  // The token is everything after "admin=" as typed: any token may hold "+", "&", "=" or "%",
+  // which URLSearchParams would read as a space, cut at, or decode. The browser percent-encodes
+  // a few characters of a fragment itself (a space, quotes, "<", ">", "`"), and a user may have:
+  // when the token as typed is refused, its percent-decoded form is tried, once. A token refused
+  // in every form is no longer sent (the page shows the public view): a page left open must not
+  // use up its address's allowance of wrong tokens, which the right one would then wait out.
+  function adminTokens(hash) {
+    const found = /(?:^#|&)admin=(.*)$/.exec(hash);
+    if (!found || !found[1]) return [];
+    const tokens = [found[1]];
+    try {
+      const decoded = decodeURIComponent(found[1]);
+      if (decoded && decoded !== found[1]) tokens.push(decoded);
+    } catch (malformed) {
+      // a "%" that starts no escape: the token as typed is the only form
+    }
+    return tokens;
+  }
+  const adminForms = adminTokens(location.hash);
+  let admin = adminForms.shift() || null;
+  let adminRefused = false;
   let known = "";
 
   function el(tag, attrs, ...children) {
@@ -123,9 +144,16 @@
         cache: "no-store",
         headers: admin ? { Authorization: "Bearer " + admin } : {},
       });
+      if (answer.status === 401 && admin) {
+        admin = adminForms.shift() || null; // the next form of the token, or none: the public view
+        adminRefused = admin === null;
+        polling = false;
+        return await poll();
+      }
       if (answer.status === 200) render(await answer.json());
       live.classList.toggle("stale", answer.status !== 200 && answer.status !== 204);
-      live.title = answer.status === 401 ? "wrong admin token" : "updates by itself";
+      live.title = adminRefused ? "wrong admin token"
+        : answer.status === 429 ? "too many wrong admin tokens from this address: waiting" : "updates by itself";
     } catch (failure) {
       live.classList.add("stale");
       live.title = "the server does not answer";

@@ -266,6 +266,7 @@ def _shell_home(tmp: Path) -> Dict[str, str]:
     (tmp / "orders.csv").write_text(csv, encoding="utf-8")
     for name in ("alice", "bob"):  # the simulator page's own token files
         (tmp / f"{name}.token").write_text(f"personal-token-of-{name}\n", encoding="utf-8")
+    (tmp / "admin.token").write_text("a+base64/admin&token%==\n", encoding="utf-8")  # the sandbox page's
     trustme = pytest.importorskip("trustme")
     certificate = trustme.CA().issue_cert("127.0.0.1", "localhost")  # the simulator page's cert.pem and key.pem
     certificate.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))

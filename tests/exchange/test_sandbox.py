@@ -104,16 +104,27 @@ def _date_header_follows(url: str) -> None:
     assert admin_call(url, "GET", "/_sandbox/clock")["now"] == "2031-06-01T08:01:30.000Z"
 
 
+def _access(served: GameServe) -> str:
+    status, _, data = plain_call(served.base_url, "POST", "/api/v1/auth/token", {"token": "demo-token"})
+    assert status == 200, data
+    return str(data["access_token"])
+
+
 def test_the_clock_endpoints_refuse_hostile_clients(manual_sandbox: GameServe) -> None:
     host, port = "127.0.0.1", int(manual_sandbox.base_url.rsplit(":", 1)[1])
     before = admin_call(manual_sandbox.base_url, "GET", "/_sandbox/clock")
+    _, _, status = plain_call(manual_sandbox.base_url, "GET", "/api/v1/status", token=_access(manual_sandbox))
     outcome = hostile.sandbox_without_admin_token(host, port)
     assert set(outcome.statuses) == {401}, outcome
     outcome = hostile.sandbox_wrong_admin_token(host, port, guesses=20)
     assert set(outcome.statuses) == {401}, outcome
     outcome = hostile.sandbox_bad_clock_values(host, port, ADMIN)
     assert set(outcome.statuses) == {422}, outcome
+    outcome = hostile.sandbox_bad_bodies(host, port, ADMIN)
+    assert set(outcome.statuses) == {422} and outcome.statuses[422] == outcome.requests == 12, outcome
     assert admin_call(manual_sandbox.base_url, "GET", "/_sandbox/clock") == before  # nothing moved
+    _, _, after = plain_call(manual_sandbox.base_url, "GET", "/api/v1/status", token=_access(manual_sandbox))
+    assert after["instance"] == status["instance"]  # and nothing was reset
 
 
 def _game(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -29,8 +29,11 @@ __all__ = [
     "book_flood",
     "both_length_headers",
     "connection_flood",
+    "foreign_hosts",
     "read_answer",
+    "sandbox_bad_bodies",
     "sandbox_bad_clock_values",
+    "sandbox_guesses_from_many_addresses",
     "sandbox_without_admin_token",
     "sandbox_wrong_admin_token",
     "slow_body",
@@ -722,6 +725,7 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     outcome = Outcome("sandbox_bad_clock_values")
     auth = {"Authorization": f"Bearer {admin_token}"}
     advances: List[Any] = ["-15m", "0", "0s", "fifteen minutes", "1e400", "15m;drop", None, True, [], {}, -1, 10**12]
+    advances += [10**400, -(10**400), "8d", 7 * 86400 + 1, "-0", " ", "1.5.5m"]
     sets: List[Any] = ["1999-01-01T00:00Z", "not a time", "2030-13-45T99:99Z", 1893456000, None]
     sets += ["9999-12-31T23:59Z", "2030-01-01T00:00+99:00"]
     raw_bodies = [b"", b"not json", b"[1,2]", b'{"by": NaN}', b'{"by": Infinity}']
@@ -729,4 +733,89 @@ def sandbox_bad_clock_values(host: str, port: int, admin_token: str) -> Outcome:
     calls += [_request("POST", "/_sandbox/clock/set", json.dumps({"to": to}).encode(), auth) for to in sets]
     calls += [_request("POST", "/_sandbox/clock/advance", body, auth) for body in raw_bodies]
     _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+def sandbox_guesses_from_many_addresses(host: str, port: int, *, addresses: int, per_address: int) -> Outcome:
+    """Wrong admin tokens from ``addresses`` loopback source addresses (127.0.0.2 on), ``per_address`` each:
+    any local user may send from any of 127.0.0.0/8, so a limit per address alone would not hold.
+    OSError where the system lets no socket bind those addresses (only Linux routes all of 127/8)."""
+    _check_loopback(host)
+    outcome = Outcome("sandbox_guesses_from_many_addresses")
+    for number in range(addresses):
+        source = f"127.0.{(number + 2) // 256}.{(number + 2) % 256}"
+        for guess in range(per_address):
+            sock = socket.create_connection((host, port), timeout=5.0, source_address=(source, 0))
+            with sock:
+                outcome.connections += 1
+                path, body = _SANDBOX_MOVES[guess % 2]
+                auth = {"Authorization": f"Bearer guess-{number}-{guess}"}
+                sock.sendall(_request("POST", path, json.dumps(body).encode(), auth))
+                outcome.requests += 1
+                answer = read_answer(sock)
+            if answer is None:
+                outcome.closed_by_server += 1
+            else:
+                outcome.statuses[answer[0]] += 1
+    return outcome
+
+
+def sandbox_bad_bodies(host: str, port: int, admin_token: str) -> Outcome:
+    """The right admin token with bodies that are no JSON object of the endpoint's one field: arrays nested
+    deeper than any parser recurses, unknown or misspelt fields, a body on a reset. Each 422, nothing done."""
+    outcome = Outcome("sandbox_bad_bodies")
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    bodies = {
+        "/_sandbox/clock/advance": [deep, b'{"by": ' + deep + b"}", b'{"by": "15m", "to": "2099-01-01T00:00Z"}'],
+        "/_sandbox/clock/set": [deep, b'{"to": "2099-01-01T00:00Z", "by": "15m"}', b'{"too": "2099-01-01T00:00Z"}'],
+        "/_sandbox/reset": [deep, b"not json", b"[]", b'{"confirm": true}', b"null", b"\xff\xfe{}"],
+    }
+    calls = [_request("POST", path, body, auth) for path, some in bodies.items() for body in some]
+    _sandbox_calls(outcome, host, port, calls)
+    return outcome
+
+
+#: ``Host`` names a page of another site could make a browser send to a loopback server (DNS rebinding),
+#: and near-misses of loopback names: a loopback server that names none with ``--allowed-host`` refuses each.
+FOREIGN_HOSTS = (
+    "evil.example",
+    "evil.example:8765",
+    "EVIL.EXAMPLE.",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example:80",
+    "[::1].evil.example",
+    "[::1]evil.example:80",
+    "localhost@evil.example",
+    "127.0.0.1:80@evil.example",
+    "localhost evil.example",
+    "127.0.0.256",
+    "127.0.0.1:http",
+    "x" * 5000 + ".example",
+)
+
+
+def foreign_hosts(host: str, port: int, paths: Sequence[str] = ("/", "/_view", "/api/v1/status")) -> Outcome:
+    """Every path asked for under a foreign ``Host``: plainly, in the target's absolute form, and as a second
+    ``Host`` header after a loopback one. A loopback server refuses each before it reads a token: 421, and
+    400 for the head with two ``Host`` headers (one per path; no server may choose between them)."""
+    outcome = Outcome("foreign_hosts")
+    calls = []
+    for path in paths:
+        for name in FOREIGN_HOSTS:
+            calls.append(f"GET {path} HTTP/1.1\r\nHost: {name}\r\n\r\n".encode("latin-1"))
+        calls.append(f"GET http://evil.example{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("latin-1"))
+        calls.append(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n".encode("latin-1"))
+    for message in calls:  # one connection each: the server closes a connection it refused
+        with _connect(host, port) as sock:
+            outcome.connections += 1
+            outcome.requests += 1
+            sock.sendall(message)
+            answer = read_answer(sock)
+        if answer is None:
+            outcome.closed_by_server += 1
+        else:
+            outcome.statuses[answer[0]] += 1
+            if answer[0] != (400 if message.count(b"\r\nHost: ") > 1 else 421):
+                outcome.note += f"{answer[0]} for {message[:120]!r}; "
     return outcome
