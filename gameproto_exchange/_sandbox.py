@@ -219,7 +219,10 @@ class Sandbox:
         handler = methods.get(request.method)
         if handler is None:
             return error(405, "Method Not Allowed", {"Allow": ", ".join(methods)})
-        if self._is_admin(request) is not True:
+        admin = self._is_admin(request)
+        if admin is None:
+            return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
+        if admin is not True:
             return error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
         try:
             return handler(request)

@@ -1,7 +1,7 @@
 """The journal in PostgreSQL, for a desk: several processes on several hosts write one journal.
 
 psycopg 3, installed with the ``postgres`` extra (``pip install
-".[postgres]"``). Every write is one transaction whose
+"psycopg[binary]>=3.1"``). Every write is one transaction whose
 ``statement_timeout`` and ``lock_timeout`` are the call's time left, so a
 stalled server cannot hold a call past its deadline. Records are never
 duplicated when writers race: the tables' constraints decide, with
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
+
+from gameproto._extras import install_hint
 
 from ._sql import Executor, SQLStore
 
@@ -28,9 +30,7 @@ class PostgresJournal(SQLStore):
         try:
             import psycopg
         except ImportError as missing:  # an extra
-            raise ImportError(
-                f'a PostgreSQL journal needs psycopg 3: pip install ".[postgres]" ({missing})'
-            ) from None
+            raise ImportError(f"a PostgreSQL journal needs psycopg 3: {install_hint('psycopg')} ({missing})") from None
         super().__init__()
         self._psycopg = psycopg
         self.conninfo = conninfo
