@@ -5,13 +5,15 @@
 sums a trader's trades per contract and per day; ``RiskLimits`` is what
 ``GameAPI(..., risk=...)`` holds every order to, before it is sent, and
 ``RiskLimitError`` what a breach raises; ``CancelAll`` decides which orders
-the kill switch deletes, and ``CancelAllResult`` is what it answers. All of
-it is pure (docs/risk.md).
+the kill switch deletes, and ``CancelAllResult`` is what it answers;
+``Terminated`` ends a ``cancel_all_on_exit()`` block that SIGTERM
+interrupted once a framework's handler took the signal. All of it is pure
+(docs/risk.md).
 """
 
 from __future__ import annotations
 
-from ._cancel_all import CancelAll, CancelAllResult
+from ._cancel_all import CancelAll, CancelAllResult, Terminated
 from ._contract import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
 from ._errors import RiskBreach, RiskLimitError
 from ._positions import DayPosition, Position, Positions, positions, trader_names
@@ -34,4 +36,5 @@ __all__ = [
     "is_resting",
     "CancelAll",
     "CancelAllResult",
+    "Terminated",
 ]
