@@ -75,3 +75,15 @@ def test_each_missing_library_is_reported_with_its_hint(module: str) -> None:
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert install_hint(module) in last, last
+
+
+def test_the_docs_give_the_same_hints() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    extras = {extra for extra, _ in OPTIONAL.values()}
+    offenders = []
+    for page in pages:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            for extra in extras:
+                if f'pip install ".[{extra}]"' in line or f'pip install "gameproto[{extra}]"' in line:
+                    offenders.append(f"{page.name}: {line.strip()}")
+    assert offenders == []
