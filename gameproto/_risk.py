@@ -96,6 +96,9 @@ class RiskLimits:
             value = getattr(self, name)
             if value is None:
                 continue
+            if isinstance(value, str):
+                # As an order's price and volume: a string is refused, never read as a number.
+                raise ValueError(f"RiskLimits.{name} must be a number (int, float or Decimal), got str {value!r}")
             number = decimal_of(value, f"RiskLimits.{name}")
             if number < 0 or (number == 0 and name != "price_band"):
                 raise ValueError(
@@ -347,7 +350,7 @@ class RiskBook:
 
     def _breaches(self, index: int, order: RestingOrder) -> List[RiskBreach]:
         """Every limit ``order`` would cross, in the order of ``RiskLimits``' fields."""
-        where = f"({order.contract.id} {order.side} {order.remaining} @ {order.price})"
+        where = f"({order.contract.id} {order.side} {_shown(order.remaining)} @ {_shown(order.price)})"
         same = [held for held in self._resting.values() if held.contract == order.contract]
         judged = (
             self._order_volume(order),
@@ -366,7 +369,8 @@ class RiskBook:
         allowed = self.limits.max_order_volume
         if allowed is None or order.remaining <= allowed:
             return None
-        return "max_order_volume", order.remaining, allowed, f"volume {order.remaining} is over {allowed}"
+        why = f"volume {_shown(order.remaining)} is over {_shown(allowed)}"
+        return "max_order_volume", order.remaining, allowed, why
 
     def _net_position(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
         """The order's side at its worst: filled, plus every resting order of that side filled, plus this one."""
@@ -381,7 +385,7 @@ class RiskBook:
             "max_net_position",
             worst,
             allowed,
-            f"net position {worst} if every resting order filled, past +/-{allowed}",
+            f"net position {_shown(worst)} if every resting order filled, past +/-{_shown(allowed)}",
         )
 
     def _open_volume(self, order: RestingOrder) -> Optional[Tuple[str, Any, Any, str]]:
@@ -391,7 +395,7 @@ class RiskBook:
         open_volume = sum((held.remaining for held in self._resting.values()), _ZERO) + order.remaining
         if open_volume <= allowed:
             return None
-        return "max_open_volume", open_volume, allowed, f"open volume {open_volume} is over {allowed}"
+        return "max_open_volume", open_volume, allowed, f"open volume {_shown(open_volume)} is over {_shown(allowed)}"
 
     def _open_orders(self) -> Optional[Tuple[str, Any, Any, str]]:
         allowed = self.limits.max_open_orders
@@ -407,7 +411,8 @@ class RiskBook:
         reference = self._reference_price(order.contract, order.side)
         if reference is None or abs(order.price - reference) <= band:
             return None
-        return "price_band", order.price, band, f"price {order.price} is more than {band} from {reference}"
+        why = f"price {_shown(order.price)} is more than {_shown(band)} from {_shown(reference)}"
+        return "price_band", order.price, band, why
 
     def _self_trade(self, order: RestingOrder, same: List[RestingOrder]) -> Optional[Tuple[str, Any, Any, str]]:
         if not self.limits.self_trade_prevention:
@@ -420,12 +425,27 @@ class RiskBook:
             return None
         own = min(crossed) if order.side == "buy" else max(crossed)
         opposite = "sell" if order.side == "buy" else "buy"
-        return "self_trade_prevention", order.price, own, f"would cross the account's own resting {opposite} at {own}"
+        why = f"would cross the account's own resting {opposite} at {_shown(own)}"
+        return "self_trade_prevention", order.price, own, why
 
     def _reference_price(self, contract: Contract, side: str) -> Optional[Decimal]:
         opposite = "sell" if side == "buy" else "buy"
         best = self._best.get(contract, {}).get(opposite)
         return best if best is not None else self._last_price.get(contract)
+
+
+#: The decimals a number keeps in a message: a float's noise (26.930000000000007) is cut, the value kept exact.
+_SHOWN = Decimal("0.000001")
+
+
+def _shown(number: Any) -> str:
+    """``number`` for a message: a Decimal with more than 6 decimals rounded to 6, written without an exponent."""
+    if isinstance(number, Decimal) and number.is_finite():
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6:
+            number = number.quantize(_SHOWN).normalize()
+        return format(number, "f")
+    return str(number)
 
 
 def _resting_of(order: Mapping[str, Any]) -> RestingOrder:

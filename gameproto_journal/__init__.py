@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from gameproto._errors import JournalError
+from gameproto._errors import InvalidArgumentError, JournalError
 from gameproto._journal import JournalStore
 
 from ._postgres import PostgresJournal  # psycopg itself is imported only when one is opened
@@ -46,24 +46,32 @@ def split_writer(url: str) -> Tuple[str, str]:
 
 
 def open_journal(url: str, *, connect_timeout: float = 10.0) -> Union[SQLiteJournal, PostgresJournal]:
-    """The journal store ``url`` names; ``JournalError`` when it cannot be opened."""
+    """The journal store ``url`` names; ``JournalError`` when it cannot be opened.
+
+    A URL that can never work (not a URL, an unknown scheme, a SQLite file in
+    a folder that does not exist) raises ``InvalidArgumentError``, a
+    ``ValueError``, as every constructor argument that can never work does:
+    the folder is not made, so that a typo in it is not a new, empty journal.
+    """
     if not isinstance(url, str) or "://" not in url:
-        raise JournalError(f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}")
+        raise InvalidArgumentError(
+            f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}"
+        )
     bare, _ = split_writer(url)
     scheme = bare.split("://", 1)[0].lower()
     try:
         if scheme == "sqlite":
             path = bare[len("sqlite:///") :] if bare.startswith("sqlite:///") else ""
             if not path:
-                raise JournalError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
+                raise InvalidArgumentError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
             return SQLiteJournal(path, url=bare)
         if scheme in ("postgresql", "postgres"):
             return PostgresJournal(bare, url=_shown(bare), connect_timeout=connect_timeout)
-    except JournalError:
+    except (JournalError, InvalidArgumentError):
         raise
     except Exception as error:
         raise JournalError(f"could not open the journal {_shown(bare)}: {type(error).__name__}: {error}") from None
-    raise JournalError(f"unknown journal scheme {scheme!r} (sqlite:/// or postgresql://)")
+    raise InvalidArgumentError(f"unknown journal scheme {scheme!r} (sqlite:/// or postgresql://)")
 
 
 def _shown(url: str) -> str:

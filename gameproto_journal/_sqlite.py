@@ -20,6 +20,8 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
+from gameproto._errors import InvalidArgumentError
+
 from ._sql import Executor, SQLStore
 
 __all__ = ["SQLiteJournal"]
@@ -36,8 +38,12 @@ class SQLiteJournal(SQLStore):
         self.path = path
         self.url = url or f"sqlite:///{path}"
         if path != ":memory:":
+            # The folder is not made: a typo in it would be a new, empty journal, unnoticed.
             folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+            if not os.path.isdir(folder):
+                raise InvalidArgumentError(
+                    f"journal {self.url}: the folder {folder} does not exist (a typo? make it first: mkdir -p {folder})"
+                )
         # One connection, used by one thread at a time (the store's lock); autocommit
         # mode, so that each write is the explicit BEGIN IMMEDIATE ... COMMIT below.
         self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)

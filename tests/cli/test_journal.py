@@ -84,3 +84,9 @@ def test_a_missing_journal_is_a_usage_error(capsys: pytest.CaptureFixture[str], 
     assert not (tmp_path / "none.db").exists()
     code, _, err = game(capsys, "journal")
     assert code == 2
+
+
+@pytest.mark.parametrize("url", ["sqlite:bot.db", "sqlite://bot.db", "mysql://host/db", "bot.db"])
+def test_a_journal_url_that_can_never_work_is_a_usage_error(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, err = game(capsys, "journal", "show", "--journal", url)
+    assert (code, out) == (2, "") and "journal" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ watchers resuming after a restart.
 from __future__ import annotations
 
 import inspect
+import re
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from gameproto import OutcomeUnknownError
 from gameproto._journal import CREATED, FOREIGN, NOT_PLACED, JournalOrder, match_listing
 from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
+from gameproto_journal import SQLiteJournal
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 from tests.support.harness import Harness, every_driver
 
@@ -145,7 +147,7 @@ async def test_fills_and_trades_are_recorded_once(h: Harness, tmp_path: Path) ->
     assert recorded.exchange_id == 1 and str(order["order_id"]) == "ord_1"
     assert recorded.executed_volume == Decimal("1.5")
     assert [fill.volume for fill in recorded.fills] == [Decimal("0.5"), Decimal(1)]
-    trades = await journaled(api, 'trades')
+    trades = await journaled(api, "trades")
     assert [(trade.trade_id, trade.side, trade.volume) for trade in trades] == [
         ("trd_1", "buy", Decimal("0.5")),
         ("trd_2", "buy", Decimal(1)),
@@ -224,13 +226,23 @@ async def test_without_a_journal_there_is_none(h: Harness) -> None:
         await api.reconcile()
 
 
-def test_a_bad_journal_url_is_a_journal_error(tmp_path: Path) -> None:
+def test_a_journal_url_that_can_never_work_is_a_value_error(tmp_path: Path) -> None:
+    """As every constructor argument that can never work (the README's rule); a missing folder is not made."""
     from gameproto_sync import GameAPI
 
-    with pytest.raises(JournalError, match="unknown journal scheme"):
+    with pytest.raises(ValueError, match="unknown journal scheme"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="mysql://x/y")
-    with pytest.raises(JournalError, match="must be a URL"):
+    with pytest.raises(ValueError, match="must be a URL"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="bot.db")
+    with pytest.raises(ValueError, match=r"sqlite:///path/to/file\.db"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal="sqlite://bot.db")
+    typo = tmp_path / "jounral" / "bot.db"
+    with pytest.raises(ValueError, match=f"the folder {re.escape(str(typo.parent))} does not exist"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal=f"sqlite:///{typo}")
+    assert not typo.parent.exists()
+    with pytest.raises(ValueError, match="does not exist"):
+        SQLiteJournal(str(typo))
+    assert not typo.parent.exists()
 
 
 def test_the_clients_load_no_journal_store_unless_asked() -> None:
