@@ -177,14 +177,21 @@ async def test_the_kill_switch_records_its_deletions_first(h: Harness, tmp_path:
         assert [change.state for change in order.changes] == ["intent", "created", "delete_requested", "deleted"]
 
 
+async def after_first_listing(h: Harness, path: str, before: int) -> None:
+    """Once the watch's first listing of ``path`` is its baseline: its second listing has reached the exchange."""
+    await h.wait_until(lambda: h.attempts("GET", path) >= before + 2, f"the watch's second listing of {path}")
+
+
 @every_driver()
 async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Path) -> None:
     url = journal_url(tmp_path)
     api = h.client(journal=url)
     await api.create_order(future_order(price=50.0, volume=2.0))  # the first watch's baseline
 
+    listed = h.attempts("GET", "/orders")
+
     async def later() -> None:
-        await h.sleep(0.3)  # after the watch's first listing
+        await after_first_listing(h, "/orders", listed)
         await api.create_order(future_order(price=40.0, volume=1.0))
 
     first, _ = await h.concurrently(lambda: events(api, "watch_orders", 1, interval=0.05), later)
@@ -204,8 +211,10 @@ async def test_the_trade_watch_resumes_after_a_restart(h: Harness, tmp_path: Pat
     await api.create_order(future_order(price=50.0, volume=3.0))
     await bob.create_order(future_order("sell", price=50.0, volume=0.5))  # history: before the first watch
 
+    listed = h.attempts("GET", "/trades")
+
     async def later() -> None:
-        await h.sleep(0.3)  # after the watch's first listing
+        await after_first_listing(h, "/trades", listed)
         await bob.create_order(future_order("sell", price=50.0, volume=1.0))
 
     first, _ = await h.concurrently(lambda: events(api, "watch_trades", 1, interval=0.05), later)
