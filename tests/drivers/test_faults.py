@@ -42,6 +42,7 @@ from gameproto._retry import RetryPolicy
 from gameproto.simulator.faults import Fault
 from tests.support.common import future_order, order_payload
 from tests.support.harness import Harness, every_driver
+from tests.support.tcp import accept_loop
 
 #: Retries after the first attempt in every case (the project's default).
 RETRIES = 2
@@ -136,16 +137,7 @@ class TrickleServer:
         self._listener.close()
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        accept_loop(self._listener, self._stop.is_set, self._serve, self._threads)
 
     def _serve(self, connection: socket.socket) -> None:
         with connection:
