@@ -7,6 +7,10 @@ at once where they can), and list again for those that failed, for at most
 a delete answered 404 means the order was already gone (filled, expired,
 deleted, or deleted by an earlier attempt whose answer was lost). Running
 it twice is harmless: the second run finds nothing to delete.
+
+``Termination`` decides what ``cancel_all_on_exit()`` does on SIGTERM (what
+``systemctl stop`` and ``docker stop`` send); the drivers install the
+handler it asks for and carry out what it answers.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ._contract import Contract
 from ._errors import GameAPIError, InvalidArgumentError, NotFoundError
 from ._order_life import is_resting
 
-__all__ = ["CancelAll", "CancelAllResult", "CANCEL_ALL_ROUNDS"]
+__all__ = ["CancelAll", "CancelAllResult", "CANCEL_ALL_ROUNDS", "Termination", "Terminated"]
 
 #: Listings (each followed by the deletes of what still rests) before the kill switch reports failures.
 CANCEL_ALL_ROUNDS = 3
@@ -131,3 +135,72 @@ class CancelAll:
             tuple(number for number in numbers if self._outcome[number] == "gone"),
             tuple(failed),
         )
+
+
+class Terminated(SystemExit):
+    """The signal that ended a ``cancel_all_on_exit()`` block, raised from it once the orders are cancelled.
+
+    Raised only when the handler that was there before the block took the
+    signal and returned (a framework's own shutdown, begun): the block
+    cannot go on. A ``SystemExit`` with the shell's status for the signal
+    (143 for SIGTERM), so that nothing else catches it by mistake.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class Termination:
+    """What ``cancel_all_on_exit()`` does on SIGTERM; one per block, nested blocks each have their own.
+
+    The driver says what was installed before the block (``previous``:
+    ``"default"``, ``"ignored"``, ``"handler"`` for a Python callable, or
+    ``"unknown"`` for one not installed from Python) and whether the block
+    runs in the main thread (the only one where a handler can be set).
+
+    - ``covers``: install the block's handler. Not when the signal was
+      ignored (the process chose to live through it), nor outside the main
+      thread or over a handler that cannot be put back (then ``warning``
+      says that only exceptions are covered).
+    - ``signalled()``: the signal came; whether to interrupt the block now.
+      Once only: a second signal while the orders are being cancelled must
+      not stop the cancelling.
+    - ``hand_over()``: once the orders are cancelled, what to do with the
+      signal: ``"default"`` (the previous disposition ends the process: put
+      it back and raise the signal again, so that the process ends as it
+      would have, status 143), ``"handler"`` (call the previous handler,
+      then end the block with ``Terminated`` if it returns), or ``""``
+      (no signal came: nothing).
+    """
+
+    def __init__(self, previous: str, in_main_thread: bool, signal_name: str = "SIGTERM") -> None:
+        if previous not in ("default", "ignored", "handler", "unknown"):
+            raise ValueError(f"previous must be default, ignored, handler or unknown, got {previous!r}")
+        self.previous = previous
+        self.covers = in_main_thread and previous in ("default", "handler")
+        self.warning: Optional[str] = None
+        if not in_main_thread:
+            self.warning = (
+                f"cancel_all_on_exit() outside the main thread covers exceptions only: {signal_name} "
+                "handlers can be set in the main thread alone"
+            )
+        elif previous == "unknown":
+            self.warning = (
+                f"cancel_all_on_exit() covers exceptions only: {signal_name} has a handler not set from "
+                "Python, which could not be put back"
+            )
+        self.came = False
+
+    def signalled(self) -> bool:
+        """The signal came: True the first time (interrupt the block), False after (the cancelling goes on)."""
+        if self.came:
+            return False
+        self.came = True
+        return True
+
+    def hand_over(self) -> str:
+        """What to do with the signal once the block's orders are cancelled (see the class)."""
+        if not self.came:
+            return ""
+        return "default" if self.previous == "default" else "handler"

@@ -14,6 +14,8 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
 - ``Deliver``: the action of a watch's flow (``Trading.watch``, a
   ``WatchFlow``) that hands one event to the caller; ``one_action`` a flow of
   one action, to run a watch's other actions as any flow;
+- ``Termination``: what ``cancel_all_on_exit()`` does when SIGTERM comes (whether
+  to cover the block, and where the signal goes once the orders are cancelled);
 - ``settings_from_env``: ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL``
   and a ``.env`` file, as ``from_env`` reads them;
 - ``defaults``: every default of the project (timeouts, sizes, limits).
@@ -24,6 +26,7 @@ from __future__ import annotations
 from . import _constants as defaults
 from ._boundary import Deliver, Unanswered, WatchFlow, one_action
 from ._budget import BudgetStore
+from ._cancel_all import Termination
 from ._journal import JournalFlows
 from ._settings import settings_from_env
 from ._trading import Trading
@@ -41,6 +44,7 @@ __all__ = [
     "Deliver",
     "WatchFlow",
     "one_action",
+    "Termination",
     "settings_from_env",
     "defaults",
 ]

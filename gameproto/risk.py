@@ -5,8 +5,10 @@
 sums a trader's trades per contract and per day; ``RiskLimits`` is what
 ``GameAPI(..., risk=...)`` holds every order to, before it is sent, and
 ``RiskLimitError`` what a breach raises; ``CancelAll`` decides which orders
-the kill switch deletes, and ``CancelAllResult`` is what it answers. All of
-it is pure (docs/risk.md).
+the kill switch deletes, and ``CancelAllResult`` is what it answers;
+``Terminated`` ends a ``cancel_all_on_exit()`` block that SIGTERM
+interrupted once a framework's handler took the signal. All of it is pure
+(docs/risk.md).
 
 The one life of an order is here too: ``order_state(order)`` reads what the
 exchange shows (``state``/``status`` in any case, and what remains),
@@ -17,7 +19,7 @@ exchange shows (``state``/``status`` in any case, and what remains),
 
 from __future__ import annotations
 
-from ._cancel_all import CancelAll, CancelAllResult
+from ._cancel_all import CancelAll, CancelAllResult, Terminated
 from ._contract import Contract, delivery_day_of, local_day_start, quarter_hours_in_day, zurich_offset_hours
 from ._errors import RiskBreach, RiskLimitError
 from ._order_life import (
@@ -65,4 +67,5 @@ __all__ = [
     "request_window",
     "CancelAll",
     "CancelAllResult",
+    "Terminated",
 ]

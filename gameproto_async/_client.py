@@ -63,7 +63,7 @@ from gameproto.types import (
 )
 
 from ._borrowed import Sender, borrowed_transport
-from ._concurrency import TokenLock, run_all, run_blocking, shielded, sleep
+from ._concurrency import SignalCover, TokenLock, run_all, run_blocking, shielded, sleep
 from ._transport import AsyncTransport
 
 __all__ = ["GameAPI", "Journal"]
@@ -416,17 +416,29 @@ class GameAPI:
 
         Ctrl-C (``KeyboardInterrupt``) and a cancelled task included; the
         exception is raised again afterwards. A block that ends normally
-        leaves the orders resting.
+        leaves the orders resting. Entered in the main thread, SIGTERM too:
+        the orders are cancelled, then the signal goes to the handler that
+        was there before (by default the process ends, status 143), which
+        is put back when the block ends. Elsewhere it warns that only
+        exceptions are covered.
         """
-        try:
-            yield
-        except BaseException:
-            with shielded():
-                try:
-                    await self.cancel_all_orders(contract, side)
-                except GameAPIError as failure:
-                    warnings.warn(f"cancel_all_on_exit could not cancel: {failure}", RuntimeWarning, stacklevel=2)
-            raise
+        with SignalCover() as cover:  # the core's Termination decides; the handler is this driver's
+            try:
+                yield
+            except BaseException:
+                await self._cancel_all_on_exit(contract, side)
+                cover.hand_over()
+                raise
+            if cover.came:  # the signal came as the block ended: the orders are cancelled all the same
+                await self._cancel_all_on_exit(contract, side)
+                cover.hand_over()
+
+    async def _cancel_all_on_exit(self, contract: Any, side: Optional[str]) -> None:
+        with shielded():
+            try:
+                await self.cancel_all_orders(contract, side)
+            except GameAPIError as failure:
+                warnings.warn(f"cancel_all_on_exit could not cancel: {failure}", RuntimeWarning, stacklevel=4)
 
     async def delete_order(self, order_id: Union[int, str]) -> DeleteResult:
         """Delete an order given as ``1234``, ``"1234"`` or ``"ord_1234"``: what is left of it leaves the book.

@@ -7,14 +7,19 @@ has the same names for threads.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, Union
+import signal
+import threading
+import warnings
+from types import FrameType, TracebackType
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Type, TypeVar, Union
 
 import anyio
 import anyio.to_thread
 
-from gameproto.driver import Unanswered
+from gameproto.driver import Termination, Unanswered
+from gameproto.risk import Terminated
 
-__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "current_loop", "shielded"]
+__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "current_loop", "shielded", "SignalCover"]
 
 R = TypeVar("R")
 
@@ -34,6 +39,83 @@ def current_loop() -> object:
         import trio  # not under asyncio: under trio, the only other loop httpcore drives
 
         return trio.lowlevel.current_trio_token()
+
+
+def _previous_kind(previous: Any) -> str:
+    """What ``signal.getsignal`` answered, in the core's words (``Termination``)."""
+    if previous is None:
+        return "unknown"  # set from C, not from Python: it cannot be put back
+    if previous == signal.SIG_DFL:
+        return "default"
+    if previous == signal.SIG_IGN:
+        return "ignored"
+    return "handler"
+
+
+class SignalCover:
+    """``cancel_all_on_exit()``'s SIGTERM handler for an async block: the signal cancels the block.
+
+    The core's ``Termination`` decides whether to cover the block and what
+    to do with the signal; this sets the handler (main thread only). A
+    signal handler must not raise into the event loop, so it asks the loop
+    (asyncio's ``call_soon_threadsafe``, trio's ``run_sync_soon``, both
+    safe from a signal handler) to cancel the block's scope; the client
+    then cancels the orders, shielded, hands the signal to what was there
+    before, and puts it back.
+    """
+
+    def __init__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self._previous: Any = signal.getsignal(signal.SIGTERM) if main else None
+        self.termination = Termination(_previous_kind(self._previous) if main else "unknown", main)
+        self._frame: Optional[FrameType] = None
+        self._installed = False
+        self._scope = anyio.CancelScope()
+        loop = current_loop()
+        soon: Callable[[Callable[[], Any]], Any] = (
+            loop.call_soon_threadsafe if isinstance(loop, asyncio.AbstractEventLoop) else loop.run_sync_soon  # type: ignore[attr-defined]
+        )
+        self._soon = soon
+
+    @property
+    def came(self) -> bool:
+        return self.termination.came
+
+    def __enter__(self) -> SignalCover:
+        if self.termination.warning:
+            warnings.warn(self.termination.warning, RuntimeWarning, stacklevel=4)
+        self._scope.__enter__()
+        if self.termination.covers:
+            signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self._frame = frame
+        if self.termination.signalled():
+            self._soon(self._scope.cancel)
+
+    def restore(self) -> None:
+        if self._installed:
+            self._installed = False
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def hand_over(self) -> None:
+        """The orders are cancelled: the signal goes to what was there before (see ``Termination``)."""
+        action = self.termination.hand_over()
+        self.restore()
+        if action == "default":
+            signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, status 143
+        if action:
+            if action == "handler":
+                self._previous(signal.SIGTERM, self._frame)
+            raise Terminated(signal.SIGTERM)
+
+    def __exit__(
+        self, kind: Optional[Type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]
+    ) -> Optional[bool]:
+        self.restore()
+        return self._scope.__exit__(kind, error, trace)
 
 
 class TokenLock:

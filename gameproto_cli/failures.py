@@ -27,17 +27,21 @@ from gameproto import (
     ServerError,
     ServerValidationError,
 )
+from gameproto._extras import install_hint
 
 #: The problems of an invalid order named on the error's one line; the rest are counted.
 PROBLEMS_ON_THE_LINE = 5
 
-__all__ = ["UsageError", "CommandFailed", "explain", "details", "require_backend", "TRIO_HINT", "USAGE", "FAILED"]
+__all__ = [
+    "UsageError", "CommandFailed", "explain", "details", "require_backend", "cannot_connect", "TRIO_HINT", "USAGE",
+    "FAILED",
+]  # fmt: skip
 
 #: Exit statuses, as the README gives them.
 USAGE = 2  # the input was wrong: nothing was sent
 FAILED = 1  # the exchange or the network failed
 
-TRIO_HINT = 'pip install "gameproto[trio]"'
+TRIO_HINT = install_hint("trio")
 
 #: The names the core gives transport failures, first word of a NetworkError's message.
 _KIND = re.compile(r"(connect|connect_timeout|tls|read|read_timeout|deadline)\b")
@@ -110,6 +114,17 @@ def _order_name(path: Optional[str]) -> Optional[str]:
     return f"ord_{match.group(1)}" if match else None
 
 
+def cannot_connect(where: str, url: Optional[str], text: str, running: str = "the exchange") -> str:
+    """What to try when a connection to ``where`` failed with ``text`` (unknown host, refused, other)."""
+    if any(sign in text for sign in _UNKNOWN_HOST):
+        return f"cannot connect to {where}: the host {_host(url)!r} is not known; {CHECK_URL} for a typo"
+    if any(sign in text for sign in _REFUSED):
+        return (
+            f"cannot connect to {where}: connection refused (nothing listens there); is {running} running? {CHECK_URL}"
+        )
+    return f"cannot connect to {where}; {CHECK_URL} and your network"
+
+
 def _network(error: NetworkError, url: Optional[str]) -> str:
     where = _where(url)
     text = error.message
@@ -121,14 +136,7 @@ def _network(error: NetworkError, url: Optional[str]) -> str:
             "check with `game orders` before sending it again"
         )
     if kind == "connect":
-        if any(sign in text for sign in _UNKNOWN_HOST):
-            return f"cannot connect to {where}: the host {_host(url)!r} is not known; {CHECK_URL} for a typo"
-        if any(sign in text for sign in _REFUSED):
-            return (
-                f"cannot connect to {where}: connection refused (nothing listens there); "
-                f"is the exchange running? {CHECK_URL}"
-            )
-        return f"cannot connect to {where}; {CHECK_URL} and your network"
+        return cannot_connect(where, url, text)
     if kind == "connect_timeout":
         return f"cannot connect to {where}: no answer to the connection in time; {CHECK_URL} and your network"
     if kind == "tls" or "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:

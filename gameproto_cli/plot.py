@@ -1,13 +1,14 @@
 """The day's position as a trader looks at it: a PNG of the net MW per quarter-hour (matplotlib).
 
 Imported only by ``game positions --plot``: matplotlib is an optional
-dependency (``pip install "gameproto[plot]"``).
+dependency (``pip install "matplotlib>=3.5"``, the ``plot`` extra).
 """
 
 from __future__ import annotations
 
 from typing import Any, List
 
+from gameproto._extras import install_hint
 from gameproto.risk import DayPosition
 
 from .options import UsageError
@@ -24,7 +25,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # a file, never a window
         import matplotlib.pyplot as pyplot
     except ImportError:
-        raise UsageError('--plot needs matplotlib: pip install "gameproto[plot]"') from None
+        raise UsageError(f"--plot needs matplotlib: {install_hint('matplotlib')}") from None
     return pyplot
 
 
@@ -64,8 +65,9 @@ def plot_day(day: DayPosition, path: str) -> None:
         f"cash {float(day.cash):+,.2f} EUR"
     )
     top.set_title(title, fontsize=11, loc="left")
-    if not any(net):
+    if not any(bought) and not any(sold):
         top.text(0.5, 0.5, "no trades for this day", transform=top.transAxes, ha="center", color="#777777")
+    if not any(net):  # no trades, or trades that net to zero: an axis around zero, not a collapsed one
         top.set_ylim(-1, 1)
 
     bottom.bar(numbers, bought, width=0.85, color=LONG, alpha=0.55, label="bought")

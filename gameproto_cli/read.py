@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from gameproto._market import best_offers
+from gameproto.risk import is_resting
 from gameproto.types import BestOffers, MarketRow
 
 from .options import connection_parent, open_client, output_parent
@@ -22,7 +23,9 @@ __all__ = ["add_parsers"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-ORDER_COLUMNS = ("order_id", "direction", "price", "volume", "remaining_volume", "state", "delivery", "contract")
+ORDER_COLUMNS = (
+    "order_id", "direction", "price", "volume", "remaining_volume", "state", "status", "delivery", "contract",
+)  # fmt: skip
 TRADE_COLUMNS = ("trade_id", "contract", "direction", "price", "volume", "buyer", "seller", "timestamp")
 LTP_COLUMNS = ("contract", "price", "volume", "timestamp", "latest_zone", "market_zones")
 ZONE_LTP_COLUMNS = ("contract", "market_zone", "price", "volume", "timestamp")
@@ -169,9 +172,22 @@ def _delivery(order: Mapping[str, Any]) -> Optional[str]:
     )
 
 
+def _status(order: Mapping[str, Any]) -> Any:
+    """The exchange's ``status`` (active, filled, expired, ...); from a server without one, the core's reading."""
+    status = order.get("status")
+    if status is not None:
+        return status
+    return "active" if is_resting(order) else "ended"
+
+
 def order_rows(orders: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    # One id form in every table: ord_1234, what order delete takes back.
-    return [dict(order, delivery=_delivery(order), order_id=order_name(order.get("order_id"))) for order in orders]
+    # One id form in every table: ord_1234, what order delete takes back. The
+    # state (displayed, hidden) is how the order was placed, the status what
+    # became of it: a filled order is still "displayed".
+    return [
+        dict(order, delivery=_delivery(order), order_id=order_name(order.get("order_id")), status=_status(order))
+        for order in orders
+    ]
 
 
 def run_status(args: argparse.Namespace) -> int:

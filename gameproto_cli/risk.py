@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 from gameproto.risk import CancelAll, Contract, DayPosition, delivery_day_of
 
+from .failures import UsageError
 from .options import connection_parent, open_client, output_parent
 from .read import date_arg, direction_arg, order_rows
 from .tables import as_json, table
@@ -152,6 +153,13 @@ def _totals(day: DayPosition) -> Dict[str, Any]:
 # -- cancel-all -------------------------------------------------------------------
 
 
+def _has_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # a closed stdin
+        return False
+
+
 def _confirmed(count: int) -> bool:
     print(f"cancel {count} resting order{'s' if count != 1 else ''}? [y/N] ", end="", flush=True)
     try:
@@ -162,6 +170,8 @@ def _confirmed(count: int) -> bool:
 
 
 def run_cancel_all(args: argparse.Namespace) -> int:
+    if not args.yes and not _has_terminal():
+        raise UsageError("game cancel-all asks before it cancels and there is no terminal to ask: pass --yes")
     with open_client(args) as api:
         if not args.yes:
             sweep = CancelAll(args.contract, args.side)
@@ -173,7 +183,7 @@ def run_cancel_all(args: argparse.Namespace) -> int:
                 print(table(order_rows(matching), CANCEL_COLUMNS))
             if not _confirmed(len(matching)):
                 print("nothing cancelled")
-                return 1
+                return 0  # the trader's own choice: nothing failed
         result = api.cancel_all_orders(args.contract, args.side)
     if args.json:
         failed = [{"order_id": number, "error": str(error)} for number, error in result.failed]

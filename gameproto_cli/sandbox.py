@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Dict, Optional
 
-from .failures import CommandFailed, UsageError
+from .failures import CommandFailed, UsageError, cannot_connect
 
 __all__ = ["add_parsers", "run"]
 
@@ -82,17 +82,25 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Optional[Dict[
     if base.endswith("/api/v1"):
         base = base[: -len("/api/v1")]
     headers = {"Authorization": f"Bearer {_admin_token(args)}"}
+    where = f"the sandbox at {base}"
     try:
         answer = requests.request(method, base + path, json=body, headers=headers, timeout=30)
+    except requests.ConnectionError as error:
+        raise CommandFailed(cannot_connect(where, base, str(error), running="game serve")) from None
     except requests.RequestException as error:
-        raise CommandFailed(f"cannot reach the sandbox at {base}: {type(error).__name__}") from None
+        raise CommandFailed(f"cannot reach {where}: {type(error).__name__}; try again") from None
     try:
         data = answer.json()
     except ValueError:
         data = {}
     if answer.status_code != 200:
         detail = data.get("detail") if isinstance(data, dict) else None
-        message = f"the sandbox at {base} answered {answer.status_code}: {detail or answer.reason}"
+        if answer.status_code == 401:  # a token was sent (none is refused before): it is the wrong one
+            raise UsageError(
+                f"{where} refused the admin token: it is not the one game serve was started with "
+                "(check --admin-token, --admin-token-file or GAME_ADMIN_TOKEN)"
+            )
+        message = f"{where} answered {answer.status_code}: {detail or answer.reason}"
         wait = answer.headers.get("Retry-After")
         if answer.status_code == 429 and wait:
             message += f" (try again in {wait} s)"

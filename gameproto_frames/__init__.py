@@ -2,12 +2,14 @@
 
 ``frame(api.get_orders())``, ``frame(api.get_trades())``,
 ``frame(api.positions())``, ``frame(api.get_market_data())``,
-``frame(api.get_spot_data())``, ``frame(api.get_latest_available_ltp())``:
+``frame(api.get_spot_data())``, ``frame(api.get_latest_available_ltp())``,
+``frame(api.get_market_best_offers())``:
 one row per entry, indexed by the delivery start of its contract
 (``delivery_start``, tz-aware UTC), with ``delivery_end``, the local
 ``delivery_day`` and its ``period`` (quarter-hour number) beside the
 exchange's fields; prices, volumes and amounts are numbers, times are
-tz-aware timestamps. Needs the extra ``gameproto[pandas]``; neither client
+tz-aware timestamps. Needs pandas (``pip install "pandas>=2.0"``, the
+``pandas`` extra); neither client
 imports this module.
 """
 
@@ -16,10 +18,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from gameproto._extras import install_hint
+
 try:
     import pandas as pd
 except ImportError as missing:  # pragma: no cover - the extra is not installed
-    raise ImportError(f'gameproto_frames needs pandas: pip install "gameproto[pandas]" ({missing})') from None
+    raise ImportError(f"gameproto_frames needs pandas: {install_hint('pandas')} ({missing})") from None
 
 from gameproto.risk import Contract, Positions
 
@@ -67,9 +71,51 @@ def _position_rows(held: Positions) -> List[Dict[str, Any]]:
     ]
 
 
+def _is_best_offers(listing: Mapping[Any, Any]) -> bool:
+    """``get_market_best_offers()``: each contract's ``{"buy": [...], "sell": [...]}``."""
+    return bool(listing) and all(
+        isinstance(sides, Mapping)
+        and set(sides) == {"buy", "sell"}
+        and all(isinstance(rows, list) for rows in sides.values())
+        for sides in listing.values()
+    )
+
+
+def _level_rows(offers: Mapping[str, Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """One row per level of ``get_market_best_offers()``: contract, side, rank (1 is the best), price, volume."""
+    rows: List[Dict[str, Any]] = []
+    for contract, sides in offers.items():
+        for side in ("buy", "sell"):
+            for rank, level in enumerate(sides[side], start=1):
+                row = {"contract": contract, "side": side, "rank": rank, "price": level.get("price"),
+                       "volume": level.get("volume")}  # fmt: skip
+                if "timestamp" in level:
+                    row["timestamp"] = level["timestamp"]
+                rows.append(row)
+    return rows
+
+
+#: A ``/market`` summary row's own fields (a trade, an order or a spot entry has other ones).
+_SUMMARY_FIELDS = frozenset({"bid", "ask", "spread"})
+_NOT_MARKET = frozenset({"trade_id", "id", "order_id", "buyer", "seller", "side", "state", "order_book"})
+
+
+def _market_kind(row: Mapping[str, Any]) -> Optional[str]:
+    """``"summary"`` or ``"level"`` for a ``/market`` row, None for a row of any other listing."""
+    if _NOT_MARKET & set(row):
+        return None
+    if row.get("direction") in ("buy", "sell"):
+        return "level"
+    if _SUMMARY_FIELDS & set(row):
+        return "summary"
+    return None
+
+
 def _rows(listing: Any) -> Sequence[Mapping[str, Any]]:
     if isinstance(listing, Positions):
         return _position_rows(listing)
+    if isinstance(listing, Mapping) and _is_best_offers(listing):
+        return _level_rows(listing)
     if isinstance(listing, Mapping):
         # get_latest_ltp(): one entry per contract, keyed by it.
         return [dict(value, contract=key) if isinstance(value, Mapping) else {"contract": key, "value": value}
@@ -102,11 +148,20 @@ def frame(listing: Any) -> pd.DataFrame:
     """A DataFrame of ``listing``, indexed by delivery start (UTC), numbers as numbers, times as timestamps.
 
     An entry whose contract cannot be read keeps NaT as its delivery start.
-    Rows are sorted by delivery start; the exchange's fields are kept.
+    Rows are sorted by delivery start; the exchange's fields are kept. Market
+    data gets a ``kind`` column: ``summary`` for a contract's summary row
+    (bid, ask, 24-hour figures), ``level`` for a row of its ladder
+    (``direction``, ``price``, ``volume``). Best offers
+    (``get_market_best_offers()``) are one row per level: ``contract``,
+    ``side``, ``rank`` (1 is the best price), ``price``, ``volume``.
     """
     rows = _rows(listing)
     contracts = [_contract_of(row) for row in rows]
     table = pd.DataFrame([dict(row) for row in rows])
+    kinds = [_market_kind(row) for row in rows]
+    if rows and None not in kinds and "kind" not in table.columns:
+        # get_market_data(): a contract's summary and its ladder, told apart.
+        table["kind"] = kinds
     starts = [contract.start if contract else None for contract in contracts]
     table[_INDEX] = pd.to_datetime(pd.Series(starts, dtype="object"), utc=True)
     table["delivery_end"] = pd.to_datetime(

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Optional, Tuple, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gameproto import InvalidArgumentError
 from gameproto._errors import JournalError
 from gameproto.journal import ExchangeIdentity, Intent, JournalStore, Observed, Outcome
 
@@ -63,24 +64,32 @@ def split_writer(url: str) -> Tuple[str, Optional[str]]:
 
 
 def check_journal_url(url: object) -> str:
-    """The scheme of a journal URL (``sqlite`` or ``postgresql``); ``ValueError`` for one that can never work."""
+    """The scheme of a journal URL (``sqlite`` or ``postgresql``).
+
+    ``InvalidArgumentError`` (a ``ValueError``) for one that can never work.
+    """
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}")
+        raise InvalidArgumentError(
+            f"journal must be a URL such as sqlite:///bot.db or postgresql://host/db, got {url!r}"
+        )
     bare, _ = split_writer(url)
     scheme = bare.split("://", 1)[0].lower()
     if scheme == "sqlite":
         if not bare.startswith("sqlite:///") or not bare[len("sqlite:///") :]:
-            raise ValueError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
+            raise InvalidArgumentError(f"a SQLite journal URL is sqlite:///path/to/file.db, got {url!r}")
         return scheme
     if scheme in ("postgresql", "postgres"):
         return "postgresql"
-    raise ValueError(f"unknown journal scheme {scheme!r} in {url!r} (sqlite:/// or postgresql://)")
+    raise InvalidArgumentError(f"unknown journal scheme {scheme!r} in {url!r} (sqlite:/// or postgresql://)")
 
 
 def open_journal(
     url: str, *, connect_timeout: float = 10.0, read_only: bool = False
 ) -> Union[SQLiteJournal, PostgresJournal]:
-    """The journal store ``url`` names: ``ValueError`` for a URL that can never work, else ``JournalError``.
+    """The journal store ``url`` names: ``InvalidArgumentError`` for a URL that can never work, else ``JournalError``.
+
+    A SQLite file in a folder that does not exist can never work: the folder
+    is not made, so that a typo in it is not a new, empty journal.
 
     ``read_only`` opens it for reading only (an export of a journal the
     process may not write); it is never created, migrated or changed then.
@@ -92,7 +101,7 @@ def open_journal(
             path = bare[len("sqlite:///") :]
             return SQLiteJournal(path, url=bare, read_only=read_only)
         return PostgresJournal(bare, url=_shown(bare), connect_timeout=connect_timeout, read_only=read_only)
-    except JournalError:
+    except (JournalError, InvalidArgumentError):
         raise
     except ImportError:
         raise

@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, List, Optional, TypeVar
 
+from gameproto._extras import install_hint
+
 from ._sql import Executor, SQLStore
 
 __all__ = ["PostgresJournal"]
@@ -45,7 +47,7 @@ class PostgresJournal(SQLStore):
         try:
             import psycopg
         except ImportError as missing:  # an extra
-            raise ImportError(f'a PostgreSQL journal needs psycopg 3: pip install ".[postgres]" ({missing})') from None
+            raise ImportError(f"a PostgreSQL journal needs psycopg 3: {install_hint('psycopg')} ({missing})") from None
         super().__init__()
         self._psycopg = psycopg
         self.conninfo = conninfo

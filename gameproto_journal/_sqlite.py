@@ -24,7 +24,7 @@ import threading
 from typing import Callable, TypeVar
 from urllib.parse import quote
 
-from gameproto._errors import JournalError
+from gameproto._errors import InvalidArgumentError, JournalError
 
 from ._sql import Executor, SQLStore
 
@@ -46,11 +46,11 @@ class SQLiteJournal(SQLStore):
         self.read_only = read_only
         self._lock = threading.Lock()
         if path != ":memory:":
+            # The folder is not made: a typo in it would be a new, empty journal, unnoticed.
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
-                raise JournalError(
-                    f"the journal {self.url}: its folder {folder} does not exist (make it first; a journal is never "
-                    "put in a folder made up on the spot)"
+                raise InvalidArgumentError(
+                    f"journal {self.url}: the folder {folder} does not exist (a typo? make it first: mkdir -p {folder})"
                 )
             if read_only and not os.path.exists(path):
                 raise JournalError(f"the journal {self.url}: no such file")

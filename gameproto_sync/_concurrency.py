@@ -7,11 +7,17 @@ event loop; the generated client uses whichever its package has.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from typing import Any, Callable, List, Sequence, TypeVar
+import warnings
+from types import FrameType, TracebackType
+from typing import Any, Callable, List, Optional, Sequence, Type, TypeVar
 
-__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "shielded"]
+from gameproto.driver import Termination
+from gameproto.risk import Terminated
+
+__all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "shielded", "SignalCover"]
 
 Result = TypeVar("Result")
 
@@ -48,3 +54,70 @@ class TokenLock:
 
 
 sleep = time.sleep
+
+
+def _previous_kind(previous: Any) -> str:
+    """What ``signal.getsignal`` answered, in the core's words (``Termination``)."""
+    if previous is None:
+        return "unknown"  # set from C, not from Python: it cannot be put back
+    if previous == signal.SIG_DFL:
+        return "default"
+    if previous == signal.SIG_IGN:
+        return "ignored"
+    return "handler"
+
+
+class SignalCover:
+    """``cancel_all_on_exit()``'s SIGTERM handler for a blocking block: the signal raises into the block.
+
+    The core's ``Termination`` decides whether to cover the block and what
+    to do with the signal; this sets the handler (main thread only), raises
+    ``Terminated`` where the block runs, as Ctrl-C raises
+    ``KeyboardInterrupt``, so that the client cancels the orders, then hands
+    the signal to what was there before, and puts it back.
+    """
+
+    def __init__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self._previous: Any = signal.getsignal(signal.SIGTERM) if main else None
+        self.termination = Termination(_previous_kind(self._previous) if main else "unknown", main)
+        self._frame: Optional[FrameType] = None
+        self._installed = False
+
+    @property
+    def came(self) -> bool:
+        return self.termination.came
+
+    def __enter__(self) -> SignalCover:
+        if self.termination.warning:
+            warnings.warn(self.termination.warning, RuntimeWarning, stacklevel=4)
+        if self.termination.covers:
+            signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self._frame = frame
+        if self.termination.signalled():
+            raise Terminated(signum)
+
+    def restore(self) -> None:
+        if self._installed:
+            self._installed = False
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def hand_over(self) -> None:
+        """The orders are cancelled: the signal goes to what was there before (see ``Termination``)."""
+        action = self.termination.hand_over()
+        self.restore()
+        if action == "default":
+            signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, status 143
+        if action:
+            if action == "handler":
+                self._previous(signal.SIGTERM, self._frame)
+            raise Terminated(signal.SIGTERM)
+
+    def __exit__(
+        self, kind: Optional[Type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]
+    ) -> None:
+        self.restore()

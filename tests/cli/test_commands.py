@@ -133,6 +133,15 @@ def test_orders_as_table_and_json(game: Game, book: Dict[str, Any]) -> None:
     assert code == 0 and orders and {order["direction"] for order in orders} == {"sell"}
 
 
+def test_orders_shows_each_orders_status_beside_its_state(game: Game, book: Dict[str, Any]) -> None:
+    code, out, _ = game("orders")
+    header, _rule, *rows = out.splitlines()
+    assert code == 0 and header.split()[7:9] == ["state", "status"]
+    cells = {(row.split()[1], row.split()[2]): row.split()[5:7] for row in rows}
+    assert cells[("buy", "65")] == ["Displayed", "filled"]  # bob's sell at 60 filled it whole
+    assert cells[("buy", "100")] == ["Displayed", "active"] and cells[("sell", "120")] == ["Displayed", "active"]
+
+
 def test_orders_refuses_an_unknown_direction(game: Game) -> None:
     with pytest.raises(SystemExit) as stop:
         game("orders", "--direction", "up")

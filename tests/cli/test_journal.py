@@ -119,3 +119,9 @@ def test_export_brings_the_trades_up_to_date_with_a_token_and_keeps_trades_of_un
     assert [(trade["trade_id"], trade["volume"]) for trade in records[0]["trades"]] == [("trd_2", "0.5")]
     assert records[1]["trade_id"] == "trd_1" and records[1]["volume"] == "1"  # the other tool's order
     assert records[1]["time"].endswith("Z") and len(records[1]["time"]) == len("2031-01-14T09:20:41.007Z")
+
+
+@pytest.mark.parametrize("url", ["sqlite:bot.db", "sqlite://bot.db", "mysql://host/db", "bot.db"])
+def test_a_journal_url_that_can_never_work_is_a_usage_error(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, err = game(capsys, "journal", "show", "--journal", url)
+    assert (code, out) == (2, "") and "journal" in err and "Traceback" not in err

@@ -297,7 +297,7 @@ BLOCK_TRIO = "import sys\nsys.modules['trio'] = None  # as if trio were not inst
 def test_a_missing_trio_is_one_line_before_anything_runs(command: List[str], tmp_path: Path) -> None:
     done = run_game(*command, "--backend", "trio", cwd=tmp_path, before=BLOCK_TRIO, timeout=30)
     line = one_line_error(done, 2)
-    assert 'pip install "gameproto[trio]"' in line
+    assert 'pip install "trio>=0.26.1"' in line
     assert done.stdout == ""  # nothing ran: no exchange started, no blocking half
 
 

@@ -113,11 +113,19 @@ def test_a_single_order_past_a_limit_raises() -> None:
         plan_orders(order("buy", 55, 6), now=NOW, screen=RiskGuard(book_of()).screen)
 
 
+def test_a_breach_shows_numbers_without_float_noise() -> None:
+    limits = RiskLimits(price_band=0.1, self_trade_prevention=False)
+    _, (breach,) = book_of(limits).check([(0, order("sell", 0.1 + 0.2, 1))])
+    assert breach.limit == "price_band" and breach.value == Decimal("0.30000000000000004")  # the value stays exact
+    assert "price 0.3 is more than 0.1 from 50 " in breach.reason, breach.reason
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
         ({"max_order_volume": 0}, "max_order_volume must be > 0"),
         ({"max_net_position": "ten"}, "max_net_position must be a number"),
+        ({"price_band": "30"}, "price_band must be a number .* got str '30'"),  # as an order's price: no strings
         ({"price_band": -1}, "price_band must be >= 0"),
         ({"max_open_orders": 2.5}, "max_open_orders must be a whole number"),
         ({"self_trade_prevention": "no"}, "self_trade_prevention must be True or False"),

@@ -2,12 +2,20 @@
 
 The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
 
-- a ``python`` block runs, as printed (nothing in it is rewritten), in order
-  with the page's other python blocks and sharing their names (a page reads
-  top to bottom), on a fresh sandbox per page: the embedded exchange with
-  its seeded market, on ``http://127.0.0.1:8765`` with the token
-  ``demo-token``, as ``game serve --seed-market`` serves it. The port is the
-  printed one, so the pages take turns (a lock file) across processes;
+- a ``python`` block runs alone, as printed (nothing in it is rewritten,
+  nothing of another block is in scope: its imports are its own), in a fresh
+  empty folder, twice in a row (a reader runs an example again: the second
+  run finds the first one's files and orders), on a fresh sandbox per block:
+  the embedded exchange with its seeded market, on
+  ``http://127.0.0.1:8765`` with the token ``demo-token``, as ``game serve
+  --seed-market`` serves it. The port is the printed one, so the blocks take
+  turns (a lock file) across processes. A block that names Redis
+  (``redis://127.0.0.1:6379``) runs against a real one on the printed port,
+  in the component suite (``tox -e components``);
+- a python block preceded by ``<!-- runs until stopped -->`` never ends on
+  its own (a watch): it runs in its own process until its first line of
+  output, which must be there and be no error, and is then stopped with
+  Ctrl-C;
 - a python block preceded by ``<!-- not run: reason -->`` is skipped, with
   that reason shown by pytest; one preceded by ``<!-- needs: fastapi -->``
   runs where those packages are installed (the ``transports`` tox env) and
@@ -15,8 +23,9 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
   (``https://game.example.com``, ``your-personal-token``) must be marked so;
 - a block in a language that is not Python (``bash``, ``text``, ``toml``,
   ...) is shown, and every ``game ...`` line of a shell block must parse with
-  the command's own argument parser; a block with no language at all fails
-  the test, so that nothing is left undecided.
+  the command's own argument parser, and runs, as printed, in a shell that
+  has done what the page said before it (its ``export`` lines); a block with
+  no language at all fails the test, so that nothing is left undecided.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ RUN = frozenset({"python", "py"})
 
 _FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->\s*$")
+_UNTIL_STOPPED = re.compile(r"<!--\s*runs until stopped\s*-->\s*$")
 _NEEDS = re.compile(r"<!--\s*needs:\s*(?P<packages>[\w., -]+?)\s*-->\s*$")
 
 
@@ -79,6 +89,7 @@ class Block(NamedTuple):
     language: str
     code: str
     skip_reason: Optional[str]
+    until_stopped: bool = False
 
 
 def blocks_of(page: Path) -> Iterator[Block]:
@@ -91,7 +102,10 @@ def blocks_of(page: Path) -> Iterator[Block]:
         needs = _NEEDS.search(before)
         reason = marker.group("reason") if marker else _missing(needs.group("packages")) if needs else None
         language = match.group("info").strip().split(" ")[0].lower()
-        yield Block(page, line, language, match.group("body"), reason)
+        yield Block(
+            page, line, language, match.group("body"), reason,
+            bool(_UNTIL_STOPPED.search(before)),
+        )  # fmt: skip
 
 
 def _label(page: Path) -> str:
@@ -173,36 +187,87 @@ def sandbox() -> Exchange:
     return exchange
 
 
-def run_page(page: Path, blocks: List[Block]) -> Tuple[int, List[str]]:
-    """Run a page's python blocks, as printed, on a fresh sandbox; how many ran, and the skips."""
-    skipped: List[str] = []
-    ran = 0
+#: What makes a block need a real component: it runs in the component suite.
+COMPONENTS = (f"redis://127.0.0.1:{REDIS_PORT}",)
+
+
+def _block_id(block: Block) -> str:
+    return f"{_label(block.page)}:{block.line}"
+
+
+def _run_alone(block: Block) -> None:
+    """The block, as printed, in a namespace of its own (as ``python block.py`` runs it); the environment kept."""
+    where = _block_id(block)
+    environment = dict(os.environ)
+    with warnings.catch_warnings():
+        # An example that leaves a client open is a bad example.
+        warnings.simplefilter("error", ResourceWarning)
+        try:
+            exec(compile(block.code, where, "exec"), {"__name__": "__main__"})
+        except Exception as error:
+            raise AssertionError(f"the example at {where} failed: {error!r}") from error
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
+
+
+def _run_until_first_output(block: Block, folder: Path) -> str:
+    """A block that never ends on its own: its own process, until its first line of output; then Ctrl-C."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-c", block.code]
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # blocks until the line comes; an early end gives ""
+        still_running = process.poll() is None
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert first.strip() and still_running, f"{_block_id(block)} ended or said nothing: {first!r} {err[-2000:]}"
+    assert "Traceback" not in first and "Error" not in first, f"{_block_id(block)}: {first!r}"
+    return first
+
+
+def run_block(block: Block, folder: Path) -> None:
+    """The block, alone, twice in a row in ``folder``, on one fresh sandbox (a reader's second try)."""
     with _printed_ports():
         _wait_free(SANDBOX_PORT)
-        with ServerThread(sandbox(), port=SANDBOX_PORT), _redis_if_named("".join(b.code for b in blocks)):
-            namespace: Dict[str, Any] = {"__name__": "__docs__"}
-            for block in blocks:
-                where = f"{_label(page)}:{block.line}"
-                if block.skip_reason is not None:
-                    skipped.append(f"{where}: {block.skip_reason}")
-                    continue
-                with warnings.catch_warnings():
-                    # An example that leaves a client open is a bad example.
-                    warnings.simplefilter("error", ResourceWarning)
-                    try:
-                        exec(compile(block.code, where, "exec"), namespace)
-                    except Exception as error:
-                        raise AssertionError(f"the example at {where} failed: {error!r}") from error
-                ran += 1
-    return ran, skipped
+        with ServerThread(sandbox(), port=SANDBOX_PORT), _redis_if_named(block.code):
+            for _ in range(2):
+                if block.until_stopped:
+                    _run_until_first_output(block, folder)
+                else:
+                    _run_alone(block)
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
-def test_the_examples_of_a_page_run_as_printed(page: Path, capsys: Any, tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.chdir(tmp_path)  # what an example writes (a journal's bot.db) goes to a fresh folder
-    ran, skipped = run_page(page, _runnable(page))
+def _block_param(block: Block) -> Any:
+    marks = [pytest.mark.component] if any(name in block.code for name in COMPONENTS) else []
+    return pytest.param(block, id=_block_id(block), marks=marks)
+
+
+RUN_BLOCKS = [
+    _block_param(block) for page in PAGES for block in _runnable(page) if block.skip_reason is None
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", RUN_BLOCKS)
+def test_each_python_block_runs_alone_twice_in_a_fresh_folder(
+    block: Block, capsys: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a fresh, empty folder: what the block writes (a journal's bot.db) goes there
+    run_block(block, tmp_path)
     capsys.readouterr()
-    assert ran or skipped
+
+
+def test_a_block_alone_has_only_its_own_names(tmp_path: Path, monkeypatch: Any) -> None:
+    """The runner itself: a block that leans on a name of another block fails, as it would for a reader."""
+    monkeypatch.chdir(tmp_path)
+    leaning = Block(ROOT / "README.md", 1, "python", "print(GameAPI)\n", None)
+    with pytest.raises(AssertionError, match="NameError"):
+        _run_alone(leaning)
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
@@ -259,9 +324,14 @@ def test_the_shell_examples_use_delivery_dates_still_to_come() -> None:
 LONG_RUNNING = {"serve": "personal token", "watch": "watching"}
 
 
-def _shell_home(tmp: Path) -> Dict[str, str]:
-    """A reader's machine: the token in ``~/.game-token`` and in the environment, the cli page's CSV file."""
-    (tmp / ".game-token").write_text(SANDBOX_TOKEN + "\n", encoding="utf-8")
+def _shell_home(tmp: Path, said: Shell) -> Dict[str, str]:
+    """A reader's machine that has done what the page said before the line (``said``), with the files it names.
+
+    No ``GAME_API_*`` variable and no token file unless the page said so
+    (``export GAME_API_TOKEN=demo-token``, ``echo demo-token >
+    ~/.game-token``); the files the pages describe in words are there: the
+    cli page's CSV file, the simulator page's token files and certificate.
+    """
     (csv,) = [block.code for block in blocks_of(ROOT / "docs" / "cli.md") if block.language == "csv"]
     (tmp / "orders.csv").write_text(csv, encoding="utf-8")
     for name in ("alice", "bob"):  # the simulator page's own token files
@@ -271,13 +341,50 @@ def _shell_home(tmp: Path) -> Dict[str, str]:
     certificate = trustme.CA().issue_cert("127.0.0.1", "localhost")  # the simulator page's cert.pem and key.pem
     certificate.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
     certificate.private_key_pem.write_to_path(str(tmp / "key.pem"))
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("GAME_API_")}
-    return {**clean, "HOME": str(tmp), "GAME_API_TOKEN": SANDBOX_TOKEN, "PYTHONPATH": str(ROOT)}
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("GAME_API_", "GAME_ADMIN_"))}
+    env = {**clean, "HOME": str(tmp), "PYTHONPATH": str(ROOT), **said.exports}
+    for path, text in said.files:
+        target = Path(path.replace("~", str(tmp), 1) if path.startswith("~") else tmp / path)
+        target.write_text(text + "\n", encoding="utf-8")
+    return env
+
+
+class Shell(NamedTuple):
+    """What a page's shell lines did before a line: the variables exported, the files written with echo."""
+
+    exports: Dict[str, str]
+    files: Tuple[Tuple[str, str], ...]
+
+
+def _said(shell: Shell, words: List[str]) -> Shell:
+    """``shell`` after one line: ``export NAME=VALUE`` and ``echo TEXT > FILE`` are followed, the rest is not."""
+    if words[:1] == ["export"]:
+        exports = dict(shell.exports)
+        for word in words[1:]:
+            name, _, value = word.partition("=")
+            exports[name] = value
+        return Shell(exports, shell.files)
+    if words[:1] == ["echo"] and len(words) >= 4 and words[-2] == ">":
+        return Shell(shell.exports, (*shell.files, (words[-1], " ".join(words[1:-2]))))
+    return shell
 
 
 def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, str]:
     command = [sys.executable, "-m", "gameproto_cli", *argv]
     ready = LONG_RUNNING.get(argv[0]) if argv else None
+    if ready is None and argv[:1] and argv[0] in ASKS:
+        import pty
+
+        controller, terminal = pty.openpty()
+        try:
+            os.write(controller, ASKS[argv[0]].encode())  # the terminal keeps the answer until the prompt reads it
+            done = subprocess.run(
+                command, cwd=cwd, env=env, stdin=terminal, capture_output=True, text=True, timeout=120
+            )
+        finally:
+            os.close(terminal)
+            os.close(controller)
+        return done.returncode, done.stdout, done.stderr
     if ready is None:
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout, done.stderr
@@ -298,36 +405,47 @@ def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, st
     return process.returncode, "".join(said) + rest, ""
 
 
-def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]]]]:
-    """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any."""
+def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
+    """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any,
+    and what the page's shell lines before it did."""
     lines = []
     for page in PAGES:
+        shell = Shell({}, ())
         for block in blocks_of(page):
             if block.language not in ("bash", "console"):
                 continue
             commands = [
                 (offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)
             ]
-            games = [(offset, words[1:]) for offset, words in commands if words[:1] == ["game"]]
-            serve = next((argv for _, argv in games if argv[:1] == ["serve"]), None)
-            lines += [(f"{_label(page)}:{block.line + offset}", argv, serve) for offset, argv in games]
+            serve = next((words[1:] for _, words in commands if words[:2] == ["game", "serve"]), None)
+            for offset, words in commands:
+                if words[:1] == ["game"]:
+                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:], serve, shell))
+                shell = _said(shell, words)
     return lines
 
 
-@pytest.mark.parametrize(("where", "argv", "serve"), _shell_lines(), ids=lambda value: str(value))
+#: Commands that ask before they act: run on a terminal, where the reader answers no.
+ASKS = {"cancel-all": "n\n"}
+
+
+@pytest.mark.parametrize(("where", "argv", "serve", "said"), _shell_lines(), ids=lambda value: str(value))
 def test_the_shell_examples_run_as_printed(
-    where: str, argv: List[str], serve: Optional[List[str]], tmp_path: Path
+    where: str, argv: List[str], serve: Optional[List[str]], said: Shell, tmp_path: Path
 ) -> None:
     """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
 
-    The sandbox is the block's own ``game serve`` line where it has one (run
-    as printed, then stopped with Ctrl-C), else the embedded exchange as
-    ``game serve --seed-market`` serves it; both on the printed port.
-    ``game order delete ord_1234`` deletes the order it names, placed first.
-    The other lines of shell blocks (``pip install``, ``tox``, ``mkdocs``)
-    install or build, and run in ``.ci/run``.
+    The shell has done what the page said before the line (its ``export``
+    and ``echo ... > FILE`` lines), and nothing else: a line that needs a
+    token finds one only where the page gave it. The sandbox is the block's
+    own ``game serve`` line where it has one (run as printed, then stopped
+    with Ctrl-C), else the embedded exchange as ``game serve --seed-market``
+    serves it; both on the printed port. ``game order delete ord_1234``
+    deletes the order it names, placed first. A command that asks first is
+    answered no on a terminal. The other lines of shell blocks (``pip
+    install``, ``tox``, ``mkdocs``) install or build, and run in ``.ci/run``.
     """
-    env = _shell_home(tmp_path)
+    env = _shell_home(tmp_path, said)
     with _printed_ports():
         _wait_free(SANDBOX_PORT)
         if argv[:1] == ["serve"]:
@@ -344,6 +462,18 @@ def test_the_shell_examples_run_as_printed(
                 status, out, err = _game(argv, tmp_path, env)
     assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
     assert "Traceback" not in out + err
+
+
+def test_a_line_the_page_gave_no_token_fails(tmp_path: Path) -> None:
+    """The runner itself: without the page's export, a line that needs the token fails, as for a reader."""
+    env = _shell_home(tmp_path, Shell({}, ()))
+    with _printed_ports():
+        _wait_free(SANDBOX_PORT)
+        with ServerThread(sandbox(), port=SANDBOX_PORT):
+            status, _, err = _game(["orders", "--direction", "buy"], tmp_path, env)
+    assert status == 2 and "token" in err
+    said = _said(_said(Shell({}, ()), ["export", "GAME_API_TOKEN=demo-token"]), ["echo", "x", ">", "~/.t"])
+    assert said == Shell({"GAME_API_TOKEN": "demo-token"}, (("~/.t", "x"),))
 
 
 @contextlib.contextmanager

@@ -9,12 +9,16 @@ bought and that the rest is gone, and leaves nothing of its own resting.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
+import math
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ServerThread
 from gameproto_sync import GameAPI
 from tests.docs.test_examples import SANDBOX_PORT, SANDBOX_TOKEN, _printed_ports, _wait_free, blocks_of, sandbox
@@ -80,3 +84,34 @@ def test_the_readme_bot_on_an_account_with_history_leaves_nothing_of_its_own_res
     number = int(placed.group(1)[len("ord_") :])
     assert {order["order_id"] for order in after} == before and number not in before
     assert sum(float(trade["volume"]) for trade in trades if trade["buyer"] == "trader-1") == bought
+
+
+def test_the_readme_bot_judges_five_minutes_away_by_the_exchanges_clock() -> None:
+    """An exchange whose clock is ahead of the host's (``game serve --clock-offset``): the bot keeps 5 minutes.
+
+    The exchange's clock is set 3 minutes before a quarter-hour it quotes, some
+    10 to 25 minutes ahead of the host's: by the host's clock that quarter-hour
+    is well over 5 minutes away, by the exchange's only 3, so a bot that
+    judged by the host's clock would pick it.
+    """
+    host = time.time()
+    quarter = math.ceil((host + 600) / 900) * 900
+    exchange = Exchange(tokens={SANDBOX_TOKEN: "trader-1"}, seed=7, clock_offset=(quarter - 180) - host)
+    exchange.seed_market()
+    printed = io.StringIO()
+    with _printed_ports():
+        _wait_free(SANDBOX_PORT)
+        with ServerThread(exchange, port=SANDBOX_PORT):
+            started = exchange.now()
+            assert f"{dt.datetime.fromtimestamp(quarter, dt.timezone.utc):%Y-%m-%dT%H:%M}:00Z/PT15M" in {
+                row["contract"] for row in exchange.market.market_rows(started)
+            }  # the quarter-hour a host-clock bot would take is on offer
+            with contextlib.redirect_stdout(printed):
+                exec(compile(_bot(), "README.md (the bot)", "exec"), {"__name__": "__bot__"})
+    lines = printed.getvalue().splitlines()
+    offset = float(re.fullmatch(r"the exchange's clock is ([+-]\d+\.\d) s from ours", lines[0]).group(1))  # type: ignore[union-attr]
+    assert 600 - 180 <= offset <= 1500  # it learnt the exchange's clock
+    placed = re.fullmatch(r"placed ord_\d+ buy [\d.]+ @ [\d.]+ (\S+)", lines[1])
+    assert placed, lines
+    start = dt.datetime.strptime(placed.group(1)[:16], "%Y-%m-%dT%H:%M").replace(tzinfo=dt.timezone.utc)
+    assert start.timestamp() >= started + 300, (placed.group(1), lines)

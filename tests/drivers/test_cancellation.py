@@ -7,7 +7,7 @@ free: a cancelled token exchange must not block every later call.
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Awaitable, Callable, List
 
 import anyio
 import pytest
@@ -20,9 +20,10 @@ from tests.support.common import TOKEN, future_order
 
 pytestmark = pytest.mark.anyio
 
-#: How long the exchange sits on a delayed answer, and how soon the caller gives up on it.
+#: How long the exchange sits on a delayed answer (a call is cancelled once the exchange holds it, not after a wait).
 DELAY = 2.0
-PATIENCE = 0.2
+#: A bound on a hang while waiting for the exchange to take its delays.
+LIMIT = 30.0
 
 
 def delay(exchange: Exchange, method: str, path: str, times: int = 1) -> None:
@@ -42,6 +43,28 @@ async def assert_usable(api: GameAPI, server: RunningServer[Exchange], calls: in
         for _ in range(calls):
             assert (await api.get_status())["status"] == "healthy"
     assert len(pool_state(api)) == 1  # the normal calls share one kept-alive connection
+
+
+def delays_left(exchange: Exchange) -> int:
+    """How many delayed answers the exchange has still to give: each delay taken is a request that reached it."""
+    return sum(rule.times for rule in exchange.faults.rules if rule.fault.kind == "delay")
+
+
+async def until_held(exchange: Exchange, left: int = 0) -> None:
+    """Until the exchange holds the delayed requests (``left`` delays not taken yet): then a cancel is mid-flight."""
+    with anyio.fail_after(LIMIT):
+        while delays_left(exchange) > left:
+            await anyio.sleep(0.01)
+
+
+async def cancelled_once_held(exchange: Exchange, call: Callable[[], Awaitable[Any]], left: int = 0) -> None:
+    """``call``, cancelled by its scope once the exchange holds its delayed requests; it must not have ended."""
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await until_held(exchange, left)
+            scope.cancel()
+    assert scope.cancelled_caught, "the delayed call ended before it was cancelled"
 
 
 async def cancelled_by_move_on_after(api: GameAPI, exchange: Exchange) -> None:
@@ -74,7 +97,7 @@ async def test_asyncio_task_cancel_mid_flight_leaves_the_client_usable(aserver: 
         for _ in range(4):
             delay(exchange, "GET", "/status")
             task = asyncio.ensure_future(api.get_status())
-            await asyncio.sleep(PATIENCE)
+            await until_held(exchange)
             assert not task.done()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -108,7 +131,7 @@ async def test_trio_cancel_scope_mid_flight_leaves_the_client_usable(aserver: Ru
                         finished.append(True)
 
                 nursery.start_soon(call)
-                await trio.sleep(PATIENCE)
+                await until_held(exchange)
                 scope.cancel()
             assert finished == [] and scope.cancelled_caught
             assert len(pool_state(api)) <= 1
@@ -142,11 +165,13 @@ async def test_many_concurrent_calls_cancelled_at_once(aserver: RunningServer[Ex
     async with GameAPI(TOKEN, aserver.base_url, timeout=10, max_connections=4) as api:
         await api.get_status()
         delay(exchange, "GET", "/status", times=12)
-        with anyio.move_on_after(PATIENCE) as scope:
+
+        async def twelve() -> None:
             async with anyio.create_task_group() as group:
                 for _ in range(12):  # more than the pool holds: some wait for a connection when cancelled
                     group.start_soon(api.get_status)
-        assert scope.cancelled_caught
+
+        await cancelled_once_held(exchange, twelve, left=12 - 4)  # the pool's four are at the exchange
         exchange.faults.clear()  # the calls that never reached the exchange left their delays unused
         assert len(pool_state(api)) <= 4
         assert api._transport._pool._requests == []  # no request left queued in the pool
@@ -163,9 +188,7 @@ async def test_a_cancelled_create_order_leaves_the_client_usable(aserver: Runnin
     async with GameAPI(TOKEN, aserver.base_url, timeout=10) as api:
         await api.get_status()
         delay(exchange, "POST", "/orders")
-        with anyio.move_on_after(PATIENCE) as scope:
-            await api.create_order(future_order(price=101.0))
-        assert scope.cancelled_caught
+        await cancelled_once_held(exchange, lambda: api.create_order(future_order(price=101.0)))
         assert len(pool_state(api)) <= 1
         with anyio.fail_after(5):
             created: Any = await api.create_order(future_order(price=102.0))
@@ -183,9 +206,7 @@ async def test_a_cancelled_split_bulk_leaves_the_client_usable(aserver: RunningS
     async with GameAPI(TOKEN, aserver.base_url, timeout=10) as api:
         await api.get_status()
         delay(exchange, "POST", "/orders/create-bulk", times=3)
-        with anyio.move_on_after(PATIENCE) as scope:
-            await api.create_order({"orders": orders})
-        assert scope.cancelled_caught
+        await cancelled_once_held(exchange, lambda: api.create_order({"orders": orders}))  # all three parts held
         exchange.faults.clear()
         assert len(pool_state(api)) <= 3
         with anyio.fail_after(5):
@@ -218,7 +239,7 @@ async def test_a_waiter_on_the_token_lock_goes_on_when_the_holder_is_cancelled(
             await cancelled_by_move_on_after(api, exchange)  # takes the lock first, then is cancelled
 
         async def waiter() -> None:
-            await anyio.sleep(0.05)  # arrives while the holder exchanges
+            await until_held(exchange)  # arrives while the holder exchanges (the lock held, its request held)
             results.append((await api.get_status())["status"])
 
         with anyio.fail_after(5):

@@ -15,6 +15,7 @@ import pytest
 
 from gameproto import NetworkTimeoutError, OutcomeUnknownError
 from tests.support.harness import Harness, every_driver
+from tests.support.tcp import accept_loop
 
 TOKEN_ANSWER = b'{"access_token": "trickle-access", "expires_in": 3600}'
 #: Set: the server closes the connection after the token's answer, so the trickled one is a new connection's first.
@@ -28,12 +29,7 @@ def _answer(body: bytes) -> bytes:
 def _serve(listener: socket.socket, stop: threading.Event) -> None:
     """Answer the token exchange at once, then trickle every other answer a byte at a time."""
     listener.settimeout(0.1)
-    while not stop.is_set():
-        try:
-            connection, _ = listener.accept()
-        except OSError:
-            continue
-        threading.Thread(target=_converse, args=(connection, stop), daemon=True).start()
+    accept_loop(listener, stop.is_set, lambda connection: _converse(connection, stop))
 
 
 def _converse(connection: socket.socket, stop: threading.Event) -> None:

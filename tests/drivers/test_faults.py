@@ -42,6 +42,7 @@ from gameproto._retry import RetryPolicy
 from gameproto.simulator.faults import Fault
 from tests.support.common import future_order, order_payload
 from tests.support.harness import Harness, every_driver
+from tests.support.tcp import accept_loop
 
 #: Retries after the first attempt in every case (the project's default).
 RETRIES = 2
@@ -136,16 +137,7 @@ class TrickleServer:
         self._listener.close()
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        accept_loop(self._listener, self._stop.is_set, self._serve, self._threads)
 
     def _serve(self, connection: socket.socket) -> None:
         with connection:
@@ -567,7 +559,10 @@ async def _post_after_idle_close(h: Harness) -> None:
     async with h.serve(idle_timeout=0.3) as running:
         api = h.client(running.base_url)
         await api.get_status()
-        await h.sleep(0.6)  # the server closes the idle keep-alive connection meanwhile
+        # The server closes the idle keep-alive connection (after 0.3 s): waited on, not assumed after a sleep;
+        # then a moment for the close, made just after the count drops, to reach the client's socket.
+        await h.wait_until(lambda: running.connections_open == 0, "the server closing the idle connection")
+        await h.sleep(0.1)
         order = future_order()
         created = await api.create_order(order)
         assert str(created["order_id"]).startswith("ord_")

@@ -37,7 +37,7 @@ from gameproto._boundary import (
     TransportFailure,
 )
 from gameproto._calls import Call
-from gameproto._errors import GameAPIError, error_from_response
+from gameproto._errors import GameAPIError, OutcomeUnknownError, ProtocolError, error_from_response
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.faults import Reaction
 from gameproto_async import GameAPI as AsyncGameAPI
@@ -302,33 +302,29 @@ def test_a_server_error_message_stays_short(payload: Any) -> None:
     assert len(str(error)) < 1000
 
 
-def test_a_huge_expires_in_is_a_protocol_error() -> None:
-    answer = Response(200, {}, b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}")
+HUGE_LIFETIME = Response(200, {}, b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}")
+
+
+def test_a_huge_expires_in_is_capped_at_ten_years() -> None:
+    """A lifetime no float can hold is a token usable now, renewed within ten years, never an overflow."""
     state = TokenState(TOKEN)
-    try:
-        state.accept(answer, 0.0)
-    except GameAPIError:
-        pass  # refusing it is fine, so is capping it
+    assert state.accept(HUGE_LIFETIME, 0.0) == "abc"
+    assert state.current(0.0) == "abc"
+    assert state.current(10 * 365 * 86400.0) is None
 
 
-def test_a_huge_expires_in_through_the_call_flow() -> None:
+def test_a_huge_expires_in_through_the_call_flow_is_used() -> None:
     clock = FakeClock()
     session = make_session(clock)
-    huge = Response(200, {}, b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}")
-    transport = Script([json_response(200, {})], [huge], fallback=Response(503, {}, b""))
-    try:
-        drive(session.run(_calls.get_status()), transport, clock, max_steps=200)
-    except GameAPIError:
-        pass
+    transport = Script([json_response(200, {"status": "healthy"})], [HUGE_LIFETIME], fallback=Response(503, {}, b""))
+    assert drive(session.run(_calls.get_status()), transport, clock, max_steps=200) == {"status": "healthy"}
+    assert transport.exchanges == 1
 
 
 @pytest.mark.parametrize("body", [b"{}", b'{"failed": []}', b'{"created": []}', b'{"requested": 3}'])
-def test_a_bulk_answer_without_its_lists_is_completed_or_refused(body: bytes) -> None:
-    try:
-        value = CALLS["create_orders_bulk"].parse(Response(200, {}, body))
-    except GameAPIError:
-        return
-    assert type(value.get("created")) is list and type(value.get("failed")) is list
+def test_a_bulk_answer_without_its_lists_is_a_protocol_error(body: bytes) -> None:
+    with pytest.raises(ProtocolError, match="not a bulk result with indices 0 to 2"):
+        CALLS["create_orders_bulk"].parse(Response(200, {}, body))  # 3 orders sent: none accounted for
 
 
 def test_a_split_bulk_with_an_answer_missing_its_lists(server: RunningServer[Exchange]) -> None:
@@ -337,12 +333,12 @@ def test_a_split_bulk_with_an_answer_missing_its_lists(server: RunningServer[Exc
     server.exchange.faults.add(Fault("status", status=200, body=b"{}"), path="/orders/create-bulk")
     orders = [future_order(price=float(number + 1)) for number in range(150)]
     with SyncGameAPI(TOKEN, server.base_url) as api:
-        try:
-            result: Any = api.create_order({"orders": orders})
-        except GameAPIError as error:
-            assert error.partial_result is not None
-        else:
-            assert len(result["created"]) == 50
+        with pytest.raises(OutcomeUnknownError, match="not a bulk result with indices 0 to 99") as raised:
+            api.create_order({"orders": orders})
+    partial = raised.value.partial_result
+    assert partial["unknown"] == list(range(100))  # the part answered with {}: its orders may exist
+    created = [item["index"] for item in partial["created"]]
+    assert sorted(partial["unknown"] + partial["unsent"] + created) == list(range(150))  # each order once
 
 
 def test_a_bulk_answer_must_account_for_every_order() -> None:
@@ -400,10 +396,8 @@ def test_a_detail_nested_at_the_recursion_limit_is_a_game_api_error() -> None:
             error = _at_stack_depth(extra, partial(error_from_response, Response(status, {}, body)))
             assert isinstance(error, GameAPIError)
         state = TokenState(TOKEN)
-        try:
+        with pytest.raises(GameAPIError):  # a refused token exchange, however deep its detail
             _at_stack_depth(extra, partial(state.accept, Response(400, {}, b'{"detail": %s}' % nested), 0.0))
-        except GameAPIError:
-            pass
 
 
 # --- (a) the whole call flow -------------------------------------------------------------------------

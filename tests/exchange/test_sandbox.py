@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -147,10 +148,32 @@ def test_game_sandbox_moves_the_clock_from_a_shell(manual_sandbox: GameServe, tm
     back = _game("sandbox", "clock", "set", "2020-01-01T00:00Z", "--url", url, "--admin-token", ADMIN)
     assert back.returncode == 2 and "only moves forward" in back.stderr
     wrong = _game("sandbox", "clock", "advance", "15m", "--url", url, "--admin-token", "wrong")
-    assert wrong.returncode == 2 and "401" in wrong.stderr
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        f"game: the sandbox at {url} refused the admin token: it is not the one game serve was started with "
+        "(check --admin-token, --admin-token-file or GAME_ADMIN_TOKEN)"
+    )
     missing = _game("sandbox", "reset", "--url", url, GAME_ADMIN_TOKEN="")
     assert missing.returncode == 2 and "admin token" in missing.stderr
     assert ADMIN not in shown.stdout + moved.stdout + done.stdout + back.stderr + wrong.stderr
+
+
+def test_the_sandbox_tells_a_wrong_admin_token_from_none(manual_sandbox: GameServe) -> None:
+    url = manual_sandbox.base_url
+    status, _, data = plain_call(url, "GET", "/_sandbox/clock", None, "wrong")
+    assert (status, data["detail"]) == (401, "Wrong admin token")
+    status, _, data = plain_call(url, "GET", "/_sandbox/clock")
+    assert (status, data["detail"]) == (401, "The /_sandbox/ endpoints need the admin token")
+
+
+def test_game_sandbox_against_a_dead_port_says_what_to_try() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = _game("sandbox", "clock", "--url", url, "--admin-token", ADMIN)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"game: cannot connect to the sandbox at {url}: connection refused (nothing listens there); "
+        "is game serve running? check --url (or GAME_API_URL)"
+    )
 
 
 def test_without_an_admin_token_there_are_no_sandbox_endpoints() -> None:

@@ -79,3 +79,28 @@ def test_the_clients_import_neither_pandas_nor_matplotlib() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+
+
+def test_market_data_is_one_frame_with_a_kind_and_best_offers_one_row_per_level(server: Any) -> None:
+    with GameAPI(TOKEN, server.base_url) as alice:
+        alice.create_order({"orders": [at("buy", 80, 2), at("buy", 79, 1), at("sell", 90, 3)]})
+        market = frame(alice.get_market_data())
+        offers = frame(alice.get_market_best_offers())
+    assert list(market["kind"]) == ["summary", "level", "level", "level"]
+    summary = market[market["kind"] == "summary"].iloc[0]
+    assert (summary["bid"], summary["ask"]) == (80.0, 90.0)
+    levels = market[market["kind"] == "level"]
+    assert list(zip(levels["direction"], levels["price"], levels["volume"])) == [
+        ("buy", 80.0, 2.0), ("buy", 79.0, 1.0), ("sell", 90.0, 3.0),
+    ]  # fmt: skip
+    contract = Contract.from_order(at("buy", 80, 2)).id
+    assert list(offers.columns[:5]) == ["contract", "side", "rank", "price", "volume"]
+    assert [tuple(row) for row in offers[["contract", "side", "rank", "price", "volume"]].itertuples(index=False)] == [
+        (contract, "buy", 1, 80.0, 2.0), (contract, "buy", 2, 79.0, 1.0), (contract, "sell", 1, 90.0, 3.0),
+    ]  # fmt: skip
+    assert str(offers.index.tz) == "UTC" and (offers.index == pd.Timestamp(Contract.parse(contract).start)).all()
+
+
+def test_only_market_rows_get_a_kind() -> None:
+    trade = {"trade_id": 1, "contract": "2030-01-01T00:00:00Z/PT15M", "direction": "buy", "price": 1, "volume": 1}
+    assert "kind" not in frame([trade]).columns

@@ -9,6 +9,7 @@ watchers resuming after a restart.
 from __future__ import annotations
 
 import inspect
+import re
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from gameproto._journal_life import window_of
 from gameproto._journal_records import parse_time
 from gameproto.journal import JournalError
 from gameproto.simulator.faults import Fault
+from gameproto_journal import SQLiteJournal
 from tests.support.common import OTHER_TOKEN, TOKEN, future_order
 from tests.support.harness import Harness, every_driver
 
@@ -177,6 +179,11 @@ async def test_the_kill_switch_records_its_deletions_first(h: Harness, tmp_path:
         assert [change.state for change in order.changes] == ["intent", "created", "delete_requested", "deleted"]
 
 
+async def after_first_listing(h: Harness, path: str, before: int) -> None:
+    """Once the watch's first listing of ``path`` is its baseline: its second listing has reached the exchange."""
+    await h.wait_until(lambda: h.attempts("GET", path) >= before + 2, f"the watch's second listing of {path}")
+
+
 @every_driver()
 async def test_the_order_watch_resumes_after_a_restart(h: Harness, tmp_path: Path) -> None:
     url = journal_url(tmp_path)
@@ -249,22 +256,22 @@ async def test_without_a_journal_there_is_none(h: Harness) -> None:
 
 
 def test_a_journal_url_that_can_never_work_is_a_value_error(tmp_path: Path) -> None:
+    """As every constructor argument that can never work (the README's rule); a missing folder is not made."""
     from gameproto_sync import GameAPI
 
     with pytest.raises(ValueError, match="unknown journal scheme"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="mysql://x/y")
     with pytest.raises(ValueError, match="must be a URL"):
         GameAPI(TOKEN, "http://127.0.0.1:9", journal="bot.db")
-    with pytest.raises(ValueError, match="sqlite:///path"):
-        GameAPI(TOKEN, "http://127.0.0.1:9", journal="sqlite://")
-
-
-def test_a_journal_in_a_missing_folder_is_refused_not_made(tmp_path: Path) -> None:
-    from gameproto_sync import GameAPI
-
-    with pytest.raises(JournalError, match="does not exist"):
-        GameAPI(TOKEN, "http://127.0.0.1:9", journal=f"sqlite:///{tmp_path / 'nowhere' / 'bot.db'}")
-    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(ValueError, match=r"sqlite:///path/to/file\.db"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal="sqlite://bot.db")
+    typo = tmp_path / "jounral" / "bot.db"
+    with pytest.raises(ValueError, match=f"the folder {re.escape(str(typo.parent))} does not exist"):
+        GameAPI(TOKEN, "http://127.0.0.1:9", journal=f"sqlite:///{typo}")
+    assert not typo.parent.exists()
+    with pytest.raises(ValueError, match="does not exist"):
+        SQLiteJournal(str(typo))
+    assert not typo.parent.exists()
 
 
 def test_the_clients_load_no_journal_store_unless_asked() -> None:

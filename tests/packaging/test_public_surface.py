@@ -54,8 +54,9 @@ def test_every_public_name_of_the_core_is_documented() -> None:
 def test_the_example_driver_and_the_cli_use_public_names_of_the_core() -> None:
     private = re.compile(r"gameproto\._[a-z]")
     assert [name for name in _imports(ROOT / "examples" / "stdlib_client.py") if private.match(name)] == []
-    # The CLI reads the core's defaults, its environment rules and one view of the market; nothing else private.
-    allowed = ("gameproto._constants", "gameproto._settings", "gameproto._market")
+    # The CLI reads the core's defaults, its environment rules, one view of the market and the hints for a
+    # missing optional library; nothing else private.
+    allowed = ("gameproto._constants", "gameproto._settings", "gameproto._market", "gameproto._extras")
     for path in (ROOT / "gameproto_cli").glob("*.py"):
         for name in _imports(path):
             assert not private.match(name) or name.startswith(allowed), f"{path.name} imports {name}"

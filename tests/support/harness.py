@@ -82,6 +82,7 @@ from gameproto_async import GameAPI as AsyncGameAPI
 from gameproto_exchange import RunningServer, ServerThread, serve_exchange
 from gameproto_sync import GameAPI as SyncGameAPI
 from tests.support.common import TOKEN
+from tests.support.tcp import accept_loop
 
 __all__ = [
     "DRIVERS",
@@ -753,16 +754,14 @@ class FaultProxy:
         thread.start()
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            upstream = socket.create_connection(self._target, timeout=5)
-            for end in (client, upstream):
-                end.settimeout(0.05)
-            self._spawn(self._requests, client, upstream)
-            self._spawn(self._answers, upstream, client)
+        accept_loop(self._listener, self._stop.is_set, self._connect, self._threads)
+
+    def _connect(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self._target, timeout=5)
+        for end in (client, upstream):
+            end.settimeout(0.05)
+        self._spawn(self._requests, client, upstream)
+        self._spawn(self._answers, upstream, client)
 
     def _fault_for(self, chunk: bytes) -> Optional[str]:
         method, _, rest = chunk.partition(b" ")

@@ -15,6 +15,8 @@ import socket
 import threading
 from typing import Callable, List, Optional, Tuple
 
+from tests.support.tcp import accept_loop
+
 __all__ = ["HoldingProxy"]
 
 
@@ -91,13 +93,11 @@ class HoldingProxy:
                 pass
 
     def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self._sockets.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        accept_loop(self._listener, lambda: self._closed, self._serve, admit=self._track)
+
+    def _track(self, client: socket.socket) -> bool:
+        self._sockets.append(client)
+        return True
 
     def _serve(self, client: socket.socket) -> None:
         upstream = http.client.HTTPConnection(*self.upstream, timeout=30)

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Callable, List, Optional
 
+from tests.support.tcp import accept_loop
+
 __all__ = [
     "Peer",
     "Case",
@@ -184,17 +186,11 @@ class RedisImpostor:
 
     def _accept(self) -> None:
         assert self._listener is not None
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            serving = threading.Thread(target=self._serve, args=(connection,), daemon=True)
-            serving.start()
-            self._threads.append(serving)
+        accept_loop(self._listener, self._stopping.is_set, self._serve, self._threads, self._count)
+
+    def _count(self, connection: socket.socket) -> bool:
+        self.connections += 1
+        return True
 
     def _serve(self, connection: socket.socket) -> None:
         peer = Peer(connection, time.monotonic() + self.lifetime, self._stopping)

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from gameproto._boundary import Request, Response
 from gameproto.simulator.exchange import Exchange
 from tests.support.common import TOKEN
+from tests.support.tcp import accept_loop
 
 __all__ = [
     "Seen",
@@ -430,24 +431,18 @@ class _Listener:
         self._listener.close()
 
     def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                if self.accepted >= self.max_connections:
-                    connection.close()
-                    continue
-                self.accepted += 1
-                self.open_now += 1
-                self.peak_open = max(self.peak_open, self.open_now)
-                self._sockets.append(connection)
-            thread = threading.Thread(target=self._run, args=(connection,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        accept_loop(self._listener, self.stopping.is_set, self._run, self._threads, self._admit)
+
+    def _admit(self, connection: socket.socket) -> bool:
+        with self.lock:
+            if self.accepted >= self.max_connections:
+                connection.close()
+                return False
+            self.accepted += 1
+            self.open_now += 1
+            self.peak_open = max(self.peak_open, self.open_now)
+            self._sockets.append(connection)
+        return True
 
     def _run(self, connection: socket.socket) -> None:
         try:
