@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import random
 from email.utils import formatdate
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
@@ -28,7 +29,7 @@ from gameproto._boundary import Response, Send, TransportFailure
 from gameproto.simulator.answers import JSONObject
 from gameproto.simulator.replay import ReplayExchange, Tape, fill_hash, fill_log, report
 
-from ._recording import read_recording
+from ._recording import PathArg, read_recording
 
 __all__ = ["Backtest", "BacktestFinished", "VirtualClock"]
 
@@ -118,7 +119,7 @@ class _AsyncClient(gameproto_async.GameAPI):
 
 
 class Backtest:
-    """A recording (a path, or a ``Tape``) replayed in memory; ``client()`` and ``async_client()`` trade on it.
+    """A recording (a path, as text or ``pathlib.Path``, or a ``Tape``) replayed in memory; its clients trade on it.
 
     The virtual clock starts at the recording's first poll (or ``start``,
     epoch seconds); ``seed`` seeds the exchange (its spot data) and the
@@ -127,14 +128,19 @@ class Backtest:
 
     def __init__(
         self,
-        recording: Union[str, Tape],
+        recording: Union[PathArg, Tape],
         *,
         seed: int = 0,
         start: Optional[float] = None,
         trader: str = BACKTEST_TRADER,
     ) -> None:
-        self.tape = read_recording(recording) if isinstance(recording, str) else recording
-        self.recording = recording if isinstance(recording, str) else None
+        if isinstance(recording, Tape):
+            self.tape, self.recording = recording, None
+        elif isinstance(recording, (str, os.PathLike)):
+            self.recording = os.fspath(recording)
+            self.tape = read_recording(self.recording)
+        else:
+            raise TypeError(f"recording must be a path or a Tape, got {type(recording).__name__}")
         first = self.tape.start if start is None else float(start)
         if not (math.isfinite(first) and self.tape.start <= first <= self.tape.end):
             span = f"{self.tape.start} to {self.tape.end}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
-from ._recording import RecordingError, RecordingWriter
+from ._recording import PathArg, RecordingError, RecordingWriter
 
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
@@ -82,7 +83,7 @@ class SandboxClock:
 
 def record(
     api: GameAPI,
-    path: str,
+    path: PathArg,
     *,
     every: float,
     polls: Optional[int] = None,
@@ -97,6 +98,7 @@ def record(
     clock and budget follow it; otherwise the polls are ``every`` apart by
     this host's clock.
     """
+    path = os.fspath(path)
     writer = RecordingWriter(path, source=api.base_url)
     if writer.resumed and writer.last_exchange_time is not None:
         say(f"resuming {path}: {writer.polls} polls so far, the last at {_iso(writer.last_exchange_time)}")

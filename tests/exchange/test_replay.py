@@ -20,6 +20,7 @@ import gameproto_async
 import gameproto_sync
 from gameproto.simulator.replay import RECORDED, LevelChange, Tape, book_changes, level_volumes
 from gameproto_exchange import Backtest, BacktestFinished, RecordingError, ServerThread, read_recording
+from gameproto_exchange._recording import info
 from gameproto_exchange._replay import replay_sandbox
 from tests.support.replay import CONTRACT, DAY, T0, levels_of, make_recording, order
 
@@ -363,6 +364,21 @@ def test_a_file_that_is_not_a_recording_is_refused_by_name(tmp_path: Path) -> No
         read_recording(str(tmp_path / "missing.sqlite"))
     with pytest.raises(ValueError, match="ends"):
         Tape([], [], start=2.0, end=1.0)
+
+
+def test_a_recording_is_named_by_a_path_object_whatever_its_name_holds(tmp_path: Path) -> None:
+    # A Path (as tmp_path gives) and a name SQLite's URIs would misread ("?", "#", "%") name the same file.
+    path = tmp_path / "day 1?#%.sqlite"
+    make_recording(path)
+    assert read_recording(path).start == T0
+    assert info(path).polls == 6
+    with Backtest(path).client() as api:
+        assert level(api.get_market_data(), "sell", 50) == 5
+    with ServerThread(replay_sandbox(path, ["demo-token"])) as running:
+        with gameproto_sync.GameAPI("demo-token", running.base_url) as api:
+            assert level(api.get_market_data(), "sell", 50) == 5
+    with pytest.raises(TypeError, match="a path or a Tape"):
+        Backtest(42)  # type: ignore[arg-type]
 
 
 def test_a_tape_replays_without_a_file() -> None:
