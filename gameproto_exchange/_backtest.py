@@ -16,12 +16,16 @@ bot's ``except Exception`` does not swallow it); ``run`` ends there.
 
 from __future__ import annotations
 
+import heapq
 import inspect
+import itertools
 import math
 import os
 import random
 from email.utils import formatdate
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
+
+import anyio.lowlevel
 
 import gameproto_async
 import gameproto_sync
@@ -115,7 +119,7 @@ class _AsyncClient(gameproto_async.GameAPI):
         self._backtest = backtest
 
     async def _pause(self, seconds: float) -> None:
-        self._backtest.wait(seconds)
+        await self._backtest.wait_async(seconds)
 
 
 class Backtest:
@@ -151,6 +155,9 @@ class Backtest:
         self.clock = VirtualClock(first)
         self.exchange = ReplayExchange(self.tape, {self.token: trader}, clock=self.clock, seed=seed)
         self.exchange.now()  # the book as it stood at the start
+        #: The async waits under way: (the virtual time each ends at, its number), earliest first.
+        self._waiting: List[Tuple[float, int]] = []
+        self._numbers = itertools.count()
 
     # -- the clock ------------------------------------------------------------------------
 
@@ -174,6 +181,31 @@ class Backtest:
             raise BacktestFinished(f"the recording ends at {self.tape.end}")
         self.clock.advance(min(max(0.0, seconds), self.tape.end - self.clock.now))
         self.exchange.now()
+
+    async def wait_async(self, seconds: float) -> None:
+        """``wait`` for an async bot, whose tasks may wait at once: the clock moves to the earliest wait's end.
+
+        Two tasks waiting 60 s and 100 s wake at +60 and +100, not one after
+        the other (+60, +160): each wait notes when it ends, lets the other
+        tasks run up to their own waits, and the earliest moves the clock.
+        A task waiting on something else than its client (a real sleep, a
+        socket) is not waited for.
+        """
+        if self.finished:
+            raise BacktestFinished(f"the recording ends at {self.tape.end}")
+        entry = (self.clock.now + max(0.0, seconds), next(self._numbers))
+        heapq.heappush(self._waiting, entry)
+        try:
+            while True:
+                await anyio.lowlevel.checkpoint()  # the other tasks run up to their next wait (or their end)
+                if self.clock.now >= entry[0]:
+                    return  # an earlier-numbered wait ending at the same moment moved the clock here
+                if self._waiting[0] == entry:
+                    self.wait(entry[0] - self.clock.now)
+                    return
+        finally:
+            self._waiting.remove(entry)
+            heapq.heapify(self._waiting)
 
     # -- the clients ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
+import anyio
 import pytest
 import requests
 
@@ -230,6 +231,30 @@ async def test_a_wait_past_the_end_finishes_the_backtest(recording: Path, kind: 
             await api.sleep(-1)
     finally:
         await close(api)
+
+
+async def test_an_async_bots_tasks_wait_on_one_virtual_clock(recording: Path, anyio_backend: str) -> None:
+    # Two watchers of one bot, every 60 s and every 100 s: each wakes on its own schedule, not after the other.
+    backtest = Backtest(str(recording))
+    woke: List[Any] = []
+    async with backtest.async_client() as api:
+
+        async def every(name: str, seconds: float) -> None:
+            for _ in range(3):
+                await api.sleep(seconds)
+                woke.append((name, backtest.now - T0))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(every, "a", 60)
+            group.start_soon(every, "b", 100)
+    assert woke == [
+        ("a", 60),
+        ("b", 100),
+        ("a", 120),
+        ("a", 180),
+        ("b", 200),
+        ("b", 300),
+    ]
 
 
 @pytest.mark.parametrize(("day", "quarters"), [("2030-03-31", 92), ("2030-10-27", 100), ("2030-01-15", 96)])
