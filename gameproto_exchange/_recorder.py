@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
@@ -99,6 +100,13 @@ def record(
     this host's clock.
     """
     path = os.fspath(path)
+    # An interval of 0 would poll (or drive the clock) without end; say so before anything is written.
+    if not _positive(every):
+        raise ValueError(f"every must be a finite number of seconds above 0, got {every!r}")
+    if polls is not None and (isinstance(polls, bool) or not isinstance(polls, int) or polls < 1):
+        raise ValueError(f"polls must be a whole number, at least 1, got {polls!r}")
+    if duration is not None and not _positive(duration):
+        raise ValueError(f"duration must be a finite number of seconds above 0, got {duration!r}")
     writer = RecordingWriter(path, source=api.base_url)
     if writer.resumed and writer.last_exchange_time is not None:
         say(f"resuming {path}: {writer.polls} polls so far, the last at {_iso(writer.last_exchange_time)}")
@@ -150,6 +158,12 @@ def record(
         writer.close()
     say(f"recorded {made} polls ({changes} changes) into {path}")
     return made
+
+
+def _positive(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def _iso(moment: float) -> str:
