@@ -6,8 +6,10 @@ to the replayed exchange's ``handle`` (no socket, no server), and their
 clock is the backtest's virtual clock, which moves only when the bot waits
 through its client: ``api.sleep(seconds)``, a watcher's interval, a retry's
 backoff, the request budget. The virtual clock then jumps at once, and the
-recorded events up to the new moment are played. A bot that calls
-``time.sleep`` itself waits for real and its clock does not move.
+recorded events up to the new moment are played. An async bot's tasks
+share the clock: it moves to the earliest of their waits' ends once each
+task waits (``wait_async``). A bot that calls ``time.sleep`` (or
+``asyncio.sleep``) itself waits for real and its clock does not move.
 
 When a wait would take the clock past the recording's end, the wait raises
 ``BacktestFinished`` (a ``BaseException``, as ``KeyboardInterrupt`` is, so a
