@@ -19,7 +19,7 @@ from ._recording import PathArg, RecordingError, RecordingWriter
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
-__all__ = ["record", "SandboxClock", "TRADES_AT_LEAST_EVERY"]
+__all__ = ["record", "SandboxClock", "TRADES_AT_LEAST_EVERY", "book_not_listed"]
 
 #: Polls between two listings of the trades when the last traded prices say nothing moved.
 TRADES_AT_LEAST_EVERY = 60
@@ -121,6 +121,7 @@ def record(
         session.clock = lambda: host() + driven[0]
     made = 0
     changes = 0
+    warned = False
     first_time: Optional[float] = None
     last_prices: Optional[bytes] = None
     try:
@@ -138,6 +139,12 @@ def record(
             if first_time is None:
                 first_time = exchange_time
             market = api.get_market_data()
+            if not warned and book_not_listed(market):
+                warned = True
+                say(
+                    "warning: the exchange's /market shows bids or offers but no order-book rows (with a direction):"
+                    " the recording holds its trades and last prices, not a book a replay can trade against"
+                )
             prices = api.get_latest_available_ltp()
             seen = json.dumps(prices, sort_keys=True, default=str).encode()
             trades: Optional[List[Any]] = None
@@ -158,6 +165,25 @@ def record(
         writer.close()
     say(f"recorded {made} polls ({changes} changes) into {path}")
     return made
+
+
+def book_not_listed(rows: Any) -> bool:
+    """Whether a ``/market`` answer shows a contract's best bid or offer but none of its order-book rows.
+
+    Servers older than 0.1.2 list only the summary rows; their book cannot
+    be recorded (a contract whose book is empty shows no bid or ask, so a
+    quiet market does not count).
+    """
+    if not isinstance(rows, list):
+        return False
+    listed = {row.get("contract") for row in rows if isinstance(row, dict) and row.get("direction") in ("buy", "sell")}
+    return any(
+        isinstance(row, dict)
+        and row.get("direction") is None
+        and (row.get("bid") is not None or row.get("ask") is not None)
+        and row.get("contract") not in listed
+        for row in rows
+    )
 
 
 def _positive(value: object) -> bool:
