@@ -35,9 +35,10 @@ from gameproto._boundary import Response, Send, TransportFailure
 from gameproto.simulator.answers import JSONObject
 from gameproto.simulator.replay import ReplayExchange, Tape, fill_hash, fill_log, report
 
-from ._recording import PathArg, read_recording
+from ._recorder import SandboxClock
+from ._recording import PathArg, info, read_recording
 
-__all__ = ["Backtest", "BacktestFinished", "VirtualClock"]
+__all__ = ["Backtest", "BacktestFinished", "VirtualClock", "DrivenClient"]
 
 #: The personal token the backtest's clients use, and the trader name it stands for.
 BACKTEST_TOKEN = "backtest-token"
@@ -259,3 +260,40 @@ class Backtest:
     def report(self) -> Dict[str, Any]:
         """Fills with their slippage against the recorded mid, position and cash per contract and per day."""
         return report(self.tape, self.trades(), [self.trader])
+
+
+class DrivenClient(gameproto_sync.GameAPI):
+    """A blocking client of a replay served on a manual clock, whose waits move that clock: a backtest over HTTP.
+
+    ``game serve --replay RECORDING --clock manual --admin-token ADMIN``
+    serves the replay; ``DrivenClient(RECORDING, token, base_url,
+    admin_token=ADMIN)`` is ``gameproto_sync.GameAPI`` with one change: a
+    wait (``api.sleep``, a watcher's interval, a backoff) advances the
+    sandbox's clock by that much, at once, through its admin endpoint, as a
+    ``Backtest``'s client moves its virtual clock. A wait at the
+    recording's end raises ``BacktestFinished``. The same recording, bot and
+    seed give the fill log they give in process.
+    """
+
+    def __init__(self, recording: PathArg, token: str, base_url: str, *, admin_token: str, **options: Any) -> None:
+        summary = info(recording)
+        if summary.end is None:
+            raise ValueError(f"{os.fspath(recording)} holds no poll yet: record for a while first")
+        super().__init__(token, base_url, **options)
+        #: The recording's last poll, by the exchange's clock: no wait goes past it.
+        self.end = float(summary.end)
+        self._driver = SandboxClock(self.base_url, admin_token)
+
+    def _pause(self, seconds: float) -> None:
+        now = self._driver.now()
+        if now >= self.end:
+            raise BacktestFinished(f"the recording ends at {self.end}")
+        step = min(seconds, self.end - now)
+        if step > 0:
+            self._driver.advance(step)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._driver.close()

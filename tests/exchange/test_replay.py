@@ -20,7 +20,7 @@ import requests
 import gameproto_async
 import gameproto_sync
 from gameproto.simulator.replay import RECORDED, LevelChange, Tape, book_changes, level_volumes
-from gameproto_exchange import Backtest, BacktestFinished, RecordingError, ServerThread, read_recording
+from gameproto_exchange import Backtest, BacktestFinished, DrivenClient, RecordingError, ServerThread, read_recording
 from gameproto_exchange._recording import info
 from gameproto_exchange._replay import replay_sandbox
 from tests.support.replay import CONTRACT, DAY, T0, levels_of, make_recording, order
@@ -322,28 +322,14 @@ def test_the_same_bot_over_http_on_a_manual_clock_gives_the_same_hash(recording:
     expected = in_process.run(queue_bot)["fill_hash"]
     sandbox = replay_sandbox(str(recording), {"bot-token": in_process.trader}, admin_token="admin")
     with ServerThread(sandbox) as running:
-        admin = requests.Session()
-        admin.headers["Authorization"] = "Bearer admin"
-
-        class Driven(gameproto_sync.GameAPI):
-            """The bot's waits move the sandbox's manual clock (as a backtest's client moves its own)."""
-
-            def _pause(self, seconds: float) -> None:
-                now = sandbox.now()
-                if now >= sandbox.exchange.tape.end:
-                    raise BacktestFinished("the recording has ended")
-                step = min(seconds, sandbox.exchange.tape.end - now)
-                if step > 0:
-                    answer = admin.post(running.base_url + "/_sandbox/clock/advance", json={"by": step}, timeout=30)
-                    assert answer.status_code == 200, answer.text
-
-        with Driven("bot-token", running.base_url) as api:
+        # The bot's waits move the sandbox's manual clock, as a backtest's client moves its own.
+        with DrivenClient(recording, "bot-token", running.base_url, admin_token="admin") as api:
             try:
                 queue_bot(api)
             except BacktestFinished:
                 pass
+            assert sandbox.now() == api.end == in_process.tape.end
             trades = api.get_trades()
-        admin.close()
     from gameproto.simulator.replay import fill_hash, fill_log
 
     assert fill_hash(fill_log(trades, [in_process.trader])) == expected
