@@ -25,13 +25,12 @@ import time
 from typing import Any, Callable, Generic, Optional, Tuple, TypeVar, Union
 
 from . import _constants
-from ._arguments import check_wait
 from ._attempt import Attempt, logger, report
 from ._auth import TOKEN_PATH, TokenState, secrets_in_answer
 from ._boundary import Blocking, Flow, Request, Response, RunLocked, Send, Sleep, TransportFailure, Unanswered
 from ._budget import BudgetStore, RequestBudget, budget_exhausted, limit_from_status, usable_wait
 from ._calls import NOTHING_SENT, STATUS_PATH, Call
-from ._clock import ClockEstimator, parse_exchange_timestamp
+from ._clock import ClockEstimator
 from ._errors import (
     GameAPIError,
     ProtocolError,
@@ -46,7 +45,7 @@ from ._errors import (
 )
 from ._http_dates import read_retry_after
 from ._orders import EXCHANGE_CLOCK
-from ._replayed import FollowedClock, replay_speed
+from ._replayed import FollowedClock, follow_replay
 from ._retry import RetryDecision
 from ._settings import ClientSettings
 
@@ -251,30 +250,8 @@ class Session:
             if self.shared_budget is not None:
                 yield _blocking(deadline - self.clock(), self.shared_budget.learn_limit, limit)
         stamp = status.get("timestamp") if isinstance(status, dict) else None
-        if isinstance(stamp, str):
-            speed = replay_speed(status)
-            parsed = parse_exchange_timestamp(stamp)
-            if speed is not None and parsed is not None and self._follow_replay(speed, parsed[0]):
-                return
+        if isinstance(stamp, str) and not follow_replay(self, status, stamp):  # a replay's clock: its own start
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
-
-    def _follow_replay(self, speed: float, exchange_time: float) -> bool:
-        """A replaying exchange: the session's clocks become the replay's (``_replayed``); whether they changed."""
-        if self.replayed is None:
-            self.replayed = FollowedClock(self.clock, self.wall_clock)
-        if not self.replayed.follow(speed, exchange_time):
-            return False
-        self.clock, self.wall_clock = self.replayed.monotonic, self.replayed.wall
-        self.exchange_clock = ClockEstimator()  # what it learnt was of the host's clock
-        now = self.wall_clock()
-        self.exchange_clock.observe(
-            now, now, timestamp=dt.datetime.fromtimestamp(exchange_time, dt.timezone.utc).isoformat()
-        )
-        return True
-
-    def own_wait(self, seconds: Any) -> float:
-        """A bot's own wait (``api.sleep``), checked as every argument is: a finite number of seconds >= 0."""
-        return check_wait(seconds)
 
     def host_seconds(self, seconds: float) -> float:
         """How long a driver sleeps for a wait of ``seconds`` on the session's clock (shorter in a fast replay)."""

@@ -12,10 +12,13 @@ counts as speed 1 between answers: each answer's ``Date`` corrects it.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Callable, Optional
 
-__all__ = ["FollowedClock", "replay_speed"]
+from ._clock import ClockEstimator, parse_exchange_timestamp
+
+__all__ = ["FollowedClock", "replay_speed", "follow_replay"]
 
 
 def replay_speed(status: Any) -> Optional[float]:
@@ -65,3 +68,26 @@ class FollowedClock:
     def host_seconds(self, seconds: float) -> float:
         """How long the host waits for ``seconds`` of this clock."""
         return seconds if self.speed is None else seconds / self.speed
+
+
+def follow_replay(session: Any, status: Any, stamp: str) -> bool:
+    """A ``/status`` answer of a replaying exchange: the session's clocks become the replay's; whether they changed.
+
+    ``session`` is the client's ``Session`` (its ``clock``, ``wall_clock``,
+    ``exchange_clock`` and ``replayed``); what its estimator had learnt was
+    of the host's clock, so it starts again from the answer's time.
+    """
+    speed = replay_speed(status)
+    parsed = parse_exchange_timestamp(stamp)
+    if speed is None or parsed is None:
+        return False
+    if session.replayed is None:
+        session.replayed = FollowedClock(session.clock, session.wall_clock)
+    if not session.replayed.follow(speed, parsed[0]):
+        return False
+    session.clock, session.wall_clock = session.replayed.monotonic, session.replayed.wall
+    session.exchange_clock = ClockEstimator()
+    now = session.wall_clock()
+    stamped = dt.datetime.fromtimestamp(parsed[0], dt.timezone.utc).isoformat()
+    session.exchange_clock.observe(now, now, timestamp=stamped)
+    return True

@@ -16,6 +16,7 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
   one action, to run a watch's other actions as any flow;
 - ``Termination``: what ``cancel_all_on_exit()`` does when SIGTERM comes (whether
   to cover the block, and where the signal goes once the orders are cancelled);
+- ``check_wait``: a bot's own wait (``api.sleep``) checked as every argument is;
 - ``settings_from_env``: ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL``
   and a ``.env`` file, as ``from_env`` reads them;
 - ``defaults``: every default of the project (timeouts, sizes, limits).
@@ -24,6 +25,7 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
 from __future__ import annotations
 
 from . import _constants as defaults
+from ._arguments import check_wait
 from ._boundary import Deliver, Unanswered, WatchFlow, one_action
 from ._budget import BudgetStore
 from ._cancel_all import Termination
@@ -45,6 +47,7 @@ __all__ = [
     "WatchFlow",
     "one_action",
     "Termination",
+    "check_wait",
     "settings_from_env",
     "defaults",
 ]

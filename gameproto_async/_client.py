@@ -41,6 +41,7 @@ from gameproto.driver import (
     OrderWatch,
     Trading,
     Watch,
+    check_wait,
     one_action,
     settings_from_env,
 )
@@ -339,7 +340,7 @@ class GameAPI:
         On a client of the exchange it sleeps; on a backtest's client
         (``gameproto_exchange.Backtest``) it moves the virtual clock at once.
         """
-        await self._pause(self._session.own_wait(seconds))
+        await self._pause(check_wait(seconds))
 
     async def _locked(self, action: RunLocked) -> Any:
         if not await self._token_lock.acquire(action.wait):

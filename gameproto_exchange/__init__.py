@@ -5,7 +5,7 @@ Neither client imports it; ``game serve`` and ``game demo`` do, and so do the te
 
 from __future__ import annotations
 
-from ._backtest import Backtest, BacktestFinished, VirtualClock
+from ._backtest import Backtest, BacktestFinished, DrivenClient, VirtualClock
 from ._clock import ClockRefused, ManualClock
 from ._persist import Store
 from ._recorder import SandboxClock, record
@@ -29,6 +29,7 @@ __all__ = [
     "ScenarioError",
     "Backtest",
     "BacktestFinished",
+    "DrivenClient",
     "VirtualClock",
     "RecordingWriter",
     "RecordingError",

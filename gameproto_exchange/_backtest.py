@@ -6,8 +6,10 @@ to the replayed exchange's ``handle`` (no socket, no server), and their
 clock is the backtest's virtual clock, which moves only when the bot waits
 through its client: ``api.sleep(seconds)``, a watcher's interval, a retry's
 backoff, the request budget. The virtual clock then jumps at once, and the
-recorded events up to the new moment are played. A bot that calls
-``time.sleep`` itself waits for real and its clock does not move.
+recorded events up to the new moment are played. An async bot's tasks
+share the clock: it moves to the earliest of their waits' ends once each
+task waits (``wait_async``). A bot that calls ``time.sleep`` (or
+``asyncio.sleep``) itself waits for real and its clock does not move.
 
 When a wait would take the clock past the recording's end, the wait raises
 ``BacktestFinished`` (a ``BaseException``, as ``KeyboardInterrupt`` is, so a
@@ -16,11 +18,16 @@ bot's ``except Exception`` does not swallow it); ``run`` ends there.
 
 from __future__ import annotations
 
+import heapq
 import inspect
+import itertools
 import math
+import os
 import random
 from email.utils import formatdate
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
+
+import anyio.lowlevel
 
 import gameproto_async
 import gameproto_sync
@@ -28,9 +35,10 @@ from gameproto._boundary import Response, Send, TransportFailure
 from gameproto.simulator.answers import JSONObject
 from gameproto.simulator.replay import ReplayExchange, Tape, fill_hash, fill_log, report
 
-from ._recording import read_recording
+from ._recorder import SandboxClock
+from ._recording import PathArg, info, read_recording
 
-__all__ = ["Backtest", "BacktestFinished", "VirtualClock"]
+__all__ = ["Backtest", "BacktestFinished", "VirtualClock", "DrivenClient"]
 
 #: The personal token the backtest's clients use, and the trader name it stands for.
 BACKTEST_TOKEN = "backtest-token"
@@ -114,11 +122,11 @@ class _AsyncClient(gameproto_async.GameAPI):
         self._backtest = backtest
 
     async def _pause(self, seconds: float) -> None:
-        self._backtest.wait(seconds)
+        await self._backtest.wait_async(seconds)
 
 
 class Backtest:
-    """A recording (a path, or a ``Tape``) replayed in memory; ``client()`` and ``async_client()`` trade on it.
+    """A recording (a path, as text or ``pathlib.Path``, or a ``Tape``) replayed in memory; its clients trade on it.
 
     The virtual clock starts at the recording's first poll (or ``start``,
     epoch seconds); ``seed`` seeds the exchange (its spot data) and the
@@ -127,14 +135,19 @@ class Backtest:
 
     def __init__(
         self,
-        recording: Union[str, Tape],
+        recording: Union[PathArg, Tape],
         *,
         seed: int = 0,
         start: Optional[float] = None,
         trader: str = BACKTEST_TRADER,
     ) -> None:
-        self.tape = read_recording(recording) if isinstance(recording, str) else recording
-        self.recording = recording if isinstance(recording, str) else None
+        if isinstance(recording, Tape):
+            self.tape, self.recording = recording, None
+        elif isinstance(recording, (str, os.PathLike)):
+            self.recording = os.fspath(recording)
+            self.tape = read_recording(self.recording)
+        else:
+            raise TypeError(f"recording must be a path or a Tape, got {type(recording).__name__}")
         first = self.tape.start if start is None else float(start)
         if not (math.isfinite(first) and self.tape.start <= first <= self.tape.end):
             span = f"{self.tape.start} to {self.tape.end}"
@@ -145,6 +158,9 @@ class Backtest:
         self.clock = VirtualClock(first)
         self.exchange = ReplayExchange(self.tape, {self.token: trader}, clock=self.clock, seed=seed)
         self.exchange.now()  # the book as it stood at the start
+        #: The async waits under way: (the virtual time each ends at, its number), earliest first.
+        self._waiting: List[Tuple[float, int]] = []
+        self._numbers = itertools.count()
 
     # -- the clock ------------------------------------------------------------------------
 
@@ -168,6 +184,31 @@ class Backtest:
             raise BacktestFinished(f"the recording ends at {self.tape.end}")
         self.clock.advance(min(max(0.0, seconds), self.tape.end - self.clock.now))
         self.exchange.now()
+
+    async def wait_async(self, seconds: float) -> None:
+        """``wait`` for an async bot, whose tasks may wait at once: the clock moves to the earliest wait's end.
+
+        Two tasks waiting 60 s and 100 s wake at +60 and +100, not one after
+        the other (+60, +160): each wait notes when it ends, lets the other
+        tasks run up to their own waits, and the earliest moves the clock.
+        A task waiting on something else than its client (a real sleep, a
+        socket) is not waited for.
+        """
+        if self.finished:
+            raise BacktestFinished(f"the recording ends at {self.tape.end}")
+        entry = (self.clock.now + max(0.0, seconds), next(self._numbers))
+        heapq.heappush(self._waiting, entry)
+        try:
+            while True:
+                await anyio.lowlevel.checkpoint()  # the other tasks run up to their next wait (or their end)
+                if self.clock.now >= entry[0]:
+                    return  # an earlier-numbered wait ending at the same moment moved the clock here
+                if self._waiting[0] == entry:
+                    self.wait(entry[0] - self.clock.now)
+                    return
+        finally:
+            self._waiting.remove(entry)
+            heapq.heapify(self._waiting)
 
     # -- the clients ----------------------------------------------------------------------
 
@@ -219,3 +260,40 @@ class Backtest:
     def report(self) -> Dict[str, Any]:
         """Fills with their slippage against the recorded mid, position and cash per contract and per day."""
         return report(self.tape, self.trades(), [self.trader])
+
+
+class DrivenClient(gameproto_sync.GameAPI):
+    """A blocking client of a replay served on a manual clock, whose waits move that clock: a backtest over HTTP.
+
+    ``game serve --replay RECORDING --clock manual --admin-token ADMIN``
+    serves the replay; ``DrivenClient(RECORDING, token, base_url,
+    admin_token=ADMIN)`` is ``gameproto_sync.GameAPI`` with one change: a
+    wait (``api.sleep``, a watcher's interval, a backoff) advances the
+    sandbox's clock by that much, at once, through its admin endpoint, as a
+    ``Backtest``'s client moves its virtual clock. A wait at the
+    recording's end raises ``BacktestFinished``. The same recording, bot and
+    seed give the fill log they give in process.
+    """
+
+    def __init__(self, recording: PathArg, token: str, base_url: str, *, admin_token: str, **options: Any) -> None:
+        summary = info(recording)
+        if summary.end is None:
+            raise ValueError(f"{os.fspath(recording)} holds no poll yet: record for a while first")
+        super().__init__(token, base_url, **options)
+        #: The recording's last poll, by the exchange's clock: no wait goes past it.
+        self.end = float(summary.end)
+        self._driver = SandboxClock(self.base_url, admin_token)
+
+    def _pause(self, seconds: float) -> None:
+        now = self._driver.now()
+        if now >= self.end:
+            raise BacktestFinished(f"the recording ends at {self.end}")
+        step = min(seconds, self.end - now)
+        if step > 0:
+            self._driver.advance(step)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._driver.close()

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
-from ._recording import RecordingError, RecordingWriter
+from ._recording import PathArg, RecordingError, RecordingWriter
 
 if TYPE_CHECKING:
     from gameproto_sync import GameAPI
 
-__all__ = ["record", "SandboxClock", "TRADES_AT_LEAST_EVERY"]
+__all__ = ["record", "SandboxClock", "TRADES_AT_LEAST_EVERY", "book_not_listed"]
 
 #: Polls between two listings of the trades when the last traded prices say nothing moved.
 TRADES_AT_LEAST_EVERY = 60
@@ -82,7 +84,7 @@ class SandboxClock:
 
 def record(
     api: GameAPI,
-    path: str,
+    path: PathArg,
     *,
     every: float,
     polls: Optional[int] = None,
@@ -97,6 +99,14 @@ def record(
     clock and budget follow it; otherwise the polls are ``every`` apart by
     this host's clock.
     """
+    path = os.fspath(path)
+    # An interval of 0 would poll (or drive the clock) without end; say so before anything is written.
+    if not _positive(every):
+        raise ValueError(f"every must be a finite number of seconds above 0, got {every!r}")
+    if polls is not None and (isinstance(polls, bool) or not isinstance(polls, int) or polls < 1):
+        raise ValueError(f"polls must be a whole number, at least 1, got {polls!r}")
+    if duration is not None and not _positive(duration):
+        raise ValueError(f"duration must be a finite number of seconds above 0, got {duration!r}")
     writer = RecordingWriter(path, source=api.base_url)
     if writer.resumed and writer.last_exchange_time is not None:
         say(f"resuming {path}: {writer.polls} polls so far, the last at {_iso(writer.last_exchange_time)}")
@@ -111,6 +121,7 @@ def record(
         session.clock = lambda: host() + driven[0]
     made = 0
     changes = 0
+    warned = False
     first_time: Optional[float] = None
     last_prices: Optional[bytes] = None
     try:
@@ -128,6 +139,12 @@ def record(
             if first_time is None:
                 first_time = exchange_time
             market = api.get_market_data()
+            if not warned and book_not_listed(market):
+                warned = True
+                say(
+                    "warning: the exchange's /market shows bids or offers but no order-book rows (with a direction):"
+                    " the recording holds its trades and last prices, not a book a replay can trade against"
+                )
             prices = api.get_latest_available_ltp()
             seen = json.dumps(prices, sort_keys=True, default=str).encode()
             trades: Optional[List[Any]] = None
@@ -148,6 +165,31 @@ def record(
         writer.close()
     say(f"recorded {made} polls ({changes} changes) into {path}")
     return made
+
+
+def book_not_listed(rows: Any) -> bool:
+    """Whether a ``/market`` answer shows a contract's best bid or offer but none of its order-book rows.
+
+    Servers older than 0.1.2 list only the summary rows; their book cannot
+    be recorded (a contract whose book is empty shows no bid or ask, so a
+    quiet market does not count).
+    """
+    if not isinstance(rows, list):
+        return False
+    listed = {row.get("contract") for row in rows if isinstance(row, dict) and row.get("direction") in ("buy", "sell")}
+    return any(
+        isinstance(row, dict)
+        and row.get("direction") is None
+        and (row.get("bid") is not None or row.get("ask") is not None)
+        and row.get("contract") not in listed
+        for row in rows
+    )
+
+
+def _positive(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def _iso(moment: float) -> str:

@@ -36,7 +36,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from gameproto._calls import encode_json
 from gameproto.simulator.replay import LevelChange, LevelKey, Tape, TapeTrade, book_changes, level_volumes, tape_trade
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS ltp (
     poll INTEGER NOT NULL, contract TEXT NOT NULL, price TEXT NOT NULL, volume TEXT NOT NULL, timestamp TEXT
 );
 """
+
+
+#: Where a recording is: a path as text or a ``pathlib.Path``.
+PathArg = Union[str, "os.PathLike[str]"]
 
 
 class RecordingError(ValueError):
@@ -102,7 +107,8 @@ def _check(meta: Mapping[str, str], path: str) -> None:
 class RecordingWriter:
     """Writes polls into a recording, new or resumed; one commit a poll."""
 
-    def __init__(self, path: str, *, source: str, market_zone: str = "10YCH-SWISSGRIDZ") -> None:
+    def __init__(self, path: PathArg, *, source: str, market_zone: str = "10YCH-SWISSGRIDZ") -> None:
+        path = os.fspath(path)
         self.path = path
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
         try:
@@ -267,15 +273,17 @@ def _open_reading(path: str) -> sqlite3.Connection:
     if not os.path.exists(path):
         raise RecordingError(f"no recording at {path}")
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # As a URI (read-only), with the path quoted: a name holding "?", "#" or "%" is still that file.
+        connection = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.DatabaseError as failure:
         raise RecordingError(f"cannot read {path}: {failure}") from None
     _check(_meta(connection), path)
     return connection
 
 
-def info(path: str) -> RecordingInfo:
+def info(path: PathArg) -> RecordingInfo:
     """A recording's summary."""
+    path = os.fspath(path)
     connection = _open_reading(path)
     try:
         meta = _meta(connection)
@@ -298,8 +306,9 @@ def info(path: str) -> RecordingInfo:
         connection.close()
 
 
-def read_recording(path: str) -> Tape:
+def read_recording(path: PathArg) -> Tape:
     """A recording's events, ready to replay; ``RecordingError`` when it is not one or holds no poll."""
+    path = os.fspath(path)
     connection = _open_reading(path)
     try:
         meta = _meta(connection)

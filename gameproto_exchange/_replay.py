@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 from gameproto.simulator.replay import ReplayExchange, Tape
 
 from ._clock import ManualClock
-from ._recording import read_recording
+from ._recording import PathArg, read_recording
 from ._sandbox import Sandbox
 
 __all__ = ["SpeedClock", "replay_sandbox"]
@@ -42,7 +42,7 @@ class SpeedClock:
 
 
 def replay_sandbox(
-    recording: Union[str, Tape],
+    recording: Union[PathArg, Tape],
     tokens: Union[Iterable[str], Mapping[str, str]],
     *,
     speed: Optional[float] = None,
@@ -52,7 +52,7 @@ def replay_sandbox(
     **options: object,
 ) -> Sandbox:
     """A sandbox replaying ``recording``: at ``speed`` (None: on a manual clock the admin endpoints move)."""
-    tape = read_recording(recording) if isinstance(recording, str) else recording
+    tape = recording if isinstance(recording, Tape) else read_recording(recording)
     manual: Optional[ManualClock] = None
     clock: Callable[[], float]
     if speed is None:

@@ -41,6 +41,7 @@ from gameproto.driver import (
     OrderWatch,
     Trading,
     Watch,
+    check_wait,
     one_action,
     settings_from_env,
 )
@@ -339,7 +340,7 @@ class GameAPI:
         On a client of the exchange it sleeps; on a backtest's client
         (``gameproto_exchange.Backtest``) it moves the virtual clock at once.
         """
-        self._pause(self._session.own_wait(seconds))
+        self._pause(check_wait(seconds))
 
     def _locked(self, action: RunLocked) -> Any:
         if not self._token_lock.acquire(action.wait):

@@ -677,16 +677,10 @@ class Mids:
         return self._mids[contract][at] if at >= 0 else None
 
 
-def report(tape: Tape, trades: Sequence[Mapping[str, Any]], traders: Sequence[str]) -> JSONObject:
-    """A backtest's report: each fill with its slippage, the position and cash per contract and per day.
-
-    Slippage is what the fill cost against the recorded mid at its time, per
-    MWh, positive when worse than the mid (a buy above it, a sell below it).
-    Days are local delivery days of Europe/Zurich, with their 92, 96 or 100
-    quarter-hours.
-    """
-    from .._positions import positions
-
+def _fills_with_slippage(
+    tape: Tape, trades: Sequence[Mapping[str, Any]], traders: Sequence[str]
+) -> Tuple[List[JSONObject], Decimal]:
+    """The bot's fills, each with the recorded mid at its time and its slippage; the slippage times volume, summed."""
     mids = Mids(tape)
     fills: List[JSONObject] = []
     total_slippage = _ZERO
@@ -713,6 +707,20 @@ def report(tape: Tape, trades: Sequence[Mapping[str, Any]], traders: Sequence[st
                 "slippage": slippage,
             }
         )
+    return fills, total_slippage
+
+
+def report(tape: Tape, trades: Sequence[Mapping[str, Any]], traders: Sequence[str]) -> JSONObject:
+    """A backtest's report: each fill with its slippage, the position and cash per contract and per day.
+
+    Slippage is what the fill cost against the recorded mid at its time, per
+    MWh, positive when worse than the mid (a buy above it, a sell below it).
+    Days are local delivery days of Europe/Zurich, with their 92, 96 or 100
+    quarter-hours.
+    """
+    from .._positions import positions
+
+    fills, total_slippage = _fills_with_slippage(tape, trades, traders)
     held = positions(trades, traders)
     contracts = [
         {

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -24,6 +24,8 @@ from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.makers import Scenario
 from gameproto_cli.main import main
 from gameproto_exchange import Backtest, ManualClock, Sandbox, ServerThread, read_recording
+from gameproto_exchange import record as record_into
+from gameproto_exchange._recorder import book_not_listed
 from gameproto_exchange._recording import info
 from gameproto_sync import GameAPI
 from tests.support.harness import GameServe
@@ -139,6 +141,35 @@ def test_record_refuses_a_file_that_is_not_a_recording(sandbox: Any, tmp_path: P
     other.write_text("not sqlite at all, long enough to be read" * 20)
     assert record(sandbox, other, "--polls", "1") == 2
     assert "not a gameproto recording" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"every": 0}, "every must be"),
+        ({"every": float("nan")}, "every must be"),
+        ({"every": 1, "polls": 0}, "polls must be"),
+        ({"every": 1, "duration": -5}, "duration must be"),
+    ],
+)
+def test_record_refuses_an_interval_that_would_never_end(tmp_path: Path, options: Dict[str, Any], says: str) -> None:
+    path = tmp_path / "day.sqlite"
+    with GameAPI("demo-token", "http://127.0.0.1:9") as api, pytest.raises(ValueError, match=says):
+        record_into(api, path, **options)
+    assert not path.exists()  # refused before anything is written
+
+
+def test_a_market_without_order_book_rows_is_told_once(sandbox: Any, tmp_path: Path) -> None:
+    # A server older than 0.1.2 lists only the summary rows: what it records has no book to trade against.
+    said: List[str] = []
+    with GameAPI("demo-token", sandbox.base_url) as api:
+        rows = api.get_market_data()
+        assert not book_not_listed(rows)  # the sandbox lists its book
+        summary_only = [row for row in rows if row.get("direction") is None]
+        assert book_not_listed(summary_only)
+        assert not book_not_listed([dict(row, bid=None, ask=None) for row in summary_only])  # a market gone quiet
+        record_into(api, tmp_path / "day.sqlite", every=0.01, polls=2, say=said.append)
+    assert not any("warning" in line for line in said)
 
 
 def _polls(path: Path) -> int:

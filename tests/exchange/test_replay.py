@@ -13,13 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
+import anyio
 import pytest
 import requests
 
 import gameproto_async
 import gameproto_sync
 from gameproto.simulator.replay import RECORDED, LevelChange, Tape, book_changes, level_volumes
-from gameproto_exchange import Backtest, BacktestFinished, RecordingError, ServerThread, read_recording
+from gameproto_exchange import Backtest, BacktestFinished, DrivenClient, RecordingError, ServerThread, read_recording
+from gameproto_exchange._recording import info
 from gameproto_exchange._replay import replay_sandbox
 from tests.support.replay import CONTRACT, DAY, T0, levels_of, make_recording, order
 
@@ -231,6 +233,30 @@ async def test_a_wait_past_the_end_finishes_the_backtest(recording: Path, kind: 
         await close(api)
 
 
+async def test_an_async_bots_tasks_wait_on_one_virtual_clock(recording: Path, anyio_backend: str) -> None:
+    # Two watchers of one bot, every 60 s and every 100 s: each wakes on its own schedule, not after the other.
+    backtest = Backtest(str(recording))
+    woke: List[Any] = []
+    async with backtest.async_client() as api:
+
+        async def every(name: str, seconds: float) -> None:
+            for _ in range(3):
+                await api.sleep(seconds)
+                woke.append((name, backtest.now - T0))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(every, "a", 60)
+            group.start_soon(every, "b", 100)
+    assert woke == [
+        ("a", 60),
+        ("b", 100),
+        ("a", 120),
+        ("a", 180),
+        ("b", 200),
+        ("b", 300),
+    ]
+
+
 @pytest.mark.parametrize(("day", "quarters"), [("2030-03-31", 92), ("2030-10-27", 100), ("2030-01-15", 96)])
 async def test_a_dst_day_replays_with_its_quarter_hours(
     tmp_path: Path, kind: str, anyio_backend: str, day: str, quarters: int
@@ -296,28 +322,14 @@ def test_the_same_bot_over_http_on_a_manual_clock_gives_the_same_hash(recording:
     expected = in_process.run(queue_bot)["fill_hash"]
     sandbox = replay_sandbox(str(recording), {"bot-token": in_process.trader}, admin_token="admin")
     with ServerThread(sandbox) as running:
-        admin = requests.Session()
-        admin.headers["Authorization"] = "Bearer admin"
-
-        class Driven(gameproto_sync.GameAPI):
-            """The bot's waits move the sandbox's manual clock (as a backtest's client moves its own)."""
-
-            def _pause(self, seconds: float) -> None:
-                now = sandbox.now()
-                if now >= sandbox.exchange.tape.end:
-                    raise BacktestFinished("the recording has ended")
-                step = min(seconds, sandbox.exchange.tape.end - now)
-                if step > 0:
-                    answer = admin.post(running.base_url + "/_sandbox/clock/advance", json={"by": step}, timeout=30)
-                    assert answer.status_code == 200, answer.text
-
-        with Driven("bot-token", running.base_url) as api:
+        # The bot's waits move the sandbox's manual clock, as a backtest's client moves its own.
+        with DrivenClient(recording, "bot-token", running.base_url, admin_token="admin") as api:
             try:
                 queue_bot(api)
             except BacktestFinished:
                 pass
+            assert sandbox.now() == api.end == in_process.tape.end
             trades = api.get_trades()
-        admin.close()
     from gameproto.simulator.replay import fill_hash, fill_log
 
     assert fill_hash(fill_log(trades, [in_process.trader])) == expected
@@ -363,6 +375,21 @@ def test_a_file_that_is_not_a_recording_is_refused_by_name(tmp_path: Path) -> No
         read_recording(str(tmp_path / "missing.sqlite"))
     with pytest.raises(ValueError, match="ends"):
         Tape([], [], start=2.0, end=1.0)
+
+
+def test_a_recording_is_named_by_a_path_object_whatever_its_name_holds(tmp_path: Path) -> None:
+    # A Path (as tmp_path gives) and a name SQLite's URIs would misread ("?", "#", "%") name the same file.
+    path = tmp_path / "day 1?#%.sqlite"
+    make_recording(path)
+    assert read_recording(path).start == T0
+    assert info(path).polls == 6
+    with Backtest(path).client() as api:
+        assert level(api.get_market_data(), "sell", 50) == 5
+    with ServerThread(replay_sandbox(path, ["demo-token"])) as running:
+        with gameproto_sync.GameAPI("demo-token", running.base_url) as api:
+            assert level(api.get_market_data(), "sell", 50) == 5
+    with pytest.raises(TypeError, match="a path or a Tape"):
+        Backtest(42)  # type: ignore[arg-type]
 
 
 def test_a_tape_replays_without_a_file() -> None:
