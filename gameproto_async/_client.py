@@ -76,7 +76,9 @@ def _made_at() -> Tuple[str, int, str]:
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
 
 
-def _journal(journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings) -> Optional[JournalFlows]:
+def _journal(
+    journal: Union[str, JournalStore, None], session: Any, settings: ClientSettings
+) -> Optional[JournalFlows]:
     """The journal ``journal=`` names (a URL, or a store already open), or None."""
     if journal is None:
         return None
