@@ -97,7 +97,10 @@ class AiohttpTransport:
                 skip_auto_headers=("Accept-Encoding", "Content-Type"),
             ) as answer:
                 declared = answer.headers.get("Content-Length")
-                body = await read_capped(answer.content.iter_any(), declared, self._max_bytes)
+                if declared is not None and declared.isdigit() and int(declared) <= self._max_bytes:
+                    body = await answer.read()  # a declared length within the cap: read no further (the fast path)
+                else:
+                    body = await read_capped(answer.content.iter_any(), declared, self._max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             return aiohttp_failure(error)
         except TooLarge as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Union
+from typing import Any, Dict, Union
 
 import anyio
 
@@ -13,7 +13,7 @@ from gameproto._borrowing import TooLarge, refuse_header, refuse_own_settings
 from ._borrowed import read_capped
 from ._transport import _tls_cause
 
-__all__ = ["HttpxTransport", "httpx_failure", "refuse_httpx_settings"]
+__all__ = ["HttpxTransport", "httpx_failure", "refuse_httpx_settings", "prepare"]
 
 # httpx's exceptions by name (httpx and httpcore share them): the step they happened at.
 _KINDS = {
@@ -58,6 +58,37 @@ def refuse_httpx_settings(client: Any, settings: ClientSettings) -> None:
     refuse_header(client.headers)
 
 
+_CACHE_LIMIT = 256
+
+
+def prepare(httpx: Any, api_url: str, action: Send, cache: Dict[Any, Any], trace: Any = None) -> Any:
+    """The httpx request for ``action``; a bodiless one is built once and reused (``cache``).
+
+    Building a request (its URL parsed, its headers checked) costs as much as
+    the rest of the transport's work, and a process asks for the same few
+    reads all day; httpx only reads a request it sends. The ``trace`` of a
+    bodiless request is cached with it, so it must be the same every time.
+    """
+    request, left = action.request, action.time_left
+    connect, read = min(action.connect_timeout, left), min(action.read_timeout, left)
+    key = (request.method, request.target, request.headers, connect, read)
+    if request.body is None:
+        prepared = cache.get(key)
+        if prepared is not None:
+            return prepared
+    extensions: Dict[str, Any] = {"timeout": {"connect": connect, "read": read, "write": read, "pool": connect}}
+    if trace is not None:
+        extensions["trace"] = trace
+    prepared = httpx.Request(
+        request.method, api_url + request.target, headers=request.headers, content=request.body, extensions=extensions
+    )
+    if request.body is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = prepared
+    return prepared
+
+
 class _Progress:
     """httpcore's trace of one request: whether its bytes started to leave (before, a deadline sent nothing)."""
 
@@ -80,19 +111,13 @@ class HttpxTransport:
         self._httpx = sys.modules["httpx"]
         self._api_url = settings.api_url
         self._max_bytes = settings.max_response_bytes
+        self._prepared: Dict[Any, Any] = {}
 
     async def send(self, action: Send) -> Union[Response, TransportFailure]:
-        httpx, request, left = self._httpx, action.request, action.time_left
-        connect, read = min(action.connect_timeout, left), min(action.read_timeout, left)
-        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
-        progress = _Progress()
-        prepared = httpx.Request(
-            request.method,
-            self._api_url + request.target,
-            headers=request.headers,
-            content=request.body,
-            extensions={"timeout": timeout, "trace": progress},
-        )
+        httpx, left = self._httpx, action.time_left
+        # Whether an order's bytes started to leave, should the deadline come first (a read's answer is the same).
+        progress = _Progress() if action.request.body is not None else None
+        prepared = prepare(httpx, self._api_url, action, self._prepared, progress)
         try:
             # httpx bounds each wait, not the whole call: a trickled answer ends here, its connection closed.
             with anyio.fail_after(left):
@@ -102,7 +127,7 @@ class HttpxTransport:
                 finally:
                     await answer.aclose()
         except TimeoutError:
-            if not progress.sending:  # still waiting for a connection: nothing was sent
+            if progress is not None and not progress.sending:  # still waiting for a connection: nothing was sent
                 return TransportFailure("connect_timeout", "no connection within the call's deadline")
             return TransportFailure("read_timeout", "no whole answer within the call's deadline")
         except httpx.TransportError as error:

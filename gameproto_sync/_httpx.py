@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Union
+from typing import Any, Dict, Mapping, Union
 
 from gameproto import ClientSettings, Response, Send, TransportFailure
 from gameproto._borrowing import TooLarge
-from gameproto_async._httpx import httpx_failure, refuse_httpx_settings
+from gameproto_async._httpx import httpx_failure, prepare, refuse_httpx_settings
 
 from ._borrowed import read_capped
 from ._deadline import adopt, clear_deadline, set_deadline
@@ -35,18 +35,11 @@ class HttpxTransport:
         self._httpx = sys.modules["httpx"]
         self._api_url = settings.api_url
         self._max_bytes = settings.max_response_bytes
+        self._prepared: Dict[Any, Any] = {}
 
     def send(self, action: Send) -> Union[Response, TransportFailure]:
-        httpx, request, left = self._httpx, action.request, action.time_left
-        connect, read = min(action.connect_timeout, left), min(action.read_timeout, left)
-        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
-        prepared = httpx.Request(
-            request.method,
-            self._api_url + request.target,
-            headers=request.headers,
-            content=request.body,
-            extensions={"timeout": timeout, "trace": _adopt_opened},
-        )
+        httpx, left = self._httpx, action.time_left
+        prepared = prepare(httpx, self._api_url, action, self._prepared, _adopt_opened)
         set_deadline(left)
         try:
             answer = self._client.send(prepared, stream=True, auth=None, follow_redirects=False)

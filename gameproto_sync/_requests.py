@@ -7,7 +7,11 @@ hooks never see them.
 
 from __future__ import annotations
 
-from typing import Any, Union
+import socket
+import sys
+import threading
+import time
+from typing import Any, List, Tuple, Union
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -21,6 +25,76 @@ from ._deadline import adopt, clear_deadline, set_deadline
 from ._transport import _READ_SIZE, _failure
 
 __all__ = ["SessionTransport", "refuse_session_settings"]
+
+
+class _Watch(threading.local):
+    """The connections this thread opens during its current call, each shut at the call's deadline."""
+
+    at: float = 0.0
+    active: bool = False
+    watched: Tuple[Any, ...] = ()
+
+
+_WATCH = _Watch()
+_SHUTTING = threading.Lock()  # a watchdog never shuts a descriptor that the call is closing
+
+
+class _Watchdog:
+    """Shuts one new connection at the call's deadline.
+
+    A socket urllib3 makes during the call is new to gameproto until the
+    answer's headers come: a server trickling them on a new connection would
+    otherwise hold the call past its deadline. ``shutdown`` on a duplicate
+    descriptor ends the connection itself (TLS wrapped around it too); the
+    session's pool then discards it, and stays usable.
+    """
+
+    def __init__(self, sock: socket.socket, left: float) -> None:
+        self._sock = sock
+        self._done = False
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, left), self._shut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _shut(self) -> None:
+        with _SHUTTING:
+            if not self._done:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                    self.fired = True
+                except OSError:
+                    pass  # not connected yet, or already closed: nothing left to end
+
+    def stop(self) -> bool:
+        """Whether the connection was shut (the call's deadline came first); the duplicate closed."""
+        self._timer.cancel()
+        with _SHUTTING:
+            self._done = True
+            self._sock.close()
+        return self.fired
+
+
+def _on_audit(event: str, args: Tuple[Any, ...]) -> None:
+    # Called for every audit event of the process: only a connect during a watched call does anything.
+    if event != "socket.connect" or not _WATCH.active:
+        return
+    try:
+        duplicate = args[0].dup()
+    except (OSError, AttributeError):
+        return
+    _WATCH.watched += (_Watchdog(duplicate, _WATCH.at - time.monotonic()),)
+
+
+_HOOKED: List[bool] = []
+
+
+def _hook_once() -> None:
+    """The audit hook that sees the sockets urllib3 connects (installed once, for the process's life)."""
+    with _SHUTTING:
+        if not _HOOKED:
+            sys.addaudithook(_on_audit)
+            _HOOKED.append(True)
 
 
 def _resends(retry: Any) -> bool:
@@ -59,12 +133,30 @@ class SessionTransport:
 
     def __init__(self, session: Any, settings: ClientSettings) -> None:
         refuse_session_settings(session, settings)
+        _hook_once()
         self._session = session
         self._api_url = settings.api_url
         self._max_bytes = settings.max_response_bytes
 
     def send(self, action: Send) -> Union[Response, TransportFailure]:
-        request, left, session = action.request, action.time_left, self._session
+        left = action.time_left
+        set_deadline(left)
+        _WATCH.at, _WATCH.active = time.monotonic() + left, True
+        try:
+            outcome = self._send(action, left)
+        finally:
+            clear_deadline()
+            _WATCH.active = False
+            watched, _WATCH.watched = _WATCH.watched, ()
+            shut = [each.stop() for each in watched]
+        if any(shut):
+            # Even an answer: http.client reads a connection shut mid-headers as their end, so whatever
+            # came is cut short, and a POST's outcome is unknown.
+            return TransportFailure("read_timeout", "no whole answer within the call's deadline")
+        return outcome
+
+    def _send(self, action: Send, left: float) -> Union[Response, TransportFailure]:
+        request, session = action.request, self._session
         prepared = requests.PreparedRequest()
         prepared.method = request.method
         prepared.url = url = self._api_url + request.target
@@ -75,7 +167,6 @@ class SessionTransport:
         prepared.hooks = {"response": []}
         # The session's TLS and proxies, and those of the environment when it trusts it (as session.get would).
         chosen = session.merge_environment_settings(url, {}, True, None, None)
-        set_deadline(left)
         try:
             answer = session.get_adapter(url).send(
                 prepared,
@@ -106,8 +197,6 @@ class SessionTransport:
             return TransportFailure("read_timeout", f"{type(error).__name__}: {error}")
         except (HTTPError, OSError) as error:
             return TransportFailure("read", f"{type(error).__name__}: {error}")
-        finally:
-            clear_deadline()
         return Response(answer.status_code, answer.headers, body)
 
     def close(self) -> None:

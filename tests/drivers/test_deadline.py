@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from gameproto import NetworkTimeoutError, OutcomeUnknownError
+from tests.support.common import future_order
 from tests.support.harness import Harness, every_driver
 from tests.support.tcp import accept_loop
 
@@ -22,8 +23,14 @@ TOKEN_ANSWER = b'{"access_token": "trickle-access", "expires_in": 3600}'
 FRESH = threading.Event()
 
 
-def _answer(body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+def _answer(body: bytes, close: bool = False) -> bytes:
+    # "connection: close" said, so that no client sends its next request on a connection about to close.
+    extra = b"connection: close\r\n" if close else b""
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s" % (
+        extra,
+        len(body),
+        body,
+    )
 
 
 def _serve(listener: socket.socket, stop: threading.Event) -> None:
@@ -41,7 +48,7 @@ def _converse(connection: socket.socket, stop: threading.Event) -> None:
                 if not request:
                     return
                 if b"/auth/token" in request.split(b"\r\n", 1)[0]:
-                    connection.sendall(_answer(TOKEN_ANSWER))
+                    connection.sendall(_answer(TOKEN_ANSWER, close=FRESH.is_set()))
                     if FRESH.is_set():  # the next request comes on a connection of its own
                         return
                     continue
@@ -92,3 +99,17 @@ async def test_a_trickled_answer_on_a_new_connection_ends_at_its_deadline(h: Har
         FRESH.clear()
     assert not isinstance(caught.value, OutcomeUnknownError)
     assert "deadline" in str(caught.value)
+
+
+@every_driver(timeout=1.5, read_timeout=1.0, max_retries=0)
+async def test_a_trickled_answer_to_an_order_on_a_new_connection_is_outcome_unknown(
+    h: Harness, trickling_url: str
+) -> None:
+    # Cut short at the deadline, whatever part of the answer came: the order may have been placed.
+    FRESH.set()
+    try:
+        api = h.client(trickling_url, token="personal")
+        with pytest.raises(OutcomeUnknownError):
+            await api.create_order(future_order())
+    finally:
+        FRESH.clear()

@@ -208,7 +208,6 @@ TRANSPORTS = (
         "requests",
         cannot=(
             ("bounded_pool", "a requests pool bounds its connections only by waiting without any deadline"),
-            ("deadline_before_first_headers", "a new connection's socket is reached only once its first answer came"),
             ("informational", "http.client skips only 100 Continue: a 102 or 103 is read as the final answer"),
             _NO_PORT,
         ),
