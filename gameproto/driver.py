@@ -17,6 +17,11 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
 - ``Termination``: what ``cancel_all_on_exit()`` does when SIGTERM comes (whether
   to cover the block, and where the signal goes once the orders are cancelled);
 - ``check_wait``: a bot's own wait (``api.sleep``) checked as every argument is;
+- ``TooLarge``, ``check_length``, ``declared_length``, ``library_of``,
+  ``refuse_header``, ``refuse_own_settings``: what a transport on an
+  application's own HTTP client (``http_client=``) decides with the core: the
+  size cap, which library the client is of, and which of its settings would
+  act on the client's requests;
 - ``settings_from_env``: ``GAME_API_TOKEN``, ``GAME_API_URL``, ``GAME_API_VERIFY_SSL``
   and a ``.env`` file, as ``from_env`` reads them;
 - ``defaults``: every default of the project (timeouts, sizes, limits).
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 from . import _constants as defaults
 from ._arguments import check_wait
+from ._borrowing import TooLarge, check_length, declared_length, library_of, refuse_header, refuse_own_settings
 from ._boundary import Deliver, Unanswered, WatchFlow, one_action
 from ._budget import BudgetStore
 from ._cancel_all import Termination
@@ -48,6 +54,12 @@ __all__ = [
     "one_action",
     "Termination",
     "check_wait",
+    "TooLarge",
+    "check_length",
+    "declared_length",
+    "library_of",
+    "refuse_header",
+    "refuse_own_settings",
     "settings_from_env",
     "defaults",
 ]

@@ -7,7 +7,7 @@ import sys
 from typing import Any, Union
 
 from gameproto import ClientSettings, InvalidArgumentError, Response, Send, TransportFailure
-from gameproto._borrowing import TooLarge, refuse_header, refuse_own_settings
+from gameproto.driver import TooLarge, refuse_header, refuse_own_settings
 
 from ._borrowed import read_capped
 

@@ -13,7 +13,7 @@ import sys
 from typing import AsyncIterator, Optional, Protocol, Union
 
 from gameproto import ClientSettings, InvalidArgumentError, Response, Send, TransportFailure
-from gameproto._borrowing import check_length, declared_length, library_of
+from gameproto.driver import check_length, declared_length, library_of
 
 __all__ = ["Sender", "borrowed_transport", "read_capped"]
 

@@ -8,7 +8,7 @@ from typing import Any, Dict, Union
 import anyio
 
 from gameproto import ClientSettings, InvalidArgumentError, Response, Send, TransportFailure
-from gameproto._borrowing import TooLarge, refuse_header, refuse_own_settings
+from gameproto.driver import TooLarge, refuse_header, refuse_own_settings
 
 from ._borrowed import read_capped
 from ._transport import _tls_cause

@@ -8,7 +8,7 @@ slippage against the recorded mid at its time, the position and cash per
 contract and per local delivery day (Europe/Zurich: 92, 96 or 100
 quarter-hours), and the hash of the fill log: two runs of one bot on one
 recording print the same hash. ``--plot FILE`` draws the day (needs
-matplotlib: ``pip install "gameproto[plot]"``).
+matplotlib, the ``plot`` extra).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any, Dict, List, Optional
+
+from gameproto._extras import install_hint
 
 from .failures import UsageError
 from .options import connection_parent, open_client
@@ -104,7 +106,7 @@ def plot_report(report: Dict[str, Any], mids: Any, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError('--plot needs matplotlib: pip install "gameproto[plot]"') from None
+        raise UsageError(f"--plot needs matplotlib: {install_hint('matplotlib')}") from None
     figure, axes = plt.subplots(figsize=(11, 5))
     contracts = sorted({fill["contract"] for fill in report["fills"]})
     first = min((mids.series(contract)[0][:1] or [0.0])[0] for contract in contracts) if contracts else 0.0
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except RecordingError as error:
         raise UsageError(str(error)) from None
     from gameproto.risk import trader_names
-    from gameproto.simulator.replay import Mids, report
+    from gameproto.simulator.replay_report import Mids, report
 
     with open_client(args) as api:
         names: List[str] = list(args.trader or [])

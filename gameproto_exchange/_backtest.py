@@ -33,7 +33,8 @@ import gameproto_async
 import gameproto_sync
 from gameproto._boundary import Response, Send, TransportFailure
 from gameproto.simulator.answers import JSONObject
-from gameproto.simulator.replay import ReplayExchange, Tape, fill_hash, fill_log, report
+from gameproto.simulator.replay import ReplayExchange, Tape
+from gameproto.simulator.replay_report import fill_hash, fill_log, report
 
 from ._recorder import SandboxClock
 from ._recording import PathArg, info, read_recording

@@ -280,12 +280,12 @@ class Sandbox:
         handler = methods.get(request.method)
         if handler is None:
             return error(405, "Method Not Allowed", {"Allow": ", ".join(methods)})
-        refusal = error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
-        admin = self._is_admin(request, refusal)
+        # A wrong token is told from none (the CLI then says to check the token it was given).
+        admin = self._is_admin(request, error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"}))
         if isinstance(admin, Response):
             return admin
         if not admin:
-            return refusal
+            return error(401, "The /_sandbox/ endpoints need the admin token", {"WWW-Authenticate": "Bearer"})
         try:
             return handler(request)
         except ClockRefused as refused:

@@ -1,7 +1,7 @@
 """The journal in PostgreSQL, for a desk: several processes on several hosts write one journal.
 
-psycopg 3, installed with the ``postgres`` extra (``pip install
-".[postgres]"``). Every step is one transaction whose ``statement_timeout``
+psycopg 3, installed with the ``postgres`` extra (its install line is the
+one ``gameproto._extras`` gives). Every step is one transaction whose ``statement_timeout``
 and ``lock_timeout`` are the call's time left; and because a stalled server
 (a stopped backend, a dead link) answers no timeout at all, each step runs
 in a worker thread that the caller waits for no longer than its time left.

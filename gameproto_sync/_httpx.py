@@ -6,7 +6,7 @@ import sys
 from typing import Any, Dict, Mapping, Union
 
 from gameproto import ClientSettings, Response, Send, TransportFailure
-from gameproto._borrowing import TooLarge
+from gameproto.driver import TooLarge
 from gameproto_async._httpx import httpx_failure, prepare, refuse_httpx_settings
 
 from ._borrowed import read_capped

@@ -18,7 +18,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import EmptyPoolError, HTTPError, ReadTimeoutError
 
 from gameproto import ClientSettings, InvalidArgumentError, Response, Send, TransportFailure
-from gameproto._borrowing import TooLarge, refuse_header, refuse_own_settings
+from gameproto.driver import TooLarge, refuse_header, refuse_own_settings
 
 from ._borrowed import read_capped
 from ._deadline import adopt, clear_deadline, set_deadline

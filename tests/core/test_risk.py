@@ -125,7 +125,7 @@ def test_a_breach_shows_numbers_without_float_noise() -> None:
     [
         ({"max_order_volume": 0}, "max_order_volume must be > 0"),
         ({"max_net_position": "ten"}, "max_net_position must be a number"),
-        ({"price_band": "30"}, "price_band must be a number .* got str '30'"),  # as an order's price: no strings
+        ({"price_band": "30"}, "price_band must be a number .* got '30'"),  # as an order's price: no strings
         ({"price_band": -1}, "price_band must be >= 0"),
         ({"max_open_orders": 2.5}, "max_open_orders must be a whole number"),
         ({"self_trade_prevention": "no"}, "self_trade_prevention must be True or False"),

@@ -330,7 +330,7 @@ def test_the_same_bot_over_http_on_a_manual_clock_gives_the_same_hash(recording:
                 pass
             assert sandbox.now() == api.end == in_process.tape.end
             trades = api.get_trades()
-    from gameproto.simulator.replay import fill_hash, fill_log
+    from gameproto.simulator.replay_report import fill_hash, fill_log
 
     assert fill_hash(fill_log(trades, [in_process.trader])) == expected
 
