@@ -102,7 +102,7 @@ async def test_nothing_is_sent_when_the_intent_cannot_be_committed(h: Harness, t
     try:
         # The first write of this journal binds it to the exchange, then the intent: either one failing
         # stops the order before it is sent.
-        with pytest.raises(JournalError, match="could not (commit the order's intent|record the exchange)"):
+        with pytest.raises(JournalError, match=r"could not (commit the order's intent|record the exchange)"):
             await api.create_order(future_order())
         assert h.attempts("POST", "/orders") == 0
         assert await api.get_orders() == []  # reads go on
