@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional
 
 from gameproto import Contract
+from gameproto.risk import order_state
 from gameproto.simulator.answers import JSONObject, iso
 from gameproto.simulator.exchange import Exchange
 from gameproto.simulator.seeding import MARKET_MAKERS
@@ -113,7 +114,7 @@ def _traders(exchange: Exchange, now: float) -> List[JSONObject]:
     names = sorted(set(exchange.ledger.by_trader) | set(positions), key=lambda name: (name in MAKERS, name))
     traders = []
     for name in names:
-        live = [order for order in exchange.desk.orders_of(name) if order["status"] != "filled"]
+        live = [order for order in exchange.desk.orders_of(name) if order_state(order) != "filled"]
         orders = [{key: order[key] for key in _ORDER_FIELDS} for order in live[:ORDERS_SHOWN]]
         traders.append(
             {

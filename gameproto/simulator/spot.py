@@ -14,6 +14,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
+from .._contract import Contract
+
 __all__ = ["DEFAULT_AREA", "MAX_LIMIT", "hourly_point", "spot_rows", "spot_window", "spot_status", "iso_time"]
 
 DEFAULT_AREA = "CH-SGD"
@@ -75,7 +77,7 @@ def _row(area: str, hour: dt.datetime, day: List[Tuple[Decimal, Decimal, Decimal
     bid = price - (spread / 2).quantize(_CENT)
     ask = bid + spread
     return {
-        "contract": f"{_hour_name(hour)}/PT1H",
+        "contract": Contract(hour, 60).id,
         "area_name": area,
         "price": price,
         "volume": volume,
@@ -140,7 +142,7 @@ def spot_status(now: float) -> Dict[str, Any]:
     return {
         "status": "operational",
         "timestamp": iso_time(dt.datetime.fromtimestamp(now, _UTC)),
-        "active_contracts": [f"{_hour_name(current + _HOUR * ahead)}/PT1H" for ahead in range(24)],
+        "active_contracts": [Contract(current + _HOUR * ahead, 60).id for ahead in range(24)],
         "market_open": True,
         "next_update": _hour_name(current + _HOUR),
         "last_update": _hour_name(current),
