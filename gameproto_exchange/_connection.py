@@ -1,0 +1,508 @@
+"""One HTTP/1.1 connection of the embedded exchange: h11 events in, the exchange's reactions out.
+
+Split from ``_server.py`` (which accepts connections and runs the server): this module reads one
+connection's requests within the limits, checks the Host, and carries each reaction out.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+import math
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Tuple,
+    TypeVar,
+)
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+import anyio.from_thread
+import h11
+from anyio.abc import ByteStream
+
+from gameproto._boundary import Request, Response
+from gameproto._constants import (
+    API_PREFIX,
+    SERVER_BODY_TIMEOUT,
+    SERVER_CLIENT_HEADER,
+    SERVER_HEAD_TIMEOUT,
+    SERVER_IDLE_TIMEOUT,
+    SERVER_MAX_BODY,
+    SERVER_MAX_BUFFERED,
+    SERVER_MAX_CONNECTIONS,
+    SERVER_MAX_CONNECTIONS_PER_ADDRESS,
+    SERVER_MIN_RATE,
+)
+from gameproto.simulator.faults import Reaction
+
+if TYPE_CHECKING:  # the server that owns each connection; it imports this module
+    from ._server import _Server
+
+__all__ = ["Limits", "Reactor", "allowed_hosts", "host_name"]
+
+logger = logging.getLogger("gameproto.server")
+
+#: Bytes asked of the socket at a time.
+READ_SIZE = 64 * 1024
+#: The largest piece of an answer written at once; a larger answer is written piece by piece.
+SEND_PIECE = 256 * 1024
+#: How long a refused client may keep sending before the socket is closed on it.
+LINGER_SECONDS = 1.0
+#: The body of a request refused from its head is read (and dropped) up to this size,
+#: so that a small malformed one still earns its 400; a larger one is not read at all.
+_DROP_AT_MOST = 16 * 1024
+
+
+class Reactor(Protocol):
+    """Anything the server can serve: the exchange, or a stand-in in tests.
+
+    Each request carries the client's address in the ``x-gameproto-client``
+    header. A reactor may also offer ``screen(request) -> Optional[Response]``:
+    the refusal a request earns from its head alone, asked before any body byte is read.
+    """
+
+    def react(self, request: Request) -> Reaction: ...
+
+
+ExchangeT = TypeVar("ExchangeT", bound=Reactor)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The connection discipline of one server (``game serve`` flags; defaults in ``_constants``)."""
+
+    #: A keep-alive connection waiting this long for the next request is closed.
+    idle_timeout: float = SERVER_IDLE_TIMEOUT
+    #: Bodies larger than this are refused (413).
+    max_body: int = SERVER_MAX_BODY
+    #: The whole request head must arrive within this of its first byte.
+    head_timeout: float = SERVER_HEAD_TIMEOUT
+    #: The whole body must arrive within this, however it trickles.
+    body_timeout: float = SERVER_BODY_TIMEOUT
+    #: Bytes a second a body or an answer must move at, after a grace of ``head_timeout``.
+    min_rate: float = SERVER_MIN_RATE
+    #: Connections held at once; the stalest idle or incomplete one makes room for a new one.
+    max_connections: int = SERVER_MAX_CONNECTIONS
+    #: Connections one client address holds at once, with the same eviction within it.
+    max_connections_per_address: int = SERVER_MAX_CONNECTIONS_PER_ADDRESS
+    #: Request body bytes held across all connections; a body that would pass it is refused (503).
+    max_buffered: int = SERVER_MAX_BUFFERED
+
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout", "head_timeout", "body_timeout", "min_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("max_body", "max_connections", "max_connections_per_address", "max_buffered"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+
+    def transfer_time(self, size: int, cap: float) -> float:
+        """Seconds allowed to move ``size`` bytes: the grace plus the size at the minimum rate, at most ``cap``."""
+        return min(cap, self.head_timeout + size / self.min_rate)
+
+
+class _Refused(Exception):
+    """The request is answered with ``status`` and the connection closed."""
+
+    def __init__(self, status: int, detail: str, response: Optional[Response] = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.response = response
+
+
+def host_name(value: str) -> str:
+    """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
+    value = value.strip().lower()
+    if value.startswith("["):  # an IPv6 literal, then nothing or a port: anything else is not its name
+        literal, _, rest = value.partition("]")
+        return literal + "]" if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else value
+    name, colon, port = value.rpartition(":")
+    return name.rstrip(".") if colon and port.isdigit() and ":" not in name else value.rstrip(".")
+
+
+def _is_loopback_name(name: str) -> bool:
+    if name in ("localhost", "[::1]") or name.endswith(".localhost"):
+        return True
+    parts = name.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(part.isdigit() and int(part) < 256 for part in parts)
+
+
+def allowed_hosts(bound: str, named: Iterable[str] = ()) -> Optional[FrozenSet[str]]:
+    """The ``Host`` names a server bound to ``bound`` answers, or None for any.
+
+    Bound to a loopback address, it answers loopback names (``localhost``,
+    ``127.0.0.1``, ``[::1]``, any port) and those ``named``: a page of another
+    site that a browser was tricked into sending here (DNS rebinding) names its
+    own host and is refused. Bound elsewhere, it answers any name unless some
+    are ``named``; loopback names are always answered.
+    """
+    names = frozenset(host_name(one) for one in named if one.strip())
+    if names or _is_loopback_name(host_name(bound)) or _is_loopback_address(bound):
+        return names
+    return None
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Late(Exception):
+    """The client missed a deadline: idle too long, or a head or body too slow."""
+
+
+def _json_response(status: int, detail: str) -> Response:
+    return Response(status, {"content-type": "application/json"}, json.dumps({"detail": detail}).encode())
+
+
+@functools.lru_cache(maxsize=None)
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+#: The headers of the usual answer, a JSON body and nothing else.
+_JSON_ONLY = {"content-type": "application/json"}
+#: The Date header of the last second written: (second, header value).
+_LAST_DATE: List[Any] = [None, ""]
+
+
+def _http_date(moment: float) -> str:
+    """``moment`` as an HTTP date, made once a second (an answer's Date has whole seconds)."""
+    second = math.floor(moment)
+    if _LAST_DATE[0] != second:
+        _LAST_DATE[:] = [second, formatdate(second, usegmt=True)]
+    text: str = _LAST_DATE[1]
+    return text
+
+
+def _to_request(event: h11.Request, body: bytes, client: str, prefix: str = API_PREFIX) -> Optional[Request]:
+    """The exchange's view of an HTTP request, or None when it is not under ``prefix``.
+
+    The client's address rides in a header of its own; one the client sent is dropped.
+    """
+    target = event.target.decode("latin-1")
+    if target.startswith(("http://", "https://")):  # absolute form, as sent to a proxy
+        parts = urlsplit(target)
+        path, query = parts.path or "/", parts.query
+    else:
+        path, _, query = target.partition("?")
+    if prefix and path != prefix and not path.startswith(prefix + "/"):
+        return None
+    sent = [
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in event.headers
+        if name.lower() != _CLIENT_HEADER
+    ]
+    return Request(
+        method=event.method.decode("ascii", "replace"),
+        # The path stays percent-encoded, as Request.path is on the client side.
+        path=path[len(prefix) :] or "/",
+        query=tuple(parse_qsl(query, keep_blank_values=True)),
+        headers=(*sent, (SERVER_CLIENT_HEADER, client)),
+        body=body or None,
+    )
+
+
+_CLIENT_HEADER = SERVER_CLIENT_HEADER.encode("ascii")
+
+# What a connection is doing: only "busy" (a complete request being answered) is never
+# evicted; "closing" (refused, draining before the close) goes first.
+_IDLE, _HEAD, _BODY, _BUSY, _CLOSING = "idle", "head", "body", "busy", "closing"
+
+
+class _Connection:
+    """One client: h11 driven over one byte stream, many requests in turn."""
+
+    def __init__(self, server: _Server, stream: ByteStream, client: str) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.stream = stream
+        self.client = client
+        self.h11 = h11.Connection(h11.SERVER)
+        self.scope = anyio.CancelScope()
+        self.phase = _IDLE
+        #: When this connection began waiting for its current request: how stale it is.
+        self.waiting_since = anyio.current_time()
+        self.reserved = 0
+        #: The head last screened and the request made of it (without its body), so that it is made once.
+        self.screened: Optional[Tuple[h11.Request, Request]] = None
+
+    async def _receive(self, deadline: float) -> int:
+        """Feed h11 what the client sends next; the bytes received. _Late past ``deadline``."""
+        with anyio.CancelScope(deadline=deadline):
+            try:
+                data = await self.stream.receive(READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            self.h11.receive_data(data)
+            return len(data)
+        raise _Late
+
+    async def _read_head(self) -> Any:
+        """The next request head, or ConnectionClosed.
+
+        Its first byte must come within the idle timeout, the whole head within
+        the head timeout of that byte: a deadline, which trickled bytes do not move.
+        """
+        self.phase = _IDLE
+        deadline = self.waiting_since + self.limits.idle_timeout
+        if self.h11.trailing_data[0]:  # pipelined bytes already wait: the head has begun
+            self.phase, deadline = _HEAD, anyio.current_time() + self.limits.head_timeout
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            received = await self._receive(deadline)
+            if received and self.phase == _IDLE:
+                self.phase, deadline = _HEAD, anyio.current_time() + self.limits.head_timeout
+
+    async def _send(self, *events: Any) -> None:
+        # One write per answer: head and body in one segment, not two.
+        data = b"".join(self.h11.send(event) or b"" for event in events)
+        if data:
+            # A client that stops reading must not hold its task forever; a large answer gets its time.
+            allowed = max(self.limits.idle_timeout, self.limits.transfer_time(len(data), math.inf))
+            with anyio.fail_after(allowed):
+                await self.stream.send(data)
+
+    async def _respond(self, response: Response, method: bytes, close: bool = False) -> None:
+        if not close and response.headers == _JSON_ONLY:
+            # The usual answer: its head is ours alone, every value known to be valid (digits, a date),
+            # so h11 is told it need not check them again.
+            parsed = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(response.body)).encode("ascii")),
+                (b"server", b"gameproto"),
+                (b"date", _http_date(self.server.clock()).encode("ascii")),
+            ]
+            head = h11.Response(
+                status_code=response.status, headers=parsed, reason=_reason(response.status), _parsed=True
+            )
+        else:
+            skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
+            headers: List[Tuple[str, str]] = [
+                (name, value) for name, value in response.headers.items() if name.lower() not in skip
+            ]
+            headers += [
+                ("content-length", str(len(response.body))),
+                ("server", "gameproto"),
+                ("date", _http_date(self.server.clock())),
+            ]
+            if close:
+                headers.append(("connection", "close"))
+            head = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
+        body = response.body if method != b"HEAD" else b""
+        if len(body) <= SEND_PIECE:
+            await self._send(head, *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
+            return
+        # A large answer goes in pieces, each its own write: the other connections are served
+        # between them, and no copy of the whole answer is made on the way out.
+        await self._send(head, h11.Data(data=body[:SEND_PIECE]))
+        for start in range(SEND_PIECE, len(body), SEND_PIECE):
+            await self._send(h11.Data(data=body[start : start + SEND_PIECE]))
+        await self._send(h11.EndOfMessage())
+
+    def _check_host(self, event: h11.Request) -> None:
+        """Refuse (421) a request naming a host this server does not answer, on every path."""
+        allowed = self.server.allowed_hosts
+        if allowed is None:
+            return
+        named = [value.decode("latin-1") for name, value in event.headers if name == b"host"]
+        target = event.target.decode("latin-1")
+        if target.startswith(("http://", "https://")):  # absolute form: its authority is the host asked for
+            named.append(urlsplit(target).netloc.rpartition("@")[2])
+        for value in named:
+            name = host_name(value)
+            if name not in allowed and not _is_loopback_name(name):
+                shown = value if len(value) <= 100 else value[:100] + "..."
+                raise _Refused(
+                    421,
+                    f"this server does not answer for the host {shown!r}: it answers loopback names"
+                    + (f" and {', '.join(sorted(allowed))}" if allowed else "")
+                    + " (game serve --allowed-host NAME adds one)",
+                )
+
+    def _check_head(self, event: h11.Request) -> Optional[Response]:
+        """Refuse, from the head alone, what must not be read: ambiguous framing, too large a body.
+
+        Returns the exchange's refusal of a request with a body (no valid token,
+        say): that body is never kept, and a large one never read.
+        """
+        names = [name for name, _ in event.headers]
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 6.3: a request with both is a smuggling attempt; answer 400 and close.
+            raise _Refused(400, "a request may not have both Content-Length and Transfer-Encoding")
+        declared = dict(event.headers).get(b"content-length")
+        max_body = self.limits.max_body
+        if declared is not None and int(declared) > max_body:  # h11 has checked it is digits
+            raise _Refused(413, f"request body larger than {max_body} bytes")
+        has_body = b"transfer-encoding" in names or (declared is not None and int(declared) > 0)
+        screen = getattr(self.server.exchange, "screen", None)
+        if has_body and screen is not None:
+            request = _to_request(event, b"", self.client)
+            if request is not None:
+                self.screened = (event, request)
+                refusal: Optional[Response] = screen(request)
+                return refusal
+        return None
+
+    def _reserve(self, size: int) -> None:
+        running = self.server.running
+        if running.buffered + size > self.limits.max_buffered:
+            raise _Refused(503, "the exchange holds too many request bodies; try again shortly")
+        running.buffered += size
+        self.reserved += size
+
+    def _release(self) -> None:
+        self.server.running.buffered -= self.reserved
+        self.reserved = 0
+
+    async def _read_body(self, event: h11.Request, refusal: Optional[Response]) -> bytes:
+        """The body, within its deadline. A refused request's body is read and dropped
+        when small (so a malformed one still earns its 400 or 413), not read at all when large."""
+        max_body = self.limits.max_body
+        declared = dict(event.headers).get(b"content-length")
+        expected = int(declared) if declared is not None else max_body
+        if refusal is not None and (expected > _DROP_AT_MOST or self.h11.client_is_waiting_for_100_continue):
+            raise _Refused(refusal.status, "", refusal)
+        self.phase = _BODY
+        deadline = anyio.current_time() + self.limits.transfer_time(expected, self.limits.body_timeout)
+        if declared is not None and refusal is None:
+            self._reserve(expected)
+        if self.h11.client_is_waiting_for_100_continue:
+            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            part = self.h11.next_event()
+            if part is h11.NEED_DATA:
+                await self._receive(deadline)
+                continue
+            if isinstance(part, h11.Data):
+                size += len(part.data)
+                if size > max_body:  # a chunked body that keeps coming
+                    raise _Refused(413, f"request body larger than {max_body} bytes")
+                if refusal is not None:
+                    if size > _DROP_AT_MOST:
+                        raise _Refused(refusal.status, "", refusal)
+                    continue  # dropped, never kept
+                if declared is None:
+                    self._reserve(len(part.data))
+                chunks.append(part.data)
+            elif isinstance(part, h11.EndOfMessage):
+                if refusal is not None:
+                    raise _Refused(refusal.status, "", refusal)
+                return b"".join(chunks)
+            else:  # pragma: no cover - h11 only yields Data then EndOfMessage here
+                raise _Refused(400, "unexpected event in the request body")
+
+    async def run(self) -> None:
+        """Serve requests until the client closes, misses a deadline, or must be closed on."""
+        while True:
+            try:
+                event = await self._read_head()
+                if isinstance(event, h11.ConnectionClosed):
+                    return
+                assert isinstance(event, h11.Request)
+                self._check_host(event)
+                refusal = self._check_head(event)
+                body = await self._read_body(event, refusal)
+            except h11.RemoteProtocolError as error:
+                status = error.error_status_hint  # 400, or 431 for a head too large
+                await self._refuse(status, "malformed HTTP request" if status == 400 else _reason(status).decode())
+                return
+            except _Refused as refusal:
+                await self._refuse(refusal.status, refusal.detail, refusal.response)
+                return
+            except _Late:
+                self.server.running.connections_timed_out += 1
+                return  # quietly: a client this slow is not waiting for an answer
+            finally:
+                self._release()
+            self.phase = _BUSY
+            if not await self._answer(event, body):
+                return
+            self.waiting_since = anyio.current_time()
+            if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+                self.h11.start_next_cycle()
+            else:  # the client asked to close (Connection: close, HTTP/1.0)
+                return
+
+    async def _answer(self, event: h11.Request, body: bytes) -> bool:
+        """Answer one request; False when the connection is to be dropped instead."""
+        screened, self.screened = self.screened, None
+        if screened is not None and screened[0] is event:  # made from its head already: add the body
+            head = screened[1]
+            request: Optional[Request] = Request(head.method, head.path, head.query, head.headers, body or None)
+        else:
+            request = _to_request(event, body, self.client)
+        if request is None:
+            await self._respond(self._outside_api(event, body), event.method)
+            return True
+        try:
+            reaction = self.server.exchange.react(request)
+        except Exception:
+            # A bug in the exchange: answer 500 and keep serving (the request repr holds no headers).
+            logger.error("the exchange failed on %r", request, exc_info=True)
+            await self._respond(_json_response(500, "Internal Server Error"), event.method)
+            return True
+        self.server.running.requests_served += 1
+        if reaction.delay > 0:
+            await anyio.sleep(reaction.delay)
+        if reaction.response is None:
+            return False  # the fault asked for a dropped connection
+        await self._respond(reaction.response, event.method)
+        return True
+
+    def _outside_api(self, event: h11.Request, body: bytes) -> Response:
+        """A path outside the API prefix: the reactor's ``outside_api`` answers it (the sandbox's page), else 404."""
+        outside = getattr(self.server.exchange, "outside_api", None)
+        if outside is None:
+            return _json_response(404, "Not Found")
+        try:
+            response: Response = outside(_to_request(event, body, self.client, prefix=""))
+        except Exception:
+            logger.error("the sandbox failed on %s", event.target[:200], exc_info=True)
+            return _json_response(500, "Internal Server Error")
+        return response
+
+    async def _refuse(self, status: int, detail: str, response: Optional[Response] = None) -> None:
+        """Answer an error if h11 still allows it, then close after draining what the client sends."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        self.phase = _BUSY
+        await self._respond(response or _json_response(status, detail), b"", close=True)
+        await self._linger()
+
+    async def _linger(self) -> None:
+        # Closing with unread bytes makes the kernel send RST, and the client may lose
+        # the answer we just sent; so stop writing and read (and drop) for a moment first.
+        self.phase = _CLOSING
+        try:
+            await self.stream.send_eof()
+        except (NotImplementedError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        with anyio.move_on_after(min(LINGER_SECONDS, self.limits.idle_timeout)):
+            try:
+                while True:
+                    await self.stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
