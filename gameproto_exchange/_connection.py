@@ -28,7 +28,6 @@ from typing import (
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
-import anyio.from_thread
 import h11
 from anyio.abc import ByteStream
 
