@@ -6,8 +6,8 @@ Neither client imports it; ``game serve`` and ``game demo`` do, and so do the te
 from __future__ import annotations
 
 from ._clock import ClockRefused, ManualClock
-from ._persist import Store
-from ._sandbox import Sandbox
+from ._persist import StateFileError, Store
+from ._sandbox import Sandbox, SaveFailed
 from ._scenario import ScenarioError, load_scenario
 from ._server import Limits, RunningServer, ServerThread, serve_exchange
 
@@ -20,6 +20,8 @@ __all__ = [
     "ManualClock",
     "ClockRefused",
     "Store",
+    "StateFileError",
+    "SaveFailed",
     "load_scenario",
     "ScenarioError",
 ]

@@ -25,7 +25,9 @@ from __future__ import annotations
 import collections
 import hmac
 import json
+import logging
 import math
+import sqlite3
 import time
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
@@ -41,7 +43,9 @@ from . import _web
 from ._clock import ClockRefused, ManualClock, parse_duration, parse_moment
 from ._persist import Store
 
-__all__ = ["Sandbox", "EMPTY_STATE"]
+__all__ = ["Sandbox", "SaveFailed", "EMPTY_STATE"]
+
+logger = logging.getLogger("gameproto.sandbox")
 
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
@@ -59,6 +63,17 @@ _PAGE_HEADERS = {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
 }
+
+
+class SaveFailed(Exception):
+    """A change the state file could not take, undone; ``response`` is the request's answer (503)."""
+
+    def __init__(self, path: str, failure: BaseException) -> None:
+        super().__init__(f"the state file {path} could not be saved: {failure}")
+        self.response = error(
+            503,
+            f"the sandbox could not save this change to its state file ({failure}): nothing of it was done",
+        )
 
 
 def _page(status: int, body: bytes, content_type: str) -> Response:
@@ -105,18 +120,36 @@ class Sandbox:
         return self.exchange.screen(request)
 
     def react(self, request: Request) -> Reaction:
-        """The exchange's reaction to an API request; a change is saved before it is returned."""
-        self.quote()
+        """The exchange's reaction to an API request; a change is saved before it is returned.
+
+        Only a request that changed the trading state is saved (a refused one,
+        401, 404, 405, 422 or 429, writes nothing and leaves the view as it
+        was). A change that cannot be saved is undone: the exchange is put
+        back as the file has it and the request answers 503.
+        """
+        try:
+            self.quote()
+        except SaveFailed as failed:
+            return Reaction(failed.response)
+        book = self.exchange.ledger.book
+        self.exchange.ledger.expire(self.now())  # what time alone closes is not this request's change
+        before = (book.version, len(book.fills), book.last_number)
         reaction = self.exchange.react(request)
-        if request.method not in _READS and request.path != _TOKEN_PATH:  # a token exchange changes no trade
+        if (book.version, len(book.fills), book.last_number) != before:
+            try:
+                self.changed()
+            except SaveFailed as failed:
+                return Reaction(failed.response)
             response = reaction.response
             if request.method == "DELETE" and response is not None and response.status == 200:
                 self._cancelled(response)
-            self.changed()
         return reaction
 
     def _cancelled(self, response: Response) -> None:
-        number = json.loads(response.body).get("order_id")
+        try:
+            number = json.loads(response.body).get("order_id")
+        except (ValueError, AttributeError):  # an injected fault's body: the cancel is not shown
+            return
         order = self.exchange.ledger.book.orders.get(number) if isinstance(number, int) else None
         if order is not None:
             self.cancels.append(
@@ -124,10 +157,32 @@ class Sandbox:
             )
 
     def changed(self) -> None:
-        """Something the page shows changed: a new version, saved to the store first."""
+        """Something the page shows changed: a new version, saved to the store first.
+
+        Raises ``SaveFailed`` when the store cannot take it, after putting the
+        exchange (and a manual clock) back as the store has them: a change
+        that is not on disk is not in force.
+        """
         if self.store is not None:
-            self.store.save(self.exchange, self.now())
+            try:
+                self.store.save(self.exchange, self.now())
+            except (sqlite3.Error, OSError) as failure:
+                raise self._undo(failure) from None
         self.version += 1
+
+    def _undo(self, failure: BaseException) -> SaveFailed:
+        assert self.store is not None
+        logger.error("the state file %s could not be saved: %s", self.store.path, failure)
+        try:
+            saved_clock = self.store.restore_saved(self.exchange)
+        except Exception as again:  # the file cannot be read either: serve what memory holds, loudly
+            logger.error("the state file %s could not be read back: %s", self.store.path, again)
+        else:
+            if saved_clock is not None and self.clock is not None:
+                self.clock.resume(saved_clock)
+            self._quoted_quarter = None
+        self.version += 1
+        return SaveFailed(self.store.path, failure)
 
     def quote(self, force: bool = False) -> None:
         """Let the makers top up their quotes, once per quarter hour of the exchange's clock."""
@@ -140,7 +195,7 @@ class Sandbox:
         self._quoted_quarter = quarter
         self.exchange.ledger.expire(now)
         makers.quote(self.exchange.desk.place, self.exchange.ledger.book, self.scenario, self.exchange.seed, now)
-        self.changed()
+        self.changed()  # on SaveFailed the quotes are undone, and quoted again at the next call
 
     # -- everything outside the API prefix -----------------------------------------------
 
@@ -180,7 +235,10 @@ class Sandbox:
         admin = self._is_admin(request)
         if admin is None:
             return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
-        self.quote()
+        try:
+            self.quote()
+        except SaveFailed:  # undone; the page shows the book as it stands
+            pass
         key, body = self._rendered(admin)
         if dict(request.query).get("known") == key:
             return Response(204, {"cache-control": "no-store"}, b"")
@@ -225,6 +283,8 @@ class Sandbox:
             return handler(request)
         except ClockRefused as refused:
             return error(422, str(refused))
+        except SaveFailed as failed:
+            return failed.response
 
     def _clock_view(self) -> JSONObject:
         return {"now": iso(self.now()), "clock": "manual" if self.clock is not None else "real"}
@@ -262,16 +322,26 @@ class Sandbox:
     def _moved(self) -> Response:
         self.exchange.ledger.expire(self.now())
         self.changed()
-        self.quote()
+        self._quote_after()
         return answer(200, self._clock_view())
+
+    def _quote_after(self, force: bool = False) -> None:
+        """The makers' quotes after a saved move: should they fail to save, they are undone and come again later."""
+        try:
+            self.quote(force)
+        except SaveFailed:
+            pass
 
     def _reset(self, request: Request) -> Response:
         self.exchange.load(EMPTY_STATE)
-        self.cancels.clear()
         if self.store is not None:
-            self.store.reset(self.exchange, self.now())
-        self.changed()
-        self.quote(force=True)
+            try:
+                self.store.reset(self.exchange, self.now())
+            except (sqlite3.Error, OSError) as failure:
+                raise self._undo(failure) from None
+        self.cancels.clear()
+        self.version += 1
+        self._quote_after(force=True)
         return answer(200, {"status": "reset", **self._clock_view()})
 
 

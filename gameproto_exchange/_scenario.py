@@ -92,6 +92,8 @@ def _replay(path: str) -> Tuple[Tuple[float, Decimal], ...]:
                 rows.append((at, _decimal(fields[1].strip(), f"{path}:{line} price")))
     except OSError as failure:
         raise ScenarioError(f"cannot read the price file {path!r}: {failure.strerror or failure}") from None
+    except UnicodeDecodeError as failure:
+        raise ScenarioError(f"the price file {path!r} is not UTF-8 text (byte {failure.start})") from None
     if not rows:
         raise ScenarioError(f"the price file {path!r} holds no price")
     return tuple(sorted(rows, key=lambda row: row[0]))
@@ -122,6 +124,8 @@ def load_scenario(path: str) -> Scenario:
         raise ScenarioError(f"cannot read the scenario file {path!r}: {failure.strerror or failure}") from None
     except tomllib.TOMLDecodeError as failure:
         raise ScenarioError(f"the scenario file {path!r} is not TOML: {failure}") from None
+    except UnicodeDecodeError as failure:
+        raise ScenarioError(f"the scenario file {path!r} is not UTF-8 text (byte {failure.start})") from None
     known = {"makers", "price", "horizon_hours", "trades"}
     unknown = sorted(set(data) - known)
     if unknown:

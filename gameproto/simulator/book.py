@@ -119,6 +119,25 @@ class OrderBook:
         #: Called with (contract, minutes, side, price, displayed volume now) whenever a displayed
         #: level changes; what it returns is kept with the level (``shown_views``).
         self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
+        #: The numbers of the orders changed since a store last took them (``take_changed``), in
+        #: change order; None while no store asks, so that an exchange without one keeps nothing.
+        self.changed_orders: Optional[Dict[int, None]] = None
+
+    def _changed(self, order: BookOrder) -> None:
+        if self.changed_orders is not None:
+            self.changed_orders[order.number] = None
+
+    def track_changes(self) -> None:
+        """Note every order that changes from now on (a store writes those, and only those)."""
+        self.changed_orders = {}
+
+    def take_changed(self) -> List[BookOrder]:
+        """The orders changed since the last call (or ``track_changes``), and forget them."""
+        if not self.changed_orders:
+            return []
+        taken = [self.orders[number] for number in self.changed_orders if number in self.orders]
+        self.changed_orders = {}
+        return taken
 
     def _touch(self, contract: str, now: float) -> None:
         self.version += 1
@@ -192,6 +211,8 @@ class OrderBook:
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
         self._last_number = last_number
+        if self.changed_orders is not None:
+            self.changed_orders = {}
 
     def next_number(self) -> int:
         """The number of the next order, counted from 1 across the exchange."""
@@ -202,6 +223,7 @@ class OrderBook:
         """Match ``order`` on arrival, rest what is left, and return its fills."""
         order.updated = now
         self.orders[order.number] = order
+        self._changed(order)
         fills = self._match(order, now)
         if not order.filled:
             bisect.insort(self._queue(order.contract, order.side), order.priority())
@@ -215,6 +237,7 @@ class OrderBook:
         if order is None or order.deleted:
             return False
         order.deleted = True
+        self._changed(order)
         if not order.filled:
             queue = self._queue(order.contract, order.side)
             at = bisect.bisect_left(queue, order.priority())
@@ -267,6 +290,7 @@ class OrderBook:
                 order.fees += fee
                 order.execution_count += 1
                 order.updated = now
+        self._changed(resting)
         buy, sell = (incoming, resting) if incoming.side == "buy" else (resting, incoming)
         fill = Fill(
             number=len(self.fills) + 1,
