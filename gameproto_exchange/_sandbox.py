@@ -53,6 +53,8 @@ _QUARTER_HOUR = 900
 #: The shortest time between two renders of the page's view.
 VIEW_EVERY = 0.25
 _CANCELS_KEPT = 20
+#: Rendered views kept (per admin or not, per first contract shown); past it they are all dropped.
+_VIEWS_KEPT = 64
 _READS = ("GET", "HEAD")
 _TOKEN_PATH = "/auth/token"
 # The page may load its own files and call its own server, nothing else.
@@ -102,7 +104,9 @@ class Sandbox:
         self.cancels: Deque[JSONObject] = collections.deque(maxlen=_CANCELS_KEPT)
         self._quoted_quarter: Optional[int] = None
         # The latest rendered view, public and admin: (key, JSON, time.monotonic() of the render).
-        self._views: Dict[bool, Tuple[str, bytes, float]] = {}
+        self._views: Dict[Tuple[bool, int], Tuple[str, bytes, float]] = {}
+        self._pages = _web.Views()
+        self._cancels_seen = 0
         self.restored = False
         if store is not None:
             saved_clock = store.load(exchange)
@@ -152,6 +156,7 @@ class Sandbox:
             return
         order = self.exchange.ledger.book.orders.get(number) if isinstance(number, int) else None
         if order is not None:
+            self._cancels_seen += 1
             self.cancels.append(
                 {"order_id": number, "trader": order.trader, "contract": order.contract, "time": iso(self.now())}
             )
@@ -225,9 +230,11 @@ class Sandbox:
             return True
         return None
 
-    def _key(self) -> str:
-        # A real clock moves on its own: expiries and the time left change every second.
-        return f"{self.version}" if self.clock is not None else f"{self.version}.{int(self.now())}"
+    def _key(self, admin: bool, first: int) -> str:
+        """Names what the view shows; no time in it: the page ticks the clock from each answer's ``Date``."""
+        if admin:
+            return _web.Views.admin_key(self.exchange, first, self.now(), self._cancels_seen)
+        return _web.Views.public_key(self.exchange, first)
 
     def _view(self, request: Request) -> Response:
         if request.method not in _READS:
@@ -235,30 +242,39 @@ class Sandbox:
         admin = self._is_admin(request)
         if admin is None:
             return error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"})
+        query = dict(request.query)
+        first = query.get("first", "0")
+        if not first.isdigit() or len(first) > 6:
+            return error(422, "first is the index of the first contract shown: a whole number from 0")
         try:
             self.quote()
         except SaveFailed:  # undone; the page shows the book as it stands
             pass
-        key, body = self._rendered(admin)
-        if dict(request.query).get("known") == key:
+        self.exchange.ledger.expire(self.now())  # a contract closed since: gone from the view
+        key, body = self._rendered(admin, int(first))
+        if query.get("known") == key:
             return Response(204, {"cache-control": "no-store"}, b"")
         return Response(200, {"content-type": "application/json", "cache-control": "no-store"}, body)
 
-    def _rendered(self, admin: bool) -> Tuple[str, bytes]:
-        """The latest view (its key and JSON), rendered at most every ``VIEW_EVERY`` seconds.
+    def _rendered(self, admin: bool, first: int) -> Tuple[str, bytes]:
+        """The latest view (its key and JSON), rendered only when what it shows changed, and at most
+        every ``VIEW_EVERY`` seconds.
 
         However many pages poll and however fast the traders change the book,
         the view costs the server a few renders a second: a page is at most
         ``VIEW_EVERY`` behind, and its next poll brings it up to date.
         """
-        key = self._key()
-        kept = self._views.get(admin)
+        first = _web.Views.window(self.exchange, first)[0]
+        key = self._key(admin, first)
+        kept = self._views.get((admin, first))
         moment = time.monotonic()
         if kept is not None and (kept[0] == key or moment - kept[2] < VIEW_EVERY):
             return kept[0], kept[1]
-        shown = _web.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels)
-        self._views[admin] = (key, encode_json(shown), moment)
-        return key, self._views[admin][1]
+        shown = self._pages.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels, first=first)
+        if len(self._views) >= _VIEWS_KEPT:
+            self._views.clear()
+        self._views[(admin, first)] = (key, encode_json(shown), moment)
+        return key, self._views[(admin, first)][1]
 
     # -- /_sandbox/: the admin endpoints -------------------------------------------------
 

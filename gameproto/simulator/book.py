@@ -116,6 +116,13 @@ class OrderBook:
         # book order, [priority key, price, volume, the observer's view of it], and their total volume.
         self._shown: Dict[Tuple[str, str], List[List[Any]]] = {}
         self._shown_total: Dict[Tuple[str, str], Decimal] = {}
+        #: Counts every change of the public book (hidden orders never move it); ``shown_versions``
+        #: holds each contract's last. A public view keyed on them changes only when what it shows does.
+        self.shown_version = 0
+        self.shown_versions: Dict[str, int] = {}
+        #: Bumped when a contract starts or stops showing displayed orders (``shown_contracts`` changes).
+        self.shown_set_version = 0
+        self._shown_contracts: Optional[Tuple[int, List[str]]] = None
         #: Called with (contract, minutes, side, price, displayed volume now) whenever a displayed
         #: level changes; what it returns is kept with the level (``shown_views``).
         self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
@@ -147,6 +154,8 @@ class OrderBook:
         """Add ``change`` to the displayed volume at the order's price (hidden orders show nothing)."""
         if order.hidden or not change:
             return
+        self.shown_version += 1
+        self.shown_versions[order.contract] = self.shown_version
         side = (order.contract, order.side)
         entries = self._shown.setdefault(side, [])
         key = -order.price if order.side == "buy" else order.price
@@ -161,14 +170,26 @@ class OrderBook:
             del entries[at]
             if not entries:
                 del self._shown[side], self._shown_total[side]
+                self.shown_set_version += 1
         elif found:
             entries[at][2:] = [volume, view]
         else:
+            if not entries:
+                self.shown_set_version += 1
             entries.insert(at, [key, order.price, volume, view])
 
-    def shown(self, contract: str, side: str) -> List[Tuple[Decimal, Decimal]]:
-        """The displayed levels of one side of a contract, best price first: (price, volume)."""
-        return [(entry[1], entry[2]) for entry in self._shown.get((contract, side), ())]
+    def shown(self, contract: str, side: str, limit: Optional[int] = None) -> List[Tuple[Decimal, Decimal]]:
+        """The displayed levels of one side of a contract, best price first: (price, volume); the best ``limit``."""
+        entries = self._shown.get((contract, side), [])
+        return [(entry[1], entry[2]) for entry in (entries if limit is None else entries[:limit])]
+
+    def shown_contracts(self) -> List[str]:
+        """The contracts with displayed orders, in name order (delivery start first); hidden ones never count."""
+        kept = self._shown_contracts
+        if kept is None or kept[0] != self.shown_set_version:
+            kept = (self.shown_set_version, sorted({contract for contract, _ in self._shown}))
+            self._shown_contracts = kept
+        return kept[1]
 
     def best_shown(self, contract: str, side: str) -> Optional[Decimal]:
         """The best displayed price of one side of a contract, None when nothing shows."""
@@ -203,6 +224,8 @@ class OrderBook:
         self._queues = {}
         self._shown = {}
         self._shown_total = {}
+        self.shown_versions = {}
+        self.shown_set_version += 1  # the counters go on: a view cached before the reset is stale
         for order in self.orders.values():
             if not order.deleted and not order.filled:
                 bisect.insort(self._queue(order.contract, order.side), order.priority())
