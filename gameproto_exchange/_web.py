@@ -132,6 +132,7 @@ def contract_label(contract: str) -> JSONObject:
     return {"text": f"{day} {times}, {quarters}", "day": day, "time": times, "quarter_hours": quarters}
 
 
+@functools.lru_cache(maxsize=4096)
 def _start(contract: str) -> float:
     try:
         return _window(contract)[0].timestamp()
