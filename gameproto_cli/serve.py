@@ -393,6 +393,13 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
         if store is not None:
             store.close()
         raise UsageError(str(problem)) from None
+    if sandbox.restored:
+        import gc
+
+        # A restored history is long-lived: out of the collector's full walks, which would otherwise
+        # pause every request for a walk over every order ever placed.
+        gc.collect()
+        gc.freeze()
     return sandbox
 
 

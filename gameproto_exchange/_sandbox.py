@@ -32,7 +32,6 @@ import time
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from gameproto._boundary import Request, Response
-from gameproto._calls import encode_json
 from gameproto.simulator import makers
 from gameproto.simulator.access import bearer
 from gameproto.simulator.answers import JSONObject, answer, error, iso
@@ -270,10 +269,10 @@ class Sandbox:
         moment = time.monotonic()
         if kept is not None and (kept[0] == key or moment - kept[2] < VIEW_EVERY):
             return kept[0], kept[1]
-        shown = self._pages.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels, first=first)
+        body = self._pages.render(self.exchange, self.now(), key, admin=admin, cancels=self.cancels, first=first)
         if len(self._views) >= _VIEWS_KEPT:
             self._views.clear()
-        self._views[(admin, first)] = (key, encode_json(shown), moment)
+        self._views[(admin, first)] = (key, body, moment)
         return key, self._views[(admin, first)][1]
 
     # -- /_sandbox/: the admin endpoints -------------------------------------------------

@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
+from gameproto._calls import encode_json
 from gameproto.simulator.answers import JSONObject, iso
 from gameproto.simulator.book import BookOrder, Fill, OrderBook
 from gameproto.simulator.exchange import Exchange
@@ -192,20 +193,33 @@ class _Positions:
         self._fills: Optional[List[Fill]] = None
         self._counted = 0
         self.net: Dict[str, Dict[str, Decimal]] = {}
+        #: Bumped for a trader whenever its positions change (a fill, a contract delivered).
+        self.versions: Dict[str, int] = {}
+        self._moves = 0
+
+    def _moved(self, trader: str) -> None:
+        self._moves += 1
+        self.versions[trader] = self._moves
 
     def update(self, book: OrderBook, now: float) -> Dict[str, Dict[str, Decimal]]:
         """Not yet delivered, flat ones left out: {trader: {contract: MW}}."""
         if book.fills is not self._fills or len(book.fills) < self._counted:  # a reset or a load: count again
+            for trader in self.net:
+                self._moved(trader)
             self._fills, self._counted, self.net = book.fills, 0, {}
         for fill in book.fills[self._counted :]:
             for trader, sign in ((fill.buyer, 1), (fill.seller, -1)):
                 per = self.net.setdefault(trader, {})
                 per[fill.contract] = per.get(fill.contract, Decimal(0)) + sign * fill.volume
+                self._moved(trader)
         self._counted = len(book.fills)
         shown: Dict[str, Dict[str, Decimal]] = {}
         for trader, per in self.net.items():
-            for contract in [c for c in per if _start(c) <= now]:  # delivered: no fill can come any more
+            delivered = [c for c in per if _start(c) <= now]  # no fill can come any more
+            for contract in delivered:
                 del per[contract]
+            if delivered:
+                self._moved(trader)
             kept = {contract: volume for contract, volume in sorted(per.items()) if volume}
             if kept:
                 shown[trader] = kept
@@ -242,6 +256,40 @@ class Views:
 
     def __init__(self) -> None:
         self._positions = _Positions()
+        # Each trader's part of the admin view as JSON, with what it was made from: a trader whose
+        # orders and positions did not move is not encoded again (most of an admin render otherwise).
+        self._traders: Dict[str, Tuple[Any, bytes]] = {}
+
+    def render(
+        self,
+        exchange: Exchange,
+        now: float,
+        key: str,
+        *,
+        admin: bool,
+        cancels: Deque[JSONObject],
+        first: int = 0,
+    ) -> bytes:
+        """``view`` as JSON bytes (what ``/_view`` answers), each unchanged trader's part as it was last made."""
+        shown = self.view(exchange, now, key, admin=admin, cancels=cancels, first=first)
+        traders = shown.pop("traders", None)
+        body = encode_json(shown)
+        if traders is None:
+            return body
+        parts, kept = [], {}
+        for trader in traders:
+            name = trader["trader"]
+            made_of = (
+                self._positions.versions.get(name),
+                trader["more_orders"],
+                [(o["order_id"], o["remaining_volume"], o["status"]) for o in trader["orders"]],
+            )
+            found = self._traders.get(name)
+            part = found[1] if found is not None and found[0] == made_of else encode_json(trader)
+            kept[name] = (made_of, part)
+            parts.append(part)
+        self._traders = kept
+        return body[:-1] + b',"traders":[' + b",".join(parts) + b"]}"
 
     @staticmethod
     def window(exchange: Exchange, first: int) -> Tuple[int, List[str]]:

@@ -142,6 +142,7 @@ def test_a_second_server_on_the_same_state_file_is_refused_naming_the_file_and_t
         assert _listed(again.base_url, _access(again.base_url)) == [1]
 
 
+@pytest.mark.component  # a process killed with SIGKILL
 def test_a_killed_server_lets_go_of_its_state_file(tmp_path: Path) -> None:
     path = str(tmp_path / "killed.db")
     first = GameServe("--state", path, "--clock", "manual", "--seed-market").start()
