@@ -36,6 +36,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -113,6 +114,7 @@ def _claim(path: str) -> int:
         return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _private(fd, path)
     except OSError as failure:
         holder = _holder(fd) if failure.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else ""
         os.close(fd)
@@ -123,6 +125,18 @@ def _claim(path: str) -> int:
             "(stop that one, or give this one another --state)"
         ) from None
     return fd
+
+
+def _private(fd: int, path: str) -> None:
+    """An older file (or one made by hand) that others may read is made its owner's alone, with its WAL."""
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077 and os.fstat(fd).st_uid == os.geteuid():
+        os.fchmod(fd, mode & 0o700)
+        for tail in ("-wal", "-shm"):
+            try:
+                os.chmod(path + tail, mode & 0o700)
+            except OSError:  # not there: SQLite makes it with the file's mode
+                pass
 
 
 class Store:

@@ -97,6 +97,17 @@ def test_the_state_file_is_its_owners_alone_and_keys_each_token(tmp_path: Path) 
     assert len(key) == 64  # a random key per file: no table made in advance fits it
 
 
+def test_a_state_file_others_could_read_is_made_its_owners_alone(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    Store(str(path)).close()
+    os.chmod(path, 0o644)  # as an older sandbox left it, or a copy made by hand
+    store = Store(str(path))
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        store.close()
+
+
 def test_a_file_of_bare_token_hashes_is_migrated_and_its_traders_keep_their_names(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     with sqlite3.connect(path) as db:  # a state file as the sandbox wrote it before tokens were keyed
