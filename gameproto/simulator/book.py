@@ -120,6 +120,7 @@ class OrderBook:
         #: holds each contract's last. A public view keyed on them changes only when what it shows does.
         self.shown_version = 0
         self.shown_versions: Dict[str, int] = {}
+        self._public_moved = False
         #: Bumped when a contract starts or stops showing displayed orders (``shown_contracts`` changes).
         self.shown_set_version = 0
         self._shown_contracts: Optional[Tuple[int, List[str]]] = None
@@ -147,13 +148,19 @@ class OrderBook:
         return taken
 
     def _touch(self, contract: str, now: float) -> None:
+        # The time is when the contract's public book (its displayed levels, its trades) last moved:
+        # the market rows carry it, and a hidden order coming or going must not show by moving it.
         self.version += 1
-        self.versions[contract] = (self.version, now)
+        previous = self.versions.get(contract)
+        at = now if self._public_moved or previous is None else previous[1]
+        self._public_moved = False
+        self.versions[contract] = (self.version, at)
 
     def _show(self, order: BookOrder, change: Decimal) -> None:
         """Add ``change`` to the displayed volume at the order's price (hidden orders show nothing)."""
         if order.hidden or not change:
             return
+        self._public_moved = True
         self.shown_version += 1
         self.shown_versions[order.contract] = self.shown_version
         side = (order.contract, order.side)
@@ -233,6 +240,7 @@ class OrderBook:
         self.versions = {}
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
+        self._public_moved = False  # the saved times stand; the next change sets its own
         self._last_number = last_number
         if self.changed_orders is not None:
             self.changed_orders = {}
@@ -304,6 +312,7 @@ class OrderBook:
         return fills
 
     def _fill(self, incoming: BookOrder, resting: BookOrder, volume: Decimal, now: float) -> Fill:
+        self._public_moved = True  # a trade is public, whoever's orders made it
         self._show(resting, -volume)
         with localcontext(MONEY):
             fee = self.fee_per_mwh * volume

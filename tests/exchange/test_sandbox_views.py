@@ -87,6 +87,21 @@ def test_a_contract_whose_only_order_is_hidden_shows_nowhere_public(
     assert secret not in [c["contract"] for c in admin["contracts"]]
 
 
+def test_a_hidden_order_does_not_move_the_public_market_rows(served: Tuple[Sandbox, str, Dict[str, str]]) -> None:
+    sandbox, url, tokens = served
+    assert plain_call(url, "POST", "/api/v1/orders", _order("10:00", 40.0), tokens["bob"])[0] == 200
+    before = _get(url, "/api/v1/market", tokens["carol"])
+    assert sandbox.clock is not None
+    sandbox.clock.advance(60)  # a minute later, a hidden order comes to the same contract, and one goes
+    for price in (41.0, 39.0):
+        placed = plain_call(url, "POST", "/api/v1/orders", _order("10:00", price, state="hidden"), tokens["alice"])
+        assert placed[0] == 200
+    assert plain_call(url, "DELETE", f"/api/v1/orders/{placed[2]['order_id']}", token=tokens["alice"])[0] == 200
+    assert _get(url, "/api/v1/market", tokens["carol"]) == before  # not a row, not a timestamp moved
+    assert plain_call(url, "POST", "/api/v1/orders", _order("10:00", 38.0), tokens["bob"])[0] == 200
+    assert _get(url, "/api/v1/market", tokens["carol"])[0]["timestamp"] > before[0]["timestamp"]
+
+
 # -- item 20: named by local delivery time, chosen by the viewer, ids as ord_N ----------------------------------
 
 
