@@ -87,6 +87,15 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides localhost, 127.0.0.1 and [::1] (repeatable; any port). Bound to "
+        "loopback, only those are answered (a web page whose name was rebound to 127.0.0.1 cannot read the "
+        "server); bound elsewhere, any Host is answered unless this is given",
+    )
+    parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
     parser.add_argument(
@@ -287,14 +296,18 @@ async def _serve(
 
     from gameproto_exchange import Limits, serve_exchange
 
-    limits = Limits(
-        idle_timeout=args.idle_timeout,
-        head_timeout=args.head_timeout,
-        body_timeout=args.body_timeout,
-        min_rate=args.min_rate,
-        max_connections=args.max_connections,
-        max_connections_per_address=args.max_connections_per_address,
-    )
+    try:
+        limits = Limits(
+            idle_timeout=args.idle_timeout,
+            head_timeout=args.head_timeout,
+            body_timeout=args.body_timeout,
+            min_rate=args.min_rate,
+            max_connections=args.max_connections,
+            max_connections_per_address=args.max_connections_per_address,
+            allowed_hosts=tuple(args.allowed_host),
+        )
+    except ValueError as error:  # an --allowed-host that is not a name
+        raise UsageError(f"--allowed-host: {error}".replace("allowed_hosts: ", "")) from None
 
     # Watch the signals before saying we listen, so a signal right after the banner stops us cleanly.
     with _stop_signals() as signals:

@@ -8,6 +8,7 @@ close without a word. Everything the exchange decides stays in the exchange.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -106,8 +107,17 @@ class Limits:
     max_connections_per_address: int = SERVER_MAX_CONNECTIONS_PER_ADDRESS
     #: Request body bytes held across all connections; a body that would pass it is refused (503).
     max_buffered: int = SERVER_MAX_BUFFERED
+    #: ``Host`` names answered besides the loopback ones (``--allowed-host``), any port. A server bound
+    #: to a loopback address answers only those and loopback names (a page whose name was rebound to
+    #: 127.0.0.1 cannot read it); one bound elsewhere answers any ``Host`` unless names are given.
+    allowed_hosts: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        named = tuple(_host_name(name) for name in self.allowed_hosts)
+        for given, name in zip(self.allowed_hosts, named):
+            if not name:
+                raise ValueError(f"allowed_hosts: {given!r} is not a host name (give it without a scheme or path)")
+        object.__setattr__(self, "allowed_hosts", named)
         for name in ("idle_timeout", "head_timeout", "body_timeout", "min_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -118,6 +128,44 @@ class Limits:
     def transfer_time(self, size: int, cap: float) -> float:
         """Seconds allowed to move ``size`` bytes: the grace plus the size at the minimum rate, at most ``cap``."""
         return min(cap, self.head_timeout + size / self.min_rate)
+
+
+def _host_name(value: str) -> str:
+    """The name in a ``Host`` value, lower case, without its port, brackets or final dot; '' if it is none."""
+    value = value.strip().lower()
+    if value.startswith("["):  # an IPv6 literal: [::1] or [::1]:8080
+        end = value.find("]")
+        rest = value[end + 1 :] if end > 0 else "x"
+        name = value[1:end] if rest == "" or (rest.startswith(":") and rest[1:].isdigit()) else ""
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+        name = name if port.isdigit() or port == "" else ""
+    else:
+        name = "" if ":" in value else value
+    name = name.rstrip(".")
+    if not name or any(char in name for char in "/?#@ \t"):
+        return ""
+    return name
+
+
+def is_loopback_name(name: str) -> bool:
+    """Whether a host name (as ``_host_name`` gives it) can only mean this machine."""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(value: Optional[str], bound: str, allowed: Tuple[str, ...]) -> bool:
+    """Whether a server bound to ``bound`` answers a request whose ``Host`` is ``value`` (None: none sent)."""
+    if not allowed and not is_loopback_name(_host_name(bound) or bound):
+        return True  # bound to a public address with no names given: whatever name reached it
+    if value is None:
+        return True  # HTTP/1.0 without Host: no browser sends that, so no rebound page either
+    name = _host_name(value)
+    return bool(name) and (is_loopback_name(name) or name in allowed)
 
 
 class RunningServer(Generic[ExchangeT]):
@@ -310,12 +358,17 @@ class _Connection:
             raise _Refused(413, f"request body larger than {max_body} bytes")
         has_body = b"transfer-encoding" in names or (declared is not None and int(declared) > 0)
         screen = getattr(self.server.exchange, "screen", None)
-        if has_body and screen is not None:
+        if has_body and screen is not None and self._host_allowed(event):
             request = _to_request(event, b"", self.client)
             if request is not None:
                 refusal: Optional[Response] = screen(request)
                 return refusal
         return None
+
+    def _host_allowed(self, event: h11.Request) -> bool:
+        host = dict(event.headers).get(b"host")
+        given = None if host is None else host.decode("latin-1")
+        return host_allowed(given, self.server.running.host, self.limits.allowed_hosts)
 
     def _reserve(self, size: int) -> None:
         running = self.server.running
@@ -400,6 +453,14 @@ class _Connection:
 
     async def _answer(self, event: h11.Request, body: bytes) -> bool:
         """Answer one request; False when the connection is to be dropped instead."""
+        if not self._host_allowed(event):
+            # On every path, before anything reads or changes the exchange: a page served from another
+            # name (DNS rebinding) must not read this server. Malformed requests got their 400 already.
+            given = dict(event.headers).get(b"host", b"").decode("latin-1")
+            shown = given[:100].encode("unicode_escape").decode("ascii")
+            detail = f"this server does not answer for the host {shown!r} (game serve --allowed-host NAME adds it)"
+            await self._respond(_json_response(421, detail), event.method, close=True)
+            return False
         request = _to_request(event, body, self.client)
         if request is None:
             await self._respond(self._outside_api(event, body), event.method)
