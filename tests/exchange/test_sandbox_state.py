@@ -280,6 +280,33 @@ def test_a_change_that_cannot_be_saved_answers_an_error_and_is_not_in_force(tmp_
         restarted.store.close()
 
 
+def test_a_cancel_that_cannot_be_saved_answers_an_error_and_the_order_stays(tmp_path: Path) -> None:
+    path = str(tmp_path / "sandbox.db")
+    sandbox = _sandbox(path)
+    assert sandbox.store is not None
+    with ServerThread(sandbox) as running:
+        url = running.base_url
+        token = _access(url)
+        answers = [plain_call(url, "POST", "/api/v1/orders", _order(40.0 + n), token)[2] for n in range(2)]
+        placed = _listed(url, token)
+        assert len(placed) == 2
+        _fail_saves(sandbox, "read-only")
+        status, _, body = plain_call(url, "DELETE", f"/api/v1/orders/{answers[0]['order_id']}", token=token)
+        assert status == 503 and "nothing of it was done" in body["detail"], (status, body)
+        assert _listed(url, token) == placed  # still active, still in the book
+        bob = _access(url, "bob-token")
+        status = plain_call(url, "POST", "/api/v1/orders", _order(30.0, "sell"), bob)[0]
+        assert status == 503  # a trade cannot be saved either: nothing of it is in force
+        assert _listed(url, token) == placed
+    sandbox.store.close()
+    restarted = _sandbox(path)
+    assert restarted.store is not None
+    try:
+        assert [o["order_id"] for o in restarted.exchange.orders_of("alice", now=START)] == placed
+    finally:
+        restarted.store.close()
+
+
 def test_a_save_blocked_by_another_process_answers_503_and_the_order_is_not_listed(tmp_path: Path) -> None:
     path = str(tmp_path / "held.db")
     with GameServe("--state", path, "--token", "alice-token", "--clock", "manual") as served:
