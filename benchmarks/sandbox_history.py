@@ -291,27 +291,45 @@ def _p99(values: List[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def busy(url: str, size: Size, now: float) -> Dict[str, Any]:
-    """The trader's timings with one public page, one admin page and 10 /market pollers running."""
+def poll(url: str, tokens: List[str]) -> Dict[str, int]:
+    """Run the pages and pollers until stdin closes; what they read (``--poll``, in a process of its own)."""
     stop = threading.Event()
-    tokens = [_access(url, personal) for personal in list(_tokens(size))[:10]]
     pollers = [Poller(url, stop, "/_view"), Poller(url, stop, "/_view", ADMIN)]
     pollers += [Poller(url, stop, "/api/v1/market", tokens[n % len(tokens)]) for n in range(10)]
     for poller in pollers:
         poller.start()
-    time.sleep(2 * POLL_SECONDS)  # every poller has made its first read
-    try:
-        timings = trader(url, size.calls, now)
-    finally:
-        stop.set()
-        for poller in pollers:
-            poller.join()
+    print("polling", flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+    stop.set()
+    for poller in pollers:
+        poller.join()
     return {
-        "timings": timings,
         "views": sum(p.read for p in pollers[:2]),
         "markets": sum(p.read for p in pollers[2:]),
         "failures": sum(p.failures for p in pollers),
     }
+
+
+def busy(url: str, size: Size, now: float) -> Dict[str, Any]:
+    """The trader's timings with one public page, one admin page and 10 /market pollers running.
+
+    The pollers run in a process of their own: as threads of this one they would hold the trader's
+    client from its answers (Python's GIL), and the figure would be theirs, not the server's.
+    """
+    tokens = [_access(url, personal) for personal in list(_tokens(size))[:10]]
+    command = [sys.executable, "-m", "benchmarks.sandbox_history", "--poll", url, *tokens]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    pollers = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root, env=env)
+    assert pollers.stdin is not None and pollers.stdout is not None
+    try:
+        assert pollers.stdout.readline().strip() == "polling", "the pollers did not start"
+        time.sleep(2 * POLL_SECONDS)  # every poller has made its first read
+        timings = trader(url, size.calls, now)
+    finally:
+        out, _ = pollers.communicate(timeout=60)  # closes their stdin: they stop and say what they read
+    counts: Dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return dict(counts, timings=timings)
 
 
 def refused_write_nothing(url: str, path: str) -> bool:
@@ -334,7 +352,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--small", action="store_true", help="a fiftieth of the size, in seconds (the smoke test)")
     parser.add_argument("--calls", type=int, help="the trader's calls per run")
     parser.add_argument("--dir", help="where the state files go (default: a temporary directory)")
+    parser.add_argument("--poll", nargs="+", metavar=("URL", "TOKEN"), help=argparse.SUPPRESS)  # busy()'s pollers
     args = parser.parse_args(argv)
+    if args.poll:
+        print(json.dumps(poll(args.poll[0], args.poll[1:])), flush=True)
+        return 0
     size = SMALL if args.small else Size()
     if args.calls:
         size = Size(**dict(size.__dict__, calls=args.calls))
