@@ -402,7 +402,7 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
     """The exchange wrapped in the sandbox the flags ask for."""
     from gameproto.simulator.exchange import Exchange
     from gameproto.simulator.makers import Scenario
-    from gameproto_exchange import ManualClock, Sandbox, ScenarioError, Store, load_scenario
+    from gameproto_exchange import ManualClock, Sandbox, SaveFailed, ScenarioError, StateFileError, Store, load_scenario
 
     admin_token = args.admin_token
     if args.admin_token_file:
@@ -451,27 +451,37 @@ def _sandbox(args: argparse.Namespace, tokens: List[str]) -> Any:
     )
     store = None
     if args.state:
-        import sqlite3
-
         try:
             store = Store(args.state)
-        except (sqlite3.Error, OSError) as error:
-            raise UsageError(f"cannot open the state file {args.state!r}: {error}") from None
+        except StateFileError as problem:
+            raise UsageError(str(problem)) from None
     from gameproto_exchange._sandbox import stateless_first_number
 
-    sandbox = Sandbox(
-        exchange,
-        clock=clock,
-        admin_token=admin_token and admin_token.strip(),
-        store=store,
-        scenario=scenario,
-        # Without a state file, ids start from the host's time: a restart never gives an id twice.
-        first_number=0 if store is not None else stateless_first_number(time.time()),
-    )
-    if args.seed_market and not sandbox.restored:
-        exchange.seed_market()
-        sandbox.changed()
-    sandbox.quote()
+    try:
+        sandbox = Sandbox(
+            exchange,
+            clock=clock,
+            admin_token=admin_token and admin_token.strip(),
+            store=store,
+            scenario=scenario,
+            # Without a state file, ids start from the host's time: a restart never gives an id twice.
+            first_number=0 if store is not None else stateless_first_number(time.time()),
+        )
+        if args.seed_market and not sandbox.restored:
+            exchange.seed_market()
+            sandbox.changed()
+        sandbox.quote()
+    except (StateFileError, SaveFailed) as problem:
+        if store is not None:
+            store.close()
+        raise UsageError(str(problem)) from None
+    if sandbox.restored:
+        import gc
+
+        # A restored history is long-lived: out of the collector's full walks, which would otherwise
+        # pause every request for a walk over every order ever placed.
+        gc.collect()
+        gc.freeze()
     return sandbox
 
 

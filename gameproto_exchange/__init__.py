@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from ._backtest import Backtest, BacktestFinished, DrivenClient, VirtualClock
 from ._clock import ClockRefused, ManualClock
-from ._persist import Store
+from ._persist import StateFileError, Store
 from ._recorder import SandboxClock, record
 from ._recording import RecordingError, RecordingInfo, RecordingWriter, read_recording
 from ._replay import SpeedClock, replay_sandbox
-from ._sandbox import Sandbox
+from ._sandbox import Sandbox, SaveFailed
 from ._scenario import ScenarioError, load_scenario
 from ._server import Limits, RunningServer, ServerThread, allowed_hosts, serve_exchange
 
@@ -25,6 +25,8 @@ __all__ = [
     "ManualClock",
     "ClockRefused",
     "Store",
+    "StateFileError",
+    "SaveFailed",
     "load_scenario",
     "ScenarioError",
     "Backtest",

@@ -126,8 +126,9 @@ def host_name(value: str) -> str:
     """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
     value = value.strip().lower()
     if value.startswith("["):  # an IPv6 literal, then nothing or a port: anything else is not its name
-        literal, _, rest = value.partition("]")
-        return literal + "]" if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else value
+        literal, bracket, rest = value.partition("]")
+        ends = rest == "" or (rest[:1] == ":" and rest[1:].isdigit())
+        return literal + "]" if bracket and ends else value  # "[::1" without its "]" names nothing
     name, colon, port = value.rpartition(":")
     return name.rstrip(".") if colon and port.isdigit() and ":" not in name else value.rstrip(".")
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 import collections
 import hmac
 import json
+import logging
 import math
+import sqlite3
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from gameproto._boundary import Request, Response
-from gameproto._calls import encode_json
 from gameproto._constants import SERVER_CLIENT_HEADER
 from gameproto.simulator import makers
 from gameproto.simulator.access import bearer
@@ -43,7 +44,9 @@ from . import _web
 from ._clock import ClockRefused, ManualClock, parse_moment, step_seconds
 from ._persist import Store
 
-__all__ = ["Sandbox", "EMPTY_STATE", "admin_token_problem", "stateless_first_number"]
+__all__ = ["Sandbox", "SaveFailed", "EMPTY_STATE", "admin_token_problem", "stateless_first_number"]
+
+logger = logging.getLogger("gameproto.sandbox")
 
 #: The trading state of an empty exchange, as ``Exchange.load`` takes it.
 EMPTY_STATE: JSONObject = {"format": 1, "last_number": 0, "orders": [], "fills": [], "expired": []}
@@ -51,6 +54,8 @@ _QUARTER_HOUR = 900
 #: The shortest time between two renders of the page's view.
 VIEW_EVERY = 0.25
 _CANCELS_KEPT = 20
+#: Rendered views kept (per admin or not, per first contract shown); past it they are all dropped.
+_VIEWS_KEPT = 64
 _READS = ("GET", "HEAD")
 _TOKEN_PATH = "/auth/token"
 # The page may load its own files and call its own server, nothing else.
@@ -61,6 +66,17 @@ _PAGE_HEADERS = {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
 }
+
+
+class SaveFailed(Exception):
+    """A change the state file could not take, undone; ``response`` is the request's answer (503)."""
+
+    def __init__(self, path: str, failure: BaseException) -> None:
+        super().__init__(f"the state file {path} could not be saved: {failure}")
+        self.response = error(
+            503,
+            f"the sandbox could not save this change to its state file ({failure}): nothing of it was done",
+        )
 
 
 def _page(status: int, body: bytes, content_type: str) -> Response:
@@ -115,7 +131,9 @@ class Sandbox:
         self.cancels: Deque[JSONObject] = collections.deque(maxlen=_CANCELS_KEPT)
         self._quoted_quarter: Optional[int] = None
         # The latest rendered view, public and admin: (key, JSON, time.monotonic() of the render).
-        self._views: Dict[bool, Tuple[str, bytes, float]] = {}
+        self._views: Dict[Tuple[bool, int], Tuple[str, bytes, float]] = {}
+        self._pages = _web.Views()
+        self._cancels_seen = 0
         self.restored = False
         if clock is not None:
             if exchange.clock_offset:
@@ -145,30 +163,71 @@ class Sandbox:
         return self.exchange.screen(request)
 
     def react(self, request: Request) -> Reaction:
-        """The exchange's reaction to an API request; a change is saved before it is returned."""
-        self.quote()
+        """The exchange's reaction to an API request; a change is saved before it is returned.
+
+        Only a request that changed the trading state is saved (a refused one,
+        401, 404, 405, 422 or 429, writes nothing and leaves the view as it
+        was). A change that cannot be saved is undone: the exchange is put
+        back as the file has it and the request answers 503.
+        """
+        try:
+            self.quote()
+        except SaveFailed as failed:
+            return Reaction(failed.response)
+        book = self.exchange.ledger.book
+        self.exchange.ledger.expire(self.now())  # what time alone closes is not this request's change
+        before = (book.version, len(book.fills), book.last_number)
         # The exchange's own answer, not the one an injected fault (``not_json``, say) puts in its place.
         answered: List[Response] = []
         reaction = self.exchange.react(request, answered.append)
-        if answered and request.method not in _READS and request.path != _TOKEN_PATH:  # a token changes no trade
-            if request.method == "DELETE" and answered[0].status == 200:
+        if (book.version, len(book.fills), book.last_number) != before:
+            try:
+                self.changed()
+            except SaveFailed as failed:
+                return Reaction(failed.response)
+            if request.method == "DELETE" and answered and answered[0].status == 200:
                 self._cancelled(answered[0])
-            self.changed()
         return reaction
 
     def _cancelled(self, response: Response) -> None:
-        number = json.loads(response.body).get("order_id")
+        try:
+            number = json.loads(response.body).get("order_id")
+        except (ValueError, AttributeError):  # an injected fault's body: the cancel is not shown
+            return
         order = self.exchange.ledger.book.orders.get(number) if isinstance(number, int) else None
         if order is not None:
+            self._cancels_seen += 1
             self.cancels.append(
                 {"order_id": number, "trader": order.trader, "contract": order.contract, "time": iso(self.now())}
             )
 
     def changed(self) -> None:
-        """Something the page shows changed: a new version, saved to the store first."""
+        """Something the page shows changed: a new version, saved to the store first.
+
+        Raises ``SaveFailed`` when the store cannot take it, after putting the
+        exchange (and a manual clock) back as the store has them: a change
+        that is not on disk is not in force.
+        """
         if self.store is not None:
-            self.store.save(self.exchange, self.now())
+            try:
+                self.store.save(self.exchange, self.now())
+            except (sqlite3.Error, OSError) as failure:
+                raise self._undo(failure) from None
         self.version += 1
+
+    def _undo(self, failure: BaseException) -> SaveFailed:
+        assert self.store is not None
+        logger.error("the state file %s could not be saved: %s", self.store.path, failure)
+        try:
+            saved_clock = self.store.restore_saved(self.exchange)
+        except Exception as again:  # the file cannot be read either: serve what memory holds, loudly
+            logger.error("the state file %s could not be read back: %s", self.store.path, again)
+        else:
+            if saved_clock is not None and self.clock is not None:
+                self.clock.resume(saved_clock)
+            self._quoted_quarter = None
+        self.version += 1
+        return SaveFailed(self.store.path, failure)
 
     def quote(self, force: bool = False) -> None:
         """Let the makers top up their quotes, once per quarter hour of the exchange's clock."""
@@ -186,7 +245,7 @@ class Sandbox:
         self.exchange.ledger.expire(now)
         makers.catch_up(desk.place, book, self.scenario, self.exchange.seed, missed)
         makers.quote(desk.place, book, self.scenario, self.exchange.seed, now, desk.full)
-        self.changed()
+        self.changed()  # on SaveFailed the quotes are undone, and quoted again at the next call
 
     # -- everything outside the API prefix -----------------------------------------------
 
@@ -231,9 +290,11 @@ class Sandbox:
             access.note_refusal(client, now)
         return refusal
 
-    def _key(self) -> str:
-        # A real clock moves on its own: expiries and the time left change every second.
-        return f"{self.version}" if self.clock is not None else f"{self.version}.{int(self.now())}"
+    def _key(self, admin: bool, first: int) -> str:
+        """Names what the view shows; no time in it: the page ticks the clock from each answer's ``Date``."""
+        if admin:
+            return _web.Views.admin_key(self.exchange, first, self.now(), self._cancels_seen)
+        return _web.Views.public_key(self.exchange, first)
 
     def _view(self, request: Request) -> Response:
         if request.method not in _READS:
@@ -241,27 +302,39 @@ class Sandbox:
         admin = self._is_admin(request, error(401, "Wrong admin token", {"WWW-Authenticate": "Bearer"}))
         if isinstance(admin, Response):
             return admin
-        self.quote()
-        key, body = self._rendered(admin)
-        if dict(request.query).get("known") == key:
+        query = dict(request.query)
+        first = query.get("first", "0")
+        if not first.isdigit() or len(first) > 6:
+            return error(422, "first is the index of the first contract shown: a whole number from 0")
+        try:
+            self.quote()
+        except SaveFailed:  # undone; the page shows the book as it stands
+            pass
+        self.exchange.ledger.expire(self.now())  # a contract closed since: gone from the view
+        key, body = self._rendered(admin, int(first))
+        if query.get("known") == key:
             return Response(204, {"cache-control": "no-store"}, b"")
         return Response(200, {"content-type": "application/json", "cache-control": "no-store"}, body)
 
-    def _rendered(self, admin: bool) -> Tuple[str, bytes]:
-        """The latest view (its key and JSON), rendered at most every ``VIEW_EVERY`` seconds.
+    def _rendered(self, admin: bool, first: int) -> Tuple[str, bytes]:
+        """The latest view (its key and JSON), rendered only when what it shows changed, and at most
+        every ``VIEW_EVERY`` seconds.
 
         However many pages poll and however fast the traders change the book,
         the view costs the server a few renders a second: a page is at most
         ``VIEW_EVERY`` behind, and its next poll brings it up to date.
         """
-        key = self._key()
-        kept = self._views.get(admin)
+        first = _web.Views.window(self.exchange, first)[0]
+        key = self._key(admin, first)
+        kept = self._views.get((admin, first))
         moment = time.monotonic()
         if kept is not None and (kept[0] == key or moment - kept[2] < VIEW_EVERY):
             return kept[0], kept[1]
-        shown = _web.view(self.exchange, self.now(), key, admin=admin, cancels=self.cancels)
-        self._views[admin] = (key, encode_json(shown), moment)
-        return key, self._views[admin][1]
+        body = self._pages.render(self.exchange, self.now(), key, admin=admin, cancels=self.cancels, first=first)
+        if len(self._views) >= _VIEWS_KEPT:
+            self._views.clear()
+        self._views[(admin, first)] = (key, body, moment)
+        return key, self._views[(admin, first)][1]
 
     # -- /_sandbox/: the admin endpoints -------------------------------------------------
 
@@ -290,6 +363,8 @@ class Sandbox:
             return handler(request)
         except ClockRefused as refused:
             return error(422, str(refused))
+        except SaveFailed as failed:
+            return failed.response
 
     def _clock_view(self) -> JSONObject:
         return {"now": iso(self.now()), "clock": "manual" if self.clock is not None else "real"}
@@ -335,18 +410,28 @@ class Sandbox:
     def _moved(self) -> Response:
         self.exchange.ledger.expire(self.now())
         self.changed()
-        self.quote()
+        self._quote_after()
         return answer(200, self._clock_view())
+
+    def _quote_after(self, force: bool = False) -> None:
+        """The makers' quotes after a saved move: should they fail to save, they are undone and come again later."""
+        try:
+            self.quote(force)
+        except SaveFailed:
+            pass
 
     def _reset(self, request: Request) -> Response:
         self._body(request, None)
         # Empty, but counting on: an id a bot still holds never names a new order or trade.
         self.exchange.load(dict(EMPTY_STATE, last_number=self.exchange.ledger.book.last_number))
-        self.cancels.clear()
         if self.store is not None:
-            self.store.reset(self.exchange, self.now())
-        self.changed()
-        self.quote(force=True)
+            try:
+                self.store.reset(self.exchange, self.now())
+            except (sqlite3.Error, OSError) as failure:
+                raise self._undo(failure) from None
+        self.cancels.clear()
+        self.version += 1
+        self._quote_after(force=True)
         return answer(200, {"status": "reset", **self._clock_view()})
 
 

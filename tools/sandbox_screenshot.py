@@ -1,7 +1,7 @@
 """Take the documentation's screenshot of the sandbox's web view: ``python -m tools.sandbox_screenshot``.
 
 A sandbox with a seeded market on a manual clock (2030-01-15 13:05 UTC), two
-traders, a trade, a hidden order and a cancel, opened in headless Chromium
+traders, a few trades, a hidden order and a cancel, opened in headless Chromium
 (Debian's ``/usr/bin/chromium``) in its admin view; written to
 ``docs/sandbox.png`` unless a path is given.
 """
@@ -43,8 +43,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     with ServerThread(sandbox) as running:
         url = running.base_url
         with GameAPI(token="alice-token", base_url=url) as alice, GameAPI(token="bob-token", base_url=url) as bob:
-            alice.create_order(_order("sell", 96.0, 2.0, "13:30"))
-            bob.create_order(_order("buy", 96.0, 1.5, "13:30"))
+            for price in (95.0, 97.5, 96.5, 98.0, 96.0):  # a few trades: the ladder's chart
+                alice.create_order(_order("sell", price, 2.0, "13:30"))
+                bob.create_order(_order("buy", price, 1.5, "13:30"))
             alice.create_order(_order("buy", 88.0, 3.0, "13:45", state="hidden"))
             gone = bob.create_order(_order("sell", 99.0, 1.0, "14:00"))
             bob.delete_order(gone["order_id"])
@@ -54,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 executable_path="/usr/bin/chromium",
                 args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto(f"{url}/#admin={ADMIN}")
             page.wait_for_selector("#traders .trader")
             time.sleep(0.6)  # one more poll: the latest view

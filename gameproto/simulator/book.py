@@ -193,15 +193,64 @@ class OrderBook:
         #: A view cached at a contract's version is fresh while that version stands.
         self.version = 0
         self.versions: Dict[str, Tuple[int, float]] = {}
+        #: Counts every change of the public book (hidden orders never move it); ``shown_versions``
+        #: holds each contract's last. A public view keyed on them changes only when what it shows does.
+        self.shown_version = 0
+        self.shown_versions: Dict[str, int] = {}
+        # Whether the public book moved since the last ``_touch`` (a displayed level or a trade).
+        self._public_moved = False
+        # Each contract's number of levels with a displayed volume (contracts with none are absent).
+        self._shown_levels: Dict[str, int] = {}
+        #: Bumped when a contract starts or stops showing displayed orders (``shown_contracts`` changes).
+        self.shown_set_version = 0
+        self._shown_contracts: Optional[Tuple[int, List[str]]] = None
         #: Called with (contract, minutes, side, price, displayed volume) for a displayed level whose
         #: view is asked for (``shown_views``) for the first time since the level changed; what it
         #: returns is kept with the level until it changes again. Orders come in far more often than
         #: views are read: a level that changes ten times between two reads is viewed once.
         self.observer: Optional[Callable[[str, int, str, Decimal, Decimal], Any]] = None
+        #: The numbers of the orders changed since a store last took them (``take_changed``), in
+        #: change order; None while no store asks, so that an exchange without one keeps nothing.
+        self.changed_orders: Optional[Dict[int, None]] = None
+
+    def track_changes(self) -> None:
+        """Note every order that changes from now on (a store writes those, and only those)."""
+        self.changed_orders = {}
+
+    def take_changed(self) -> List[BookOrder]:
+        """The orders changed since the last call (or ``track_changes``), and forget them."""
+        if not self.changed_orders:
+            return []
+        taken = [self.orders[number] for number in self.changed_orders if number in self.orders]
+        self.changed_orders = {}
+        return taken
 
     def _touch(self, contract: str, now: float) -> None:
+        # The time is when the contract's public book (its displayed levels, its trades) last moved:
+        # the market rows carry it, and a hidden order coming or going must not show by moving it.
         self.version += 1
-        self.versions[contract] = (self.version, now)
+        previous = self.versions.get(contract)
+        at = now if self._public_moved or previous is None else previous[1]
+        self._public_moved = False
+        self.versions[contract] = (self.version, at)
+
+    def _public(self, contract: str, before: Decimal, after: Decimal) -> None:
+        """Note that a displayed level of ``contract`` went from ``before`` to ``after``."""
+        self._public_moved = True
+        self.shown_version += 1
+        self.shown_versions[contract] = self.shown_version
+        if not before:
+            count = self._shown_levels.get(contract, 0) + 1
+            self._shown_levels[contract] = count
+            if count == 1:
+                self.shown_set_version += 1
+        elif not after:
+            count = self._shown_levels[contract] - 1
+            if count:
+                self._shown_levels[contract] = count
+            else:
+                del self._shown_levels[contract]
+                self.shown_set_version += 1
 
     def _one_side(self, contract: str, side: str) -> Optional[_Side]:
         pair = self._sides.get(contract)
@@ -211,13 +260,26 @@ class OrderBook:
         """Add ``change`` to the displayed volume of ``level``, the order's (hidden orders show nothing)."""
         if order.hidden or not change:
             return
-        level[_SHOWN] = MONEY.add(level[_SHOWN], change)
+        before = level[_SHOWN]
+        after = level[_SHOWN] = MONEY.add(before, change)
         level[_VIEW] = None  # made again when next asked for
+        self._public(order.contract, before, after)
 
-    def shown(self, contract: str, side: str) -> List[Tuple[Decimal, Decimal]]:
-        """The displayed levels of one side of a contract, best price first: (price, volume)."""
+    def shown(self, contract: str, side: str, limit: Optional[int] = None) -> List[Tuple[Decimal, Decimal]]:
+        """The displayed levels of one side of a contract, best price first: (price, volume); the best ``limit``."""
         found = self._one_side(contract, side)
-        return [] if found is None else [(level[_PRICE], level[_SHOWN]) for level in found.displayed()]
+        if found is None:
+            return []
+        levels = found.displayed()
+        return [(level[_PRICE], level[_SHOWN]) for level in (levels if limit is None else levels[:limit])]
+
+    def shown_contracts(self) -> List[str]:
+        """The contracts with displayed orders, in name order (delivery start first); hidden ones never count."""
+        kept = self._shown_contracts
+        if kept is None or kept[0] != self.shown_set_version:
+            kept = (self.shown_set_version, sorted(self._shown_levels))
+            self._shown_contracts = kept
+        return kept[1]
 
     def best_shown(self, contract: str, side: str) -> Optional[Decimal]:
         """The best displayed price of one side of a contract, None when nothing shows."""
@@ -271,6 +333,9 @@ class OrderBook:
             self.fills_by_contract.setdefault(fill.contract, []).append(fill)
             self.fill_times.setdefault(fill.contract, []).append(fill.time)
         self._sides = {}
+        self._shown_levels = {}
+        self.shown_versions = {}
+        self.shown_set_version += 1  # the counters go on: a view cached before the reset is stale
         # Oldest first, so that each level's queue is in time order.
         for order in sorted(self.orders.values(), key=lambda order: order.number):
             if not order.deleted and not order.filled:
@@ -278,7 +343,10 @@ class OrderBook:
         self.versions = {}
         for contract, at in changed.items():
             self._touch(contract, at)  # the counter goes on: a view cached before the reset is stale
+        self._public_moved = False  # the saved times stand; the next change sets its own
         self._last_number = last_number
+        if self.changed_orders is not None:
+            self.changed_orders = {}
         self._last_fill = max((fill.number for fill in self.fills), default=last_number)
 
     def _rest(self, order: BookOrder, left: Decimal) -> None:
@@ -300,6 +368,8 @@ class OrderBook:
         """Match ``order`` on arrival, rest what is left, and return its fills."""
         order.updated = now
         self.orders[order.number] = order
+        if self.changed_orders is not None:
+            self.changed_orders[order.number] = None
         contract = order.contract
         pair = self._sides.get(contract)
         if pair is None:
@@ -329,10 +399,11 @@ class OrderBook:
                 keys.insert(at, key)
                 mine.levels.insert(at, level)
             if not order.hidden:
-                level[_SHOWN] = MONEY.add(level[_SHOWN], left)
+                before = level[_SHOWN]
+                after = level[_SHOWN] = MONEY.add(before, left)
                 level[_VIEW] = None
-        self.version += 1
-        self.versions[contract] = (self.version, now)
+                self._public(contract, before, after)
+        self._touch(contract, now)
         return fills
 
     def cancel(self, number: int, now: float) -> bool:
@@ -341,6 +412,8 @@ class OrderBook:
         if order is None or order.deleted:
             return False
         order.deleted = True
+        if self.changed_orders is not None:
+            self.changed_orders[number] = None
         left = MONEY.subtract(order.volume, order.executed)
         if left > 0:
             pair = self._sides[order.contract]
@@ -351,8 +424,7 @@ class OrderBook:
             level[_COUNT] -= 1
             if not level[_COUNT]:  # its queue goes with it; otherwise it lets go of the order at its head
                 side.remove(at)
-            self.version += 1
-            self.versions[order.contract] = (self.version, now)
+            self._touch(order.contract, now)
         return True
 
     def resting(self, contract: str, side: str) -> Iterator[BookOrder]:
@@ -399,6 +471,9 @@ class OrderBook:
         return fills
 
     def _fill(self, incoming: BookOrder, resting: BookOrder, volume: Decimal, now: float) -> Fill:
+        self._public_moved = True  # a trade is public, whoever's orders made it
+        if self.changed_orders is not None:
+            self.changed_orders[resting.number] = None
         fee = MONEY.multiply(self.fee_per_mwh, volume)
         value = MONEY.multiply(resting.price, volume)
         for order in (incoming, resting):

@@ -36,6 +36,9 @@ class Ledger:
         self.expired: Dict[int, float] = {}
         # Each trader's resting orders (in the book, not filled, not cancelled, not expired).
         self.resting: Dict[str, int] = {}
+        #: The same orders themselves, per trader, oldest first: a view of a trader's live orders
+        #: costs what the trader has resting, never what it had filled.
+        self.live: Dict[str, Dict[int, BookOrder]] = {}
 
     def reset(
         self,
@@ -51,12 +54,14 @@ class Ledger:
         self.by_trader = {}
         self.closing = []
         self.resting = {}
+        self.live = {}
         for order in self.book.orders.values():
             if order.deleted and order.number not in self.expired:
                 continue
             self.by_trader.setdefault(order.trader, {}).setdefault(order.side, {})[order.number] = order
             if not order.deleted and not order.filled:
                 self.resting[order.trader] = self.resting.get(order.trader, 0) + 1
+                self.live.setdefault(order.trader, {})[order.number] = order
                 self.closing.append((delivery_window(order.details)[0].timestamp(), order.number))
         heapq.heapify(self.closing)
 
@@ -69,10 +74,16 @@ class Ledger:
                 self._leaves(other)
         if not order.filled:
             self.resting[order.trader] = self.resting.get(order.trader, 0) + 1
+            self.live.setdefault(order.trader, {})[order.number] = order
             heapq.heappush(self.closing, (start, order.number))
 
     def _leaves(self, order: BookOrder) -> None:
         """One fewer resting order for its trader."""
+        live = self.live.get(order.trader)
+        if live is not None:
+            live.pop(order.number, None)
+            if not live:
+                del self.live[order.trader]
         left = self.resting.get(order.trader, 0) - 1
         if left > 0:
             self.resting[order.trader] = left

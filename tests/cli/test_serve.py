@@ -162,6 +162,7 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         ["--port", "70000"],
         ["--rate-limit", "0"],
         ["--max-resting-orders", "0"],
+        ["--allowed-host", "http://trading.example/"],
     ],
 )
 def test_bad_flags_are_status_2(flags: List[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,3 +172,17 @@ def test_bad_flags_are_status_2(flags: List[str], capsys: pytest.CaptureFixture[
         code = int(exit_info.code or 0)
     assert code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_allowed_host_names_a_host_the_server_answers_besides_loopback(serve: Callable[..., Served]) -> None:
+    served = serve("--allowed-host", "trading.example")
+    for host, status in [("trading.example:8080", 401), ("127.0.0.1", 401), ("rebound.example", 421)]:  # 401: no token
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+        try:
+            connection.request("GET", "/api/v1/status", headers={"Host": host})
+            answer = connection.getresponse()
+            assert (answer.status, host) == (status, host)
+            answer.read()
+        finally:
+            connection.close()
+    served.stop()

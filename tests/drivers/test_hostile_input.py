@@ -642,18 +642,18 @@ def test_the_exchange_never_fails_without_a_valid_token(
 # --- (c) the h11 server over raw sockets -----------------------------------------------------------------
 
 MAX_BODY = 1000
-HEAD = b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\n"
+HEAD = b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 MALFORMED: Dict[str, Tuple[bytes, Tuple[int, ...]]] = {
     "garbage": (b"\x00\xff\xfe garbage \x01\r\n\r\n", (400,)),
     "no request line": (b"GET\r\n\r\n", (400,)),
-    "space in the target": (b"GET /api/v1/st atus HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
-    "control byte in the target": (b"GET /api/v1/status\x7f HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
-    "NUL in the method": (b"G\x00T / HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
-    "invalid header name": (b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", (400,)),
-    "header without a colon": (b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nHostx\r\n\r\n", (400,)),
-    "NUL in a header value": (b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", (400,)),
+    "space in the target": (b"GET /api/v1/st atus HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", (400,)),
+    "control byte in the target": (b"GET /api/v1/status\x7f HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", (400,)),
+    "NUL in the method": (b"G\x00T / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", (400,)),
+    "invalid header name": (b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: y\r\n\r\n", (400,)),
+    "header without a colon": (b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nHostx\r\n\r\n", (400,)),
+    "NUL in a header value": (b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\x00b\r\n\r\n", (400,)),
     "no Host": (b"GET /api/v1/status HTTP/1.1\r\n\r\n", (400,)),
-    "huge header": (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 200_000 + b"\r\n\r\n", (431,)),
+    "huge header": (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 200_000 + b"\r\n\r\n", (431,)),
     "Content-Length above the max body": (HEAD + b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1), (413,)),
     "Content-Length far above": (HEAD + b"Content-Length: 100000000000\r\n\r\n", (413,)),
     "Content-Length with 26 digits": (HEAD + b"Content-Length: 99999999999999999999999999\r\n\r\n", (400, 413)),
@@ -669,7 +669,7 @@ MALFORMED: Dict[str, Tuple[bytes, Tuple[int, ...]]] = {
     "bad chunk size": (HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", (400,)),
     "unknown transfer coding": (HEAD + b"Transfer-Encoding: gzip\r\n\r\n", (501,)),
     "body shorter than announced": (HEAD + b"Content-Length: 10\r\n\r\nabc", (400,)),
-    "head never finished": (b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n", (400,)),
+    "head never finished": (b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n", (400,)),
 }
 
 

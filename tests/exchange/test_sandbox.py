@@ -212,6 +212,8 @@ def test_a_restart_on_the_same_state_lists_what_was_there(tmp_path: Path) -> Non
     sandbox = Sandbox(first, clock=clock, store=Store(path))
     sandbox.exchange.seed_market(now=2_000_000_000.0)
     sandbox.changed()
+    assert sandbox.store is not None
+    sandbox.store.close()  # one server per state file: the first lets go before the second opens it
     later = ManualClock(1_000_000_000.0)
     again = Exchange(tokens={"carol-token": "alice", "bob-token": "x", "alice-token": "y"}, clock=later)
     restored = Sandbox(again, clock=later, store=Store(path))

@@ -167,13 +167,16 @@ def test_the_admin_view_shows_a_traders_order_and_its_cancel(browser: Any, sandb
     assert page.page.inner_text("#mode") == "admin view"
     with GameAPI(token=ALICE, base_url=sandbox.base_url) as alice:
         created = alice.create_order(dict(_order("buy", 12.5, 4.0, "15:00", "15:15"), state="hidden"))
-        number = int(created["order_id"][4:])
+        number = created["order_id"]  # ord_N, as the page shows it
+        assert number.startswith("ord_")
         row = page.page.wait_for_selector(f"#traders [data-order='{number}']", timeout=5000)
+        assert row.inner_text().startswith(number)
         assert "12.5" in row.inner_text() and "Hidden" in row.inner_text()
         public = page.page.inner_text("#books")
         assert "12.5" not in public  # a hidden order is not in the ladders, even for the admin
         alice.delete_order(number)
-    page.page.wait_for_selector(f"#cancels [data-cancelled='{number}']", timeout=5000)
+    cancelled = page.page.wait_for_selector(f"#cancels [data-cancelled='{number}']", timeout=5000)
+    assert number in cancelled.inner_text()
     page.page.wait_for_selector(f"#traders [data-order='{number}']", state="detached", timeout=5000)
     screenshots = os.environ.get("GAME_SCREENSHOT_DIR")
     if screenshots:
@@ -186,6 +189,56 @@ def test_the_page_follows_the_clock_and_logs_no_console_error(browser: Any, sand
     page.page.wait_for_selector("#now:has-text('2030-01-15 13:05')")
     admin_call(sandbox.base_url, "POST", "/_sandbox/clock/advance", {"by": "1h"})
     page.page.wait_for_selector("#now:has-text('2030-01-15 14:05')", timeout=5000)
-    first = page.page.inner_text("#books .ladder h4")
-    assert first.startswith("2030-01-15T14:15:00Z")  # 14:00 closed; the makers quote the next quarters
+    ladder = page.page.query_selector("#books .ladder")
+    assert ladder is not None
+    # 14:00Z closed; the makers quote the next quarters. Zurich is an hour ahead in January.
+    assert ladder.get_attribute("data-contract") == "2030-01-15T14:15:00Z/PT15M"
+    assert ladder.inner_text().startswith("Tue 15 Jan 2030 15:15-15:30, QH 62")
+    assert "2030-01-15T14:15:00Z/PT15M" in ladder.inner_text()
+    assert page.errors() == []
+
+
+def test_the_page_says_which_contracts_it_shows_and_lets_the_viewer_choose(browser: Any, sandbox: GameServe) -> None:
+    page = Page(browser, sandbox.base_url + "/")
+    page.page.wait_for_selector("#books .ladder")
+    shown = page.page.inner_text("#window")
+    total = int(shown.rsplit(" ", 1)[1])
+    assert shown == f"contracts 1\u20138 of {total}" and total > 8
+    names = [one.get_attribute("data-contract") for one in page.page.query_selector_all("#books .ladder")]
+    page.page.click("#next")
+    page.page.wait_for_selector("#window:has-text('contracts 9\u2013')", timeout=5000)
+    later = [one.get_attribute("data-contract") for one in page.page.query_selector_all("#books .ladder")]
+    assert later and not set(later) & set(names) and min(later) > max(names)
+    page.page.select_option("#jump", str(total - 1))  # the last contract there is
+    page.page.wait_for_selector(f"#window:has-text('contracts {total}\u2013{total} of {total}')", timeout=5000)
+    page.page.click("#prev")
+    page.page.wait_for_selector(f"#window:has-text('contracts {total - 8}\u2013{total - 1} of {total}')", timeout=5000)
+    assert page.errors() == []
+
+
+def test_each_ladder_draws_its_recent_trade_prices(browser: Any, sandbox: GameServe) -> None:
+    with GameAPI(token=ALICE, base_url=sandbox.base_url) as alice, GameAPI(token=BOB, base_url=sandbox.base_url) as bob:
+        for price in (90.0, 95.0, 92.5):
+            alice.create_order(_order("sell", price, 1.0, "13:45", "14:00"))
+            bob.create_order(_order("buy", price, 1.0, "13:45", "14:00"))
+    page = Page(browser, sandbox.base_url + "/")
+    ladder = page.page.wait_for_selector("#books .ladder[data-contract='2030-01-15T13:45:00Z/PT15M']")
+    line = ladder.wait_for_selector("svg.chart polyline")
+    points = (line.get_attribute("points") or "").split()
+    assert len(points) >= 3
+    heights = [float(point.split(",")[1]) for point in points[-3:]]
+    assert heights[1] < heights[2] < heights[0]  # 95 highest (smallest y), 90 lowest
+    assert page.errors() == []
+
+
+def test_a_contract_whose_only_order_is_hidden_is_not_on_the_public_page(browser: Any, sandbox: GameServe) -> None:
+    with GameAPI(token=ALICE, base_url=sandbox.base_url) as alice:
+        alice.create_order(dict(_order("buy", 33.0, 1.0, "23:45", "00:00"), state="hidden"))
+    page = Page(browser, sandbox.base_url + "/")
+    page.page.wait_for_selector("#books .ladder")
+    page.page.wait_for_selector("#jump option", state="attached")
+    text = page.page.inner_text("body") + " ".join(
+        one.get_attribute("value") or "" for one in page.page.query_selector_all("#jump option")
+    )
+    assert "23:45:00Z" not in text and "00:45-01:00" not in text
     assert page.errors() == []

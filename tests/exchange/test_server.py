@@ -83,7 +83,7 @@ class RawClient:
     ) -> Answer:
         if self.h11.our_state is h11.DONE:
             self.h11.start_next_cycle()
-        all_headers = [("host", "test"), *headers]
+        all_headers = [("host", "127.0.0.1"), *headers]
         if body is not None:
             all_headers.append(("content-length", str(len(body))))
         elif chunks:
@@ -145,7 +145,7 @@ async def test_a_request_reaches_the_exchange_as_the_core_would_build_it(
     request = echo.seen[0]
     assert (request.method, request.path, request.body) == ("GET", "/market", None)
     assert request.query == (("direction", "buy"), ("empty", ""), ("zone", "10YCH-SWISSGRIDZ"), ("x", "a b&c"))
-    assert ("x-mixed", "V") in request.headers and request.header("host") == "test"
+    assert ("x-mixed", "V") in request.headers and request.header("host") == "127.0.0.1"
     assert echo_server.requests_served == 1
 
 
@@ -175,7 +175,7 @@ async def test_a_chunked_body_arrives_whole(echo_server: RunningServer[Echo]) ->
 @pytest.mark.anyio
 async def test_expect_100_continue_gets_its_interim_answer(echo_server: RunningServer[Echo]) -> None:
     async with await anyio.connect_tcp("127.0.0.1", echo_server.port) as stream:
-        head = b"POST /api/v1/orders HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        head = b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         await stream.send(head)
         assert (await stream.receive()).startswith(b"HTTP/1.1 100 ")
         await stream.send(b"{}")
@@ -200,7 +200,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(echo_thread: RunningS
 
 def test_connection_close_from_the_client_is_honoured(echo_thread: RunningServer[Echo]) -> None:
     with socket.create_connection(("127.0.0.1", echo_thread.port), timeout=5) as client:
-        client.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        client.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         received = b""
         while True:
             data = client.recv(65536)
@@ -237,8 +237,8 @@ async def test_slow_broken_and_delayed_clients_never_hold_up_the_others(
     async with await anyio.connect_tcp("127.0.0.1", port) as stalled, await anyio.connect_tcp(
         "127.0.0.1", port
     ) as delayed, await anyio.connect_tcp("127.0.0.1", port) as garbage:
-        await stalled.send(b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\n")  # and never finishes its head
-        await delayed.send(b"GET /api/v1/slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await stalled.send(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never finishes its head
+        await delayed.send(b"GET /api/v1/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await garbage.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
         async with await anyio.connect_tcp("127.0.0.1", port) as healthy:
             answer = await RawClient(healthy).request("GET", "/api/v1/status")
@@ -380,7 +380,7 @@ def test_tls_and_a_failed_handshake_does_not_stop_the_server(
         untrusting.close()
         # ...and one speaking plain HTTP to the TLS port gets nowhere...
         with socket.create_connection(("127.0.0.1", running.port), timeout=5) as plain:
-            plain.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\n\r\n")
+            plain.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert not plain.recv(65536).startswith(b"HTTP/1.1 200")
         # ...while a trusting one is served, with keep-alive.
         connection = http.client.HTTPSConnection("127.0.0.1", running.port, timeout=5, context=client_context)

@@ -176,7 +176,7 @@ def _refused_before_the_body(port: int, authorization: str) -> int:
     """Status of a POST whose head declares 200 KB and whose body never comes."""
     with socket.create_connection((HOST, port), timeout=10) as sock:
         head = (
-            "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"{authorization}Content-Length: 200000\r\n\r\n"
         )
         sock.sendall(head.encode())
