@@ -72,6 +72,14 @@ def _port(text: str) -> int:
     return value
 
 
+def _host(text: str) -> str:
+    """An ``--allowed-host`` NAME: a host name or address, any port, without a scheme or a path."""
+    name = text.strip()
+    if not name or any(char in name for char in "/?#@ \t"):
+        raise argparse.ArgumentTypeError(f"not a host name: {text!r} (give it without a scheme or path)")
+    return name
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -94,6 +102,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--allowed-host",
         action="append",
+        type=_host,
         default=[],
         metavar="NAME",
         help="answer requests naming this Host too (repeatable). On a loopback address only loopback names "
