@@ -16,6 +16,8 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
   one action, to run a watch's other actions as any flow;
 - ``Termination``: what ``cancel_all_on_exit()`` does when SIGTERM comes (whether
   to cover the block, and where the signal goes once the orders are cancelled);
+  ``SigtermSlot`` carries it out (the handler set, put back, the signal handed
+  over), given what the driver's handler does when the signal comes;
 - ``check_wait``: a bot's own wait (``api.sleep``) checked as every argument is;
 - ``TooLarge``, ``check_length``, ``declared_length``, ``library_of``,
   ``refuse_header``, ``refuse_own_settings``: what a transport on an
@@ -37,6 +39,7 @@ from ._budget import BudgetStore
 from ._cancel_all import Termination
 from ._journal import JournalFlows
 from ._settings import settings_from_env
+from ._sigterm import SigtermSlot
 from ._trading import Trading
 from ._watch import MarketWatch, OrderWatch, TradeWatch, Watch
 
@@ -53,6 +56,7 @@ __all__ = [
     "WatchFlow",
     "one_action",
     "Termination",
+    "SigtermSlot",
     "check_wait",
     "TooLarge",
     "check_length",

@@ -7,17 +7,13 @@ has the same names for threads.
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
-import warnings
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Type, TypeVar, Union
 
 import anyio
 import anyio.to_thread
 
-from gameproto.driver import Termination, Unanswered
-from gameproto.risk import Terminated
+from gameproto.driver import SigtermSlot, Unanswered
 
 __all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "current_loop", "shielded", "SignalCover"]
 
@@ -41,17 +37,6 @@ def current_loop() -> object:
         return trio.lowlevel.current_trio_token()
 
 
-def _previous_kind(previous: Any) -> str:
-    """What ``signal.getsignal`` answered, in the core's words (``Termination``)."""
-    if previous is None:
-        return "unknown"  # set from C, not from Python: it cannot be put back
-    if previous == signal.SIG_DFL:
-        return "default"
-    if previous == signal.SIG_IGN:
-        return "ignored"
-    return "handler"
-
-
 class SignalCover:
     """``cancel_all_on_exit()``'s SIGTERM handler for an async block: the signal cancels the block.
 
@@ -65,11 +50,7 @@ class SignalCover:
     """
 
     def __init__(self) -> None:
-        main = threading.current_thread() is threading.main_thread()
-        self._previous: Any = signal.getsignal(signal.SIGTERM) if main else None
-        self.termination = Termination(_previous_kind(self._previous) if main else "unknown", main)
-        self._frame: Optional[FrameType] = None
-        self._installed = False
+        self._slot = SigtermSlot()
         self._scope = anyio.CancelScope()
         loop = current_loop()
         soon: Callable[[Callable[[], Any]], Any] = (
@@ -79,37 +60,22 @@ class SignalCover:
 
     @property
     def came(self) -> bool:
-        return self.termination.came
+        return self._slot.came
 
     def __enter__(self) -> SignalCover:
-        if self.termination.warning:
-            warnings.warn(self.termination.warning, RuntimeWarning, stacklevel=4)
         self._scope.__enter__()
-        if self.termination.covers:
-            signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+        self._slot.take(self._interrupt)
         return self
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        self._frame = frame
-        if self.termination.signalled():
-            self._soon(self._scope.cancel)
+    def _interrupt(self, signum: int) -> None:
+        self._soon(self._scope.cancel)  # a handler must not raise into the loop: the loop cancels the block
 
     def restore(self) -> None:
-        if self._installed:
-            self._installed = False
-            signal.signal(signal.SIGTERM, self._previous)
+        self._slot.restore()
 
     def hand_over(self) -> None:
         """The orders are cancelled: the signal goes to what was there before (see ``Termination``)."""
-        action = self.termination.hand_over()
-        self.restore()
-        if action == "default":
-            signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, status 143
-        if action:
-            if action == "handler":
-                self._previous(signal.SIGTERM, self._frame)
-            raise Terminated(signal.SIGTERM)
+        self._slot.hand_over()
 
     def __exit__(
         self, kind: Optional[Type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]

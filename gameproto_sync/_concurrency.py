@@ -7,14 +7,12 @@ event loop; the generated client uses whichever its package has.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-import warnings
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Callable, List, Optional, Sequence, Type, TypeVar
 
-from gameproto.driver import Termination
+from gameproto.driver import SigtermSlot
 from gameproto.risk import Terminated
 
 __all__ = ["sleep", "TokenLock", "run_all", "run_blocking", "shielded", "SignalCover"]
@@ -56,17 +54,6 @@ class TokenLock:
 sleep = time.sleep
 
 
-def _previous_kind(previous: Any) -> str:
-    """What ``signal.getsignal`` answered, in the core's words (``Termination``)."""
-    if previous is None:
-        return "unknown"  # set from C, not from Python: it cannot be put back
-    if previous == signal.SIG_DFL:
-        return "default"
-    if previous == signal.SIG_IGN:
-        return "ignored"
-    return "handler"
-
-
 class SignalCover:
     """``cancel_all_on_exit()``'s SIGTERM handler for a blocking block: the signal raises into the block.
 
@@ -78,44 +65,26 @@ class SignalCover:
     """
 
     def __init__(self) -> None:
-        main = threading.current_thread() is threading.main_thread()
-        self._previous: Any = signal.getsignal(signal.SIGTERM) if main else None
-        self.termination = Termination(_previous_kind(self._previous) if main else "unknown", main)
-        self._frame: Optional[FrameType] = None
-        self._installed = False
+        self._slot = SigtermSlot()
 
     @property
     def came(self) -> bool:
-        return self.termination.came
+        return self._slot.came
 
     def __enter__(self) -> SignalCover:
-        if self.termination.warning:
-            warnings.warn(self.termination.warning, RuntimeWarning, stacklevel=4)
-        if self.termination.covers:
-            signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+        self._slot.take(self._interrupt)
         return self
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        self._frame = frame
-        if self.termination.signalled():
-            raise Terminated(signum)
+    @staticmethod
+    def _interrupt(signum: int) -> None:
+        raise Terminated(signum)  # in the main thread, wherever the block is: as Ctrl-C raises KeyboardInterrupt
 
     def restore(self) -> None:
-        if self._installed:
-            self._installed = False
-            signal.signal(signal.SIGTERM, self._previous)
+        self._slot.restore()
 
     def hand_over(self) -> None:
         """The orders are cancelled: the signal goes to what was there before (see ``Termination``)."""
-        action = self.termination.hand_over()
-        self.restore()
-        if action == "default":
-            signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, status 143
-        if action:
-            if action == "handler":
-                self._previous(signal.SIGTERM, self._frame)
-            raise Terminated(signal.SIGTERM)
+        self._slot.hand_over()
 
     def __exit__(
         self, kind: Optional[Type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]
