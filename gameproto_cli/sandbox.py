@@ -76,36 +76,25 @@ def _admin_token(args: argparse.Namespace) -> str:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
-    import requests
+    from gameproto_exchange._admin import AdminRefused, AdminUnreachable, SandboxAdmin
 
-    base = (args.url or os.environ.get("GAME_API_URL") or DEFAULT_URL).rstrip("/")
-    if base.endswith("/api/v1"):
-        base = base[: -len("/api/v1")]
-    headers = {"Authorization": f"Bearer {_admin_token(args)}"}
-    where = f"the sandbox at {base}"
+    admin = SandboxAdmin(args.url or os.environ.get("GAME_API_URL") or DEFAULT_URL, _admin_token(args))
+    where = f"the sandbox at {admin.root}"
     try:
-        answer = requests.request(method, base + path, json=body, headers=headers, timeout=30)
-    except requests.ConnectionError as error:
-        raise CommandFailed(cannot_connect(where, base, str(error), running="game serve")) from None
-    except requests.RequestException as error:
-        raise CommandFailed(f"cannot reach {where}: {type(error).__name__}; try again") from None
-    try:
-        data = answer.json()
-    except ValueError:
-        data = {}
-    if answer.status_code != 200:
-        detail = data.get("detail") if isinstance(data, dict) else None
-        if answer.status_code == 401:  # a token was sent (none is refused before): it is the wrong one
+        return admin.call(method, path, body)
+    except AdminUnreachable as failure:
+        if failure.connection:
+            raise CommandFailed(cannot_connect(where, admin.root, failure.detail, running="game serve")) from None
+        raise CommandFailed(f"cannot reach {where}: {failure.detail}; try again") from None
+    except AdminRefused as refused:
+        if refused.status == 401:  # a token was sent (none is refused before): it is the wrong one
             raise UsageError(
                 f"{where} refused the admin token: it is not the one game serve was started with "
                 "(check --admin-token, --admin-token-file or GAME_ADMIN_TOKEN)"
-            )
-        message = f"{where} answered {answer.status_code}: {detail or answer.reason}"
-        wait = answer.headers.get("Retry-After")
-        if answer.status_code == 429 and wait:
-            message += f" (try again in {wait} s)"
-        raise (UsageError if answer.status_code in (401, 404, 409, 422) else CommandFailed)(message)
-    return data
+            ) from None
+        raise (UsageError if refused.status in (404, 409, 422) else CommandFailed)(str(refused)) from None
+    finally:
+        admin.close()
 
 
 def run(args: argparse.Namespace) -> int:

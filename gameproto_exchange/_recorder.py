@@ -14,6 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
+from ._admin import AdminRefused, AdminUnreachable, SandboxAdmin
 from ._recording import PathArg, RecordingError, RecordingWriter
 
 if TYPE_CHECKING:
@@ -40,30 +41,17 @@ class SandboxClock:
     """Moves a sandbox's manual clock through its admin endpoint (one kept-alive connection)."""
 
     def __init__(self, base_url: str, admin_token: str) -> None:
-        import requests
-
-        base = base_url.rstrip("/")
-        self.base = base[: -len("/api/v1")] if base.endswith("/api/v1") else base
-        self._http = requests.Session()
-        self._http.trust_env = False  # a loopback sandbox: no proxy
-        self._http.headers["Authorization"] = f"Bearer {admin_token}"
+        self._admin = SandboxAdmin(base_url, admin_token, trust_env=False)  # a loopback sandbox: no proxy
+        self.base = self._admin.root
 
     def _call(self, method: str, path: str, body: Optional[Any] = None) -> float:
-        import requests
-
         try:
-            answer = self._http.request(method, self.base + path, json=body, timeout=30)
-        except requests.RequestException as error:
-            raise RecordingError(f"cannot reach the sandbox at {self.base}: {type(error).__name__}") from None
-        try:
-            data = answer.json()
-        except ValueError:
-            data = {}
-        if answer.status_code != 200:
-            detail = data.get("detail") if isinstance(data, dict) else None
-            message = f"the sandbox at {self.base} answered {answer.status_code}: {detail or answer.reason}"
-            raise RecordingError(message)
-        if not isinstance(data, dict) or data.get("clock") != "manual":
+            data = self._admin.call(method, path, body)
+        except AdminUnreachable as failure:
+            raise RecordingError(f"cannot reach the sandbox at {self.base}: {failure.detail}") from None
+        except AdminRefused as refused:
+            raise RecordingError(str(refused)) from None
+        if data.get("clock") != "manual":
             raise RecordingError(
                 f"--drive-clock needs a sandbox on a manual clock (game serve --clock manual), not {self.base}"
             )
@@ -79,7 +67,7 @@ class SandboxClock:
         return self._call("POST", "/_sandbox/clock/advance", {"by": seconds})
 
     def close(self) -> None:
-        self._http.close()
+        self._admin.close()
 
 
 def record(
