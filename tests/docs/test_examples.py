@@ -21,7 +21,8 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
   one folder has them: the runner first makes each, in the same empty
   folder, by running the earlier block that says ``<!-- makes: day.sqlite
   -->`` (a python block alone, on a fresh sandbox; a shell block's lines as
-  printed, with its own ``game serve`` line serving) or by saving the
+  printed, in order, its ``game serve`` line then serving the block that
+  uses the files, as the reader's other shell does) or by saving the
   earlier python block that says ``<!-- file: bot.py -->`` under that name
   (the block then imports it: ``from bot import bot``, with the folder
   first on ``sys.path`` as ``python block.py`` has it). A file no earlier
@@ -314,43 +315,73 @@ def _said_before(block: Block) -> Shell:
     return shell
 
 
-def _run_shell_block(block: Block, folder: Path) -> None:
-    """A shell block's lines as printed, in ``folder``: its ``game serve`` line serving while the others run."""
+class _Made:
+    """What making a block's files left behind: a maker's ``game serve`` still serving, as in the reader's shell."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack = stack
+        self.blocks: List[Block] = []
+        self.serving: Optional[Block] = None
+
+
+def _reader_line(words: List[str]) -> List[str]:
+    """A shell line a reader runs: ``python`` is the Python gameproto is installed in (this one)."""
+    return [sys.executable, *words[1:]] if words[:1] in (["python"], ["python3"]) else words
+
+
+def _run_shell_block(block: Block, folder: Path, made: _Made) -> None:
+    """A shell block's lines as printed, in ``folder``, in order; its ``game serve`` line goes on serving.
+
+    As in the reader's shell, the server a block starts ("in one shell") goes
+    on serving after the block's other lines, for the blocks that use what
+    it made (until they end); a block with no ``game serve`` line runs
+    against a fresh sandbox of its own, or the server a block before it
+    left serving. ``python`` is the Python this project is installed in.
+    """
     commands = [(offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)]
-    serve = next((words[1:] for _, words in commands if words[:2] == ["game", "serve"]), None)
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("GAME_API_", "GAME_ADMIN_"))}
     env = {**clean, "HOME": str(folder), "PYTHONPATH": str(ROOT), **_said_before(block).exports}
-    _wait_free(SANDBOX_PORT)
-    serving = _serving(serve, folder, env) if serve is not None else ServerThread(sandbox(), port=SANDBOX_PORT)
-    with serving:
+    with contextlib.ExitStack() as own:
+        if made.serving is None and not any(words[:2] == ["game", "serve"] for _, words in commands):
+            _wait_free(SANDBOX_PORT)
+            own.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
         for offset, words in commands:
             where = f"{_label(block.page)}:{block.line + offset}"
-            if not words or words[:2] == ["game", "serve"]:
+            if not words:
+                continue
+            if words[:2] == ["game", "serve"]:
+                assert made.serving is None, f"{where}: {_block_id(made.serving)} serves already on the printed port"
+                _wait_free(SANDBOX_PORT)
+                made.stack.enter_context(_serving(words[1:], folder, env))
+                made.serving = block
                 continue
             if words[0] == "game":
                 status, out, err = _game(words[1:], folder, env)
             else:
-                done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+                line = _reader_line(words)
+                done = subprocess.run(line, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
                 status, out, err = done.returncode, done.stdout, done.stderr
             assert status == 0, f"{where}: {' '.join(words)} ended with {status}: {out}{err}"
 
 
-def make_what_it_uses(block: Block, folder: Path, made: Optional[List[Block]] = None) -> None:
+def make_what_it_uses(block: Block, folder: Path, made: _Made) -> None:
     """The files ``block`` uses, made in ``folder`` as the page makes them: each maker once, in the page's order."""
-    made = [] if made is None else made
     for name in block.uses:
         maker = maker_of(name, block)
-        if maker not in made:
-            made.append(maker)
+        if maker not in made.blocks:
+            made.blocks.append(maker)
             make_what_it_uses(maker, folder, made)
             if maker.file is not None:
                 (folder / maker.file).write_text(maker.code, encoding="utf-8")
             if maker.makes and maker.language in RUN:
-                _wait_free(SANDBOX_PORT)
-                with ServerThread(sandbox(), port=SANDBOX_PORT):
+                if made.serving is None:
+                    _wait_free(SANDBOX_PORT)
+                    with ServerThread(sandbox(), port=SANDBOX_PORT):
+                        _run_alone(maker, folder)
+                else:
                     _run_alone(maker, folder)
             elif maker.makes:
-                _run_shell_block(maker, folder)
+                _run_shell_block(maker, folder, made)
         assert (folder / name).exists(), f"{_block_id(maker)} says it makes {name}, but it did not"
 
 
@@ -358,17 +389,21 @@ def run_block(block: Block, folder: Path) -> None:
     """The block, alone, twice in a row in ``folder``, on one fresh sandbox (a reader's second try).
 
     The files it uses are made first, in ``folder``, by the blocks before it
-    that make them, each on a sandbox of its own.
+    that make them; where one of those is a shell block that starts ``game
+    serve``, that server is the block's sandbox, as in the reader's other shell.
     """
-    with _printed_ports():
-        make_what_it_uses(block, folder)
-        _wait_free(SANDBOX_PORT)
-        with ServerThread(sandbox(), port=SANDBOX_PORT), _redis_if_named(block.code):
-            for _ in range(2):
-                if block.until_stopped:
-                    _run_until_first_output(block, folder)
-                else:
-                    _run_alone(block, folder)
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        made = _Made(stack)
+        make_what_it_uses(block, folder, made)
+        if made.serving is None:
+            _wait_free(SANDBOX_PORT)
+            stack.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
+        stack.enter_context(_redis_if_named(block.code))
+        for _ in range(2):
+            if block.until_stopped:
+                _run_until_first_output(block, folder)
+            else:
+                _run_alone(block, folder)
 
 
 def _block_param(block: Block) -> Any:
@@ -607,6 +642,10 @@ def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
         for block in blocks_of(page):
             if block.language not in ("bash", "console"):
                 continue
+            if block.makes:  # run whole, in order: its later lines need the files its first ones make
+                for line in block.code.splitlines():
+                    shell = _said(shell, shlex.split(line, comments=True))
+                continue
             commands = [
                 (offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)
             ]
@@ -655,6 +694,19 @@ def test_the_shell_examples_run_as_printed(
                 status, out, err = _game(argv, tmp_path, env)
     assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
     assert "Traceback" not in out + err
+
+
+SHELL_MAKERS = [
+    block for page in PAGES for block in blocks_of(page) if block.makes and block.language in ("bash", "console")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", SHELL_MAKERS, ids=_block_id)
+def test_each_shell_block_that_makes_files_runs_as_printed_and_makes_them(block: Block, tmp_path: Path) -> None:
+    """A shell block the page's later blocks work from: its lines, in order, in an empty folder, make its files."""
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        _run_shell_block(block, tmp_path, _Made(stack))
+    assert sorted(name for name in block.makes if not (tmp_path / name).exists()) == []
 
 
 def test_a_line_the_page_gave_no_token_fails(tmp_path: Path) -> None:
