@@ -633,9 +633,9 @@ def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, st
     return process.returncode, "".join(said) + rest, ""
 
 
-def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
+def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell, Block]]:
     """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any,
-    and what the page's shell lines before it did."""
+    what the page's shell lines before it did, and the block (for the files it uses)."""
     lines = []
     for page in PAGES:
         shell = Shell({}, ())
@@ -652,7 +652,7 @@ def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
             serve = next((words[1:] for _, words in commands if words[:2] == ["game", "serve"]), None)
             for offset, words in commands:
                 if words[:1] == ["game"]:
-                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:], serve, shell))
+                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:], serve, shell, block))
                 shell = _said(shell, words)
     return lines
 
@@ -661,9 +661,13 @@ def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
 ASKS = {"cancel-all": "n\n"}
 
 
-@pytest.mark.parametrize(("where", "argv", "serve", "said"), _shell_lines(), ids=lambda value: str(value))
+def _shell_line_id(value: Any) -> str:
+    return "" if isinstance(value, Block) else str(value)  # the line's place says which block it is in
+
+
+@pytest.mark.parametrize(("where", "argv", "serve", "said", "block"), _shell_lines(), ids=_shell_line_id)
 def test_the_shell_examples_run_as_printed(
-    where: str, argv: List[str], serve: Optional[List[str]], said: Shell, tmp_path: Path
+    where: str, argv: List[str], serve: Optional[List[str]], said: Shell, block: Block, tmp_path: Path
 ) -> None:
     """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
 
@@ -676,10 +680,16 @@ def test_the_shell_examples_run_as_printed(
     deletes the order it names, placed first. A command that asks first is
     answered no on a terminal. The other lines of shell blocks (``pip
     install``, ``tox``, ``mkdocs``) install or build, and run in ``.ci/run``.
+    A block that uses files an earlier block makes (``<!-- uses: ... -->``)
+    has them made first, in the same folder, as a python block has; a server
+    the maker left serving is then the sandbox.
     """
     env = _shell_home(tmp_path, said)
-    with _printed_ports():
-        _wait_free(SANDBOX_PORT)
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        made = _Made(stack)
+        make_what_it_uses(block, tmp_path, made)
+        if made.serving is None:
+            _wait_free(SANDBOX_PORT)
         if argv[:1] == ["serve"]:
             status, out, err = _game(argv, tmp_path, env)
         elif serve is not None:
@@ -688,10 +698,11 @@ def test_the_shell_examples_run_as_printed(
                     _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
                 status, out, err = _game(argv, tmp_path, env)
         else:
-            with ServerThread(sandbox(), port=SANDBOX_PORT) as running:
-                if argv[:2] == ["order", "delete"]:
-                    _place_until(running.base_url, argv[2])
-                status, out, err = _game(argv, tmp_path, env)
+            if made.serving is None:
+                stack.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
+            if argv[:2] == ["order", "delete"]:
+                _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
+            status, out, err = _game(argv, tmp_path, env)
     assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
     assert "Traceback" not in out + err
 
