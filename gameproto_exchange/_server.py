@@ -180,8 +180,12 @@ class _Server:
             # Only the type: messages of h11 or ssl may quote what the client sent, bearer tokens included.
             logger.debug("connection closed after %s", type(error).__name__)
         finally:
-            self._forget(connection)
-            await anyio.aclose_forcefully(stream)
+            # Closed, then let go of: once ``connections_open`` counts it out, its socket is shut (the client's
+            # side sees the end), which is what a caller waiting on the count waits for.
+            try:
+                await anyio.aclose_forcefully(stream)
+            finally:
+                self._forget(connection)
 
 
 def _limits(limits: Optional[Limits], idle_timeout: Optional[float], max_body: Optional[int]) -> Limits:

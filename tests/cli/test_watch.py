@@ -160,8 +160,22 @@ def _stopped_cleanly(watcher: Process) -> List[str]:
     return rest
 
 
+def _polled(exchange: Exchange, *paths: str, polls: int = 10) -> None:
+    """Until ``polls`` more GETs of each of ``paths`` have reached ``exchange`` (each watch's polls), bounded."""
+    wanted = {path: exchange.attempts[("GET", path)] + polls for path in paths}
+    deadline = time.monotonic() + PATIENCE
+    while any(exchange.attempts[("GET", path)] < count for path, count in wanted.items()):
+        assert time.monotonic() < deadline, f"the watches stopped polling: {dict(exchange.attempts)}"
+        time.sleep(0.01)
+
+
 def test_two_traders_partial_fills_and_a_deletion(run: Any) -> None:
-    url = _serve(run, "--token", ALICE, "--token", BOB)
+    exchange = Exchange((ALICE, BOB))  # as ``game serve --token ALICE --token BOB``: trader-1 and trader-2
+    with ServerThread(exchange) as running:
+        _partial_fills_and_a_deletion(run, running.base_url, exchange)
+
+
+def _partial_fills_and_a_deletion(run: Any, url: str, exchange: Exchange) -> None:
     orders = _watch(run, url, ALICE, "orders")
     trades = _watch(run, url, ALICE, "trades")
     events: List[Dict[str, Any]] = []
@@ -193,7 +207,7 @@ def test_two_traders_partial_fills_and_a_deletion(run: Any) -> None:
     assert sorted(e["trade"]["trade_id"] for e in seen) == sorted(t["trade_id"] for t in mine)
     assert all(e["kind"] == "trade" for e in seen)
 
-    time.sleep(1.0)  # ten more polls: nothing may be reported twice
+    _polled(exchange, "/orders", "/trades")  # ten more polls of each watch: nothing may be reported twice
     assert _stopped_cleanly(orders) == []
     assert _stopped_cleanly(trades) == []
 
@@ -214,7 +228,7 @@ def test_fills_are_counted_exactly_through_dropped_connections_and_503s(run: Any
             assert events[0]["kind"] == "placed"
             assert events[-1]["complete"] is True
             watcher.wait_err("polling again")  # it did meet failures, and carried on
-            time.sleep(1.0)
+            _polled(exchange, "/orders")  # ten more polls: nothing may be reported twice
             assert _stopped_cleanly(watcher) == []
 
 

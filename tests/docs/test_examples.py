@@ -16,6 +16,17 @@ The collector reads the fenced blocks of ``docs/*.md`` and ``README.md``:
   its own (a watch): it runs in its own process until its first line of
   output, which must be there and be no error, and is then stopped with
   Ctrl-C;
+- a block preceded by ``<!-- uses: day.sqlite, bot.py -->`` works from files
+  an earlier block of its page makes, as a reader who follows the page in
+  one folder has them: the runner first makes each, in the same empty
+  folder, by running the earlier block that says ``<!-- makes: day.sqlite
+  -->`` (a python block alone, on a fresh sandbox; a shell block's lines as
+  printed, in order, its ``game serve`` line then serving the block that
+  uses the files, as the reader's other shell does) or by saving the
+  earlier python block that says ``<!-- file: bot.py -->`` under that name
+  (the block then imports it: ``from bot import bot``, with the folder
+  first on ``sys.path`` as ``python block.py`` has it). A file no earlier
+  block makes, or a maker that does not make it, fails the test;
 - a python block preceded by ``<!-- not run: reason -->`` is skipped, with
   that reason shown by pytest; one preceded by ``<!-- needs: fastapi -->``
   runs where those packages are installed (the ``transports`` tox env) and
@@ -75,6 +86,10 @@ _FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTI
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->\s*$")
 _UNTIL_STOPPED = re.compile(r"<!--\s*runs until stopped\s*-->\s*$")
 _NEEDS = re.compile(r"<!--\s*needs:\s*(?P<packages>[\w., -]+?)\s*-->\s*$")
+_MAKES = re.compile(r"<!--\s*makes:\s*(?P<files>[\w., -]+?)\s*-->\s*$")
+_USES = re.compile(r"<!--\s*uses:\s*(?P<files>[\w., -]+?)\s*-->\s*$")
+_FILE = re.compile(r"<!--\s*file:\s*(?P<name>[\w.-]+)\s*-->\s*$")
+_COMMENT = re.compile(r"^\s*<!--.*-->\s*$")
 
 
 def _missing(packages: str) -> Optional[str]:
@@ -90,26 +105,56 @@ class Block(NamedTuple):
     code: str
     skip_reason: Optional[str]
     until_stopped: bool = False
+    #: The files this block makes (``<!-- makes: ... -->``), for the blocks after it that use them.
+    makes: Tuple[str, ...] = ()
+    #: The files this block works from (``<!-- uses: ... -->``), made by blocks before it on its page.
+    uses: Tuple[str, ...] = ()
+    #: The name a reader saves this block under (``<!-- file: bot.py -->``), for the blocks that import it.
+    file: Optional[str] = None
+
+
+def _markers(text: str, end: int) -> List[str]:
+    """The comment lines right above the fence that starts at ``end``: what the page says of the block."""
+    lines = text[:end].rstrip("\n").split("\n")
+    markers: List[str] = []
+    while lines and _COMMENT.match(lines[-1]):
+        markers.insert(0, lines.pop())
+    return markers
+
+
+def _named(pattern: re.Pattern[str], markers: List[str], group: str) -> Optional[str]:
+    for marker in markers:
+        found = pattern.search(marker)
+        if found:
+            return found.group(group)
+    return None
+
+
+def _files(listed: Optional[str]) -> Tuple[str, ...]:
+    return tuple(name.strip() for name in listed.split(",") if name.strip()) if listed else ()
 
 
 def blocks_of(page: Path) -> Iterator[Block]:
-    """The fenced blocks of one page, with the line each starts on."""
+    """The fenced blocks of one page, with the line each starts on and what the comments above it say."""
     text = page.read_text(encoding="utf-8")
     for match in _FENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        marker = _NOT_RUN.search(before)
-        needs = _NEEDS.search(before)
-        reason = marker.group("reason") if marker else _missing(needs.group("packages")) if needs else None
+        markers = _markers(text, match.start())
+        not_run = _named(_NOT_RUN, markers, "reason")
+        needs = _named(_NEEDS, markers, "packages")
+        reason = not_run if not_run is not None else _missing(needs) if needs is not None else None
         language = match.group("info").strip().split(" ")[0].lower()
         yield Block(
             page, line, language, match.group("body"), reason,
-            bool(_UNTIL_STOPPED.search(before)),
+            any(_UNTIL_STOPPED.search(marker) for marker in markers),
+            _files(_named(_MAKES, markers, "files")), _files(_named(_USES, markers, "files")),
+            _named(_FILE, markers, "name"),
         )  # fmt: skip
 
 
 def _label(page: Path) -> str:
-    return str(page.relative_to(ROOT))
+    # A page of the runner's own tests lives outside the project: its name says enough.
+    return str(page.relative_to(ROOT)) if ROOT in page.parents else page.name
 
 
 def test_the_collector_finds_the_pages() -> None:
@@ -195,10 +240,18 @@ def _block_id(block: Block) -> str:
     return f"{_label(block.page)}:{block.line}"
 
 
-def _run_alone(block: Block) -> None:
-    """The block, as printed, in a namespace of its own (as ``python block.py`` runs it); the environment kept."""
+def _run_alone(block: Block, folder: Optional[Path] = None) -> None:
+    """The block, as printed, in a namespace of its own (as ``python block.py`` runs it); the environment kept.
+
+    As ``python block.py`` in ``folder`` has it, the folder comes first on
+    ``sys.path`` (a block imports the ``bot.py`` an earlier block is saved
+    as); what it imported from there is forgotten afterwards.
+    """
     where = _block_id(block)
     environment = dict(os.environ)
+    here = str(folder.resolve()) if folder is not None else None
+    if here is not None:
+        sys.path.insert(0, here)
     with warnings.catch_warnings():
         # An example that leaves a client open is a bad example.
         warnings.simplefilter("error", ResourceWarning)
@@ -209,6 +262,11 @@ def _run_alone(block: Block) -> None:
         finally:
             os.environ.clear()
             os.environ.update(environment)
+            if here is not None:
+                sys.path.remove(here)
+                for name, module in list(sys.modules.items()):
+                    if str(getattr(module, "__file__", None) or "").startswith(here + os.sep):
+                        del sys.modules[name]
 
 
 def _run_until_first_output(block: Block, folder: Path) -> str:
@@ -231,16 +289,121 @@ def _run_until_first_output(block: Block, folder: Path) -> str:
     return first
 
 
-def run_block(block: Block, folder: Path) -> None:
-    """The block, alone, twice in a row in ``folder``, on one fresh sandbox (a reader's second try)."""
-    with _printed_ports():
-        _wait_free(SANDBOX_PORT)
-        with ServerThread(sandbox(), port=SANDBOX_PORT), _redis_if_named(block.code):
-            for _ in range(2):
-                if block.until_stopped:
-                    _run_until_first_output(block, folder)
+def maker_of(name: str, block: Block) -> Block:
+    """The block before ``block`` on its page that makes the file ``name`` (the nearest, if several do)."""
+    makers = [
+        earlier for earlier in blocks_of(block.page)
+        if earlier.line < block.line and (name in earlier.makes or earlier.file == name)
+    ]  # fmt: skip
+    if not makers:
+        raise AssertionError(
+            f"{_block_id(block)} uses {name}, but no block before it on its page makes it: "
+            f"mark the one that does <!-- makes: {name} --> (or <!-- file: {name} --> for a file saved as printed)"
+        )
+    return makers[-1]
+
+
+def _said_before(block: Block) -> Shell:
+    """What the shell lines of ``block``'s page did before it: its ``export`` and ``echo ... > FILE`` lines."""
+    shell = Shell({}, ())
+    for earlier in blocks_of(block.page):
+        if earlier.line >= block.line:
+            break
+        if earlier.language in ("bash", "console"):
+            for line in earlier.code.splitlines():
+                shell = _said(shell, shlex.split(line, comments=True))
+    return shell
+
+
+class _Made:
+    """What making a block's files left behind: a maker's ``game serve`` still serving, as in the reader's shell."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack = stack
+        self.blocks: List[Block] = []
+        self.serving: Optional[Block] = None
+
+
+def _reader_line(words: List[str]) -> List[str]:
+    """A shell line a reader runs: ``python`` is the Python gameproto is installed in (this one)."""
+    return [sys.executable, *words[1:]] if words[:1] in (["python"], ["python3"]) else words
+
+
+def _run_shell_block(block: Block, folder: Path, made: _Made) -> None:
+    """A shell block's lines as printed, in ``folder``, in order; its ``game serve`` line goes on serving.
+
+    As in the reader's shell, the server a block starts ("in one shell") goes
+    on serving after the block's other lines, for the blocks that use what
+    it made (until they end); a block with no ``game serve`` line runs
+    against a fresh sandbox of its own, or the server a block before it
+    left serving. ``python`` is the Python this project is installed in.
+    """
+    commands = [(offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)]
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("GAME_API_", "GAME_ADMIN_"))}
+    env = {**clean, "HOME": str(folder), "PYTHONPATH": str(ROOT), **_said_before(block).exports}
+    with contextlib.ExitStack() as own:
+        if made.serving is None and not any(words[:2] == ["game", "serve"] for _, words in commands):
+            _wait_free(SANDBOX_PORT)
+            own.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
+        for offset, words in commands:
+            where = f"{_label(block.page)}:{block.line + offset}"
+            if not words:
+                continue
+            if words[:2] == ["game", "serve"]:
+                assert made.serving is None, f"{where}: {_block_id(made.serving)} serves already on the printed port"
+                _wait_free(SANDBOX_PORT)
+                made.stack.enter_context(_serving(words[1:], folder, env))
+                made.serving = block
+                continue
+            if words[0] == "game":
+                status, out, err = _game(words[1:], folder, env)
+            else:
+                line = _reader_line(words)
+                done = subprocess.run(line, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+                status, out, err = done.returncode, done.stdout, done.stderr
+            assert status == 0, f"{where}: {' '.join(words)} ended with {status}: {out}{err}"
+
+
+def make_what_it_uses(block: Block, folder: Path, made: _Made) -> None:
+    """The files ``block`` uses, made in ``folder`` as the page makes them: each maker once, in the page's order."""
+    for name in block.uses:
+        maker = maker_of(name, block)
+        if maker not in made.blocks:
+            made.blocks.append(maker)
+            make_what_it_uses(maker, folder, made)
+            if maker.file is not None:
+                (folder / maker.file).write_text(maker.code, encoding="utf-8")
+            if maker.makes and maker.language in RUN:
+                if made.serving is None:
+                    _wait_free(SANDBOX_PORT)
+                    with ServerThread(sandbox(), port=SANDBOX_PORT):
+                        _run_alone(maker, folder)
                 else:
-                    _run_alone(block)
+                    _run_alone(maker, folder)
+            elif maker.makes:
+                _run_shell_block(maker, folder, made)
+        assert (folder / name).exists(), f"{_block_id(maker)} says it makes {name}, but it did not"
+
+
+def run_block(block: Block, folder: Path) -> None:
+    """The block, alone, twice in a row in ``folder``, on one fresh sandbox (a reader's second try).
+
+    The files it uses are made first, in ``folder``, by the blocks before it
+    that make them; where one of those is a shell block that starts ``game
+    serve``, that server is the block's sandbox, as in the reader's other shell.
+    """
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        made = _Made(stack)
+        make_what_it_uses(block, folder, made)
+        if made.serving is None:
+            _wait_free(SANDBOX_PORT)
+            stack.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
+        stack.enter_context(_redis_if_named(block.code))
+        for _ in range(2):
+            if block.until_stopped:
+                _run_until_first_output(block, folder)
+            else:
+                _run_alone(block, folder)
 
 
 def _block_param(block: Block) -> Any:
@@ -268,6 +431,71 @@ def test_a_block_alone_has_only_its_own_names(tmp_path: Path, monkeypatch: Any) 
     leaning = Block(ROOT / "README.md", 1, "python", "print(GameAPI)\n", None)
     with pytest.raises(AssertionError, match="NameError"):
         _run_alone(leaning)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_label)
+def test_every_file_a_block_uses_is_made_before_it_on_its_page(page: Path) -> None:
+    for block in blocks_of(page):
+        for name in block.uses:
+            maker = maker_of(name, block)  # fails, saying what to mark, when no block before it makes the file
+            assert maker.file == name or maker.language in RUN | {"bash", "console"}, _block_id(maker)
+
+
+_FOLLOWED = """\
+<!-- makes: note.txt -->
+```python
+with open("note.txt", "a") as note:
+    note.write("made\\n")
+```
+
+<!-- file: greeting.py -->
+```python
+WORD = "hello"
+```
+
+<!-- uses: note.txt, greeting.py -->
+```python
+from greeting import WORD
+
+with open("note.txt") as note:
+    print(WORD, note.read())
+```
+
+<!-- uses: missing.txt -->
+```python
+print(open("missing.txt").read())
+```
+"""
+
+
+def test_a_block_that_uses_a_file_gets_it_from_the_block_that_makes_it(tmp_path: Path, monkeypatch: Any) -> None:
+    """The runner itself: the maker runs first, once, in the same empty folder; the saved file is importable."""
+    page = tmp_path / "page.md"
+    page.write_text(_FOLLOWED, encoding="utf-8")
+    maker, saved, user, orphan = blocks_of(page)
+    assert (maker.makes, saved.file, user.uses) == (("note.txt",), "greeting.py", ("note.txt", "greeting.py"))
+    assert orphan.uses == ("missing.txt",)
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    with pytest.raises(AssertionError, match="ModuleNotFoundError"):
+        _run_alone(user, folder)  # alone in an empty folder, it has nothing to work from: as for a reader
+    run_block(user, folder)
+    assert (folder / "note.txt").read_text() == "made\n"  # the maker ran once, before the two runs of the user
+    assert (folder / "greeting.py").read_text() == 'WORD = "hello"\n'
+    assert "greeting" not in sys.modules  # imported from the folder, then forgotten
+    with pytest.raises(AssertionError, match="no block before it on its page makes it"):
+        run_block(orphan, folder)
+
+
+def test_a_maker_that_does_not_make_its_file_fails(tmp_path: Path, monkeypatch: Any) -> None:
+    page = tmp_path / "page.md"
+    page.write_text('<!-- makes: day.sqlite -->\n```python\nprint("nothing")\n```\n\n'
+                    '<!-- uses: day.sqlite -->\n```python\nprint(1)\n```\n', encoding="utf-8")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    _, user = blocks_of(page)
+    with pytest.raises(AssertionError, match=r"says it makes day\.sqlite, but it did not"):
+        run_block(user, tmp_path)
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_label)
@@ -405,14 +633,18 @@ def _game(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[int, str, st
     return process.returncode, "".join(said) + rest, ""
 
 
-def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
+def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell, Block]]:
     """Every ``game`` line of a shell block, with the block's own ``game serve`` line (its sandbox), if any,
-    and what the page's shell lines before it did."""
+    what the page's shell lines before it did, and the block (for the files it uses)."""
     lines = []
     for page in PAGES:
         shell = Shell({}, ())
         for block in blocks_of(page):
             if block.language not in ("bash", "console"):
+                continue
+            if block.makes:  # run whole, in order: its later lines need the files its first ones make
+                for line in block.code.splitlines():
+                    shell = _said(shell, shlex.split(line, comments=True))
                 continue
             commands = [
                 (offset, shlex.split(line, comments=True)) for offset, line in enumerate(block.code.splitlines(), 1)
@@ -420,7 +652,7 @@ def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
             serve = next((words[1:] for _, words in commands if words[:2] == ["game", "serve"]), None)
             for offset, words in commands:
                 if words[:1] == ["game"]:
-                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:], serve, shell))
+                    lines.append((f"{_label(page)}:{block.line + offset}", words[1:], serve, shell, block))
                 shell = _said(shell, words)
     return lines
 
@@ -429,9 +661,13 @@ def _shell_lines() -> List[Tuple[str, List[str], Optional[List[str]], Shell]]:
 ASKS = {"cancel-all": "n\n"}
 
 
-@pytest.mark.parametrize(("where", "argv", "serve", "said"), _shell_lines(), ids=lambda value: str(value))
+def _shell_line_id(value: Any) -> str:
+    return "" if isinstance(value, Block) else str(value)  # the line's place says which block it is in
+
+
+@pytest.mark.parametrize(("where", "argv", "serve", "said", "block"), _shell_lines(), ids=_shell_line_id)
 def test_the_shell_examples_run_as_printed(
-    where: str, argv: List[str], serve: Optional[List[str]], said: Shell, tmp_path: Path
+    where: str, argv: List[str], serve: Optional[List[str]], said: Shell, block: Block, tmp_path: Path
 ) -> None:
     """Every ``game`` line of a shell block, as printed, on a reader's machine with the sandbox running.
 
@@ -444,10 +680,16 @@ def test_the_shell_examples_run_as_printed(
     deletes the order it names, placed first. A command that asks first is
     answered no on a terminal. The other lines of shell blocks (``pip
     install``, ``tox``, ``mkdocs``) install or build, and run in ``.ci/run``.
+    A block that uses files an earlier block makes (``<!-- uses: ... -->``)
+    has them made first, in the same folder, as a python block has; a server
+    the maker left serving is then the sandbox.
     """
     env = _shell_home(tmp_path, said)
-    with _printed_ports():
-        _wait_free(SANDBOX_PORT)
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        made = _Made(stack)
+        make_what_it_uses(block, tmp_path, made)
+        if made.serving is None:
+            _wait_free(SANDBOX_PORT)
         if argv[:1] == ["serve"]:
             status, out, err = _game(argv, tmp_path, env)
         elif serve is not None:
@@ -456,12 +698,26 @@ def test_the_shell_examples_run_as_printed(
                     _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
                 status, out, err = _game(argv, tmp_path, env)
         else:
-            with ServerThread(sandbox(), port=SANDBOX_PORT) as running:
-                if argv[:2] == ["order", "delete"]:
-                    _place_until(running.base_url, argv[2])
-                status, out, err = _game(argv, tmp_path, env)
+            if made.serving is None:
+                stack.enter_context(ServerThread(sandbox(), port=SANDBOX_PORT))
+            if argv[:2] == ["order", "delete"]:
+                _place_until(f"http://127.0.0.1:{SANDBOX_PORT}", argv[2])
+            status, out, err = _game(argv, tmp_path, env)
     assert status == 0, f"{where}: game {' '.join(argv)} ended with {status}: {out}{err}"
     assert "Traceback" not in out + err
+
+
+SHELL_MAKERS = [
+    block for page in PAGES for block in blocks_of(page) if block.makes and block.language in ("bash", "console")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", SHELL_MAKERS, ids=_block_id)
+def test_each_shell_block_that_makes_files_runs_as_printed_and_makes_them(block: Block, tmp_path: Path) -> None:
+    """A shell block the page's later blocks work from: its lines, in order, in an empty folder, make its files."""
+    with _printed_ports(), contextlib.ExitStack() as stack:
+        _run_shell_block(block, tmp_path, _Made(stack))
+    assert sorted(name for name in block.makes if not (tmp_path / name).exists()) == []
 
 
 def test_a_line_the_page_gave_no_token_fails(tmp_path: Path) -> None:

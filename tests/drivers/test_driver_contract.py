@@ -9,6 +9,7 @@ for it is the core's; so are the derived calls and the bulk's stopping rule.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any, Dict, List
 
 import anyio
@@ -177,8 +178,18 @@ async def test_the_async_driver_closes_a_flow_abandoned_by_an_exception_or_a_can
         log.clear()
         # Cancelled while the locked flow sleeps: both flows closed, and the lock let go.
         sleeping = recording(log, "locked", [Sleep(60.0)])
-        with anyio.move_on_after(0.05) as scope:
-            await api._drive(recording(log, "call", [RunLocked(sleeping, 120.0)]))
+
+        async def cancel_once_asleep(scope: anyio.CancelScope) -> None:
+            # Once the locked flow has asked for its sleep (waited on, not assumed after a fixed time).
+            with anyio.fail_after(10):
+                while inspect.getgeneratorstate(sleeping) != inspect.GEN_SUSPENDED:
+                    await anyio.sleep(0.001)
+            scope.cancel()
+
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_once_asleep, scope)
+                await api._drive(recording(log, "call", [RunLocked(sleeping, 120.0)]))
         assert scope.cancelled_caught
         assert log == ["locked closed", "call closed"]
         with anyio.fail_after(10):

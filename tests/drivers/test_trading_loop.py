@@ -465,9 +465,20 @@ async def test_a_cancelled_watch_leaves_the_client_usable(aserver: Any) -> None:
     async with GameAPI(TOKEN, aserver.base_url, timeout=5) as api:
         await api.create_order(future_order("sell", 100.0, 1.0))
         seen: List[Any] = []
-        with anyio.move_on_after(0.5):  # cancelled while it polls: nothing new after the first listing
+        listed = aserver.exchange.attempts[("GET", "/orders")]
+
+        async def watch() -> None:
             async for event in api.watch_orders(interval=0.05, existing=True):
                 seen.append(event)
+
+        # Cancelled while it polls, once it has listed and polled five times more (counted, not timed):
+        # nothing new after the first listing.
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            with anyio.fail_after(30):
+                while aserver.exchange.attempts[("GET", "/orders")] < listed + 6:
+                    await anyio.sleep(0.01)
+            group.cancel_scope.cancel()
         assert [event.kind for event in seen] == ["existing"]
         assert len(await api.get_orders()) == 1
         with anyio.move_on_after(0.3):

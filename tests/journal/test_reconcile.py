@@ -185,17 +185,20 @@ async def test_each_watch_resumes_its_own_marks(h: Harness, tmp_path: Path) -> N
     url = journal_url(tmp_path)
     api = h.client(journal=url)
     await api.create_order(future_order(price=50.0))
+    listed = h.attempts("GET", "/orders")
 
     async def later() -> None:
-        await h.sleep(0.3)  # after the watch's first listing
+        # After the watch's first listing (its baseline): waited on, not assumed after a pause.
+        await h.wait_until(lambda: h.attempts("GET", "/orders") > listed, "the buy watch's first listing")
         await api.create_order(future_order(price=45.0))
 
     bought, _ = await h.concurrently(lambda: events(api, "watch_orders", 1, interval=0.05, direction="buy"), later)
     assert [(event.kind, str(event.order_id)) for event in bought] == [("placed", "ord_2")]
     restarted = h.client(journal=url)
+    listed = h.attempts("GET", "/orders")
 
     async def sell() -> None:
-        await h.sleep(0.3)
+        await h.wait_until(lambda: h.attempts("GET", "/orders") > listed, "the sell watch's first listing")
         await restarted.create_order(future_order("sell", price=90.0))
 
     sold, _ = await h.concurrently(lambda: events(restarted, "watch_orders", 1, interval=0.05, direction="sell"), sell)
