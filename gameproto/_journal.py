@@ -75,6 +75,7 @@ from ._journal_records import (
     Observed,
     Outcome,
     Reconciled,
+    SettlesSoon,
     StateChange,
     canonical,
     check_exchange,
@@ -102,6 +103,7 @@ __all__ = [
     "Reconciled",
     "ExchangeIdentity",
     "JournalStore",
+    "SettlesSoon",
     "JournalFlows",
     "STATES",
     "UNSETTLED",
@@ -169,6 +171,8 @@ class JournalFlows:
         grace: float = life.LATE_REQUEST_GRACE,
     ) -> None:
         self.store = store
+        #: The store's ``settle_soon`` when it holds outcomes to commit later (``SettlesSoon``), else None.
+        self._settle_soon: Optional[Callable[[Sequence[Outcome]], None]] = getattr(store, "settle_soon", None)
         self._exchange_now = exchange_now
         self._wall_clock = wall_clock
         self.clock = clock
@@ -292,13 +296,9 @@ class JournalFlows:
             try:
                 answer = yield from run(call, deadline)
             except GameAPIError as error:
-                yield from self._settle_quietly(
-                    [failed_outcome(intent.intent_id, error, self.now())], self._outcome_deadline(deadline)
-                )
+                yield from self._outcomes([failed_outcome(intent.intent_id, error, self.now())], deadline)
                 raise
-            yield from self._settle_quietly(
-                [answered_outcome(intent.intent_id, answer, self.now())], self._outcome_deadline(deadline)
-            )
+            yield from self._outcomes([answered_outcome(intent.intent_id, answer, self.now())], deadline)
             yield from self._learn_traders(traders_of([answer]))
             return cast(Order, answer)
         finally:
@@ -333,10 +333,25 @@ class JournalFlows:
                 yield from self._learn_traders(
                     traders_of(cast(Order, answer) for answer in answers if isinstance(answer, dict))
                 )
-            yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
+            yield from self._outcomes(outcomes, deadline)
             return result
         finally:
             self.in_flight.difference_update(ids)
+
+    def _outcomes(self, outcomes: Sequence[Outcome], deadline: float) -> Flow[None]:
+        """What came of an order call: handed to the store at once, committed by its next write or group commit.
+
+        Only the intent must be durable before the request leaves; an outcome
+        lost with the process is recovered by ``reconcile`` from the listing.
+        So an order costs one commit: its outcome rides on the next write's
+        commit, or the store's group commit within ``OUTCOME_DURABLE_WITHIN``;
+        the store's reads answer with it at once. A store that cannot hold
+        outcomes commits them now, within the outcome's own budget.
+        """
+        if self._settle_soon is not None:
+            self._settle_soon(outcomes)  # in memory, under no database lock: never blocks
+            return
+        yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
 
     def _settle_quietly(self, outcomes: Sequence[Outcome], deadline: float, *, log: bool = True) -> Flow[None]:
         """Write outcomes; a failure leaves the intents for ``reconcile`` (the order itself stands)."""

@@ -35,6 +35,8 @@ __all__ = [
     "Reconciled",
     "ExchangeIdentity",
     "JournalStore",
+    "SettlesSoon",
+    "OUTCOME_DURABLE_WITHIN",
     "STATES",
     "UNSETTLED",
     "SCHEMA_VERSION",
@@ -312,9 +314,18 @@ def normalise_base_url(url: str) -> str:
 #: was written by the previous release (version 1) and is migrated once on open.
 SCHEMA_VERSION = 2
 
+#: Seconds an order's outcome may stay in memory only, past the answer: a store that takes outcomes
+#: ``settle_soon`` commits them with its next write or a group commit of its own within this bound, and on
+#: close. A process killed in between loses at most outcomes, which ``reconcile`` recovers from the listing.
+OUTCOME_DURABLE_WITHIN = 1.0
+
 
 class JournalStore(Protocol):
     """The storage of a journal. Every method commits before it returns, or raises.
+
+    A store may also take an order's outcome to commit later (``SettlesSoon``):
+    the stores of ``gameproto_journal`` do; one that does not commits each
+    outcome as the answer comes (``settle``).
 
     ``time_left`` is what remains of the calling call's deadline, in seconds:
     a store returns by then, whatever its database does (SQLite's busy
@@ -394,6 +405,23 @@ class JournalStore(Protocol):
     def mark_reported(self, stream: str, items: Mapping[str, str], time_left: float) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SettlesSoon(Protocol):
+    """A store that takes outcomes to commit later: visible at once to its reads, durable soon.
+
+    ``settle_soon`` returns at once, whatever the database does (it takes no
+    database lock): every read of the store answers with the outcomes it
+    holds (it commits them first), every write carries them in its own
+    transaction, and a group commit of the store's own writes them within
+    ``OUTCOME_DURABLE_WITHIN`` of the first, and on ``flush`` or close.
+    """
+
+    def settle_soon(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def flush(self, time_left: float) -> None:
+        """Commit the outcomes held now (nothing when none are held)."""
+        ...
 
 
 def mark_is_open(value: str) -> bool:

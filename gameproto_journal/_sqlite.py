@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from typing import Callable, TypeVar
 from urllib.parse import quote
 
@@ -39,8 +40,10 @@ class SQLiteJournal(SQLStore):
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY"
 
-    def __init__(self, path: str, *, url: str = "", read_only: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self, path: str, *, url: str = "", read_only: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(clock)
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.read_only = read_only
@@ -93,6 +96,8 @@ class SQLiteJournal(SQLStore):
             self._lock.release()
 
     def close(self) -> None:
+        """Commit the outcomes held (within ``OUTCOME_DURABLE_WITHIN``), then close the connection."""
+        self._stop_group_commit()
         with self._lock:
             self._db.close()
 
