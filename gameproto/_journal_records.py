@@ -47,6 +47,7 @@ __all__ = [
     "iso",
     "delivery_times",
     "contract_of",
+    "contract_and_times",
     "normalise_base_url",
     "mark_is_open",
     "default_writer",
@@ -139,6 +140,12 @@ def delivery_times(order: Mapping[str, Any]) -> Tuple[str, str]:
     """The delivery start and end of an order as sent, ISO 8601 in UTC (its ``Contract``); "" when it has none."""
     contract = _contract(order)
     return ("", "") if contract is None else (iso(contract.start), iso(contract.end))
+
+
+def contract_and_times(order: Mapping[str, Any]) -> Tuple[str, str, str]:
+    """``contract_of`` and ``delivery_times`` of an order as sent, its ``Contract`` read once (an intent's write)."""
+    contract = _contract(order)
+    return ("", "", "") if contract is None else (contract.id, iso(contract.start), iso(contract.end))
 
 
 def contract_of(order: Mapping[str, Any]) -> str:

@@ -50,8 +50,7 @@ from gameproto._journal_records import (
     Outcome,
     StateChange,
     canonical,
-    contract_of,
-    delivery_times,
+    contract_and_times,
     mark_is_open,
 )
 
@@ -133,6 +132,8 @@ class SQLStore:
         # Held while a transaction carries held outcomes: a read waits for it, then sees them committed.
         self._carrying = threading.Lock()
         self._group_commit: Optional[threading.Thread] = None
+        #: Whether the group commit waits for an outcome to be held (and only then must be woken).
+        self._group_commit_idle = False
         self._at_exit: Optional[Callable[[], None]] = None
         self._closing = False
 
@@ -201,7 +202,10 @@ class SQLStore:
         with self._held_changed:
             self._held_since = min(since, self._held_since) if self._held else since
             self._held = outcomes + self._held  # outcomes held earlier are written first
-            self._held_changed.notify_all()
+            if self._group_commit_idle:
+                # Only a group commit waiting for work is woken: a wake hands the thread the interpreter,
+                # a cost an order must not pay each time (one waiting for a due time looks again by itself).
+                self._held_changed.notify_all()
 
     def held(self) -> int:
         """How many outcomes are held, not yet committed."""
@@ -231,7 +235,9 @@ class SQLStore:
                             break
                         self._held_changed.wait(min(due, GROUP_COMMIT_AFTER))
                     else:
+                        self._group_commit_idle = True
                         self._held_changed.wait()
+                        self._group_commit_idle = False
                 if self._closing:
                     return
             try:
@@ -343,7 +349,7 @@ class SQLStore:
         def body(db: Executor) -> None:
             for intent in intents:
                 order = intent.order
-                start, end = delivery_times(order)
+                contract, start, end = contract_and_times(order)
                 db.run(
                     f"INSERT INTO journal_orders ({_ORDER_COLUMNS}, updated_at) "
                     "VALUES (?, NULL, 'ours', ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, '', ?)",
@@ -353,7 +359,7 @@ class SQLStore:
                         str(order.get("side", "")),
                         canonical(order.get("price", 0)),
                         canonical(order.get("volume", 0)),
-                        contract_of(order),
+                        contract,
                         start,
                         end,
                         json.dumps(order, default=str, sort_keys=True),
