@@ -134,6 +134,8 @@ class SQLStore:
         self._group_commit: Optional[threading.Thread] = None
         #: Whether the group commit waits for an outcome to be held (and only then must be woken).
         self._group_commit_idle = False
+        #: When an outcome was last held (the group commit stays awake a while after).
+        self._last_held = float("-inf")
         self._at_exit: Optional[Callable[[], None]] = None
         self._closing = False
 
@@ -202,6 +204,7 @@ class SQLStore:
         with self._held_changed:
             self._held_since = min(since, self._held_since) if self._held else since
             self._held = outcomes + self._held  # outcomes held earlier are written first
+            self._last_held = max(self._last_held, since)
             if self._group_commit_idle:
                 # Only a group commit waiting for work is woken: a wake hands the thread the interpreter,
                 # a cost an order must not pay each time (one waiting for a due time looks again by itself).
@@ -234,6 +237,10 @@ class SQLStore:
                         if due <= 0:
                             break
                         self._held_changed.wait(min(due, GROUP_COMMIT_AFTER))
+                    elif self._last_held + GROUP_COMMIT_AFTER > self.clock():
+                        # Outcomes came lately, so more are coming: look again by then, unwoken (a busy bot's
+                        # next write usually carries them first).
+                        self._held_changed.wait(GROUP_COMMIT_AFTER)
                     else:
                         self._group_commit_idle = True
                         self._held_changed.wait()
