@@ -18,7 +18,10 @@ calls it in place and the async client in a worker thread; each store
 method is given the call's time left and returns by then.
 
 - ``create`` / ``create_bulk`` / ``delete``: the write-ahead step around an
-  order call (the client's hook);
+  order call (the client's hook): the intents committed before the request
+  leaves, one commit for an order or a bulk part; the outcomes handed to the
+  store, which reads them back at once and commits them with its next write
+  or its group commit within ``OUTCOME_DURABLE_WITHIN`` (``_outcomes``);
 - ``observe_orders`` / ``observe_trades``: fills and trades, each once;
 - ``reconcile``: list orders and trades, match, settle, record foreigners;
 - ``polled`` / ``event_reported``: a watch resumes its own marks.

@@ -5,13 +5,15 @@ write-ahead log at every commit, so an intent committed before its request
 leaves survives a power loss, not only a crash of the process (with
 ``NORMAL``, the default of many WAL setups, the last commits before a power
 loss may be lost; the file is never corrupt either way). The cost is one
-fsync per commit: a fraction of a millisecond on an SSD with a
-write-back-safe cache, several milliseconds on a spinning disk or a network
-volume (see ``benchmarks/journal.py``).
+fsync per commit, and one commit per order (its outcome rides on the
+next write or the group commit: ``SQLStore.settle_soon``): a fraction of a
+millisecond on an SSD with a write-back-safe cache, several milliseconds on
+a spinning disk or a network volume (see ``benchmarks/journal.py``).
 
 Several processes on one host may share the file (WAL lets readers go on
 while one writes); writers wait for each other at most the call's time left.
-A read is a deferred transaction: it never takes the write lock, so an
+A read is a deferred transaction: it never takes the write lock (unless this
+process holds outcomes, which it commits first), so an
 export never holds a bot's order back. A journal opened ``read_only`` (a
 file the process may not write) is read, never changed.
 """
