@@ -1,6 +1,6 @@
 """The time the order journal adds to an order, against its floor: ``python -m benchmarks.journal``.
 
-Options: ``[--orders N] [--rounds R] [--bulk N] [--postgres URL] [--json]``.
+Options: ``[--orders N] [--rounds R] [--bulk N] [--postgres URL | --no-postgres] [--json]``.
 
 The blocking client places ``--orders`` single orders (200) against
 ``game serve`` in a child process on loopback, in ``--rounds`` rounds (10)
@@ -132,6 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="rounds the orders are spread over (10)")
     parser.add_argument("--bulk", type=int, default=100, help="orders in the bulk whose commits are counted (100)")
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database for the journal")
+    parser.add_argument("--no-postgres", action="store_true", help="leave PostgreSQL out")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     rounds = max(1, args.rounds)
@@ -140,7 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server = stack.enter_context(ServerProcess())
         folder = stack.enter_context(tempfile.TemporaryDirectory())
         stores: Dict[str, Optional[Store]] = {"none": None, "sqlite": SQLiteJournal(os.path.join(folder, "bench.db"))}
-        postgres = _postgres(stack, args.postgres)
+        postgres = None if args.no_postgres else _postgres(stack, args.postgres)
         if postgres is not None:
             stores["postgres"] = open_journal(postgres)
         clients = {
