@@ -102,6 +102,10 @@ class Executor:
         return found
 
 
+def _nothing(db: Executor) -> None:
+    return None
+
+
 def _flush_at_exit(store: weakref.ref[SQLStore]) -> None:
     found = store()
     if found is not None and not found._closing:
@@ -225,7 +229,8 @@ class SQLStore:
         with self._held_changed:
             if not self._held:
                 return
-        self._write(lambda db: None, time_left)
+        # A read of nothing: it carries what is held then, a write only if another step did not take it first.
+        self._read(_nothing, time_left)
 
     def _group_commits(self) -> None:
         """The group commit: the held outcomes, ``GROUP_COMMIT_AFTER`` after the first was held, and at close."""
