@@ -79,6 +79,11 @@ UNSETTLED = (INTENT, UNKNOWN)
 
 def canonical(value: Any) -> str:
     """A number as the decimal text the journal keeps (exact, no exponent, no trailing zeros)."""
+    kind = type(value)
+    if kind is int:  # the usual prices and volumes, on an order's write path: exact as they are
+        return str(value)
+    if kind is float and value.is_integer() and 0 < abs(value) < 1e15:  # exact in the float; -0.0 below
+        return str(int(value))
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
     if isinstance(value, float):
@@ -142,8 +147,30 @@ def delivery_times(order: Mapping[str, Any]) -> Tuple[str, str]:
     return ("", "") if contract is None else (iso(contract.start), iso(contract.end))
 
 
+#: The fields ``Contract.from_order`` reads.
+_CONTRACT_FIELDS = ("date", "start_time", "duration", "tz_offset_hours", "contract")
+#: ``contract_and_times`` by those fields (each with its type: ``1`` and ``True`` are two keys): a bot
+#: trades a few contracts, and reading one is most of an intent's own work. Bounded: emptied when full.
+_CONTRACTS: Dict[Tuple[Any, ...], Tuple[str, str, str]] = {}
+_CONTRACTS_KEPT = 4096
+
+
 def contract_and_times(order: Mapping[str, Any]) -> Tuple[str, str, str]:
     """``contract_of`` and ``delivery_times`` of an order as sent, its ``Contract`` read once (an intent's write)."""
+    key = tuple((type(value), value) for value in map(order.get, _CONTRACT_FIELDS))
+    try:
+        found = _CONTRACTS.get(key)
+    except TypeError:  # a field that cannot be a key (a list): read every time
+        return _contract_and_times(order)
+    if found is None:
+        found = _contract_and_times(order)
+        if len(_CONTRACTS) >= _CONTRACTS_KEPT:
+            _CONTRACTS.clear()
+        _CONTRACTS[key] = found
+    return found
+
+
+def _contract_and_times(order: Mapping[str, Any]) -> Tuple[str, str, str]:
     contract = _contract(order)
     return ("", "", "") if contract is None else (contract.id, iso(contract.start), iso(contract.end))
 
