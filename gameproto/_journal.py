@@ -275,7 +275,8 @@ class JournalFlows:
     def _intents(self, orders: Sequence[Mapping[str, Any]], deadline: float) -> List[Intent]:
         sent = self.now()
         ends = iso(self._now() + dt.timedelta(seconds=max(0.0, deadline - self.clock())), "microseconds")
-        return [Intent(intent_uuid(self.random), order, sent, self.writer, ends) for order in orders]
+        now = self._wall_clock()  # time-ordered ids: the journal's indexes of intents grow at their end
+        return [Intent(intent_uuid(self.random, now), order, sent, self.writer, ends) for order in orders]
 
     def _commit(self, intents: List[Intent], deadline: float, what: str) -> Flow[None]:
         """Commit ``intents``; when that fails, nothing is sent, and a commit landing late is settled not placed."""
