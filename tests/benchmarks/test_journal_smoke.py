@@ -30,4 +30,5 @@ def test_the_journal_benchmark_runs_with_a_few_orders(
     assert sqlite["orders"] == 10 and figures["ways"]["floor"]["orders"] == 10
     # Ten orders, their last outcome flushed at the end: eleven commits; a bulk: its intents, then its outcomes.
     assert sqlite["commits_per_order"] == pytest.approx(1.1) and sqlite["commits_per_bulk"] == 2
-    assert {"added_median_ms", "added_over_floor", "median_ms", "p99_ms"} <= set(sqlite)
+    assert {"added_median_ms", "added_over_floor", "added_over_commit_in_order", "median_ms", "p99_ms"} <= set(sqlite)
+    assert figures["ways"]["commit+order"]["orders"] == 10  # the floor inside an order: no journal beats it
