@@ -18,7 +18,10 @@ calls it in place and the async client in a worker thread; each store
 method is given the call's time left and returns by then.
 
 - ``create`` / ``create_bulk`` / ``delete``: the write-ahead step around an
-  order call (the client's hook);
+  order call (the client's hook): the intents committed before the request
+  leaves, one commit for an order or a bulk part; the outcomes handed to the
+  store, which reads them back at once and commits them with its next write
+  or its group commit within ``OUTCOME_DURABLE_WITHIN`` (``_outcomes``);
 - ``observe_orders`` / ``observe_trades``: fills and trades, each once;
 - ``reconcile``: list orders and trades, match, settle, record foreigners;
 - ``polled`` / ``event_reported``: a watch resumes its own marks.
@@ -75,6 +78,7 @@ from ._journal_records import (
     Observed,
     Outcome,
     Reconciled,
+    SettlesSoon,
     StateChange,
     canonical,
     check_exchange,
@@ -102,6 +106,7 @@ __all__ = [
     "Reconciled",
     "ExchangeIdentity",
     "JournalStore",
+    "SettlesSoon",
     "JournalFlows",
     "STATES",
     "UNSETTLED",
@@ -169,6 +174,8 @@ class JournalFlows:
         grace: float = life.LATE_REQUEST_GRACE,
     ) -> None:
         self.store = store
+        #: The store's ``settle_soon`` when it holds outcomes to commit later (``SettlesSoon``), else None.
+        self._settle_soon: Optional[Callable[[Sequence[Outcome]], None]] = getattr(store, "settle_soon", None)
         self._exchange_now = exchange_now
         self._wall_clock = wall_clock
         self.clock = clock
@@ -268,7 +275,8 @@ class JournalFlows:
     def _intents(self, orders: Sequence[Mapping[str, Any]], deadline: float) -> List[Intent]:
         sent = self.now()
         ends = iso(self._now() + dt.timedelta(seconds=max(0.0, deadline - self.clock())), "microseconds")
-        return [Intent(intent_uuid(self.random), order, sent, self.writer, ends) for order in orders]
+        now = self._wall_clock()  # time-ordered ids: the journal's indexes of intents grow at their end
+        return [Intent(intent_uuid(self.random, now), order, sent, self.writer, ends) for order in orders]
 
     def _commit(self, intents: List[Intent], deadline: float, what: str) -> Flow[None]:
         """Commit ``intents``; when that fails, nothing is sent, and a commit landing late is settled not placed."""
@@ -292,13 +300,9 @@ class JournalFlows:
             try:
                 answer = yield from run(call, deadline)
             except GameAPIError as error:
-                yield from self._settle_quietly(
-                    [failed_outcome(intent.intent_id, error, self.now())], self._outcome_deadline(deadline)
-                )
+                yield from self._outcomes([failed_outcome(intent.intent_id, error, self.now())], deadline)
                 raise
-            yield from self._settle_quietly(
-                [answered_outcome(intent.intent_id, answer, self.now())], self._outcome_deadline(deadline)
-            )
+            yield from self._outcomes([answered_outcome(intent.intent_id, answer, self.now())], deadline)
             yield from self._learn_traders(traders_of([answer]))
             return cast(Order, answer)
         finally:
@@ -333,10 +337,25 @@ class JournalFlows:
                 yield from self._learn_traders(
                     traders_of(cast(Order, answer) for answer in answers if isinstance(answer, dict))
                 )
-            yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
+            yield from self._outcomes(outcomes, deadline)
             return result
         finally:
             self.in_flight.difference_update(ids)
+
+    def _outcomes(self, outcomes: Sequence[Outcome], deadline: float) -> Flow[None]:
+        """What came of an order call: handed to the store at once, committed by its next write or group commit.
+
+        Only the intent must be durable before the request leaves; an outcome
+        lost with the process is recovered by ``reconcile`` from the listing.
+        So an order costs one commit: its outcome rides on the next write's
+        commit, or the store's group commit within ``OUTCOME_DURABLE_WITHIN``;
+        the store's reads answer with it at once. A store that cannot hold
+        outcomes commits them now, within the outcome's own budget.
+        """
+        if self._settle_soon is not None:
+            self._settle_soon(outcomes)  # in memory, under no database lock: never blocks
+            return
+        yield from self._settle_quietly(outcomes, self._outcome_deadline(deadline))
 
     def _settle_quietly(self, outcomes: Sequence[Outcome], deadline: float, *, log: bool = True) -> Flow[None]:
         """Write outcomes; a failure leaves the intents for ``reconcile`` (the order itself stands)."""

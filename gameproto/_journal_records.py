@@ -35,6 +35,8 @@ __all__ = [
     "Reconciled",
     "ExchangeIdentity",
     "JournalStore",
+    "SettlesSoon",
+    "OUTCOME_DURABLE_WITHIN",
     "STATES",
     "UNSETTLED",
     "SCHEMA_VERSION",
@@ -45,6 +47,7 @@ __all__ = [
     "iso",
     "delivery_times",
     "contract_of",
+    "contract_and_times",
     "normalise_base_url",
     "mark_is_open",
     "default_writer",
@@ -76,6 +79,11 @@ UNSETTLED = (INTENT, UNKNOWN)
 
 def canonical(value: Any) -> str:
     """A number as the decimal text the journal keeps (exact, no exponent, no trailing zeros)."""
+    kind = type(value)
+    if kind is int:  # the usual prices and volumes, on an order's write path: exact as they are
+        return str(value)
+    if kind is float and value.is_integer() and 0 < abs(value) < 1e15:  # exact in the float; -0.0 below
+        return str(int(value))
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
     if isinstance(value, float):
@@ -94,14 +102,25 @@ def canonical(value: Any) -> str:
     return format(number.normalize(), "f")
 
 
-def intent_uuid(random: Callable[[], float]) -> str:
-    """A version-4 UUID made from ``random`` (the session's, so a test's seed makes it repeatable)."""
-    import uuid  # here, not at the top: on Python 3.8 it loads platform, subprocess and select
+def intent_uuid(random: Callable[[], float], now: Optional[float] = None) -> str:
+    """A UUID made from ``random`` (the session's, so a test's seed makes it repeatable).
 
+    Version 4 (all random) without ``now``; with ``now`` (seconds since the
+    epoch), version 7 (RFC 9562): its first 48 bits are the milliseconds, the
+    rest random, so that the journal's indexes of intents grow at their end
+    and an intent's commit writes fewer pages.
+    """
     bits = 0
     for _ in range(4):
         bits = (bits << 32) | (int(random() * 2**32) & 0xFFFFFFFF)
-    return str(uuid.UUID(int=bits, version=4))
+    version = 4
+    if now is not None:
+        version = 7
+        bits = ((int(now * 1000) & 0xFFFFFFFFFFFF) << 80) | (bits & ((1 << 80) - 1))
+    bits = (bits & ~(0xF << 76)) | (version << 76)  # the version
+    bits = (bits & ~(0x3 << 62)) | (0x2 << 62)  # the RFC's variant
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def foreign_uuid(exchange_id: int) -> str:
@@ -137,6 +156,34 @@ def delivery_times(order: Mapping[str, Any]) -> Tuple[str, str]:
     """The delivery start and end of an order as sent, ISO 8601 in UTC (its ``Contract``); "" when it has none."""
     contract = _contract(order)
     return ("", "") if contract is None else (iso(contract.start), iso(contract.end))
+
+
+#: The fields ``Contract.from_order`` reads.
+_CONTRACT_FIELDS = ("date", "start_time", "duration", "tz_offset_hours", "contract")
+#: ``contract_and_times`` by those fields (each with its type: ``1`` and ``True`` are two keys): a bot
+#: trades a few contracts, and reading one is most of an intent's own work. Bounded: emptied when full.
+_CONTRACTS: Dict[Tuple[Any, ...], Tuple[str, str, str]] = {}
+_CONTRACTS_KEPT = 4096
+
+
+def contract_and_times(order: Mapping[str, Any]) -> Tuple[str, str, str]:
+    """``contract_of`` and ``delivery_times`` of an order as sent, its ``Contract`` read once (an intent's write)."""
+    key = tuple((type(value), value) for value in map(order.get, _CONTRACT_FIELDS))
+    try:
+        found = _CONTRACTS.get(key)
+    except TypeError:  # a field that cannot be a key (a list): read every time
+        return _contract_and_times(order)
+    if found is None:
+        found = _contract_and_times(order)
+        if len(_CONTRACTS) >= _CONTRACTS_KEPT:
+            _CONTRACTS.clear()
+        _CONTRACTS[key] = found
+    return found
+
+
+def _contract_and_times(order: Mapping[str, Any]) -> Tuple[str, str, str]:
+    contract = _contract(order)
+    return ("", "", "") if contract is None else (contract.id, iso(contract.start), iso(contract.end))
 
 
 def contract_of(order: Mapping[str, Any]) -> str:
@@ -312,9 +359,18 @@ def normalise_base_url(url: str) -> str:
 #: was written by the previous release (version 1) and is migrated once on open.
 SCHEMA_VERSION = 2
 
+#: Seconds an order's outcome may stay in memory only, past the answer: a store that takes outcomes
+#: ``settle_soon`` commits them with its next write or a group commit of its own within this bound, and on
+#: close. A process killed in between loses at most outcomes, which ``reconcile`` recovers from the listing.
+OUTCOME_DURABLE_WITHIN = 1.0
+
 
 class JournalStore(Protocol):
     """The storage of a journal. Every method commits before it returns, or raises.
+
+    A store may also take an order's outcome to commit later (``SettlesSoon``):
+    the stores of ``gameproto_journal`` do; one that does not commits each
+    outcome as the answer comes (``settle``).
 
     ``time_left`` is what remains of the calling call's deadline, in seconds:
     a store returns by then, whatever its database does (SQLite's busy
@@ -394,6 +450,23 @@ class JournalStore(Protocol):
     def mark_reported(self, stream: str, items: Mapping[str, str], time_left: float) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SettlesSoon(Protocol):
+    """A store that takes outcomes to commit later: visible at once to its reads, durable soon.
+
+    ``settle_soon`` returns at once, whatever the database does (it takes no
+    database lock): every read of the store answers with the outcomes it
+    holds (it commits them first), every write carries them in its own
+    transaction, and a group commit of the store's own writes them within
+    ``OUTCOME_DURABLE_WITHIN`` of the first, and on ``flush`` or close.
+    """
+
+    def settle_soon(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def flush(self, time_left: float) -> None:
+        """Commit the outcomes held now (nothing when none are held)."""
+        ...
 
 
 def mark_is_open(value: str) -> bool:

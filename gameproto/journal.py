@@ -4,7 +4,8 @@
 what ``api.journal.orders()`` and ``api.journal.trades()`` return;
 ``Reconciled`` is ``api.reconcile()``'s answer; ``JournalStore`` is the
 Protocol a store implements (``gameproto_journal`` holds SQLite and
-PostgreSQL), and ``Intent``, ``Outcome``, ``Observed`` and
+PostgreSQL; ``SettlesSoon`` the part with which a store holds outcomes to
+commit within ``OUTCOME_DURABLE_WITHIN`` seconds), and ``Intent``, ``Outcome``, ``Observed`` and
 ``ExchangeIdentity`` the values its methods take; ``STATES`` every state an
 order of the journal can be in; ``SCHEMA_VERSION`` the version of the
 tables this release writes. The logic lives in the private
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ._errors import JournalError
 from ._journal_records import (
+    OUTCOME_DURABLE_WITHIN,
     SCHEMA_VERSION,
     STATES,
     UNSETTLED,
@@ -27,6 +29,7 @@ from ._journal_records import (
     Observed,
     Outcome,
     Reconciled,
+    SettlesSoon,
     StateChange,
     iso,
     parse_time,
@@ -40,6 +43,8 @@ __all__ = [
     "StateChange",
     "Reconciled",
     "JournalStore",
+    "SettlesSoon",
+    "OUTCOME_DURABLE_WITHIN",
     "Intent",
     "Outcome",
     "Observed",

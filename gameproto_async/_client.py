@@ -46,7 +46,14 @@ from gameproto.driver import (
     settings_from_env,
 )
 from gameproto.driver import defaults as _constants
-from gameproto.journal import JournalError, JournalOrder, JournalStore, JournalTrade, Reconciled
+from gameproto.journal import (
+    OUTCOME_DURABLE_WITHIN,
+    JournalError,
+    JournalOrder,
+    JournalStore,
+    JournalTrade,
+    Reconciled,
+)
 from gameproto.risk import CancelAllResult, Positions, RiskLimits
 from gameproto.types import (
     BestOffers,
@@ -294,7 +301,10 @@ class GameAPI:
         if self._session.shared_budget is not None:
             self._session.shared_budget.close()
         if self._journal is not None:
-            self._journal.store.close()
+            store = self._journal.store
+            # Closing commits the outcomes the store holds (within OUTCOME_DURABLE_WITHIN): off the event loop.
+            with shielded():
+                await run_blocking(lambda time_left: store.close(), 2 * OUTCOME_DURABLE_WITHIN)
         await self._transport.aclose()
 
     def __del__(self) -> None:

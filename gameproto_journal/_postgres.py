@@ -15,6 +15,7 @@ when writers race: the tables' constraints decide, with
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 from gameproto._extras import install_hint
@@ -43,12 +44,20 @@ class PostgresJournal(SQLStore):
     placeholder = "%s"
     serial = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, conninfo: str, *, url: str = "", connect_timeout: float = 10.0, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        url: str = "",
+        connect_timeout: float = 10.0,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         try:
             import psycopg
         except ImportError as missing:  # an extra
             raise ImportError(f"a PostgreSQL journal needs psycopg 3: {install_hint('psycopg')} ({missing})") from None
-        super().__init__()
+        super().__init__(clock)
         self._psycopg = psycopg
         self.conninfo = conninfo
         self.url = url or conninfo
@@ -136,6 +145,8 @@ class PostgresJournal(SQLStore):
         return step.result  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        """Commit the outcomes held (within ``OUTCOME_DURABLE_WITHIN``), then close the idle connections."""
+        self._stop_group_commit()
         with self._idle_lock:
             idle, self._idle = self._idle, []
         for connection in idle:

@@ -23,7 +23,13 @@ refused (``JournalError``) and never altered.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import logging
+import threading
+import time
+import weakref
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
@@ -33,6 +39,7 @@ from gameproto._journal_records import (
     DELETING,
     FOREIGN,
     INTENT,
+    OUTCOME_DURABLE_WITHIN,
     SCHEMA_VERSION,
     UNKNOWN,
     ExchangeIdentity,
@@ -43,8 +50,7 @@ from gameproto._journal_records import (
     Outcome,
     StateChange,
     canonical,
-    contract_of,
-    delivery_times,
+    contract_and_times,
     mark_is_open,
 )
 
@@ -53,6 +59,12 @@ from ._tables import _ORDER_COLUMNS, _TRADE_COLUMNS, MIGRATE_1_TO_2, SCHEMA, _fi
 __all__ = ["SQLStore", "SCHEMA", "Executor"]
 
 R = TypeVar("R")
+
+logger = logging.getLogger("gameproto.journal")
+
+#: The group commit of held outcomes starts this long after the first was held, and is given the rest of
+#: ``OUTCOME_DURABLE_WITHIN`` to end: an outcome is durable within the bound unless the database stalls.
+GROUP_COMMIT_AFTER = OUTCOME_DURABLE_WITHIN / 2
 
 #: Ids per ``IN (...)`` list: under every driver's parameter limit.
 _CHUNK = 500
@@ -90,6 +102,16 @@ class Executor:
         return found
 
 
+def _nothing(db: Executor) -> None:
+    return None
+
+
+def _flush_at_exit(store: weakref.ref[SQLStore]) -> None:
+    found = store()
+    if found is not None and not found._closing:
+        found._stop_group_commit()
+
+
 class SQLStore:
     """A ``JournalStore`` on a DB-API connection; ``_run`` (one transaction, bounded) is the dialect's."""
 
@@ -97,18 +119,165 @@ class SQLStore:
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         #: Rows fetched by every read so far (tests hold reads to what they return).
         self.rows_read = 0
+        #: Transactions that wrote and committed (the benchmark counts an order's).
+        self.commits = 0
+        #: Held outcomes committed so far (by a write that carried them, a group commit, a flush).
+        self.outcomes_committed = 0
+        #: The clock of the group commit's bound (injected by tests).
+        self.clock = clock
+        # Outcomes held to commit later (``settle_soon``), and when the first of them was held. The
+        # condition guards only these (never held during I/O), so holding an outcome never waits.
+        self._held: List[Outcome] = []
+        self._held_since = 0.0
+        self._held_changed = threading.Condition(threading.Lock())
+        # Held while a transaction carries held outcomes: a read waits for it, then sees them committed.
+        self._carrying = threading.Lock()
+        self._group_commit: Optional[threading.Thread] = None
+        #: Whether the group commit waits for an outcome to be held (and only then must be woken).
+        self._group_commit_idle = False
+        #: When an outcome was last held (the group commit stays awake a while after).
+        self._last_held = float("-inf")
+        self._at_exit: Optional[Callable[[], None]] = None
+        self._closing = False
 
     def _run(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:  # pragma: no cover
         raise NotImplementedError
 
     def _write(self, body: Callable[[Executor], R], time_left: float) -> R:
-        return self._run(body, time_left, write=True)
+        return self._step(body, time_left, write=True)
 
     def _read(self, body: Callable[[Executor], R], time_left: float) -> R:
-        return self._run(body, time_left, write=False)
+        return self._step(body, time_left, write=False)
+
+    def _step(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:
+        """One transaction; the outcomes held then ride in it (a read with some held becomes a write)."""
+        started = time.monotonic()
+        if not self._carrying.acquire(timeout=max(0.001, time_left)):
+            raise TimeoutError(f"the journal stayed busy for {time_left:.1f} s (the call's time left)")
+        try:
+            with self._held_changed:
+                held, since = self._held, self._held_since
+                self._held = []
+            if held:
+
+                def carried(db: Executor) -> R:
+                    self._settle_rows(db, held)
+                    return body(db)
+
+                try:
+                    result = self._run(carried, time_left - (time.monotonic() - started), write=True)
+                except BaseException:
+                    self._hold(held, since)  # not committed: still held, for the next write or the group commit
+                    raise
+                self._committed(len(held))
+                return result
+        finally:
+            self._carrying.release()
+        result = self._run(body, time_left - (time.monotonic() - started), write=write)
+        if write:
+            self._committed(0)
+        return result
+
+    def _committed(self, outcomes: int) -> None:
+        with self._held_changed:
+            self.commits += 1
+            self.outcomes_committed += outcomes
+
+    # -- outcomes held, committed by the next write or the group commit -------------------------
+
+    def settle_soon(self, outcomes: Sequence[Outcome]) -> None:
+        """Hold ``outcomes``: reads answer with them at once, the next write or the group commit makes them durable."""
+        if not outcomes:
+            return
+        self._hold(list(outcomes), self.clock())
+        if self._group_commit is None:
+            with self._held_changed:
+                if self._group_commit is None and not self._closing:
+                    self._group_commit = threading.Thread(
+                        target=self._group_commits, name="gameproto-journal-commit", daemon=True
+                    )
+                    self._group_commit.start()
+                    # A process that ends without closing the store still commits what is held.
+                    self._at_exit = functools.partial(_flush_at_exit, weakref.ref(self))
+                    atexit.register(self._at_exit)
+
+    def _hold(self, outcomes: List[Outcome], since: float) -> None:
+        with self._held_changed:
+            self._held_since = min(since, self._held_since) if self._held else since
+            self._held = outcomes + self._held  # outcomes held earlier are written first
+            self._last_held = max(self._last_held, since)
+            if self._group_commit_idle:
+                # Only a group commit waiting for work is woken: a wake hands the thread the interpreter,
+                # a cost an order must not pay each time (one waiting for a due time looks again by itself).
+                self._held_changed.notify_all()
+
+    def held(self) -> int:
+        """How many outcomes are held, not yet committed."""
+        with self._held_changed:
+            return len(self._held)
+
+    def wake(self) -> None:
+        """Have the group commit look at the clock again (after a test moved its injected clock)."""
+        with self._held_changed:
+            self._held_changed.notify_all()
+
+    def flush(self, time_left: float) -> None:
+        """Commit the outcomes held now; nothing when none are held."""
+        with self._held_changed:
+            if not self._held:
+                return
+        # A read of nothing: it carries what is held then, a write only if another step did not take it first.
+        self._read(_nothing, time_left)
+
+    def _group_commits(self) -> None:
+        """The group commit: the held outcomes, ``GROUP_COMMIT_AFTER`` after the first was held, and at close."""
+        while True:
+            with self._held_changed:
+                while not self._closing:
+                    if self._held:
+                        due = self._held_since + GROUP_COMMIT_AFTER - self.clock()
+                        if due <= 0:
+                            break
+                        self._held_changed.wait(min(due, GROUP_COMMIT_AFTER))
+                    elif self._last_held + GROUP_COMMIT_AFTER > self.clock():
+                        # Outcomes came lately, so more are coming: look again by then, unwoken (a busy bot's
+                        # next write usually carries them first).
+                        self._held_changed.wait(GROUP_COMMIT_AFTER)
+                    else:
+                        self._group_commit_idle = True
+                        self._held_changed.wait()
+                        self._group_commit_idle = False
+                if self._closing:
+                    return
+            try:
+                self.flush(OUTCOME_DURABLE_WITHIN - GROUP_COMMIT_AFTER)
+            except Exception as error:  # the outcomes stay held; tried again, and reconcile recovers them
+                logger.warning(
+                    "journal (%s): could not commit the held outcomes: %s: %s", self.url, type(error).__name__, error
+                )
+                with self._held_changed:
+                    if not self._closing:
+                        self._held_changed.wait(GROUP_COMMIT_AFTER)
+
+    def _stop_group_commit(self, time_left: float = OUTCOME_DURABLE_WITHIN) -> None:
+        """At close: stop the group commit and commit what is held (a failure is logged: reconcile recovers it)."""
+        with self._held_changed:
+            self._closing = True
+            self._held_changed.notify_all()
+            thread = self._group_commit
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(time_left)
+        try:
+            self.flush(time_left)
+        except Exception as error:
+            logger.warning(
+                "journal (%s): outcomes left to reconcile at close: %s: %s", self.url, type(error).__name__, error
+            )
 
     def _table_exists(self, db: Executor, name: str) -> bool:  # pragma: no cover - each dialect has its own
         raise NotImplementedError
@@ -192,7 +361,7 @@ class SQLStore:
         def body(db: Executor) -> None:
             for intent in intents:
                 order = intent.order
-                start, end = delivery_times(order)
+                contract, start, end = contract_and_times(order)
                 db.run(
                     f"INSERT INTO journal_orders ({_ORDER_COLUMNS}, updated_at) "
                     "VALUES (?, NULL, 'ours', ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, '', ?)",
@@ -202,7 +371,7 @@ class SQLStore:
                         str(order.get("side", "")),
                         canonical(order.get("price", 0)),
                         canonical(order.get("volume", 0)),
-                        contract_of(order),
+                        contract,
                         start,
                         end,
                         json.dumps(order, default=str, sort_keys=True),
@@ -217,41 +386,41 @@ class SQLStore:
         self._write(body, time_left)
 
     def settle(self, outcomes: Sequence[Outcome], time_left: float) -> None:
-        def body(db: Executor) -> None:
-            for outcome in outcomes:
-                rows = db.rows("SELECT state FROM journal_orders WHERE intent_id = ?", (outcome.intent_id,))
-                if not rows or not settle_allowed(str(rows[0][0]), outcome):
-                    continue
-                current = str(rows[0][0])
-                if outcome.exchange_id is not None:
-                    # The order may have been seen first by a reconcile that did not
-                    # know this intent yet: the intent takes it over.
-                    for (foreign_id,) in db.rows(
-                        "SELECT intent_id FROM journal_orders WHERE exchange_id = ? AND origin = 'foreign'",
-                        (outcome.exchange_id,),
-                    ):
-                        db.run("DELETE FROM journal_changes WHERE intent_id = ?", (foreign_id,))
-                        db.run("DELETE FROM journal_orders WHERE intent_id = ?", (foreign_id,))
-                changed = db.run(
-                    "UPDATE journal_orders SET state = ?, exchange_id = ?, reason = ?, updated_at = ?, "
-                    "created_at = CASE WHEN ? <> '' THEN ? ELSE created_at END WHERE intent_id = ? AND state = ?",
-                    (
-                        outcome.state,
-                        outcome.exchange_id,
-                        outcome.reason,
-                        outcome.at,
-                        outcome.created_at,
-                        outcome.created_at,
-                        outcome.intent_id,
-                        current,
-                    ),
-                )
-                if changed:
-                    self._change(db, outcome.intent_id, outcome.state, outcome.created_at or outcome.at, outcome.reason)
-                if outcome.exchange_id is not None and outcome.executed_volume not in (None, "0"):
-                    self._fill(db, outcome.exchange_id, str(outcome.executed_volume), outcome.at)
+        self._write(lambda db: self._settle_rows(db, outcomes), time_left)
 
-        self._write(body, time_left)
+    def _settle_rows(self, db: Executor, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            rows = db.rows("SELECT state FROM journal_orders WHERE intent_id = ?", (outcome.intent_id,))
+            if not rows or not settle_allowed(str(rows[0][0]), outcome):
+                continue
+            current = str(rows[0][0])
+            if outcome.exchange_id is not None:
+                # The order may have been seen first by a reconcile that did not
+                # know this intent yet: the intent takes it over.
+                for (foreign_id,) in db.rows(
+                    "SELECT intent_id FROM journal_orders WHERE exchange_id = ? AND origin = 'foreign'",
+                    (outcome.exchange_id,),
+                ):
+                    db.run("DELETE FROM journal_changes WHERE intent_id = ?", (foreign_id,))
+                    db.run("DELETE FROM journal_orders WHERE intent_id = ?", (foreign_id,))
+            changed = db.run(
+                "UPDATE journal_orders SET state = ?, exchange_id = ?, reason = ?, updated_at = ?, "
+                "created_at = CASE WHEN ? <> '' THEN ? ELSE created_at END WHERE intent_id = ? AND state = ?",
+                (
+                    outcome.state,
+                    outcome.exchange_id,
+                    outcome.reason,
+                    outcome.at,
+                    outcome.created_at,
+                    outcome.created_at,
+                    outcome.intent_id,
+                    current,
+                ),
+            )
+            if changed:
+                self._change(db, outcome.intent_id, outcome.state, outcome.created_at or outcome.at, outcome.reason)
+            if outcome.exchange_id is not None and outcome.executed_volume not in (None, "0"):
+                self._fill(db, outcome.exchange_id, str(outcome.executed_volume), outcome.at)
 
     def observe(self, observed: Sequence[Observed], time_left: float) -> None:
         def body(db: Executor) -> None:

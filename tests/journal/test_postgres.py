@@ -15,7 +15,7 @@ from typing import Any, Iterator, List
 import pytest
 
 from gameproto import OutcomeUnknownError
-from gameproto._journal import CREATED, FOREIGN, Observed, foreign_record
+from gameproto._journal import CREATED, FOREIGN, INTENT, Observed, foreign_record
 from gameproto.journal import JournalError
 from gameproto.risk import is_resting
 from gameproto.simulator.faults import Fault
@@ -53,6 +53,30 @@ async def test_write_ahead_reconcile_fills_and_trades(h: Harness, pg: PostgresSe
     assert orders[1].executed_volume == Decimal("0.5") and orders[1].state == CREATED
     trades = await journaled(api, "trades")
     assert [(trade.trade_id, trade.exchange_id) for trade in trades] == [("trd_1", 1)]
+
+
+@every_driver()
+async def test_an_order_costs_one_commit_its_outcome_read_at_once_and_committed_at_close(
+    h: Harness, pg: PostgresServer
+) -> None:
+    url = pg.new_database()
+    store = PostgresJournal(url, clock=lambda: 0.0)  # its group commit never comes due here
+    api = h.client(journal=store)
+    await api.create_order(future_order(price=50.0))
+    await journaled(api)
+    before = store.commits
+    await api.create_order(future_order(price=51.0))
+    assert store.commits == before + 1 and store.held() == 1
+    other = open_journal(url)  # another process reads only what was committed
+    try:
+        assert [order.state for order in other.orders()] == [CREATED, INTENT]
+        assert [order.state for order in await journaled(api)] == [CREATED, CREATED]  # this process: at once
+        assert [order.state for order in other.orders()] == [CREATED, CREATED]
+        await api.create_order(future_order(price=52.0))
+        store.close()  # as the client's close does: what it holds is committed
+        assert [order.state for order in other.orders()] == [CREATED, CREATED, CREATED]
+    finally:
+        other.close()
 
 
 def test_a_missing_server_is_a_journal_error() -> None:
