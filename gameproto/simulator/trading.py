@@ -20,6 +20,7 @@ from .answers import (
     Context,
     JSONObject,
     answer,
+    answer_bytes,
     decimal,
     direction_param,
     error,
@@ -31,7 +32,7 @@ from .answers import (
 from .book import MONEY, BookOrder
 from .contracts import contract_name, delivery_window
 from .ledger import Ledger
-from .views import PLACES, order_view
+from .views import PLACES, created_json, order_view
 
 __all__ = ["Desk"]
 
@@ -153,7 +154,7 @@ class Desk:
             if more:  # counted, not listed: the answer stays small whatever the order holds
                 detail.append({"loc": ["body"], "msg": more_problems(more), "type": "value_error.too_many"})
             return answer(422, {"detail": detail})
-        return answer(200, order_view(order, created=True))
+        return answer_bytes(200, created_json(order).encode())
 
     def create_bulk(self, context: Context) -> Response:
         """``POST /orders/create-bulk``: each order placed or refused on its own."""
@@ -180,27 +181,31 @@ class Desk:
                 failed.append({"index": index, "error": reason})
             else:
                 placed.append((index, order))
-        # Rendered after the whole bulk, so an answer shows fills by later orders of the same bulk.
-        created = [{"index": index, "result": order_view(order, created=True)} for index, order in placed]
-        return answer(200, {"requested": len(orders), "created": created, "failed": failed})
+        # Rendered after the whole bulk, so an answer shows fills by later orders of the same bulk. The
+        # answer is {"requested": n, "created": [{"index": i, "result": <view>}, ...], "failed": [...]},
+        # each view written as its creation answer is.
+        created = ",".join([f'{{"index":{index},"result":{created_json(order)}}}' for index, order in placed])
+        text = f'{{"requested":{len(orders)},"created":[{created}],"failed":{encode_json(failed).decode()}}}'
+        return answer_bytes(200, text.encode())
 
-    def orders_of(self, trader: str, direction: Optional[str] = None) -> List[JSONObject]:
+    def orders_of(self, trader: str, direction: Optional[str] = None, *, plain: bool = False) -> List[JSONObject]:
         """The listing view of a trader's orders, oldest first; one side if given.
 
         Live orders, and those that expired at their delivery start less than
-        ``EXPIRED_LISTED_FOR`` ago (shown as expired).
+        ``EXPIRED_LISTED_FOR`` ago (shown as expired). ``plain``: amounts as JSON
+        numbers (see ``order_view``), for a listing about to be encoded.
         """
         listed = []
         for order in self.ledger.listed(trader, direction):
             if not order.deleted:
-                listed.append(order_view(order))
+                listed.append(order_view(order, plain=plain))
             elif order.number in self.ledger.expired:
-                listed.append(order_view(order, expired=True))
+                listed.append(order_view(order, expired=True, plain=plain))
         return listed
 
     def list_orders(self, context: Context) -> Response:
         """``GET /orders``."""
-        return answer(200, self.orders_of(context.trader, direction_param(context)))
+        return answer(200, self.orders_of(context.trader, direction_param(context), plain=True))
 
     def delete_order(self, context: Context) -> Response:
         """``DELETE /orders/{order_id}``."""
