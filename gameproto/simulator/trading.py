@@ -40,6 +40,7 @@ __all__ = ["Desk"]
 # Decimal of modest precision hold exactly, so money never rounds in the book.
 _MAX_AMOUNT = Decimal(10**9)
 _UTC = dt.timezone.utc
+_NONE: List[OrderProblem] = []
 
 
 def _size_problem(value: Decimal) -> Optional[str]:
@@ -50,8 +51,23 @@ def _size_problem(value: Decimal) -> Optional[str]:
     return None
 
 
+def _plainly_fits(value: Any) -> bool:
+    """Whether an amount is plainly within the sizes this exchange keeps (``_size_problem`` judges the rest).
+
+    A Decimal written in at most 22 characters without an exponent has at most
+    20 decimal places (at least "0." comes before them), and its magnitude is
+    compared directly: no quantize for the usual price or volume.
+    """
+    if type(value) is Decimal:
+        text = str(value)
+        return len(text) <= 22 and "E" not in text and -_MAX_AMOUNT <= value <= _MAX_AMOUNT
+    return type(value) is int and -_MAX_AMOUNT <= value <= _MAX_AMOUNT
+
+
 def _exchange_problems(valid: JSONObject) -> List[OrderProblem]:
     """What this exchange refuses beyond the order rules: sizes it cannot keep exact, options it cannot echo."""
+    if "options" not in valid and _plainly_fits(valid["price"]) and _plainly_fits(valid["volume"]):
+        return _NONE
     problems = []
     for name in ("price", "volume"):
         reason = _size_problem(decimal(valid[name]))
@@ -124,17 +140,19 @@ class Desk:
             valid["date"], valid["start_time"], valid["tz_offset_hours"], valid["duration"]
         )
         stamp = now if at is None else at
+        # number, trader, side, price, volume, contract, minutes, hidden, created, details: by position,
+        # which the dataclass's __init__ takes faster than by name.
         order = BookOrder(
-            number=self.ledger.book.next_number(),
-            trader=trader,
-            side=valid["side"],
-            price=decimal(valid["price"]),
-            volume=decimal(valid["volume"]),
-            contract=contract,
-            minutes=minutes,
-            hidden=valid["state"] == "hidden",
-            created=stamp,
-            details=valid,
+            self.ledger.book.next_number(),
+            trader,
+            valid["side"],
+            decimal(valid["price"]),
+            decimal(valid["volume"]),
+            contract,
+            minutes,
+            valid["state"] == "hidden",
+            stamp,
+            valid,
         )
         self.ledger.add(order, start, stamp)
         return order, [], 0
