@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .._boundary import Request, Response
 from .._calls import encode_json
@@ -124,7 +124,8 @@ def _refuse_constant(name: str) -> Any:
 
 #: Made once: ``json.loads`` with arguments builds a decoder on every call.
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
-_SCAN = _DECODER.scan_once
+#: The decoder's scanner of one value (the C one where there is one): ``decode`` is it plus whitespace scans.
+_SCAN: Callable[[str, int], Tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def json_body(request: Request) -> Any:
