@@ -163,6 +163,26 @@ def json_number(value: Decimal) -> Any:
     return value if number is None else number
 
 
+def json_number_text(value: Decimal) -> Optional[str]:
+    """The text ``encode_json`` writes for ``value`` when it is a usual amount, found without a float; or None.
+
+    A Decimal of at most 15 significant digits written without an exponent
+    goes out as a float (or an int), and the shortest text of that float is
+    the same digits (15 decimal digits survive a double both ways), in
+    positional form from 1e-4 up: that text is the Decimal's own, trailing
+    zeros dropped. Anything else (None) is left to ``json_number``.
+    """
+    text = str(value)
+    if len(text) > 16 or "E" in text:
+        return None
+    if "." in text:
+        text = text.rstrip("0")
+        if text[-1] == ".":
+            return str(int(text[:-1]))  # "-0" is 0
+        return None if text.lstrip("-").startswith("0.0000") else text
+    return str(int(text))
+
+
 #: Made once: ``json.dumps`` with arguments builds an encoder on every call.
 _PLAIN_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain_number, allow_nan=False)
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, List, Optional, Tuple
 
-from .._calls import encode_json, json_number
+from .._calls import encode_json, json_number, json_number_text
 from .answers import JSONObject, iso
 from .book import MONEY, BookOrder, Fill, OrderBook, canonical_duration
 
@@ -110,42 +110,44 @@ def order_view(order: BookOrder, *, created: bool = False, expired: bool = False
 #: values in: what ``encode_json(order_view(order, created=True))`` writes for it, byte for byte
 #: (tests/exchange/test_views.py holds the two together), without building the view.
 _UNTOUCHED = (
-    '{"order_id":"ord_%d","direction":%s,"volume":%r,"price":%r,"state":"%s","contract":%s,"trader":%s,'
+    '{"order_id":"ord_%d","direction":%s,"volume":%s,"price":%s,"state":"%s","contract":%s,"trader":%s,'
     '"date":%s,"start_time":%s,"end_time":%s,"duration":%s,"tz_offset_hours":%d,"created_at":"%s",'
-    '"updated_at":"%s","executed_volume":0,"remaining_volume":%r,"average_price":null,"execution_count":0,'
+    '"updated_at":"%s","executed_volume":0,"remaining_volume":%s,"average_price":null,"execution_count":0,'
     '"total_value":0,"fees":0,"metadata":{},"status":"active"}'
 )
-_EXACT = (int, float)
 
 
 def created_json(order: BookOrder) -> str:
     """The creation answer of ``order`` as JSON text: what ``order_view(order, created=True)`` encodes to.
 
     An order that nothing has touched yet (the usual resting order) is written
-    straight from a template; any other goes through ``order_view`` and the encoder.
+    straight from a template, its amounts as ``json_number_text`` writes them;
+    any other goes through ``order_view`` and the encoder.
     """
     details = order.details
     if not (order.execution_count or order.executed or order.total_value or order.fees or "options" in details):
-        volume, price, tz = json_number(order.volume), json_number(order.price), details["tz_offset_hours"]
-        if type(volume) in _EXACT and type(price) in _EXACT and type(tz) is int and volume > 0:
-            quote = _quote
-            return _UNTOUCHED % (
-                order.number,
-                quote(order.side),
-                volume,
-                price,
-                "Hidden" if order.hidden else "Displayed",
-                quote(order.contract),
-                quote(order.trader),
-                quote(details["date"]),
-                quote(details["start_time"]),
-                quote(details["end_time"]),
-                quote(details["duration"]),
-                tz,
-                iso(order.created),
-                iso(order.updated),
-                volume,
-            )
+        volume, price, tz = order.volume, order.price, details["tz_offset_hours"]
+        if volume > 0 and type(tz) is int:
+            volume_text, price_text = json_number_text(volume), json_number_text(price)
+            if volume_text is not None and price_text is not None:
+                quote = _quote
+                return _UNTOUCHED % (
+                    order.number,
+                    quote(order.side),
+                    volume_text,
+                    price_text,
+                    "Hidden" if order.hidden else "Displayed",
+                    quote(order.contract),
+                    quote(order.trader),
+                    quote(details["date"]),
+                    quote(details["start_time"]),
+                    quote(details["end_time"]),
+                    quote(details["duration"]),
+                    tz,
+                    iso(order.created),
+                    iso(order.updated),
+                    volume_text,
+                )
     return encode_json(order_view(order, created=True, plain=True)).decode()
 
 
