@@ -299,6 +299,8 @@ class _Connection:
         self.reserved = 0
         #: The head last screened and the request made of it (without its body), so that it is made once.
         self.screened: Optional[Tuple[h11.Request, Request]] = None
+        #: The Host value of this connection's last plain request that passed the Host check.
+        self.host_answered: Optional[bytes] = None
 
     async def _receive(self, deadline: float) -> int:
         """Feed h11 what the client sends next; the bytes received. _Late past ``deadline``."""
@@ -675,10 +677,14 @@ class _Connection:
             running.buffered -= size
 
     def _answers_host(self, allowed: FrozenSet[str], fields: List[Tuple[bytes, bytes]]) -> bool:
+        named = [value for name, value in fields if name == b"host"]  # one: a plain request has one
+        if named[0] == self.host_answered:  # the host this connection named last, and was answered for
+            return True
         try:
-            self._check_host_names(allowed, [value.decode("latin-1") for name, value in fields if name == b"host"])
+            self._check_host_names(allowed, [named[0].decode("latin-1")])
         except _Refused:
             return False
+        self.host_answered = named[0]
         return True
 
     def _outside_api(self, event: h11.Request, body: bytes) -> Response:
