@@ -625,16 +625,14 @@ class _Connection:
             (*sent, (SERVER_CLIENT_HEADER, self.client)),
             None,
         )
+        end = start + size
         screen = getattr(self.server.exchange, "screen", None)
         if size and screen is not None:  # before the body is read, as on the h11 path
             refusal: Optional[Response] = screen(head)
-            if refusal is not None:  # as the h11 path answers it: the body dropped, the connection closed
-                await self._write(refusal, close=True)
-                await self._linger()
-                return False
-        end = start + size
+            if refusal is not None:
+                return await self._refuse_plain(refusal, data, end, size)
         if end > len(data):  # the body comes in a write of its own: read the rest of it here
-            whole = await self._plain_body(data, end, size)
+            whole = await self._plain_body(data, end, size, reserve=True)
             if whole is None:
                 return None  # the client closed mid-body: h11 has what came, and answers as it does
             if not whole:
@@ -646,17 +644,36 @@ class _Connection:
         request = Request(head.method, head.path, head.query, head.headers, data[start:end] or None)
         return await self._carry_out(request, self._write)
 
-    async def _plain_body(self, data: bytes, end: int, size: int) -> Optional[bytes]:
+    async def _refuse_plain(self, refusal: Response, data: bytes, end: int, size: int) -> bool:
+        """Answer the exchange's refusal of a plain request and close, as the h11 path does.
+
+        A small body is read (and dropped) first, so that one shorter than announced still earns
+        its 400; a large one is not read at all. Always False: the connection closes.
+        """
+        if end > len(data) and size <= _DROP_AT_MOST:
+            whole = await self._plain_body(data, end, size, reserve=False)
+            if whole is None:
+                refusal = _json_response(400, "malformed HTTP request")
+            elif not whole:
+                return False  # too slow: closed quietly
+        self.phase = _BUSY
+        await self._write(refusal, close=True)
+        await self._linger()
+        return False
+
+    async def _plain_body(self, data: bytes, end: int, size: int, reserve: bool) -> Optional[bytes]:
         """``data`` read on until it holds ``end`` bytes, within the deadline of a ``size`` body.
 
         b"": the client was too slow (counted; the connection closes quietly, as on the h11
-        path). None: the client closed first; what came is handed to h11 with the close. The
-        body's size is held in the server's count of buffered bytes meanwhile, as on the h11 path.
+        path). None: the client closed first; with ``reserve`` what came and the close are then
+        handed to h11. With ``reserve``, the body's size is held in the server's count of buffered
+        bytes meanwhile, as on the h11 path (a refused body's is not).
         """
         self.phase = _BODY
         deadline = anyio.current_time() + self.limits.transfer_time(size, self.limits.body_timeout)
         running = self.server.running
-        running.buffered += size  # the whole body, as the h11 path reserves it
+        reserved = size if reserve else 0
+        running.buffered += reserved  # the whole body, as the h11 path reserves it
         try:
             chunks = [data]
             have = len(data)
@@ -670,14 +687,15 @@ class _Connection:
                     running.connections_timed_out += 1
                     return b""
                 if not part:
-                    self.h11.receive_data(b"".join(chunks))
-                    self.h11.receive_data(b"")
+                    if reserve:
+                        self.h11.receive_data(b"".join(chunks))
+                        self.h11.receive_data(b"")
                     return None
                 chunks.append(part)
                 have += len(part)
             return b"".join(chunks)
         finally:
-            running.buffered -= size
+            running.buffered -= reserved
 
     def _answers_host(self, allowed: FrozenSet[str], fields: List[Tuple[bytes, bytes]]) -> bool:
         named = [value for name, value in fields if name == b"host"]  # one: a plain request has one

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+import json
+import socket
+import time
+from typing import Any, Iterator, List, Optional, Tuple
 
 import h11
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gameproto.simulator.exchange import Exchange
+from gameproto_exchange import ServerThread
 from gameproto_exchange._connection import plain_request
+from tests.support import hostile_clients as hostile
+from tests.support.common import TOKEN
 
 _NAMES = st.one_of(
     st.sampled_from([b"content-type", b"Authorization", b"accept", b"X-Odd_Name!", b"X-Gameproto-Client"]),
@@ -116,3 +123,69 @@ def test_the_usual_requests_are_plain(data: bytes) -> None:
 )
 def test_anything_else_is_left_to_h11(data: bytes) -> None:
     assert plain_request(data) is None
+
+
+# -- over a real socket: the plain path answers as the h11 path does ---------------------------------
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def plain_server(request: Any) -> Iterator[Tuple[int, str]]:
+    exchange = Exchange(tokens={TOKEN: "alice"}, seed=7)
+    with ServerThread(exchange, backend=request.param) as running:
+        yield running.port, hostile.access_token("127.0.0.1", running.port, TOKEN)
+
+
+def _order_request(token: str, body: bytes, length: Optional[int] = None, extra: bytes = b"") -> Tuple[bytes, bytes]:
+    head = (
+        b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer "
+        + token.encode()
+        + b"\r\n"
+        + extra
+        + b"Content-Length: %d\r\n\r\n" % (len(body) if length is None else length)
+    )
+    return head, body
+
+
+def _received_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+
+
+def test_a_body_sent_apart_from_its_head_is_read_on(plain_server: Tuple[int, str]) -> None:
+    port, token = plain_server
+    head, body = _order_request(token, json.dumps(hostile.future_order()).encode())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(0.05)  # the head alone first (no assertion rides on the pause)
+        sock.sendall(body)
+        answer = hostile.read_answer(sock)
+    assert answer is not None and answer[0] == 200
+    assert json.loads(answer[2])["order_id"].startswith("ord_")
+
+
+def test_pipelined_requests_are_each_answered_in_turn(plain_server: Tuple[int, str]) -> None:
+    port, token = plain_server
+    first = b"".join(_order_request(token, json.dumps(hostile.future_order(price=41.0)).encode()))
+    second = b"".join(
+        _order_request(token, json.dumps(hostile.future_order(price=42.0)).encode(), extra=b"Connection: close\r\n")
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(first + second)
+        received = _received_until_closed(sock)
+    assert received.count(b"HTTP/1.1 200 ") == 2
+    assert b'"price":41' in received and b'"price":42' in received
+
+
+def test_a_body_cut_short_by_the_client_earns_400(plain_server: Tuple[int, str]) -> None:
+    port, token = plain_server
+    head, body = _order_request(token, b'{"side":', length=100)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        received = _received_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 400 ")
