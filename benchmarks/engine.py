@@ -299,6 +299,9 @@ def run(commands: int, orders: int, validations: int, rounds: int, seed: int = 2
     else:
         books["matching-engine 0.1.1"] = peer
     per_op.update({name: spent / commands for name, spent in _medians(books, rounds).items()})
+    # The book race's flow and inputs (hundreds of thousands of objects) go before the next races:
+    # the garbage collector's full passes in those would otherwise walk them, a cost of this run alone.
+    del books, peer, flow
     bulk = 100
     requests = max(bulk, orders - orders % bulk)
     per_op.update(

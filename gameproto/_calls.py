@@ -150,8 +150,62 @@ def _plain_number(item: Any) -> Any:
     raise TypeError(f"{type(item).__name__} is not JSON")
 
 
+def json_number(value: Decimal) -> Any:
+    """``value`` as the JSON-ready number ``encode_json`` writes for it: an int or float when one is exact.
+
+    Otherwise the Decimal itself, which ``encode_json`` then writes digit for
+    digit. Converting a view's amounts before encoding spares the encoder a
+    Python callback per Decimal.
+    """
+    if not value:
+        return 0
+    number = _json_number(value)
+    return value if number is None else number
+
+
+def json_number_text(value: Decimal) -> Optional[str]:
+    """The text ``encode_json`` writes for ``value`` when it is a usual amount, found without a float; or None.
+
+    A Decimal of at most 15 significant digits written without an exponent
+    goes out as a float (or an int), and the shortest text of that float is
+    the same digits (15 decimal digits survive a double both ways), in
+    positional form from 1e-4 up: that text is the Decimal's own, trailing
+    zeros dropped. Anything else (None) is left to ``json_number``.
+    """
+    text = str(value)
+    if len(text) > 16 or "E" in text:
+        return None
+    if "." in text:
+        text = text.rstrip("0")
+        if text[-1] == ".":
+            return str(int(text[:-1]))  # "-0" is 0
+        return None if text.lstrip("-").startswith("0.0000") else text
+    return str(int(text))
+
+
 #: Made once: ``json.dumps`` with arguments builds an encoder on every call.
 _PLAIN_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain_number, allow_nan=False)
+
+
+def _made_encoder() -> Optional[Callable[[Any, int], Sequence[str]]]:
+    """The C encoder of ``_PLAIN_ENCODER``'s settings, made once; None where the C accelerator is missing.
+
+    ``JSONEncoder.encode`` makes a new one on every call (its circular-reference
+    markers are per call); without markers it keeps no state between calls and
+    can be reused. A cycle then ends in RecursionError, and ``encode_json``
+    hands such a value to the standard encoder, which names the cycle.
+    """
+    import json.encoder
+
+    make = getattr(json.encoder, "c_make_encoder", None)
+    quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
+    if make is None or quote is None:  # pragma: no cover - CPython has both
+        return None
+    made: Callable[[Any, int], Sequence[str]] = make(None, _plain_number, quote, None, ":", ",", False, False, False)
+    return made
+
+
+_C_ENCODER = _made_encoder()
 
 
 def encode_json(value: Any) -> bytes:
@@ -165,6 +219,11 @@ def encode_json(value: Any) -> bytes:
     of markers found says so and a longer marker is used.
     """
     try:
+        if _C_ENCODER is not None:
+            try:
+                return "".join(_C_ENCODER(value, 0)).encode()
+            except RecursionError:
+                pass  # a cycle, or nesting too deep: the standard encoder below tells which, as it always did
         return _PLAIN_ENCODER.encode(value).encode()
     except _NeedsDigits:
         pass  # a Decimal to write digit for digit

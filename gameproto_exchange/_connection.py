@@ -11,12 +11,15 @@ import ipaddress
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import (
     TYPE_CHECKING,
     Any,
+    Awaitable,
+    Callable,
     FrozenSet,
     Iterable,
     List,
@@ -223,6 +226,59 @@ def _to_request(event: h11.Request, body: bytes, client: str, prefix: str = API_
 
 _CLIENT_HEADER = SERVER_CLIENT_HEADER.encode("ascii")
 
+# The plain request, read without h11: the one shape clients send over and over. Only what h11
+# itself accepts, and reads the same way, fits these (tests/exchange/test_plain_requests.py holds
+# the two together); anything else (another method or version, obs-text, a folded or odd line, a
+# head or body not all there yet, framing or connection headers) is handed to h11 whole.
+_PLAIN_LINE = re.compile(rb"(GET|POST|DELETE) (/[\x21-\x7e]*) HTTP/1\.1")
+_PLAIN_FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
+#: Headers whose meaning h11 carries out (framing, the connection's life, 100-continue, upgrades).
+_LEFT_TO_H11 = frozenset({b"transfer-encoding", b"connection", b"expect", b"upgrade", b"te"})
+#: A plain head is at most this long (h11 takes heads up to 16 KiB).
+_PLAIN_HEAD_MAX = 8 * 1024
+
+PlainRequest = Tuple[bytes, bytes, List[Tuple[bytes, bytes]], int, int]
+
+
+def plain_request(data: bytes) -> Optional[PlainRequest]:
+    """(method, target, headers with lower-case names, where the body starts, its length) of the plain
+    request whose head starts ``data`` (its body may not be all there yet); None for anything h11 is to read."""
+    end = data.find(b"\r\n\r\n", 0, _PLAIN_HEAD_MAX)
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    first = _PLAIN_LINE.fullmatch(lines[0])
+    if first is None:
+        return None
+    headers: List[Tuple[bytes, bytes]] = []
+    hosts = 0
+    length: Optional[int] = None
+    for line in lines[1:]:
+        field = _PLAIN_FIELD.fullmatch(line)
+        if field is None:
+            return None
+        name, value = field.group(1).lower(), field.group(2)
+        if name in _LEFT_TO_H11:
+            return None
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 9:
+                return None
+            length = int(value)
+        headers.append((name, value))
+    if hosts != 1:
+        return None
+    return first.group(1), first.group(2), headers, end + 4, length or 0
+
+
+#: The usual answer's head, written without h11: the same bytes h11 writes for it.
+_USUAL_HEAD = (
+    b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nserver: gameproto\r\ndate: %s\r\n\r\n"
+)
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+
 # What a connection is doing: only "busy" (a complete request being answered) is never
 # evicted; "closing" (refused, draining before the close) goes first.
 _IDLE, _HEAD, _BODY, _BUSY, _CLOSING = "idle", "head", "body", "busy", "closing"
@@ -244,6 +300,8 @@ class _Connection:
         self.reserved = 0
         #: The head last screened and the request made of it (without its body), so that it is made once.
         self.screened: Optional[Tuple[h11.Request, Request]] = None
+        #: The Host value of this connection's last plain request that passed the Host check.
+        self.host_answered: Optional[bytes] = None
 
     async def _receive(self, deadline: float) -> int:
         """Feed h11 what the client sends next; the bytes received. _Late past ``deadline``."""
@@ -278,10 +336,47 @@ class _Connection:
         # One write per answer: head and body in one segment, not two.
         data = b"".join(self.h11.send(event) or b"" for event in events)
         if data:
-            # A client that stops reading must not hold its task forever; a large answer gets its time.
-            allowed = max(self.limits.idle_timeout, self.limits.transfer_time(len(data), math.inf))
-            with anyio.fail_after(allowed):
-                await self.stream.send(data)
+            await self._send_bytes(data)
+
+    async def _send_bytes(self, data: bytes) -> None:
+        # A client that stops reading must not hold its task forever; a large answer gets its time.
+        allowed = max(self.limits.idle_timeout, self.limits.transfer_time(len(data), math.inf))
+        # What anyio.fail_after does, without its generator-based context manager (one per answer).
+        with anyio.CancelScope(deadline=anyio.current_time() + allowed) as scope:
+            await self.stream.send(data)
+        if scope.cancelled_caught:
+            raise TimeoutError
+
+    def _head_bytes(self, response: Response, close: bool) -> bytes:
+        """The head of an answer to a plain request, as h11 writes it (its checks of the values included)."""
+        status = response.status
+        date = _http_date(self.server.clock()).encode("ascii")
+        if not close and response.headers == _JSON_ONLY:
+            return _USUAL_HEAD % (status, _reason(status), len(response.body), date)
+        skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+        for name, value in response.headers.items():
+            if name.lower() in skip:
+                continue
+            raw_name, raw_value = name.encode("ascii"), value.encode("ascii")  # h11 takes ASCII only, too
+            if _FIELD_NAME.fullmatch(raw_name) is None or _FIELD_VALUE.fullmatch(raw_value) is None:
+                raise h11.LocalProtocolError(f"illegal header {name!r}")  # what h11 raises on it
+            lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+        lines.append(b"content-length: %d\r\nserver: gameproto\r\ndate: %s\r\n" % (len(response.body), date))
+        if close:
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    async def _write(self, response: Response, close: bool = False) -> None:
+        """Answer a plain request (read without h11): the head and body in one write, a large body in pieces."""
+        head, body = self._head_bytes(response, close), response.body
+        if len(body) <= SEND_PIECE:
+            await self._send_bytes(head + body)
+            return
+        await self._send_bytes(head + body[:SEND_PIECE])
+        for start in range(SEND_PIECE, len(body), SEND_PIECE):
+            await self._send_bytes(body[start : start + SEND_PIECE])
 
     async def _respond(self, response: Response, method: bytes, close: bool = False) -> None:
         if not close and response.headers == _JSON_ONLY:
@@ -329,6 +424,10 @@ class _Connection:
         target = event.target.decode("latin-1")
         if target.startswith(("http://", "https://")):  # absolute form: its authority is the host asked for
             named.append(urlsplit(target).netloc.rpartition("@")[2])
+        self._check_host_names(allowed, named)
+
+    @staticmethod
+    def _check_host_names(allowed: FrozenSet[str], named: List[str]) -> None:
         for value in named:
             name = host_name(value)
             if name not in allowed and not _is_loopback_name(name):
@@ -417,6 +516,13 @@ class _Connection:
     async def run(self) -> None:
         """Serve requests until the client closes, misses a deadline, or must be closed on."""
         while True:
+            if not self.h11.trailing_data[0]:  # nothing h11 holds: the next request may be read plainly
+                served = await self._plain()
+                if served is not None:
+                    if not served:
+                        return
+                    self.waiting_since = anyio.current_time()
+                    continue
             try:
                 event = await self._read_head()
                 if isinstance(event, h11.ConnectionClosed):
@@ -457,19 +563,150 @@ class _Connection:
         if request is None:
             await self._respond(self._outside_api(event, body), event.method)
             return True
+        return await self._carry_out(request, lambda response: self._respond(response, event.method))
+
+    async def _carry_out(self, request: Request, respond: Callable[[Response], Awaitable[None]]) -> bool:
+        """Ask the exchange and carry its reaction out; False when the connection is to be dropped instead."""
         try:
             reaction = self.server.exchange.react(request)
         except Exception:
             # A bug in the exchange: answer 500 and keep serving (the request repr holds no headers).
             logger.error("the exchange failed on %r", request, exc_info=True)
-            await self._respond(_json_response(500, "Internal Server Error"), event.method)
+            await respond(_json_response(500, "Internal Server Error"))
             return True
         self.server.running.requests_served += 1
         if reaction.delay > 0:
             await anyio.sleep(reaction.delay)
         if reaction.response is None:
             return False  # the fault asked for a dropped connection
-        await self._respond(reaction.response, event.method)
+        await respond(reaction.response)
+        return True
+
+    async def _plain(self) -> Optional[bool]:
+        """Wait for the next request and serve it without h11 when it is plain and all there.
+
+        True: served, the connection stays; False: the connection is to close (the client closed
+        it or was too slow, or a refusal closes it); None: what came is h11's to read (it has it).
+        Every check the h11 path makes is made here alike; a request one of them refuses is left
+        to the h11 path (nothing is counted before then), except the exchange's own screening.
+        """
+        self.phase = _IDLE
+        with anyio.CancelScope(deadline=self.waiting_since + self.limits.idle_timeout) as scope:
+            try:
+                data = await self.stream.receive(READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+        if scope.cancelled_caught:
+            self.server.running.connections_timed_out += 1
+            return False
+        if not data:
+            return False  # the client closed between requests
+        self.phase = _HEAD
+        plain = plain_request(data)  # the request's head, or None
+        if plain is None:
+            self.h11.receive_data(data)
+            return None
+        method, target, fields, start, size = plain
+        path, _, query = target.decode("latin-1").partition("?")
+        allowed = self.server.allowed_hosts
+        running = self.server.running
+        if (
+            (path != API_PREFIX and not path.startswith(API_PREFIX + "/"))  # the pages: h11's path serves them
+            or size > self.limits.max_body
+            or running.buffered + size > self.limits.max_buffered
+            or (allowed is not None and not self._answers_host(allowed, fields))
+        ):
+            self.h11.receive_data(data)  # refused or served there, as ever
+            return None
+        sent = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields if name != _CLIENT_HEADER]
+        head = Request(
+            method.decode("ascii"),
+            path[len(API_PREFIX) :] or "/",
+            tuple(parse_qsl(query, keep_blank_values=True)),
+            (*sent, (SERVER_CLIENT_HEADER, self.client)),
+            None,
+        )
+        end = start + size
+        screen = getattr(self.server.exchange, "screen", None)
+        if size and screen is not None:  # before the body is read, as on the h11 path
+            refusal: Optional[Response] = screen(head)
+            if refusal is not None:
+                return await self._refuse_plain(refusal, data, end, size)
+        if end > len(data):  # the body comes in a write of its own: read the rest of it here
+            whole = await self._plain_body(data, end, size, reserve=True)
+            if whole is None:
+                return None  # the client closed mid-body: h11 has what came, and answers as it does
+            if not whole:
+                return False  # too slow: closed quietly, as on the h11 path
+            data = whole
+        if end < len(data):
+            self.h11.receive_data(data[end:])  # pipelined: h11 reads what follows
+        self.phase = _BUSY
+        request = Request(head.method, head.path, head.query, head.headers, data[start:end] or None)
+        return await self._carry_out(request, self._write)
+
+    async def _refuse_plain(self, refusal: Response, data: bytes, end: int, size: int) -> bool:
+        """Answer the exchange's refusal of a plain request and close, as the h11 path does.
+
+        A small body is read (and dropped) first, so that one shorter than announced still earns
+        its 400; a large one is not read at all. Always False: the connection closes.
+        """
+        if end > len(data) and size <= _DROP_AT_MOST:
+            whole = await self._plain_body(data, end, size, reserve=False)
+            if whole is None:
+                refusal = _json_response(400, "malformed HTTP request")
+            elif not whole:
+                return False  # too slow: closed quietly
+        self.phase = _BUSY
+        await self._write(refusal, close=True)
+        await self._linger()
+        return False
+
+    async def _plain_body(self, data: bytes, end: int, size: int, reserve: bool) -> Optional[bytes]:
+        """``data`` read on until it holds ``end`` bytes, within the deadline of a ``size`` body.
+
+        b"": the client was too slow (counted; the connection closes quietly, as on the h11
+        path). None: the client closed first; with ``reserve`` what came and the close are then
+        handed to h11. With ``reserve``, the body's size is held in the server's count of buffered
+        bytes meanwhile, as on the h11 path (a refused body's is not).
+        """
+        self.phase = _BODY
+        deadline = anyio.current_time() + self.limits.transfer_time(size, self.limits.body_timeout)
+        running = self.server.running
+        reserved = size if reserve else 0
+        running.buffered += reserved  # the whole body, as the h11 path reserves it
+        try:
+            chunks = [data]
+            have = len(data)
+            while have < end:
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    try:
+                        part = await self.stream.receive(READ_SIZE)
+                    except anyio.EndOfStream:
+                        part = b""
+                if scope.cancelled_caught:
+                    running.connections_timed_out += 1
+                    return b""
+                if not part:
+                    if reserve:
+                        self.h11.receive_data(b"".join(chunks))
+                        self.h11.receive_data(b"")
+                    return None
+                chunks.append(part)
+                have += len(part)
+            return b"".join(chunks)
+        finally:
+            running.buffered -= reserved
+
+    def _answers_host(self, allowed: FrozenSet[str], fields: List[Tuple[bytes, bytes]]) -> bool:
+        named = [value for name, value in fields if name == b"host"]  # one: a plain request has one
+        if named[0] == self.host_answered:  # the host this connection named last, and was answered for
+            return True
+        try:
+            self._check_host_names(allowed, [named[0].decode("latin-1")])
+        except _Refused:
+            return False
+        self.host_answered = named[0]
         return True
 
     def _outside_api(self, event: h11.Request, body: bytes) -> Response:

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .. import _constants
 from .._boundary import Request, Response
@@ -35,10 +35,22 @@ class _Token:
     expires: float
 
 
+#: The headers last read and the bearer token in them: a request's token is asked for up to
+#: three times (screening, counting, handling), each time of the same headers.
+_LAST_READ: Tuple[Any, str] = ((), "")
+
+
 def bearer(request: Request) -> str:
     """The bearer token a request carries, or ""."""
+    global _LAST_READ
+    headers = request.headers
+    last = _LAST_READ
+    if last[0] is headers:
+        return last[1]
     scheme, _, value = (request.header("Authorization") or "").strip().partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    _LAST_READ = (headers, token)
+    return token
 
 
 def _wait(window: int, now: float) -> str:

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .._boundary import Request, Response
 from .._calls import encode_json
@@ -124,6 +124,8 @@ def _refuse_constant(name: str) -> Any:
 
 #: Made once: ``json.loads`` with arguments builds a decoder on every call.
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+#: The decoder's scanner of one value (the C one where there is one): ``decode`` is it plus whitespace scans.
+_SCAN: Callable[[str, int], Tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def json_body(request: Request) -> Any:
@@ -132,6 +134,16 @@ def json_body(request: Request) -> Any:
     if not body:
         raise invalid(["body"], "field required", "value_error.missing")
     try:
+        if body[0] == 123 and len(body) > 1 and body[1]:  # "{" then not NUL: json.detect_encoding's UTF-8
+            text = body.decode("utf-8", "surrogatepass")
+            try:
+                # The object alone, when it is the whole text: what ``decode`` gives, without its whitespace scans.
+                value, end = _SCAN(text, 0)
+                if end == len(text):
+                    return value
+            except StopIteration:
+                pass
+            return _DECODER.decode(text)  # anything else: the full decoder's answer, or its error
         # What json.loads does with bytes: the encoding it detects (UTF-8, -16 or -32, a BOM dropped).
         return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, ArithmeticError, RecursionError):  # ArithmeticError: Decimal("1e999999999999")

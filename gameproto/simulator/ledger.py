@@ -67,7 +67,13 @@ class Ledger:
 
     def add(self, order: BookOrder, start: float, stamp: float) -> None:
         """Put a checked order in the book, matching it; it closes at ``start``."""
-        self.by_trader.setdefault(order.trader, {}).setdefault(order.side, {})[order.number] = order
+        sides = self.by_trader.get(order.trader)
+        if sides is None:
+            sides = self.by_trader[order.trader] = {}
+        listed = sides.get(order.side)
+        if listed is None:
+            listed = sides[order.side] = {}
+        listed[order.number] = order
         for fill in self.book.submit(order, stamp):
             other = self.book.orders[fill.sell_order if order.side == "buy" else fill.buy_order]
             if other.filled:

@@ -20,6 +20,7 @@ from .answers import (
     Context,
     JSONObject,
     answer,
+    answer_bytes,
     decimal,
     direction_param,
     error,
@@ -31,7 +32,7 @@ from .answers import (
 from .book import MONEY, BookOrder
 from .contracts import contract_name, delivery_window
 from .ledger import Ledger
-from .views import PLACES, order_view
+from .views import PLACES, created_json, order_view
 
 __all__ = ["Desk"]
 
@@ -39,6 +40,7 @@ __all__ = ["Desk"]
 # Decimal of modest precision hold exactly, so money never rounds in the book.
 _MAX_AMOUNT = Decimal(10**9)
 _UTC = dt.timezone.utc
+_NONE: List[OrderProblem] = []
 
 
 def _size_problem(value: Decimal) -> Optional[str]:
@@ -49,8 +51,23 @@ def _size_problem(value: Decimal) -> Optional[str]:
     return None
 
 
+def _plainly_fits(value: Any) -> bool:
+    """Whether an amount is plainly within the sizes this exchange keeps (``_size_problem`` judges the rest).
+
+    A Decimal written in at most 22 characters without an exponent has at most
+    20 decimal places (at least "0." comes before them), and its magnitude is
+    compared directly: no quantize for the usual price or volume.
+    """
+    if type(value) is Decimal:
+        text = str(value)
+        return len(text) <= 22 and "E" not in text and -_MAX_AMOUNT <= value <= _MAX_AMOUNT
+    return type(value) is int and -_MAX_AMOUNT <= value <= _MAX_AMOUNT
+
+
 def _exchange_problems(valid: JSONObject) -> List[OrderProblem]:
     """What this exchange refuses beyond the order rules: sizes it cannot keep exact, options it cannot echo."""
+    if "options" not in valid and _plainly_fits(valid["price"]) and _plainly_fits(valid["volume"]):
+        return _NONE
     problems = []
     for name in ("price", "volume"):
         reason = _size_problem(decimal(valid[name]))
@@ -123,17 +140,19 @@ class Desk:
             valid["date"], valid["start_time"], valid["tz_offset_hours"], valid["duration"]
         )
         stamp = now if at is None else at
+        # number, trader, side, price, volume, contract, minutes, hidden, created, details: by position,
+        # which the dataclass's __init__ takes faster than by name.
         order = BookOrder(
-            number=self.ledger.book.next_number(),
-            trader=trader,
-            side=valid["side"],
-            price=decimal(valid["price"]),
-            volume=decimal(valid["volume"]),
-            contract=contract,
-            minutes=minutes,
-            hidden=valid["state"] == "hidden",
-            created=stamp,
-            details=valid,
+            self.ledger.book.next_number(),
+            trader,
+            valid["side"],
+            decimal(valid["price"]),
+            decimal(valid["volume"]),
+            contract,
+            minutes,
+            valid["state"] == "hidden",
+            stamp,
+            valid,
         )
         self.ledger.add(order, start, stamp)
         return order, [], 0
@@ -153,7 +172,7 @@ class Desk:
             if more:  # counted, not listed: the answer stays small whatever the order holds
                 detail.append({"loc": ["body"], "msg": more_problems(more), "type": "value_error.too_many"})
             return answer(422, {"detail": detail})
-        return answer(200, order_view(order, created=True))
+        return answer_bytes(200, created_json(order).encode())
 
     def create_bulk(self, context: Context) -> Response:
         """``POST /orders/create-bulk``: each order placed or refused on its own."""
@@ -180,27 +199,31 @@ class Desk:
                 failed.append({"index": index, "error": reason})
             else:
                 placed.append((index, order))
-        # Rendered after the whole bulk, so an answer shows fills by later orders of the same bulk.
-        created = [{"index": index, "result": order_view(order, created=True)} for index, order in placed]
-        return answer(200, {"requested": len(orders), "created": created, "failed": failed})
+        # Rendered after the whole bulk, so an answer shows fills by later orders of the same bulk. The
+        # answer is {"requested": n, "created": [{"index": i, "result": <view>}, ...], "failed": [...]},
+        # each view written as its creation answer is.
+        created = ",".join([f'{{"index":{index},"result":{created_json(order)}}}' for index, order in placed])
+        text = f'{{"requested":{len(orders)},"created":[{created}],"failed":{encode_json(failed).decode()}}}'
+        return answer_bytes(200, text.encode())
 
-    def orders_of(self, trader: str, direction: Optional[str] = None) -> List[JSONObject]:
+    def orders_of(self, trader: str, direction: Optional[str] = None, *, plain: bool = False) -> List[JSONObject]:
         """The listing view of a trader's orders, oldest first; one side if given.
 
         Live orders, and those that expired at their delivery start less than
-        ``EXPIRED_LISTED_FOR`` ago (shown as expired).
+        ``EXPIRED_LISTED_FOR`` ago (shown as expired). ``plain``: amounts as JSON
+        numbers (see ``order_view``), for a listing about to be encoded.
         """
         listed = []
         for order in self.ledger.listed(trader, direction):
             if not order.deleted:
-                listed.append(order_view(order))
+                listed.append(order_view(order, plain=plain))
             elif order.number in self.ledger.expired:
-                listed.append(order_view(order, expired=True))
+                listed.append(order_view(order, expired=True, plain=plain))
         return listed
 
     def list_orders(self, context: Context) -> Response:
         """``GET /orders``."""
-        return answer(200, self.orders_of(context.trader, direction_param(context)))
+        return answer(200, self.orders_of(context.trader, direction_param(context), plain=True))
 
     def delete_order(self, context: Context) -> Response:
         """``DELETE /orders/{order_id}``."""

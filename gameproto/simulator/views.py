@@ -10,14 +10,17 @@ from __future__ import annotations
 import bisect
 import functools
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, List, Optional, Tuple
 
+from .._calls import encode_json, json_number, json_number_text
 from .answers import JSONObject, iso
 from .book import MONEY, BookOrder, Fill, OrderBook, canonical_duration
 
 __all__ = [
     "Level",
     "order_view",
+    "created_json",
     "trade_view",
     "levels",
     "public_book",
@@ -63,15 +66,25 @@ def _rounded(value: Optional[Decimal]) -> Optional[Decimal]:
     return None if value is None else value.quantize(PLACES, context=MONEY)
 
 
-def order_view(order: BookOrder, *, created: bool = False, expired: bool = False) -> JSONObject:
-    """An order as its trader sees it: in the creation answer (``ord_`` id) or in the listing."""
+def _as_is(value: Decimal) -> Decimal:
+    return value
+
+
+def order_view(order: BookOrder, *, created: bool = False, expired: bool = False, plain: bool = False) -> JSONObject:
+    """An order as its trader sees it: in the creation answer (``ord_`` id) or in the listing.
+
+    ``plain``: the amounts as the JSON numbers they are written as (``json_number``),
+    for a view about to be encoded: the encoder then makes no callback per Decimal.
+    """
     details = order.details
     state = "Expired" if expired else "Hidden" if order.hidden else "Displayed"
+    amount = json_number if plain else _as_is
+    average = _rounded(order.average_price)
     return {
         "order_id": f"ord_{order.number}" if created else order.number,
         "direction": order.side,
-        "volume": order.volume,
-        "price": order.price,
+        "volume": amount(order.volume),
+        "price": amount(order.price),
         "state": state,
         "contract": order.contract,
         "trader": order.trader,
@@ -82,15 +95,60 @@ def order_view(order: BookOrder, *, created: bool = False, expired: bool = False
         "tz_offset_hours": details["tz_offset_hours"],
         "created_at": iso(order.created),
         "updated_at": iso(order.updated),
-        "executed_volume": order.executed,
-        "remaining_volume": order.remaining,
-        "average_price": _rounded(order.average_price),
+        "executed_volume": amount(order.executed),
+        "remaining_volume": amount(order.remaining),
+        "average_price": None if average is None else amount(average),
         "execution_count": order.execution_count,
-        "total_value": order.total_value,
-        "fees": order.fees,
+        "total_value": amount(order.total_value),
+        "fees": amount(order.fees),
         "metadata": {"options": details["options"]} if "options" in details else {},
         "status": "expired" if expired else "filled" if order.filled else "active",
     }
+
+
+#: The creation answer of an order that nothing has touched yet (no fill, no options), with its
+#: values in: what ``encode_json(order_view(order, created=True))`` writes for it, byte for byte
+#: (tests/exchange/test_views.py holds the two together), without building the view.
+_UNTOUCHED = (
+    '{"order_id":"ord_%d","direction":%s,"volume":%s,"price":%s,"state":"%s","contract":%s,"trader":%s,'
+    '"date":%s,"start_time":%s,"end_time":%s,"duration":%s,"tz_offset_hours":%d,"created_at":"%s",'
+    '"updated_at":"%s","executed_volume":0,"remaining_volume":%s,"average_price":null,"execution_count":0,'
+    '"total_value":0,"fees":0,"metadata":{},"status":"active"}'
+)
+
+
+def created_json(order: BookOrder) -> str:
+    """The creation answer of ``order`` as JSON text: what ``order_view(order, created=True)`` encodes to.
+
+    An order that nothing has touched yet (the usual resting order) is written
+    straight from a template, its amounts as ``json_number_text`` writes them;
+    any other goes through ``order_view`` and the encoder.
+    """
+    details = order.details
+    if not (order.execution_count or order.executed or order.total_value or order.fees or "options" in details):
+        volume, price, tz = order.volume, order.price, details["tz_offset_hours"]
+        if volume > 0 and type(tz) is int:
+            volume_text, price_text = json_number_text(volume), json_number_text(price)
+            if volume_text is not None and price_text is not None:
+                quote = _quote
+                return _UNTOUCHED % (
+                    order.number,
+                    quote(order.side),
+                    volume_text,
+                    price_text,
+                    "Hidden" if order.hidden else "Displayed",
+                    quote(order.contract),
+                    quote(order.trader),
+                    quote(details["date"]),
+                    quote(details["start_time"]),
+                    quote(details["end_time"]),
+                    quote(details["duration"]),
+                    tz,
+                    iso(order.created),
+                    iso(order.updated),
+                    volume_text,
+                )
+    return encode_json(order_view(order, created=True, plain=True)).decode()
 
 
 def levels(orders: Iterable[BookOrder]) -> List[Level]:
