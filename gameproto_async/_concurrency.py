@@ -31,10 +31,19 @@ def shielded() -> anyio.CancelScope:
     return anyio.CancelScope(shield=True)
 
 
+# asyncio's running loop or None, without an exception to catch under trio (every call asks).
+_running_asyncio_loop: Callable[[], Optional[asyncio.AbstractEventLoop]] = getattr(
+    asyncio.events, "_get_running_loop", lambda: None
+)
+
+
 def current_loop() -> object:
     """The running event loop (asyncio's loop, or trio's run): what pools and locks belong to."""
+    loop = _running_asyncio_loop()
+    if loop is not None:
+        return loop
     try:
-        return asyncio.get_running_loop()
+        return asyncio.get_running_loop()  # where the fast way is missing
     except RuntimeError:
         import trio  # not under asyncio: under trio, the only other loop httpcore drives
 

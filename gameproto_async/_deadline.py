@@ -72,6 +72,8 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         return self._stream.read(max_bytes, _bounded(timeout))
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> Awaitable[None]:  # type: ignore[override]
+        if not buffer:  # h11's end of a bodiless request: nothing is written, nothing waits
+            return self._stream.write(buffer, timeout)
         return self._stream.write(buffer, _bounded(timeout))
 
     async def aclose(self) -> None:
