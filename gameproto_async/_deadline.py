@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Awaitable, Iterable, Optional
 
+import anyio
 import httpcore
 
 __all__ = ["DeadlineBackend", "set_deadline"]
@@ -83,10 +84,97 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
+
+
+class _AnyIODeadlineStream(_DeadlineStream):
+    """httpcore's anyio stream, its reads and writes done here on the anyio stream inside it.
+
+    The same waits with the same errors as httpcore's own, one layer and one
+    context manager fewer on every read and write (the hot path of a call).
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
+        super().__init__(stream)
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        bounded = _bounded(timeout)
+        try:
+            with anyio.fail_after(bounded):
+                try:
+                    return await self._inner.receive(max_bytes)  # type: ignore[no-any-return]
+                except anyio.EndOfStream:
+                    return b""
+        except TimeoutError as error:
+            raise httpcore.ReadTimeout(error) from error
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise httpcore.ReadError(error) from error
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if not buffer:
+            return
+        bounded = _bounded(timeout)
+        try:
+            with anyio.fail_after(bounded):
+                await self._inner.send(buffer)
+        except TimeoutError as error:
+            raise httpcore.WriteTimeout(error) from error
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise httpcore.WriteError(error) from error
+
+
+class _TrioDeadlineStream(_DeadlineStream):
+    """httpcore's trio stream, its reads and writes done here on the trio stream inside it (as for anyio)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
+        super().__init__(stream)
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        import trio
+
+        bounded = _bounded(timeout)
+        try:
+            with trio.fail_after(bounded):
+                return await self._inner.receive_some(max_bytes)  # type: ignore[no-any-return]
+        except trio.TooSlowError as error:
+            raise httpcore.ReadTimeout(error) from error
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise httpcore.ReadError(error) from error
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        import trio
+
+        if not buffer:
+            return
+        bounded = _bounded(timeout)
+        try:
+            with trio.fail_after(bounded):
+                await self._inner.send_all(buffer)
+        except trio.TooSlowError as error:
+            raise httpcore.WriteTimeout(error) from error
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise httpcore.WriteError(error) from error
+
+
+def _deadline_stream(stream: httpcore.AsyncNetworkStream) -> _DeadlineStream:
+    """``stream`` bounded by the call's deadline; read and written directly when it is one of httpcore's own."""
+    inner = getattr(stream, "_stream", None)
+    if inner is not None:
+        kind = type(stream).__module__
+        if kind == "httpcore._backends.anyio" and type(stream).__name__ == "AnyIOStream":
+            return _AnyIODeadlineStream(stream, inner)
+        if kind == "httpcore._backends.trio" and type(stream).__name__ == "TrioStream":
+            return _TrioDeadlineStream(stream, inner)
+    return _DeadlineStream(stream)
 
 
 class DeadlineBackend(httpcore.AsyncNetworkBackend):
@@ -118,7 +206,7 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
             local_address=local_address,
             socket_options=socket_options,
         )
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     async def connect_unix_socket(
         self, path: str, timeout: Optional[float] = None, socket_options: Any = None
@@ -126,7 +214,7 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
         stream = await self._backend.connect_unix_socket(
             path, timeout=_bounded(timeout, connecting=True), socket_options=socket_options
         )
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
