@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import select
 import sys
 import time
 from typing import Any, Awaitable, Iterable, Optional
@@ -90,7 +91,45 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         return self._stream.get_extra_info(info)
 
 
-class _AnyIODeadlineStream(_DeadlineStream):
+def _readable(sock: Any) -> bool:
+    """httpcore's test of a kept connection: data (or its end) waiting on the socket, or no socket left."""
+    descriptor = sock.fileno()
+    if descriptor < 0:
+        return True
+    if sys.platform == "win32" or getattr(select, "poll", None) is None:
+        ready, _, _ = select.select([descriptor], [], [], 0)
+        return bool(ready)
+    poll = select.poll()
+    poll.register(descriptor, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class _KnownStream(_DeadlineStream):
+    """One of httpcore's own streams: its socket, found once, answers httpcore's "is it readable?".
+
+    httpcore asks before every request on a kept connection; anyio's answer
+    builds a dict of attribute lookups (and calls getpeername) each time.
+    """
+
+    __slots__ = ("_inner", "_socket")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
+        super().__init__(stream)
+        self._inner = inner
+        self._socket: Any = None
+
+    def get_extra_info(self, info: str) -> Any:
+        if info != "is_readable":
+            return self._stream.get_extra_info(info)
+        sock = self._socket
+        if sock is None:
+            sock = self._socket = self._stream.get_extra_info("socket")
+            if sock is None:
+                return self._stream.get_extra_info(info)
+        return _readable(sock)
+
+
+class _AnyIODeadlineStream(_KnownStream):
     """httpcore's anyio stream, its reads and writes done here on the anyio stream inside it.
 
     The same waits with the same errors as httpcore's own, one layer fewer,
@@ -99,12 +138,6 @@ class _AnyIODeadlineStream(_DeadlineStream):
     the hot path of a call. Only this scope's deadline cancels it, so a scope
     that caught a cancellation is a timeout.
     """
-
-    __slots__ = ("_inner",)
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
-        super().__init__(stream)
-        self._inner = inner
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         scope = anyio.CancelScope(deadline=anyio.current_time() + _bounded(timeout))
@@ -130,14 +163,8 @@ class _AnyIODeadlineStream(_DeadlineStream):
         raise httpcore.WriteTimeout("timed out writing")
 
 
-class _TrioDeadlineStream(_DeadlineStream):
+class _TrioDeadlineStream(_KnownStream):
     """httpcore's trio stream, its reads and writes done here on the trio stream inside it (as for anyio)."""
-
-    __slots__ = ("_inner",)
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
-        super().__init__(stream)
-        self._inner = inner
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         import trio
