@@ -31,9 +31,16 @@ def shielded() -> anyio.CancelScope:
     return anyio.CancelScope(shield=True)
 
 
+def _asyncio_loop_or_none() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 # asyncio's running loop or None, without an exception to catch under trio (every call asks).
 _running_asyncio_loop: Callable[[], Optional[asyncio.AbstractEventLoop]] = getattr(
-    asyncio.events, "_get_running_loop", lambda: None
+    asyncio.events, "_get_running_loop", _asyncio_loop_or_none
 )
 
 
@@ -42,12 +49,9 @@ def current_loop() -> object:
     loop = _running_asyncio_loop()
     if loop is not None:
         return loop
-    try:
-        return asyncio.get_running_loop()  # where the fast way is missing
-    except RuntimeError:
-        import trio  # not under asyncio: under trio, the only other loop httpcore drives
+    import trio  # not under asyncio: under trio, the only other loop httpcore drives
 
-        return trio.lowlevel.current_trio_token()
+    return trio.lowlevel.current_trio_token()
 
 
 def _previous_kind(previous: Any) -> str:
