@@ -7,11 +7,12 @@ a ``TransportFailure`` (named by the step at which the request got no answer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Generator, Literal, Mapping, Optional, Tuple, TypeVar, Union, get_args
+from typing import Any, Callable, Dict, Generator, Iterable, Literal, Mapping, Optional, Tuple, TypeVar, Union, get_args
 
 __all__ = [
     "Request",
     "Response",
+    "FoldedHeaders",
     "TransportFailure",
     "FailureKind",
     "NOT_SENT_KINDS",
@@ -48,6 +49,7 @@ class Request:
     query: Tuple[Tuple[str, str], ...] = ()
     headers: Headers = ()
     body: Optional[bytes] = None
+    _bearer: Optional[Tuple[str, Request]] = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def target(self) -> str:
@@ -67,14 +69,43 @@ class Request:
         return None
 
     def with_bearer(self, access_token: str) -> Request:
-        """This request with the ``Authorization`` header of ``access_token``."""
-        return Request(
+        """This request with the ``Authorization`` header of ``access_token``.
+
+        The last one made is kept: a client asks for the same few requests
+        with the same token all day, and a driver can then reuse what it
+        built for that very request.
+        """
+        made = self._bearer
+        if made is not None and made[0] == access_token:
+            return made[1]
+        request = Request(
             self.method, self.path, self.query, (*self.headers, ("Authorization", "Bearer " + access_token)), self.body
         )
+        object.__setattr__(self, "_bearer", (access_token, request))
+        return request
 
     def __repr__(self) -> str:
         # Headers are left out on purpose: they carry the bearer token.
         return f"Request(method={self.method!r}, path={self.path!r}, query={self.query!r})"
+
+
+class FoldedHeaders(Dict[str, str]):
+    """An answer's headers as ``Response.header`` keeps them: lower-case names, a repeated one's values joined.
+
+    A driver that reads the raw header lines folds them once into this, and
+    ``Response.header`` then reads it as it is, without folding it again.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of_lines(cls, lines: Iterable[Tuple[bytes, bytes]]) -> FoldedHeaders:
+        """The headers of raw ``(name, value)`` lines, decoded as HTTP does (latin-1)."""
+        folded = cls()
+        for raw_name, raw_value in lines:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            folded[name] = f"{folded[name]}, {value}" if name in folded else value
+        return folded
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,9 @@ class Response:
         """
         folded = self._folded
         if folded is None:
+            if isinstance(self.headers, FoldedHeaders):
+                object.__setattr__(self, "_folded", self.headers)
+                return self.headers.get(name.lower())
             folded = {key.lower(): value for key, value in self.headers.items()}
             if len(folded) != len(self.headers):  # one name under several spellings: rare, and joined
                 folded = {}

@@ -197,6 +197,8 @@ class RequestBudget:
         """Follow the exchange's advertised limit (``"auto"`` only); True when it was taken."""
         if not self._auto or not _positive_whole(requests_per_window):
             return False
+        if requests_per_window == self._limit:
+            return True  # what every /status says again: nothing to change, no lock to take
         with self._lock:
             self._limit = requests_per_window
             while len(self._granted) > requests_per_window:

@@ -250,10 +250,18 @@ def encode_json(value: Any) -> bytes:
     raise ValueError("cannot encode: strings that imitate number markers")  # pragma: no cover
 
 
+_DECODE = json.JSONDecoder().decode
+
+
 def decode_json(response: Response, method: str, path: str) -> Any:
     """The JSON value of a successful answer, or ProtocolError with an excerpt."""
+    body = response.body
     try:
-        return json.loads(response.body)
+        if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
+            # What json.loads does for the answers we get (UTF-8, an object or a list), without
+            # its guessing of UTF-16 and UTF-32, which start otherwise.
+            return _DECODE(body.decode("utf-8", "surrogatepass"))
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(
             "answer is not JSON",

@@ -185,18 +185,20 @@ class Session:
         """Attempts of ``request`` until an answer, a final failure or the deadline."""
         return _Attempts(self, call, request, deadline, authorised).run()
 
-    def _authorise(self, request: Request, deadline: float, attempt: int) -> Flow[str]:
-        """A current access token (one exchange when there is none)."""
-        access = self.tokens.current(self.clock())
-        if access is None:
-            access = yield from self._fresh_token(request, deadline, attempt)
-        return access
-
     # -- the request budget ----------------------------------------------------------
 
-    def _wait_for_slot(self, request: Request, deadline: float, authorised: bool, now: float) -> Flow[float]:
-        """Wait for a slot of the budget within the deadline; the time the request may leave."""
-        wait = yield from self._slot(now, authorised, deadline)
+    def _slot_at_once(self, now: float, authorised: bool) -> Optional[float]:
+        """``_slot``'s answer when no flow is needed to have it (the budget is this client's own); None otherwise."""
+        if self.shared_budget is not None and authorised:
+            return None
+        return self.budget.reserve(now) if authorised else self.budget.paused_for(now)
+
+    def _wait_for_slot(
+        self, request: Request, deadline: float, authorised: bool, now: float, wait: Optional[float] = None
+    ) -> Flow[float]:
+        """Wait for a slot of the budget within the deadline (``wait``: ``_slot``'s answer at ``now``, if had)."""
+        if wait is None:
+            wait = yield from self._slot(now, authorised, deadline)
         while wait > 0:
             # No slot yet: wait for one, within the call's deadline.
             if now + wait >= deadline:
@@ -242,16 +244,15 @@ class Session:
         if self.shared_budget is not None and retry_after is not None:
             yield _blocking(deadline - self.clock(), self.shared_budget.pause, retry_after)
 
-    def _learn_from_status(self, status: object, sent_at: float, deadline: float) -> Flow[None]:
-        """A ``/status`` answer tells the exchange's limit and its time."""
+    def _learn_from_status(self, status: object, sent_at: float) -> Optional[int]:
+        """A ``/status`` answer tells the exchange's limit and its time; the limit, for a shared budget to learn."""
         limit = limit_from_status(status)
         if limit is not None:
             self.budget.learn_limit(limit)
-            if self.shared_budget is not None:
-                yield _blocking(deadline - self.clock(), self.shared_budget.learn_limit, limit)
         stamp = status.get("timestamp") if isinstance(status, dict) else None
         if isinstance(stamp, str) and not follow_replay(self, status, stamp):  # a replay's clock: its own start
             self.exchange_clock.observe_status(sent_at, self.wall_clock(), stamp)
+        return limit
 
     def host_seconds(self, seconds: float) -> float:
         """How long a driver sleeps for a wait of ``seconds`` on the session's clock (shorter in a fast replay)."""
@@ -324,13 +325,21 @@ class _Attempts(Generic[T]):
         while True:
             sending = request
             if self.authorised:
-                self.access = yield from session._authorise(request, deadline, self.attempt)
-                sending = request.with_bearer(self.access)
+                # The token at hand, without a nested flow: one only when an exchange is due.
+                access = session.tokens.current(session.clock())
+                if access is None:
+                    access = yield from session._fresh_token(request, deadline, self.attempt)
+                self.access = access
+                sending = request.with_bearer(access)
             self.attempt += 1
             started = session.clock()
             if started >= deadline:
                 raise error_for_deadline(request, session.timeout, self.attempt - 1)
-            self.started = yield from session._wait_for_slot(request, deadline, self.authorised, started)
+            wait = session._slot_at_once(started, self.authorised)
+            if wait is not None and wait <= 0:
+                self.started = started  # a slot at once, the budget being this client's own
+            else:
+                self.started = yield from session._wait_for_slot(request, deadline, self.authorised, started, wait)
             if self.started >= deadline:  # a shared budget's round trip took the rest of the time
                 raise error_for_deadline(request, session.timeout, self.attempt - 1)
             time_left = deadline - self.started
@@ -342,7 +351,12 @@ class _Attempts(Generic[T]):
                 session.exchange_clock.observe_response(sent_at, session.wall_clock(), reply)
                 self._check_encoding(reply)
                 if 200 <= reply.status < 300:
-                    return (yield from self._succeeded(reply, sent_at))
+                    answer = self._succeeded(reply)
+                    if request.path == STATUS_PATH:
+                        limit = session._learn_from_status(answer, sent_at)
+                        if limit is not None and session.shared_budget is not None:
+                            yield _blocking(deadline - session.clock(), session.shared_budget.learn_limit, limit)
+                    return answer
                 if self._reauthorise(reply):
                     continue
                 decision = yield from self._refused(reply)
@@ -355,18 +369,17 @@ class _Attempts(Generic[T]):
                 yield Sleep(decision.wait)
 
     def _check_encoding(self, reply: Response) -> None:
+        if reply.header("Content-Encoding") is None:
+            return  # the usual answer: nothing to judge, and no secrets to gather for an error
         refused = error_for_encoding(self.request, reply, creates=self.creates, secrets=self._secrets(reply))
         if refused is not None:
             raise refused
 
-    def _succeeded(self, reply: Response, sent_at: float) -> Flow[T]:
-        """The parsed answer of a 2xx (a ``/status`` answer also teaches the budget and the clock)."""
+    def _succeeded(self, reply: Response) -> T:
+        """The parsed answer of a 2xx."""
         if self.session.on_attempt is not None or logger.isEnabledFor(logging.DEBUG):
             self._record(reply.status, None, None)
-        answer = self._parse(reply)
-        if self.request.path == STATUS_PATH:
-            yield from self.session._learn_from_status(answer, sent_at, self.deadline)
-        return answer
+        return self._parse(reply)
 
     def _reauthorise(self, reply: Response) -> bool:
         """Whether to repeat at once: a first 401 (the call was not carried out) drops the token."""

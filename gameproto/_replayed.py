@@ -78,8 +78,10 @@ def follow_replay(session: Any, status: Any, stamp: str) -> bool:
     of the host's clock, so it starts again from the answer's time.
     """
     speed = replay_speed(status)
+    if speed is None:
+        return False  # the usual exchange: its timestamp is left to the estimator, parsed once a second
     parsed = parse_exchange_timestamp(stamp)
-    if speed is None or parsed is None:
+    if parsed is None:
         return False
     if session.replayed is None:
         session.replayed = FollowedClock(session.clock, session.wall_clock)

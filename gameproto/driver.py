@@ -14,6 +14,8 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
 - ``Deliver``: the action of a watch's flow (``Trading.watch``, a
   ``WatchFlow``) that hands one event to the caller; ``one_action`` a flow of
   one action, to run a watch's other actions as any flow;
+- ``FoldedHeaders``: an answer's headers folded once by the driver that read
+  their raw lines, which ``Response.header`` reads as they are;
 - ``Termination``: what ``cancel_all_on_exit()`` does when SIGTERM comes (whether
   to cover the block, and where the signal goes once the orders are cancelled);
   ``SigtermSlot`` carries it out (the handler set, put back, the signal handed
@@ -34,7 +36,7 @@ from __future__ import annotations
 from . import _constants as defaults
 from ._arguments import check_wait
 from ._borrowing import TooLarge, check_length, declared_length, library_of, refuse_header, refuse_own_settings
-from ._boundary import Deliver, Unanswered, WatchFlow, one_action
+from ._boundary import Deliver, FoldedHeaders, Unanswered, WatchFlow, one_action
 from ._budget import BudgetStore
 from ._cancel_all import Termination
 from ._journal import JournalFlows
@@ -55,6 +57,7 @@ __all__ = [
     "Deliver",
     "WatchFlow",
     "one_action",
+    "FoldedHeaders",
     "Termination",
     "SigtermSlot",
     "check_wait",

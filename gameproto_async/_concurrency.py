@@ -27,14 +27,27 @@ def shielded() -> anyio.CancelScope:
     return anyio.CancelScope(shield=True)
 
 
-def current_loop() -> object:
-    """The running event loop (asyncio's loop, or trio's run): what pools and locks belong to."""
+def _asyncio_loop_or_none() -> Optional[asyncio.AbstractEventLoop]:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        import trio  # not under asyncio: under trio, the only other loop httpcore drives
+        return None
 
-        return trio.lowlevel.current_trio_token()
+
+# asyncio's running loop or None, without an exception to catch under trio (every call asks).
+_running_asyncio_loop: Callable[[], Optional[asyncio.AbstractEventLoop]] = getattr(
+    asyncio.events, "_get_running_loop", _asyncio_loop_or_none
+)
+
+
+def current_loop() -> object:
+    """The running event loop (asyncio's loop, or trio's run): what pools and locks belong to."""
+    loop = _running_asyncio_loop()
+    if loop is not None:
+        return loop
+    import trio  # not under asyncio: under trio, the only other loop httpcore drives
+
+    return trio.lowlevel.current_trio_token()
 
 
 class SignalCover:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextvars
 import math
+import select
 import sys
 import time
 from typing import Any, Awaitable, Iterable, Optional
 
+import anyio
 import httpcore
 
 __all__ = ["DeadlineBackend", "set_deadline"]
@@ -72,6 +74,8 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         return self._stream.read(max_bytes, _bounded(timeout))
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> Awaitable[None]:  # type: ignore[override]
+        if not buffer:  # h11's end of a bodiless request: nothing is written, nothing waits
+            return self._stream.write(buffer, timeout)
         return self._stream.write(buffer, _bounded(timeout))
 
     async def aclose(self) -> None:
@@ -81,10 +85,123 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
+
+
+def _readable(sock: Any) -> bool:
+    """httpcore's test of a kept connection: data (or its end) waiting on the socket, or no socket left."""
+    descriptor = sock.fileno()
+    if descriptor < 0:
+        return True
+    if sys.platform == "win32" or getattr(select, "poll", None) is None:
+        ready, _, _ = select.select([descriptor], [], [], 0)
+        return bool(ready)
+    poll = select.poll()
+    poll.register(descriptor, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class _KnownStream(_DeadlineStream):
+    """One of httpcore's own streams: its socket, found once, answers httpcore's "is it readable?".
+
+    httpcore asks before every request on a kept connection; anyio's answer
+    builds a dict of attribute lookups (and calls getpeername) each time.
+    """
+
+    __slots__ = ("_inner", "_socket")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, inner: Any) -> None:
+        super().__init__(stream)
+        self._inner = inner
+        self._socket: Any = None
+
+    def get_extra_info(self, info: str) -> Any:
+        if info != "is_readable":
+            return self._stream.get_extra_info(info)
+        sock = self._socket
+        if sock is None:
+            sock = self._socket = self._stream.get_extra_info("socket")
+            if sock is None:
+                return self._stream.get_extra_info(info)
+        return _readable(sock)
+
+
+class _AnyIODeadlineStream(_KnownStream):
+    """httpcore's anyio stream, its reads and writes done here on the anyio stream inside it.
+
+    The same waits with the same errors as httpcore's own, one layer fewer,
+    and a cancel scope with the wait's deadline where httpcore's ``fail_after``
+    nests two generator context managers around one: on every read and write,
+    the hot path of a call. Only this scope's deadline cancels it, so a scope
+    that caught a cancellation is a timeout.
+    """
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        scope = anyio.CancelScope(deadline=anyio.current_time() + _bounded(timeout))
+        try:
+            with scope:
+                return await self._inner.receive(max_bytes)  # type: ignore[no-any-return]
+        except anyio.EndOfStream:
+            return b""
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise httpcore.ReadError(error) from error
+        raise httpcore.ReadTimeout("timed out reading")  # the scope's deadline ended the read
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        if not buffer:
+            return
+        scope = anyio.CancelScope(deadline=anyio.current_time() + _bounded(timeout))
+        try:
+            with scope:
+                await self._inner.send(buffer)
+                return
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise httpcore.WriteError(error) from error
+        raise httpcore.WriteTimeout("timed out writing")
+
+
+class _TrioDeadlineStream(_KnownStream):
+    """httpcore's trio stream, its reads and writes done here on the trio stream inside it (as for anyio)."""
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        import trio
+
+        scope = trio.CancelScope(deadline=trio.current_time() + _bounded(timeout))
+        try:
+            with scope:
+                return await self._inner.receive_some(max_bytes)  # type: ignore[no-any-return]
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise httpcore.ReadError(error) from error
+        raise httpcore.ReadTimeout("timed out reading")
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        import trio
+
+        if not buffer:
+            return
+        scope = trio.CancelScope(deadline=trio.current_time() + _bounded(timeout))
+        try:
+            with scope:
+                await self._inner.send_all(buffer)
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise httpcore.WriteError(error) from error
+        raise httpcore.WriteTimeout("timed out writing")
+
+
+def _deadline_stream(stream: httpcore.AsyncNetworkStream) -> _DeadlineStream:
+    """``stream`` bounded by the call's deadline; read and written directly when it is one of httpcore's own."""
+    inner = getattr(stream, "_stream", None)
+    if inner is not None:
+        kind = type(stream).__module__
+        if kind == "httpcore._backends.anyio" and type(stream).__name__ == "AnyIOStream":
+            return _AnyIODeadlineStream(stream, inner)
+        if kind == "httpcore._backends.trio" and type(stream).__name__ == "TrioStream":
+            return _TrioDeadlineStream(stream, inner)
+    return _DeadlineStream(stream)
 
 
 class DeadlineBackend(httpcore.AsyncNetworkBackend):
@@ -116,7 +233,7 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
             local_address=local_address,
             socket_options=socket_options,
         )
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     async def connect_unix_socket(
         self, path: str, timeout: Optional[float] = None, socket_options: Any = None
@@ -124,7 +241,7 @@ class DeadlineBackend(httpcore.AsyncNetworkBackend):
         stream = await self._backend.connect_unix_socket(
             path, timeout=_bounded(timeout, connecting=True), socket_options=socket_options
         )
-        return _DeadlineStream(stream)
+        return _deadline_stream(stream)
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)

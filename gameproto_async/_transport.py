@@ -9,12 +9,13 @@ backend of the running loop).
 from __future__ import annotations
 
 import ssl
-from typing import Any, AsyncIterable, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Union, cast
+from typing import Any, AsyncIterable, Dict, List, Optional, Tuple, Type, Union, cast
 from urllib.parse import unquote, urlsplit
 
 import httpcore
 
-from gameproto import ClientSettings, FailureKind, Response, Send, TransportFailure
+from gameproto import ClientSettings, FailureKind, Request, Response, Send, TransportFailure
+from gameproto.driver import FoldedHeaders
 from gameproto.driver import defaults as _constants
 
 from ._concurrency import current_loop
@@ -86,41 +87,6 @@ _TRANSPORT_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.
 _METHODS = {"GET": b"GET", "POST": b"POST", "DELETE": b"DELETE"}
 
 
-class _RawHeaders(Mapping[str, str]):
-    """An answer's headers as the core reads them, decoded only when asked for.
-
-    Most answers are read for their body alone; decoding every header of
-    every answer would be wasted work on the hot path. A header sent more
-    than once is one name whose value joins them (``Response.header``'s rule).
-    """
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: List[Tuple[bytes, bytes]]) -> None:
-        self._raw = raw
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value  # type: ignore[no-any-return]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        # Without the KeyError of Mapping.get: most answers lack most headers asked for.
-        wanted = name.lower().encode("latin-1")
-        values = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
-        return ", ".join(values) if values else default
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))
-
-    def __len__(self) -> int:
-        return len({key.lower() for key, _ in self._raw})
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
 class _TooLarge(Exception):
     """The answer is longer than the client reads."""
 
@@ -159,6 +125,7 @@ class AsyncTransport:
         self._pool = self._new_pool()
         self._loop: object = None
         self._prepared: Dict[Any, httpcore.Request] = {}
+        self._by_identity: Dict[int, Tuple[Request, float, float, httpcore.Request]] = {}
         self._host = urlsplit(settings.api_url).netloc.rpartition("@")[2].encode("idna")
 
     def _new_pool(self) -> httpcore.AsyncConnectionPool:
@@ -185,7 +152,26 @@ class AsyncTransport:
         # timeout (see _deadline.py).
         set_deadline(action.time_left)
         try:
-            return await self._exchange(self._prepare(action))
+            # What AsyncConnectionPool.request does, for a request we built
+            # ourselves, reading the body as it comes and no further than the cap
+            # (here rather than in a coroutine of its own: one frame less on every resumption).
+            answer = await self._pool.handle_async_request(self._prepare(action))
+            try:
+                # Folded once here: the core reads a few of them on every answer.
+                headers = FoldedHeaders.of_lines(answer.headers)
+                declared = headers.get("content-length")
+                if declared is not None and declared.strip().isdigit():
+                    if int(declared) > self._max_bytes:
+                        raise _TooLarge(
+                            f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}"
+                        )
+                    # h11 reads no further than a declared length: bounded, so read it whole (the fast path).
+                    return Response(answer.status, headers, await answer.aread())
+                body = await self._read_capped(answer)
+            finally:
+                # An answer left unread closes its connection (httpcore's rule).
+                await answer.aclose()
+            return Response(answer.status, headers, body)
         except _TRANSPORT_ERRORS as error:
             return _failure(error)
         except _TooLarge as error:
@@ -207,10 +193,22 @@ class AsyncTransport:
         reads a request, so one object can serve calls in turn or at once.
         """
         request = action.request
+        if request.body is None:
+            # By the request itself first: the core hands the same one back while the token lasts
+            # (held here, so its id is not reused while the entry lives).
+            known = self._by_identity.get(id(request))
+            if (
+                known is not None
+                and known[0] is request
+                and known[1] == action.connect_timeout
+                and known[2] == action.read_timeout
+            ):
+                return known[3]
         key = (request.method, request.target, request.headers, action.connect_timeout, action.read_timeout)
         if request.body is None:
             prepared = self._prepared.get(key)
             if prepared is not None:
+                self._remember(request, action, prepared)
                 return prepared
         headers = [(b"Host", self._host)]
         headers += [(name.encode("ascii"), value.encode("latin-1")) for name, value in request.headers]
@@ -234,40 +232,29 @@ class AsyncTransport:
             if len(self._prepared) >= _CACHE_LIMIT:
                 self._prepared.clear()
             self._prepared[key] = prepared
+            self._remember(request, action, prepared)
         return prepared
 
-    async def _exchange(self, prepared: httpcore.Request) -> Response:
-        # What AsyncConnectionPool.request does, for a request we built
-        # ourselves, reading the body as it comes and no further than the cap.
-        answer = await self._pool.handle_async_request(prepared)
+    def _remember(self, request: Request, action: Send, prepared: httpcore.Request) -> None:
+        if len(self._by_identity) >= _CACHE_LIMIT:
+            self._by_identity.clear()
+        self._by_identity[id(request)] = (request, action.connect_timeout, action.read_timeout, prepared)
+
+    async def _read_capped(self, answer: httpcore.Response) -> bytes:
+        """A body of no declared length, read as it comes and no further than the cap."""
+        chunks: List[bytes] = []
+        length = 0
+        body = cast(AsyncIterable[bytes], answer.stream).__aiter__()
         try:
-            headers = _RawHeaders(answer.headers)
-            declared = headers.get("Content-Length")
-            if declared is not None and declared.strip().isdigit():
-                if int(declared) > self._max_bytes:
-                    raise _TooLarge(
-                        f"answer of {int(declared)} bytes is longer than max_response_bytes={self._max_bytes}"
-                    )
-                # h11 reads no further than a declared length: bounded, so read it whole (the fast path).
-                return Response(answer.status, headers, await answer.aread())
-            chunks: List[bytes] = []
-            length = 0
-            body = cast(AsyncIterable[bytes], answer.stream).__aiter__()
-            try:
-                async for chunk in body:
-                    length += len(chunk)
-                    if length > self._max_bytes:
-                        raise _TooLarge(
-                            f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there"
-                        )
-                    chunks.append(chunk)
-            finally:
-                # httpcore's body is an async generator: finished here, in
-                # this task, not by the garbage collector on some other one.
-                closing = getattr(body, "aclose", None)
-                if closing is not None:
-                    await closing()
+            async for chunk in body:
+                length += len(chunk)
+                if length > self._max_bytes:
+                    raise _TooLarge(f"answer longer than max_response_bytes={self._max_bytes}; reading stopped there")
+                chunks.append(chunk)
         finally:
-            # An answer left unread closes its connection (httpcore's rule).
-            await answer.aclose()
-        return Response(answer.status, headers, b"".join(chunks))
+            # httpcore's body is an async generator: finished here, in
+            # this task, not by the garbage collector on some other one.
+            closing = getattr(body, "aclose", None)
+            if closing is not None:
+                await closing()
+        return b"".join(chunks)

@@ -360,10 +360,11 @@ class GameAPI:
         finally:
             self._token_lock.release()
 
-    def _run(self, call: Call[T]) -> T:
+    def _call(self, call: Call[T]) -> Flow[T]:
+        # The flow of a call, driven by the method itself: one coroutine less on every resumption.
         if self._closed:
             raise RuntimeError("this GameAPI client is closed; make a new one")
-        return self._drive(self._session.run(call))
+        return self._session.run(call)
 
     def _run_flow(self, flow: Flow[T]) -> T:
         if self._closed:
@@ -375,15 +376,15 @@ class GameAPI:
 
     def get_status(self) -> Status:
         """The exchange's health, version and the caller's rate limit."""
-        return self._run(calls.get_status())
+        return self._drive(self._call(calls.get_status()))
 
     def get_trades(self, direction: Optional[str] = None, duration: Optional[str] = None) -> List[Trade]:
         """Market-wide trades, optionally of one side (``buy``/``sell``) or duration (``15m``)."""
-        return self._run(calls.get_trades(direction, duration))
+        return self._drive(self._call(calls.get_trades(direction, duration)))
 
     def get_orders(self, direction: Optional[str] = None) -> List[Order]:
         """The caller's own orders (numeric ``order_id``), optionally of one side."""
-        return self._run(calls.get_orders(direction))
+        return self._drive(self._call(calls.get_orders(direction)))
 
     @overload
     def create_order(self, order_data: BulkRequest, *, skip_invalid: bool = False) -> BulkResult: ...
@@ -468,15 +469,15 @@ class GameAPI:
 
         ``sort_by_price`` orders them by contract and side, best price first.
         """
-        return self._run(calls.get_market_data(direction, duration, sort_by_price))
+        return self._drive(self._call(calls.get_market_data(direction, duration, sort_by_price)))
 
     def get_market_ltp(self, market_zone: Optional[str] = None) -> List[LTPEntry]:
         """Last traded prices in a market zone (EIC code, e.g. ``10YCH-SWISSGRIDZ``)."""
-        return self._run(calls.get_market_ltp(market_zone))
+        return self._drive(self._call(calls.get_market_ltp(market_zone)))
 
     def get_latest_available_ltp(self, duration: Optional[str] = None) -> List[LTPEntry]:
         """The latest traded price of each contract, optionally of one duration."""
-        return self._run(calls.get_latest_available_ltp(duration))
+        return self._drive(self._call(calls.get_latest_available_ltp(duration)))
 
     def get_spot_data(
         self,
@@ -486,38 +487,38 @@ class GameAPI:
         limit: Optional[int] = None,
     ) -> List[SpotData]:
         """Spot data, optionally for one area (``CH-SGD``), a date range and a count."""
-        return self._run(calls.get_spot_data(area_name, date_from, date_to, limit))
+        return self._drive(self._call(calls.get_spot_data(area_name, date_from, date_to, limit)))
 
     def get_spot_status(self) -> SpotStatus:
         """The spot feed's state."""
-        return self._run(calls.get_spot_status())
+        return self._drive(self._call(calls.get_spot_status()))
 
     # -- helpers built on those calls ----------------------------------------------
 
     def test_connection(self) -> bool:
         """True when the exchange answers ``/status`` to our token; never raises for that."""
-        return self._run(calls.test_connection())
+        return self._drive(self._call(calls.test_connection()))
 
     def find_order_by_id(self, order_id: Union[int, str]) -> Optional[Order]:
         """The caller's order with that id (``1234``, ``"1234"``, ``"ord_1234"``), or None.
 
         An id that no order can have (``"some_id"``) is None without a request.
         """
-        return self._run(calls.find_order_by_id(order_id))
+        return self._drive(self._call(calls.find_order_by_id(order_id)))
 
     def find_matching_orders(self, order: Dict[str, Any]) -> List[Order]:
         """The caller's orders that match ``order`` as it was sent (reconcile after OutcomeUnknownError)."""
-        return self._run(calls.find_matching_orders(order))
+        return self._drive(self._call(calls.find_matching_orders(order)))
 
     def get_market_best_offers(
         self, duration: Optional[str] = None, top_n: Optional[int] = None
     ) -> Dict[str, BestOffers]:
         """Market rows by contract and side, best price first, at most ``top_n`` each (None: all)."""
-        return self._run(calls.get_market_best_offers(duration, top_n))
+        return self._drive(self._call(calls.get_market_best_offers(duration, top_n)))
 
     def get_latest_ltp(self) -> Dict[str, LatestLTP]:
         """The newest traded price of each contract (keyed by contract), with the zones it traded in."""
-        return self._run(calls.get_latest_ltp())
+        return self._drive(self._call(calls.get_latest_ltp()))
 
     # -- live events, polled within the request budget ------------------------------
 

@@ -9,23 +9,62 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator, Union
+from typing import Any, Dict, Iterator, Tuple, Union
 
 import requests
-from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import EmptyPoolError, HTTPError, ReadTimeoutError
+from urllib3 import Timeout
+from urllib3 import exceptions as urllib3_exceptions
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    EmptyPoolError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
 
-from gameproto import ClientSettings, Response, Send, TransportFailure
+from gameproto import ClientSettings, Request, Response, Send, TransportFailure
+from gameproto.driver import FoldedHeaders
 
 from ._deadline import DeadlineAdapter, set_deadline
 
 __all__ = ["Transport"]
 
 _READ_SIZE = 65536
+_ROUTES = 256  # targets (and timeout pairs) remembered; a trading process uses a handful
 
 
 class _TooLarge(Exception):
     """The answer is longer than the client reads."""
+
+
+def _as_requests_error(error: Exception) -> Exception:
+    """What requests' ``HTTPAdapter.send`` raises for urllib3's ``error`` (``error`` itself where it lets it pass)."""
+    if isinstance(error, (ProtocolError, OSError, ClosedPoolError)):
+        return requests.exceptions.ConnectionError(error)
+    if isinstance(error, MaxRetryError):
+        reason = error.reason
+        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+            return requests.exceptions.ConnectTimeout(error)
+        if isinstance(reason, ResponseError):
+            return requests.exceptions.RetryError(error)
+        if isinstance(reason, urllib3_exceptions.ProxyError):
+            return requests.exceptions.ProxyError(error)
+        if isinstance(reason, urllib3_exceptions.SSLError):
+            return requests.exceptions.SSLError(error)
+        return requests.exceptions.ConnectionError(error)
+    if isinstance(error, urllib3_exceptions.ProxyError):
+        return requests.exceptions.ProxyError(error)
+    if isinstance(error, urllib3_exceptions.SSLError):
+        return requests.exceptions.SSLError(error)
+    if isinstance(error, ReadTimeoutError):
+        return requests.exceptions.ReadTimeout(error)
+    if isinstance(error, urllib3_exceptions.InvalidHeader):
+        return requests.exceptions.InvalidHeader(error)
+    return error
 
 
 def _failure(error: requests.RequestException) -> TransportFailure:
@@ -80,30 +119,43 @@ class Transport:
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
         self._adapter = adapter
+        self._routes: Dict[str, Tuple[Any, str]] = {}
+        self._timeouts: Dict[Tuple[float, float], Timeout] = {}
 
     def send(self, action: Send) -> Union[Response, TransportFailure]:
         """The answer to ``action.request``, or what kept it from coming."""
         request = action.request
-        prepared = requests.PreparedRequest()
-        prepared.method = request.method
-        prepared.url = self._api_url + request.target
-        prepared.headers = CaseInsensitiveDict(request.headers)
+        headers = dict(request.headers)
         if request.body is not None:
-            prepared.headers["Content-Length"] = str(len(request.body))
-        prepared.body = request.body
-        prepared.hooks = {"response": []}
+            headers["Content-Length"] = str(len(request.body))
         set_deadline(action.time_left)
         try:
             # We warned once when the client was made; urllib3 would on every call.
             with self._quiet() if self._quiet_tls else nullcontext():
-                answer = self._adapter.send(
-                    prepared,
-                    stream=True,
-                    timeout=(action.connect_timeout, action.read_timeout),
-                    verify=self._verify,
-                    proxies=self._proxies,
-                )
-                body = self._read(answer.raw)
+                pool, url = self._route(request)
+                try:
+                    # What the adapter's send does with its pool, without what this client never needs
+                    # again on each call: finding the pool and its TLS settings, the proxy, the URL, and
+                    # making a requests.Response (cookies, encoding guess) that is read for its body alone.
+                    raw = pool.urlopen(
+                        method=request.method,
+                        url=url,
+                        body=request.body,
+                        headers=headers,
+                        redirect=False,
+                        assert_same_host=False,
+                        preload_content=False,
+                        decode_content=False,
+                        retries=self._adapter.max_retries,
+                        timeout=self._timeout(action.connect_timeout, action.read_timeout),
+                        chunked=False,
+                    )
+                except Exception as error:
+                    converted = _as_requests_error(error)
+                    if converted is error:
+                        raise
+                    raise converted from error
+                body = self._read(raw)
         except requests.RequestException as error:
             return _failure(error)
         except EmptyPoolError:
@@ -116,7 +168,30 @@ class Transport:
             return TransportFailure("read_timeout", f"{type(error).__name__}: {error}")
         except (HTTPError, OSError) as error:
             return TransportFailure("read", f"{type(error).__name__}: {error}")
-        return Response(answer.status_code, answer.headers, body)
+        folded = FoldedHeaders((name.lower(), value) for name, value in raw.headers.itermerged())
+        return Response(raw.status, folded, body)
+
+    def _route(self, request: Request) -> Tuple[Any, str]:
+        """The adapter's pool for the exchange and the URL to ask it for, found once (per target)."""
+        routed = self._routes.get(request.target)
+        if routed is None:
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(self._api_url + request.target, None)
+            pool = self._adapter.get_connection_with_tls_context(prepared, self._verify, proxies=self._proxies)
+            self._adapter.cert_verify(pool, prepared.url, self._verify, None)  # type: ignore[no-untyped-call]
+            routed = (pool, self._adapter.request_url(prepared, self._proxies))
+            if len(self._routes) >= _ROUTES:
+                self._routes.clear()
+            self._routes[request.target] = routed
+        return routed
+
+    def _timeout(self, connect: float, read: float) -> Timeout:
+        timeout = self._timeouts.get((connect, read))
+        if timeout is None:
+            if len(self._timeouts) >= _ROUTES:
+                self._timeouts.clear()
+            timeout = self._timeouts[(connect, read)] = Timeout(connect=connect, read=read)
+        return timeout
 
     def _read(self, raw: Any) -> bytes:
         """The body as sent (no content decoding), stopped at ``max_response_bytes``."""

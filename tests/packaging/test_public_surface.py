@@ -21,7 +21,8 @@ from urllib3._collections import HTTPHeaderDict
 
 import gameproto
 from gameproto import ClientSettings, Request, Response, Send, TransportFailure
-from gameproto_async._transport import AsyncTransport, _RawHeaders
+from gameproto.driver import FoldedHeaders
+from gameproto_async._transport import AsyncTransport
 from gameproto_sync._transport import Transport
 from tests.support.hostile_servers import HostileServer, Seen, answer_bytes
 
@@ -126,7 +127,7 @@ def _mappings() -> Dict[str, Mapping[str, str]]:
         "dict": dict(PAIRS),
         "read-only": MappingProxyType(dict(PAIRS)),
         "requests": CaseInsensitiveDict(urllib3_headers),
-        "httpcore": _RawHeaders(raw),
+        "httpcore": FoldedHeaders.of_lines(raw),
     }
 
 
