@@ -193,13 +193,11 @@ class _InMemory:
         self.clock = ManualClock(start)
         self.exchange = Exchange([TOKEN], clock=self.clock, seed=5)
         self.sandbox = Sandbox(self.exchange, clock=self.clock, scenario=Scenario())
-        # The sandbox counts rate-limit windows in real time on a manual clock; here the recorder's replayed
-        # seconds pass far faster than real ones, and its request budget counts them: so do the windows.
-        self.exchange.access.window_clock = None
         self.exchange.seed_market()
         self.sandbox.quote()
         self.seed = 0
         self.token = TOKEN
+        self._progress = 0  # what a backtest's transport counts
 
     def wait(self, seconds: float) -> None:
         raise AssertionError("the recorder drives the clock: it never waits")
