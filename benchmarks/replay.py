@@ -22,6 +22,9 @@
 
 Prints the recording's size (file, polls, book changes, trades) and the
 replay's (events, the bot's orders and fills, the fill log), and the times.
+``--busy N`` records a synthetic busy book instead of the sandbox (N of its
+400 levels change each replayed second, 50 giving 180,000 changes an hour):
+a replay must keep up with many recorded changes too.
 """
 
 from __future__ import annotations
@@ -242,6 +245,61 @@ def record_in_memory(path: Path, hours: float) -> Dict[str, Any]:
     }
 
 
+def record_busy(path: Path, hours: float, per_second: int) -> Dict[str, Any]:
+    """A synthetic busy book, written poll by poll as ``game record`` does: ``per_second`` of 400 levels move a second.
+
+    Twenty quarter-hours, from two hours after the start, ten bids and ten
+    offers each; a seeded random draw picks the levels that change and their
+    new volumes. No trades: it measures how a replay keeps up with many
+    recorded changes.
+    """
+    import random
+
+    from gameproto_exchange import RecordingWriter
+    from gameproto_exchange._recording import info
+
+    draw = random.Random(7)
+    start = float(int(time.time()) // 900 * 900)
+    first = dt.datetime.fromtimestamp(start, dt.timezone.utc) + dt.timedelta(hours=2)
+    contracts = [(first + dt.timedelta(minutes=15 * k)).strftime("%Y-%m-%dT%H:%M:00Z/PT15M") for k in range(20)]
+    levels = {
+        (contract, side, base + step): draw.randrange(1, 20)
+        for contract in contracts
+        for side, base in (("buy", 40), ("sell", 60))
+        for step in range(10)
+    }
+    keys = sorted(levels)
+    started = time.monotonic()
+    with RecordingWriter(path, source="synthetic") as writer:
+        for second in range(int(hours * 3600) + 1):
+            moment = start + second
+            for key in draw.sample(keys, min(per_second, len(keys))):
+                levels[key] = draw.randrange(1, 20)
+            stamp = dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows = [
+                {
+                    "contract": contract,
+                    "direction": side,
+                    "price": price,
+                    "volume": volume,
+                    "duration": "15m",
+                    "timestamp": stamp,
+                }
+                for (contract, side, price), volume in levels.items()
+            ]
+            writer.write(exchange_time=moment, local_time=time.time(), market=rows, trades=None, ltp=())
+    held = info(str(path))
+    return {
+        "synthetic": True,
+        "polls": held.polls,
+        "seconds": round(time.monotonic() - started, 1),
+        "bytes": held.bytes,
+        "level_changes": held.level_changes,
+        "trades": held.trades,
+        "bytes_per_replayed_hour": round(held.bytes / hours),
+    }
+
+
 def replay_http(path: Path, hours: float) -> Dict[str, Any]:
     from gameproto_sync import GameAPI
 
@@ -303,12 +361,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--record-in-memory", action="store_true", help="record the sandbox without HTTP (the same engine and loop)"
     )
     parser.add_argument("--http-hours", type=float, help="replay only this many hours over HTTP (default: all)")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        metavar="N",
+        help="record a synthetic busy book instead: N of its 400 levels change a second",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(args.recording) if args.recording else Path(scratch) / "day.sqlite"
         results: Dict[str, Any] = {"hours": args.hours}
-        if not path.exists():
+        if not path.exists() and args.busy:
+            results["record"] = record_busy(path, args.hours, args.busy)
+        elif not path.exists():
             recorder = record_in_memory if args.record_in_memory else record_sandbox
             results["record"] = recorder(path, args.hours)
         if not args.skip_http:
