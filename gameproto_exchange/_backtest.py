@@ -44,6 +44,9 @@ __all__ = ["Backtest", "BacktestFinished", "VirtualClock", "DrivenClient"]
 #: The personal token the backtest's clients use, and the trader name it stands for.
 BACKTEST_TOKEN = "backtest-token"
 BACKTEST_TRADER = "backtest-bot"
+#: Turns of the event loop in which the bot's tasks do nothing through their clients before a wait moves the
+#: virtual clock: a call passes a few checkpoints (the token lock, a task group) between two requests.
+QUIET_ROUNDS = 8
 # Never contacted: the clients' requests are answered in memory.
 _UNUSED_URL = "http://127.0.0.1:9"
 
@@ -73,6 +76,7 @@ class _MemoryTransport:
 
     def answer(self, action: Send) -> Union[Response, TransportFailure]:
         exchange = self._backtest.exchange
+        self._backtest._progress += 1
         response = exchange.handle(action.request)
         headers = dict(response.headers)
         headers["date"] = formatdate(exchange.now(), usegmt=True)
@@ -162,6 +166,9 @@ class Backtest:
         #: The async waits under way: (the virtual time each ends at, its number), earliest first.
         self._waiting: List[Tuple[float, int]] = []
         self._numbers = itertools.count()
+        #: Counts what the bot's tasks do through their clients (requests, waits begun and ended): a wait moves
+        #: the clock only once this stood still for QUIET_ROUNDS turns of the event loop.
+        self._progress = 0
 
     # -- the clock ------------------------------------------------------------------------
 
@@ -192,24 +199,37 @@ class Backtest:
         Two tasks waiting 60 s and 100 s wake at +60 and +100, not one after
         the other (+60, +160): each wait notes when it ends, lets the other
         tasks run up to their own waits, and the earliest moves the clock.
-        A task waiting on something else than its client (a real sleep, a
-        socket) is not waited for.
+        It moves once the bot's tasks have done nothing through their
+        clients for ``QUIET_ROUNDS`` turns of the event loop: a task in the
+        middle of a call (taking the token lock, say) gets to its answer
+        first, so the clock never jumps under a call's deadline. A task
+        waiting on something else than its client (a real sleep, a socket)
+        is not waited for.
         """
         if self.finished:
             raise BacktestFinished(f"the recording ends at {self.tape.end}")
         entry = (self.clock.now + max(0.0, seconds), next(self._numbers))
         heapq.heappush(self._waiting, entry)
+        self._progress += 1
         try:
+            seen, quiet = self._progress, 0
             while True:
                 await anyio.lowlevel.checkpoint()  # the other tasks run up to their next wait (or their end)
                 if self.clock.now >= entry[0]:
                     return  # an earlier-numbered wait ending at the same moment moved the clock here
-                if self._waiting[0] == entry:
+                if self._waiting[0] != entry:
+                    continue  # an earlier wait moves the clock
+                if self._progress != seen:
+                    seen, quiet = self._progress, 0
+                    continue
+                quiet += 1
+                if quiet >= QUIET_ROUNDS:
                     self.wait(entry[0] - self.clock.now)
                     return
         finally:
             self._waiting.remove(entry)
             heapq.heapify(self._waiting)
+            self._progress += 1
 
     # -- the clients ----------------------------------------------------------------------
 

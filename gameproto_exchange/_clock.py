@@ -98,6 +98,8 @@ class ManualClock:
 
     def __init__(self, start: Optional[float] = None) -> None:
         self._now = time.time() if start is None else float(start)
+        #: The seconds ``advance`` and ``set`` have moved it forward, all told (``resume`` is no move).
+        self.moved = 0.0
 
     def __call__(self) -> float:
         return self._now
@@ -108,6 +110,7 @@ class ManualClock:
         if self._now + seconds > LATEST:
             raise ClockRefused("the test clock goes no further than 9000-01-01")
         self._now += seconds
+        self.moved += seconds
         return self._now
 
     def set(self, moment: float) -> float:
@@ -118,6 +121,7 @@ class ManualClock:
             raise ClockRefused(BACKWARDS)
         if moment > LATEST:
             raise ClockRefused("the test clock goes no further than 9000-01-01")
+        self.moved += moment - self._now
         self._now = moment
         return self._now
 

@@ -72,7 +72,8 @@ class Reactor(Protocol):
 
     Each request carries the client's address in the ``x-gameproto-client``
     header. A reactor may also offer ``screen(request) -> Optional[Response]``:
-    the refusal a request earns from its head alone, asked before any body byte is read.
+    the refusal a request earns from its head alone, asked before any body byte is read;
+    and ``async background()``, run beside the requests while the server serves.
     """
 
     def react(self, request: Request) -> Reaction: ...

@@ -5,13 +5,26 @@ exactly as it serves the live engine: the API, the web view and the
 ``/_sandbox/`` clock endpoints. What the replay adds is its clock: it
 starts at the recording's first poll and runs ``speed`` times as fast as
 this host's (``SpeedClock``), or moves only when told (``ManualClock``).
+
+On a running clock the server also runs the replay's player
+(``ReplaySandbox.background``) beside the requests: it applies each
+recorded event when the clock reaches it, a few hundred at most between
+two checkpoints of the event loop. Every reading of the clock still plays
+whatever is due first, so an answer always shows the book at its moment;
+the player only sees to it that this is never much, however long the
+bot waited and however busy the recording, and that a burst of recorded
+events never holds the loop for long.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Callable, Iterable, Mapping, Optional, Union
+
+import anyio
+import anyio.lowlevel
 
 from gameproto.simulator.replay import ReplayExchange, Tape
 
@@ -19,7 +32,14 @@ from ._clock import ManualClock
 from ._recording import PathArg, read_recording
 from ._sandbox import Sandbox
 
-__all__ = ["SpeedClock", "replay_sandbox"]
+__all__ = ["SpeedClock", "ReplaySandbox", "replay_sandbox"]
+
+logger = logging.getLogger("gameproto.server")
+
+#: The recorded events the player applies between two checkpoints of the event loop: about 2 ms of work.
+PLAY_STEP = 200
+#: The longest the player sleeps before it looks at the clock again (host seconds).
+PLAY_IDLE = 1.0
 
 
 class SpeedClock:
@@ -41,6 +61,44 @@ class SpeedClock:
         return self.start + (monotonic - self._began) * self.speed
 
 
+class ReplaySandbox(Sandbox):
+    """The sandbox serving a replay; on a running clock it plays the recording on time (``background``)."""
+
+    exchange: ReplayExchange
+
+    def __init__(
+        self, exchange: ReplayExchange, *, clock: Optional[ManualClock] = None, admin_token: Optional[str] = None
+    ) -> None:
+        super().__init__(exchange, clock=clock, admin_token=admin_token)
+        self.exchange = exchange
+
+    async def background(self) -> None:
+        """Apply each recorded event as the clock reaches it, ``PLAY_STEP`` at most between two checkpoints.
+
+        The server runs it beside the requests (``serve_exchange``). A
+        manual clock moves only when told, and its moves play what they
+        pass: there is nothing to do. A failure is logged and ends the
+        player: the requests then play the recording as they read the clock.
+        """
+        exchange = self.exchange
+        speed = exchange.speed
+        if speed is None:
+            return
+        try:
+            while True:
+                upcoming = exchange.play_due(PLAY_STEP)
+                if upcoming is None:
+                    return
+                ahead = upcoming - exchange.clock_time()
+                if ahead <= 0:
+                    await anyio.lowlevel.checkpoint()  # more is due: the requests waiting go first
+                else:
+                    await anyio.sleep(min(ahead / speed, PLAY_IDLE))
+        except Exception as failure:  # the server goes on; the requests play what is left
+            exchange.internal_errors.append(f"replay player: {type(failure).__name__}: {failure}")
+            logger.warning("the replay's player stopped: %s: %s", type(failure).__name__, failure)
+
+
 def replay_sandbox(
     recording: Union[PathArg, Tape],
     tokens: Union[Iterable[str], Mapping[str, str]],
@@ -50,7 +108,7 @@ def replay_sandbox(
     seed: int = 0,
     rate_limit_per_minute: Optional[int] = None,
     **options: object,
-) -> Sandbox:
+) -> ReplaySandbox:
     """A sandbox replaying ``recording``: at ``speed`` (None: on a manual clock the admin endpoints move)."""
     tape = recording if isinstance(recording, Tape) else read_recording(recording)
     manual: Optional[ManualClock] = None
@@ -65,4 +123,4 @@ def replay_sandbox(
         extra["rate_limit_per_minute"] = rate_limit_per_minute
     exchange = ReplayExchange(tape, tokens, clock=clock, speed=speed, seed=seed, **extra)  # type: ignore[arg-type]
     exchange.now()  # the book as it stood at the recording's start
-    return Sandbox(exchange, clock=manual, admin_token=admin_token)
+    return ReplaySandbox(exchange, clock=manual, admin_token=admin_token)

@@ -135,15 +135,18 @@ class Sandbox:
         self._pages = _web.Views()
         self._cancels_seen = 0
         self.restored = False
+        #: The host's clock the rate-limit windows of a manual clock follow (with the clock's moves).
+        self.real_time: Callable[[], float] = time.time
         if clock is not None:
             if exchange.clock_offset:
                 # A manual clock's offset is where it starts, applied once: ``clock set T`` then shows T,
                 # and a restart from a saved clock does not add it again.
                 clock.resume(clock() + exchange.clock_offset)
                 exchange.clock_offset = 0.0
-            # A manual clock stands still between moves: the rate-limit windows follow real time,
-            # so that a 429's Retry-After tells the truth.
-            exchange.access.window_clock = time.time
+            # A manual clock stands still between moves: the rate-limit windows follow real time, so that a
+            # 429's Retry-After tells the truth, plus the clock's moves, so that a recorder driving the clock
+            # (whose request budget counts the time it drives) gets a new minute for each minute it moves it.
+            exchange.access.window_clock = self._window_time
         if first_number:
             # Order and trade numbers start past ``first_number`` (a saved state brings its own).
             exchange.load(dict(EMPTY_STATE, last_number=first_number))
@@ -152,6 +155,9 @@ class Sandbox:
             self.restored = saved_clock is not None
             if saved_clock is not None and clock is not None:
                 clock.resume(saved_clock)
+
+    def _window_time(self) -> float:
+        return self.real_time() + (self.clock.moved if self.clock is not None else 0.0)
 
     # -- the reactor the server serves ------------------------------------------------
 

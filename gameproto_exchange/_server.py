@@ -235,6 +235,10 @@ async def serve_exchange(
         async with anyio.create_task_group() as task_group:
             for one in sockets:
                 task_group.start_soon(server.accept_loop, one, task_group)
+            # Work of the reactor's own between requests (a replay playing its recording on time) runs beside them.
+            background = getattr(exchange, "background", None)
+            if callable(background):
+                task_group.start_soon(background)
             try:
                 yield running
             finally:

@@ -473,10 +473,16 @@ class ReplayExchange(Exchange):
         """Whether the clock has passed the recording's end."""
         return self._clock() + self.clock_offset > self.tape.end
 
-    def play(self, until: float) -> None:
-        """Apply every recorded event up to ``until`` (exchange time), closing contracts on the way."""
+    def play(self, until: float, limit: Optional[int] = None) -> bool:
+        """Apply the recorded events up to ``until`` (exchange time), closing contracts on the way; at most
+        ``limit`` of them (None: all). Whether every event up to ``until`` is played.
+
+        The tape is in time order and ``_played`` says where it stands, so a
+        step reads only the events it applies.
+        """
         times, events = self.tape.times, self.tape.events
-        while self._played < len(events) and times[self._played] <= until:
+        stop = len(events) if limit is None else min(len(events), self._played + max(0, limit))
+        while self._played < stop and times[self._played] <= until:
             event = events[self._played]
             self._played += 1
             self.ledger.expire(times[self._played - 1])
@@ -484,6 +490,21 @@ class ReplayExchange(Exchange):
                 self._change(event)
             else:
                 self._trade(event)
+        return self._played >= len(events) or times[self._played] > until
+
+    def play_due(self, limit: int) -> Optional[float]:
+        """Apply at most ``limit`` of the events the clock has reached; the exchange time of the next one to play.
+
+        For a player that keeps the book up with a running clock in short
+        steps (``gameproto_exchange``'s replay at ``--speed``), so that no
+        request ever finds much to play. None: the recording is all played.
+        """
+        self.play(self.clock_time(), limit)
+        return self.tape.times[self._played] if self._played < len(self.tape.times) else None
+
+    def clock_time(self) -> float:
+        """The exchange's time, without playing anything."""
+        return super().now()
 
     def _change(self, change: LevelChange) -> None:
         try:

@@ -8,6 +8,7 @@ HTTP, on a sandbox replaying on a manual clock.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -255,6 +256,62 @@ async def test_an_async_bots_tasks_wait_on_one_virtual_clock(recording: Path, an
         ("b", 200),
         ("b", 300),
     ]
+
+
+async def test_tasks_waking_at_one_moment_all_wake_then_and_finish_their_calls(
+    recording: Path, anyio_backend: str
+) -> None:
+    # Two tasks waking at the same virtual moments, each calling between its waits (the token lock is a
+    # checkpoint inside the call): every wake is at its moment, every call answers (the clock never jumps
+    # under a call's deadline). On asyncio the order of the two at one moment is the same every run; on trio
+    # it is not guaranteed (its scheduler shuffles the tasks it wakes together), as docs/backtesting.md says.
+    orders = set()
+    for _ in range(6):
+        woke = await two_tasks_at_one_moment(Backtest(str(recording)))
+        for name in ("a", "b"):
+            assert [entry[1] for entry in woke if entry[0] == name and len(entry) == 2] == [60, 120, 180]
+            answered = [entry[2] for entry in woke if entry[0] == name and len(entry) == 3]
+            assert answered == [_iso(T0 + 60), _iso(T0 + 120), _iso(T0 + 180)]
+        orders.add(tuple(woke))
+    if anyio_backend == "asyncio":
+        assert len(orders) == 1
+
+
+async def two_tasks_at_one_moment(backtest: Backtest) -> List[Any]:
+    """Tasks a and b each wait 60 s and then call, three times: when each woke, and what each call answered."""
+    woke: List[Any] = []
+    async with backtest.async_client() as api:
+
+        async def every(name: str) -> None:
+            for _ in range(3):
+                await api.sleep(60)
+                woke.append((name, backtest.now - T0))
+                status = await api.get_status()
+                woke.append((name, "answered", status["timestamp"]))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(every, "a")
+            group.start_soon(every, "b")
+    return woke
+
+
+def _iso(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_a_blocking_bots_threads_add_their_waits(recording: Path) -> None:
+    # Each wait of a blocking client moves the virtual clock at once, whichever thread waits: two threads that
+    # each wait 60 s have moved it 120 s (as docs/backtesting.md says: one thread, or the async client).
+    backtest = Backtest(str(recording))
+    clients = [backtest.client(), backtest.client()]
+    threads = [threading.Thread(target=api.sleep, args=(60,)) for api in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for api in clients:
+        api.close()
+    assert backtest.now == T0 + 120
 
 
 @pytest.mark.parametrize(("day", "quarters"), [("2030-03-31", 92), ("2030-10-27", 100), ("2030-01-15", 96)])

@@ -104,13 +104,13 @@ def test_game_sandbox_clock_advance_back_says_what_the_endpoint_says() -> None:
     assert "422" in done.stderr and "only moves forward" in done.stderr and "usage:" not in done.stderr
 
 
-def test_rate_limit_windows_on_a_manual_clock_follow_real_time() -> None:
+def test_rate_limit_windows_on_a_manual_clock_follow_real_time_and_the_clocks_moves() -> None:
     clock = ManualClock(2_000_000_000.0)
     exchange = Exchange(clock=clock, rate_limit_per_minute=3)
     sandbox = Sandbox(exchange, clock=clock, admin_token=ADMIN)
-    assert exchange.access.window_clock is time.time  # the sandbox's choice; a stand-in below
+    assert sandbox.real_time is time.time  # the sandbox's choice; a stand-in below
     real: List[float] = [1_699_999_990.0]
-    exchange.access.window_clock = lambda: real[0]
+    sandbox.real_time = lambda: real[0]
     with ServerThread(sandbox) as running:
         url = running.base_url
         access = _access(url)
@@ -122,7 +122,14 @@ def test_rate_limit_windows_on_a_manual_clock_follow_real_time() -> None:
         status, _, data = plain_call(url, "GET", "/api/v1/status", token=access)
         assert status == 200, data
         assert data["rate_limit"]["requests_remaining"] == 2
-    assert clock() == 2_000_000_000.0
+        statuses = [plain_call(url, "GET", "/api/v1/status", token=access)[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        # Real time stands still; the clock moves a minute (as a recorder driving it does): a new window.
+        admin_call(url, "POST", "/_sandbox/clock/advance", {"by": 60})
+        status, _, data = plain_call(url, "GET", "/api/v1/status", token=access)
+        assert status == 200, data
+        assert data["rate_limit"]["requests_remaining"] == 2
+    assert clock() == 2_000_000_060.0 and clock.moved == 60
 
 
 def test_tokens_expire_on_the_exchanges_clock_when_it_runs_behind_the_hosts() -> None:
