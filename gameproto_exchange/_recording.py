@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from gameproto._calls import encode_json
-from gameproto.simulator.replay import LevelChange, LevelKey, Tape, TapeTrade, book_changes, level_volumes, tape_trade
+from gameproto.simulator.tape import LevelChange, LevelKey, Tape, TapeTrade, book_changes, level_volumes, tape_trade
 
 __all__ = ["FORMAT", "VERSION", "RecordingError", "RecordingWriter", "RecordingInfo", "read_recording", "info"]
 

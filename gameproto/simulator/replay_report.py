@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .._contract import Contract, delivery_day_of
 from .answers import JSONObject
-from .replay import _ZERO, LevelChange, Tape, _decimal, _moment
+from .tape import _ZERO, LevelChange, Tape, _decimal, _moment
 
 __all__ = ["fill_log", "fill_hash", "Mids", "report"]
 
