@@ -63,7 +63,7 @@ class Size:
     filled: int = 50_000
     contracts: int = 96
     levels: int = 100
-    calls: int = 2000
+    calls: int = 10_000
     changes: int = 400
     renders: int = 50
 
@@ -317,7 +317,8 @@ def busy(url: str, size: Size, now: float) -> Dict[str, Any]:
     client from its answers (Python's GIL), and the figure would be theirs, not the server's.
     """
     tokens = [_access(url, personal) for personal in list(_tokens(size))[:10]]
-    command = [sys.executable, "-m", "benchmarks.sandbox_history", "--poll", url, *tokens]
+    # One word, "--poll=URL,TOKEN,...": a token may begin with "-", which argparse would take for an option.
+    command = [sys.executable, "-m", "benchmarks.sandbox_history", "--poll=" + ",".join([url, *tokens])]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     pollers = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root, env=env)
@@ -352,10 +353,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--small", action="store_true", help="a fiftieth of the size, in seconds (the smoke test)")
     parser.add_argument("--calls", type=int, help="the trader's calls per run")
     parser.add_argument("--dir", help="where the state files go (default: a temporary directory)")
-    parser.add_argument("--poll", nargs="+", metavar=("URL", "TOKEN"), help=argparse.SUPPRESS)  # busy()'s pollers
+    parser.add_argument("--poll", metavar="URL,TOKEN,...", help=argparse.SUPPRESS)  # busy()'s pollers
     args = parser.parse_args(argv)
     if args.poll:
-        print(json.dumps(poll(args.poll[0], args.poll[1:])), flush=True)
+        url, *tokens = args.poll.split(",")
+        print(json.dumps(poll(url, tokens)), flush=True)
         return 0
     size = SMALL if args.small else Size()
     if args.calls:

@@ -438,9 +438,13 @@ class OrderBook:
 
     def contract_minutes(self, contract: str) -> int:
         """The delivery length of a contract with resting orders, 0 when none rests."""
-        for side in _SIDES:
-            for order in self.resting(contract, side):
-                return order.minutes
+        pair = self._sides.get(contract)
+        if pair is not None:
+            for side in pair:
+                for level in side.levels:
+                    if level[_COUNT]:  # a level keeps its contract's length: no queue is walked
+                        minutes: int = level[_MINUTES]
+                        return minutes
         return 0
 
     def _match(self, incoming: BookOrder, other: _Side, now: float) -> List[Fill]:

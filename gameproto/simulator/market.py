@@ -88,7 +88,7 @@ class MarketData:
         """The ``/market`` answer built afresh: each contract with displayed orders, in name order."""
         rows: List[JSONObject] = []
         for contract in self.book.contracts():
-            if minutes in (None, self.book.contract_minutes(contract)):
+            if minutes is None or minutes == self.book.contract_minutes(contract):
                 rows.extend(contract_rows(self.book, contract, day_start(self.book, contract, now), direction))
         return rows
 
@@ -107,7 +107,7 @@ class MarketData:
         until = math.inf
         contracts = self.book.contracts()
         for contract in contracts:
-            if minutes not in (None, self.book.contract_minutes(contract)):
+            if minutes is not None and minutes != self.book.contract_minutes(contract):
                 continue
             piece, fresh_until = self._piece(contract, direction, now)
             until = min(until, fresh_until)

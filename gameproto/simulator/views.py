@@ -11,7 +11,7 @@ import bisect
 import functools
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .._calls import encode_json, json_number, json_number_text
 from .answers import JSONObject, iso
@@ -220,8 +220,27 @@ def summary_row(
         "ask": ask,
         "spread": None if bid is None or ask is None else ask - bid,
     }
-    row.update(_day_figures(fills[first_of_day:]))
+    row.update(_day_figures_of(fills, first_of_day))
     return row
+
+
+# Each fill list's day figures with the (first, count) they were made from. A summary row is made
+# again whenever its contract's book moves (an order placed or cancelled), while its 24 hours of
+# fills move far less often: min, max and sum over thousands of fills are not walked each time.
+# The list itself is kept with them (fills are only appended to it; a reset makes new lists), so
+# its id cannot name another list while it is here.
+_DAY_FIGURES: Dict[int, Tuple[List[Fill], int, int, JSONObject]] = {}
+
+
+def _day_figures_of(fills: List[Fill], first: int) -> JSONObject:
+    found = _DAY_FIGURES.get(id(fills))
+    if found is not None and found[0] is fills and found[1] == first and found[2] == len(fills):
+        return found[3]
+    if len(_DAY_FIGURES) >= 4096:  # lists of books long gone: made again when asked for
+        _DAY_FIGURES.clear()
+    figures = _day_figures(fills[first:])
+    _DAY_FIGURES[id(fills)] = (fills, first, len(fills), figures)
+    return figures
 
 
 def level_row(contract: str, minutes: int, side: str, price: Decimal, volume: Decimal) -> JSONObject:
