@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from ._cancel_all import Terminated, Termination
 
-__all__ = ["SigtermSlot"]
+__all__ = ["SigtermSlot", "signals_to_the_main_thread"]
 
 
 def _previous_kind(previous: Any) -> str:
@@ -31,6 +31,20 @@ def _previous_kind(previous: Any) -> str:
     if previous == signal.SIG_IGN:
         return "ignored"
     return "handler"
+
+
+def signals_to_the_main_thread() -> None:
+    """Called first in a thread of the project's own: SIGTERM and SIGINT are never delivered to it.
+
+    The kernel hands a process's signal to any thread that does not block it. Python runs the
+    handler in the main thread alone, and only once the main thread wakes: one asleep in
+    ``time.sleep`` or an event loop's wait with nothing due would not see a SIGTERM that reached
+    a journal's or a watchdog's thread until it woke for some other reason, and the orders of a
+    ``cancel_all_on_exit()`` block would stay in the book.
+    """
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is not None:  # POSIX; Windows has no thread signal masks (nor SIGTERM from outside)
+        block(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 class SigtermSlot:
@@ -47,6 +61,11 @@ class SigtermSlot:
     def came(self) -> bool:
         """Whether the signal came while the block ran."""
         return self.termination.came
+
+    @property
+    def covers(self) -> bool:
+        """Whether the block's handler is set (main thread, over a handler that can be put back)."""
+        return self.termination.covers
 
     def take(self, interrupt: Callable[[int], None]) -> None:
         """Warn when only exceptions are covered; else set the handler, which calls ``interrupt(signum)``

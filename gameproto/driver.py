@@ -20,6 +20,8 @@ the errors), of ``gameproto.risk`` and ``gameproto.journal``, and these:
   to cover the block, and where the signal goes once the orders are cancelled);
   ``SigtermSlot`` carries it out (the handler set, put back, the signal handed
   over), given what the driver's handler does when the signal comes;
+  ``signals_to_the_main_thread`` keeps a thread of the project's own from
+  receiving a signal that only the main thread can act on;
 - ``check_wait``: a bot's own wait (``api.sleep``) checked as every argument is;
 - ``TooLarge``, ``check_length``, ``declared_length``, ``library_of``,
   ``refuse_header``, ``refuse_own_settings``: what a transport on an
@@ -41,7 +43,7 @@ from ._budget import BudgetStore
 from ._cancel_all import Termination
 from ._journal import JournalFlows
 from ._settings import settings_from_env
-from ._sigterm import SigtermSlot
+from ._sigterm import SigtermSlot, signals_to_the_main_thread
 from ._trading import Trading
 from ._watch import MarketWatch, OrderWatch, TradeWatch, Watch
 
@@ -60,6 +62,7 @@ __all__ = [
     "FoldedHeaders",
     "Termination",
     "SigtermSlot",
+    "signals_to_the_main_thread",
     "check_wait",
     "TooLarge",
     "check_length",

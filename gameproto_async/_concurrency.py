@@ -7,6 +7,7 @@ has the same names for threads.
 from __future__ import annotations
 
 import asyncio
+import signal
 from types import TracebackType
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Type, TypeVar, Union
 
@@ -50,6 +51,63 @@ def current_loop() -> object:
     return trio.lowlevel.current_trio_token()
 
 
+class _LoopWaker:
+    """Wakes asyncio's loop when a signal reaches the process, whichever thread the kernel gave it to.
+
+    Python runs a signal's handler in the main thread, when that thread next
+    runs; asyncio's loop, waiting with nothing due (a bot in
+    ``sleep_forever()``), wakes only for its file descriptors. A signal the
+    kernel gave to another thread (an executor's, a library's) would leave the
+    handler unrun and the block's orders resting. The signal module writes a
+    byte to the wakeup descriptor from any thread: the loop watches its other
+    end. trio sets its own; asyncio only with ``add_signal_handler``, and then
+    that one is kept.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ends: Any, previous: int) -> None:
+        self._loop, self._ends, self._previous = loop, ends, previous
+
+    @classmethod
+    def start(cls, loop: asyncio.AbstractEventLoop) -> Optional[_LoopWaker]:
+        import socket
+
+        ends = socket.socketpair()
+        for end in ends:
+            end.setblocking(False)
+        try:
+            previous = signal.set_wakeup_fd(ends[1].fileno(), warn_on_full_buffer=False)
+        except (ValueError, OSError):  # not the main thread after all: nothing to wake
+            _close(ends)
+            return None
+        if previous != -1:  # the loop (add_signal_handler) or a framework wakes it already: theirs stays
+            signal.set_wakeup_fd(previous)
+            _close(ends)
+            return None
+        loop.add_reader(ends[0].fileno(), _drain, ends[0])
+        return cls(loop, ends, previous)
+
+    def stop(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        try:
+            self._loop.remove_reader(self._ends[0].fileno())
+        except (RuntimeError, ValueError):  # the loop closed first
+            pass
+        _close(self._ends)
+
+
+def _drain(end: Any) -> None:
+    try:
+        while end.recv(512):
+            pass
+    except OSError:  # nothing more to read (or closed): the handler runs once the main thread does
+        pass
+
+
+def _close(ends: Any) -> None:
+    for end in ends:
+        end.close()
+
+
 class SignalCover:
     """``cancel_all_on_exit()``'s SIGTERM handler for an async block: the signal cancels the block.
 
@@ -65,7 +123,8 @@ class SignalCover:
     def __init__(self) -> None:
         self._slot = SigtermSlot()
         self._scope = anyio.CancelScope()
-        loop = current_loop()
+        self._wake: Optional[_LoopWaker] = None
+        loop = self._loop = current_loop()
         soon: Callable[[Callable[[], Any]], Any] = (
             loop.call_soon_threadsafe if isinstance(loop, asyncio.AbstractEventLoop) else loop.run_sync_soon  # type: ignore[attr-defined]
         )
@@ -78,6 +137,8 @@ class SignalCover:
     def __enter__(self) -> SignalCover:
         self._scope.__enter__()
         self._slot.take(self._interrupt)
+        if self._slot.covers and isinstance(self._loop, asyncio.AbstractEventLoop):
+            self._wake = _LoopWaker.start(self._loop)
         return self
 
     def _interrupt(self, signum: int) -> None:
@@ -85,6 +146,9 @@ class SignalCover:
 
     def restore(self) -> None:
         self._slot.restore()
+        if self._wake is not None:
+            self._wake.stop()
+            self._wake = None
 
     def hand_over(self) -> None:
         """The orders are cancelled: the signal goes to what was there before (see ``Termination``)."""

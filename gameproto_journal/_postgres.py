@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 from gameproto._extras import install_hint
+from gameproto.driver import signals_to_the_main_thread
 
 from ._sql import Executor, SQLStore
 
@@ -121,6 +122,7 @@ class PostgresJournal(SQLStore):
         step = _Step()
 
         def work() -> None:
+            signals_to_the_main_thread()
             try:
                 step.result = self._transaction(body, time_left, write, step)
             except BaseException as error:  # handed to the caller, who raises it

@@ -53,6 +53,7 @@ from gameproto._journal_records import (
     contract_and_times,
     mark_is_open,
 )
+from gameproto.driver import signals_to_the_main_thread
 
 from ._tables import _ORDER_COLUMNS, _TRADE_COLUMNS, MIGRATE_1_TO_2, SCHEMA, _fills, _order, _trade, _trade_order
 
@@ -234,6 +235,7 @@ class SQLStore:
 
     def _group_commits(self) -> None:
         """The group commit: the held outcomes, ``GROUP_COMMIT_AFTER`` after the first was held, and at close."""
+        signals_to_the_main_thread()
         while True:
             with self._held_changed:
                 while not self._closing:

@@ -20,6 +20,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from redis.retry import Retry
 
+from gameproto.driver import signals_to_the_main_thread
+
 __all__ = ["_Connections"]
 
 
@@ -65,6 +67,7 @@ class _Watchdog:
             return False
 
     def _run(self) -> None:
+        signals_to_the_main_thread()
         with self._lock:
             while True:
                 now = time.monotonic()

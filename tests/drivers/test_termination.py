@@ -79,6 +79,20 @@ async def body(api):
             say("placed")
             await anyio.sleep_forever()
 """,
+    "elsewhere": """
+async def body(api):
+    async with api.cancel_all_on_exit():
+        for order in ORDERS:
+            await api.create_order(order)
+
+        def other():  # the kernel may give the process's SIGTERM to any thread that does not block it
+            time.sleep(0.2)  # most often once the loop waits with nothing due; either way it must end
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+        threading.Thread(target=other, daemon=True).start()
+        say("placed")
+        await anyio.sleep_forever()
+""",
 }
 
 BLOCKING_BODIES = {
@@ -207,6 +221,18 @@ def test_sigterm_goes_to_the_framework_handler_that_was_there_before(server: Any
     # block ended with Terminated, a SystemExit with the shell's status for SIGTERM.
     assert out.splitlines() == ["framework shutdown", "handler back: True"], err
     assert process.returncode == 143, err
+
+
+@pytest.mark.parametrize("driver", ["asyncio", "trio"])
+def test_a_sigterm_given_to_another_thread_still_cancels_and_ends(server: Any, tmp_path: Path, driver: str) -> None:
+    # Python runs the handler in the main thread; an event loop waiting with nothing due must be woken.
+    if driver == "trio":
+        pytest.importorskip("trio")
+    process = bot(server, tmp_path, driver, "elsewhere")
+    wait_for_line(process, "placed")
+    _, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == -signal.SIGTERM, err
+    assert resting(server) == 0
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
