@@ -233,7 +233,8 @@ def test_the_page_takes_an_admin_token_with_plus_ampersand_and_percent_from_its_
             page.wait_for_selector("#mode:has-text('admin view')", timeout=10000)
             wrong = browser.new_page()
             wrong.goto(served.base_url + "/#admin=not-it")
-            wrong.wait_for_function("document.getElementById('live').title === 'wrong admin token'", timeout=10000)
+            # A selector, not a JavaScript string: the page's CSP (script-src 'self') forbids evaluating one.
+            wrong.wait_for_selector("#live[title='wrong admin token']", state="attached", timeout=10000)
             assert wrong.inner_text("#mode") == "public view"
         finally:
             browser.close()
