@@ -1,18 +1,18 @@
 """One HTTP/1.1 connection of the embedded exchange: h11 events in, the exchange's reactions out.
 
 Split from ``_server.py`` (which accepts connections and runs the server): this module reads one
-connection's requests within the limits, checks the Host, and carries each reaction out.
+connection's requests within the limits, checks the Host, and carries each reaction out. The
+limits and what is served are ``_limits``, the Host rule ``_hosts``, turning what came into a
+``Request`` (and telling a plain request, read without h11) ``_reading``.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
 import math
 import re
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import (
@@ -21,14 +21,11 @@ from typing import (
     Awaitable,
     Callable,
     FrozenSet,
-    Iterable,
     List,
     Optional,
-    Protocol,
     Tuple,
-    TypeVar,
 )
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
 import h11
@@ -37,22 +34,15 @@ from anyio.abc import ByteStream
 from gameproto._boundary import Request, Response
 from gameproto._constants import (
     API_PREFIX,
-    SERVER_BODY_TIMEOUT,
-    SERVER_CLIENT_HEADER,
-    SERVER_HEAD_TIMEOUT,
-    SERVER_IDLE_TIMEOUT,
-    SERVER_MAX_BODY,
-    SERVER_MAX_BUFFERED,
-    SERVER_MAX_CONNECTIONS,
-    SERVER_MAX_CONNECTIONS_PER_ADDRESS,
-    SERVER_MIN_RATE,
 )
-from gameproto.simulator.faults import Reaction
+
+from ._hosts import host_name, is_loopback_name
+from ._reading import exchange_request, plain_request, to_request
 
 if TYPE_CHECKING:  # the server that owns each connection; it imports this module
     from ._server import _Server
 
-__all__ = ["Limits", "Reactor", "allowed_hosts", "host_name"]
+__all__: List[str] = []  # the server (_server) alone uses the connection
 
 logger = logging.getLogger("gameproto.server")
 
@@ -67,55 +57,6 @@ LINGER_SECONDS = 1.0
 _DROP_AT_MOST = 16 * 1024
 
 
-class Reactor(Protocol):
-    """Anything the server can serve: the exchange, or a stand-in in tests.
-
-    Each request carries the client's address in the ``x-gameproto-client``
-    header. A reactor may also offer ``screen(request) -> Optional[Response]``:
-    the refusal a request earns from its head alone, asked before any body byte is read;
-    and ``async background()``, run beside the requests while the server serves.
-    """
-
-    def react(self, request: Request) -> Reaction: ...
-
-
-ExchangeT = TypeVar("ExchangeT", bound=Reactor)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The connection discipline of one server (``game serve`` flags; defaults in ``_constants``)."""
-
-    #: A keep-alive connection waiting this long for the next request is closed.
-    idle_timeout: float = SERVER_IDLE_TIMEOUT
-    #: Bodies larger than this are refused (413).
-    max_body: int = SERVER_MAX_BODY
-    #: The whole request head must arrive within this of its first byte.
-    head_timeout: float = SERVER_HEAD_TIMEOUT
-    #: The whole body must arrive within this, however it trickles.
-    body_timeout: float = SERVER_BODY_TIMEOUT
-    #: Bytes a second a body or an answer must move at, after a grace of ``head_timeout``.
-    min_rate: float = SERVER_MIN_RATE
-    #: Connections held at once; the stalest idle or incomplete one makes room for a new one.
-    max_connections: int = SERVER_MAX_CONNECTIONS
-    #: Connections one client address holds at once, with the same eviction within it.
-    max_connections_per_address: int = SERVER_MAX_CONNECTIONS_PER_ADDRESS
-    #: Request body bytes held across all connections; a body that would pass it is refused (503).
-    max_buffered: int = SERVER_MAX_BUFFERED
-
-    def __post_init__(self) -> None:
-        for name in ("idle_timeout", "head_timeout", "body_timeout", "min_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("max_body", "max_connections", "max_connections_per_address", "max_buffered"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-
-    def transfer_time(self, size: int, cap: float) -> float:
-        """Seconds allowed to move ``size`` bytes: the grace plus the size at the minimum rate, at most ``cap``."""
-        return min(cap, self.head_timeout + size / self.min_rate)
-
-
 class _Refused(Exception):
     """The request is answered with ``status`` and the connection closed."""
 
@@ -124,46 +65,6 @@ class _Refused(Exception):
         self.status = status
         self.detail = detail
         self.response = response
-
-
-def host_name(value: str) -> str:
-    """The name in a ``Host`` header or a URL's authority, without its port, lower case (``[::1]`` as is)."""
-    value = value.strip().lower()
-    if value.startswith("["):  # an IPv6 literal, then nothing or a port: anything else is not its name
-        literal, bracket, rest = value.partition("]")
-        ends = rest == "" or (rest[:1] == ":" and rest[1:].isdigit())
-        return literal + "]" if bracket and ends else value  # "[::1" without its "]" names nothing
-    name, colon, port = value.rpartition(":")
-    return name.rstrip(".") if colon and port.isdigit() and ":" not in name else value.rstrip(".")
-
-
-def _is_loopback_name(name: str) -> bool:
-    if name in ("localhost", "[::1]") or name.endswith(".localhost"):
-        return True
-    parts = name.split(".")
-    return len(parts) == 4 and parts[0] == "127" and all(part.isdigit() and int(part) < 256 for part in parts)
-
-
-def allowed_hosts(bound: str, named: Iterable[str] = ()) -> Optional[FrozenSet[str]]:
-    """The ``Host`` names a server bound to ``bound`` answers, or None for any.
-
-    Bound to a loopback address, it answers loopback names (``localhost``,
-    ``127.0.0.1``, ``[::1]``, any port) and those ``named``: a page of another
-    site that a browser was tricked into sending here (DNS rebinding) names its
-    own host and is refused. Bound elsewhere, it answers any name unless some
-    are ``named``; loopback names are always answered.
-    """
-    names = frozenset(host_name(one) for one in named if one.strip())
-    if names or _is_loopback_name(host_name(bound)) or _is_loopback_address(bound):
-        return names
-    return None
-
-
-def _is_loopback_address(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Late(Exception):
@@ -195,82 +96,6 @@ def _http_date(moment: float) -> str:
         _LAST_DATE[:] = [second, formatdate(second, usegmt=True)]
     text: str = _LAST_DATE[1]
     return text
-
-
-def _to_request(event: h11.Request, body: bytes, client: str, prefix: str = API_PREFIX) -> Optional[Request]:
-    """The exchange's view of an HTTP request, or None when it is not under ``prefix``.
-
-    The client's address rides in a header of its own; one the client sent is dropped.
-    """
-    target = event.target.decode("latin-1")
-    if target.startswith(("http://", "https://")):  # absolute form, as sent to a proxy
-        parts = urlsplit(target)
-        path, query = parts.path or "/", parts.query
-    else:
-        path, _, query = target.partition("?")
-    if prefix and path != prefix and not path.startswith(prefix + "/"):
-        return None
-    sent = [
-        (name.decode("latin-1").lower(), value.decode("latin-1"))
-        for name, value in event.headers
-        if name.lower() != _CLIENT_HEADER
-    ]
-    return Request(
-        method=event.method.decode("ascii", "replace"),
-        # The path stays percent-encoded, as Request.path is on the client side.
-        path=path[len(prefix) :] or "/",
-        query=tuple(parse_qsl(query, keep_blank_values=True)),
-        headers=(*sent, (SERVER_CLIENT_HEADER, client)),
-        body=body or None,
-    )
-
-
-_CLIENT_HEADER = SERVER_CLIENT_HEADER.encode("ascii")
-
-# The plain request, read without h11: the one shape clients send over and over. Only what h11
-# itself accepts, and reads the same way, fits these (tests/exchange/test_plain_requests.py holds
-# the two together); anything else (another method or version, obs-text, a folded or odd line, a
-# head or body not all there yet, framing or connection headers) is handed to h11 whole.
-_PLAIN_LINE = re.compile(rb"(GET|POST|DELETE) (/[\x21-\x7e]*) HTTP/1\.1")
-_PLAIN_FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
-#: Headers whose meaning h11 carries out (framing, the connection's life, 100-continue, upgrades).
-_LEFT_TO_H11 = frozenset({b"transfer-encoding", b"connection", b"expect", b"upgrade", b"te"})
-#: A plain head is at most this long (h11 takes heads up to 16 KiB).
-_PLAIN_HEAD_MAX = 8 * 1024
-
-PlainRequest = Tuple[bytes, bytes, List[Tuple[bytes, bytes]], int, int]
-
-
-def plain_request(data: bytes) -> Optional[PlainRequest]:
-    """(method, target, headers with lower-case names, where the body starts, its length) of the plain
-    request whose head starts ``data`` (its body may not be all there yet); None for anything h11 is to read."""
-    end = data.find(b"\r\n\r\n", 0, _PLAIN_HEAD_MAX)
-    if end < 0:
-        return None
-    lines = data[:end].split(b"\r\n")
-    first = _PLAIN_LINE.fullmatch(lines[0])
-    if first is None:
-        return None
-    headers: List[Tuple[bytes, bytes]] = []
-    hosts = 0
-    length: Optional[int] = None
-    for line in lines[1:]:
-        field = _PLAIN_FIELD.fullmatch(line)
-        if field is None:
-            return None
-        name, value = field.group(1).lower(), field.group(2)
-        if name in _LEFT_TO_H11:
-            return None
-        if name == b"host":
-            hosts += 1
-        elif name == b"content-length":
-            if length is not None or not value.isdigit() or len(value) > 9:
-                return None
-            length = int(value)
-        headers.append((name, value))
-    if hosts != 1:
-        return None
-    return first.group(1), first.group(2), headers, end + 4, length or 0
 
 
 #: The usual answer's head, written without h11: the same bytes h11 writes for it.
@@ -431,7 +256,7 @@ class _Connection:
     def _check_host_names(allowed: FrozenSet[str], named: List[str]) -> None:
         for value in named:
             name = host_name(value)
-            if name not in allowed and not _is_loopback_name(name):
+            if name not in allowed and not is_loopback_name(name):
                 shown = value if len(value) <= 100 else value[:100] + "..."
                 raise _Refused(
                     421,
@@ -457,7 +282,7 @@ class _Connection:
         has_body = b"transfer-encoding" in names or (declared is not None and int(declared) > 0)
         screen = getattr(self.server.exchange, "screen", None)
         if has_body and screen is not None:
-            request = _to_request(event, b"", self.client)
+            request = to_request(event, b"", self.client)
             if request is not None:
                 self.screened = (event, request)
                 refusal: Optional[Response] = screen(request)
@@ -560,7 +385,7 @@ class _Connection:
             head = screened[1]
             request: Optional[Request] = Request(head.method, head.path, head.query, head.headers, body or None)
         else:
-            request = _to_request(event, body, self.client)
+            request = to_request(event, body, self.client)
         if request is None:
             await self._respond(self._outside_api(event, body), event.method)
             return True
@@ -619,14 +444,7 @@ class _Connection:
         ):
             self.h11.receive_data(data)  # refused or served there, as ever
             return None
-        sent = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields if name != _CLIENT_HEADER]
-        head = Request(
-            method.decode("ascii"),
-            path[len(API_PREFIX) :] or "/",
-            tuple(parse_qsl(query, keep_blank_values=True)),
-            (*sent, (SERVER_CLIENT_HEADER, self.client)),
-            None,
-        )
+        head = exchange_request(method, path, query, fields, None, self.client)
         end = start + size
         screen = getattr(self.server.exchange, "screen", None)
         if size and screen is not None:  # before the body is read, as on the h11 path
@@ -716,7 +534,7 @@ class _Connection:
         if outside is None:
             return _json_response(404, "Not Found")
         try:
-            response: Response = outside(_to_request(event, body, self.client, prefix=""))
+            response: Response = outside(to_request(event, body, self.client, prefix=""))
         except Exception:
             logger.error("the sandbox failed on %s", event.target[:200], exc_info=True)
             return _json_response(500, "Internal Server Error")

@@ -35,7 +35,9 @@ from anyio.streams.tls import TLSStream
 
 from gameproto._constants import API_PREFIX
 
-from ._connection import _BUSY, _CLOSING, ExchangeT, Limits, Reactor, _Connection, allowed_hosts, host_name
+from ._connection import _BUSY, _CLOSING, _Connection
+from ._hosts import allowed_hosts, host_name
+from ._limits import ExchangeT, Limits, Reactor
 
 __all__ = ["Limits", "Reactor", "RunningServer", "ServerThread", "serve_exchange", "allowed_hosts", "host_name"]
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gameproto.simulator.exchange import Exchange
 from gameproto_exchange import ServerThread
-from gameproto_exchange._connection import plain_request
+from gameproto_exchange._reading import plain_request
 from tests.support import hostile_clients as hostile
 from tests.support.common import TOKEN
 
