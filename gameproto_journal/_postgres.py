@@ -21,7 +21,8 @@ from typing import Any, Callable, List, Optional, TypeVar
 from gameproto._extras import install_hint
 from gameproto.driver import signals_to_the_main_thread
 
-from ._sql import Executor, SQLStore
+from ._executor import Executor
+from ._sql import SQLStore
 
 __all__ = ["PostgresJournal"]
 

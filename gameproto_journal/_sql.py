@@ -23,13 +23,10 @@ refused (``JournalError``) and never altered.
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
 import logging
 import threading
 import time
-import weakref
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
@@ -39,7 +36,6 @@ from gameproto._journal_records import (
     DELETING,
     FOREIGN,
     INTENT,
-    OUTCOME_DURABLE_WITHIN,
     SCHEMA_VERSION,
     UNKNOWN,
     ExchangeIdentity,
@@ -53,64 +49,20 @@ from gameproto._journal_records import (
     contract_and_times,
     mark_is_open,
 )
-from gameproto.driver import signals_to_the_main_thread
 
+from ._executor import Executor
+from ._held import HeldOutcomes
 from ._tables import _ORDER_COLUMNS, _TRADE_COLUMNS, MIGRATE_1_TO_2, SCHEMA, _fills, _order, _trade, _trade_order
 
-__all__ = ["SQLStore", "SCHEMA", "Executor"]
+__all__ = ["SQLStore", "SCHEMA"]
 
 R = TypeVar("R")
 
 logger = logging.getLogger("gameproto.journal")
 
-#: The group commit of held outcomes starts this long after the first was held, and is given the rest of
-#: ``OUTCOME_DURABLE_WITHIN`` to end: an outcome is durable within the bound unless the database stalls.
-GROUP_COMMIT_AFTER = OUTCOME_DURABLE_WITHIN / 2
-
-#: Ids per ``IN (...)`` list: under every driver's parameter limit.
-_CHUNK = 500
-
-
-class Executor:
-    """One transaction's cursor, with the dialect's placeholders put in; counts the rows it fetched."""
-
-    def __init__(self, cursor: Any, placeholder: str, store: SQLStore) -> None:
-        self.cursor = cursor
-        self.placeholder = placeholder
-        self.store = store
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        if self.placeholder != "?":
-            sql = sql.replace("?", self.placeholder)
-        if params:
-            self.cursor.execute(sql, tuple(params))
-        else:  # no parameters: a "%" in the text is a "%" (psycopg reads placeholders only when given some)
-            self.cursor.execute(sql)
-        return int(self.cursor.rowcount or 0)
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-        self.run(sql, params)
-        found = [tuple(row) for row in self.cursor.fetchall()]
-        self.store.rows_read += len(found)
-        return found
-
-    def rows_in(self, sql: str, values: Sequence[Any], params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-        """``sql`` with its ``IN ({})`` filled by ``values``, a chunk at a time (nothing read for none)."""
-        found: List[Tuple[Any, ...]] = []
-        for start in range(0, len(values), _CHUNK):
-            chunk = list(values[start : start + _CHUNK])
-            found += self.rows(sql.format(", ".join("?" for _ in chunk)), [*params, *chunk])
-        return found
-
 
 def _nothing(db: Executor) -> None:
     return None
-
-
-def _flush_at_exit(store: weakref.ref[SQLStore]) -> None:
-    found = store()
-    if found is not None and not found._closing:
-        found._stop_group_commit()
 
 
 class SQLStore:
@@ -129,20 +81,10 @@ class SQLStore:
         self.outcomes_committed = 0
         #: The clock of the group commit's bound (injected by tests).
         self.clock = clock
-        # Outcomes held to commit later (``settle_soon``), and when the first of them was held. The
-        # condition guards only these (never held during I/O), so holding an outcome never waits.
-        self._held: List[Outcome] = []
-        self._held_since = 0.0
-        self._held_changed = threading.Condition(threading.Lock())
+        self._counted = threading.Lock()
+        self._outcomes = HeldOutcomes(clock, self.flush, lambda: self.url)
         # Held while a transaction carries held outcomes: a read waits for it, then sees them committed.
         self._carrying = threading.Lock()
-        self._group_commit: Optional[threading.Thread] = None
-        #: Whether the group commit waits for an outcome to be held (and only then must be woken).
-        self._group_commit_idle = False
-        #: When an outcome was last held (the group commit stays awake a while after).
-        self._last_held = float("-inf")
-        self._at_exit: Optional[Callable[[], None]] = None
-        self._closing = False
 
     def _run(self, body: Callable[[Executor], R], time_left: float, *, write: bool) -> R:  # pragma: no cover
         raise NotImplementedError
@@ -159,9 +101,7 @@ class SQLStore:
         if not self._carrying.acquire(timeout=max(0.001, time_left)):
             raise TimeoutError(f"the journal stayed busy for {time_left:.1f} s (the call's time left)")
         try:
-            with self._held_changed:
-                held, since = self._held, self._held_since
-                self._held = []
+            held, since = self._outcomes.take()
             if held:
 
                 def carried(db: Executor) -> R:
@@ -171,7 +111,9 @@ class SQLStore:
                 try:
                     result = self._run(carried, time_left - (time.monotonic() - started), write=True)
                 except BaseException:
-                    self._hold(held, since)  # not committed: still held, for the next write or the group commit
+                    self._outcomes.hold(
+                        held, since
+                    )  # not committed: still held, for the next write or the group commit
                     raise
                 self._committed(len(held))
                 return result
@@ -183,7 +125,7 @@ class SQLStore:
         return result
 
     def _committed(self, outcomes: int) -> None:
-        with self._held_changed:
+        with self._counted:
             self.commits += 1
             self.outcomes_committed += outcomes
 
@@ -193,93 +135,27 @@ class SQLStore:
         """Hold ``outcomes``: reads answer with them at once, the next write or the group commit makes them durable."""
         if not outcomes:
             return
-        self._hold(list(outcomes), self.clock())
-        if self._group_commit is None:
-            with self._held_changed:
-                if self._group_commit is None and not self._closing:
-                    self._group_commit = threading.Thread(
-                        target=self._group_commits, name="gameproto-journal-commit", daemon=True
-                    )
-                    self._group_commit.start()
-                    # A process that ends without closing the store still commits what is held.
-                    self._at_exit = functools.partial(_flush_at_exit, weakref.ref(self))
-                    atexit.register(self._at_exit)
-
-    def _hold(self, outcomes: List[Outcome], since: float) -> None:
-        with self._held_changed:
-            self._held_since = min(since, self._held_since) if self._held else since
-            self._held = outcomes + self._held  # outcomes held earlier are written first
-            self._last_held = max(self._last_held, since)
-            if self._group_commit_idle:
-                # Only a group commit waiting for work is woken: a wake hands the thread the interpreter,
-                # a cost an order must not pay each time (one waiting for a due time looks again by itself).
-                self._held_changed.notify_all()
+        self._outcomes.hold(list(outcomes), self.clock())
+        self._outcomes.start()
 
     def held(self) -> int:
         """How many outcomes are held, not yet committed."""
-        with self._held_changed:
-            return len(self._held)
+        return self._outcomes.count()
 
     def wake(self) -> None:
         """Have the group commit look at the clock again (after a test moved its injected clock)."""
-        with self._held_changed:
-            self._held_changed.notify_all()
+        self._outcomes.wake()
 
     def flush(self, time_left: float) -> None:
         """Commit the outcomes held now; nothing when none are held."""
-        with self._held_changed:
-            if not self._held:
-                return
+        if not self._outcomes.count():
+            return
         # A read of nothing: it carries what is held then, a write only if another step did not take it first.
         self._read(_nothing, time_left)
 
-    def _group_commits(self) -> None:
-        """The group commit: the held outcomes, ``GROUP_COMMIT_AFTER`` after the first was held, and at close."""
-        signals_to_the_main_thread()
-        while True:
-            with self._held_changed:
-                while not self._closing:
-                    if self._held:
-                        due = self._held_since + GROUP_COMMIT_AFTER - self.clock()
-                        if due <= 0:
-                            break
-                        self._held_changed.wait(min(due, GROUP_COMMIT_AFTER))
-                    elif self._last_held + GROUP_COMMIT_AFTER > self.clock():
-                        # Outcomes came lately, so more are coming: look again by then, unwoken (a busy bot's
-                        # next write usually carries them first).
-                        self._held_changed.wait(GROUP_COMMIT_AFTER)
-                    else:
-                        self._group_commit_idle = True
-                        self._held_changed.wait()
-                        self._group_commit_idle = False
-                if self._closing:
-                    return
-            try:
-                self.flush(OUTCOME_DURABLE_WITHIN - GROUP_COMMIT_AFTER)
-            except Exception as error:  # the outcomes stay held; tried again, and reconcile recovers them
-                logger.warning(
-                    "journal (%s): could not commit the held outcomes: %s: %s", self.url, type(error).__name__, error
-                )
-                with self._held_changed:
-                    if not self._closing:
-                        self._held_changed.wait(GROUP_COMMIT_AFTER)
-
-    def _stop_group_commit(self, time_left: float = OUTCOME_DURABLE_WITHIN) -> None:
-        """At close: stop the group commit and commit what is held (a failure is logged: reconcile recovers it)."""
-        with self._held_changed:
-            self._closing = True
-            self._held_changed.notify_all()
-            thread = self._group_commit
-        if self._at_exit is not None:
-            atexit.unregister(self._at_exit)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(time_left)
-        try:
-            self.flush(time_left)
-        except Exception as error:
-            logger.warning(
-                "journal (%s): outcomes left to reconcile at close: %s: %s", self.url, type(error).__name__, error
-            )
+    def _stop_group_commit(self) -> None:
+        """At close: stop the group commit and commit what is held."""
+        self._outcomes.stop()
 
     def _table_exists(self, db: Executor, name: str) -> bool:  # pragma: no cover - each dialect has its own
         raise NotImplementedError

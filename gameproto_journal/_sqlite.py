@@ -29,7 +29,8 @@ from urllib.parse import quote
 
 from gameproto._errors import InvalidArgumentError, JournalError
 
-from ._sql import Executor, SQLStore
+from ._executor import Executor
+from ._sql import SQLStore
 
 __all__ = ["SQLiteJournal"]
 

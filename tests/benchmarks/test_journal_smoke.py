@@ -17,11 +17,11 @@ def test_the_journal_benchmark_runs_with_a_few_orders(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
-    import gameproto_journal._sql
+    import gameproto_journal._held
     from benchmarks.journal import main
 
     # The group commit never comes due within the run: every outcome rides on a commit the benchmark counts.
-    monkeypatch.setattr(gameproto_journal._sql, "GROUP_COMMIT_AFTER", 3600.0)
+    monkeypatch.setattr(gameproto_journal._held, "GROUP_COMMIT_AFTER", 3600.0)
 
     assert main(["--orders", "10", "--rounds", "5", "--bulk", "10", "--no-postgres", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

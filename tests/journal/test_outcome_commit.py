@@ -17,7 +17,7 @@ from typing import List, Tuple
 
 from gameproto._journal_records import CREATED, INTENT, OUTCOME_DURABLE_WITHIN, Intent, Outcome
 from gameproto_journal import SQLiteJournal
-from gameproto_journal._sql import GROUP_COMMIT_AFTER
+from gameproto_journal._held import GROUP_COMMIT_AFTER
 from tests.journal.test_journal import journaled
 from tests.support.common import future_order
 from tests.support.harness import Harness, every_driver
